@@ -1,0 +1,44 @@
+"""Chunking policy around the native core: the frozen parameters and the gear table.
+
+Changing anything here changes chunk boundaries, so every existing remote would stop
+deduplicating against new pushes (and bloat).  tests/test_chunking_golden.py freezes the output;
+a change that breaks it needs a new format version, not an updated golden value.
+"""
+
+from __future__ import annotations
+
+import struct
+from functools import cache
+
+import xxhash
+
+from fastreg._hash import Chunker
+
+#: Chunk sizes (bytes). Chosen by bench/run.py ("chunk sizes"): see docs/design.md.
+MIN_SIZE = 16 * 1024
+AVG_SIZE = 64 * 1024
+MAX_SIZE = 256 * 1024
+NORM_LEVEL = 2
+
+#: Each 20-byte chunk entry: 16-byte XXH3-128 digest + big-endian uint32 length.
+CHUNK_ENTRY = struct.Struct(">16sI")
+
+
+def gear_table(seed: bytes = b"fastreg-gear-v1") -> bytes:
+    """256 pseudo-random uint64 (little-endian), derived from XXH3-64 so it needs no stored table."""
+    return b"".join(
+        xxhash.xxh3_64_intdigest(seed + bytes([i])).to_bytes(8, "little") for i in range(256)
+    )
+
+
+@cache
+def default_chunker() -> Chunker:
+    """The chunker every fastreg repository uses (format version 1)."""
+    return Chunker(MIN_SIZE, AVG_SIZE, MAX_SIZE, gear_table(), NORM_LEVEL)
+
+
+def iter_chunks(chunks: bytes, file_digest: bytes, size: int) -> list[tuple[bytes, int]]:
+    """Decode a chunk list into (digest, length) pairs; an empty list means one whole-file chunk."""
+    if not chunks:
+        return [(file_digest, size)]
+    return list(CHUNK_ENTRY.iter_unpack(chunks))

@@ -1,0 +1,127 @@
+"""The native chunker against the pure-Python oracle, plus the properties dedup relies on."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastreg._hash import Chunker
+from fastreg.chunking import default_chunker, gear_table, iter_chunks
+from tests.refchunker import cut_points as ref_cut_points
+
+GEAR = gear_table()
+SMALL = (64, 256, 1024)  # small sizes so hypothesis inputs span many chunks
+
+
+def small_chunker() -> Chunker:
+    return Chunker(*SMALL, GEAR)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=0, max_size=6000))
+def test_native_equals_reference_on_random_bytes(data: bytes) -> None:
+    assert small_chunker().cut_points(data) == ref_cut_points(data, *SMALL, GEAR)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32 - 1), st.integers(min_value=0, max_value=40_000))
+def test_native_equals_reference_on_low_entropy(seed: int, size: int) -> None:
+    # Few distinct byte values: long runs where the hash behaves differently from random data.
+    rnd = random.Random(seed)
+    data = bytes(rnd.choice(b"\x00\x01\xff") for _ in range(size))
+    assert small_chunker().cut_points(data) == ref_cut_points(data, *SMALL, GEAR)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(min_size=0, max_size=20000))
+def test_chunks_concatenate_to_input_and_digests_match(data: bytes) -> None:
+    ch = small_chunker()
+    digest, blob = ch.digest_buffer(data)
+    assert digest == xxhash.xxh3_128_digest(data)
+    chunks = iter_chunks(blob, digest, len(data))
+    pos = 0
+    rebuilt = b""
+    for chunk_digest, length in chunks:
+        piece = data[pos : pos + length]
+        assert chunk_digest == xxhash.xxh3_128_digest(piece)
+        assert ch.min_size <= length <= ch.max_size or pos + length == len(data)
+        rebuilt += piece
+        pos += length
+    assert rebuilt == data
+
+
+def test_windowed_digest_equals_one_shot_cuts() -> None:
+    # digest_buffer works in windows over large buffers; the cut points must not depend on that.
+    ch = default_chunker()
+    data = random.Random(7).randbytes(9 * 1024 * 1024 + 12345)
+    digest, blob = ch.digest_buffer(data)
+    cuts = ch.cut_points(data)
+    lengths = [length for _, length in iter_chunks(blob, digest, len(data))]
+    ends = [sum(lengths[: i + 1]) for i in range(len(lengths))]
+    assert ends == cuts
+    assert digest == xxhash.xxh3_128_digest(data)
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 16 * 1024, 16 * 1024 + 1, 300_000, 1_048_576, 5_000_001])
+def test_hash_files_equals_digest_buffer(tmp_path, size: int) -> None:
+    ch = default_chunker()
+    data = random.Random(size).randbytes(size)
+    p = tmp_path / "f.bin"
+    p.write_bytes(data)
+    # A buffer smaller than the file exercises the streaming path.
+    for bufsize in (1 << 20, 4 << 20):
+        [(got_size, digest, blob)] = ch.hash_files([str(p)], bufsize=bufsize)
+        assert (got_size, digest, blob) == (size, *ch.digest_buffer(data))
+
+
+def test_hash_files_batch_and_missing_file(tmp_path) -> None:
+    ch = default_chunker()
+    paths = []
+    for i in range(50):
+        p = tmp_path / f"{i}.jpg"
+        p.write_bytes(os.urandom(i * 997))
+        paths.append(str(p))
+    results = ch.hash_files(paths)
+    assert [r[0] for r in results] == [i * 997 for i in range(50)]
+    assert all(r[1] == xxhash.xxh3_128_digest(Path(p).read_bytes()) for r, p in zip(results, paths, strict=True))
+    with pytest.raises(FileNotFoundError) as exc:
+        ch.hash_files([paths[0], str(tmp_path / "nope")])
+    assert "nope" in str(exc.value)
+
+
+def test_edit_in_the_middle_changes_only_nearby_chunks() -> None:
+    ch = default_chunker()
+    rnd = random.Random(1234)
+    size = 64 * 1024 * 1024
+    data = bytearray(rnd.randbytes(size))
+    before = set(ch.cut_points(data))
+    # 1 MiB overwrite in the middle.
+    data[32 << 20 : 33 << 20] = rnd.randbytes(1 << 20)
+    after = ch.cut_points(data)
+    changed = [c for c in after if c not in before]
+    # Chunks within the edited MiB change (about 16 at 64 KiB average) plus one either side.
+    assert len(changed) <= 24, len(changed)
+    assert all((32 << 20) - (256 << 10) <= c <= (33 << 20) + (256 << 10) for c in changed)
+    # An insertion shifts offsets but the chunk *contents* away from the edit are unchanged.
+    ins = bytes(data[: 10 << 20]) + b"x" * 1000 + bytes(data[10 << 20 :])
+    d1, blob1 = ch.digest_buffer(bytes(data))
+    d2, blob2 = ch.digest_buffer(ins)
+    c1 = {d for d, _ in iter_chunks(blob1, d1, len(data))}
+    c2 = [d for d, _ in iter_chunks(blob2, d2, len(ins))]
+    new = [d for d in c2 if d not in c1]
+    assert len(new) <= 4, len(new)
+
+
+def test_bad_parameters_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        Chunker(1024, 1000, 4096, GEAR)  # avg not a power of two
+    with pytest.raises(ValueError):
+        Chunker(1024, 512, 4096, GEAR)  # min > avg
+    with pytest.raises(ValueError):
+        Chunker(64, 256, 1024, b"short")
