@@ -1,0 +1,3 @@
+"""fastreg: a fast, trustworthy data registry."""
+
+__version__ = "0.1.0"

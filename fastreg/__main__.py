@@ -1,0 +1,3 @@
+from fastreg.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""Command line: parse arguments, show progress, map FastregError to `error: ...` + exit code.
+
+Imports of heavy modules happen inside the command functions, so `fastreg status` on a large
+workspace does not pay for what it does not use."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import NoReturn
+
+from fastreg import __version__
+from fastreg.errors import FastregError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage problem as one `error: ...` line (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+@contextmanager
+def _progress(args: argparse.Namespace, desc: str, total_bytes: int | None = None) -> Iterator[
+        Callable[[int, int], None] | None]:
+    """A tqdm bar on stderr when it is a terminal and -q is off; yields an update(files, bytes)."""
+    if args.quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_bytes, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+               leave=False, dynamic_ncols=True)
+    files = 0
+
+    def update(n_files: int, n_bytes: int) -> None:
+        nonlocal files
+        files += n_files
+        bar.set_postfix_str(f"{files} files", refresh=False)
+        bar.update(n_bytes)
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fastreg.repo.project import Project
+
+    p = Project.init(Path.cwd(), args.no_scm)
+    _say(args, f"Initialized fastreg project in {p.dir}")
+    if not args.no_scm:
+        _say(args, "Commit .fastreg/config and .fastreg/.gitignore to Git.")
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from fastreg.repo import ops
+    from fastreg.repo.project import Project
+
+    project = Project.find()
+    with project.lock(), _progress(args, "add") as progress:
+        results = ops.add(project, args.targets, jobs=args.jobs, progress=progress)
+    for r in results:
+        what = f"{r.meta.files} files, " if r.meta.kind == "dir" else ""
+        verb = "Updated" if r.changed else "Unchanged"
+        _say(args, f"{verb} {r.target.rel}.fastreg ({what}{_human(r.meta.size)})")
+    if results and any(r.changed for r in results):
+        metas = " ".join(f"{r.target.rel}.fastreg" for r in results)
+        _say(args, f"To track the changes with Git, run:\n    git add {metas} .gitignore")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from fastreg.repo import ops
+    from fastreg.repo.project import Project
+
+    project = Project.find()
+    results = ops.status(project, args.targets, jobs=args.jobs)
+    dirty = False
+    for r in results:
+        if r.state == "ok":
+            continue
+        dirty = True
+        if r.state == "deleted":
+            print(f"{r.target.rel}:\n    deleted (data is missing; `fastreg checkout {r.target.rel}` restores it)")
+        elif r.state == "not-in-cache":
+            print(f"{r.target.rel}:\n    not in cache (run `fastreg pull`)")
+        elif r.target.data.is_dir() or r.added or r.deleted:
+            print(f"{r.target.rel}:")
+            for label, items in (("added", r.added), ("modified", r.modified), ("deleted", r.deleted)):
+                for item in items:
+                    print(f"    {label + ':':10} {item}")
+        else:
+            print(f"{r.target.rel}:\n    modified")
+    if not dirty:
+        _say(args, "Data and metafiles are up to date." if results else "Nothing is tracked yet.")
+    return 0
+
+
+def cmd_checkout(args: argparse.Namespace) -> int:
+    from fastreg.repo import ops
+    from fastreg.repo.project import Project
+
+    project = Project.find()
+    with project.lock(), _progress(args, "checkout") as progress:
+        res = ops.checkout(project, args.targets, force=args.force, jobs=args.jobs, progress=progress)
+    _say(args, f"{res.placed} files restored, {res.removed} removed, {res.unchanged} unchanged")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from fastreg.repo import ops
+    from fastreg.repo.project import Project
+
+    if not (args.workspace or args.all_commits):
+        raise UsageError("say what to keep: `fastreg gc --workspace` or `fastreg gc --all-commits`")
+    if args.remote:
+        raise UsageError("gc -r NAME (cleaning a remote) needs remotes, which this fastreg does not have yet")
+    project = Project.find()
+    with project.lock():
+        res = ops.gc(project, all_commits=args.all_commits)
+    _say(args, f"Removed {res.removed_files} files and {res.removed_trees} trees "
+               f"({_human(res.removed_bytes)}); kept {res.kept} objects")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------
+def _jobs(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid jobs count {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("jobs must be at least 1")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="print nothing but errors")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="more detail (a traceback on internal errors)")
+    parser = _Parser(
+        prog="fastreg",
+        description="fastreg: a data registry. Version datasets in Git as small metafiles; "
+        "keep the bytes in a content-addressed cache and object storage.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"fastreg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("init", parents=[common], help="make this Git work tree a fastreg project",
+                       description="Create .fastreg/ (config and cache) in the current directory.")
+    p.add_argument("--no-scm", action="store_true", help="allow a directory that is not in a Git work tree")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("add", parents=[common], help="track files or directories",
+                       description="Hash PATH (a file or a directory), store its content in the cache, "
+                       "write PATH.fastreg and add PATH to the .gitignore beside it. Re-run after "
+                       "changes to record the new version; unchanged files are not read again.")
+    p.add_argument("targets", nargs="+", metavar="PATH")
+    p.add_argument("-j", "--jobs", type=_jobs, default=None, help="hashing threads (default: cores)")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("status", parents=[common], help="show what changed in the workspace",
+                       description="Compare the workspace with the metafiles: files added, modified "
+                       "or deleted inside each tracked path (all of them by default).")
+    p.add_argument("targets", nargs="*", metavar="TARGET")
+    p.add_argument("-j", "--jobs", type=_jobs, default=None, help="hashing threads (default: cores)")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("checkout", parents=[common], help="restore the workspace from the cache",
+                       description="Make each tracked path match its metafile, from the local cache. "
+                       "Files whose current content is in the cache are replaced freely; local changes "
+                       "that exist nowhere else need --force to be discarded.")
+    p.add_argument("targets", nargs="*", metavar="TARGET")
+    p.add_argument("-f", "--force", action="store_true", help="discard local changes that are not in the cache")
+    p.add_argument("-j", "--jobs", type=_jobs, default=None, help="parallel file writes (default: cores)")
+    p.set_defaults(func=cmd_checkout)
+
+    p = sub.add_parser("gc", parents=[common], help="remove cache objects no metafile refers to",
+                       description="Delete cache objects that no metafile refers to: those in the "
+                       "workspace (--workspace) or in any commit of any branch or tag (--all-commits).")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("-w", "--workspace", action="store_true", help="keep what the workspace's metafiles use")
+    scope.add_argument("-a", "--all-commits", action="store_true", help="keep what any Git commit's metafiles use")
+    p.add_argument("-r", "--remote", metavar="NAME", help="also clean this remote")
+    p.set_defaults(func=cmd_gc)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    verbose = False
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.quiet = getattr(args, "quiet", False)
+        args.verbose = verbose = getattr(args, "verbose", False)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return 2
+        rc: int = args.func(args)
+        return rc
+    except FastregError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback without -v
+        if verbose:
+            traceback.print_exc()
+        print(f"error: internal error: {type(exc).__name__}: {exc} (run with -v for details and "
+              "report it)", file=sys.stderr)
+        return 70
+
+

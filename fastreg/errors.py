@@ -1,0 +1,51 @@
+"""The one exception hierarchy.  Every error a user can cause is a FastregError whose message is
+the whole story in one line (what failed, where, what to do); the CLI prints it as
+``error: <message>`` and exits with ``exit_code``.  Library errors (OSError, msgpack, tomllib)
+are translated into these where they enter fastreg."""
+
+from __future__ import annotations
+
+
+class FastregError(Exception):
+    """Base of all errors fastreg reports to a user."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(FastregError):
+    """The command line or its arguments are wrong."""
+
+    exit_code = 2
+
+
+class NotAProjectError(FastregError):
+    """No .fastreg/ directory here or above (or no Git work tree for init)."""
+
+
+class PathError(FastregError):
+    """A target path is unusable: outside the project, inside .fastreg/, missing, overlapping."""
+
+
+class MetafileError(FastregError):
+    """A .fastreg metafile cannot be read: corrupt, hand-edited or from a newer fastreg."""
+
+
+class ConfigError(FastregError):
+    """.fastreg/config (or config.local) is invalid."""
+
+
+class IntegrityError(FastregError):
+    """Bytes do not match their digest: a corrupt cache or remote object."""
+
+    exit_code = 3
+
+
+class CacheMissingError(FastregError):
+    """Objects a metafile refers to are not in the local cache."""

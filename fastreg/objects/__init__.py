@@ -1,0 +1,1 @@
+"""The data model: digests, file records, trees, metafiles; no I/O beyond what a caller passes in."""

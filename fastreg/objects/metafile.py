@@ -1,0 +1,107 @@
+"""Metafiles (PATH.fastreg): the small text file committed to Git that says which bytes make up
+PATH.  TOML, written by tomli-w with a fixed key order, so re-serializing gives the same text and
+a pull-request diff shows exactly what changed (digest, size, file count, import source)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import tomli_w
+
+from fastreg.errors import MetafileError
+from fastreg.objects.digest import from_hex, to_hex
+
+METAFILE_SUFFIX = ".fastreg"
+METAFILE_VERSION = 1
+_HEADER = "# fastreg metafile: commit this file to Git; the data it describes is git-ignored.\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSource:
+    url: str
+    path: str
+    rev: str | None
+    rev_lock: str
+
+
+@dataclass(frozen=True, slots=True)
+class Metafile:
+    path: str  # the data's name, relative to the metafile's folder
+    kind: Literal["dir", "file"]
+    digest: bytes  # tree digest for a directory, file digest for a file
+    size: int
+    files: int
+    executable: bool = False
+    source: ImportSource | None = None
+
+
+def dumps(meta: Metafile) -> str:
+    doc: dict[str, Any] = {
+        "format": METAFILE_VERSION,
+        "path": meta.path,
+        "type": meta.kind,
+        "digest": to_hex(meta.digest),
+        "size": meta.size,
+        "files": meta.files,
+    }
+    if meta.executable:
+        doc["executable"] = True
+    if meta.source is not None:
+        src: dict[str, Any] = {"url": meta.source.url, "path": meta.source.path}
+        if meta.source.rev is not None:
+            src["rev"] = meta.source.rev
+        src["rev_lock"] = meta.source.rev_lock
+        doc["import"] = src
+    return _HEADER + tomli_w.dumps(doc)
+
+
+def loads(text: str, where: str) -> Metafile:
+    """Parse a metafile; any deviation is a MetafileError naming `where`."""
+
+    def bad(why: str) -> MetafileError:
+        return MetafileError(
+            f"{where}: invalid metafile ({why}); restore it with `git checkout -- {where}` "
+            "or re-create it with `fastreg add`"
+        )
+
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise bad(f"not TOML: {exc}") from None
+    fmt = doc.get("format")
+    if isinstance(fmt, int) and fmt > METAFILE_VERSION:
+        raise MetafileError(f"{where}: metafile format {fmt} is newer than this fastreg reads; upgrade fastreg")
+    if fmt != METAFILE_VERSION:
+        raise bad(f"format must be {METAFILE_VERSION}")
+    known = {"format", "path", "type", "digest", "size", "files", "executable", "import"}
+    if unknown := set(doc) - known:
+        raise bad(f"unknown keys {sorted(unknown)}")
+    path, kind = doc.get("path"), doc.get("type")
+    if not isinstance(path, str) or not path or "/" in path or path in (".", ".."):
+        raise bad("'path' must be a plain file or directory name")
+    if kind not in ("dir", "file"):
+        raise bad("'type' must be \"dir\" or \"file\"")
+    try:
+        digest = from_hex(doc.get("digest"))  # type: ignore[arg-type]
+    except ValueError:
+        raise bad("'digest' must be 32 lowercase hex characters") from None
+    size, files = doc.get("size"), doc.get("files")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise bad("'size' must be a non-negative integer")
+    if not isinstance(files, int) or isinstance(files, bool) or files < 0 or (kind == "file" and files != 1):
+        raise bad("'files' must be a non-negative integer (1 for a file)")
+    executable = doc.get("executable", False)
+    if not isinstance(executable, bool):
+        raise bad("'executable' must be true or false")
+    source = None
+    if "import" in doc:
+        src = doc["import"]
+        if not isinstance(src, dict) or set(src) - {"url", "path", "rev", "rev_lock"}:
+            raise bad("[import] may only hold url, path, rev, rev_lock")
+        vals = [src.get(k) for k in ("url", "path", "rev_lock")]
+        if not all(isinstance(v, str) and v for v in vals) or not isinstance(src.get("rev", ""), str):
+            raise bad("[import] needs url, path and rev_lock strings")
+        source = ImportSource(src["url"], src["path"], src.get("rev"), src["rev_lock"])
+    return Metafile(path, kind, digest, size, files, executable, source)

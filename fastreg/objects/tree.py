@@ -1,0 +1,235 @@
+"""Trees: the manifest of a tracked directory, stored as a hierarchy of content-addressed nodes.
+
+Node encoding (canonical msgpack, see codec.py), a 4-element array:
+
+    ["fastreg.tree", 1, KIND, BODY]
+
+- KIND "dir": BODY is the list of entries of one directory, sorted by name (code point order).
+- KIND "index": a directory of more than SHARD_SIZE entries; BODY lists its shards in order as
+  [first_name, shard_digest, size, files]; each shard is a node of KIND "shard" whose BODY is up
+  to SHARD_SIZE consecutive entries.  Finding one file's record reads the index plus one shard.
+
+Entries:
+- file:      [name, 0 (or 1 if executable), size, digest(16), chunks]   chunks as in _hash.pyx
+- directory: [name, 2, total_size, tree_digest(16), file_count]
+
+The digest of a directory is XXH3-128 of its top node's bytes.  Same directory contents ->
+same bytes -> same digest: names are sorted, integers use msgpack's smallest encoding, and no
+maps appear.  Memory budget while building: one encoded entry (~45 bytes + name) per file of
+the directory being built; finished directories keep only their 16-byte digest.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fastreg.objects import codec
+from fastreg.objects.codec import DecodeError
+
+TREE_MAGIC = "fastreg.tree"
+TREE_VERSION = 1
+SHARD_SIZE = 1000
+
+KIND_FILE = 0
+KIND_EXEC = 1
+KIND_DIR = 2
+
+_DIR_PREFIX = codec.array_header(4) + codec.packb(TREE_MAGIC) + codec.packb(TREE_VERSION)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    size: int
+    digest: bytes
+    chunks: bytes  # empty: the file is one chunk
+    executable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DirRecord:
+    size: int
+    digest: bytes
+    files: int
+
+
+Record = FileRecord | DirRecord
+
+
+class TreeStore(Protocol):
+    """Where tree nodes live (local cache, a remote's mirror, memory in tests)."""
+
+    def get_tree(self, digest: bytes) -> bytes: ...
+
+    def put_tree(self, data: bytes) -> bytes: ...
+
+
+def encode_file(name: str, rec: FileRecord) -> bytes:
+    return codec.packb([name, KIND_EXEC if rec.executable else KIND_FILE, rec.size, rec.digest, rec.chunks])
+
+
+def encode_dir(name: str, rec: DirRecord) -> bytes:
+    return codec.packb([name, KIND_DIR, rec.size, rec.digest, rec.files])
+
+
+def _node(kind: str, count: int, body: bytes) -> bytes:
+    return _DIR_PREFIX + codec.packb(kind) + codec.array_header(count) + body
+
+
+class DirBuilder:
+    """Builds the node(s) of one directory from encoded entries added in name order.
+
+    A shard is written to the store as soon as it is full, so a directory of a million files
+    holds at most SHARD_SIZE encoded entries in memory.
+    """
+
+    def __init__(self, store: TreeStore) -> None:
+        self._store = store
+        self._buf = bytearray()
+        self._count = 0
+        self._first = ""
+        self._last: str | None = None
+        self._shard_size = 0
+        self._shard_files = 0
+        self._shards: list[list[Any]] = []
+        self.size = 0
+        self.files = 0
+
+    def add(self, name: str, encoded: bytes, size: int, files: int) -> None:
+        if self._last is not None and name <= self._last:
+            raise ValueError(f"tree entries out of order: {self._last!r} then {name!r}")
+        if self._count == SHARD_SIZE:
+            self._flush_shard()
+        if self._count == 0:
+            self._first = name
+        self._last = name
+        self._buf += encoded
+        self._count += 1
+        self._shard_size += size
+        self._shard_files += files
+        self.size += size
+        self.files += files
+
+    def add_file(self, name: str, rec: FileRecord) -> None:
+        self.add(name, encode_file(name, rec), rec.size, 1)
+
+    def add_dir(self, name: str, rec: DirRecord) -> None:
+        self.add(name, encode_dir(name, rec), rec.size, rec.files)
+
+    def _flush_shard(self) -> None:
+        digest = self._store.put_tree(_node("shard", self._count, bytes(self._buf)))
+        self._shards.append([self._first, digest, self._shard_size, self._shard_files])
+        self._buf = bytearray()
+        self._count = 0
+        self._shard_size = 0
+        self._shard_files = 0
+
+    def finish(self) -> DirRecord:
+        if not self._shards:
+            digest = self._store.put_tree(_node("dir", self._count, bytes(self._buf)))
+        else:
+            if self._count:
+                self._flush_shard()
+            body = b"".join(codec.packb(s) for s in self._shards)
+            digest = self._store.put_tree(_node("index", len(self._shards), body))
+        return DirRecord(self.size, digest, self.files)
+
+
+def _decode_node(data: bytes, digest: bytes) -> tuple[str, list[Any]]:
+    node = codec.unpackb(data)
+    if not (isinstance(node, list) and len(node) == 4 and node[0] == TREE_MAGIC):
+        raise DecodeError(f"object {digest.hex()} is not a fastreg tree")
+    if node[1] != TREE_VERSION:
+        raise DecodeError(
+            f"tree {digest.hex()} has format version {node[1]!r}; this fastreg reads version "
+            f"{TREE_VERSION}: upgrade fastreg"
+        )
+    if node[2] not in ("dir", "index", "shard") or not isinstance(node[3], list):
+        raise DecodeError(f"tree {digest.hex()} is corrupt (unknown kind {node[2]!r})")
+    return node[2], node[3]
+
+
+def _decode_entry(raw: Any, digest: bytes) -> tuple[str, Record]:
+    try:
+        name, kind, size, dg, extra = raw
+        if not (isinstance(name, str) and isinstance(size, int) and isinstance(dg, bytes) and len(dg) == 16):
+            raise TypeError
+        if kind in (KIND_FILE, KIND_EXEC) and isinstance(extra, bytes) and len(extra) % 20 == 0:
+            return name, FileRecord(size, dg, extra, kind == KIND_EXEC)
+        if kind == KIND_DIR and isinstance(extra, int):
+            return name, DirRecord(size, dg, extra)
+        raise TypeError
+    except (TypeError, ValueError):
+        raise DecodeError(f"tree {digest.hex()} has a corrupt entry") from None
+
+
+def iter_dir(store: TreeStore, digest: bytes) -> Iterator[tuple[str, Record]]:
+    """Entries of one directory in name order (shards followed transparently)."""
+    kind, body = _decode_node(store.get_tree(digest), digest)
+    if kind == "shard":
+        raise DecodeError(f"tree {digest.hex()} is a shard, not a directory")
+    if kind == "dir":
+        for raw in body:
+            yield _decode_entry(raw, digest)
+        return
+    for shard in body:
+        shard_digest = shard[1]
+        skind, sbody = _decode_node(store.get_tree(shard_digest), shard_digest)
+        if skind != "shard":
+            raise DecodeError(f"tree {digest.hex()} points to a non-shard {shard_digest.hex()}")
+        for raw in sbody:
+            yield _decode_entry(raw, shard_digest)
+
+
+def walk(store: TreeStore, digest: bytes, prefix: str = "") -> Iterator[tuple[str, FileRecord]]:
+    """Every file under a directory as (relative POSIX path, record), in canonical order."""
+    for name, rec in iter_dir(store, digest):
+        path = prefix + name
+        if isinstance(rec, DirRecord):
+            yield from walk(store, rec.digest, path + "/")
+        else:
+            yield path, rec
+
+
+def walk_dirs(store: TreeStore, digest: bytes) -> Iterator[bytes]:
+    """Every node digest reachable from a directory (itself, subdirectories, shards)."""
+    yield digest
+    kind, body = _decode_node(store.get_tree(digest), digest)
+    if kind == "index":
+        for shard in body:
+            yield shard[1]
+    for _, rec in iter_dir(store, digest):
+        if isinstance(rec, DirRecord):
+            yield from walk_dirs(store, rec.digest)
+
+
+def lookup(store: TreeStore, digest: bytes, relpath: str) -> Record | None:
+    """The record at relpath ('a/b.jpg') under a directory, reading one node (plus one shard)
+    per path component."""
+    rec: Record = DirRecord(0, digest, 0)
+    for part in relpath.strip("/").split("/"):
+        if not isinstance(rec, DirRecord):
+            return None
+        found = _find(store, rec.digest, part)
+        if found is None:
+            return None
+        rec = found
+    return rec
+
+
+def _find(store: TreeStore, digest: bytes, name: str) -> Record | None:
+    kind, body = _decode_node(store.get_tree(digest), digest)
+    if kind == "index":
+        firsts = [s[0] for s in body]
+        i = bisect.bisect_right(firsts, name) - 1
+        if i < 0:
+            return None
+        digest = body[i][1]
+        kind, body = _decode_node(store.get_tree(digest), digest)
+    names = [raw[0] for raw in body]
+    i = bisect.bisect_left(names, name)
+    if i < len(names) and names[i] == name:
+        return _decode_entry(body[i], digest)[1]
+    return None

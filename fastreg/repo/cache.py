@@ -1,0 +1,269 @@
+"""The local cache: whole files by file digest, tree nodes by node digest.
+
+Layout under the cache root:  files/ab/<30 hex>   trees/ab/<30 hex>   tmp/
+Every object is written under tmp/ and renamed into place, so a crash (kill -9) never leaves a
+partial object under a final name; tmp/ leftovers are swept by gc.  Objects are read-only (0444):
+with hardlink or symlink checkout the workspace file *is* the cache object, and a write to it
+must fail rather than corrupt every version that shares those bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import threading
+import uuid
+from pathlib import Path
+
+import xxhash
+
+from fastreg.errors import FastregError, IntegrityError
+from fastreg.objects.digest import digest_bytes
+
+FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int)
+_READ_BLOCK = 1 << 20
+
+
+def _fanout(root: Path, digest: bytes) -> Path:
+    h = digest.hex()
+    return root / h[:2] / h[2:]
+
+
+def file_digest(path: str | Path) -> bytes:
+    """XXH3-128 of a file's content, read in 1 MiB blocks."""
+    with open(path, "rb", buffering=0) as f:
+        first = f.read(_READ_BLOCK)
+        if len(first) < _READ_BLOCK:
+            return digest_bytes(first)
+        h = xxhash.xxh3_128(first)
+        while block := f.read(_READ_BLOCK):
+            h.update(block)
+        return h.digest()
+
+
+class Cache:
+    """Content-addressed local object store.  Safe to share between projects and threads."""
+
+    def __init__(self, root: Path, link_types: tuple[str, ...]) -> None:
+        self.root = root
+        self.files_dir = root / "files"
+        self.trees_dir = root / "trees"
+        self.tmp_dir = root / "tmp"
+        self.link_types = link_types
+        self._failed: set[str] = set()  # link types that proved unsupported here
+        self._lock = threading.Lock()
+
+    def ensure(self) -> None:
+        for d in (self.files_dir, self.trees_dir, self.tmp_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # -- paths -------------------------------------------------------------------------------
+    def file_path(self, digest: bytes) -> Path:
+        return _fanout(self.files_dir, digest)
+
+    def tree_path(self, digest: bytes) -> Path:
+        return _fanout(self.trees_dir, digest)
+
+    def has_file(self, digest: bytes) -> bool:
+        return os.path.exists(self.file_path(digest))
+
+    def _tmp(self) -> Path:
+        return self.tmp_dir / uuid.uuid4().hex
+
+    def _publish(self, tmp: Path, final: Path) -> None:
+        try:
+            os.replace(tmp, final)
+        except FileNotFoundError:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+
+    # -- trees -------------------------------------------------------------------------------
+    def put_tree(self, data: bytes) -> bytes:
+        digest = digest_bytes(data)
+        final = self.tree_path(digest)
+        if not final.exists():
+            tmp = self._tmp()
+            tmp.write_bytes(data)
+            os.chmod(tmp, 0o444)
+            self._publish(tmp, final)
+        return digest
+
+    def get_tree(self, digest: bytes) -> bytes:
+        try:
+            data = self.tree_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise FastregError(
+                f"tree {digest.hex()} is not in the cache at {self.root}; run `fastreg pull` to fetch it"
+            ) from None
+        if digest_bytes(data) != digest:
+            raise IntegrityError(
+                f"cache object {self.tree_path(digest)} is corrupt (content does not match its digest); "
+                "delete it and run `fastreg add` or `fastreg pull` again"
+            )
+        return data
+
+    # -- files -------------------------------------------------------------------------------
+    def store_file(self, src: str, digest: bytes, st: os.stat_result) -> str | None:
+        """Put the workspace file src (already hashed to digest, stat st) into the cache.
+
+        Returns the link type now joining workspace and cache ("copy" and "reflink" leave the
+        workspace file alone; "hardlink"/"symlink" replace it by a link to the cache object), or
+        None when the object was already cached and the workspace was left as it is.
+        Raises FastregError if src changed since it was hashed.
+        """
+        final = self.file_path(digest)
+        if final.exists():
+            kind = self.link_types[0]
+            if kind in ("hardlink", "symlink") and not self._same_inode(src, final):
+                return self.place(digest, src, exec_bit=bool(st.st_mode & 0o100), verify=False)
+            return None
+        tmp = self._tmp()
+        used = None
+        for kind in self.link_types:
+            if kind in self._failed:
+                continue
+            try:
+                if kind == "hardlink":
+                    os.link(src, tmp)
+                elif kind == "symlink":
+                    os.link(src, tmp) if self._same_fs(src) else self._copy(src, tmp)
+                elif kind == "reflink":
+                    self._reflink(src, tmp)
+                else:
+                    self._copy(src, tmp)
+                used = kind
+                break
+            except OSError as exc:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                if exc.errno in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EPERM,
+                                 errno.EMLINK):
+                    with self._lock:
+                        self._failed.add(kind)
+                    continue
+                raise FastregError(f"cannot store {src} in the cache: {exc.strerror}") from None
+        if used is None:
+            raise FastregError(
+                f"cannot store {src} in the cache {self.root}: none of cache.type "
+                f"{','.join(self.link_types)} works here; add copy to cache.type"
+            )
+        after = os.stat(tmp)
+        if used in ("copy", "reflink"):
+            after = os.stat(src)
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            os.unlink(tmp)
+            raise FastregError(f"{src} changed while it was being added; run the command again")
+        os.chmod(tmp, 0o444)
+        self._publish(tmp, final)
+        if used == "symlink":
+            return self.place(digest, src, exec_bit=False, verify=False)
+        return used
+
+    def _same_inode(self, a: str, b: Path) -> bool:
+        try:
+            return os.path.samefile(a, b)
+        except OSError:
+            return False
+
+    def _same_fs(self, src: str) -> bool:
+        return os.stat(src).st_dev == os.stat(self.tmp_dir).st_dev
+
+    @staticmethod
+    def _copy(src: str | Path, dst: Path) -> None:
+        # copy_file_range stays in the kernel (and shares extents on XFS/btrfs).
+        with open(src, "rb") as fi, open(dst, "xb") as fo:
+            remaining = os.fstat(fi.fileno()).st_size
+            while remaining > 0:
+                n = os.copy_file_range(fi.fileno(), fo.fileno(), min(remaining, 1 << 30))
+                if n == 0:
+                    break
+                remaining -= n
+            while block := fi.read(_READ_BLOCK):  # file grew, or copy_file_range unsupported
+                fo.write(block)
+
+    @staticmethod
+    def _reflink(src: str | Path, dst: Path) -> None:
+        with open(src, "rb") as fi, open(dst, "xb") as fo:
+            fcntl.ioctl(fo.fileno(), FICLONE, fi.fileno())
+
+    def verify_file(self, digest: bytes) -> bool:
+        try:
+            return file_digest(self.file_path(digest)) == digest
+        except FileNotFoundError:
+            return False
+
+    def place(self, digest: bytes, dest: str | Path, exec_bit: bool, verify: bool = True) -> str:
+        """Materialize the cached object at dest (temp name + rename), by the first link type
+        that works.  With verify, the object is hashed first and an IntegrityError raised (and
+        nothing placed) if it no longer matches its digest."""
+        obj = self.file_path(digest)
+        if not obj.exists():
+            raise FastregError(f"object {digest.hex()} for {dest} is not in the cache; run `fastreg pull`")
+        if verify and file_digest(obj) != digest:
+            raise IntegrityError(
+                f"cache object {obj} for {dest} is corrupt (content does not match its digest); "
+                "it was not checked out: delete it and run `fastreg pull` or `fastreg add` again"
+            )
+        dest = Path(dest)
+        tmp = dest.with_name(f".{dest.name}.fastreg-tmp-{uuid.uuid4().hex[:8]}")
+        for kind in self.link_types:
+            if kind in self._failed:
+                continue
+            try:
+                if kind == "hardlink":
+                    os.link(obj, tmp)
+                elif kind == "symlink":
+                    os.symlink(obj, tmp)
+                elif kind == "reflink":
+                    self._reflink(obj, tmp)
+                else:
+                    self._copy(obj, tmp)
+                    mode = 0o755 if exec_bit else 0o644
+                    os.chmod(tmp, mode & ~_umask())
+                if kind == "reflink":
+                    os.chmod(tmp, (0o755 if exec_bit else 0o644) & ~_umask())
+                os.replace(tmp, dest)
+                return kind
+            except OSError as exc:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                if exc.errno in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EPERM,
+                                 errno.EMLINK):
+                    with self._lock:
+                        self._failed.add(kind)
+                    continue
+                raise FastregError(f"cannot write {dest}: {exc.strerror}") from None
+        raise FastregError(f"cannot check out {dest}: none of cache.type {','.join(self.link_types)} works")
+
+    def iter_objects(self, kind: str) -> list[tuple[bytes, Path]]:
+        base = self.files_dir if kind == "files" else self.trees_dir
+        out = []
+        if not base.exists():
+            return out
+        for sub in os.scandir(base):
+            if not sub.is_dir() or len(sub.name) != 2:
+                continue
+            for obj in os.scandir(sub.path):
+                try:
+                    out.append((bytes.fromhex(sub.name + obj.name), Path(obj.path)))
+                except ValueError:
+                    continue
+        return out
+
+
+_UMASK: int | None = None
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+def is_readonly_link(st: os.stat_result) -> bool:
+    return not (st.st_mode & stat.S_IWUSR)

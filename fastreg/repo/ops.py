@@ -1,0 +1,473 @@
+"""Producer operations on a project: add, status, checkout, gc (workspace and all commits)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import subprocess
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastreg.chunking import default_chunker
+from fastreg.errors import CacheMissingError, FastregError, IntegrityError, MetafileError, PathError
+from fastreg.objects import metafile as mf
+from fastreg.objects import tree as tr
+from fastreg.objects.codec import DecodeError
+from fastreg.repo.build import Builder, now_ns
+from fastreg.repo.project import Project, Target
+from fastreg.repo.statcache import StatCache, StatCacheWriter
+
+Progress = Callable[[int, int], None]
+
+
+def default_jobs() -> int:
+    return max(2, os.cpu_count() or 2)
+
+
+# -- add -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    target: Target
+    meta: mf.Metafile
+    changed: bool
+
+
+def add(project: Project, paths: Iterable[str], jobs: int | None = None,
+        progress: Progress | None = None) -> list[AddResult]:
+    targets = [project.target(p) for p in paths]
+    for t in targets:
+        if not os.path.lexists(t.data):
+            raise PathError(f"{t.rel}: no such file or directory")
+        if t.data.is_symlink() and t.data.is_dir():
+            raise PathError(f"{t.rel}: is a symlink to a directory; add the directory it points to")
+        owner = project.tracked_ancestor(t)
+        if owner is not None:
+            raise PathError(
+                f"{t.rel}: inside the tracked directory {owner.rel}; run `fastreg add {owner.rel}` instead"
+            )
+        if t.data.is_dir():
+            inner = next((m for m in project.metafiles() if m.rel.startswith(t.rel + "/")), None)
+            if inner is not None:
+                raise PathError(
+                    f"{t.rel}: contains the tracked path {inner.rel}; remove {inner.rel}{mf.METAFILE_SUFFIX} first"
+                )
+    project.cache.ensure()
+    results = []
+    with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-hash") as pool:
+        for t in targets:
+            results.append(_add_one(project, t, pool, progress))
+    return results
+
+
+def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Progress | None) -> AddResult:
+    started = now_ns()
+    old = StatCache(project.tmp_dir, t.rel).load()
+    writer = StatCacheWriter(old, started)
+    builder = Builder(project.cache, old, writer, pool, progress)
+    try:
+        if t.data.is_dir():
+            rec = builder.build_dir(str(t.data), "")
+            old.entries.clear()
+            meta = mf.Metafile(t.name, "dir", rec.digest, rec.size, rec.files)
+        else:
+            frec = builder.build_file(str(t.data), t.name)
+            meta = mf.Metafile(t.name, "file", frec.digest, frec.size, 1, frec.executable)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+    previous = _read_meta_quiet(project, t)
+    if previous is not None and previous.source is not None:
+        meta = mf.Metafile(meta.path, meta.kind, meta.digest, meta.size, meta.files, meta.executable, None)
+    changed = project.write_meta(t, meta)
+    project.ignore(t)
+    return AddResult(t, meta, changed)
+
+
+def _read_meta_quiet(project: Project, t: Target) -> mf.Metafile | None:
+    try:
+        return project.read_meta(t)
+    except FastregError:
+        return None
+
+
+# -- workspace state ---------------------------------------------------------------------------
+def _walk_workspace(root: Path) -> dict[str, os.stat_result]:
+    """relpath -> stat of every regular file under root (links to files followed)."""
+    out: dict[str, os.stat_result] = {}
+
+    def walk(d: str, prefix: str) -> None:
+        try:
+            names = os.listdir(d)
+        except OSError as exc:
+            raise FastregError(f"cannot list {d}: {exc.strerror}") from None
+        for name in names:
+            p = os.path.join(d, name)
+            try:
+                st = os.lstat(p)
+                if stat.S_ISLNK(st.st_mode):
+                    st = os.stat(p)
+                    if stat.S_ISDIR(st.st_mode):
+                        continue
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                walk(p, prefix + name + "/")
+            elif stat.S_ISREG(st.st_mode):
+                out[prefix + name] = st
+
+    walk(str(root), "")
+    return out
+
+
+def _digests(root: Path, files: dict[str, os.stat_result], sc: StatCache, pool: ThreadPoolExecutor,
+             started: int) -> dict[str, bytes]:
+    """Digest of every workspace file: from the stat cache when stat matches, else by hashing
+    (in parallel batches); new hashes are recorded in the stat cache."""
+    out: dict[str, bytes] = {}
+    misses: list[str] = []
+    for rel, st in files.items():
+        hit = sc.lookup(rel, st)
+        if hit is None:
+            misses.append(rel)
+        else:
+            out[rel] = hit[0]
+    if misses:
+        chunker = default_chunker()
+        batches = [misses[i : i + 64] for i in range(0, len(misses), 64)]
+
+        def work(batch: list[str]) -> list[tuple[int, bytes, bytes]]:
+            try:
+                return chunker.hash_files([os.path.join(root, r) for r in batch])
+            except OSError as exc:
+                raise FastregError(f"cannot read {exc.filename}: {exc.strerror}") from None
+
+        for batch, results in zip(batches, pool.map(work, batches), strict=True):
+            for rel, (_size, digest, chunks) in zip(batch, results, strict=True):
+                out[rel] = digest
+                sc.record(rel, files[rel], digest, chunks, started)
+    return out
+
+
+def _tree_files(project: Project, meta: mf.Metafile) -> dict[str, tr.FileRecord]:
+    if meta.kind == "file":
+        return {meta.path: tr.FileRecord(meta.size, meta.digest, b"", meta.executable)}
+    try:
+        return dict(tr.walk(project.cache, meta.digest))
+    except DecodeError as exc:
+        raise MetafileError(f"{meta.path}: {exc}") from None
+
+
+# -- status ------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class TargetStatus:
+    target: Target
+    state: str = "ok"  # ok | changed | deleted | not-in-cache | untracked-new (data without metafile)
+    added: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+def resolve_targets(project: Project, paths: Iterable[str]) -> list[Target]:
+    paths = list(paths)
+    if not paths:
+        return project.metafiles()
+    return [project.target(p, must_exist=True) for p in paths]
+
+
+def status(project: Project, paths: Iterable[str], jobs: int | None = None) -> list[TargetStatus]:
+    out = []
+    with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-hash") as pool:
+        for t in resolve_targets(project, paths):
+            out.append(_status_one(project, t, pool))
+    return out
+
+
+def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> TargetStatus:
+    res = TargetStatus(t)
+    meta = project.read_meta(t)
+    if not os.path.lexists(t.data):
+        res.state = "deleted"
+        return res
+    started = now_ns()
+    sc = StatCache(project.tmp_dir, t.rel).load()
+    if meta.kind == "file":
+        try:
+            files = {t.name: os.stat(t.data)}
+        except FileNotFoundError:
+            res.state = "deleted"
+            return res
+        if not stat.S_ISREG(files[t.name].st_mode):
+            res.state = "changed"
+            res.modified.append(t.name)
+            return res
+        ws = _digests(t.data.parent, files, sc, pool, started)
+        if ws[t.name] != meta.digest:
+            res.state = "changed"
+            res.modified.append(t.name)
+        sc.save()
+        return res
+    if t.data.is_file():
+        res.state = "changed"
+        res.modified.append(t.name)
+        return res
+    try:
+        expected = _tree_files(project, meta)
+    except FastregError:
+        res.state = "not-in-cache"
+        return res
+    ws = _digests(t.data, _walk_workspace(t.data), sc, pool, started)
+    for rel, digest in ws.items():
+        rec = expected.get(rel)
+        if rec is None:
+            res.added.append(rel)
+        elif rec.digest != digest:
+            res.modified.append(rel)
+    res.deleted = [rel for rel in expected if rel not in ws]
+    res.added.sort()
+    res.modified.sort()
+    if res.added or res.modified or res.deleted:
+        res.state = "changed"
+    sc.save()
+    return res
+
+
+# -- checkout ----------------------------------------------------------------------------------
+@dataclass(slots=True)
+class CheckoutResult:
+    placed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: int | None = None,
+             progress: Progress | None = None) -> CheckoutResult:
+    result = CheckoutResult()
+    targets = resolve_targets(project, paths)
+    with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-place") as pool:
+        plans = [_plan_checkout(project, t, pool, force) for t in targets]
+        conflicts = [c for p in plans for c in p.conflicts]
+        if conflicts and not force:
+            more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+            raise FastregError(
+                f"{conflicts[0]}{more}: local changes that are not in the cache would be lost; "
+                "run `fastreg add` to keep them or `fastreg checkout --force` to discard them"
+            )
+        errors: list[FastregError] = []
+        for plan in plans:
+            _apply_checkout(project, plan, pool, result, errors, progress)
+    if errors:
+        first = errors[0]
+        if len(errors) > 1:
+            raise type(first)(f"{first.message} (and {len(errors) - 1} more files failed)")
+        raise first
+    return result
+
+
+@dataclass(slots=True)
+class _CheckoutPlan:
+    target: Target
+    meta: mf.Metafile
+    place: list[tuple[str, tr.FileRecord]]
+    remove: list[str]
+    conflicts: list[str]
+    unchanged: int
+    statcache: StatCache
+    started: int
+
+
+def _plan_checkout(project: Project, t: Target, pool: ThreadPoolExecutor, force: bool) -> _CheckoutPlan:
+    meta = project.read_meta(t)
+    started = now_ns()
+    sc = StatCache(project.tmp_dir, t.rel).load()
+    expected = _tree_files(project, meta)
+    base = t.data if meta.kind == "dir" else t.data.parent
+    if meta.kind == "dir":
+        if t.data.exists() and not t.data.is_dir():
+            files: dict[str, os.stat_result] = {}
+            plan_remove_self = [""]
+        else:
+            files = _walk_workspace(t.data) if t.data.is_dir() else {}
+            plan_remove_self = []
+    else:
+        plan_remove_self = []
+        files = {}
+        if t.data.is_dir():
+            plan_remove_self = [""]
+        elif os.path.exists(t.data):
+            files = {t.name: os.stat(t.data)}
+    ws = _digests(base, files, sc, pool, started)
+    place, remove, conflicts = [], [], []
+    unchanged = 0
+    for rel, rec in expected.items():
+        have = ws.get(rel)
+        if have == rec.digest:
+            unchanged += 1
+            continue
+        if have is not None and not project.cache.has_file(have):
+            conflicts.append(f"{t.rel}/{rel}" if meta.kind == "dir" else t.rel)
+        place.append((rel, rec))
+    for rel, digest in ws.items():
+        if rel not in expected:
+            remove.append(rel)
+            if not project.cache.has_file(digest):
+                conflicts.append(f"{t.rel}/{rel}")
+    if plan_remove_self:
+        conflicts.append(t.rel)
+        remove = plan_remove_self
+    return _CheckoutPlan(t, meta, place, remove, conflicts, unchanged, sc, started)
+
+
+def _apply_checkout(project: Project, plan: _CheckoutPlan, pool: ThreadPoolExecutor, result: CheckoutResult,
+                    errors: list[FastregError], progress: Progress | None) -> None:
+    t, meta = plan.target, plan.meta
+    base = t.data if meta.kind == "dir" else t.data.parent
+    if plan.remove == [""]:
+        _remove_path(t.data)
+        plan.remove = []
+    for rel in plan.remove:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(base / rel)
+        result.removed += 1
+    if plan.remove:
+        _prune_empty_dirs(base, {os.path.dirname(r) for r in plan.remove})
+    if meta.kind == "dir":
+        t.data.mkdir(parents=True, exist_ok=True)
+        for d in sorted({os.path.dirname(rel) for rel, _ in plan.place} - {""}):
+            (t.data / d).mkdir(parents=True, exist_ok=True)
+
+    def work(item: tuple[str, tr.FileRecord]) -> tuple[str, tr.FileRecord, FastregError | None]:
+        rel, rec = item
+        try:
+            project.cache.place(rec.digest, base / rel, rec.executable)
+            return rel, rec, None
+        except FastregError as exc:
+            return rel, rec, exc
+
+    for rel, rec, err in pool.map(work, plan.place):
+        if err is not None:
+            errors.append(err)
+            result.failed.append(rel)
+            continue
+        result.placed += 1
+        with contextlib.suppress(OSError):
+            plan.statcache.record(rel, os.stat(base / rel), rec.digest, rec.chunks, plan.started)
+        if progress:
+            progress(1, rec.size)
+    result.unchanged += plan.unchanged
+    plan.statcache.save()
+
+
+def _remove_path(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        for root, dirs, files in os.walk(p, topdown=False):
+            for f in files:
+                os.unlink(os.path.join(root, f))
+            for d in dirs:
+                dd = os.path.join(root, d)
+                if os.path.islink(dd):
+                    os.unlink(dd)
+                else:
+                    os.rmdir(dd)
+        os.rmdir(p)
+    else:
+        os.unlink(p)
+
+
+def _prune_empty_dirs(base: Path, dirs: set[str]) -> None:
+    for d in sorted(dirs, key=lambda x: -x.count("/")):
+        while d:
+            try:
+                os.rmdir(base / d)
+            except OSError:
+                break
+            d = os.path.dirname(d)
+
+
+# -- gc ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class GcResult:
+    removed_files: int
+    removed_trees: int
+    removed_bytes: int
+    kept: int
+
+
+def gc(project: Project, all_commits: bool = False) -> GcResult:
+    metas = [project.read_meta(t) for t in project.metafiles()]
+    if all_commits:
+        metas += _metafiles_in_history(project)
+    keep_files: set[bytes] = set()
+    keep_trees: set[bytes] = set()
+    for meta in metas:
+        if meta.kind == "file":
+            keep_files.add(meta.digest)
+            continue
+        if not project.cache.tree_path(meta.digest).exists():
+            continue  # not in this cache: nothing of it to protect or delete
+        try:
+            keep_trees.update(tr.walk_dirs(project.cache, meta.digest))
+            keep_files.update(rec.digest for _, rec in tr.walk(project.cache, meta.digest))
+        except DecodeError as exc:
+            raise FastregError(f"{meta.path}: {exc}; gc stopped without deleting anything") from None
+        except CacheMissingError:
+            raise
+    removed_files = removed_trees = removed_bytes = 0
+    for kind, keep in (("files", keep_files), ("trees", keep_trees)):
+        for digest, path in project.cache.iter_objects(kind):
+            if digest in keep:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                removed_bytes += path.stat().st_size
+                path.unlink()
+                if kind == "files":
+                    removed_files += 1
+                else:
+                    removed_trees += 1
+    if project.cache.tmp_dir.exists():
+        for entry in os.scandir(project.cache.tmp_dir):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+    return GcResult(removed_files, removed_trees, removed_bytes, len(keep_files) + len(keep_trees))
+
+
+def _metafiles_in_history(project: Project) -> list[mf.Metafile]:
+    """Every metafile version in any commit of any branch or tag (git CLI, no checkout)."""
+
+    def git(*args: str, data: bytes | None = None) -> bytes:
+        try:
+            p = subprocess.run(["git", *args], cwd=project.root, input=data, capture_output=True, check=False)
+        except FileNotFoundError:
+            raise FastregError("git is not installed; `gc --all-commits` needs it") from None
+        if p.returncode != 0:
+            raise FastregError(f"git {args[0]} failed in {project.root}: {p.stderr.decode(errors='replace').strip()}")
+        return p.stdout
+
+    commits = git("rev-list", "--all").split()
+    blobs: dict[str, str] = {}
+    for commit in commits:
+        for line in git("ls-tree", "-r", "-z", commit.decode()).split(b"\0"):
+            if not line:
+                continue
+            info, _, path = line.partition(b"\t")
+            parts = info.split()
+            if path.endswith(mf.METAFILE_SUFFIX.encode()) and parts[1] == b"blob":
+                blobs.setdefault(parts[2].decode(), path.decode(errors="replace"))
+    if not blobs:
+        return []
+    out = git("cat-file", "--batch", data="".join(s + "\n" for s in blobs).encode())
+    metas, pos = [], 0
+    for sha, path in blobs.items():
+        header_end = out.index(b"\n", pos)
+        size = int(out[pos:header_end].split()[2])
+        text = out[header_end + 1 : header_end + 1 + size].decode(errors="replace")
+        pos = header_end + 1 + size + 1
+        try:
+            metas.append(mf.loads(text, f"{path} at blob {sha[:10]}"))
+        except MetafileError:
+            continue  # a broken metafile in old history protects nothing
+    return metas

@@ -1,0 +1,217 @@
+"""The project: where .fastreg/ lives, how user paths map to targets, which metafiles exist."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastreg.errors import FastregError, MetafileError, NotAProjectError, PathError
+from fastreg.objects import metafile as mf
+from fastreg.repo import config as cfg
+from fastreg.repo.cache import Cache
+
+FASTREG_DIR = ".fastreg"
+_SKIP_DIRS = {".git", FASTREG_DIR}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A tracked (or to-be-tracked) path: `rel` is project-relative POSIX."""
+
+    rel: str
+    data: Path
+    meta: Path
+
+    @property
+    def name(self) -> str:
+        return self.data.name
+
+
+class Project:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dir = root / FASTREG_DIR
+        doc = cfg.merged(self.dir)
+        cache_cfg = cfg.cache_config(doc, self.dir)
+        self.config = doc
+        self.cache = Cache(cache_cfg.directory or self.dir / "cache", cache_cfg.link_types)
+
+    # -- discovery ---------------------------------------------------------------------------
+    @classmethod
+    def find(cls, start: Path | None = None) -> Project:
+        here = (start or Path.cwd()).absolute()
+        for d in (here, *here.parents):
+            if (d / FASTREG_DIR).is_dir():
+                return cls(d)
+        raise NotAProjectError(
+            f"not inside a fastreg project ({here} and its parents have no {FASTREG_DIR}/); "
+            "run `fastreg init` first"
+        )
+
+    @classmethod
+    def init(cls, root: Path, no_scm: bool) -> Project:
+        root = root.absolute()
+        if (root / FASTREG_DIR).exists():
+            raise FastregError(f"{root / FASTREG_DIR} already exists: this is a fastreg project already")
+        if not no_scm and not _in_git_work_tree(root):
+            raise NotAProjectError(
+                f"{root} is not inside a Git work tree; run `git init` first, or use "
+                "`fastreg init --no-scm` to track data without Git"
+            )
+        d = root / FASTREG_DIR
+        d.mkdir()
+        cfg.write_toml(d / "config", {"core": {"no_scm": no_scm}} if no_scm else {})
+        (d / ".gitignore").write_text("/config.local\n/cache/\n/tmp/\n/lock\n")
+        project = cls(root)
+        project.cache.ensure()
+        return project
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.dir / "tmp"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Serializes commands that change the cache or workspace within one project."""
+        self.dir.mkdir(exist_ok=True)
+        with open(self.dir / "lock", "a") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FastregError(
+                    f"another fastreg command is running in {self.root}; wait for it to finish"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    # -- targets -----------------------------------------------------------------------------
+    def target(self, user_path: str, must_exist: bool = False) -> Target:
+        """Map a command-line path (data path or its metafile) to a Target, with the checks every
+        command shares: inside the project, not inside .fastreg/, not the project root."""
+        p = Path(user_path)
+        if p.name.endswith(mf.METAFILE_SUFFIX) and len(p.name) > len(mf.METAFILE_SUFFIX):
+            p = p.with_name(p.name[: -len(mf.METAFILE_SUFFIX)])
+        absolute = Path(os.path.normpath(Path.cwd() / p))
+        try:
+            rel = absolute.relative_to(self.root)
+        except ValueError:
+            raise PathError(f"{user_path}: outside the project {self.root}; move the data inside it") from None
+        parts = rel.parts
+        if not parts:
+            raise PathError(f"{user_path}: cannot track the project root; name a file or directory inside it")
+        if parts[0] == FASTREG_DIR:
+            raise PathError(f"{user_path}: inside {FASTREG_DIR}/, which fastreg manages itself")
+        if parts[0] == ".git":
+            raise PathError(f"{user_path}: inside .git/")
+        t = Target(rel.as_posix(), absolute, absolute.with_name(absolute.name + mf.METAFILE_SUFFIX))
+        if must_exist and not t.meta.exists():
+            raise PathError(f"{user_path}: not tracked (no {t.rel}{mf.METAFILE_SUFFIX}); run `fastreg add` first")
+        return t
+
+    def target_from_meta(self, meta_path: Path) -> Target:
+        data = meta_path.with_name(meta_path.name[: -len(mf.METAFILE_SUFFIX)])
+        return Target(data.relative_to(self.root).as_posix(), data, meta_path)
+
+    def tracked_ancestor(self, t: Target) -> Target | None:
+        """The tracked directory that contains t, if any."""
+        for parent in Path(t.rel).parents:
+            if parent == Path("."):
+                break
+            meta = self.root / (parent.as_posix() + mf.METAFILE_SUFFIX)
+            if meta.exists():
+                return self.target_from_meta(meta)
+        return None
+
+    def metafiles(self) -> list[Target]:
+        """Every target in the workspace, found by walking it; tracked data dirs are not entered."""
+        found: list[Target] = []
+
+        def walk(d: Path) -> None:
+            try:
+                entries = sorted(os.scandir(d), key=lambda e: e.name)
+            except OSError:
+                return
+            names = {e.name for e in entries}
+            for e in entries:
+                if e.name.endswith(mf.METAFILE_SUFFIX) and e.is_file() and len(e.name) > len(mf.METAFILE_SUFFIX):
+                    found.append(self.target_from_meta(Path(e.path)))
+            for e in entries:
+                if (e.name in _SKIP_DIRS and d == self.root) or e.name + mf.METAFILE_SUFFIX in names:
+                    continue
+                if e.name == ".git":
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    walk(Path(e.path))
+
+        walk(self.root)
+        return found
+
+    def read_meta(self, t: Target) -> mf.Metafile:
+        try:
+            text = t.meta.read_text()
+        except FileNotFoundError:
+            raise PathError(f"{t.rel}: not tracked (no {t.rel}{mf.METAFILE_SUFFIX})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MetafileError(f"{t.rel}{mf.METAFILE_SUFFIX}: cannot read ({exc})") from None
+        meta = mf.loads(text, f"{t.rel}{mf.METAFILE_SUFFIX}")
+        if meta.path != t.name:
+            raise MetafileError(
+                f"{t.rel}{mf.METAFILE_SUFFIX}: says path = {meta.path!r} but sits beside {t.name!r}; "
+                "restore it from Git or re-run `fastreg add`"
+            )
+        return meta
+
+    def write_meta(self, t: Target, meta: mf.Metafile) -> bool:
+        """Write the metafile (temp + rename); False if it already had exactly this content."""
+        text = mf.dumps(meta)
+        with contextlib.suppress(OSError):
+            if t.meta.read_text() == text:
+                return False
+        tmp = t.meta.with_name(f".{t.meta.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, t.meta)
+        return True
+
+    def ignore(self, t: Target) -> None:
+        """Add /NAME to the .gitignore beside the data (once)."""
+        gi = t.data.parent / ".gitignore"
+        line = "/" + _gitignore_escape(t.name)
+        try:
+            text = gi.read_text()
+        except FileNotFoundError:
+            text = ""
+        if line in text.splitlines():
+            return
+        if text and not text.endswith("\n"):
+            text += "\n"
+        tmp = gi.with_name(".gitignore.fastreg-tmp")
+        tmp.write_text(text + line + "\n")
+        os.replace(tmp, gi)
+
+
+def _gitignore_escape(name: str) -> str:
+    out = name
+    for ch in "\\*?[":
+        out = out.replace(ch, "\\" + ch)
+    if out.startswith(("#", "!")):
+        out = "\\" + out
+    if out.endswith(" "):
+        out = out[:-1] + "\\ "
+    return out
+
+
+def _in_git_work_tree(path: Path) -> bool:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--is-inside-work-tree"], cwd=path, capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise FastregError("git is not installed; install it or use `fastreg init --no-scm`") from None
+    return out.returncode == 0 and out.stdout.strip() == "true"

@@ -1,0 +1,114 @@
+"""The stat cache: (inode, size, mtime_ns) -> digest and chunks, per target, so that `add` and
+`status` with nothing changed read no file contents.
+
+One file per target under .fastreg/tmp/stat/, a stream of msgpack arrays
+[relpath, ino, size, mtime_ns, digest, chunks] written temp-then-rename.  Memory when loaded:
+a dict entry per file (~250 bytes), only for targets that were added before.
+
+Racy entries are never stored: a file whose mtime is within RACY_NS of the moment hashing began
+could be rewritten in the same timestamp tick without its stat changing, so it is left out and
+simply hashed again next time (the "racy git" problem)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from fastreg.objects import codec
+
+RACY_NS = 50_000_000  # 50 ms: several timestamp ticks on every Linux filesystem
+
+Entry = tuple[int, int, int, bytes, bytes]  # ino, size, mtime_ns, digest, chunks
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class StatCache:
+    def __init__(self, tmp_dir: Path, target_rel: str) -> None:
+        self.path = tmp_dir / "stat" / xxhash.xxh3_64_hexdigest(target_rel.encode())
+        self.entries: dict[str, Entry] = {}
+        self._new: list[list[Any]] = []
+        self.changed = False
+
+    def load(self) -> StatCache:
+        try:
+            with open(self.path, "rb") as f:
+                for rec in codec.stream_unpacker(f):
+                    rel, ino, size, mtime, digest, chunks = rec
+                    self.entries[rel] = (ino, size, mtime, digest, chunks)
+        except FileNotFoundError:
+            pass
+        except (ValueError, TypeError, codec.DecodeError):
+            self.entries = {}  # a damaged stat cache only costs a re-hash
+        except Exception as exc:  # msgpack's own exception types
+            if type(exc).__module__.startswith("msgpack"):
+                self.entries = {}
+            else:
+                raise
+        return self
+
+    def lookup(self, rel: str, st: os.stat_result) -> tuple[bytes, bytes] | None:
+        e = self.entries.get(rel)
+        if e is not None and (e[0], e[1], e[2]) == (st.st_ino, st.st_size, st.st_mtime_ns):
+            return e[3], e[4]
+        return None
+
+    def record(self, rel: str, st: os.stat_result, digest: bytes, chunks: bytes, started_ns: int) -> None:
+        if st.st_mtime_ns >= started_ns - RACY_NS:
+            if rel in self.entries:
+                del self.entries[rel]
+                self.changed = True
+            return
+        new = (st.st_ino, st.st_size, st.st_mtime_ns, digest, chunks)
+        if self.entries.get(rel) != new:
+            self.entries[rel] = new
+            self.changed = True
+
+    def save(self, keep: set[str] | None = None) -> None:
+        """Write the cache (only entries in keep, if given) atomically."""
+        if not self.changed and keep is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                for rel in sorted(self.entries):
+                    if keep is not None and rel not in keep:
+                        continue
+                    f.write(codec.packb([rel, *self.entries[rel]]))
+            os.replace(tmp, self.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
+class StatCacheWriter:
+    """Streams a fresh stat cache to disk while `add` walks a target, so a cold add of N files
+    holds no per-file stat entries in memory; commit() replaces the old cache atomically."""
+
+    def __init__(self, cache: StatCache, started_ns: int) -> None:
+        self._final = cache.path
+        self._final.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self._final.with_name(f"{self._final.name}.{uuid.uuid4().hex[:8]}.tmp")
+        self._f = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
+        self._started_ns = started_ns
+
+    def append(self, rel: str, st: os.stat_result, digest: bytes, chunks: bytes) -> None:
+        if st.st_mtime_ns < self._started_ns - RACY_NS:
+            self._f.write(codec.packb([rel, st.st_ino, st.st_size, st.st_mtime_ns, digest, chunks]))
+
+    def commit(self) -> None:
+        self._f.close()
+        os.replace(self._tmp, self._final)
+
+    def abort(self) -> None:
+        self._f.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
