@@ -109,9 +109,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"{r.target.rel}:\n    not in cache (run `fastreg pull`)")
         elif r.target.data.is_dir() or r.added or r.deleted:
             print(f"{r.target.rel}:")
+            limit = None if args.verbose else 20
             for label, items in (("added", r.added), ("modified", r.modified), ("deleted", r.deleted)):
-                for item in items:
+                for item in items[:limit]:
                     print(f"    {label + ':':10} {item}")
+                if limit is not None and len(items) > limit:
+                    print(f"    {label + ':':10} ... and {len(items) - limit} more (-v lists all)")
         else:
             print(f"{r.target.rel}:\n    modified")
     if not dirty:

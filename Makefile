@@ -1,0 +1,28 @@
+# Two commands on a fresh machine:  `make demo` (the main job end to end) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/fastreg: pyproject.toml setup.py fastreg/_hash.pyx
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(BIN)/fastreg
+	bash scripts/demo.sh
+
+lint: $(BIN)/fastreg
+	$(BIN)/ruff check fastreg tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/fastreg
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build demo bench/work fastreg/_hash.c fastreg/*.so

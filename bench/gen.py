@@ -1,0 +1,102 @@
+"""Seeded dataset generator for the demo, the tests and the benchmarks.
+
+    python bench/gen.py images OUT [--train N] [--validation N] [--start K] [--seed S] [--mean-kb 100]
+        an image-like tree OUT/data/{train,validation}/{cats,dogs}/{cat,dog}.NNNN.jpg with lognormal
+        sizes around --mean-kb and incompressible content; --start K numbers files from K, so a second
+        run with another --start grows the dataset (v2) without touching existing files
+    python bench/gen.py large FILE --size 512M [--seed S]        one large incompressible file
+    python bench/gen.py edit FILE --offset 256M --length 1M [--seed S]   overwrite a range in place
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import sys
+from pathlib import Path
+
+_JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def image_sizes(rnd: random.Random, n: int, mean_kb: float) -> list[int]:
+    sigma = 0.5
+    mu = math.log(mean_kb * 1024) - sigma * sigma / 2
+    return [max(len(_JPEG_HEAD) + 16, int(rnd.lognormvariate(mu, sigma))) for _ in range(n)]
+
+
+def images(out: Path, train: int, validation: int, start: int, seed: int, mean_kb: float) -> int:
+    """Write train/2 cats + train/2 dogs and validation/2 of each; returns bytes written."""
+    total = 0
+    for split, count in (("train", train), ("validation", validation)):
+        for animal in ("cat", "dog"):
+            d = out / "data" / split / f"{animal}s"
+            d.mkdir(parents=True, exist_ok=True)
+            n = count // 2
+            # One generator per (split, animal, start): growing never rewrites existing files.
+            rnd = random.Random(f"{seed}/{split}/{animal}/{start}")
+            for i, size in enumerate(image_sizes(rnd, n, mean_kb)):
+                body = _JPEG_HEAD + rnd.randbytes(size - len(_JPEG_HEAD) - 2) + b"\xff\xd9"
+                (d / f"{animal}.{start + i:04d}.jpg").write_bytes(body)
+                total += size
+    return total
+
+
+def large(path: Path, size: int, seed: int) -> None:
+    rnd = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 16 << 20)
+            f.write(rnd.randbytes(n))
+            left -= n
+
+
+def edit(path: Path, offset: int, length: int, seed: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(random.Random(seed).randbytes(length))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("images")
+    p.add_argument("out", type=Path)
+    p.add_argument("--train", type=int, default=1000)
+    p.add_argument("--validation", type=int, default=800)
+    p.add_argument("--start", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--mean-kb", type=float, default=100.0)
+    p = sub.add_parser("large")
+    p.add_argument("path", type=Path)
+    p.add_argument("--size", type=parse_size, required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p = sub.add_parser("edit")
+    p.add_argument("path", type=Path)
+    p.add_argument("--offset", type=parse_size, required=True)
+    p.add_argument("--length", type=parse_size, required=True)
+    p.add_argument("--seed", type=int, default=2)
+    a = ap.parse_args(argv)
+    if a.mode == "images":
+        n = images(a.out, a.train, a.validation, a.start, a.seed, a.mean_kb)
+        print(f"wrote {a.train + a.validation} images, {n / 1e6:.1f} MB under {a.out / 'data'}", file=sys.stderr)
+    elif a.mode == "large":
+        large(a.path, a.size, a.seed)
+    else:
+        edit(a.path, a.offset, a.length, a.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The main job end to end, on an embedded default: a cats-and-dogs image dataset added as v1
+# (1,800 images), tagged, grown by 1,000 images as v2, then status and checkout after damage.
+# Runs in ./demo (recreated each time); needs only the virtualenv that `make demo` sets up.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")/.." && pwd)"
+PY="${PYTHON:-$HERE/.venv/bin/python}"
+FASTREG="${FASTREG:-$HERE/.venv/bin/fastreg}"
+DEMO="${DEMO_DIR:-$HERE/demo}"
+MEAN_KB="${DEMO_MEAN_KB:-20}"   # small images keep the demo quick; the bench uses 100 KB
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+rm -rf "$DEMO"
+mkdir -p "$DEMO/registry" && cd "$DEMO/registry"
+git init -q -b main
+git config user.email demo@fastreg.invalid
+git config user.name "fastreg demo"
+
+step "fastreg init"
+"$FASTREG" init
+git add .fastreg && git commit -qm "Initialize fastreg"
+
+step "v1: 1,800 images (train 500+500, validation 400+400)"
+"$PY" "$HERE/bench/gen.py" images use-cases/cats-dogs --train 1000 --validation 800 --mean-kb "$MEAN_KB"
+time "$FASTREG" add use-cases/cats-dogs
+cat use-cases/cats-dogs.fastreg
+git add use-cases/cats-dogs.fastreg use-cases/.gitignore
+git commit -qm "cats-dogs v1" && git tag cats-dogs-v1
+
+step "v2: 1,000 more training images"
+"$PY" "$HERE/bench/gen.py" images use-cases/cats-dogs --train 1000 --validation 0 --start 501 --mean-kb "$MEAN_KB"
+"$FASTREG" status
+time "$FASTREG" add use-cases/cats-dogs
+git add use-cases/cats-dogs.fastreg
+git commit -qm "cats-dogs v2" && git tag cats-dogs-v2
+git --no-pager diff cats-dogs-v1 cats-dogs-v2 -- use-cases/cats-dogs.fastreg
+
+step "status with nothing changed"
+time "$FASTREG" status
+
+step "damage the workspace: delete 3 images, edit 1, then status and checkout"
+rm use-cases/cats-dogs/data/train/cats/cat.0001.jpg use-cases/cats-dogs/data/train/dogs/dog.0002.jpg \
+   use-cases/cats-dogs/data/validation/cats/cat.0003.jpg
+echo "scribble" >> use-cases/cats-dogs/data/train/dogs/dog.0010.jpg
+"$FASTREG" status
+"$FASTREG" checkout || echo "(checkout refused: an edit that is not in the cache needs --force)"
+"$FASTREG" checkout --force
+"$FASTREG" status
+
+step "back to v1 and forward to v2 (git checkout + fastreg checkout)"
+git checkout -q cats-dogs-v1
+"$FASTREG" checkout
+find use-cases/cats-dogs -type f | wc -l
+git checkout -q main
+"$FASTREG" checkout
+find use-cases/cats-dogs -type f | wc -l
+
+step "gc --workspace drops the cache objects only v1 used"
+"$FASTREG" gc --workspace
+"$FASTREG" status
+echo
+echo "demo finished: the registry is in $DEMO/registry"

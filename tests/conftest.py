@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fastreg.cli import main
+
+OLD = 1_600_000_000  # an mtime well in the past, so stat-cache entries are not "racy"
+
+
+def age(root: Path) -> None:
+    """Set every file's mtime into the past (files written this instant are never trusted by
+    the stat cache; see statcache.RACY_NS)."""
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            os.utime(os.path.join(dirpath, f), (OLD, OLD), follow_symlinks=False)
+
+
+class Run:
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *args: str, rc: int = 0) -> tuple[str, str]:
+        self.capsys.readouterr()
+        got = main(list(args))
+        out, err = self.capsys.readouterr()
+        assert got == rc, f"fastreg {' '.join(args)} -> {got}, expected {rc}\nstdout: {out}\nstderr: {err}"
+        if rc != 0:
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: "), err
+        return out, err
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    return Run(capsys)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Run) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    subprocess.run(["git", "config", "user.email", "t@example.invalid"], cwd=root, check=True)
+    subprocess.run(["git", "config", "user.name", "t"], cwd=root, check=True)
+    monkeypatch.chdir(root)
+    run("init")
+    return root
+
+
+@pytest.fixture
+def make_images() -> Callable[..., int]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.gen import images
+
+    def make(out: Path, train: int = 40, validation: int = 20, start: int = 1, mean_kb: float = 30) -> int:
+        n = images(out, train, validation, start, seed=1, mean_kb=mean_kb)
+        age(out)
+        return n
+
+    return make

@@ -1,0 +1,279 @@
+"""The producer workflow through the real CLI entry point: init, add, status, checkout, gc."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import xxhash
+
+from fastreg.objects import metafile as mf
+from tests.conftest import age
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_add_writes_metafile_and_gitignore(project: Path, run, make_images) -> None:
+    total = make_images(project / "use-cases" / "cats-dogs")
+    out, _ = run("add", "use-cases/cats-dogs")
+    assert "Updated use-cases/cats-dogs.fastreg (60 files" in out
+    meta = mf.loads((project / "use-cases" / "cats-dogs.fastreg").read_text(), "x")
+    assert (meta.kind, meta.files, meta.size, meta.path) == ("dir", 60, total, "cats-dogs")
+    assert "/cats-dogs" in (project / "use-cases" / ".gitignore").read_text().splitlines()
+    # git sees the metafile but not the data
+    st = subprocess.run(["git", "status", "--porcelain", "-uall"], capture_output=True, text=True, check=True).stdout
+    assert "use-cases/cats-dogs.fastreg" in st and "cat.0001.jpg" not in st
+    # adding again with nothing changed keeps the metafile byte for byte
+    before = (project / "use-cases" / "cats-dogs.fastreg").read_bytes()
+    out, _ = run("add", "use-cases/cats-dogs")
+    assert "Unchanged" in out
+    assert (project / "use-cases" / "cats-dogs.fastreg").read_bytes() == before
+    assert (project / "use-cases" / ".gitignore").read_text().count("/cats-dogs") == 1
+
+
+def test_same_content_same_digest_anywhere(tmp_path: Path, project: Path, run, make_images) -> None:
+    make_images(project / "a")
+    make_images(project / "b")
+    run("add", "a", "b")
+    da = mf.loads((project / "a.fastreg").read_text(), "a").digest
+    db = mf.loads((project / "b.fastreg").read_text(), "b").digest
+    assert da == db
+
+
+def test_status_reports_added_modified_deleted(project: Path, run, make_images) -> None:
+    make_images(project / "ds")
+    run("add", "ds")
+    out, _ = run("status")
+    assert "up to date" in out
+    (project / "ds/data/train/cats/cat.0001.jpg").unlink()
+    with open(project / "ds/data/train/dogs/dog.0002.jpg", "ab") as f:
+        f.write(b"edit")
+    (project / "ds/data/new.txt").write_text("new")
+    out, _ = run("status", "ds")
+    assert "added:     data/new.txt" in out
+    assert "modified:  data/train/dogs/dog.0002.jpg" in out
+    assert "deleted:   data/train/cats/cat.0001.jpg" in out
+    out, _ = run("status", "ds.fastreg")  # the metafile names the target too
+    assert "data/new.txt" in out
+
+
+def test_checkout_restores_and_protects_local_changes(project: Path, run, make_images) -> None:
+    make_images(project / "ds")
+    original = files_under(project / "ds")
+    run("add", "ds")
+    (project / "ds/data/train/cats/cat.0001.jpg").unlink()
+    edited = project / "ds/data/train/dogs/dog.0002.jpg"
+    edited.write_bytes(b"local edit")
+    _, err = run("checkout", rc=1)
+    assert "dog.0002.jpg" in err and "--force" in err
+    assert not (project / "ds/data/train/cats/cat.0001.jpg").exists()  # refused before touching anything
+    run("checkout", "--force")
+    assert files_under(project / "ds") == original
+    out, _ = run("status")
+    assert "up to date" in out
+
+
+def test_add_new_version_then_checkout_between_versions(project: Path, run, make_images) -> None:
+    ds = project / "ds"
+    make_images(ds)
+    v1 = files_under(ds)
+    run("add", "ds")
+    subprocess.run(["git", "add", "-A"], check=True)
+    subprocess.run(["git", "commit", "-qm", "v1"], check=True)
+    subprocess.run(["git", "tag", "v1"], check=True)
+    make_images(ds, train=20, validation=0, start=100)
+    v2 = files_under(ds)
+    assert len(v2) == len(v1) + 20
+    out, _ = run("add", "ds")
+    assert "Updated ds.fastreg (80 files" in out
+    subprocess.run(["git", "commit", "-qam", "v2"], check=True)
+    subprocess.run(["git", "checkout", "-q", "v1"], check=True)
+    out, _ = run("checkout")
+    assert "20 removed" in out  # v2-only files are in the cache: removed without --force
+    assert files_under(ds) == v1
+    subprocess.run(["git", "checkout", "-q", "main"], check=True)
+    run("checkout")
+    assert files_under(ds) == v2
+
+
+def test_single_large_file(project: Path, run) -> None:
+    model = project / "model.bin"
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    model.write_bytes(data)
+    os.chmod(model, 0o755)
+    run("add", "model.bin")
+    meta = mf.loads((project / "model.bin.fastreg").read_text(), "m")
+    assert (meta.kind, meta.size, meta.files, meta.executable) == ("file", len(data), 1, True)
+    assert meta.digest == xxhash.xxh3_128_digest(data)
+    model.write_bytes(b"changed")
+    out, _ = run("status")
+    assert "model.bin" in out and "modified" in out
+    run("checkout", "--force", "model.bin")
+    assert model.read_bytes() == data
+    assert os.stat(model).st_mode & stat.S_IXUSR
+
+
+def test_second_add_and_status_read_no_file_contents(project: Path, run, make_images, monkeypatch) -> None:
+    make_images(project / "ds")
+    run("add", "ds")
+    import fastreg.repo.build as build
+    import fastreg.repo.ops as ops
+    from fastreg.chunking import default_chunker
+
+    real = default_chunker()
+    hashed: list[str] = []
+
+    class Counting:
+        min_size, avg_size, max_size = real.min_size, real.avg_size, real.max_size
+
+        def hash_files(self, paths, bufsize=1 << 20):
+            hashed.extend(paths)
+            return real.hash_files(paths, bufsize)
+
+    monkeypatch.setattr(build, "default_chunker", Counting)
+    monkeypatch.setattr(ops, "default_chunker", Counting)
+    run("add", "ds")
+    run("status")
+    assert hashed == []
+    target = project / "ds/data/train/cats/cat.0003.jpg"
+    target.write_bytes(b"new content")
+    age(project / "ds")
+    run("status")
+    run("add", "ds")
+    # Only the edited file is read (by status, then by add, which must also copy it to the cache).
+    assert {Path(p).name for p in hashed} == {"cat.0003.jpg"}
+
+
+def test_hardlink_and_symlink_cache_types_protect_the_cache(project: Path, run, make_images) -> None:
+    for kind in ("hardlink", "symlink"):
+        (project / ".fastreg/config").write_text(f'[cache]\ntype = "{kind}"\n')
+        ds = project / kind
+        make_images(ds, train=4, validation=2)
+        original = files_under(ds)
+        run("add", kind)
+        f = ds / "data/train/cats/cat.0001.jpg"
+        obj_digest = xxhash.xxh3_128_digest(original["data/train/cats/cat.0001.jpg"]).hex()
+        obj = project / ".fastreg/cache/files" / obj_digest[:2] / obj_digest[2:]
+        if kind == "hardlink":
+            assert os.stat(f).st_ino == os.stat(obj).st_ino
+        else:
+            assert f.is_symlink() and f.resolve() == obj.resolve()
+        assert not os.stat(f).st_mode & 0o222  # read-only: an edit cannot corrupt the cache
+        f.unlink()
+        run("checkout", kind)
+        assert files_under(ds) == original
+        out, _ = run("status", kind)
+        assert "up to date" in out
+
+
+def test_shared_cache_dir(tmp_path: Path, project: Path, run, make_images) -> None:
+    shared = tmp_path / "shared-cache"
+    (project / ".fastreg/config").write_text(f'[cache]\ndir = "{shared}"\n')
+    make_images(project / "ds", train=4, validation=2)
+    run("add", "ds")
+    assert len(list((shared / "files").rglob("*"))) >= 6
+    assert not (project / ".fastreg/cache/files").exists() or not any((project / ".fastreg/cache/files").iterdir())
+
+
+def test_corrupt_cache_object_is_not_checked_out(project: Path, run, make_images) -> None:
+    make_images(project / "ds", train=4, validation=2)
+    run("add", "ds")
+    victim = project / "ds/data/train/cats/cat.0001.jpg"
+    digest = xxhash.xxh3_128_digest(victim.read_bytes()).hex()
+    obj = project / ".fastreg/cache/files" / digest[:2] / digest[2:]
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"bit rot")
+    victim.unlink()
+    (project / "ds/data/train/dogs/dog.0001.jpg").unlink()
+    _, err = run("checkout", rc=3)
+    assert digest[2:] in err and "corrupt" in err and "cat.0001.jpg" in err
+    assert not victim.exists()
+    assert (project / "ds/data/train/dogs/dog.0001.jpg").exists()  # the healthy file was restored
+
+
+def test_gc_workspace_and_all_commits(project: Path, run, make_images) -> None:
+    ds = project / "ds"
+    make_images(ds, train=4, validation=2)
+    run("add", "ds")
+    subprocess.run(["git", "add", "-A"], check=True)
+    subprocess.run(["git", "commit", "-qm", "v1"], check=True)
+    old = ds / "data/train/cats/cat.0001.jpg"
+    old_digest = xxhash.xxh3_128_digest(old.read_bytes()).hex()
+    old_obj = project / ".fastreg/cache/files" / old_digest[:2] / old_digest[2:]
+    old.unlink()
+    run("add", "ds")
+    out, _ = run("gc", "--all-commits")
+    assert old_obj.exists()  # still used by the v1 commit
+    out, _ = run("gc", "--workspace")
+    assert "Removed 1 files" in out
+    assert not old_obj.exists()
+    out, _ = run("status")
+    assert "up to date" in out
+    _, err = run("gc", rc=2)
+    assert "--workspace" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["add", "../outside"], "outside the project"),
+        (["add", ".fastreg/config"], "inside .fastreg/"),
+        (["add", "missing"], "no such file"),
+        (["status", "missing"], "not tracked"),
+        (["checkout", "missing"], "not tracked"),
+        (["frobnicate"], "invalid choice"),
+        (["add"], "required"),
+        (["add", "-j", "0", "x"], "jobs"),
+    ],
+)
+def test_bad_input_is_one_error_line(project: Path, run, args: list[str], needle: str) -> None:
+    (project.parent / "outside").mkdir(exist_ok=True)
+    _, err = run(*args, rc=2 if args[0] == "frobnicate" or "-j" in args or args == ["add"] else 1)
+    assert needle in err
+
+
+def test_add_inside_tracked_dir_and_overlap(project: Path, run, make_images) -> None:
+    make_images(project / "ds", train=4, validation=2)
+    run("add", "ds")
+    _, err = run("add", "ds/data/train", rc=1)
+    assert "inside the tracked directory ds" in err
+    (project / "outer").mkdir()
+    (project / "outer/inner").mkdir()
+    (project / "outer/inner/f").write_text("x")
+    run("add", "outer/inner")
+    _, err = run("add", "outer", rc=1)
+    assert "contains the tracked path outer/inner" in err
+
+
+def test_corrupt_metafile(project: Path, run, make_images) -> None:
+    make_images(project / "ds", train=4, validation=2)
+    run("add", "ds")
+    meta = project / "ds.fastreg"
+    meta.write_text(meta.read_text().replace("digest = ", "digest = 12"))
+    _, err = run("status", rc=1)
+    assert "ds.fastreg" in err and "invalid metafile" in err
+    meta.write_text("this is [not toml")
+    _, err = run("checkout", rc=1)
+    assert "ds.fastreg" in err
+
+
+def test_init_needs_git_unless_no_scm(tmp_path: Path, monkeypatch, run) -> None:
+    d = tmp_path / "plain"
+    d.mkdir()
+    monkeypatch.chdir(d)
+    _, err = run("init", rc=1)
+    assert "not inside a Git work tree" in err and "--no-scm" in err
+    run("init", "--no-scm")
+    assert (d / ".fastreg/config").exists()
+    _, err = run("init", "--no-scm", rc=1)
+    assert "already" in err
+    (d / "x").write_text("x")
+    run("add", "x")
+    monkeypatch.chdir(tmp_path)
+    _, err = run("status", rc=1)
+    assert "fastreg init" in err
