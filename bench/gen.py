@@ -1,18 +1,17 @@
 """Seeded dataset generator for the demo, the tests and the benchmarks.
 
-    python bench/gen.py images OUT [--train N] [--validation N] [--start K] [--seed S] [--mean-kb 100]
-        an image-like tree OUT/data/{train,validation}/{cats,dogs}/{cat,dog}.NNNN.jpg with lognormal
-        sizes around --mean-kb and incompressible content; --start K numbers files from K, so a second
-        run with another --start grows the dataset (v2) without touching existing files
-    python bench/gen.py large FILE --size 512M [--seed S]        one large incompressible file
-    python bench/gen.py edit FILE --offset 256M --length 1M [--seed S]   overwrite a range in place
+python bench/gen.py images OUT [--train N] [--validation N] [--start K] [--seed S] [--mean-kb 100]
+    an image-like tree OUT/data/{train,validation}/{cats,dogs}/{cat,dog}.NNNN.jpg with lognormal
+    sizes around --mean-kb and incompressible content; --start K numbers files from K, so a second
+    run with another --start grows the dataset (v2) without touching existing files
+python bench/gen.py large FILE --size 512M [--seed S]        one large incompressible file
+python bench/gen.py edit FILE --offset 256M --length 1M [--seed S]   overwrite a range in place
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import random
 import sys
 from pathlib import Path
@@ -90,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.mode == "images":
         n = images(a.out, a.train, a.validation, a.start, a.seed, a.mean_kb)
-        print(f"wrote {a.train + a.validation} images, {n / 1e6:.1f} MB under {a.out / 'data'}", file=sys.stderr)
+        print(
+            f"wrote {a.train + a.validation} images, {n / 1e6:.1f} MB under {a.out / 'data'}", file=sys.stderr
+        )
     elif a.mode == "large":
         large(a.path, a.size, a.seed)
     else:

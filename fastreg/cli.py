@@ -161,7 +161,7 @@ def _jobs(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="print nothing but errors")
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback without -v
+    except Exception as exc:
         if verbose:
             traceback.print_exc()
         print(f"error: internal error: {type(exc).__name__}: {exc} (run with -v for details and "

@@ -13,8 +13,9 @@ def mask_bits(k: int) -> int:
     return ((1 << k) - 1) << (63 - k)
 
 
-def cut_points(data: bytes, min_size: int, avg_size: int, max_size: int, gear: bytes,
-               norm_level: int = 2) -> list[int]:
+def cut_points(
+    data: bytes, min_size: int, avg_size: int, max_size: int, gear: bytes, norm_level: int = 2
+) -> list[int]:
     g = gear_values(gear)
     bits = avg_size.bit_length() - 1
     mask_s, mask_l = mask_bits(bits + norm_level), mask_bits(bits - norm_level)

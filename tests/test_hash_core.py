@@ -89,7 +89,9 @@ def test_hash_files_batch_and_missing_file(tmp_path) -> None:
         paths.append(str(p))
     results = ch.hash_files(paths)
     assert [r[0] for r in results] == [i * 997 for i in range(50)]
-    assert all(r[1] == xxhash.xxh3_128_digest(Path(p).read_bytes()) for r, p in zip(results, paths, strict=True))
+    assert all(
+        r[1] == xxhash.xxh3_128_digest(Path(p).read_bytes()) for r, p in zip(results, paths, strict=True)
+    )
     with pytest.raises(FileNotFoundError) as exc:
         ch.hash_files([paths[0], str(tmp_path / "nope")])
     assert "nope" in str(exc.value)

@@ -26,7 +26,9 @@ def test_add_writes_metafile_and_gitignore(project: Path, run, make_images) -> N
     assert (meta.kind, meta.files, meta.size, meta.path) == ("dir", 60, total, "cats-dogs")
     assert "/cats-dogs" in (project / "use-cases" / ".gitignore").read_text().splitlines()
     # git sees the metafile but not the data
-    st = subprocess.run(["git", "status", "--porcelain", "-uall"], capture_output=True, text=True, check=True).stdout
+    st = subprocess.run(
+        ["git", "status", "--porcelain", "-uall"], capture_output=True, text=True, check=True
+    ).stdout
     assert "use-cases/cats-dogs.fastreg" in st and "cat.0001.jpg" not in st
     # adding again with nothing changed keeps the metafile byte for byte
     before = (project / "use-cases" / "cats-dogs.fastreg").read_bytes()
@@ -177,7 +179,9 @@ def test_shared_cache_dir(tmp_path: Path, project: Path, run, make_images) -> No
     make_images(project / "ds", train=4, validation=2)
     run("add", "ds")
     assert len(list((shared / "files").rglob("*"))) >= 6
-    assert not (project / ".fastreg/cache/files").exists() or not any((project / ".fastreg/cache/files").iterdir())
+    assert not (project / ".fastreg/cache/files").exists() or not any(
+        (project / ".fastreg/cache/files").iterdir()
+    )
 
 
 def test_corrupt_cache_object_is_not_checked_out(project: Path, run, make_images) -> None:

@@ -87,7 +87,7 @@ class Builder:
 
     def build_file(self, path: str, rel: str) -> FileRecord:
         st = _stat_file(path)
-        [(it, rec, st2)] = self._work([self._item(os.path.basename(path), rel, path, st)])
+        [(_, rec, st2)] = self._work([self._item(os.path.basename(path), rel, path, st)])
         self.writer.append(rel, st2, rec.digest, rec.chunks)
         if self.progress:
             self.progress(1, rec.size)

@@ -240,7 +240,7 @@ class Cache:
 
     def iter_objects(self, kind: str) -> list[tuple[bytes, Path]]:
         base = self.files_dir if kind == "files" else self.trees_dir
-        out = []
+        out: list[tuple[bytes, Path]] = []
         if not base.exists():
             return out
         for sub in os.scandir(base):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastreg.chunking import default_chunker
-from fastreg.errors import CacheMissingError, FastregError, IntegrityError, MetafileError, PathError
+from fastreg.errors import CacheMissingError, FastregError, MetafileError, PathError
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.objects.codec import DecodeError
@@ -448,7 +448,7 @@ def _metafiles_in_history(project: Project) -> list[mf.Metafile]:
         return p.stdout
 
     commits = git("rev-list", "--all").split()
-    blobs: dict[str, str] = {}
+    blobs: dict[str, str] = {}  # metafile blob sha -> a path it appeared at
     for commit in commits:
         for line in git("ls-tree", "-r", "-z", commit.decode()).split(b"\0"):
             if not line:
@@ -461,13 +461,13 @@ def _metafiles_in_history(project: Project) -> list[mf.Metafile]:
         return []
     out = git("cat-file", "--batch", data="".join(s + "\n" for s in blobs).encode())
     metas, pos = [], 0
-    for sha, path in blobs.items():
+    for sha, where in blobs.items():
         header_end = out.index(b"\n", pos)
         size = int(out[pos:header_end].split()[2])
         text = out[header_end + 1 : header_end + 1 + size].decode(errors="replace")
         pos = header_end + 1 + size + 1
         try:
-            metas.append(mf.loads(text, f"{path} at blob {sha[:10]}"))
+            metas.append(mf.loads(text, f"{where} at blob {sha[:10]}"))
         except MetafileError:
             continue  # a broken metafile in old history protects nothing
     return metas

@@ -1,0 +1,126 @@
+"""Tree encoding: canonical bytes, sharding, lookups, golden digest; metafile round trips."""
+
+from __future__ import annotations
+
+import pytest
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastreg.objects import metafile as mf
+from fastreg.objects import tree as tr
+from fastreg.objects.codec import DecodeError
+
+
+class MemoryTrees:
+    """In-memory TreeStore that counts bytes read (a unit-test store, not a storage mock)."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[bytes, bytes] = {}
+        self.bytes_read = 0
+
+    def put_tree(self, data: bytes) -> bytes:
+        d = xxhash.xxh3_128_digest(data)
+        self.nodes[d] = data
+        return d
+
+    def get_tree(self, digest: bytes) -> bytes:
+        data = self.nodes[digest]
+        self.bytes_read += len(data)
+        return data
+
+
+def rec(i: int) -> tr.FileRecord:
+    return tr.FileRecord(1000 + i, xxhash.xxh3_128_digest(str(i).encode()), b"", i % 7 == 0)
+
+
+def build_flat(store: MemoryTrees, names: list[str]) -> tr.DirRecord:
+    b = tr.DirBuilder(store)
+    for i, name in enumerate(sorted(names)):
+        b.add_file(name, rec(i))
+    return b.finish()
+
+
+def test_golden_tree_digest() -> None:
+    # Frozen encoding: if this changes, every tree digest (and metafile) changes: a format break.
+    store = MemoryTrees()
+    sub = build_flat(store, ["cat.0001.jpg", "cat.0002.jpg"])
+    top = tr.DirBuilder(store)
+    top.add_file("README", tr.FileRecord(5, xxhash.xxh3_128_digest(b"hello"), b"", False))
+    top.add_dir("cats", sub)
+    chunks = xxhash.xxh3_128_digest(b"c1") + (70000).to_bytes(4, "big")
+    chunks += xxhash.xxh3_128_digest(b"c2") + (30000).to_bytes(4, "big")
+    top.add_file("model.bin", tr.FileRecord(100000, xxhash.xxh3_128_digest(b"m"), chunks, True))
+    root = top.finish()
+    assert (root.size, root.files) == (5 + 1000 + 1001 + 100000, 4)
+    assert root.digest.hex() == "85120f91954778c0ab93179684f135bb"
+    # The builder's streamed encoding is exactly msgpack of the whole node.
+    expected = tr.codec.packb([
+        "fastreg.tree", 1, "dir",
+        [["README", 0, 5, xxhash.xxh3_128_digest(b"hello"), b""],
+         ["cats", 2, 2001, sub.digest, 2],
+         ["model.bin", 1, 100000, xxhash.xxh3_128_digest(b"m"), chunks]],
+    ])
+    assert store.nodes[root.digest] == expected
+
+
+def test_entries_must_come_sorted() -> None:
+    b = tr.DirBuilder(MemoryTrees())
+    b.add_file("b", rec(1))
+    with pytest.raises(ValueError):
+        b.add_file("a", rec(2))
+
+
+def test_large_directory_is_sharded_and_lookup_reads_little() -> None:
+    store = MemoryTrees()
+    names = [f"img.{i:05d}.jpg" for i in range(10_000)]
+    root = build_flat(store, names)
+    kinds = [tr.codec.unpackb(n)[2] for n in store.nodes.values()]
+    assert kinds.count("index") == 1 and kinds.count("shard") == 10
+    assert [p for p, _ in tr.walk(store, root.digest)] == sorted(names)
+    store.bytes_read = 0
+    found = tr.lookup(store, root.digest, "img.07345.jpg")
+    assert found == rec(7345)
+    whole = sum(len(n) for n in store.nodes.values())
+    assert store.bytes_read < whole / 5, (store.bytes_read, whole)
+    assert tr.lookup(store, root.digest, "img.99999.jpg") is None
+    assert tr.lookup(store, root.digest, "aaa") is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sets(st.text(alphabet="abcxyz.-_", min_size=1, max_size=8), min_size=0, max_size=2500))
+def test_digest_is_a_function_of_contents(names: set[str]) -> None:
+    a, b = MemoryTrees(), MemoryTrees()
+    ordered = sorted(names)
+    ra = build_flat(a, ordered)
+    rb = build_flat(b, list(ordered))
+    assert ra == rb
+    assert [p for p, _ in tr.walk(a, ra.digest)] == ordered
+    for name in ordered[:5]:
+        assert tr.lookup(a, ra.digest, name) is not None
+
+
+def test_nested_lookup_and_corrupt_node() -> None:
+    store = MemoryTrees()
+    inner = build_flat(store, ["x.jpg"])
+    top = tr.DirBuilder(store)
+    top.add_dir("train", inner)
+    root = top.finish()
+    assert isinstance(tr.lookup(store, root.digest, "train"), tr.DirRecord)
+    assert tr.lookup(store, root.digest, "train/x.jpg") == rec(0)
+    assert tr.lookup(store, root.digest, "train/x.jpg/deeper") is None
+    bad = store.put_tree(tr.codec.packb(["fastreg.tree", 99, "dir", []]))
+    with pytest.raises(DecodeError, match="upgrade"):
+        list(tr.iter_dir(store, bad))
+
+
+def test_metafile_round_trip_and_rejects_hand_edits() -> None:
+    meta = mf.Metafile("cats-dogs", "dir", bytes(range(16)), 123, 4,
+                       source=mf.ImportSource("https://x/y.git", "use-cases/cats-dogs", "v1", "a" * 40))
+    text = mf.dumps(meta)
+    assert mf.loads(text, "m") == meta
+    assert mf.dumps(mf.loads(text, "m")) == text
+    for broken in (text.replace("format = 1", "format = 2"), text.replace('type = "dir"', 'type = "blob"'),
+                   text.replace("size = 123", "size = -1"), text + "extra = 1\n", "nonsense ["):
+        with pytest.raises(mf.MetafileError):
+            mf.loads(broken, "m")
