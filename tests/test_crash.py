@@ -12,7 +12,6 @@ from pathlib import Path
 import xxhash
 
 from bench.gen import large
-from fastreg.objects import metafile as mf
 
 FASTREG = [sys.executable, "-m", "fastreg"]
 
