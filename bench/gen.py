@@ -27,6 +27,12 @@ def parse_size(text: str) -> int:
     return int(text)
 
 
+def randbytes(seed: object, n: int) -> bytes:
+    """Seeded incompressible bytes of any length (random.randbytes alone stops at 256 MiB)."""
+    rnd = random.Random(str(seed))
+    return b"".join(rnd.randbytes(min(16 << 20, n - i)) for i in range(0, n, 16 << 20))
+
+
 def image_sizes(rnd: random.Random, n: int, mean_kb: float) -> list[int]:
     sigma = 0.5
     mu = math.log(mean_kb * 1024) - sigma * sigma / 2

@@ -1,6 +1,6 @@
 """Typed contract of the native core (fastreg/_hash.pyx)."""
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from os import PathLike
 
 class Chunker:
@@ -13,5 +13,11 @@ class Chunker:
     def cut_points(self, data: bytes | bytearray | memoryview, eof: bool = True) -> list[int]: ...
     def digest_buffer(self, data: bytes | bytearray | memoryview) -> tuple[bytes, bytes]: ...
     def hash_files(
-        self, paths: Iterable[str | bytes | PathLike[str]], bufsize: int = ...
-    ) -> list[tuple[int, bytes, bytes]]: ...
+        self,
+        paths: Sequence[str | bytes | PathLike[str]],
+        copy_to: Sequence[str | bytes | PathLike[str]] | None = None,
+        bufsize: int = ...,
+    ) -> list[tuple[int, bytes, bytes, int, int, int]]: ...
+    def stat_files(
+        self, paths: Sequence[str | bytes | PathLike[str]]
+    ) -> list[tuple[int, int, int, int] | None]: ...

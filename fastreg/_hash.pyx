@@ -16,9 +16,11 @@ bytes per small image in every tree.
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memmove
-from libc.errno cimport errno, EINTR
-from posix.fcntl cimport O_RDONLY, open as c_open
-from posix.unistd cimport close as c_close, read as c_read
+from libc.errno cimport errno, EINTR, ENOENT, ENOTDIR, ESTALE
+from libc.stdint cimport int64_t
+from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, open as c_open
+from posix.stat cimport fstat, stat, struct_stat
+from posix.unistd cimport close as c_close, read as c_read, write as c_write
 
 import os
 
@@ -187,95 +189,351 @@ cdef class Chunker:
         finally:
             free(out)
 
-    def hash_files(self, paths, size_t bufsize=1 << 20):
-        """Digest a batch of files: one call for many small files.
+    def hash_files(self, paths, copy_to=None, size_t bufsize=16 << 20):
+        """Digest a batch of files; optionally write a copy of each to a new file.
 
-        Returns a list of (size, file digest, chunk list), one per path.  Reads with read(2)
-        into one reusable buffer of ``bufsize`` bytes (at least 2 * max_size) with the GIL
-        released; a file larger than the buffer streams through it.  Raises OSError naming
-        the path on the first file that cannot be read.
+        Returns one (size, file digest, chunk list, inode, mtime_ns, mode) per path, the stat
+        fields from fstat() of the file that was read.  With ``copy_to`` (one path per file),
+        the bytes read are also written to that path (created exclusively, mode 0444): the
+        copy is the very content that was hashed, from the same buffer.
+
+        Small files are read back to back into one ``bufsize`` buffer, their cut points found
+        and their copies written in a single GIL-free pass; the digests are then computed with
+        the GIL.  A file larger than a quarter of the buffer streams through it in 1 MiB windows.
+        Raises OSError naming the path on the first file that cannot be read or written; errno
+        ESTALE means the file changed while it was being read.
         """
-        if bufsize < 2 * self.max_size:
-            bufsize = 2 * self.max_size
-        cdef size_t cap = bufsize // self.min_size + 2
+        cdef size_t n = len(paths)
+        if copy_to is not None and len(copy_to) != n:
+            raise ValueError("copy_to must have one path per file")
+        if bufsize < 4 * 4 * self.max_size:
+            bufsize = 4 * 4 * self.max_size
+        cdef size_t large = bufsize // 4
+        cdef size_t maxg = 4096
+        cdef size_t cap = bufsize // self.min_size + maxg + 2
         cdef uint8_t* buf = <uint8_t*>malloc(bufsize)
-        cdef size_t* out = <size_t*>malloc(cap * sizeof(size_t))
-        cdef int fd
-        cdef size_t filled, count, consumed, total, nchunks
-        cdef ssize_t got
-        cdef int err
-        cdef bint eof
-        cdef bytes bpath
-        cdef const char* cpath
-        if buf == NULL or out == NULL:
-            free(buf)
-            free(out)
+        cdef size_t* cuts = <size_t*>malloc(cap * sizeof(size_t))
+        cdef _Slot* slots = <_Slot*>malloc(maxg * sizeof(_Slot))
+        cdef const char** cpaths = <const char**>malloc((n + 1) * sizeof(char*))
+        cdef const char** ccopies = <const char**>malloc((n + 1) * sizeof(char*))
+        cdef size_t i = 0
+        cdef size_t k, g, pos, ncut
+        cdef int err = 0
+        cdef bint copy = copy_to is not None
+        if buf == NULL or cuts == NULL or slots == NULL or cpaths == NULL or ccopies == NULL:
+            free(buf); free(cuts); free(slots); free(cpaths); free(ccopies)
             raise MemoryError()
+        keep = [os.fsencode(p) for p in paths]
+        keep_copies = [os.fsencode(p) for p in copy_to] if copy else []
+        cdef bytes item
+        for k in range(n):
+            item = keep[k]
+            cpaths[k] = item
+            ccopies[k] = NULL
+            if copy:
+                item = keep_copies[k]
+                ccopies[k] = item
         results = []
         try:
             mv = memoryview(<uint8_t[:bufsize]>buf)
-            for path in paths:
-                bpath = os.fsencode(path)
-                cpath = bpath
+            while i < n:
+                # Phase 1, no GIL: read, cut and copy files back to back into the buffer.
                 with nogil:
-                    fd = c_open(cpath, O_RDONLY | O_CLOEXEC)
-                    err = errno
-                if fd < 0:
-                    raise OSError(err, os.strerror(err), os.fsdecode(path))
-                try:
-                    filled = 0
-                    total = 0
-                    nchunks = 0
-                    hasher = None
-                    blob = bytearray()
-                    while True:
-                        # Fill the buffer (or reach EOF) without the GIL.
-                        eof = False
-                        err = 0
-                        with nogil:
-                            while filled < bufsize:
-                                got = c_read(fd, buf + filled, bufsize - filled)
-                                if got < 0:
-                                    if errno == EINTR:
-                                        continue
-                                    err = errno
-                                    break
-                                if got == 0:
-                                    eof = True
-                                    break
-                                filled += got
-                            if not err:
-                                count = self._cuts(buf, filled, eof, out, cap, &consumed)
-                        if err:
-                            raise OSError(err, os.strerror(err), os.fsdecode(path))
-                        if eof and total == 0:
-                            # The whole file sits in the buffer: one-shot digest.
-                            if count > 1:
-                                blob = bytearray(count * CHUNK_ENTRY)
-                                _append_chunks(blob, 0, mv, out, count, 0)
-                            results.append((filled, _digest(mv[:filled]), bytes(blob)))
-                            break
-                        if hasher is None:
-                            hasher = _hasher()
-                        hasher.update(mv[:consumed])
-                        blob.extend(bytes(count * CHUNK_ENTRY))
-                        _append_chunks(blob, nchunks * CHUNK_ENTRY, mv, out, count, 0)
-                        nchunks += count
-                        total += consumed
-                        if eof:
-                            if nchunks == 1:
-                                blob = bytearray()
-                            results.append((total, hasher.digest(), bytes(blob)))
-                            break
-                        memmove(buf, buf + consumed, filled - consumed)
-                        filled -= consumed
-                finally:
-                    c_close(fd)
+                    g = _fill_group(self, cpaths + i, ccopies + i, n - i, buf, bufsize, large, cuts, cap,
+                                    slots, maxg, &err)
+                for k in range(g):
+                    if slots[k].err:
+                        _raise_for(slots[k].err, paths[i + k], copy_to[i + k] if copy else None,
+                                   slots[k].stage)
+                    if slots[k].large:
+                        results.append(self._hash_large(cpaths[i + k], ccopies[i + k], buf, bufsize,
+                                                        cuts, cap, paths[i + k], copy_to[i + k] if copy else None))
+                        continue
+                    # Phase 2, with the GIL: digests of what phase 1 cut.
+                    pos = slots[k].offset
+                    region = mv[pos:pos + slots[k].length]
+                    ncut = slots[k].ncuts
+                    blob = b""
+                    if ncut > 1:
+                        blob_b = bytearray(ncut * CHUNK_ENTRY)
+                        _append_chunks(blob_b, 0, region, cuts + slots[k].cut_start, ncut, 0)
+                        blob = bytes(blob_b)
+                    results.append((slots[k].length, _digest(region), blob, slots[k].ino, slots[k].mtime_ns,
+                                    slots[k].mode))
+                i += g
             return results
         finally:
             mv = None
             free(buf)
-            free(out)
+            free(cuts)
+            free(slots)
+            free(cpaths)
+            free(ccopies)
+
+    cdef object _hash_large(self, const char* path, const char* copy_path, uint8_t* buf, size_t bufsize,
+                            size_t* cuts, size_t cap, object pypath, object pycopy):
+        """Stream one large file through 1 MiB windows (cache-sized), copying as it reads."""
+        cdef size_t window = 4 * self.max_size
+        cdef int fd, out_fd = -1
+        cdef size_t filled = 0
+        cdef size_t prev = 0
+        cdef size_t count = 0
+        cdef size_t consumed = 0
+        cdef size_t total = 0
+        cdef size_t nchunks = 0
+        cdef int err = 0
+        cdef int stage = 0
+        cdef bint eof
+        cdef _Stat before, after
+        if window < 2 * self.max_size:
+            window = 2 * self.max_size
+        with nogil:
+            fd = c_open(path, O_RDONLY | O_CLOEXEC)
+            if fd < 0:
+                err = errno
+            elif _fstat(fd, &before) != 0:
+                err = errno
+            elif copy_path != NULL:
+                out_fd = c_open(copy_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
+                if out_fd < 0:
+                    err = errno
+                    stage = 2
+        if err:
+            if fd >= 0:
+                c_close(fd)
+            _raise_for(err, pypath, pycopy, stage)
+        hasher = _hasher()
+        blob = bytearray()
+        mv = memoryview(<uint8_t[:window]>buf)
+        try:
+            while True:
+                eof = False
+                prev = filled
+                with nogil:
+                    err = _read_into(fd, buf, prev, window, &filled, &eof)
+                    if not err and out_fd >= 0:
+                        # Only the bytes added by this read: the tail kept from the previous
+                        # window was written already.
+                        err = _write_all(out_fd, buf + prev, filled - prev)
+                    if not err:
+                        count = self._cuts(buf, filled, eof, cuts, cap, &consumed)
+                if err:
+                    _raise_for(err, pypath, pycopy, 1)
+                hasher.update(mv[:consumed])
+                blob.extend(bytes(count * CHUNK_ENTRY))
+                _append_chunks(blob, nchunks * CHUNK_ENTRY, mv, cuts, count, 0)
+                nchunks += count
+                total += consumed
+                if eof:
+                    break
+                memmove(buf, buf + consumed, filled - consumed)
+                filled -= consumed
+        finally:
+            with nogil:
+                if out_fd >= 0:
+                    if c_close(out_fd) != 0 and not err:
+                        err = errno
+                        stage = 2
+                if _fstat(fd, &after) != 0 and not err:
+                    err = errno
+                c_close(fd)
+        if err:
+            _raise_for(err, pypath, pycopy, stage)
+        if total != <size_t>before.size or after.size != before.size or after.mtime_ns != before.mtime_ns:
+            _raise_for(ESTALE, pypath, pycopy, 1)
+        if nchunks == 1:
+            blob = bytearray()
+        return (total, hasher.digest(), bytes(blob), before.ino, before.mtime_ns, before.mode)
+
+    def stat_files(self, paths):
+        """stat() (following symlinks) of many paths in one GIL-free pass: one
+        (inode, size, mtime_ns, mode) per path, or None where the path does not exist."""
+        cdef size_t n = len(paths)
+        cdef size_t k
+        cdef _Stat* sts = <_Stat*>malloc((n + 1) * sizeof(_Stat))
+        cdef int* errs = <int*>malloc((n + 1) * sizeof(int))
+        cdef const char** cpaths = <const char**>malloc((n + 1) * sizeof(char*))
+        if sts == NULL or errs == NULL or cpaths == NULL:
+            free(sts); free(errs); free(cpaths)
+            raise MemoryError()
+        keep = [os.fsencode(p) for p in paths]
+        cdef bytes item
+        for k in range(n):
+            item = keep[k]
+            cpaths[k] = item
+        try:
+            with nogil:
+                for k in range(n):
+                    errs[k] = 0 if _stat_path(cpaths[k], &sts[k]) == 0 else errno
+            out = []
+            for k in range(n):
+                if errs[k] == ENOENT or errs[k] == ENOTDIR:
+                    out.append(None)
+                elif errs[k]:
+                    raise OSError(errs[k], os.strerror(errs[k]), os.fsdecode(paths[k]))
+                else:
+                    out.append((sts[k].ino, sts[k].size, sts[k].mtime_ns, sts[k].mode))
+            return out
+        finally:
+            free(sts)
+            free(errs)
+            free(cpaths)
+
+
+cdef struct _Stat:
+    uint64_t ino
+    int64_t size
+    int64_t mtime_ns
+    uint32_t mode
+
+
+cdef struct _Slot:
+    size_t offset
+    size_t length
+    size_t cut_start
+    size_t ncuts
+    int err
+    int stage  # 1: reading the source, 2: writing the copy
+    bint large
+    uint64_t ino
+    int64_t mtime_ns
+    uint32_t mode
+
+
+cdef inline int _fstat(int fd, _Stat* out) noexcept nogil:
+    cdef struct_stat st
+    if fstat(fd, &st) != 0:
+        return -1
+    out.ino = st.st_ino
+    out.size = st.st_size
+    out.mtime_ns = <int64_t>st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
+    out.mode = st.st_mode
+    return 0
+
+
+cdef inline int _stat_path(const char* path, _Stat* out) noexcept nogil:
+    cdef struct_stat st
+    if stat(path, &st) != 0:
+        return -1
+    out.ino = st.st_ino
+    out.size = st.st_size
+    out.mtime_ns = <int64_t>st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
+    out.mode = st.st_mode
+    return 0
+
+
+cdef int _read_into(int fd, uint8_t* buf, size_t start, size_t cap, size_t* filled, bint* eof) noexcept nogil:
+    """Read from fd into buf[start:cap] until full or EOF; returns errno or 0."""
+    cdef ssize_t got
+    cdef size_t f = start
+    while f < cap:
+        got = c_read(fd, buf + f, cap - f)
+        if got < 0:
+            if errno == EINTR:
+                continue
+            return errno
+        if got == 0:
+            eof[0] = True
+            break
+        f += got
+    filled[0] = f
+    return 0
+
+
+cdef int _write_all(int fd, const uint8_t* p, size_t n) noexcept nogil:
+    cdef ssize_t put
+    while n:
+        put = c_write(fd, p, n)
+        if put < 0:
+            if errno == EINTR:
+                continue
+            return errno
+        p += put
+        n -= put
+    return 0
+
+
+cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, size_t n, uint8_t* buf,
+                        size_t bufsize, size_t large, size_t* cuts, size_t cap, _Slot* slots, size_t maxg,
+                        int* err) noexcept nogil:
+    """Read (and copy) files into buf back to back, cutting each; returns how many slots it
+    filled.  Stops at a file that does not fit (unless it is the first), at a large file (a
+    slot marked large, for the caller to stream), or at the first error (a slot with err set)."""
+    cdef size_t k = 0
+    cdef size_t pos = 0
+    cdef size_t ncut = 0
+    cdef size_t filled, consumed, count
+    cdef int fd, out_fd, e
+    cdef bint eof
+    cdef _Stat before, after
+    cdef _Slot* s
+    while k < n and k < maxg:
+        s = &slots[k]
+        s.err = 0
+        s.stage = 1
+        s.large = False
+        fd = c_open(paths[k], O_RDONLY | O_CLOEXEC)
+        if fd < 0:
+            s.err = errno
+            return k + 1
+        if _fstat(fd, &before) != 0:
+            s.err = errno
+            c_close(fd)
+            return k + 1
+        if <size_t>before.size >= large:
+            c_close(fd)
+            if k:
+                return k  # stream it at the start of the next call
+            s.large = True
+            return 1
+        if pos + <size_t>before.size + 1 > bufsize:
+            c_close(fd)
+            return k
+        # Read one byte more than expected to notice a file that grew.
+        eof = False
+        e = _read_into(fd, buf, pos, pos + <size_t>before.size + 1, &filled, &eof)
+        if e == 0 and _fstat(fd, &after) != 0:
+            e = errno
+        c_close(fd)
+        if e:
+            s.err = e
+            return k + 1
+        if filled - pos != <size_t>before.size or after.mtime_ns != before.mtime_ns or after.size != before.size:
+            s.err = ESTALE
+            return k + 1
+        count = self._cuts(buf + pos, filled - pos, True, cuts + ncut, cap - ncut, &consumed)
+        if copies[k] != NULL:
+            s.stage = 2
+            out_fd = c_open(copies[k], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
+            if out_fd < 0:
+                s.err = errno
+                return k + 1
+            e = _write_all(out_fd, buf + pos, filled - pos)
+            if c_close(out_fd) != 0 and e == 0:
+                e = errno
+            if e:
+                s.err = e
+                return k + 1
+            s.stage = 1
+        s.offset = pos
+        s.length = filled - pos
+        s.cut_start = ncut
+        s.ncuts = count
+        s.ino = before.ino
+        s.mtime_ns = before.mtime_ns
+        s.mode = before.mode
+        pos = filled
+        ncut += count
+        k += 1
+    return k
+
+
+cdef void _raise_for(int err, object path, object copy_path, int stage) except *:
+    if err == ESTALE:
+        raise OSError(ESTALE, "changed while it was being read", os.fsdecode(path))
+    if stage == 2:
+        raise OSError(err, os.strerror(err), os.fsdecode(copy_path))
+    raise OSError(err, os.strerror(err), os.fsdecode(path))
 
 
 cdef inline size_t _scan(const uint64_t* g, const uint64_t* gl, const uint8_t* p, size_t i,

@@ -26,13 +26,13 @@ def test_kill_9_during_add_leaves_no_corrupt_object_or_metafile(project: Path, r
     for i in range(6):
         large(data / f"part{i}.bin", 48 << 20, seed=100 + i)  # v2: all new content
     objects = project / ".fastreg/cache/files"
-    initial = sum(1 for p in objects.rglob("*") if p.is_file())
     proc = subprocess.Popen([*FASTREG, "add", "big"], cwd=project, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    # Kill it once the first new object is in the cache: mid-add, with more files to go.
+    # Kill it while it writes a cache object (a temp file exists), with more files to go.
+    tmp = project / ".fastreg/cache/tmp"
     deadline = time.monotonic() + 60
-    while sum(1 for p in objects.rglob("*") if p.is_file()) == initial and time.monotonic() < deadline:
-        time.sleep(0.002)
+    while not os.listdir(tmp) and time.monotonic() < deadline:
+        time.sleep(0.0005)
     killed_during_add = proc.poll() is None
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -75,9 +75,11 @@ def test_hash_files_equals_digest_buffer(tmp_path, size: int) -> None:
     p = tmp_path / "f.bin"
     p.write_bytes(data)
     # A buffer smaller than the file exercises the streaming path.
-    for bufsize in (1 << 20, 4 << 20):
-        [(got_size, digest, blob)] = ch.hash_files([str(p)], bufsize=bufsize)
+    for bufsize in (1 << 20, 16 << 20):
+        [(got_size, digest, blob, ino, mtime_ns, mode)] = ch.hash_files([str(p)], bufsize=bufsize)
         assert (got_size, digest, blob) == (size, *ch.digest_buffer(data))
+        st = p.stat()
+        assert (ino, mtime_ns, mode) == (st.st_ino, st.st_mtime_ns, st.st_mode)
 
 
 def test_hash_files_batch_and_missing_file(tmp_path) -> None:
@@ -127,3 +129,33 @@ def test_bad_parameters_are_rejected() -> None:
         Chunker(1024, 512, 4096, GEAR)  # min > avg
     with pytest.raises(ValueError):
         Chunker(64, 256, 1024, b"short")
+
+
+@pytest.mark.parametrize("sizes", [[0, 5, 70_000], [9_000_000], [100] * 5000, [3_000_000, 10, 5_000_000, 7]])
+def test_hash_files_copies_exactly_what_it_hashed(tmp_path, sizes: list[int]) -> None:
+    ch = default_chunker()
+    srcs, dsts, datas = [], [], []
+    for i, size in enumerate(sizes):
+        data = random.Random(i * 31 + size).randbytes(size)
+        src = tmp_path / f"s{i}"
+        src.write_bytes(data)
+        srcs.append(str(src))
+        dsts.append(str(tmp_path / f"d{i}"))
+        datas.append(data)
+    results = ch.hash_files(srcs, copy_to=dsts, bufsize=4 << 20)
+    for data, dst, (size, digest, blob, *_rest) in zip(datas, dsts, results, strict=True):
+        assert Path(dst).read_bytes() == data
+        assert Path(dst).stat().st_mode & 0o777 == 0o444
+        assert (size, digest, blob) == (len(data), *ch.digest_buffer(data))
+    # The copy target must be new: an existing file is an error naming it, never overwritten.
+    with pytest.raises(FileExistsError) as exc:
+        ch.hash_files(srcs[:1], copy_to=dsts[:1])
+    assert exc.value.filename == dsts[0]
+
+
+def test_stat_files(tmp_path) -> None:
+    ch = default_chunker()
+    (tmp_path / "a").write_bytes(b"abc")
+    got = ch.stat_files([str(tmp_path / "a"), str(tmp_path / "missing")])
+    st = (tmp_path / "a").stat()
+    assert got == [(st.st_ino, 3, st.st_mtime_ns, st.st_mode), None]

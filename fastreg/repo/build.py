@@ -11,6 +11,8 @@ their 16-byte digest.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import stat
 import time
@@ -27,7 +29,6 @@ from fastreg.repo.cache import Cache
 from fastreg.repo.statcache import StatCache, StatCacheWriter
 
 BATCH_FILES = 128
-BATCH_BYTES = 16 << 20
 WINDOW = 8  # batches in flight per directory level
 
 Progress = Callable[[int, int], None]  # (files, bytes) done since the last call
@@ -38,12 +39,10 @@ class _Item:
     name: str
     rel: str
     path: str
-    st: os.stat_result
-    hit: tuple[bytes, bytes] | None
 
 
-def _is_exec(st: os.stat_result) -> bool:
-    return bool(st.st_mode & stat.S_IXUSR)
+StatKey = tuple[int, int, int]  # ino, size, mtime_ns of the file as it was read
+Done = tuple[_Item, FileRecord, StatKey]
 
 
 class Builder:
@@ -55,113 +54,134 @@ class Builder:
         self.pool = pool
         self.progress = progress
         self.chunker = default_chunker()
+        # Plain copy: the native core writes the cache copy from the very buffer it hashed.
+        self.core_copies = cache.copies()
 
     # -- worker side -------------------------------------------------------------------------
-    def _work(self, batch: list[_Item]) -> list[tuple[_Item, FileRecord, os.stat_result]]:
-        misses = [it for it in batch if it.hit is None]
+    def _work(self, batch: list[_Item]) -> list[Done]:
+        paths = [it.path for it in batch]
+        hits: list[tuple[bytes, bytes, StatKey, int] | None] = [None] * len(batch)
+        if self.old.entries:
+            try:
+                stats = self.chunker.stat_files(paths)
+            except OSError as exc:
+                raise FastregError(f"cannot stat {exc.filename}: {exc.strerror}") from None
+            for i, (it, st) in enumerate(zip(batch, stats, strict=True)):
+                e = self.old.entries.get(it.rel)
+                if st is not None and e is not None and (e[0], e[1], e[2]) == st[:3] and self.cache.has_file(e[3]):
+                    hits[i] = (e[3], e[4], (st[0], st[1], st[2]), st[3])
+        misses = [paths[i] for i, h in enumerate(hits) if h is None]
+        tmps = [str(self.cache.tmp_path()) for _ in misses] if self.core_copies else None
         try:
-            hashed = iter(self.chunker.hash_files([it.path for it in misses]))
+            hashed = iter(self.chunker.hash_files(misses, copy_to=tmps))
         except OSError as exc:
+            for t in tmps or ():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(t)
+            if exc.errno == errno.ESTALE:
+                raise FastregError(f"{exc.filename} changed while it was being added; run the command again") from None
             raise FastregError(f"cannot read {exc.filename}: {exc.strerror}") from None
-        out = []
-        for it in batch:
-            st = it.st
-            if it.hit is None:
-                size, digest, chunks = next(hashed)
-                if size != st.st_size:
-                    raise FastregError(f"{it.path} changed while it was being added; run the command again")
-                if self.cache.store_file(it.path, digest, st) in ("hardlink", "symlink"):
-                    st = os.stat(it.path)
-            else:
-                digest, chunks = it.hit
-                size = st.st_size
-            out.append((it, FileRecord(size, digest, chunks, _is_exec(it.st)), st))
+        tmp_iter = iter(tmps or ())
+        out: list[Done] = []
+        for it, hit in zip(batch, hits, strict=True):
+            if hit is not None:
+                digest, chunks, key, mode = hit
+                out.append((it, FileRecord(key[1], digest, chunks, bool(mode & stat.S_IXUSR)), key))
+                continue
+            size, digest, chunks, ino, mtime_ns, mode = next(hashed)
+            key = (ino, size, mtime_ns)
+            if tmps is not None:
+                self.cache.adopt(next(tmp_iter), digest)
+            elif self.cache.store_file(it.path, digest, key) in ("hardlink", "symlink"):
+                now = os.stat(it.path)  # the workspace file is now the cache object
+                key = (now.st_ino, now.st_size, now.st_mtime_ns)
+            out.append((it, FileRecord(size, digest, chunks, bool(mode & stat.S_IXUSR)), key))
         return out
 
     # -- main thread -------------------------------------------------------------------------
-    def _item(self, name: str, rel: str, path: str, st: os.stat_result) -> _Item:
-        hit = self.old.lookup(rel, st)
-        if hit is not None and not self.cache.has_file(hit[0]):
-            hit = None  # cached object gone (deleted by hand): read and store again
-        return _Item(name, rel, path, st, hit)
-
     def build_file(self, path: str, rel: str) -> FileRecord:
-        st = _stat_file(path)
-        [(_, rec, st2)] = self._work([self._item(os.path.basename(path), rel, path, st)])
-        self.writer.append(rel, st2, rec.digest, rec.chunks)
+        if not os.path.isfile(path):
+            raise PathError(f"{path}: no such file or directory")
+        [(_, rec, key)] = self._work([_Item(os.path.basename(path), rel, path)])
+        self.writer.append(rel, key, rec.digest, rec.chunks)
         if self.progress:
             self.progress(1, rec.size)
         return rec
 
     def build_dir(self, path: str, rel_prefix: str) -> DirRecord:
+        files: list[str] = []
+        dirs: list[str] = []
         try:
-            names = sorted(os.listdir(path))
+            with os.scandir(path) as it:
+                for entry in it:
+                    # d_type from getdents: no stat per entry here (workers stat what they read).
+                    if entry.is_dir(follow_symlinks=False):
+                        dirs.append(entry.name)
+                    elif entry.is_file():  # regular files, and symlinks to files (followed)
+                        files.append(entry.name)
         except OSError as exc:
             raise FastregError(f"cannot list {path}: {exc.strerror}") from None
+        files.sort()
+        dirs.sort()
         builder = DirBuilder(self.cache)
         fifo: deque[tuple[str, Any]] = deque()
         in_flight = 0
         batch: list[_Item] = []
-        batch_bytes = 0
 
         def submit() -> None:
-            nonlocal batch, batch_bytes, in_flight
+            nonlocal batch, in_flight
             if batch:
-                fifo.append(("batch", self.pool.submit(self._work, batch)))
+                fifo.append(("", self.pool.submit(self._work, batch)))
                 in_flight += 1
-                batch, batch_bytes = [], 0
+                batch = []
 
         def drain(limit: int) -> None:
             nonlocal in_flight
             while fifo:
-                kind, value = fifo[0]
-                if kind == "batch":
-                    fut: Future[list[tuple[_Item, FileRecord, os.stat_result]]] = value
+                name, value = fifo[0]
+                if not name:
+                    fut: Future[list[Done]] = value
                     if in_flight <= limit and not fut.done():
                         return
-                    files = nbytes = 0
-                    for it, rec, st in fut.result():
+                    nbytes = 0
+                    done = fut.result()
+                    for it, rec, key in done:
                         builder.add_file(it.name, rec)
-                        self.writer.append(it.rel, st, rec.digest, rec.chunks)
-                        files += 1
+                        self.writer.append(it.rel, key, rec.digest, rec.chunks)
                         nbytes += rec.size
                     in_flight -= 1
                     if self.progress:
-                        self.progress(files, nbytes)
+                        self.progress(len(done), nbytes)
                 else:
-                    builder.add_dir(kind, value)
+                    builder.add_dir(name, value)
                 fifo.popleft()
 
-        for name in names:
-            child = os.path.join(path, name)
-            rel = rel_prefix + name
-            _check_name(name, child)
-            try:
-                st = os.lstat(child)
-                if stat.S_ISLNK(st.st_mode):
-                    st = os.stat(child)  # follow links to files; links to dirs are not entered
-                    if stat.S_ISDIR(st.st_mode):
-                        continue
-            except FileNotFoundError:
-                continue  # vanished, or a dangling symlink
-            if stat.S_ISDIR(st.st_mode):
-                submit()
-                drain(WINDOW)
-                fifo.append((name, self.build_dir(child, rel + "/")))
-            elif stat.S_ISREG(st.st_mode):
-                item = self._item(name, rel, child, st)
-                batch.append(item)
-                if item.hit is None:
-                    batch_bytes += st.st_size
-                if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+        # Merge the two sorted lists: entries reach the tree builder in canonical name order.
+        fi = di = 0
+        while fi < len(files) or di < len(dirs):
+            if di >= len(dirs) or (fi < len(files) and files[fi] < dirs[di]):
+                name = files[fi]
+                fi += 1
+                child = os.path.join(path, name)
+                _check_name(name, child)
+                batch.append(_Item(name, rel_prefix + name, child))
+                if len(batch) >= BATCH_FILES:
                     submit()
                     drain(WINDOW)
+            else:
+                name = dirs[di]
+                di += 1
+                child = os.path.join(path, name)
+                _check_name(name, child)
+                submit()
+                drain(WINDOW)
+                fifo.append((name, self.build_dir(child, rel_prefix + name + "/")))
         submit()
         try:
             drain(0)
         except BaseException:
-            for kind, value in fifo:
-                if kind == "batch":
+            for name, value in fifo:
+                if not name:
                     value.cancel()
             raise
         return builder.finish()
@@ -172,13 +192,6 @@ def _check_name(name: str, path: str) -> None:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise PathError(f"{os.fsencode(path)!r}: file name is not valid UTF-8; rename it") from None
-
-
-def _stat_file(path: str) -> os.stat_result:
-    try:
-        return os.stat(path)
-    except FileNotFoundError:
-        raise PathError(f"{path}: no such file or directory") from None
 
 
 def now_ns() -> int:

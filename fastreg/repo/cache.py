@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import stat
 import threading
@@ -23,6 +24,9 @@ import xxhash
 from fastreg.errors import FastregError, IntegrityError
 from fastreg.objects.digest import digest_bytes
 
+_FALLBACK_ERRNOS = (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EPERM, errno.EMLINK)
+_TOKEN = uuid.uuid4().hex[:12]  # per process: temp names never collide, even in a shared cache
+_COUNTER = itertools.count()
 FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int)
 _READ_BLOCK = 1 << 20
 
@@ -55,10 +59,61 @@ class Cache:
         self.link_types = link_types
         self._failed: set[str] = set()  # link types that proved unsupported here
         self._lock = threading.Lock()
+        self._reflink_ok: bool | None = None
 
     def ensure(self) -> None:
         for d in (self.files_dir, self.trees_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
+        # All 256 fan-out folders up front: no mkdir-and-retry on the per-file path.
+        for base in (self.files_dir, self.trees_dir):
+            if not (base / "ff").is_dir():
+                for i in range(256):
+                    (base / f"{i:02x}").mkdir(exist_ok=True)
+
+    def copies(self) -> bool:
+        """True when the first working cache.type is a plain copy (so the add pipeline can let
+        the native core write the cache copy from the buffer it hashed)."""
+        return self._first_working() == "copy"
+
+    def _first_working(self) -> str | None:
+        for kind in self.link_types:
+            if kind in self._failed:
+                continue
+            if kind == "reflink" and not self._reflink_works():
+                continue
+            return kind
+        return None
+
+    def _reflink_works(self) -> bool:
+        if self._reflink_ok is not None:
+            return self._reflink_ok
+        self._reflink_ok = False
+        a, b = self._tmp(), self._tmp()
+        try:
+            a.write_bytes(b"probe")
+            self._reflink(a, b)
+            self._reflink_ok = True
+            return True
+        except OSError:
+            with self._lock:
+                self._failed.add("reflink")
+            return False
+        finally:
+            for p in (a, b):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(p)
+
+    def tmp_path(self) -> Path:
+        return self._tmp()
+
+    def adopt(self, tmp: str | Path, digest: bytes) -> None:
+        """Move a finished, verified temp file into place as the object for digest (or drop it
+        when the object exists already: the existing one may be hardlinked into workspaces)."""
+        final = self.file_path(digest)
+        if final.exists():
+            os.unlink(tmp)
+        else:
+            self._publish(Path(tmp), final)
 
     # -- paths -------------------------------------------------------------------------------
     def file_path(self, digest: bytes) -> Path:
@@ -71,7 +126,7 @@ class Cache:
         return os.path.exists(self.file_path(digest))
 
     def _tmp(self) -> Path:
-        return self.tmp_dir / uuid.uuid4().hex
+        return self.tmp_dir / f"{_TOKEN}-{next(_COUNTER)}"
 
     def _publish(self, tmp: Path, final: Path) -> None:
         try:
@@ -106,8 +161,9 @@ class Cache:
         return data
 
     # -- files -------------------------------------------------------------------------------
-    def store_file(self, src: str, digest: bytes, st: os.stat_result) -> str | None:
-        """Put the workspace file src (already hashed to digest, stat st) into the cache.
+    def store_file(self, src: str, digest: bytes, st: tuple[int, int, int]) -> str | None:
+        """Put the workspace file src (already hashed to digest; st = (ino, size, mtime_ns)
+        when it was read) into the cache.
 
         Returns the link type now joining workspace and cache ("copy" and "reflink" leave the
         workspace file alone; "hardlink"/"symlink" replace it by a link to the cache object), or
@@ -115,10 +171,29 @@ class Cache:
         Raises FastregError if src changed since it was hashed.
         """
         final = self.file_path(digest)
+        if self._first_working() == "hardlink":
+            # Fast path, 3 syscalls: link straight to the final name (atomic: it is the same
+            # inode, never a partial file), check the inode is still what was hashed, protect it.
+            try:
+                os.link(src, final)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                if exc.errno not in _FALLBACK_ERRNOS:
+                    raise FastregError(f"cannot store {src} in the cache: {exc.strerror}") from None
+                with self._lock:
+                    self._failed.add("hardlink")
+            else:
+                after = os.lstat(final)
+                if (after.st_ino, after.st_size, after.st_mtime_ns) != st:
+                    os.unlink(final)
+                    raise FastregError(f"{src} changed while it was being added; run the command again")
+                os.chmod(final, 0o444)
+                return "hardlink"
         if final.exists():
-            kind = self.link_types[0]
+            kind = self._first_working()
             if kind in ("hardlink", "symlink") and not self._same_inode(src, final):
-                return self.place(digest, src, exec_bit=bool(st.st_mode & 0o100), verify=False)
+                return self.place(digest, src, exec_bit=False, verify=False)
             return None
         tmp = self._tmp()
         used = None
@@ -139,8 +214,7 @@ class Cache:
             except OSError as exc:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-                if exc.errno in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EPERM,
-                                 errno.EMLINK):
+                if exc.errno in _FALLBACK_ERRNOS:
                     with self._lock:
                         self._failed.add(kind)
                     continue
@@ -153,7 +227,7 @@ class Cache:
         after = os.stat(tmp)
         if used in ("copy", "reflink"):
             after = os.stat(src)
-        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+        if (after.st_size, after.st_mtime_ns) != (st[1], st[2]):
             os.unlink(tmp)
             raise FastregError(f"{src} changed while it was being added; run the command again")
         os.chmod(tmp, 0o444)
@@ -230,8 +304,7 @@ class Cache:
             except OSError as exc:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-                if exc.errno in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EPERM,
-                                 errno.EMLINK):
+                if exc.errno in _FALLBACK_ERRNOS:
                     with self._lock:
                         self._failed.add(kind)
                     continue

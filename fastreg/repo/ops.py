@@ -139,14 +139,14 @@ def _digests(root: Path, files: dict[str, os.stat_result], sc: StatCache, pool: 
         chunker = default_chunker()
         batches = [misses[i : i + 64] for i in range(0, len(misses), 64)]
 
-        def work(batch: list[str]) -> list[tuple[int, bytes, bytes]]:
+        def work(batch: list[str]) -> list[tuple[int, bytes, bytes, int, int, int]]:
             try:
                 return chunker.hash_files([os.path.join(root, r) for r in batch])
             except OSError as exc:
                 raise FastregError(f"cannot read {exc.filename}: {exc.strerror}") from None
 
         for batch, results in zip(batches, pool.map(work, batches), strict=True):
-            for rel, (_size, digest, chunks) in zip(batch, results, strict=True):
+            for rel, (_size, digest, chunks, *_) in zip(batch, results, strict=True):
                 out[rel] = digest
                 sc.record(rel, files[rel], digest, chunks, started)
     return out

@@ -100,9 +100,10 @@ class StatCacheWriter:
         self._f = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
         self._started_ns = started_ns
 
-    def append(self, rel: str, st: os.stat_result, digest: bytes, chunks: bytes) -> None:
-        if st.st_mtime_ns < self._started_ns - RACY_NS:
-            self._f.write(codec.packb([rel, st.st_ino, st.st_size, st.st_mtime_ns, digest, chunks]))
+    def append(self, rel: str, key: tuple[int, int, int], digest: bytes, chunks: bytes) -> None:
+        """key: (ino, size, mtime_ns) of the file as it was read."""
+        if key[2] < self._started_ns - RACY_NS:
+            self._f.write(codec.packb([rel, *key, digest, chunks]))
 
     def commit(self) -> None:
         self._f.close()
