@@ -7,8 +7,15 @@ class Chunker:
     min_size: int
     avg_size: int
     max_size: int
+    whole_file_limit: int
     def __init__(
-        self, min_size: int, avg_size: int, max_size: int, gear: bytes, norm_level: int = 2
+        self,
+        min_size: int,
+        avg_size: int,
+        max_size: int,
+        gear: bytes,
+        norm_level: int = 2,
+        whole_file_limit: int = 0,
     ) -> None: ...
     def cut_points(self, data: bytes | bytearray | memoryview, eof: bool = True) -> list[int]: ...
     def digest_buffer(self, data: bytes | bytearray | memoryview) -> tuple[bytes, bytes]: ...

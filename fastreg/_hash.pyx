@@ -39,7 +39,9 @@ cdef enum:
 cdef class Chunker:
     """FastCDC with normalized chunking (two masks) over a 256-entry gear table.
 
-    ``gear`` is 2048 bytes: 256 little-endian uint64.  ``norm_level`` moves the cut probability
+    ``gear`` is 2048 bytes: 256 little-endian uint64.  ``whole_file_limit``: ``digest_buffer``
+    and ``hash_files`` treat a buffer or file of at most this many bytes as one chunk without
+    scanning it (``cut_points`` is always plain FastCDC); at most max_size, default min_size.  ``norm_level`` moves the cut probability
     before/after the average size (level 2 as in the FastCDC paper).  The rolling hash shifts left
     one bit per byte, so a cut decision depends only on the last 64 bytes.
     """
@@ -49,11 +51,12 @@ cdef class Chunker:
     cdef readonly size_t min_size
     cdef readonly size_t avg_size
     cdef readonly size_t max_size
+    cdef readonly size_t whole_file_limit
     cdef uint64_t _mask_s
     cdef uint64_t _mask_l
 
     def __cinit__(self, size_t min_size, size_t avg_size, size_t max_size, const uint8_t[:] gear,
-                  int norm_level=2):
+                  int norm_level=2, size_t whole_file_limit=0):
         cdef int bits = 0
         cdef int i, k
         cdef uint64_t v
@@ -63,6 +66,8 @@ cdef class Chunker:
             raise ValueError("need 64 <= min_size < avg_size < max_size < 2 GiB")
         if avg_size & (avg_size - 1):
             raise ValueError("avg_size must be a power of two")
+        if whole_file_limit > max_size:
+            raise ValueError("whole_file_limit may not exceed max_size (no chunk is larger than max_size)")
         while (<size_t>1 << bits) < avg_size:
             bits += 1
         if not (0 <= norm_level < bits - 1):
@@ -75,6 +80,7 @@ cdef class Chunker:
         self.min_size = min_size
         self.avg_size = avg_size
         self.max_size = max_size
+        self.whole_file_limit = whole_file_limit if whole_file_limit > min_size else min_size
         self._mask_s = _mask_bits(bits + norm_level)
         self._mask_l = _mask_bits(bits - norm_level)
         for i in range(256):
@@ -157,6 +163,8 @@ cdef class Chunker:
             raise MemoryError()
         try:
             mv = memoryview(data)
+            if n <= self.whole_file_limit:
+                return _digest(mv), b""
             if n <= window:
                 with nogil:
                     count = self._cuts(p, n, True, out, cap, &consumed)
@@ -501,7 +509,11 @@ cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, s
         if filled - pos != <size_t>before.size or after.mtime_ns != before.mtime_ns or after.size != before.size:
             s.err = ESTALE
             return k + 1
-        count = self._cuts(buf + pos, filled - pos, True, cuts + ncut, cap - ncut, &consumed)
+        if filled - pos <= self.whole_file_limit:
+            count = 1  # one chunk: the whole file (no cut-point scan)
+            cuts[ncut] = filled - pos
+        else:
+            count = self._cuts(buf + pos, filled - pos, True, cuts + ncut, cap - ncut, &consumed)
         if copies[k] != NULL:
             s.stage = 2
             out_fd = c_open(copies[k], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)

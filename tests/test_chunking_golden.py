@@ -11,7 +11,15 @@ import random
 import xxhash
 
 from fastreg._hash import Chunker
-from fastreg.chunking import AVG_SIZE, MAX_SIZE, MIN_SIZE, NORM_LEVEL, default_chunker, gear_table
+from fastreg.chunking import (
+    AVG_SIZE,
+    MAX_SIZE,
+    MIN_SIZE,
+    NORM_LEVEL,
+    WHOLE_FILE_LIMIT,
+    default_chunker,
+    gear_table,
+)
 
 
 def cuts_digest(chunker: Chunker, data: bytes) -> str:
@@ -19,7 +27,16 @@ def cuts_digest(chunker: Chunker, data: bytes) -> str:
 
 
 def test_frozen_parameters() -> None:
-    assert (MIN_SIZE, AVG_SIZE, MAX_SIZE, NORM_LEVEL) == (16384, 65536, 262144, 2)
+    assert (MIN_SIZE, AVG_SIZE, MAX_SIZE, NORM_LEVEL, WHOLE_FILE_LIMIT) == (16384, 65536, 262144, 2, 262144)
+
+
+def test_whole_file_limit() -> None:
+    ch = default_chunker()
+    data = random.Random(1).randbytes(WHOLE_FILE_LIMIT)
+    assert ch.digest_buffer(data) == (xxhash.xxh3_128_digest(data), b"")
+    bigger = data + b"x"
+    digest, chunks = ch.digest_buffer(bigger)
+    assert len(chunks) > 20 and len(chunks) % 20 == 0
     assert xxhash.xxh3_64_hexdigest(gear_table()) == GOLDEN_GEAR
 
 

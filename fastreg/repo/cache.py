@@ -64,11 +64,6 @@ class Cache:
     def ensure(self) -> None:
         for d in (self.files_dir, self.trees_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
-        # All 256 fan-out folders up front: no mkdir-and-retry on the per-file path.
-        for base in (self.files_dir, self.trees_dir):
-            if not (base / "ff").is_dir():
-                for i in range(256):
-                    (base / f"{i:02x}").mkdir(exist_ok=True)
 
     def copies(self) -> bool:
         """True when the first working cache.type is a plain copy (so the add pipeline can let
@@ -175,7 +170,13 @@ class Cache:
             # Fast path, 3 syscalls: link straight to the final name (atomic: it is the same
             # inode, never a partial file), check the inode is still what was hashed, protect it.
             try:
-                os.link(src, final)
+                try:
+                    os.link(src, final)
+                except FileNotFoundError:
+                    if not os.path.exists(src):
+                        raise
+                    final.parent.mkdir(parents=True, exist_ok=True)  # fan-out folders appear on first use
+                    os.link(src, final)
             except FileExistsError:
                 pass
             except OSError as exc:
