@@ -8,8 +8,6 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import tomli_w
-
 from fastreg.errors import MetafileError
 from fastreg.objects.digest import from_hex, to_hex
 
@@ -38,6 +36,8 @@ class Metafile:
 
 
 def dumps(meta: Metafile) -> str:
+    import tomli_w  # only writers pay for it
+
     doc: dict[str, Any] = {
         "format": METAFILE_VERSION,
         "path": meta.path,

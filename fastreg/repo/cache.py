@@ -16,7 +16,6 @@ import itertools
 import os
 import stat
 import threading
-import uuid
 from pathlib import Path
 
 import xxhash
@@ -25,7 +24,7 @@ from fastreg.errors import FastregError, IntegrityError
 from fastreg.objects.digest import digest_bytes
 
 _FALLBACK_ERRNOS = (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EPERM, errno.EMLINK)
-_TOKEN = uuid.uuid4().hex[:12]  # per process: temp names never collide, even in a shared cache
+_TOKEN = os.urandom(6).hex()  # per process: temp names never collide, even in a shared cache
 _COUNTER = itertools.count()
 FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int)
 _READ_BLOCK = 1 << 20
@@ -283,7 +282,7 @@ class Cache:
                 "it was not checked out: delete it and run `fastreg pull` or `fastreg add` again"
             )
         dest = Path(dest)
-        tmp = dest.with_name(f".{dest.name}.fastreg-tmp-{uuid.uuid4().hex[:8]}")
+        tmp = dest.with_name(f".{dest.name}.fastreg-tmp-{_TOKEN}-{next(_COUNTER)}")
         for kind in self.link_types:
             if kind in self._failed:
                 continue

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,10 @@ RACY_NS = 50_000_000  # 50 ms: several timestamp ticks on every Linux filesystem
 Entry = tuple[int, int, int, bytes, bytes]  # ino, size, mtime_ns, digest, chunks
 
 
-def stat_key(st: os.stat_result) -> tuple[int, int, int]:
+def _key(st: os.stat_result | tuple[int, int, int, int]) -> tuple[int, int, int]:
+    """(ino, size, mtime_ns) from an os.stat_result or a native (ino, size, mtime_ns, mode)."""
+    if isinstance(st, tuple):
+        return st[0], st[1], st[2]
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
@@ -54,19 +56,21 @@ class StatCache:
                 raise
         return self
 
-    def lookup(self, rel: str, st: os.stat_result) -> tuple[bytes, bytes] | None:
+    def lookup(self, rel: str, st: os.stat_result | tuple[int, int, int, int]) -> tuple[bytes, bytes] | None:
         e = self.entries.get(rel)
-        if e is not None and (e[0], e[1], e[2]) == (st.st_ino, st.st_size, st.st_mtime_ns):
+        if e is not None and (e[0], e[1], e[2]) == _key(st):
             return e[3], e[4]
         return None
 
-    def record(self, rel: str, st: os.stat_result, digest: bytes, chunks: bytes, started_ns: int) -> None:
-        if st.st_mtime_ns >= started_ns - RACY_NS:
+    def record(self, rel: str, st: os.stat_result | tuple[int, int, int, int], digest: bytes, chunks: bytes,
+               started_ns: int) -> None:
+        ino, size, mtime_ns = _key(st)
+        if mtime_ns >= started_ns - RACY_NS:
             if rel in self.entries:
                 del self.entries[rel]
                 self.changed = True
             return
-        new = (st.st_ino, st.st_size, st.st_mtime_ns, digest, chunks)
+        new = (ino, size, mtime_ns, digest, chunks)
         if self.entries.get(rel) != new:
             self.entries[rel] = new
             self.changed = True
@@ -76,7 +80,7 @@ class StatCache:
         if not self.changed and keep is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp = self.path.with_name(f"{self.path.name}.{os.urandom(4).hex()}.tmp")
         try:
             with open(tmp, "wb") as f:
                 for rel in sorted(self.entries):
@@ -96,7 +100,7 @@ class StatCacheWriter:
     def __init__(self, cache: StatCache, started_ns: int) -> None:
         self._final = cache.path
         self._final.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self._final.with_name(f"{self._final.name}.{uuid.uuid4().hex[:8]}.tmp")
+        self._tmp = self._final.with_name(f"{self._final.name}.{os.urandom(4).hex()}.tmp")
         self._f = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
         self._started_ns = started_ns
 
