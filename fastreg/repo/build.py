@@ -66,10 +66,18 @@ class Builder:
                 stats = self.chunker.stat_files(paths)
             except OSError as exc:
                 raise FastregError(f"cannot stat {exc.filename}: {exc.strerror}") from None
+            candidates: list[int] = []
             for i, (it, st) in enumerate(zip(batch, stats, strict=True)):
                 e = self.old.entries.get(it.rel)
-                if st is not None and e is not None and (e[0], e[1], e[2]) == st[:3] and self.cache.has_file(e[3]):
+                if st is not None and e is not None and (e[0], e[1], e[2]) == st[:3]:
                     hits[i] = (e[3], e[4], (st[0], st[1], st[2]), st[3])
+                    candidates.append(i)
+            # A stat-cache hit still needs its object in the cache (someone may have deleted it):
+            # one native stat pass for the whole batch instead of an exists() per file.
+            present = self.chunker.stat_files([self.cache.file_path_str(hits[i][0]) for i in candidates])  # type: ignore[index]
+            for i, st in zip(candidates, present, strict=True):
+                if st is None:
+                    hits[i] = None
         misses = [paths[i] for i, h in enumerate(hits) if h is None]
         tmps = [str(self.cache.tmp_path()) for _ in misses] if self.core_copies else None
         try:

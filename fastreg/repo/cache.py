@@ -55,6 +55,7 @@ class Cache:
         self.files_dir = root / "files"
         self.trees_dir = root / "trees"
         self.tmp_dir = root / "tmp"
+        self._files_str = str(self.files_dir)
         self.link_types = link_types
         self._failed: set[str] = set()  # link types that proved unsupported here
         self._lock = threading.Lock()
@@ -112,6 +113,10 @@ class Cache:
     # -- paths -------------------------------------------------------------------------------
     def file_path(self, digest: bytes) -> Path:
         return _fanout(self.files_dir, digest)
+
+    def file_path_str(self, digest: bytes) -> str:
+        h = digest.hex()
+        return f"{self._files_str}/{h[:2]}/{h[2:]}"
 
     def tree_path(self, digest: bytes) -> Path:
         return _fanout(self.trees_dir, digest)
