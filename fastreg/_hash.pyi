@@ -28,3 +28,10 @@ class Chunker:
     def stat_files(
         self, paths: Sequence[str | bytes | PathLike[str]]
     ) -> list[tuple[int, int, int, int] | None]: ...
+
+def link_files(
+    srcs: Sequence[str | bytes | PathLike[str]],
+    dsts: Sequence[str | bytes | PathLike[str]],
+    keys: Sequence[tuple[int, int, int]],
+    mode: int = 0o444,
+) -> list[int]: ...

@@ -19,8 +19,8 @@ from libc.string cimport memcpy, memmove
 from libc.errno cimport errno, EINTR, ENOENT, ENOTDIR, ESTALE
 from libc.stdint cimport int64_t
 from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, open as c_open
-from posix.stat cimport fstat, stat, struct_stat
-from posix.unistd cimport close as c_close, read as c_read, write as c_write
+from posix.stat cimport chmod, fstat, lstat, stat, struct_stat
+from posix.unistd cimport close as c_close, link, read as c_read, unlink, write as c_write
 
 import os
 
@@ -606,3 +606,62 @@ cdef void _append_chunks(bytearray blob, size_t at, object mv, const size_t* end
         dst[at + 19] = length & 0xFF
         at += CHUNK_ENTRY
         start = end
+
+
+def link_files(srcs, dsts, keys, unsigned int mode=0o444):
+    """Hard-link many files in one GIL-free pass: for each i, link(srcs[i], dsts[i]); when the
+    link is made, lstat(dsts[i]) must still show keys[i] = (inode, size, mtime_ns) (the file as
+    it was hashed), else the new link is removed and ESTALE reported; then chmod(dsts[i], mode).
+    Returns one errno per file, 0 for success (EEXIST: dsts[i] existed, nothing was done)."""
+    cdef size_t n = len(srcs)
+    cdef size_t k
+    if len(dsts) != n or len(keys) != n:
+        raise ValueError("srcs, dsts and keys must have the same length")
+    cdef const char** csrc = <const char**>malloc((n + 1) * sizeof(char*))
+    cdef const char** cdst = <const char**>malloc((n + 1) * sizeof(char*))
+    cdef _Stat* want = <_Stat*>malloc((n + 1) * sizeof(_Stat))
+    cdef int* errs = <int*>malloc((n + 1) * sizeof(int))
+    cdef _Stat got
+    cdef bytes item
+    if csrc == NULL or cdst == NULL or want == NULL or errs == NULL:
+        free(csrc); free(cdst); free(want); free(errs)
+        raise MemoryError()
+    keep_s = [os.fsencode(p) for p in srcs]
+    keep_d = [os.fsencode(p) for p in dsts]
+    for k in range(n):
+        item = keep_s[k]
+        csrc[k] = item
+        item = keep_d[k]
+        cdst[k] = item
+        want[k].ino, want[k].size, want[k].mtime_ns = keys[k]
+    try:
+        with nogil:
+            for k in range(n):
+                errs[k] = 0
+                if link(csrc[k], cdst[k]) != 0:
+                    errs[k] = errno
+                    continue
+                if _lstat_path(cdst[k], &got) != 0:
+                    errs[k] = errno
+                elif got.ino != want[k].ino or got.size != want[k].size or got.mtime_ns != want[k].mtime_ns:
+                    unlink(cdst[k])
+                    errs[k] = ESTALE
+                elif chmod(cdst[k], mode) != 0:
+                    errs[k] = errno
+        return [errs[k] for k in range(n)]
+    finally:
+        free(csrc)
+        free(cdst)
+        free(want)
+        free(errs)
+
+
+cdef inline int _lstat_path(const char* path, _Stat* out) noexcept nogil:
+    cdef struct_stat st
+    if lstat(path, &st) != 0:
+        return -1
+    out.ino = st.st_ino
+    out.size = st.st_size
+    out.mtime_ns = <int64_t>st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
+    out.mode = st.st_mode
+    return 0

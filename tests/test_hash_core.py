@@ -159,3 +159,21 @@ def test_stat_files(tmp_path) -> None:
     got = ch.stat_files([str(tmp_path / "a"), str(tmp_path / "missing")])
     st = (tmp_path / "a").stat()
     assert got == [(st.st_ino, 3, st.st_mtime_ns, st.st_mode), None]
+
+
+def test_link_files_checks_the_inode_it_hashed(tmp_path) -> None:
+    import errno
+
+    from fastreg._hash import link_files
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    sa, sb = a.stat(), b.stat()
+    keys = [(sa.st_ino, sa.st_size, sa.st_mtime_ns), (sb.st_ino, sb.st_size + 1, sb.st_mtime_ns)]
+    errs = link_files([str(a), str(b)], [str(tmp_path / "la"), str(tmp_path / "lb")], keys)
+    assert errs == [0, errno.ESTALE]
+    assert (tmp_path / "la").stat().st_ino == sa.st_ino and (tmp_path / "la").stat().st_mode & 0o777 == 0o444
+    assert not (tmp_path / "lb").exists()  # a file that changed since hashing is not linked
+    assert link_files([str(a)], [str(tmp_path / "la")], keys[:1]) == [errno.EEXIST]
+    assert link_files([str(a)], [str(tmp_path / "no/dir")], keys[:1]) == [errno.ENOENT]

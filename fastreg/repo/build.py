@@ -90,6 +90,13 @@ class Builder:
                 raise FastregError(f"{exc.filename} changed while it was being added; run the command again") from None
             raise FastregError(f"cannot read {exc.filename}: {exc.strerror}") from None
         tmp_iter = iter(tmps or ())
+        if tmps is None and misses and self.cache.hardlinks():
+            results = list(hashed)
+            hashed = iter(results)
+            self.cache.store_hardlinked(misses, [r[1] for r in results], [(r[3], r[0], r[4]) for r in results])
+            linked = True
+        else:
+            linked = False
         out: list[Done] = []
         for it, hit in zip(batch, hits, strict=True):
             if hit is not None:
@@ -100,8 +107,12 @@ class Builder:
             key = (ino, size, mtime_ns)
             if tmps is not None:
                 self.cache.adopt(next(tmp_iter), digest)
-            elif self.cache.store_file(it.path, digest, key) in ("hardlink", "symlink"):
-                now = os.stat(it.path)  # the workspace file is now the cache object
+            elif linked:
+                pass  # stored above; a hardlink keeps the inode and mtime that were hashed
+            elif self.cache.store_file(it.path, digest, key) == "symlink":
+                # The workspace now holds a symlink to the cache object, whose stat is what
+                # status will see (a hardlink keeps the inode and mtime that were hashed).
+                now = os.stat(it.path)
                 key = (now.st_ino, now.st_size, now.st_mtime_ns)
             out.append((it, FileRecord(size, digest, chunks, bool(mode & stat.S_IXUSR)), key))
         return out

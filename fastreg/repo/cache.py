@@ -241,6 +241,26 @@ class Cache:
             return self.place(digest, src, exec_bit=False, verify=False)
         return used
 
+    def hardlinks(self) -> bool:
+        return self._first_working() == "hardlink"
+
+    def store_hardlinked(self, srcs: list[str], digests: list[bytes], keys: list[tuple[int, int, int]]) -> None:
+        """store_file for a batch when cache.type starts with hardlink: one native pass links,
+        checks and protects every file; the few that need more (a fan-out folder to create, an
+        object that exists already, a filesystem without hardlinks) go through store_file."""
+        from fastreg._hash import link_files
+
+        errs = link_files(srcs, [self.file_path_str(d) for d in digests], keys)
+        for src, digest, key, err in zip(srcs, digests, keys, errs, strict=True):
+            if err == 0:
+                continue
+            if err == errno.ESTALE:
+                raise FastregError(f"{src} changed while it was being added; run the command again")
+            if err in (errno.EEXIST, errno.ENOENT) or err in _FALLBACK_ERRNOS:
+                self.store_file(src, digest, key)
+                continue
+            raise FastregError(f"cannot store {src} in the cache: {os.strerror(err)}")
+
     def _same_inode(self, a: str, b: Path) -> bool:
         try:
             return os.path.samefile(a, b)
