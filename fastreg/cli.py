@@ -87,8 +87,11 @@ def cmd_add(args: argparse.Namespace) -> int:
         verb = "Updated" if r.changed else "Unchanged"
         _say(args, f"{verb} {r.target.rel}.fastreg ({what}{_human(r.meta.size)})")
     if results and any(r.changed for r in results):
-        metas = " ".join(f"{r.target.rel}.fastreg" for r in results)
-        _say(args, f"To track the changes with Git, run:\n    git add {metas} .gitignore")
+        import os.path
+
+        names = [f"{r.target.rel}.fastreg" for r in results if r.changed]
+        names += sorted({os.path.join(os.path.dirname(r.target.rel), ".gitignore") for r in results if r.changed})
+        _say(args, "To track the changes with Git, run:\n    git add " + " ".join(names))
     return 0
 
 

@@ -59,3 +59,18 @@ def test_python_m_fastreg_and_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in p.stderr
     p = subprocess.run([*FASTREG, "add", "--help"], capture_output=True, text=True, env=env, check=False)
     assert p.returncode == 0 and "PATH.fastreg" in p.stdout
+
+
+def test_leftover_checkout_temp_files_are_ignored_and_cleaned(project: Path, run) -> None:
+    ds = project / "ds"
+    ds.mkdir()
+    (ds / "a.txt").write_text("a")
+    run("add", "ds")
+    leftover = ds / ".a.txt.fastreg-tmp-deadbeef-1"  # what a checkout killed mid-write leaves
+    leftover.write_text("partial")
+    out, _ = run("status")
+    assert "up to date" in out
+    out, _ = run("add", "ds")
+    assert "Unchanged" in out
+    run("checkout")
+    assert not leftover.exists()

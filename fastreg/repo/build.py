@@ -25,7 +25,7 @@ from typing import Any
 from fastreg.chunking import default_chunker
 from fastreg.errors import FastregError, PathError
 from fastreg.objects.tree import DirBuilder, DirRecord, FileRecord
-from fastreg.repo.cache import Cache
+from fastreg.repo.cache import Cache, is_workspace_tmp
 from fastreg.repo.statcache import StatCache, StatCacheWriter
 
 BATCH_FILES = 128
@@ -137,7 +137,8 @@ class Builder:
                     if entry.is_dir(follow_symlinks=False):
                         dirs.append(entry.name)
                     elif entry.is_file():  # regular files, and symlinks to files (followed)
-                        files.append(entry.name)
+                        if not is_workspace_tmp(entry.name):
+                            files.append(entry.name)
         except OSError as exc:
             raise FastregError(f"cannot list {path}: {exc.strerror}") from None
         files.sort()

@@ -23,6 +23,15 @@ import xxhash
 from fastreg.errors import FastregError, IntegrityError
 from fastreg.objects.digest import digest_bytes
 
+#: Temp files that checkout writes beside their final name; a crash can leave one behind, so
+#: add/status skip them and checkout deletes them.
+WORKSPACE_TMP_MARK = ".fastreg-tmp-"
+
+
+def is_workspace_tmp(name: str) -> bool:
+    return name.startswith(".") and WORKSPACE_TMP_MARK in name
+
+
 _FALLBACK_ERRNOS = (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EPERM, errno.EMLINK)
 _TOKEN = os.urandom(6).hex()  # per process: temp names never collide, even in a shared cache
 _COUNTER = itertools.count()
@@ -307,7 +316,7 @@ class Cache:
                 "it was not checked out: delete it and run `fastreg pull` or `fastreg add` again"
             )
         dest = Path(dest)
-        tmp = dest.with_name(f".{dest.name}.fastreg-tmp-{_TOKEN}-{next(_COUNTER)}")
+        tmp = dest.with_name(f".{dest.name}{WORKSPACE_TMP_MARK}{_TOKEN}-{next(_COUNTER)}")
         for kind in self.link_types:
             if kind in self._failed:
                 continue

@@ -16,6 +16,7 @@ from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.objects.codec import DecodeError
 from fastreg.repo.build import Builder, now_ns
+from fastreg.repo.cache import is_workspace_tmp
 from fastreg.repo.project import Project, Target
 from fastreg.repo.statcache import StatCache, StatCacheWriter
 
@@ -94,10 +95,12 @@ def _read_meta_quiet(project: Project, t: Target) -> mf.Metafile | None:
 
 
 # -- workspace state ---------------------------------------------------------------------------
-def _walk_workspace(root: Path) -> dict[str, os.stat_result | tuple[int, int, int, int]]:
+def _walk_workspace(root: Path, leftovers: list[str] | None = None
+                    ) -> dict[str, os.stat_result | tuple[int, int, int, int]]:
     """relpath -> (ino, size, mtime_ns, mode) of every regular file under root (links to files
     followed).  Directory entries come from getdents (d_type, no stat), then the native core
-    stats all files in one GIL-free pass."""
+    stats all files in one GIL-free pass.  Temp files of an interrupted checkout are skipped
+    (and listed in leftovers, for checkout to delete)."""
     rels: list[str] = []
     paths: list[str] = []
 
@@ -108,6 +111,10 @@ def _walk_workspace(root: Path) -> dict[str, os.stat_result | tuple[int, int, in
                     if entry.is_dir(follow_symlinks=False):
                         walk(entry.path, prefix + entry.name + "/")
                     elif entry.is_file():
+                        if is_workspace_tmp(entry.name):
+                            if leftovers is not None:
+                                leftovers.append(entry.path)
+                            continue
                         rels.append(prefix + entry.name)
                         paths.append(entry.path)
         except OSError as exc:
@@ -291,7 +298,11 @@ def _plan_checkout(project: Project, t: Target, pool: ThreadPoolExecutor, force:
             files: dict[str, os.stat_result | tuple[int, int, int, int]] = {}
             plan_remove_self = [""]
         else:
-            files = _walk_workspace(t.data) if t.data.is_dir() else {}
+            leftovers: list[str] = []
+            files = _walk_workspace(t.data, leftovers) if t.data.is_dir() else {}
+            for path in leftovers:  # temp files of an interrupted checkout
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
             plan_remove_self = []
     else:
         plan_remove_self = []
