@@ -136,9 +136,8 @@ class Builder:
                     # d_type from getdents: no stat per entry here (workers stat what they read).
                     if entry.is_dir(follow_symlinks=False):
                         dirs.append(entry.name)
-                    elif entry.is_file():  # regular files, and symlinks to files (followed)
-                        if not is_workspace_tmp(entry.name):
-                            files.append(entry.name)
+                    elif entry.is_file() and not is_workspace_tmp(entry.name):
+                        files.append(entry.name)  # regular files, and symlinks to files (followed)
         except OSError as exc:
             raise FastregError(f"cannot list {path}: {exc.strerror}") from None
         files.sort()
