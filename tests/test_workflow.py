@@ -282,3 +282,16 @@ def test_init_needs_git_unless_no_scm(tmp_path: Path, monkeypatch, run) -> None:
     monkeypatch.chdir(tmp_path)
     _, err = run("status", rc=1)
     assert "fastreg init" in err
+
+
+def test_symlinked_files_inside_a_tracked_dir(project: Path, run) -> None:
+    (project / "real.bin").write_bytes(os.urandom(5000))
+    for kind in ("copy", "hardlink"):
+        (project / ".fastreg/config").write_text(f'[cache]\ntype = "{kind}"\n')
+        ds = project / f"ds-{kind}"
+        ds.mkdir()
+        (ds / "own.txt").write_text("own")
+        (ds / "link.bin").symlink_to(project / "real.bin")
+        run("add", ds.name)
+        meta = mf.loads((project / f"{ds.name}.fastreg").read_text(), "m")
+        assert meta.files == 2 and meta.size == 5003

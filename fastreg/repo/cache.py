@@ -263,9 +263,9 @@ class Cache:
         for src, digest, key, err in zip(srcs, digests, keys, errs, strict=True):
             if err == 0:
                 continue
-            if err == errno.ESTALE:
-                raise FastregError(f"{src} changed while it was being added; run the command again")
-            if err in (errno.EEXIST, errno.ENOENT) or err in _FALLBACK_ERRNOS:
+            # ESTALE: changed since hashing, or a symlink to a file (link(2) links the symlink
+            # itself); store_file links the target and raises if the content really changed.
+            if err in (errno.EEXIST, errno.ENOENT, errno.ESTALE) or err in _FALLBACK_ERRNOS:
                 self.store_file(src, digest, key)
                 continue
             raise FastregError(f"cannot store {src} in the cache: {os.strerror(err)}")
