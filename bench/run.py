@@ -157,40 +157,56 @@ def git_project(path: Path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=path, check=True)
 
 
-def workflow(src: Path, dvc: Path, repeat: int) -> dict[str, float]:
+def _prepare(
+    tool: str, cache_type: str | None, src: Path, dvc: Path, env: dict[str, str]
+) -> tuple[Path, list[str], list[str]]:
     fr = fastreg_cmd()
-    res: dict[str, float] = {}
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    # Reference floor for any copy-based cache: writing the same tree once (cp -a, in-kernel copy).
-    floor = WORK / "cp-floor"
+    proj = WORK / f"{tool}-{cache_type or 'default'}"
+    git_project(proj)
+    subprocess.run(["cp", "-a", str(src), str(proj / "data")], check=True)
+    if tool == "fastreg":
+        sh([*fr, "init"], proj)
+        if cache_type:
+            (proj / ".fastreg" / "config").write_text(f'[cache]\ntype = "{cache_type}"\n')
+        return proj, [*fr, "add", "data"], [*fr, "status"]
+    sh([str(dvc), "init", "-q"], proj, env)
+    sh([str(dvc), "config", "core.autostage", "false"], proj, env)
+    if cache_type:
+        sh([str(dvc), "config", "cache.type", cache_type], proj, env)
+    return proj, [str(dvc), "add", "-q", "data"], [str(dvc), "status", "-q"]
+
+
+def _settle() -> None:
+    """Flush dirty pages and let writeback finish, so one tool's writes do not slow the next."""
     subprocess.run(["sync"], check=True)
-    res["cp-a"] = sh(["cp", "-a", str(src), str(floor)], WORK)
-    shutil.rmtree(floor)
-    for tool, cache_type in (("fastreg", None), ("dvc", None), ("fastreg", "hardlink"), ("dvc", "hardlink")):
-        proj = WORK / f"{tool}-{cache_type or 'default'}"
-        git_project(proj)
-        subprocess.run(["cp", "-a", str(src), str(proj / "data")], check=True)
-        if tool == "fastreg":
-            sh([*fr, "init"], proj)
-            if cache_type:
-                (proj / ".fastreg" / "config").write_text(f'[cache]\ntype = "{cache_type}"\n')
-            cmd_add, cmd_status = [*fr, "add", "data"], [*fr, "status"]
-        else:
-            sh([str(dvc), "init", "-q"], proj, env)
-            sh([str(dvc), "config", "core.autostage", "false"], proj, env)
-            if cache_type:
-                sh([str(dvc), "config", "cache.type", cache_type], proj, env)
-            cmd_add, cmd_status = [str(dvc), "add", "-q", "data"], [str(dvc), "status", "-q"]
-        subprocess.run(["sync"], check=True)
-        key = f"{tool}/{cache_type or 'default'}"
-        res[f"{key}/add-cold"] = sh(cmd_add, proj, env)
-        if cache_type is None:
-            # status/add-again with nothing changed: median of `repeat` runs after one warm-up
-            sh(cmd_status, proj, env)
-            res[f"{key}/status"] = statistics.median(sh(cmd_status, proj, env) for _ in range(repeat))
-            res[f"{key}/add-again"] = statistics.median(sh(cmd_add, proj, env) for _ in range(repeat))
-        shutil.rmtree(proj)
-    return res
+    time.sleep(2)
+
+
+def workflow(src: Path, dvc: Path, repeat: int, rounds: int) -> dict[str, float]:
+    """Cold adds in `rounds` rounds, the order of the tools alternating between rounds (this VM's
+    write speed drifts by 2x and more over a run); each figure is the median over rounds."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    samples: dict[str, list[float]] = {}
+    for r in range(rounds):
+        # Reference floor for any copy-based cache: writing the same tree once (cp -a).
+        floor = WORK / "cp-floor"
+        _settle()
+        samples.setdefault("cp-a", []).append(sh(["cp", "-a", str(src), str(floor)], WORK))
+        shutil.rmtree(floor)
+        for cache_type in (None, "hardlink"):
+            tools = ("fastreg", "dvc") if r % 2 == 0 else ("dvc", "fastreg")
+            for tool in tools:
+                proj, cmd_add, cmd_status = _prepare(tool, cache_type, src, dvc, env)
+                _settle()
+                key = f"{tool}/{cache_type or 'default'}"
+                samples.setdefault(f"{key}/add-cold", []).append(sh(cmd_add, proj, env))
+                if cache_type is None and r == 0:
+                    # status/add-again with nothing changed: median of `repeat` runs after a warm-up
+                    sh(cmd_status, proj, env)
+                    samples[f"{key}/status"] = [sh(cmd_status, proj, env) for _ in range(repeat)]
+                    samples[f"{key}/add-again"] = [sh(cmd_add, proj, env) for _ in range(repeat)]
+                shutil.rmtree(proj)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def rss(counts: list[int], dvc: Path) -> list[tuple[int, float, int, float, int]]:
@@ -240,6 +256,7 @@ def main() -> int:
     ap.add_argument("--mean-kb", type=float, default=100.0)
     ap.add_argument("--buffer-mb", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="cold-add rounds (tool order alternates)")
     ap.add_argument("--rss-files", default="10000,100000")
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
@@ -259,7 +276,7 @@ def main() -> int:
         shutil.rmtree(src)
     total = images(src, args.files // 2, args.files - args.files // 2, 1, seed=7, mean_kb=args.mean_kb)
     print("bench: add/status fastreg vs dvc", file=sys.stderr)
-    wf = workflow(src, dvc, args.repeat)
+    wf = workflow(src, dvc, args.repeat, args.rounds)
     rss_rows = [] if args.skip_rss else rss([int(x) for x in args.rss_files.split(",")], dvc)
 
     lines = ["# Benchmark results", "", f"Command: `{command}`", "", f"Machine: {machine(dvc)}", ""]
@@ -280,7 +297,9 @@ def main() -> int:
     lines += [f"## `add` / `status`: {n:,} files, {total / 1e9:.2f} GB "
               f"(lognormal around {args.mean_kb:.0f} KB)", "",
               "Wall time of the whole command (process start to exit), same data, same run. "
-              f"Cold = empty cache. status / add-again: median of {args.repeat} after one warm-up.", "",
+              f"Cold = empty cache; median of {args.rounds} rounds, the order of the two tools alternating "
+              "between rounds, `sync` and a 2 s pause before each. "
+              f"status / add-again: median of {args.repeat} after one warm-up.", "",
               "| operation | fastreg (s) | DVC (s) | DVC / fastreg |", "|---|---:|---:|---:|"]
     for label, key in (("add, cold, default cache type (reflink→copy)", "default/add-cold"),
                        ("add, cold, cache.type = hardlink", "hardlink/add-cold"),
@@ -289,7 +308,7 @@ def main() -> int:
         f, d = wf[f"fastreg/{key}"], wf[f"dvc/{key}"]
         lines.append(f"| {label} | {f:.3f} | {d:.3f} | **{d / f:.1f}×** |")
     lines += ["", f"Reference: `cp -a` of the same tree (the write that any copy-based cache must do) took "
-              f"{wf['cp-a']:.3f} s in this run."]
+              f"{wf['cp-a']:.3f} s (median of the rounds)."]
     if rss_rows:
         lines += ["", "## Peak RSS of a cold `add` of many small files (~1 KB each)", "",
                   "| files | fastreg time (s) | fastreg peak RSS (MiB) | DVC time (s) | DVC peak RSS (MiB) |",
