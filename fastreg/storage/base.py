@@ -1,0 +1,79 @@
+"""The Store interface every backend implements, and the storage errors.
+
+Keys are relative POSIX paths ("packs/ab/abcd..."). Every object fastreg writes is immutable and
+named by its content, so a backend needs no locking and no read-after-overwrite guarantees.
+Library errors (OSError, botocore, aiohttp) are translated into StorageError where they happen,
+with `retryable` set by the backend's own classifier; the retry wrapper only reads that flag.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from fastreg.errors import FastregError
+
+
+class StorageError(FastregError):
+    """A request to a remote failed; `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ObjectNotFound(StorageError):
+    """The key does not exist on the remote."""
+
+
+class ReadOnlyStore(StorageError):
+    """A write to a read-only remote (HTTP, or one configured read_only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    mtime: float  # seconds since the epoch, as the backend reports it
+
+
+Listing = list[ObjectInfo]  # an alias: inside Store, `list` names the method
+
+
+class Store(ABC):
+    """Small async object store. `end` in get() is exclusive; get(key, start) reads to the end."""
+
+    url: str = ""
+    #: how many requests the backend serves well at once (the default for --jobs)
+    connections: int = 16
+    #: False when the backend cannot list (plain HTTP): readers use the remote's root hints
+    can_list: bool = True
+    read_only: bool = False
+
+    @abstractmethod
+    async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes: ...
+
+    @abstractmethod
+    async def put(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    async def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    async def list(self, prefix: str) -> Listing: ...
+
+    @abstractmethod
+    async def delete(self, key: str) -> None: ...
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def where(self, key: str) -> str:
+        return f"{self.url.rstrip('/')}/{key}"
+
+
+def check_range(start: int | None, end: int | None) -> None:
+    if start is not None and start < 0:
+        raise ValueError("start must be >= 0")
+    if end is not None and (start is None or end < start):
+        raise ValueError("end needs a start and must be >= start")

@@ -1,0 +1,92 @@
+"""Read-only HTTP(S) remote through aiohttp: any static file server that serves the remote's
+directory (nginx, S3 website hosting, `python -m http.server`). Range requests are used when the
+server honours them; a server that answers 200 with the whole body still works (the bytes are
+sliced here). HTTP cannot list, so readers find index segments through the remote's root hints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from fastreg.storage.base import Listing, ObjectNotFound, ReadOnlyStore, StorageError, Store, check_range
+
+
+def classify_status(status: int, where: str) -> StorageError:
+    if status == 404 or status == 410:
+        return ObjectNotFound(f"{where}: not found")
+    if status in (401, 403):
+        return StorageError(f"{where}: HTTP {status}: access denied")
+    return StorageError(f"{where}: HTTP {status}", retryable=status >= 500 or status in (408, 429))
+
+
+class HTTPStore(Store):
+    can_list = False
+    read_only = True
+    connections = 16
+
+    def __init__(self, url: str, connections: int = 16) -> None:
+        self.url = url.rstrip("/")
+        self.connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _s(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120),
+                connector=aiohttp.TCPConnector(limit=max(self.connections, 4)),
+                auto_decompress=False,  # bytes must reach the digest check exactly as stored
+            )
+        return self._session
+
+    async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        check_range(start, end)
+        if start is not None and end is not None and end == start:
+            return b""
+        headers: dict[str, Any] = {}
+        if start is not None:
+            headers["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
+        where = self.where(key)
+        try:
+            async with self._s().get(where, headers=headers) as resp:
+                if resp.status == 416:
+                    return b""
+                if resp.status not in (200, 206):
+                    raise classify_status(resp.status, where)
+                data = await resp.read()
+                if start is not None and resp.status == 200:
+                    data = data[start:end]  # the server ignored Range: slice the full body
+                return data
+        except StorageError:
+            raise
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            raise StorageError(f"{where}: {type(exc).__name__}: {exc}", retryable=True) from None
+
+    async def exists(self, key: str) -> bool:
+        where = self.where(key)
+        try:
+            async with self._s().head(where, allow_redirects=True) as resp:
+                if resp.status == 200:
+                    return True
+                err = classify_status(resp.status, where)
+                if isinstance(err, ObjectNotFound):
+                    return False
+                raise err
+        except StorageError:
+            raise
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            raise StorageError(f"{where}: {type(exc).__name__}: {exc}", retryable=True) from None
+
+    async def put(self, key: str, data: bytes) -> None:
+        raise ReadOnlyStore(f"{self.url} is an HTTP remote, which is read-only; push to its S3 or local remote")
+
+    async def delete(self, key: str) -> None:
+        raise ReadOnlyStore(f"{self.url} is an HTTP remote, which is read-only")
+
+    async def list(self, prefix: str) -> Listing:
+        raise StorageError(f"{self.url}: an HTTP remote cannot be listed")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

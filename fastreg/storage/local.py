@@ -1,0 +1,103 @@
+"""A local directory (or any mounted filesystem) as a remote, through aiofiles.
+
+Writes go to a temp name in the same folder and are renamed into place, so a crash never leaves
+a partial object under its final name, and concurrent writers of the same (content-named) key
+simply replace identical bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+
+from fastreg.storage.base import Listing, ObjectInfo, ObjectNotFound, ReadOnlyStore, StorageError, Store, check_range
+
+_RETRYABLE = {errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.EIO}
+
+
+def _translate(exc: OSError, where: str) -> StorageError:
+    if isinstance(exc, FileNotFoundError):
+        return ObjectNotFound(f"{where}: not found")
+    return StorageError(f"{where}: {exc.strerror or exc}", retryable=exc.errno in _RETRYABLE)
+
+
+class LocalStore(Store):
+    connections = 8
+
+    def __init__(self, root: str | Path, read_only: bool = False) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.url = str(self.root)
+        self.read_only = read_only
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"bad key {key!r}")
+        return self.root / key
+
+    async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        check_range(start, end)
+        try:
+            async with aiofiles.open(self._path(key), "rb") as f:
+                if start is not None:
+                    await f.seek(start)
+                data: bytes = await f.read(-1 if start is None or end is None else end - start)
+                return data
+        except OSError as exc:
+            raise _translate(exc, self.where(key)) from None
+
+    async def put(self, key: str, data: bytes) -> None:
+        if self.read_only:
+            raise ReadOnlyStore(f"{self.url} is configured read_only")
+        final = self._path(key)
+        tmp = final.with_name(f".{final.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            await aiofiles.os.makedirs(final.parent, exist_ok=True)
+            async with aiofiles.open(tmp, "wb") as f:
+                await f.write(data)
+            await aiofiles.os.replace(tmp, final)
+        except OSError as exc:
+            try:
+                await aiofiles.os.remove(tmp)
+            except OSError:
+                pass
+            raise _translate(exc, self.where(key)) from None
+
+    async def exists(self, key: str) -> bool:
+        return bool(await aiofiles.os.path.exists(self._path(key)))
+
+    async def list(self, prefix: str) -> Listing:
+        return await asyncio.to_thread(self._list, prefix)
+
+    def _list(self, prefix: str) -> Listing:
+        base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        out: Listing = []
+        if not base.is_dir():
+            return out
+        for dirpath, _, files in os.walk(base):
+            for name in files:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    continue  # a writer's temp file
+                path = os.path.join(dirpath, name)
+                key = os.path.relpath(path, self.root).replace(os.sep, "/")
+                if key.startswith(prefix):
+                    try:
+                        st = os.stat(path)
+                    except FileNotFoundError:
+                        continue
+                    out.append(ObjectInfo(key, st.st_size, st.st_mtime))
+        out.sort(key=lambda o: o.key)
+        return out
+
+    async def delete(self, key: str) -> None:
+        if self.read_only:
+            raise ReadOnlyStore(f"{self.url} is configured read_only")
+        try:
+            await aiofiles.os.remove(self._path(key))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _translate(exc, self.where(key)) from None

@@ -1,0 +1,195 @@
+"""S3-compatible object storage through aiobotocore (AWS S3, MinIO, Ceph RGW, SeaweedFS, R2...).
+
+Credentials come from the standard AWS chain (environment variables, shared config and
+credentials files, `profile`); `endpoint_url` points at an S3-compatible service. botocore's
+own retries are switched off: the retry wrapper (storage/wrappers.py) retries what classify()
+marks retryable, so every backend follows one policy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aiohttp
+import botocore.exceptions as bx
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+
+from fastreg.storage.base import Listing, ObjectInfo, ObjectNotFound, ReadOnlyStore, StorageError, Store, check_range
+
+MULTIPART_THRESHOLD = 64 << 20
+PART_SIZE = 16 << 20
+_THROTTLE = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestLimitExceeded",
+             "TooManyRequestsException", "InternalError", "ServiceUnavailable", "RequestTimeTooSkewed"}
+_CREDENTIALS = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+
+
+def classify(exc: BaseException, where: str) -> StorageError:
+    """Translate a botocore/aiohttp/asyncio error into a StorageError with `retryable` set from
+    the HTTP status and S3 error code (5xx, 429 and throttling codes retry; other 4xx never)."""
+    if isinstance(exc, bx.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in ("NoSuchKey", "404", "NotFound") or (status == 404 and code != "NoSuchBucket"):
+            return ObjectNotFound(f"{where}: not found")
+        if code == "NoSuchBucket":
+            return StorageError(f"{where}: the bucket does not exist; create it first")
+        if code in _CREDENTIALS or status == 403:
+            return StorageError(f"{where}: access denied ({code or status}); check the AWS credentials "
+                                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the remote's profile)")
+        retryable = status >= 500 or status == 429 or code in _THROTTLE
+        return StorageError(f"{where}: S3 error {code or status}: {err.get('Message', '')}".rstrip(": "),
+                            retryable=retryable)
+    if isinstance(exc, bx.NoCredentialsError):
+        return StorageError(f"{where}: no AWS credentials found; set AWS_ACCESS_KEY_ID and "
+                            "AWS_SECRET_ACCESS_KEY, or a profile with `fastreg remote modify NAME profile P`")
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError):
+        return StorageError(f"{where}: cannot connect to the S3 endpoint ({exc})", retryable=True)
+    if isinstance(exc, bx.HTTPClientError | bx.ReadTimeoutError | bx.ResponseStreamingError
+                  | aiohttp.ClientError | asyncio.TimeoutError | ConnectionError):
+        return StorageError(f"{where}: connection error ({type(exc).__name__}: {exc})", retryable=True)
+    if isinstance(exc, bx.BotoCoreError):
+        return StorageError(f"{where}: {exc}")
+    raise exc
+
+
+class S3Store(Store):
+    def __init__(self, url: str, endpoint_url: str | None = None, region: str | None = None,
+                 profile: str | None = None, read_only: bool = False, connections: int = 32) -> None:
+        rest = url[len("s3://"):]
+        bucket, _, prefix = rest.partition("/")
+        if len(bucket) < 3:
+            raise StorageError(f"{url}: not an S3 URL (s3://BUCKET/PREFIX, bucket names have 3+ characters)")
+        self.url = url.rstrip("/")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.read_only = read_only
+        self.connections = connections
+        self._endpoint = endpoint_url
+        self._region = region
+        self._profile = profile
+        self._client: Any = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._lock = asyncio.Lock()
+
+    async def _c(self) -> Any:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    session = AioSession(profile=self._profile) if self._profile else AioSession()
+                    config = AioConfig(
+                        retries={"total_max_attempts": 1},  # the retry wrapper retries
+                        max_pool_connections=max(self.connections, 10),
+                        connect_timeout=10,
+                        read_timeout=120,
+                        signature_version="s3v4",
+                    )
+                    stack = contextlib.AsyncExitStack()
+                    try:
+                        self._client = await stack.enter_async_context(session.create_client(
+                            "s3", endpoint_url=self._endpoint, region_name=self._region or "us-east-1",
+                            config=config))
+                    except bx.ProfileNotFound as exc:
+                        raise StorageError(f"{self.url}: AWS profile {self._profile!r} not found ({exc})") from None
+                    self._stack = stack
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        check_range(start, end)
+        if start is not None and end is not None and end == start:
+            return b""
+        c = await self._c()
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if start is not None:
+            kwargs["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
+        try:
+            resp = await c.get_object(**kwargs)
+            async with resp["Body"] as body:
+                data: bytes = await body.read()
+        except bx.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""
+            raise classify(exc, self.where(key)) from None
+        except Exception as exc:
+            raise classify(exc, self.where(key)) from None
+        if start is not None and resp.get("ResponseMetadata", {}).get("HTTPStatusCode") == 200:
+            data = data[start:end]  # a server that ignored Range sent the whole object
+        return data
+
+    async def put(self, key: str, data: bytes) -> None:
+        if self.read_only:
+            raise ReadOnlyStore(f"{self.url} is configured read_only")
+        c = await self._c()
+        try:
+            if len(data) > MULTIPART_THRESHOLD:
+                await self._multipart(c, self._key(key), data)
+            else:
+                await c.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise classify(exc, self.where(key)) from None
+
+    async def _multipart(self, c: Any, key: str, data: bytes) -> None:
+        up = await c.create_multipart_upload(Bucket=self.bucket, Key=key)
+        upload_id = up["UploadId"]
+        view = memoryview(data)
+        try:
+            async def part(n: int, off: int) -> dict[str, Any]:
+                r = await c.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=n,
+                                        Body=bytes(view[off:off + PART_SIZE]))
+                return {"ETag": r["ETag"], "PartNumber": n}
+
+            parts = await asyncio.gather(*(part(i + 1, off) for i, off in enumerate(range(0, len(data), PART_SIZE))))
+            await c.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                              MultipartUpload={"Parts": list(parts)})
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await c.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
+
+    async def exists(self, key: str) -> bool:
+        c = await self._c()
+        try:
+            await c.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except Exception as exc:
+            err = classify(exc, self.where(key))
+            if isinstance(err, ObjectNotFound):
+                return False
+            raise err from None
+
+    async def list(self, prefix: str) -> Listing:
+        c = await self._c()
+        out: Listing = []
+        try:
+            paginator = c.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for obj in page.get("Contents", []):
+                    out.append(ObjectInfo(obj["Key"][len(self.prefix):], int(obj["Size"]),
+                                          obj["LastModified"].timestamp()))
+        except Exception as exc:
+            raise classify(exc, self.where(prefix)) from None
+        return out
+
+    async def delete(self, key: str) -> None:
+        if self.read_only:
+            raise ReadOnlyStore(f"{self.url} is configured read_only")
+        c = await self._c()
+        try:
+            await c.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            err = classify(exc, self.where(key))
+            if not isinstance(err, ObjectNotFound):
+                raise err from None
+
+    async def close(self) -> None:
+        if self._stack is not None:
+            await self._stack.aclose()
+            self._stack = None
+            self._client = None

@@ -1,0 +1,97 @@
+"""Wrappers that add behaviour to any Store: retries and a concurrency limit."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from fastreg.storage.base import Listing, StorageError, Store
+
+T = TypeVar("T")
+
+
+class RetryingStore(Store):
+    """Retries requests whose StorageError is retryable (the backend's classifier decided:
+    5xx, throttling, timeouts, connection resets), with capped exponential backoff and full
+    jitter; never retries 4xx such as 403/404. `retries` counts the retries that happened."""
+
+    def __init__(self, inner: Store, attempts: int = 6, base_delay: float = 0.1, max_delay: float = 5.0,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.connections = inner.connections
+        self.can_list = inner.can_list
+        self.read_only = inner.read_only
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.retries = 0
+        self._sleep = sleep
+
+    async def _retry(self, op: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(self.attempts):
+            try:
+                return await op()
+            except StorageError as exc:
+                if not exc.retryable or attempt == self.attempts - 1:
+                    if exc.retryable:
+                        raise StorageError(f"{exc.message} (gave up after {self.attempts} attempts)") from None
+                    raise
+                self.retries += 1
+                await self._sleep(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
+        raise AssertionError("unreachable")
+
+    async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        return await self._retry(lambda: self.inner.get(key, start, end))
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self._retry(lambda: self.inner.put(key, data))
+
+    async def exists(self, key: str) -> bool:
+        return await self._retry(lambda: self.inner.exists(key))
+
+    async def list(self, prefix: str) -> Listing:
+        return await self._retry(lambda: self.inner.list(prefix))
+
+    async def delete(self, key: str) -> None:
+        await self._retry(lambda: self.inner.delete(key))
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class LimitedStore(Store):
+    """At most `limit` requests in flight, whatever the callers do."""
+
+    def __init__(self, inner: Store, limit: int) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.connections = limit
+        self.can_list = inner.can_list
+        self.read_only = inner.read_only
+        self._sem = asyncio.Semaphore(limit)
+
+    async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        async with self._sem:
+            return await self.inner.get(key, start, end)
+
+    async def put(self, key: str, data: bytes) -> None:
+        async with self._sem:
+            await self.inner.put(key, data)
+
+    async def exists(self, key: str) -> bool:
+        async with self._sem:
+            return await self.inner.exists(key)
+
+    async def list(self, prefix: str) -> Listing:
+        async with self._sem:
+            return await self.inner.list(prefix)
+
+    async def delete(self, key: str) -> None:
+        async with self._sem:
+            await self.inner.delete(key)
+
+    async def close(self) -> None:
+        await self.inner.close()
