@@ -64,3 +64,27 @@ def make_images() -> Callable[..., int]:
         return n
 
     return make
+
+
+@pytest.fixture(scope="session")
+def seaweed():
+    """One real SeaweedFS (S3 gateway) per test session on free loopback ports; stopped by PID."""
+    from tests.servers import ACCESS_KEY, SECRET_KEY, start_seaweed
+
+    os.environ["AWS_ACCESS_KEY_ID"] = ACCESS_KEY
+    os.environ["AWS_SECRET_ACCESS_KEY"] = SECRET_KEY
+    os.environ.pop("AWS_PROFILE", None)
+    server = start_seaweed()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(seaweed, request) -> str:
+    import re
+
+    from tests.servers import make_bucket
+
+    name = "t-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + os.urandom(3).hex()
+    make_bucket(seaweed.endpoint, name)
+    return name
