@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from functools import cache
+from pathlib import Path
 
 import xxhash
 
@@ -47,3 +48,19 @@ def iter_chunks(chunks: bytes, file_digest: bytes, size: int) -> list[tuple[byte
     if not chunks:
         return [(file_digest, size)]
     return list(CHUNK_ENTRY.iter_unpack(chunks))
+
+
+_READ_BLOCK = 1 << 20
+
+
+def file_digest(path: str | Path) -> bytes:
+    """XXH3-128 of a file's content, read in 1 MiB blocks."""
+    with open(path, "rb", buffering=0) as f:
+        first = f.read(_READ_BLOCK)
+        if len(first) < _READ_BLOCK:
+            digest: bytes = xxhash.xxh3_128_digest(first)
+            return digest
+        h = xxhash.xxh3_128(first)
+        while block := f.read(_READ_BLOCK):
+            h.update(block)
+        return h.digest()

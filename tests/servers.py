@@ -98,7 +98,7 @@ def start_seaweed() -> Seaweed:
     return server
 
 
-def _client(endpoint: str):  # noqa: ANN202 - botocore client
+def _client(endpoint: str):
     import botocore.session
 
     s = botocore.session.get_session()
@@ -115,7 +115,7 @@ def _wait_s3_ready(endpoint: str, timeout: float) -> None:
             c.create_bucket(Bucket="fastreg-probe")
             c.put_object(Bucket="fastreg-probe", Key="probe", Body=b"ok")
             return
-        except Exception as exc:  # noqa: BLE001 - the gateway answers errors while it starts
+        except Exception as exc:
             last = exc
             time.sleep(0.3)
     raise RuntimeError(f"SeaweedFS S3 at {endpoint} not ready: {last}")

@@ -233,3 +233,11 @@ def _find(store: TreeStore, digest: bytes, name: str) -> Record | None:
     if i < len(names) and names[i] == name:
         return _decode_entry(body[i], digest)[1]
     return None
+
+
+def child_nodes(data: bytes, digest: bytes) -> list[bytes]:
+    """Digests of the nodes a node points to (its shards, or its subdirectories)."""
+    kind, body = _decode_node(data, digest)
+    if kind == "index":
+        return [s[1] for s in body]
+    return [rec.digest for _, rec in (_decode_entry(raw, digest) for raw in body) if isinstance(rec, DirRecord)]

@@ -18,8 +18,7 @@ import stat
 import threading
 from pathlib import Path
 
-import xxhash
-
+from fastreg.chunking import file_digest
 from fastreg.errors import FastregError, IntegrityError
 from fastreg.objects.digest import digest_bytes
 
@@ -42,18 +41,6 @@ _READ_BLOCK = 1 << 20
 def _fanout(root: Path, digest: bytes) -> Path:
     h = digest.hex()
     return root / h[:2] / h[2:]
-
-
-def file_digest(path: str | Path) -> bytes:
-    """XXH3-128 of a file's content, read in 1 MiB blocks."""
-    with open(path, "rb", buffering=0) as f:
-        first = f.read(_READ_BLOCK)
-        if len(first) < _READ_BLOCK:
-            return digest_bytes(first)
-        h = xxhash.xxh3_128(first)
-        while block := f.read(_READ_BLOCK):
-            h.update(block)
-        return h.digest()
 
 
 class Cache:

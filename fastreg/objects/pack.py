@@ -1,0 +1,119 @@
+"""Remote formats: pack files, index segments, file records, root hints, the format marker.
+
+Remote layout (every object immutable and named by the XXH3-128 of its bytes, except the marker
+and the root hints, whose content is a function of their name):
+
+    fastreg-remote.toml       format = 1
+    packs/ab/<hex>            b"FRPK\\x01\\0\\0\\0" + chunk bytes back to back
+    index/<hex>               index segment of one pack (the commit point of that pack)
+    trees/ab/<hex>            tree nodes, byte-identical to the local cache's
+    records/ab/<hex>          chunk list of a single-file target, by file digest
+    roots/<hex>               the index segments a pushed target's chunks live in (for remotes
+                              that cannot be listed, such as plain HTTP)
+
+Index segment: ["fastreg.index", 1, pack_digest, pack_size, entries], entries a blob of 24-byte
+records sorted by chunk digest: digest(16) + offset(uint32 BE) + length(uint32 BE). Packs stay
+under 4 GiB (they are tens of MiB).  Memory budget of the client's merged index: 28 bytes per
+chunk (the 24-byte record plus a 4-byte pack number).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from fastreg.objects import codec
+from fastreg.objects.codec import DecodeError
+from fastreg.objects.digest import digest_bytes
+
+REMOTE_FORMAT = 1
+MARKER_KEY = "fastreg-remote.toml"
+PACK_HEADER = b"FRPK\x01\x00\x00\x00"
+INDEX_MAGIC = "fastreg.index"
+RECORD_MAGIC = "fastreg.record"
+ROOTS_MAGIC = "fastreg.roots"
+ENTRY = struct.Struct(">16sII")
+
+
+def fanout_key(prefix: str, digest: bytes) -> str:
+    h = digest.hex()
+    return f"{prefix}/{h[:2]}/{h}"
+
+
+def pack_key(digest: bytes) -> str:
+    return fanout_key("packs", digest)
+
+
+def tree_key(digest: bytes) -> str:
+    return fanout_key("trees", digest)
+
+
+def record_key(digest: bytes) -> str:
+    return fanout_key("records", digest)
+
+
+def index_key(name: str) -> str:
+    return f"index/{name}"
+
+
+def roots_key(digest: bytes) -> str:
+    return f"roots/{digest.hex()}"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSegment:
+    pack: bytes
+    pack_size: int
+    entries: bytes  # sorted 24-byte records
+
+    def encode(self) -> bytes:
+        return codec.packb([INDEX_MAGIC, 1, self.pack, self.pack_size, self.entries])
+
+    def items(self) -> list[tuple[bytes, int, int]]:
+        return list(ENTRY.iter_unpack(self.entries))
+
+
+def make_segment(pack: bytes, pack_size: int, chunks: list[tuple[bytes, int, int]]) -> IndexSegment:
+    """chunks: (digest, offset, length) in any order."""
+    return IndexSegment(pack, pack_size, b"".join(ENTRY.pack(*c) for c in sorted(chunks)))
+
+
+def decode_segment(data: bytes, name: str) -> IndexSegment:
+    try:
+        v = codec.unpackb(data)
+        if not (isinstance(v, list) and len(v) == 5 and v[0] == INDEX_MAGIC):
+            raise DecodeError("not an index segment")
+        if v[1] != 1:
+            raise DecodeError(f"index segment version {v[1]!r} is newer than this fastreg; upgrade it")
+        pack, size, entries = v[2], v[3], v[4]
+        if not (isinstance(pack, bytes) and len(pack) == 16 and isinstance(size, int)
+                and isinstance(entries, bytes) and len(entries) % ENTRY.size == 0):
+            raise DecodeError("malformed index segment")
+    except DecodeError as exc:
+        raise DecodeError(f"index segment {name} is corrupt: {exc}") from None
+    if digest_bytes(data).hex() != name:
+        raise DecodeError(f"index segment {name} does not match its name (corrupt or truncated)")
+    return IndexSegment(pack, size, entries)
+
+
+def encode_record(size: int, chunks: bytes) -> bytes:
+    return codec.packb([RECORD_MAGIC, 1, size, chunks])
+
+
+def decode_record(data: bytes, where: str) -> tuple[int, bytes]:
+    v = codec.unpackb(data)
+    if not (isinstance(v, list) and len(v) == 4 and v[0] == RECORD_MAGIC and v[1] == 1
+            and isinstance(v[2], int) and isinstance(v[3], bytes)):
+        raise DecodeError(f"{where}: not a fastreg file record")
+    return v[2], v[3]
+
+
+def encode_roots(segments: list[str]) -> bytes:
+    return codec.packb([ROOTS_MAGIC, 1, sorted(segments)])
+
+
+def decode_roots(data: bytes, where: str) -> list[str]:
+    v = codec.unpackb(data)
+    if not (isinstance(v, list) and len(v) == 3 and v[0] == ROOTS_MAGIC and isinstance(v[2], list)):
+        raise DecodeError(f"{where}: not a fastreg root hint")
+    return [str(s) for s in v[2]]

@@ -1,0 +1,108 @@
+"""Pure planners: what to upload (dedup, packing) and which byte ranges to fetch (coalesced).
+No I/O: values in, values out, so every case is a unit test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from fastreg.chunking import iter_chunks
+from fastreg.objects.tree import FileRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    """Where a chunk's bytes are in the local cache: file (by digest), offset, length."""
+
+    digest: bytes
+    file: bytes
+    offset: int
+    length: int
+
+
+@dataclass(slots=True)
+class PackPlan:
+    chunks: list[ChunkRef] = field(default_factory=list)
+    size: int = 0
+
+
+def plan_upload(files: Iterable[FileRecord], remote_has: Callable[[bytes], bool],
+                pack_size: int) -> list[PackPlan]:
+    """Packs of the chunks the remote lacks, each chunk once, in the order the files come (tree
+    order keeps a directory's files together, which makes partial downloads few ranges)."""
+    packs: list[PackPlan] = []
+    current = PackPlan()
+    planned: set[bytes] = set()
+    for rec in files:
+        offset = 0
+        for digest, length in iter_chunks(rec.chunks, rec.digest, rec.size):
+            if digest not in planned and not remote_has(digest):
+                planned.add(digest)
+                current.chunks.append(ChunkRef(digest, rec.digest, offset, length))
+                current.size += length
+                if current.size >= pack_size:
+                    packs.append(current)
+                    current = PackPlan()
+            offset += length
+    if current.chunks:
+        packs.append(current)
+    return packs
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    pack: bytes
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One chunk inside a ranged read: its digest, where it starts in the response body, and
+    every (file digest, offset in file) that needs those bytes."""
+
+    digest: bytes
+    at: int
+    length: int
+    targets: tuple[tuple[bytes, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RangeRequest:
+    pack: bytes
+    start: int
+    end: int  # exclusive
+    pieces: tuple[Piece, ...]
+
+
+def plan_download(needs: dict[bytes, list[tuple[bytes, int]]], where: Callable[[bytes], Location],
+                  gap: int = 256 * 1024, max_request: int = 16 << 20) -> list[RangeRequest]:
+    """Group the needed chunks (digest -> [(file, offset)]) by pack and coalesce ranges whose
+    gap is at most `gap` bytes into one request of at most `max_request` bytes."""
+    by_pack: dict[bytes, list[tuple[Location, bytes]]] = {}
+    for digest in needs:
+        loc = where(digest)
+        by_pack.setdefault(loc.pack, []).append((loc, digest))
+    out: list[RangeRequest] = []
+    for pack, items in sorted(by_pack.items()):
+        items.sort(key=lambda x: x[0].offset)
+        group: list[tuple[Location, bytes]] = []
+        start = end = 0
+        for loc, digest in items:
+            if group and (loc.offset - end > gap or loc.offset + loc.length - start > max_request):
+                out.append(_request(pack, start, end, group, needs))
+                group = []
+            if not group:
+                start = loc.offset
+                end = loc.offset
+            group.append((loc, digest))
+            end = max(end, loc.offset + loc.length)
+        if group:
+            out.append(_request(pack, start, end, group, needs))
+    return out
+
+
+def _request(pack: bytes, start: int, end: int, group: list[tuple[Location, bytes]],
+             needs: dict[bytes, list[tuple[bytes, int]]]) -> RangeRequest:
+    pieces = tuple(Piece(d, loc.offset - start, loc.length, tuple(needs[d])) for loc, d in group)
+    return RangeRequest(pack, start, end, pieces)

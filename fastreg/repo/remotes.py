@@ -1,0 +1,186 @@
+"""Remotes as configured in .fastreg/config (committed) and .fastreg/config.local:
+
+    [core]
+    remote = "store"                 # the default remote
+    [remote.store]
+    url = "s3://bucket/registry"     # or a local path, or http(s)://host/path (read-only)
+    endpoint_url = "http://127.0.0.1:8333"
+    region = "us-east-1"
+    profile = "myprofile"
+    read_only = false
+    pack_size = "16M"
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastreg.errors import ConfigError, UsageError
+from fastreg.repo import config as cfg
+from fastreg.storage.base import Store
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs"}
+DEFAULT_PACK_SIZE = 16 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    name: str
+    url: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        if self.url.startswith("s3://"):
+            return "s3"
+        if self.url.startswith(("http://", "https://")):
+            return "http"
+        return "local"
+
+    @property
+    def read_only(self) -> bool:
+        return self.kind == "http" or bool(self.options.get("read_only", False))
+
+    @property
+    def pack_size(self) -> int:
+        raw = self.options.get("pack_size", DEFAULT_PACK_SIZE)
+        return parse_size(str(raw), f"remote.{self.name}.pack_size")
+
+    def default_jobs(self) -> int:
+        jobs = self.options.get("jobs")
+        if isinstance(jobs, int) and jobs > 0:
+            return jobs
+        return {"s3": 16, "http": 16, "local": 4}[self.kind]
+
+
+def parse_size(text: str, what: str) -> int:
+    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)i?B?\s*", text.upper())
+    if not m:
+        raise ConfigError(f"{what} = {text!r} is not a size (e.g. 16M)")
+    n = int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2)]
+    if not (1 << 20) <= n <= (1 << 30):
+        raise ConfigError(f"{what} must be between 1M and 1G")
+    return n
+
+
+def all_remotes(doc: dict[str, Any]) -> dict[str, Remote]:
+    section = doc.get("remote", {})
+    if not isinstance(section, dict):
+        raise ConfigError("[remote] in .fastreg/config must be a table of remotes")
+    out = {}
+    for name, opts in section.items():
+        if not isinstance(opts, dict) or not isinstance(opts.get("url"), str):
+            raise ConfigError(f"remote {name!r} has no url; fix it with `fastreg remote modify {name} url URL`")
+        out[name] = Remote(name, opts["url"], {k: v for k, v in opts.items() if k != "url"})
+    return out
+
+
+def default_name(doc: dict[str, Any]) -> str | None:
+    core = doc.get("core", {})
+    name = core.get("remote") if isinstance(core, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def pick(doc: dict[str, Any], name: str | None, where: str = "this project") -> Remote:
+    remotes = all_remotes(doc)
+    if name is None:
+        name = default_name(doc)
+        if name is None:
+            raise UsageError(f"{where} has no default remote; name one with -r NAME or set it with "
+                             "`fastreg remote add -d NAME URL`")
+    if name not in remotes:
+        known = ", ".join(sorted(remotes)) or "none"
+        raise UsageError(f"no remote named {name!r} in {where} (remotes: {known}); add it with "
+                         f"`fastreg remote add {name} URL`")
+    return remotes[name]
+
+
+def open_store(remote: Remote, base: Path, jobs: int) -> Store:
+    """The remote's Store, with retries and a concurrency limit of `jobs` requests."""
+    from fastreg.storage.wrappers import LimitedStore, RetryingStore
+
+    store: Store
+    if remote.kind == "s3":
+        from fastreg.storage.s3 import S3Store
+
+        store = S3Store(remote.url, endpoint_url=remote.options.get("endpoint_url"),
+                        region=remote.options.get("region"), profile=remote.options.get("profile"),
+                        read_only=remote.read_only, connections=jobs)
+    elif remote.kind == "http":
+        from fastreg.storage.http import HTTPStore
+
+        store = HTTPStore(remote.url, connections=jobs)
+    else:
+        from fastreg.storage.local import LocalStore
+
+        path = Path(remote.url).expanduser()
+        store = LocalStore(path if path.is_absolute() else base / path, read_only=remote.read_only)
+    return LimitedStore(RetryingStore(store), jobs)
+
+
+# -- editing the config --------------------------------------------------------------------
+def _target(fastreg_dir: Path, local: bool) -> Path:
+    return fastreg_dir / ("config.local" if local else "config")
+
+
+def add(fastreg_dir: Path, name: str, url: str, default: bool, local: bool, force: bool = False) -> None:
+    if not NAME.fullmatch(name):
+        raise UsageError(f"invalid remote name {name!r}: use letters, digits, '-', '_' and '.'")
+    path = _target(fastreg_dir, local)
+    doc = cfg.read_toml(path)
+    section = doc.setdefault("remote", {})
+    if name in all_remotes(cfg.merged(fastreg_dir)) and not force:
+        raise UsageError(f"remote {name!r} exists already; change it with `fastreg remote modify {name} url URL`")
+    section[name] = {"url": url}
+    if default:
+        doc.setdefault("core", {})["remote"] = name
+    cfg.write_toml(path, doc)
+
+
+def modify(fastreg_dir: Path, name: str, option: str, value: str, local: bool, unset: bool = False) -> None:
+    if option not in OPTIONS:
+        raise UsageError(f"unknown remote option {option!r}; known: {', '.join(sorted(OPTIONS))}")
+    if name not in all_remotes(cfg.merged(fastreg_dir)):
+        raise UsageError(f"no remote named {name!r}; add it with `fastreg remote add {name} URL`")
+    path = _target(fastreg_dir, local)
+    doc = cfg.read_toml(path)
+    section = doc.setdefault("remote", {}).setdefault(name, {})
+    if unset:
+        section.pop(option, None)
+    elif option == "read_only":
+        if value.lower() not in ("true", "false"):
+            raise UsageError("read_only takes true or false")
+        section[option] = value.lower() == "true"
+    elif option == "jobs":
+        if not value.isdigit() or int(value) < 1:
+            raise UsageError("jobs takes a positive integer")
+        section[option] = int(value)
+    else:
+        if option == "pack_size":
+            parse_size(value, "pack_size")
+        section[option] = value
+    cfg.write_toml(path, doc)
+
+
+def remove(fastreg_dir: Path, name: str, local: bool) -> None:
+    path = _target(fastreg_dir, local)
+    doc = cfg.read_toml(path)
+    if name not in doc.get("remote", {}):
+        raise UsageError(f"no remote named {name!r} in {path}")
+    del doc["remote"][name]
+    if doc.get("core", {}).get("remote") == name:
+        del doc["core"]["remote"]
+    cfg.write_toml(path, doc)
+
+
+def set_default(fastreg_dir: Path, name: str, local: bool) -> None:
+    if name not in all_remotes(cfg.merged(fastreg_dir)):
+        raise UsageError(f"no remote named {name!r}; add it with `fastreg remote add {name} URL`")
+    path = _target(fastreg_dir, local)
+    doc = cfg.read_toml(path)
+    doc.setdefault("core", {})["remote"] = name
+    cfg.write_toml(path, doc)

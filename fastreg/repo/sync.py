@@ -1,0 +1,199 @@
+"""push, fetch, pull and status --remote: select what the targets need, then let the transfer
+layer move it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker
+from fastreg.errors import FastregError, IntegrityError, PathError
+from fastreg.objects import metafile as mf
+from fastreg.objects import tree as tr
+from fastreg.objects.tree import FileRecord
+from fastreg.repo import remotes as rm
+from fastreg.repo.project import Project, Target
+from fastreg.transfer.index import RemoteIndex, mirror_path
+from fastreg.transfer.session import RemoteSession
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class Selected:
+    target: Target
+    meta: mf.Metafile
+    subpath: str | None  # a file or folder inside a tracked directory, or None for all of it
+
+
+@dataclass(slots=True)
+class Selection:
+    files: list[FileRecord] = field(default_factory=list)
+    trees: list[bytes] = field(default_factory=list)
+    records: list[FileRecord] = field(default_factory=list)
+    roots: dict[bytes, list[FileRecord]] = field(default_factory=dict)
+
+
+def select(project: Project, paths: Iterable[str]) -> list[Selected]:
+    """Targets by data path or metafile, or paths inside a tracked directory; all by default."""
+    paths = list(paths)
+    if not paths:
+        return [Selected(t, project.read_meta(t), None) for t in project.metafiles()]
+    out = []
+    for p in paths:
+        t = project.target(p)
+        if t.meta.exists():
+            out.append(Selected(t, project.read_meta(t), None))
+            continue
+        owner = project.tracked_ancestor(t)
+        if owner is None:
+            raise PathError(f"{p}: not tracked (no metafile for it or a folder above it); run `fastreg add` first")
+        meta = project.read_meta(owner)
+        out.append(Selected(owner, meta, t.rel[len(owner.rel) + 1 :]))
+    return out
+
+
+def _under(path: str, subpath: str | None) -> bool:
+    return subpath is None or path == subpath or path.startswith(subpath + "/")
+
+
+def open_remote(project: Project, name: str | None, jobs: int | None) -> tuple[rm.Remote, RemoteSession]:
+    remote = rm.pick(project.config, name)
+    n = jobs or remote.default_jobs()
+    store = rm.open_store(remote, project.root, n)
+    mirror = RemoteIndex(mirror_path(project.tmp_dir, store.url), store.url).load()
+    return remote, RemoteSession(store, project.cache, mirror, n)
+
+
+def _chunks_of_cached(project: Project, meta: mf.Metafile) -> FileRecord:
+    """A single-file target's record; its chunk list is recomputed from the cached file."""
+    if meta.size <= WHOLE_FILE_LIMIT:
+        return FileRecord(meta.size, meta.digest, b"", meta.executable)
+    path = project.cache.file_path(meta.digest)
+    try:
+        [(size, digest, chunks, *_)] = default_chunker().hash_files([str(path)])
+    except OSError:
+        raise FastregError(f"{meta.path}: its data ({meta.digest.hex()}) is not in the local cache; "
+                           "nothing to push (run `fastreg add` or `fastreg fetch` first)") from None
+    if digest != meta.digest:
+        raise IntegrityError(f"cache object {path} is corrupt (content does not match its digest)")
+    return FileRecord(size, digest, chunks, meta.executable)
+
+
+def _local_selection(project: Project, selected: list[Selected]) -> Selection:
+    sel = Selection()
+    seen: set[bytes] = set()
+    for s in selected:
+        if s.meta.kind == "file":
+            rec = _chunks_of_cached(project, s.meta)
+            if rec.chunks:
+                sel.records.append(rec)
+            recs = [rec]
+        else:
+            if not project.cache.tree_path(s.meta.digest).exists():
+                raise FastregError(f"{s.target.rel}: its tree is not in the local cache; nothing to push "
+                                   "(run `fastreg fetch` or `fastreg add` first)")
+            sel.trees += [d for d in tr.walk_dirs(project.cache, s.meta.digest) if d not in sel.trees]
+            recs = [rec for path, rec in tr.walk(project.cache, s.meta.digest) if _under(path, s.subpath)]
+        sel.roots.setdefault(s.meta.digest, []).extend(recs)
+        for rec in recs:
+            if rec.digest not in seen:
+                seen.add(rec.digest)
+                sel.files.append(rec)
+    return sel
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    remote: str
+    files: int
+    bytes: int
+    packs: int
+    requests: int
+    skipped: int  # files already there
+
+
+def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None,
+         progress: Progress | None = None) -> SyncResult:
+    selected = select(project, paths)
+    sel = _local_selection(project, selected)
+    remote, session = open_remote(project, remote_name, jobs)
+    if remote.read_only:
+        raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only; push to another remote")
+    missing = [r for r in sel.files if not project.cache.has_file(r.digest)]
+    if missing:
+        raise FastregError(f"{len(missing)} files to push are not in the local cache (e.g. {missing[0].digest.hex()}); "
+                           "run `fastreg fetch` or `fastreg checkout` first")
+    with session:
+        res = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, progress)
+    pushed_files = len({c for c in sel.files}) if res.chunks else 0
+    return SyncResult(remote.name, pushed_files, res.bytes, res.packs, res.requests, 0)
+
+
+def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None,
+          progress: Progress | None = None) -> tuple[SyncResult, list[Selected]]:
+    selected = select(project, paths)
+    remote, session = open_remote(project, remote_name, jobs)
+    project.cache.ensure()
+    with session:
+        session.check_format()
+        dir_roots = [s.meta.digest for s in selected if s.meta.kind == "dir"]
+        session.fetch_trees(dir_roots)
+        files: list[FileRecord] = []
+        seen: set[bytes] = set()
+        for s in selected:
+            if s.meta.kind == "file":
+                recs = [session.fetch_record(s.meta.digest, s.meta.size)
+                        if not project.cache.has_file(s.meta.digest) else
+                        FileRecord(s.meta.size, s.meta.digest, b"")]
+            else:
+                recs = [r for p, r in tr.walk(project.cache, s.meta.digest) if _under(p, s.subpath)]
+                if s.subpath is not None and not recs:
+                    raise PathError(f"{s.target.rel}/{s.subpath}: not in the tracked directory {s.target.rel}")
+            for r in recs:
+                if r.digest not in seen:
+                    seen.add(r.digest)
+                    files.append(r)
+        before = sum(1 for r in files if project.cache.has_file(r.digest))
+        res = session.fetch_files(files, [s.meta.digest for s in selected], progress)
+    return SyncResult(remote.name, res.files, res.bytes, 0, res.requests, before), selected
+
+
+@dataclass(slots=True)
+class RemoteStatus:
+    target: Target
+    missing_files: int = 0
+    missing_bytes: int = 0
+    total_files: int = 0
+
+
+def status_remote(project: Project, paths: Iterable[str], remote_name: str | None) -> tuple[str, list[RemoteStatus]]:
+    selected = select(project, paths)
+    remote, session = open_remote(project, remote_name, None)
+    with session:
+        session.check_format()
+        session.refresh([s.meta.digest for s in selected])
+        out = []
+        for s in selected:
+            st = RemoteStatus(s.target)
+            if s.meta.kind == "file":
+                try:
+                    recs = [_chunks_of_cached(project, s.meta)]
+                except FastregError:
+                    recs = [session.fetch_record(s.meta.digest, s.meta.size)]
+            elif project.cache.tree_path(s.meta.digest).exists():
+                recs = [r for p, r in tr.walk(project.cache, s.meta.digest) if _under(p, s.subpath)]
+            else:
+                session.fetch_trees([s.meta.digest])
+                recs = [r for p, r in tr.walk(project.cache, s.meta.digest) if _under(p, s.subpath)]
+            from fastreg.chunking import iter_chunks
+
+            for r in recs:
+                st.total_files += 1
+                if not all(session.mirror.has(d) for d, _ in iter_chunks(r.chunks, r.digest, r.size)):
+                    st.missing_files += 1
+                    st.missing_bytes += r.size
+            out.append(st)
+    return remote.name, out
+
+

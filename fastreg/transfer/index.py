@@ -1,0 +1,180 @@
+"""The client's mirror of a remote's index: which chunks the remote has, and where.
+
+Kept under .fastreg/tmp/remotes/<id>/mirror as one msgpack value:
+["fastreg.mirror", 1, url, segments, packs, table, trees] where `table` is a blob of sorted
+28-byte records (chunk digest 16 + pack number uint32 + offset uint32 + length uint32), `packs`
+maps pack numbers to pack digests, `segments` lists the index segments merged so far and
+`trees` (16 bytes each) the tree nodes known to be on the remote.  Memory: 28 bytes per chunk
+plus 16 per tree; a lookup is a binary search over the blob.  Refreshing lists `index/` and
+fetches only segments not seen before, so a push with nothing new costs a listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import os
+import struct
+from collections.abc import Iterable
+from pathlib import Path
+
+from fastreg.errors import FastregError, IntegrityError
+from fastreg.objects import codec
+from fastreg.objects import pack as pk
+from fastreg.objects.codec import DecodeError
+from fastreg.plan import Location
+from fastreg.storage.base import ObjectNotFound, Store
+
+REC = struct.Struct(">16sIII")
+
+
+class _Keys:
+    """The chunk digests of a table blob as a sequence, for bisect (no per-entry objects)."""
+
+    def __init__(self, table: bytes) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return len(self.table) // REC.size
+
+    def __getitem__(self, i: int) -> bytes:
+        o = i * REC.size
+        return self.table[o : o + 16]
+
+
+class RemoteIndex:
+    def __init__(self, path: Path, url: str) -> None:
+        self.path = path
+        self.url = url
+        self.segments: set[str] = set()
+        self.packs: list[bytes] = []
+        self.table = b""
+        self.pack_segment: list[str] = []  # the index segment of each pack number
+        self.trees: set[bytes] = set()
+        self.records: set[bytes] = set()
+        self.roots: set[bytes] = set()  # targets whose root hint is up to date
+        self._pack_no: dict[bytes, int] = {}
+        self.requests = 0
+
+    # -- persistence -------------------------------------------------------------------------
+    def load(self) -> RemoteIndex:
+        try:
+            v = codec.unpackb(self.path.read_bytes())
+            if v[0] != "fastreg.mirror" or v[1] != 1 or v[2] != self.url:
+                raise DecodeError("stale")
+            self.segments = set(v[3])
+            self.packs = list(v[4])
+            self.pack_segment = list(v[5])
+            self.table = v[6]
+            self.trees, self.records, self.roots = (_split16(b) for b in v[7:10])
+            self._pack_no = {p: i for i, p in enumerate(self.packs)}
+        except (FileNotFoundError, DecodeError, IndexError, TypeError):
+            pass  # a missing or damaged mirror is rebuilt from the remote
+        return self
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.{os.urandom(4).hex()}.tmp")
+        data = codec.packb(["fastreg.mirror", 1, self.url, sorted(self.segments), self.packs, self.pack_segment,
+                            self.table, *(b"".join(sorted(s)) for s in (self.trees, self.records, self.roots))])
+        tmp.write_bytes(data)
+        os.replace(tmp, self.path)
+
+    def forget(self) -> None:
+        self.segments, self.packs, self.pack_segment, self.table = set(), [], [], b""
+        self.trees, self.records, self.roots, self._pack_no = set(), set(), set(), {}
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    # -- lookups -----------------------------------------------------------------------------
+    def find(self, digest: bytes) -> Location | None:
+        keys = _Keys(self.table)
+        i = bisect.bisect_left(keys, digest)
+        if i < len(keys) and keys[i] == digest:
+            _, pack_no, offset, length = REC.unpack_from(self.table, i * REC.size)
+            return Location(self.packs[pack_no], offset, length)
+        return None
+
+    def has(self, digest: bytes) -> bool:
+        keys = _Keys(self.table)
+        i = bisect.bisect_left(keys, digest)
+        return i < len(keys) and keys[i] == digest
+
+    def __len__(self) -> int:
+        return len(self.table) // REC.size
+
+    def segment_of(self, pack: bytes) -> str:
+        return self.pack_segment[self._pack_no[pack]]
+
+    # -- updates -----------------------------------------------------------------------------
+    def merge(self, segments: Iterable[tuple[str, pk.IndexSegment]]) -> None:
+        new: list[bytes] = []
+        for name, seg in segments:
+            if name in self.segments:
+                continue
+            self.segments.add(name)
+            no = self._pack_no.get(seg.pack)
+            if no is None:
+                no = self._pack_no[seg.pack] = len(self.packs)
+                self.packs.append(seg.pack)
+                self.pack_segment.append(name)
+            for digest, offset, length in seg.items():
+                new.append(REC.pack(digest, no, offset, length))
+        if not new:
+            return
+        records = [self.table[i : i + REC.size] for i in range(0, len(self.table), REC.size)] + new
+        records.sort()
+        # The same chunk in two packs (concurrent pushers): keep one location per digest.
+        out, last = [], b""
+        for r in records:
+            if r[:16] != last:
+                out.append(r)
+                last = r[:16]
+        self.table = b"".join(out)
+
+    async def refresh(self, store: Store, roots: Iterable[bytes] = ()) -> int:
+        """Merge segments the mirror has not seen: by listing index/, or, on a remote that
+        cannot be listed, through the root hints of `roots`. Returns how many were new."""
+        if store.can_list:
+            names = [o.key[len("index/"):] for o in await store.list("index/")]
+            self.requests += 1
+        else:
+            names = []
+            for root in roots:
+                try:
+                    data = await store.get(pk.roots_key(root))
+                except ObjectNotFound:
+                    continue
+                self.requests += 1
+                names += pk.decode_roots(data, store.where(pk.roots_key(root)))
+        todo = sorted({n for n in names if n not in self.segments})
+
+        async def fetch(name: str) -> tuple[str, pk.IndexSegment]:
+            data = await store.get(pk.index_key(name))
+            try:
+                return name, pk.decode_segment(data, name)
+            except DecodeError as exc:
+                raise IntegrityError(f"{store.where(pk.index_key(name))}: {exc}") from None
+
+        results: list[tuple[str, pk.IndexSegment]] = []
+        for i in range(0, len(todo), 64):
+            results += await asyncio.gather(*(fetch(n) for n in todo[i : i + 64]))
+        self.requests += len(todo)
+        self.merge(results)
+        return len(todo)
+
+
+def _split16(blob: bytes) -> set[bytes]:
+    return {blob[i : i + 16] for i in range(0, len(blob), 16)}
+
+
+def mirror_path(tmp_dir: Path, url: str) -> Path:
+    import xxhash
+
+    return tmp_dir / "remotes" / xxhash.xxh3_64_hexdigest(url.encode()) / "mirror"
+
+
+def no_location(digest: bytes, what: str, url: str) -> FastregError:
+    return FastregError(f"{url} does not have chunk {digest.hex()} of {what}; was it pushed? "
+                        "Run `fastreg push` from a clone that has the data")

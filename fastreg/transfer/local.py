@@ -1,0 +1,23 @@
+"""What the transfer layer needs from the local object cache (implemented by repo.cache.Cache).
+A protocol, so transfer/ does not import the project layer above it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+
+class LocalObjects(Protocol):
+    def file_path(self, digest: bytes) -> Path: ...
+
+    def has_file(self, digest: bytes) -> bool: ...
+
+    def tmp_path(self) -> Path: ...
+
+    def adopt(self, tmp: str | Path, digest: bytes) -> None: ...
+
+    def tree_path(self, digest: bytes) -> Path: ...
+
+    def get_tree(self, digest: bytes) -> bytes: ...
+
+    def put_tree(self, data: bytes) -> bytes: ...

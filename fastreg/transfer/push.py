@@ -1,0 +1,179 @@
+"""Push: plan (what the remote lacks) -> pack -> upload, with bounded memory.
+
+Order on the remote: each pack, then its index segment (the commit point: a reader never sees
+an index entry whose bytes are not there), then the tree nodes and file records, then the root
+hints. An interrupted push leaves at most orphaned packs (no segment); running it again plans
+from the remote's segments and re-uploads what is missing. Concurrent pushers need no lock:
+everything is named by content and segments only ever add.
+
+Memory: at most `jobs` packs being uploaded plus one being built, each about pack_size bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import xxhash
+
+from fastreg.chunking import iter_chunks
+from fastreg.errors import FastregError, IntegrityError
+from fastreg.objects import pack as pk
+from fastreg.objects.digest import digest_bytes
+from fastreg.objects.tree import FileRecord
+from fastreg.plan import PackPlan, plan_upload
+from fastreg.storage.base import ObjectNotFound, Store
+from fastreg.transfer.index import RemoteIndex
+from fastreg.transfer.local import LocalObjects as Cache
+
+Progress = Callable[[int, int], None]  # (files, bytes) done
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    packs: int
+    bytes: int
+    chunks: int
+    objects: int  # trees, records and root hints uploaded
+    requests: int
+
+
+async def ensure_format(store: Store, mirror: RemoteIndex, create: bool) -> None:
+    """Check the remote's format marker (once per mirror); create it on first push."""
+    if mirror.segments:
+        return
+    try:
+        text = (await store.get(pk.MARKER_KEY)).decode("utf-8", "replace")
+    except ObjectNotFound:
+        if not create:
+            return
+        await store.put(pk.MARKER_KEY, f"format = {pk.REMOTE_FORMAT}\n".encode())
+        return
+    fmt = None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "format":
+            fmt = value.strip()
+    if fmt != str(pk.REMOTE_FORMAT):
+        raise FastregError(f"{store.url} has remote format {fmt or 'unknown'}; this fastreg reads format "
+                           f"{pk.REMOTE_FORMAT}: upgrade fastreg (or use another remote)")
+
+
+def build_pack(cache: Cache, plan: PackPlan) -> tuple[bytes, bytes, pk.IndexSegment]:
+    """Read the planned chunks from the cache (verifying each), return (pack digest, pack bytes,
+    index segment). Runs in a worker thread."""
+    buf = bytearray(pk.PACK_HEADER)
+    entries: list[tuple[bytes, int, int]] = []
+    fd, fd_digest = -1, b""
+    try:
+        for ref in plan.chunks:
+            if ref.file != fd_digest:
+                if fd >= 0:
+                    os.close(fd)
+                path = cache.file_path(ref.file)
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    fd = -1
+                    raise FastregError(f"{ref.file.hex()} is not in the local cache ({path}); run "
+                                       "`fastreg checkout`/`fastreg add` to restore it, or fetch it") from None
+                fd_digest = ref.file
+            data = os.pread(fd, ref.length, ref.offset)
+            if len(data) != ref.length or xxhash.xxh3_128_digest(data) != ref.digest:
+                raise IntegrityError(f"cache object {cache.file_path(ref.file)} is corrupt (a chunk does not "
+                                     "match its digest); it was not pushed: delete it and re-add the data")
+            entries.append((ref.digest, len(buf), ref.length))
+            buf += data
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    data = bytes(buf)
+    digest = digest_bytes(data)
+    return digest, data, pk.make_segment(digest, len(data), entries)
+
+
+async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[FileRecord], trees: list[bytes],
+               records: list[FileRecord], roots: dict[bytes, list[FileRecord]], jobs: int, pack_size: int,
+               progress: Progress | None = None) -> PushResult:
+    await ensure_format(store, mirror, create=True)
+    await mirror.refresh(store)
+    requests = mirror.requests
+    plans = plan_upload(files, mirror.has, pack_size)
+    queue: asyncio.Queue[tuple[bytes, bytes, pk.IndexSegment, int] | None] = asyncio.Queue(maxsize=1)
+    totals = {"packs": 0, "bytes": 0, "chunks": 0, "requests": 0}
+
+    async def produce() -> None:
+        try:
+            for plan in plans:
+                digest, data, seg = await asyncio.to_thread(build_pack, cache, plan)
+                nfiles = len({c.file for c in plan.chunks})
+                await queue.put((digest, data, seg, nfiles))
+        finally:
+            for _ in range(jobs):
+                await queue.put(None)
+
+    async def upload() -> None:
+        while (item := await queue.get()) is not None:
+            digest, data, seg, nfiles = item
+            await store.put(pk.pack_key(digest), data)
+            encoded = seg.encode()
+            name = digest_bytes(encoded).hex()
+            await store.put(pk.index_key(name), encoded)
+            mirror.merge([(name, seg)])
+            totals["packs"] += 1
+            totals["bytes"] += len(data)
+            totals["chunks"] += len(seg.entries) // pk.ENTRY.size
+            totals["requests"] += 2
+            if progress:
+                progress(nfiles, len(data))
+
+    workers = [asyncio.create_task(upload()) for _ in range(max(1, jobs))]
+    producer = asyncio.create_task(produce())
+    try:
+        await asyncio.gather(producer, *workers)
+    except BaseException:
+        for t in (producer, *workers):
+            t.cancel()
+        mirror.save()  # keep what was committed: the next push resumes from it
+        raise
+
+    objects = 0
+    sem = asyncio.Semaphore(max(1, jobs))
+
+    async def put_object(key: str, data: bytes) -> None:
+        nonlocal objects
+        async with sem:
+            await store.put(key, data)
+        objects += 1
+
+    tasks = []
+    for digest in trees:
+        if digest not in mirror.trees:
+            data = await asyncio.to_thread(cache.get_tree, digest)
+            tasks.append(put_object(pk.tree_key(digest), data))
+    for rec in records:
+        if rec.digest not in mirror.records:
+            tasks.append(put_object(pk.record_key(rec.digest), pk.encode_record(rec.size, rec.chunks)))
+    await asyncio.gather(*tasks)
+    mirror.trees.update(trees)
+    mirror.records.update(r.digest for r in records)
+    # Root hints: which segments hold each target's chunks (what a reader that cannot list needs).
+    hint_tasks = []
+    for root, recs in roots.items():
+        if root in mirror.roots:
+            continue
+        names = set()
+        for rec in recs:
+            for digest, _ in iter_chunks(rec.chunks, rec.digest, rec.size):
+                loc = mirror.find(digest)
+                if loc is None:
+                    raise FastregError(f"internal error: chunk {digest.hex()} is not on {store.url} after push")
+                names.add(mirror.segment_of(loc.pack))
+        hint_tasks.append(put_object(pk.roots_key(root), pk.encode_roots(sorted(names))))
+    await asyncio.gather(*hint_tasks)
+    mirror.roots.update(roots)
+    mirror.save()
+    return PushResult(totals["packs"], totals["bytes"], totals["chunks"], objects,
+                      requests + totals["requests"] + objects)

@@ -1,0 +1,58 @@
+"""The synchronous face of the transfer layer: one event loop (asyncio.Runner) per command,
+shared by its steps, and the Store closed at the end. Callers above this layer never see
+asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+from fastreg.objects.tree import FileRecord
+from fastreg.storage.base import Store
+from fastreg.transfer import fetch as fetch_mod
+from fastreg.transfer import push as push_mod
+from fastreg.transfer.index import RemoteIndex
+from fastreg.transfer.local import LocalObjects as Cache
+
+
+class RemoteSession:
+    def __init__(self, store: Store, cache: Cache, mirror: RemoteIndex, jobs: int) -> None:
+        self.store = store
+        self.cache = cache
+        self.mirror = mirror
+        self.jobs = jobs
+        self._runner = asyncio.Runner()
+
+    def __enter__(self) -> RemoteSession:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            self._runner.run(self.store.close())
+        finally:
+            self._runner.close()
+
+    def push(self, files: list[FileRecord], trees: list[bytes], records: list[FileRecord],
+             roots: dict[bytes, list[FileRecord]], pack_size: int,
+             progress: push_mod.Progress | None = None) -> push_mod.PushResult:
+        return self._runner.run(push_mod.push(self.store, self.cache, self.mirror, files, trees, records, roots,
+                                              self.jobs, pack_size, progress))
+
+    def check_format(self) -> None:
+        self._runner.run(push_mod.ensure_format(self.store, self.mirror, create=False))
+
+    def refresh(self, roots: list[bytes]) -> int:
+        n = self._runner.run(self.mirror.refresh(self.store, roots))
+        self.mirror.save()
+        return n
+
+    def fetch_trees(self, roots: list[bytes]) -> int:
+        return self._runner.run(fetch_mod.fetch_trees(self.store, self.cache, roots))
+
+    def fetch_record(self, digest: bytes, size: int) -> FileRecord:
+        return self._runner.run(fetch_mod.fetch_record(self.store, digest, size))
+
+    def fetch_files(self, files: list[FileRecord], roots: list[bytes],
+                    progress: fetch_mod.Progress | None = None) -> fetch_mod.FetchResult:
+        return self._runner.run(fetch_mod.fetch_files(self.store, self.cache, self.mirror, files, roots, self.jobs,
+                                                      progress))
