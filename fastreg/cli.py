@@ -100,6 +100,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     from fastreg.repo.project import Project
 
     project = Project.find()
+    if args.remote is not None:
+        from fastreg.repo import sync
+
+        name, remote_status = sync.status_remote(project, args.targets, args.remote or None)
+        behind = [rs for rs in remote_status if rs.missing_files]
+        for rs in behind:
+            print(f"{rs.target.rel}:\n    not in remote {name}: {rs.missing_files} of {rs.total_files} files "
+                  f"({_human(rs.missing_bytes)}); run `fastreg push`")
+        if not behind:
+            _say(args, f"Everything is in remote {name}.")
+        return 0
     results = ops.status(project, args.targets, jobs=args.jobs)
     dirty = False
     for r in results:
@@ -152,6 +163,77 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remote(args: argparse.Namespace) -> int:
+    from fastreg.repo import config as cfg
+    from fastreg.repo import remotes as rm
+    from fastreg.repo.project import Project
+
+    project = Project.find()
+    if args.remote_command == "add":
+        rm.add(project.dir, args.name, args.url, args.default, args.local, args.force)
+        _say(args, f"Added remote {args.name} -> {args.url}" + (" (default)" if args.default else ""))
+    elif args.remote_command == "modify":
+        if args.value is None and not args.unset:
+            raise UsageError("give a VALUE (or --unset)")
+        rm.modify(project.dir, args.name, args.option, args.value or "", args.local, args.unset)
+    elif args.remote_command == "remove":
+        rm.remove(project.dir, args.name, args.local)
+    elif args.remote_command == "default":
+        rm.set_default(project.dir, args.name, args.local)
+    else:
+        doc = cfg.merged(project.dir)
+        default = rm.default_name(doc)
+        for name, remote in sorted(rm.all_remotes(doc).items()):
+            extra = "".join(f" {k}={v}" for k, v in sorted(remote.options.items()))
+            print(f"{name}\t{remote.url}{extra}" + ("\t(default)" if name == default else ""))
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from fastreg.repo import sync
+    from fastreg.repo.project import Project
+
+    project = Project.find()
+    with project.lock(), _progress(args, "push") as progress:
+        res = sync.push(project, args.targets, args.remote, args.jobs, progress)
+    if res.packs:
+        _say(args, f"Pushed {_human(res.bytes)} in {res.packs} packs to {res.remote} ({res.requests} requests)")
+    else:
+        _say(args, f"Everything is already in {res.remote} ({res.requests} requests)")
+    return 0
+
+
+def _fetch(args: argparse.Namespace, project: object) -> None:
+    from fastreg.repo import sync
+
+    with _progress(args, "fetch") as progress:
+        res, _ = sync.fetch(project, args.targets, args.remote, args.jobs, progress)  # type: ignore[arg-type]
+    _say(args, f"Fetched {res.files} files ({_human(res.bytes)}) from {res.remote}"
+               + (f"; {res.skipped} were in the cache already" if res.skipped else ""))
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from fastreg.repo.project import Project
+
+    project = Project.find()
+    with project.lock():
+        _fetch(args, project)
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from fastreg.repo import ops
+    from fastreg.repo.project import Project
+
+    project = Project.find()
+    with project.lock():
+        _fetch(args, project)
+        with _progress(args, "checkout") as progress:
+            res = ops.checkout(project, args.targets, force=args.force, progress=progress)
+    _say(args, f"{res.placed} files restored, {res.removed} removed, {res.unchanged} unchanged")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------
 def _jobs(value: str) -> int:
     try:
@@ -196,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "or deleted inside each tracked path (all of them by default).")
     p.add_argument("targets", nargs="*", metavar="TARGET")
     p.add_argument("-j", "--jobs", type=_jobs, default=None, help="hashing threads (default: cores)")
+    p.add_argument("--remote", "-r", nargs="?", const="", default=None, metavar="NAME",
+                   help="show what is not in the remote yet (the default remote, or NAME)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("checkout", parents=[common], help="restore the workspace from the cache",
@@ -215,6 +299,49 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("-a", "--all-commits", action="store_true", help="keep what any Git commit's metafiles use")
     p.add_argument("-r", "--remote", metavar="NAME", help="also clean this remote")
     p.set_defaults(func=cmd_gc)
+
+    p = sub.add_parser("remote", parents=[common], help="configure remotes (where the bytes are stored)",
+                       description="Remotes are a local directory, s3://BUCKET/PREFIX (any S3-compatible "
+                       "service) or http(s)://HOST/PATH (read-only). They are recorded in .fastreg/config, "
+                       "which is committed, so consumers of the registry find the default remote by themselves.")
+    rsub = p.add_subparsers(dest="remote_command", metavar="ACTION", parser_class=_Parser, required=True)
+    rp = rsub.add_parser("add", parents=[common], help="add a remote")
+    rp.add_argument("-d", "--default", action="store_true", help="make it the default remote")
+    rp.add_argument("-f", "--force", action="store_true", help="replace a remote of that name")
+    rp.add_argument("--local", action="store_true", help="write to .fastreg/config.local (not committed)")
+    rp.add_argument("name", metavar="NAME")
+    rp.add_argument("url", metavar="URL")
+    rp = rsub.add_parser("modify", parents=[common], help="set an option of a remote",
+                         description="Options: endpoint_url (S3-compatible service), region, profile "
+                         "(AWS profile), read_only (true/false), pack_size (e.g. 16M), jobs, url.")
+    rp.add_argument("--local", action="store_true", help="write to .fastreg/config.local (not committed)")
+    rp.add_argument("--unset", action="store_true", help="remove the option")
+    rp.add_argument("name", metavar="NAME")
+    rp.add_argument("option", metavar="OPTION")
+    rp.add_argument("value", metavar="VALUE", nargs="?")
+    rp = rsub.add_parser("list", parents=[common], help="list remotes")
+    rp = rsub.add_parser("default", parents=[common], help="set the default remote")
+    rp.add_argument("--local", action="store_true", help="write to .fastreg/config.local (not committed)")
+    rp.add_argument("name", metavar="NAME")
+    rp = rsub.add_parser("remove", parents=[common], help="remove a remote")
+    rp.add_argument("--local", action="store_true", help="edit .fastreg/config.local")
+    rp.add_argument("name", metavar="NAME")
+    p.set_defaults(func=cmd_remote)
+
+    for name, func, text in (
+        ("push", cmd_push, "upload to a remote what it lacks (packs of deduplicated chunks)"),
+        ("fetch", cmd_fetch, "download from a remote into the cache (ranged reads, verified)"),
+        ("pull", cmd_pull, "fetch, then check out into the workspace"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=text, description=text[0].upper() + text[1:] + ". "
+                           "TARGETs are tracked paths, their metafiles, or files and folders inside a "
+                           "tracked directory (only that part moves); all tracked paths by default.")
+        p.add_argument("targets", nargs="*", metavar="TARGET")
+        p.add_argument("-r", "--remote", metavar="NAME", help="the remote (default: the project's default remote)")
+        p.add_argument("-j", "--jobs", type=_jobs, default=None, help="concurrent requests")
+        if name == "pull":
+            p.add_argument("-f", "--force", action="store_true", help="discard local changes that are not in the cache")
+        p.set_defaults(func=func)
     return parser
 
 

@@ -177,6 +177,29 @@ class TargetStatus:
     deleted: list[str] = field(default_factory=list)
 
 
+def under(path: str, subpath: str | None) -> bool:
+    return subpath is None or path == subpath or path.startswith(subpath + "/")
+
+
+def resolve_selection(project: Project, paths: Iterable[str]) -> list[tuple[Target, str | None]]:
+    """Targets by data path or metafile, or (target, subpath) for paths inside a tracked
+    directory; every target in the workspace when paths is empty."""
+    paths = list(paths)
+    if not paths:
+        return [(t, None) for t in project.metafiles()]
+    out: list[tuple[Target, str | None]] = []
+    for p in paths:
+        t = project.target(p)
+        if t.meta.exists():
+            out.append((t, None))
+            continue
+        owner = project.tracked_ancestor(t)
+        if owner is None:
+            raise PathError(f"{p}: not tracked (no metafile for it or a folder above it); run `fastreg add` first")
+        out.append((owner, t.rel[len(owner.rel) + 1 :]))
+    return out
+
+
 def resolve_targets(project: Project, paths: Iterable[str]) -> list[Target]:
     paths = list(paths)
     if not paths:
@@ -254,9 +277,9 @@ class CheckoutResult:
 def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: int | None = None,
              progress: Progress | None = None) -> CheckoutResult:
     result = CheckoutResult()
-    targets = resolve_targets(project, paths)
+    selection = resolve_selection(project, paths)
     with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-place") as pool:
-        plans = [_plan_checkout(project, t, pool, force) for t in targets]
+        plans = [_plan_checkout(project, t, pool, force, sub) for t, sub in selection]
         conflicts = [c for p in plans for c in p.conflicts]
         if conflicts and not force:
             more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
@@ -287,11 +310,16 @@ class _CheckoutPlan:
     started: int
 
 
-def _plan_checkout(project: Project, t: Target, pool: ThreadPoolExecutor, force: bool) -> _CheckoutPlan:
+def _plan_checkout(project: Project, t: Target, pool: ThreadPoolExecutor, force: bool,
+                   subpath: str | None = None) -> _CheckoutPlan:
     meta = project.read_meta(t)
     started = now_ns()
     sc = StatCache(project.tmp_dir, t.rel).load()
     expected = _tree_files(project, meta)
+    if subpath is not None:
+        expected = {rel: rec for rel, rec in expected.items() if under(rel, subpath)}
+        if not expected:
+            raise PathError(f"{t.rel}/{subpath}: not in the tracked directory {t.rel}")
     base = t.data if meta.kind == "dir" else t.data.parent
     if meta.kind == "dir":
         if t.data.exists() and not t.data.is_dir():
@@ -300,6 +328,8 @@ def _plan_checkout(project: Project, t: Target, pool: ThreadPoolExecutor, force:
         else:
             leftovers: list[str] = []
             files = _walk_workspace(t.data, leftovers) if t.data.is_dir() else {}
+            if subpath is not None:
+                files = {rel: st for rel, st in files.items() if under(rel, subpath)}
             for path in leftovers:  # temp files of an interrupted checkout
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)

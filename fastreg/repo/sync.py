@@ -11,6 +11,7 @@ from fastreg.errors import FastregError, IntegrityError, PathError
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.objects.tree import FileRecord
+from fastreg.repo import ops
 from fastreg.repo import remotes as rm
 from fastreg.repo.project import Project, Target
 from fastreg.transfer.index import RemoteIndex, mirror_path
@@ -36,25 +37,10 @@ class Selection:
 
 def select(project: Project, paths: Iterable[str]) -> list[Selected]:
     """Targets by data path or metafile, or paths inside a tracked directory; all by default."""
-    paths = list(paths)
-    if not paths:
-        return [Selected(t, project.read_meta(t), None) for t in project.metafiles()]
-    out = []
-    for p in paths:
-        t = project.target(p)
-        if t.meta.exists():
-            out.append(Selected(t, project.read_meta(t), None))
-            continue
-        owner = project.tracked_ancestor(t)
-        if owner is None:
-            raise PathError(f"{p}: not tracked (no metafile for it or a folder above it); run `fastreg add` first")
-        meta = project.read_meta(owner)
-        out.append(Selected(owner, meta, t.rel[len(owner.rel) + 1 :]))
-    return out
+    return [Selected(t, project.read_meta(t), sub) for t, sub in ops.resolve_selection(project, paths)]
 
 
-def _under(path: str, subpath: str | None) -> bool:
-    return subpath is None or path == subpath or path.startswith(subpath + "/")
+_under = ops.under
 
 
 def open_remote(project: Project, name: str | None, jobs: int | None) -> tuple[rm.Remote, RemoteSession]:
