@@ -1,0 +1,181 @@
+"""push / fetch / pull end to end through the CLI, against a local-directory remote, a real
+SeaweedFS (S3), a real HTTP server (read-only) and a fault-injecting proxy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fastreg.objects import pack as pk
+from fastreg.repo import sync
+from fastreg.repo.project import Project
+from tests.conftest import age
+from tests.servers import start_http
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def commit(root: Path, msg: str) -> None:
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", msg], cwd=root, check=True)
+
+
+def clone(src: Path, dst: Path, monkeypatch) -> Path:
+    subprocess.run(["git", "clone", "-q", str(src), str(dst)], check=True)
+    monkeypatch.chdir(dst)
+    return dst
+
+
+def setup_registry(project: Path, run, make_images, url: str, *extra: tuple[str, str]) -> dict[str, bytes]:
+    make_images(project / "ds", train=30, validation=10)
+    (project / "model.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    run("add", "ds", "model.bin")
+    run("remote", "add", "-d", "store", url)
+    for option, value in extra:
+        run("remote", "modify", "store", option, value)
+    commit(project, "data")
+    return {**{f"ds/{k}": v for k, v in files_under(project / "ds").items()},
+            "model.bin": (project / "model.bin").read_bytes()}
+
+
+def workspace(root: Path) -> dict[str, bytes]:
+    return {**{f"ds/{k}": v for k, v in files_under(root / "ds").items()},
+            "model.bin": (root / "model.bin").read_bytes()}
+
+
+def test_local_remote_round_trip(tmp_path: Path, project: Path, run, make_images, monkeypatch) -> None:
+    remote = tmp_path / "remote"
+    original = setup_registry(project, run, make_images, str(remote))
+    out, _ = run("status", "--remote")
+    assert "not in remote store" in out
+    out, _ = run("push")
+    assert "Pushed" in out
+    assert (remote / pk.MARKER_KEY).read_text() == "format = 1\n"
+    out, _ = run("status", "-r", "store")
+    assert "Everything is in remote store" in out
+    # A second push with nothing new uploads nothing and costs one listing.
+    res = sync.push(Project.find(), [], None, None)
+    assert (res.packs, res.bytes, res.requests) == (0, 0, 1)
+    other = clone(project, tmp_path / "consumer", monkeypatch)
+    run("pull")
+    assert workspace(other) == original
+    # fetch into an empty cache again, only one subfolder
+    shutil.rmtree(other / ".fastreg" / "cache")
+    shutil.rmtree(other / "ds")
+    out, _ = run("pull", "ds/data/train/cats")
+    assert "Fetched 15 files" in out
+    assert sorted(p.name for p in (other / "ds/data").iterdir()) == ["train"]
+    assert len(list((other / "ds/data/train/cats").iterdir())) == 15
+
+
+def test_incremental_push_uploads_only_new_bytes(tmp_path: Path, project: Path, run, make_images) -> None:
+    setup_registry(project, run, make_images, str(tmp_path / "remote"))
+    run("push")
+    added = make_images(project / "ds", train=20, validation=0, start=500)
+    run("add", "ds")
+    res = sync.push(Project.find(), [], None, None)
+    assert added <= res.bytes - len(pk.PACK_HEADER) * res.packs <= added * 1.05
+
+
+def test_edit_inside_large_file_uploads_little(tmp_path: Path, project: Path, run) -> None:
+    from bench.gen import edit, large
+
+    big = project / "model.bin"
+    large(big, 64 << 20, seed=1)
+    run("add", "model.bin")
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("push")
+    edit(big, 32 << 20, 1 << 20, seed=9)
+    age(project)
+    run("add", "model.bin")
+    res = sync.push(Project.find(), [], None, None)
+    assert 1 << 20 <= res.bytes <= 2 << 20, res.bytes
+
+
+def test_corrupt_or_truncated_pack_fails_cleanly(tmp_path: Path, project: Path, run, make_images, monkeypatch) -> None:
+    remote = tmp_path / "remote"
+    setup_registry(project, run, make_images, str(remote))
+    run("push")
+    [packfile] = [p for p in (remote / "packs").rglob("*") if p.is_file()]
+    good = packfile.read_bytes()
+    other = clone(project, tmp_path / "consumer", monkeypatch)
+    for damaged in (good[:100] + bytes([good[100] ^ 1]) + good[101:], good[: len(good) // 2]):
+        packfile.write_bytes(damaged)
+        _, err = run("pull", rc=3)
+        assert packfile.name in err and ("corrupt" in err or "truncated" in err)
+        cached = [p for p in (other / ".fastreg/cache/files").rglob("*") if p.is_file()]
+        assert all(__import__("xxhash").xxh3_128_digest(p.read_bytes()).hex() == p.parent.name + p.name
+                   for p in cached)
+        assert not (other / "ds").exists() or not any((other / "ds").rglob("*.jpg"))
+    packfile.write_bytes(good)
+    run("pull")
+
+
+def test_remote_errors_are_one_line(tmp_path: Path, project: Path, run, make_images) -> None:
+    make_images(project / "ds", train=4, validation=2)
+    run("add", "ds")
+    _, err = run("push", rc=2)
+    assert "no default remote" in err
+    _, err = run("push", "-r", "nope", rc=2)
+    assert "no remote named 'nope'" in err
+    run("remote", "add", "store", str(tmp_path / "r"))
+    _, err = run("remote", "add", "store", str(tmp_path / "r2"), rc=2)
+    assert "exists already" in err
+    _, err = run("remote", "modify", "store", "colour", "blue", rc=2)
+    assert "unknown remote option" in err
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / pk.MARKER_KEY).write_text("format = 99\n")
+    _, err = run("push", "-r", "store", rc=1)
+    assert "format 99" in err and "upgrade" in err
+    out, _ = run("remote", "list")
+    assert "store" in out
+
+
+def test_s3_push_pull_and_http_read(tmp_path: Path, project: Path, run, make_images, monkeypatch,
+                                    seaweed, bucket) -> None:
+    original = setup_registry(project, run, make_images, f"s3://{bucket}/registry",
+                              ("endpoint_url", seaweed.endpoint))
+    run("push")
+    res = sync.push(Project.find(), [], None, None)
+    assert res.packs == 0 and res.requests == 1
+    other = clone(project, tmp_path / "consumer", monkeypatch)
+    run("pull")
+    assert workspace(other) == original
+
+
+@pytest.mark.parametrize("ignore_range", [False, True])
+def test_http_remote_is_read_only_and_pulls(tmp_path: Path, project: Path, run, make_images, monkeypatch,
+                                            ignore_range: bool) -> None:
+    remote = tmp_path / "remote"
+    original = setup_registry(project, run, make_images, str(remote))
+    run("push")
+    server = start_http(remote, ignore_range=ignore_range)
+    try:
+        other = clone(project, tmp_path / "consumer", monkeypatch)
+        run("remote", "add", "--local", "web", server.url)
+        run("pull", "-r", "web")
+        assert workspace(other) == original
+        _, err = run("push", "-r", "web", rc=1)
+        assert "read-only" in err
+    finally:
+        server.stop()
+
+
+def test_push_and_pull_through_faults(tmp_path: Path, project: Path, run, make_images, monkeypatch,
+                                      seaweed, bucket) -> None:
+    from tests.faultproxy import FaultProxy
+
+    with FaultProxy(seaweed.endpoint) as proxy:
+        original = setup_registry(project, run, make_images, f"s3://{bucket}/registry",
+                                  ("endpoint_url", proxy.url), ("pack_size", "1M"))
+        run("push")
+        other = clone(project, tmp_path / "consumer", monkeypatch)
+        run("pull", "-j", "4")
+        assert workspace(other) == original
+    assert proxy.counts["error"] > 0 and proxy.counts["reset"] > 0 and proxy.counts["delay"] > 0, proxy.counts
