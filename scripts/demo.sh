@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end, on an embedded default: a cats-and-dogs image dataset added as v1
-# (1,800 images), tagged, grown by 1,000 images as v2, then status and checkout after damage.
+# (1,800 images), pushed to a local-directory remote, tagged, grown by 1,000 images as v2, pushed
+# again (only the new images travel), status and checkout after damage, gc, then a fresh clone
+# of the Git repo pulls the data and checks out both versions.
 # Runs in ./demo (recreated each time); needs only the virtualenv that `make demo` sets up.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,17 +22,24 @@ step "fastreg init"
 "$FASTREG" init
 git add .fastreg && git commit -qm "Initialize fastreg"
 
+step "a local-directory remote, recorded in the committed config"
+"$FASTREG" remote add -d store "$DEMO/remote"
+git add .fastreg/config && git commit -qm "Default remote"
+
 step "v1: 1,800 images (train 500+500, validation 400+400)"
 "$PY" "$HERE/bench/gen.py" images use-cases/cats-dogs --train 1000 --validation 800 --mean-kb "$MEAN_KB"
 time "$FASTREG" add use-cases/cats-dogs
 cat use-cases/cats-dogs.fastreg
 git add use-cases/cats-dogs.fastreg use-cases/.gitignore
+time "$FASTREG" push
 git commit -qm "cats-dogs v1" && git tag cats-dogs-v1
 
 step "v2: 1,000 more training images"
 "$PY" "$HERE/bench/gen.py" images use-cases/cats-dogs --train 1000 --validation 0 --start 501 --mean-kb "$MEAN_KB"
 "$FASTREG" status
 time "$FASTREG" add use-cases/cats-dogs
+"$FASTREG" status --remote
+time "$FASTREG" push   # only the 1,000 new images travel
 git add use-cases/cats-dogs.fastreg
 git commit -qm "cats-dogs v2" && git tag cats-dogs-v2
 git --no-pager diff cats-dogs-v1 cats-dogs-v2 -- use-cases/cats-dogs.fastreg
@@ -58,5 +67,14 @@ find use-cases/cats-dogs -type f | wc -l
 step "gc --workspace drops the cache objects only v1 used"
 "$FASTREG" gc --workspace
 "$FASTREG" status
+
+step "another machine: clone the Git repo and pull the data from the remote"
+git clone -q "$DEMO/registry" "$DEMO/clone"
+cd "$DEMO/clone"
+time "$FASTREG" pull
+"$FASTREG" status
+diff -r "$DEMO/registry/use-cases/cats-dogs" "$DEMO/clone/use-cases/cats-dogs" && echo "clone is byte-identical"
+git checkout -q cats-dogs-v1 && "$FASTREG" pull -q && find use-cases/cats-dogs -type f | wc -l
+git checkout -q main && "$FASTREG" checkout -q
 echo
-echo "demo finished: the registry is in $DEMO/registry"
+echo "demo finished: the registry is in $DEMO/registry, its remote in $DEMO/remote, a clone in $DEMO/clone"
