@@ -72,7 +72,7 @@ def ensure_dvc() -> Path:
     if not dvc.exists():
         print("bench: installing DVC into", venv, file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "dvc"], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "dvc[s3]"], check=True)
     return dvc
 
 
