@@ -23,6 +23,7 @@ class Chunker:
         self,
         paths: Sequence[str | bytes | PathLike[str]],
         copy_to: Sequence[str | bytes | PathLike[str]] | None = None,
+        copy_modes: Sequence[int] | None = None,
         bufsize: int = ...,
     ) -> list[tuple[int, bytes, bytes, int, int, int]]: ...
     def stat_files(

@@ -197,13 +197,14 @@ cdef class Chunker:
         finally:
             free(out)
 
-    def hash_files(self, paths, copy_to=None, size_t bufsize=16 << 20):
+    def hash_files(self, paths, copy_to=None, copy_modes=None, size_t bufsize=16 << 20):
         """Digest a batch of files; optionally write a copy of each to a new file.
 
         Returns one (size, file digest, chunk list, inode, mtime_ns, mode) per path, the stat
         fields from fstat() of the file that was read.  With ``copy_to`` (one path per file),
-        the bytes read are also written to that path (created exclusively, mode 0444): the
-        copy is the very content that was hashed, from the same buffer.
+        the bytes read are also written to that path (created exclusively, mode 0444 or the
+        matching entry of ``copy_modes``, less the umask): the copy is the very content that
+        was hashed, from the same buffer.
 
         Small files are read back to back into one ``bufsize`` buffer, their cut points found
         and their copies written in a single GIL-free pass; the digests are then computed with
@@ -224,13 +225,17 @@ cdef class Chunker:
         cdef _Slot* slots = <_Slot*>malloc(maxg * sizeof(_Slot))
         cdef const char** cpaths = <const char**>malloc((n + 1) * sizeof(char*))
         cdef const char** ccopies = <const char**>malloc((n + 1) * sizeof(char*))
+        cdef unsigned int* cmodes = <unsigned int*>malloc((n + 1) * sizeof(unsigned int))
         cdef size_t i = 0
         cdef size_t k, g, pos, ncut
         cdef int err = 0
         cdef bint copy = copy_to is not None
-        if buf == NULL or cuts == NULL or slots == NULL or cpaths == NULL or ccopies == NULL:
-            free(buf); free(cuts); free(slots); free(cpaths); free(ccopies)
+        if buf == NULL or cuts == NULL or slots == NULL or cpaths == NULL or ccopies == NULL or cmodes == NULL:
+            free(buf); free(cuts); free(slots); free(cpaths); free(ccopies); free(cmodes)
             raise MemoryError()
+        if copy_modes is not None and len(copy_modes) != n:
+            free(buf); free(cuts); free(slots); free(cpaths); free(ccopies); free(cmodes)
+            raise ValueError("copy_modes must have one mode per file")
         keep = [os.fsencode(p) for p in paths]
         keep_copies = [os.fsencode(p) for p in copy_to] if copy else []
         cdef bytes item
@@ -238,6 +243,7 @@ cdef class Chunker:
             item = keep[k]
             cpaths[k] = item
             ccopies[k] = NULL
+            cmodes[k] = copy_modes[k] if copy_modes is not None else 0o444
             if copy:
                 item = keep_copies[k]
                 ccopies[k] = item
@@ -247,15 +253,16 @@ cdef class Chunker:
             while i < n:
                 # Phase 1, no GIL: read, cut and copy files back to back into the buffer.
                 with nogil:
-                    g = _fill_group(self, cpaths + i, ccopies + i, n - i, buf, bufsize, large, cuts, cap,
-                                    slots, maxg, &err)
+                    g = _fill_group(self, cpaths + i, ccopies + i, cmodes + i, n - i, buf, bufsize, large,
+                                    cuts, cap, slots, maxg, &err)
                 for k in range(g):
                     if slots[k].err:
                         _raise_for(slots[k].err, paths[i + k], copy_to[i + k] if copy else None,
                                    slots[k].stage)
                     if slots[k].large:
-                        results.append(self._hash_large(cpaths[i + k], ccopies[i + k], buf, bufsize,
-                                                        cuts, cap, paths[i + k], copy_to[i + k] if copy else None))
+                        results.append(self._hash_large(cpaths[i + k], ccopies[i + k], cmodes[i + k], buf,
+                                                        bufsize, cuts, cap, paths[i + k],
+                                                        copy_to[i + k] if copy else None))
                         continue
                     # Phase 2, with the GIL: digests of what phase 1 cut.
                     pos = slots[k].offset
@@ -277,8 +284,10 @@ cdef class Chunker:
             free(slots)
             free(cpaths)
             free(ccopies)
+            free(cmodes)
 
-    cdef object _hash_large(self, const char* path, const char* copy_path, uint8_t* buf, size_t bufsize,
+    cdef object _hash_large(self, const char* path, const char* copy_path, unsigned int copy_mode, uint8_t* buf,
+                            size_t bufsize,
                             size_t* cuts, size_t cap, object pypath, object pycopy):
         """Stream one large file through 1 MiB windows (cache-sized), copying as it reads."""
         cdef size_t window = 4 * self.max_size
@@ -302,7 +311,7 @@ cdef class Chunker:
             elif _fstat(fd, &before) != 0:
                 err = errno
             elif copy_path != NULL:
-                out_fd = c_open(copy_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
+                out_fd = c_open(copy_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, copy_mode)
                 if out_fd < 0:
                     err = errno
                     stage = 2
@@ -461,7 +470,8 @@ cdef int _write_all(int fd, const uint8_t* p, size_t n) noexcept nogil:
     return 0
 
 
-cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, size_t n, uint8_t* buf,
+cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, const unsigned int* modes,
+                        size_t n, uint8_t* buf,
                         size_t bufsize, size_t large, size_t* cuts, size_t cap, _Slot* slots, size_t maxg,
                         int* err) noexcept nogil:
     """Read (and copy) files into buf back to back, cutting each; returns how many slots it
@@ -516,7 +526,7 @@ cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, s
             count = self._cuts(buf + pos, filled - pos, True, cuts + ncut, cap - ncut, &consumed)
         if copies[k] != NULL:
             s.stage = 2
-            out_fd = c_open(copies[k], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
+            out_fd = c_open(copies[k], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, modes[k])
             if out_fd < 0:
                 s.err = errno
                 return k + 1

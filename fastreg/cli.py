@@ -153,13 +153,19 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
     if not (args.workspace or args.all_commits):
         raise UsageError("say what to keep: `fastreg gc --workspace` or `fastreg gc --all-commits`")
-    if args.remote:
-        raise UsageError("gc -r NAME (cleaning a remote) needs remotes, which this fastreg does not have yet")
     project = Project.find()
     with project.lock():
         res = ops.gc(project, all_commits=args.all_commits)
-    _say(args, f"Removed {res.removed_files} files and {res.removed_trees} trees "
-               f"({_human(res.removed_bytes)}); kept {res.kept} objects")
+        _say(args, f"Removed {res.removed_files} files and {res.removed_trees} trees "
+                   f"({_human(res.removed_bytes)}); kept {res.kept} objects")
+        if args.remote is not None:
+            from fastreg.repo import sync
+
+            metas = ops.referenced_metas(project, args.all_commits)
+            name, r = sync.gc_remote(project, metas, args.remote or None)
+            _say(args, f"Remote {name}: deleted {r.packs_deleted} packs, rewrote {r.packs_rewritten}, "
+                       f"deleted {r.objects_deleted} objects, freed {_human(r.bytes_freed)}"
+                       + (f"; left {r.kept_young} recent packs alone" if r.kept_young else ""))
     return 0
 
 
@@ -297,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     scope = p.add_mutually_exclusive_group()
     scope.add_argument("-w", "--workspace", action="store_true", help="keep what the workspace's metafiles use")
     scope.add_argument("-a", "--all-commits", action="store_true", help="keep what any Git commit's metafiles use")
-    p.add_argument("-r", "--remote", metavar="NAME", help="also clean this remote")
+    p.add_argument("-r", "--remote", metavar="NAME", nargs="?", const="", default=None,
+                   help="also clean this remote (the default remote without NAME); objects younger than the "
+                   "remote's gc_grace (default 3600 s) are left alone, so concurrent pushes are safe")
     p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("remote", parents=[common], help="configure remotes (where the bytes are stored)",

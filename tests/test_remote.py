@@ -179,3 +179,44 @@ def test_push_and_pull_through_faults(tmp_path: Path, project: Path, run, make_i
         run("pull", "-j", "4")
         assert workspace(other) == original
     assert proxy.counts["error"] > 0 and proxy.counts["reset"] > 0 and proxy.counts["delay"] > 0, proxy.counts
+
+
+def test_remote_gc_keeps_history_and_frees_garbage(tmp_path: Path, project: Path, run, make_images,
+                                                    monkeypatch) -> None:
+    remote = tmp_path / "remote"
+    setup_registry(project, run, make_images, str(remote), ("pack_size", "1M"), ("gc_grace", "0"))
+    run("push")
+    v1 = workspace(project)
+    subprocess.run(["git", "tag", "v1"], cwd=project, check=True)
+    # v2 drops the training cats and the model; then a throwaway version that is never committed
+    shutil.rmtree(project / "ds/data/train/cats")
+    (project / "model.bin").write_bytes(os.urandom(1 << 20))
+    run("add", "ds", "model.bin")
+    run("push")
+    commit(project, "v2")
+    v2 = workspace(project)
+    (project / "model.bin").write_bytes(os.urandom(2 << 20))
+    run("add", "model.bin")
+    run("push")
+    subprocess.run(["git", "checkout", "--", "model.bin.fastreg"], cwd=project, check=True)
+    run("checkout", "--force")
+
+    def remote_bytes() -> int:
+        return sum(p.stat().st_size for p in remote.rglob("*") if p.is_file())
+
+    before = remote_bytes()
+    out, _ = run("gc", "--all-commits", "-r")
+    assert "Remote store" in out
+    after_all = remote_bytes()
+    assert after_all < before - (2 << 20) * 0.9  # the uncommitted model is gone
+    for rev, expected in (("v1", v1), ("main", v2)):
+        other = clone(project, tmp_path / f"clone-{rev}", monkeypatch)
+        subprocess.run(["git", "checkout", "-q", rev], cwd=other, check=True)
+        run("pull")
+        assert workspace(other) == expected
+    monkeypatch.chdir(project)
+    out, _ = run("gc", "--workspace", "-r", "store")
+    assert remote_bytes() < after_all  # v1-only data (cats, the old model) is gone too
+    other = clone(project, tmp_path / "clone-after", monkeypatch)
+    run("pull")
+    assert workspace(other) == v2

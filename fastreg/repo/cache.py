@@ -31,6 +31,11 @@ def is_workspace_tmp(name: str) -> bool:
     return name.startswith(".") and WORKSPACE_TMP_MARK in name
 
 
+def workspace_tmp(dest: Path) -> Path:
+    """The temp name a file is written under before it is renamed to dest."""
+    return dest.with_name(f".{dest.name}{WORKSPACE_TMP_MARK}{_TOKEN}-{next(_COUNTER)}")
+
+
 _FALLBACK_ERRNOS = (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EPERM, errno.EMLINK)
 _TOKEN = os.urandom(6).hex()  # per process: temp names never collide, even in a shared cache
 _COUNTER = itertools.count()
@@ -303,7 +308,7 @@ class Cache:
                 "it was not checked out: delete it and run `fastreg pull` or `fastreg add` again"
             )
         dest = Path(dest)
-        tmp = dest.with_name(f".{dest.name}{WORKSPACE_TMP_MARK}{_TOKEN}-{next(_COUNTER)}")
+        tmp = workspace_tmp(dest)
         for kind in self.link_types:
             if kind in self._failed:
                 continue

@@ -9,6 +9,7 @@
     profile = "myprofile"
     read_only = false
     pack_size = "16M"
+    gc_grace = 3600                  # remote gc leaves objects younger than this (seconds) alone
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from fastreg.repo import config as cfg
 from fastreg.storage.base import Store
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs"}
+OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs", "gc_grace"}
 DEFAULT_PACK_SIZE = 16 << 20
 
 
@@ -155,9 +156,10 @@ def modify(fastreg_dir: Path, name: str, option: str, value: str, local: bool, u
         if value.lower() not in ("true", "false"):
             raise UsageError("read_only takes true or false")
         section[option] = value.lower() == "true"
-    elif option == "jobs":
-        if not value.isdigit() or int(value) < 1:
-            raise UsageError("jobs takes a positive integer")
+    elif option in ("jobs", "gc_grace"):
+        if not value.isdigit() or (option == "jobs" and int(value) < 1):
+            raise UsageError(f"{option} takes a {'positive ' if option == 'jobs' else ''}integer"
+                             + (" (seconds)" if option == "gc_grace" else ""))
         section[option] = int(value)
     else:
         if option == "pack_size":

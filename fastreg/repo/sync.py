@@ -14,6 +14,7 @@ from fastreg.objects.tree import FileRecord
 from fastreg.repo import ops
 from fastreg.repo import remotes as rm
 from fastreg.repo.project import Project, Target
+from fastreg.transfer.gc import RemoteGcResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
 from fastreg.transfer.session import RemoteSession
 
@@ -183,3 +184,38 @@ def status_remote(project: Project, paths: Iterable[str], remote_name: str | Non
     return remote.name, out
 
 
+
+
+def gc_remote(project: Project, metas: list[mf.Metafile], remote_name: str | None,
+              grace: float | None = None) -> tuple[str, RemoteGcResult]:
+    """Clean the remote down to what `metas` refer to (see transfer/gc.py for the rules)."""
+    from fastreg.chunking import iter_chunks
+
+    remote, session = open_remote(project, remote_name, None)
+    if remote.read_only:
+        raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only; it cannot be cleaned")
+    if grace is None:
+        grace = float(remote.options.get("gc_grace", 3600))
+    with session:
+        session.check_format()
+        dirs = [m.digest for m in metas if m.kind == "dir"]
+        session.fetch_trees(dirs)
+        keep_chunks: set[bytes] = set()
+        keep_trees: set[bytes] = set()
+        keep_records: set[bytes] = set()
+        keep_roots: dict[bytes, list[bytes]] = {}
+        for m in metas:
+            if m.kind == "dir":
+                keep_trees.update(tr.walk_dirs(project.cache, m.digest))
+                recs = [rec for _, rec in tr.walk(project.cache, m.digest)]
+            else:
+                rec = session.fetch_record(m.digest, m.size)
+                if rec.chunks:
+                    keep_records.add(m.digest)
+                recs = [rec]
+            chunks = keep_roots.setdefault(m.digest, [])
+            for rec in recs:
+                for digest, _ in iter_chunks(rec.chunks, rec.digest, rec.size):
+                    keep_chunks.add(digest)
+                    chunks.append(digest)
+        return remote.name, session.gc(keep_chunks, keep_trees, keep_records, keep_roots, grace)

@@ -152,14 +152,11 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: li
 
     def finish(asm: _Assembly) -> None:
         asm.close()
-        # A single-chunk file was verified as its chunk (same digest); others are re-hashed whole.
-        if asm.rec.chunks and file_digest(asm.tmp) != asm.rec.digest:
+        if file_digest(asm.tmp) != asm.rec.digest:
             raise IntegrityError(f"downloaded file {asm.rec.digest.hex()} does not match its digest")
         cache.adopt(asm.tmp, asm.rec.digest)
 
-    def apply(req: RangeRequest, body: bytes) -> list[_Assembly]:
-        """Verify and write one response's chunks; return the files it completed (thread)."""
-        completed = []
+    def verify(req: RangeRequest, body: bytes) -> None:
         for piece in req.pieces:
             data = body[piece.at : piece.at + piece.length]
             if len(data) != piece.length or xxhash.xxh3_128_digest(data) != piece.digest:
@@ -167,12 +164,38 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: li
                 raise IntegrityError(
                     f"{store.where(pk.pack_key(req.pack))} is corrupt or truncated: chunk {piece.digest.hex()} "
                     f"(needed by file {first.digest.hex()}) does not match its digest; nothing was written")
+
+    def write_whole(req: RangeRequest, body: bytes) -> list[FileRecord]:
+        """Files that are one chunk: verified already, written and renamed straight into the
+        cache, no shared state (so responses are written in parallel). Runs in a thread."""
+        written = []
+        for piece in req.pieces:
+            for file, _ in piece.targets:
+                if counts[file] != 1:
+                    continue
+                tmp = cache.tmp_path()
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+                try:
+                    view = memoryview(body)[piece.at : piece.at + piece.length]
+                    while view:
+                        view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
+                cache.adopt(tmp, file)
+                written.append(todo[file])
+        return written
+
+    def apply(req: RangeRequest, body: bytes) -> list[_Assembly]:
+        """Write one response's chunks of multi-chunk files; return the files it completed."""
+        completed = []
+        for piece in req.pieces:
             for file, offset in piece.targets:
+                if counts[file] == 1:
+                    continue
                 asm = assemblies.get(file)
                 if asm is None:
-                    rec = todo[file]
-                    asm = assemblies[file] = _Assembly(cache, rec, counts[file])
-                asm.write(offset, data)
+                    asm = assemblies[file] = _Assembly(cache, todo[file], counts[file])
+                asm.write(offset, body[piece.at : piece.at + piece.length])
                 asm.remaining -= 1
                 if asm.remaining == 0:
                     completed.append(asm)
@@ -185,11 +208,20 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: li
                 first = todo[req.pieces[0].targets[0][0]]
                 raise IntegrityError(f"{store.where(pk.pack_key(req.pack))} is truncated (needed by file "
                                      f"{first.digest.hex()}); nothing was written")
-            async with lock:  # assemblies are shared between requests
-                completed = await asyncio.to_thread(apply, req, body)
-                for asm in completed:
-                    del assemblies[asm.rec.digest]
+            await asyncio.to_thread(verify, req, body)
+            whole = await asyncio.to_thread(write_whole, req, body)
+            completed: list[_Assembly] = []
+            if any(counts[f] != 1 for p in req.pieces for f, _ in p.targets):
+                async with lock:  # assemblies of multi-chunk files are shared between requests
+                    completed = await asyncio.to_thread(apply, req, body)
+                    for asm in completed:
+                        del assemblies[asm.rec.digest]
             del body
+        for rec in whole:
+            done["files"] += 1
+            done["bytes"] += rec.size
+            if progress:
+                progress(1, rec.size)
         for asm in completed:
             try:
                 await asyncio.to_thread(finish, asm)

@@ -10,6 +10,7 @@ from types import TracebackType
 from fastreg.objects.tree import FileRecord
 from fastreg.storage.base import Store
 from fastreg.transfer import fetch as fetch_mod
+from fastreg.transfer import gc as gc_mod
 from fastreg.transfer import push as push_mod
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects as Cache
@@ -56,3 +57,8 @@ class RemoteSession:
                     progress: fetch_mod.Progress | None = None) -> fetch_mod.FetchResult:
         return self._runner.run(fetch_mod.fetch_files(self.store, self.cache, self.mirror, files, roots, self.jobs,
                                                       progress))
+
+    def gc(self, keep_chunks: set[bytes], keep_trees: set[bytes], keep_records: set[bytes],
+           keep_roots: dict[bytes, list[bytes]], grace: float) -> gc_mod.RemoteGcResult:
+        return self._runner.run(gc_mod.gc(self.store, self.mirror, keep_chunks, keep_trees, keep_records,
+                                          keep_roots, grace, self.jobs))
