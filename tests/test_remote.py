@@ -59,9 +59,9 @@ def test_local_remote_round_trip(tmp_path: Path, project: Path, run, make_images
     assert (remote / pk.MARKER_KEY).read_text() == "format = 1\n"
     out, _ = run("status", "-r", "store")
     assert "Everything is in remote store" in out
-    # A second push with nothing new uploads nothing and costs one listing.
+    # A second push with nothing new uploads nothing and costs two listings (index/ and gc/).
     res = sync.push(Project.find(), [], None, None)
-    assert (res.packs, res.bytes, res.requests) == (0, 0, 1)
+    assert (res.packs, res.bytes, res.requests) == (0, 0, 2)
     other = clone(project, tmp_path / "consumer", monkeypatch)
     run("pull")
     assert workspace(other) == original
@@ -143,7 +143,7 @@ def test_s3_push_pull_and_http_read(tmp_path: Path, project: Path, run, make_ima
                               ("endpoint_url", seaweed.endpoint))
     run("push")
     res = sync.push(Project.find(), [], None, None)
-    assert res.packs == 0 and res.requests == 1
+    assert res.packs == 0 and res.requests == 2
     other = clone(project, tmp_path / "consumer", monkeypatch)
     run("pull")
     assert workspace(other) == original
@@ -220,3 +220,16 @@ def test_remote_gc_keeps_history_and_frees_garbage(tmp_path: Path, project: Path
     other = clone(project, tmp_path / "clone-after", monkeypatch)
     run("pull")
     assert workspace(other) == v2
+
+
+def test_push_notices_a_remote_that_lost_objects(tmp_path: Path, project: Path, run, make_images,
+                                                 monkeypatch) -> None:
+    remote = tmp_path / "remote"
+    original = setup_registry(project, run, make_images, str(remote))
+    run("push")
+    shutil.rmtree(remote)  # emptied behind the client's back (or cleaned by another machine's gc)
+    out, _ = run("push")
+    assert "Pushed" in out  # the mirror did not vouch for objects that are gone
+    other = clone(project, tmp_path / "consumer", monkeypatch)
+    run("pull")
+    assert workspace(other) == original

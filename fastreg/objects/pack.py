@@ -10,6 +10,7 @@ and the root hints, whose content is a function of their name):
     records/ab/<hex>          chunk list of a single-file target, by file digest
     roots/<hex>               the index segments a pushed target's chunks live in (for remotes
                               that cannot be listed, such as plain HTTP)
+    gc/<time>-<random>        empty; written by each remote gc before it deletes anything
 
 Index segment: ["fastreg.index", 1, pack_digest, pack_size, entries], entries a blob of 24-byte
 records sorted by chunk digest: digest(16) + offset(uint32 BE) + length(uint32 BE). Packs stay

@@ -20,6 +20,7 @@ and tag) is in progress, as with restic's prune.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 
@@ -55,6 +56,8 @@ async def gc(store: Store, mirror: RemoteIndex, keep_chunks: set[bytes], keep_tr
              keep_records: set[bytes], keep_roots: dict[bytes, list[bytes]], grace: float,
              jobs: int) -> RemoteGcResult:
     res = RemoteGcResult()
+    # Announce the gc before deleting anything: every client's mirror notices and rebuilds.
+    await store.put(f"gc/{time.time_ns():x}-{os.urandom(4).hex()}", b"")
     now = time.time()
     listings = await asyncio.gather(*(store.list(p) for p in ("packs/", "index/", "trees/", "records/", "roots/")))
     packs, segments, trees, records, roots = listings
@@ -148,7 +151,7 @@ async def gc(store: Store, mirror: RemoteIndex, keep_chunks: set[bytes], keep_tr
 
     # The mirror is rebuilt from the remote, then root hints are rewritten for the new segments.
     mirror.forget()
-    await mirror.refresh(store)
+    await mirror.refresh(store)  # also records this gc's own mark
     hints = []
     for root, chunks in keep_roots.items():
         names = set()

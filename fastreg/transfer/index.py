@@ -6,7 +6,9 @@ Kept under .fastreg/tmp/remotes/<id>/mirror as one msgpack value:
 maps pack numbers to pack digests, `segments` lists the index segments merged so far and
 `trees` (16 bytes each) the tree nodes known to be on the remote.  Memory: 28 bytes per chunk
 plus 16 per tree; a lookup is a binary search over the blob.  Refreshing lists `index/` and
-fetches only segments not seen before, so a push with nothing new costs a listing.
+fetches only segments not seen before, so a push with nothing new costs two listings (index/
+and gc/: every remote gc leaves a gc/<name> object first, and a mirror that sees a new one, or
+misses a segment it knew, rebuilds itself instead of trusting what may have been deleted).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class RemoteIndex:
         self.trees: set[bytes] = set()
         self.records: set[bytes] = set()
         self.roots: set[bytes] = set()  # targets whose root hint is up to date
+        self.gc_marks: set[str] = set()  # remote gc runs seen (each leaves a gc/<name> object)
         self._pack_no: dict[bytes, int] = {}
         self.requests = 0
 
@@ -68,6 +71,7 @@ class RemoteIndex:
             self.pack_segment = list(v[5])
             self.table = v[6]
             self.trees, self.records, self.roots = (_split16(b) for b in v[7:10])
+            self.gc_marks = set(v[10])
             self._pack_no = {p: i for i, p in enumerate(self.packs)}
         except (FileNotFoundError, DecodeError, IndexError, TypeError):
             pass  # a missing or damaged mirror is rebuilt from the remote
@@ -77,13 +81,15 @@ class RemoteIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.{os.urandom(4).hex()}.tmp")
         data = codec.packb(["fastreg.mirror", 1, self.url, sorted(self.segments), self.packs, self.pack_segment,
-                            self.table, *(b"".join(sorted(s)) for s in (self.trees, self.records, self.roots))])
+                            self.table, *(b"".join(sorted(s)) for s in (self.trees, self.records, self.roots)),
+                            sorted(self.gc_marks)])
         tmp.write_bytes(data)
         os.replace(tmp, self.path)
 
     def forget(self) -> None:
         self.segments, self.packs, self.pack_segment, self.table = set(), [], [], b""
         self.trees, self.records, self.roots, self._pack_no = set(), set(), set(), {}
+        self.gc_marks = set()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
@@ -137,8 +143,15 @@ class RemoteIndex:
         """Merge segments the mirror has not seen: by listing index/, or, on a remote that
         cannot be listed, through the root hints of `roots`. Returns how many were new."""
         if store.can_list:
-            names = [o.key[len("index/"):] for o in await store.list("index/")]
-            self.requests += 1
+            marks_listing, index_listing = await asyncio.gather(store.list("gc/"), store.list("index/"))
+            self.requests += 2
+            marks = {o.key for o in marks_listing}
+            names = [o.key[len("index/"):] for o in index_listing]
+            # The remote lost objects the mirror knows (a remote gc ran, or it was emptied): what
+            # the mirror says is there can no longer be trusted, so it is rebuilt from scratch.
+            if marks != self.gc_marks or not self.segments <= set(names):
+                self.forget()
+                self.gc_marks = marks
         else:
             names = []
             for root in roots:
