@@ -233,3 +233,61 @@ def test_push_notices_a_remote_that_lost_objects(tmp_path: Path, project: Path, 
     other = clone(project, tmp_path / "consumer", monkeypatch)
     run("pull")
     assert workspace(other) == original
+
+
+def test_kill_9_during_push_then_push_again(tmp_path: Path, project: Path, run, make_images,
+                                            monkeypatch) -> None:
+    import signal
+    import sys
+    import time
+
+    remote = tmp_path / "remote"
+    original = setup_registry(project, run, make_images, str(remote), ("pack_size", "1M"))
+    proc = subprocess.Popen([sys.executable, "-m", "fastreg", "push", "-j", "1"], cwd=project,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill it once the first pack is committed (its index segment exists), with more to go.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (remote / "index").is_dir() or not any((remote / "index").iterdir()):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.002)
+    killed = proc.poll() is None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert killed, "push finished before it could be interrupted"
+    # Whatever the remote holds now, every index entry points at bytes that are there.
+    run("push")
+    other = clone(project, tmp_path / "consumer", monkeypatch)
+    run("pull")
+    assert workspace(other) == original
+
+
+def test_concurrent_pushes_lose_nothing(tmp_path: Path, project: Path, run, make_images, monkeypatch) -> None:
+    import sys
+
+    remote = tmp_path / "remote"
+    setup_registry(project, run, make_images, str(remote), ("pack_size", "1M"))
+    second = clone(project, tmp_path / "second", monkeypatch)
+    # the second machine has its own data (and a share of the same images)
+    make_images(second / "ds", train=30, validation=10)
+    make_images(second / "ds", train=10, validation=0, start=900)
+    run("add", "ds")
+    commit(second, "second")
+    # The second clone never pulled model.bin: it pushes what it has, the ds directory.
+    procs = [subprocess.Popen([sys.executable, "-m", "fastreg", "push", *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE) for cwd, args in ((project, []), (second, ["ds"]))]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    for src, name in ((project, "a"), (second, "b")):
+        other = clone(src, tmp_path / f"check-{name}", monkeypatch)
+        run("pull")
+        assert files_under(other / "ds") == files_under(src / "ds")
+    assert (other / "model.bin").read_bytes() == (project / "model.bin").read_bytes()
+    # A target whose data is neither here nor on the remote is a clear error.
+    monkeypatch.chdir(second)
+    (second / "extra.bin").write_bytes(b"x" * 10)
+    run("add", "extra.bin")
+    shutil.rmtree(second / ".fastreg" / "cache")
+    _, err = run("push", "extra.bin", rc=1)
+    assert "extra.bin" in err and "not on the remote" in err

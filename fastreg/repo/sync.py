@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker
+from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker, iter_chunks
 from fastreg.errors import FastregError, IntegrityError, PathError
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
@@ -52,41 +52,65 @@ def open_remote(project: Project, name: str | None, jobs: int | None) -> tuple[r
     return remote, RemoteSession(store, project.cache, mirror, n)
 
 
-def _chunks_of_cached(project: Project, meta: mf.Metafile) -> FileRecord:
-    """A single-file target's record; its chunk list is recomputed from the cached file."""
+def _chunks_of_cached(project: Project, meta: mf.Metafile) -> FileRecord | None:
+    """A single-file target's record, its chunk list recomputed from the cached file; None when
+    the file is not in the local cache."""
     if meta.size <= WHOLE_FILE_LIMIT:
         return FileRecord(meta.size, meta.digest, b"", meta.executable)
     path = project.cache.file_path(meta.digest)
     try:
         [(size, digest, chunks, *_)] = default_chunker().hash_files([str(path)])
-    except OSError:
-        raise FastregError(f"{meta.path}: its data ({meta.digest.hex()}) is not in the local cache; "
-                           "nothing to push (run `fastreg add` or `fastreg fetch` first)") from None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise FastregError(f"cannot read {path}: {exc.strerror}") from None
     if digest != meta.digest:
         raise IntegrityError(f"cache object {path} is corrupt (content does not match its digest)")
     return FileRecord(size, digest, chunks, meta.executable)
 
 
-def _local_selection(project: Project, selected: list[Selected]) -> Selection:
+def _push_selection(project: Project, selected: list[Selected], session: RemoteSession) -> Selection:
+    """What to push. Data that is not in the local cache is fine when the remote has it already
+    (a clone that never pulled everything); anything else missing is an error."""
     sel = Selection()
     seen: set[bytes] = set()
+    lacking: list[str] = []
+
+    def on_remote(rec: FileRecord) -> bool:
+        if not session.mirror.refreshed:
+            session.refresh([])
+        return all(session.mirror.has(d) for d, _ in iter_chunks(rec.chunks, rec.digest, rec.size))
+
     for s in selected:
         if s.meta.kind == "file":
             rec = _chunks_of_cached(project, s.meta)
-            if rec.chunks:
+            if rec is None:
+                rec = session.fetch_record(s.meta.digest, s.meta.size)
+            elif rec.chunks:
                 sel.records.append(rec)
             recs = [rec]
         else:
             if not project.cache.tree_path(s.meta.digest).exists():
-                raise FastregError(f"{s.target.rel}: its tree is not in the local cache; nothing to push "
-                                   "(run `fastreg fetch` or `fastreg add` first)")
+                try:
+                    session.fetch_trees([s.meta.digest])
+                except FastregError:
+                    raise FastregError(f"{s.target.rel}: its data is neither in the local cache nor on the remote; "
+                                       "nothing to push from here") from None
             sel.trees += [d for d in tr.walk_dirs(project.cache, s.meta.digest) if d not in sel.trees]
             recs = [rec for path, rec in tr.walk(project.cache, s.meta.digest) if _under(path, s.subpath)]
         sel.roots.setdefault(s.meta.digest, []).extend(recs)
         for rec in recs:
-            if rec.digest not in seen:
-                seen.add(rec.digest)
+            if rec.digest in seen:
+                continue
+            seen.add(rec.digest)
+            if project.cache.has_file(rec.digest):
                 sel.files.append(rec)
+            elif not on_remote(rec):
+                lacking.append(f"{s.target.rel}" if s.meta.kind == "file" else f"{s.target.rel} ({rec.digest.hex()})")
+    if lacking:
+        more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
+        raise FastregError(f"{lacking[0]}{more}: not in the local cache and not on the remote; run `fastreg add` "
+                           "(or `fastreg fetch` from where it was pushed) first")
     return sel
 
 
@@ -103,18 +127,13 @@ class SyncResult:
 def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None,
          progress: Progress | None = None) -> SyncResult:
     selected = select(project, paths)
-    sel = _local_selection(project, selected)
     remote, session = open_remote(project, remote_name, jobs)
     if remote.read_only:
         raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only; push to another remote")
-    missing = [r for r in sel.files if not project.cache.has_file(r.digest)]
-    if missing:
-        raise FastregError(f"{len(missing)} files to push are not in the local cache (e.g. {missing[0].digest.hex()}); "
-                           "run `fastreg fetch` or `fastreg checkout` first")
     with session:
+        sel = _push_selection(project, selected, session)
         res = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, progress)
-    pushed_files = len({c for c in sel.files}) if res.chunks else 0
-    return SyncResult(remote.name, pushed_files, res.bytes, res.packs, res.requests, 0)
+    return SyncResult(remote.name, len(sel.files) if res.chunks else 0, res.bytes, res.packs, res.requests, 0)
 
 
 def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None,
@@ -164,10 +183,8 @@ def status_remote(project: Project, paths: Iterable[str], remote_name: str | Non
         for s in selected:
             st = RemoteStatus(s.target)
             if s.meta.kind == "file":
-                try:
-                    recs = [_chunks_of_cached(project, s.meta)]
-                except FastregError:
-                    recs = [session.fetch_record(s.meta.digest, s.meta.size)]
+                local = _chunks_of_cached(project, s.meta)
+                recs = [local if local is not None else session.fetch_record(s.meta.digest, s.meta.size)]
             elif project.cache.tree_path(s.meta.digest).exists():
                 recs = [r for p, r in tr.walk(project.cache, s.meta.digest) if _under(p, s.subpath)]
             else:

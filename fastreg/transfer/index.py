@@ -59,6 +59,7 @@ class RemoteIndex:
         self.gc_marks: set[str] = set()  # remote gc runs seen (each leaves a gc/<name> object)
         self._pack_no: dict[bytes, int] = {}
         self.requests = 0
+        self.refreshed = False  # refreshed from the remote during this command
 
     # -- persistence -------------------------------------------------------------------------
     def load(self) -> RemoteIndex:
@@ -175,6 +176,7 @@ class RemoteIndex:
             results += await asyncio.gather(*(fetch(n) for n in todo[i : i + 64]))
         self.requests += len(todo)
         self.merge(results)
+        self.refreshed = True
         return len(todo)
 
 

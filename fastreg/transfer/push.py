@@ -97,7 +97,8 @@ def build_pack(cache: Cache, plan: PackPlan) -> tuple[bytes, bytes, pk.IndexSegm
 async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[FileRecord], trees: list[bytes],
                records: list[FileRecord], roots: dict[bytes, list[FileRecord]], jobs: int, pack_size: int,
                progress: Progress | None = None) -> PushResult:
-    await mirror.refresh(store)
+    if not mirror.refreshed:
+        await mirror.refresh(store)
     await ensure_format(store, mirror, create=True)  # checked whenever the mirror knows no segment
     requests = mirror.requests
     plans = plan_upload(files, mirror.has, pack_size)
