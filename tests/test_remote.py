@@ -247,7 +247,7 @@ def test_kill_9_during_push_then_push_again(tmp_path: Path, project: Path, run, 
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Kill it once the first pack is committed (its index segment exists), with more to go.
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (remote / "index").is_dir() or not any((remote / "index").iterdir()):
+    while (time.monotonic() < deadline and not (remote / "index").is_dir()) or not any((remote / "index").iterdir()):
         if time.monotonic() > deadline:
             break
         time.sleep(0.002)
