@@ -209,7 +209,8 @@ def workflow(src: Path, dvc: Path, repeat: int, rounds: int) -> dict[str, float]
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def rss(counts: list[int], dvc: Path) -> list[tuple[int, float, int, float, int]]:
+def rss(counts: list[int], dvc: Path) -> list[tuple[int, float, int, float, int, int, int]]:
+    """Peak RSS of a cold add (fastreg and DVC), and of fastreg push and pull (local remote)."""
     fr = fastreg_cmd()
     rows = []
     for n in counts:
@@ -220,16 +221,28 @@ def rss(counts: list[int], dvc: Path) -> list[tuple[int, float, int, float, int]
         git_project(proj)
         os.rename(src, proj / "data")
         sh([*fr, "init"], proj)
+        _settle()
         t_fr, kb_fr = peak_rss_kb([*fr, "add", "-q", "data"], proj)
+        sh([*fr, "remote", "add", "-d", "store", str(WORK / "rss-remote")], proj)
+        _, kb_push = peak_rss_kb([*fr, "push", "-q"], proj)
+        subprocess.run(["git", "add", "-A"], cwd=proj, check=True, capture_output=True)
+        subprocess.run(["git", "-c", "user.email=b@x", "-c", "user.name=b", "commit", "-qm", "x"], cwd=proj, check=True)
+        clone = WORK / "rss-clone"
+        shutil.rmtree(clone, ignore_errors=True)
+        subprocess.run(["git", "clone", "-q", str(proj), str(clone)], check=True)
+        _, kb_pull = peak_rss_kb([*fr, "pull", "-q"], clone)
+        shutil.rmtree(clone)
+        shutil.rmtree(WORK / "rss-remote")
         # DVC on the same tree (moved, not copied: fastreg's default copy mode leaves it as it was)
         proj2 = WORK / "rss-dvc"
         git_project(proj2)
         os.rename(proj / "data", proj2 / "data")
         sh([str(dvc), "init", "-q"], proj2)
+        _settle()
         t_dvc, kb_dvc = peak_rss_kb([str(dvc), "add", "-q", "data"], proj2)
         shutil.rmtree(proj)
         shutil.rmtree(proj2)
-        rows.append((n, t_fr, kb_fr, t_dvc, kb_dvc))
+        rows.append((n, t_fr, kb_fr, t_dvc, kb_dvc, kb_push, kb_pull))
     return rows
 
 
@@ -259,6 +272,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="cold-add rounds (tool order alternates)")
     ap.add_argument("--rss-files", default="10000,100000")
     ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--skip-remote", action="store_true", help="skip push/pull (local remote and SeaweedFS)")
+    ap.add_argument("--skip-s3", action="store_true", help="push/pull on the local remote only")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = ap.parse_args()
     WORK.mkdir(exist_ok=True)
@@ -310,16 +325,22 @@ def main() -> int:
     lines += ["", f"Reference: `cp -a` of the same tree (the write that any copy-based cache must do) took "
               f"{wf['cp-a']:.3f} s (median of the rounds)."]
     if rss_rows:
-        lines += ["", "## Peak RSS of a cold `add` of many small files (~1 KB each)", "",
-                  "| files | fastreg time (s) | fastreg peak RSS (MiB) | DVC time (s) | DVC peak RSS (MiB) |",
-                  "|---:|---:|---:|---:|---:|"]
-        for cnt, tf, kf, td, kd in rss_rows:
-            lines.append(f"| {cnt:,} | {tf:.2f} | {kf / 1024:.1f} | {td:.2f} | {kd / 1024:.1f} |")
+        lines += ["", "## Peak RSS with many small files (~1 KB each)", "",
+                  "| files | fastreg add (s) | fastreg add peak RSS (MiB) | DVC add (s) | DVC add peak RSS (MiB) "
+                  "| fastreg push RSS (MiB) | fastreg pull RSS (MiB) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|"]
+        for cnt, tf, kf, td, kd, kpush, kpull in rss_rows:
+            lines.append(f"| {cnt:,} | {tf:.2f} | {kf / 1024:.1f} | {td:.2f} | {kd / 1024:.1f} "
+                         f"| {kpush / 1024:.1f} | {kpull / 1024:.1f} |")
         if len(rss_rows) >= 2:
-            (n1, _, k1, _, d1), (n2, _, k2, _, d2) = rss_rows[0], rss_rows[-1]
+            (n1, _, k1, _, d1, *_r1), (n2, _, k2, _, d2, *_r2) = rss_rows[0], rss_rows[-1]
             lines += ["", f"Growth per file between {n1:,} and {n2:,} files: fastreg "
                       f"**{(k2 - k1) * 1024 / (n2 - n1):.0f} bytes/file**, "
                       f"DVC {(d2 - d1) * 1024 / (n2 - n1):.0f} bytes/file."]
+    if not args.skip_remote:
+        from bench import remote as remote_bench
+
+        lines += remote_bench.main(src, dvc, fastreg_cmd(), with_s3=not args.skip_s3)
     text = "\n".join(lines) + "\n"
     args.out.write_text(text)
     print(text)
