@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -24,29 +24,39 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
+class _Bar:
+    """tqdm bar: phase as the description, bytes with rate and ETA (when the total is known),
+    files done as the postfix."""
+
+    def __init__(self, desc: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=None, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                        leave=False, dynamic_ncols=True)
+        self.files = 0
+
+    def __call__(self, files: int, nbytes: int) -> None:
+        self.files += files
+        self.bar.set_postfix_str(f"{self.files} files", refresh=False)
+        self.bar.update(nbytes)
+
+    def phase(self, name: str, total_bytes: int | None = None) -> None:
+        self.bar.reset(total=total_bytes)
+        self.files = 0
+        self.bar.set_description(name)
+
+
 @contextmanager
-def _progress(args: argparse.Namespace, desc: str, total_bytes: int | None = None) -> Iterator[
-        Callable[[int, int], None] | None]:
-    """A tqdm bar on stderr when it is a terminal and -q is off; yields an update(files, bytes)."""
+def _progress(args: argparse.Namespace, desc: str) -> Iterator[_Bar | None]:
+    """A progress bar on stderr when it is a terminal and -q is off."""
     if args.quiet or not sys.stderr.isatty():
         yield None
         return
-    from tqdm import tqdm
-
-    bar = tqdm(total=total_bytes, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-               leave=False, dynamic_ncols=True)
-    files = 0
-
-    def update(n_files: int, n_bytes: int) -> None:
-        nonlocal files
-        files += n_files
-        bar.set_postfix_str(f"{files} files", refresh=False)
-        bar.update(n_bytes)
-
+    bar = _Bar(desc)
     try:
-        yield update
+        yield bar
     finally:
-        bar.close()
+        bar.bar.close()
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -321,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("url", metavar="URL")
     rp = rsub.add_parser("modify", parents=[common], help="set an option of a remote",
                          description="Options: endpoint_url (S3-compatible service), region, profile "
-                         "(AWS profile), read_only (true/false), pack_size (e.g. 16M), jobs, url.")
+                         "(AWS profile), read_only (true/false), pack_size (e.g. 16M), jobs, gc_grace (seconds "
+                         "that remote gc leaves new objects alone, default 3600), url.")
     rp.add_argument("--local", action="store_true", help="write to .fastreg/config.local (not committed)")
     rp.add_argument("--unset", action="store_true", help="remove the option")
     rp.add_argument("name", metavar="NAME")

@@ -291,3 +291,15 @@ def test_concurrent_pushes_lose_nothing(tmp_path: Path, project: Path, run, make
     shutil.rmtree(second / ".fastreg" / "cache")
     _, err = run("push", "extra.bin", rc=1)
     assert "extra.bin" in err and "not on the remote" in err
+
+
+def test_index_mirror_survives_damage(tmp_path: Path) -> None:
+    from fastreg.objects import codec
+    from fastreg.transfer.index import RemoteIndex
+
+    path = tmp_path / "mirror"
+    for junk in (b"garbage", codec.packb(["fastreg.mirror", 1, "u", [], [], b"", b""]),
+                 codec.packb(["fastreg.mirror", 2, "u", ["s"], [b"p" * 16], [], b"", b"", b"", b"", [], 0])):
+        path.write_bytes(junk)
+        m = RemoteIndex(path, "u").load()
+        assert (m.segments, m.packs, m.table) == (set(), [], b"")  # rebuilt from the remote, never half-read

@@ -17,7 +17,6 @@ import os
 import stat
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -25,13 +24,13 @@ from typing import Any
 from fastreg.chunking import default_chunker
 from fastreg.errors import FastregError, PathError
 from fastreg.objects.tree import DirBuilder, DirRecord, FileRecord
+from fastreg.progress import Progress
 from fastreg.repo.cache import Cache, is_workspace_tmp
 from fastreg.repo.statcache import StatCache, StatCacheWriter
 
 BATCH_FILES = 128
 WINDOW = 8  # batches in flight per directory level
 
-Progress = Callable[[int, int], None]  # (files, bytes) done since the last call
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +15,11 @@ from fastreg.errors import CacheMissingError, FastregError, IntegrityError, Meta
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.objects.codec import DecodeError
+from fastreg.progress import Progress, phase
 from fastreg.repo.build import Builder, now_ns
 from fastreg.repo.cache import is_workspace_tmp, workspace_tmp
 from fastreg.repo.project import Project, Target
 from fastreg.repo.statcache import StatCache, StatCacheWriter
-
-Progress = Callable[[int, int], None]
 
 
 def default_jobs() -> int:
@@ -56,6 +55,7 @@ def add(project: Project, paths: Iterable[str], jobs: int | None = None,
                 )
     project.cache.ensure()
     results = []
+    phase(progress, "scan + hash")
     with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-hash") as pool:
         for t in targets:
             results.append(_add_one(project, t, pool, progress))
@@ -288,6 +288,7 @@ def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: 
                 "run `fastreg add` to keep them or `fastreg checkout --force` to discard them"
             )
         errors: list[FastregError] = []
+        phase(progress, "checkout", sum(rec.size for p in plans for _, rec in p.place))
         for plan in plans:
             _apply_checkout(project, plan, pool, result, errors, progress)
     if errors:

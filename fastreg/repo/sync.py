@@ -3,7 +3,7 @@ layer move it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker, iter_chunks
@@ -11,14 +11,13 @@ from fastreg.errors import FastregError, IntegrityError, PathError
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.objects.tree import FileRecord
+from fastreg.progress import Progress
 from fastreg.repo import ops
 from fastreg.repo import remotes as rm
 from fastreg.repo.project import Project, Target
 from fastreg.transfer.gc import RemoteGcResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
 from fastreg.transfer.session import RemoteSession
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(slots=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import xxhash
@@ -24,11 +23,10 @@ from fastreg.objects.codec import DecodeError
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import Location, RangeRequest, plan_download
+from fastreg.progress import Progress, phase
 from fastreg.storage.base import ObjectNotFound, Store
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects as Cache
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +143,7 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: li
         return loc
 
     plan = plan_download(needs, where)
+    phase(progress, "download", sum(r.size for r in todo.values()))
     assemblies: dict[bytes, _Assembly] = {}
     done = {"files": 0, "bytes": 0, "requests": 0}
     sem = asyncio.Semaphore(max(1, jobs))

@@ -1,7 +1,8 @@
 """The client's mirror of a remote's index: which chunks the remote has, and where.
 
 Kept under .fastreg/tmp/remotes/<id>/mirror as one msgpack value:
-["fastreg.mirror", 1, url, segments, packs, table, trees] where `table` is a blob of sorted
+["fastreg.mirror", 2, url, segments, packs, pack_segment, table, trees, records, roots, gc_marks, 0]
+where `table` is a blob of sorted
 28-byte records (chunk digest 16 + pack number uint32 + offset uint32 + length uint32), `packs`
 maps pack numbers to pack digests, `segments` lists the index segments merged so far and
 `trees` (16 bytes each) the tree nodes known to be on the remote.  Memory: 28 bytes per chunk
@@ -29,6 +30,7 @@ from fastreg.plan import Location
 from fastreg.storage.base import ObjectNotFound, Store
 
 REC = struct.Struct(">16sIII")
+MIRROR_VERSION = 2
 
 
 class _Keys:
@@ -63,27 +65,32 @@ class RemoteIndex:
 
     # -- persistence -------------------------------------------------------------------------
     def load(self) -> RemoteIndex:
+        """Read the mirror; a missing, damaged or older-format one is simply rebuilt from the
+        remote (nothing is assigned unless the whole file parses)."""
         try:
             v = codec.unpackb(self.path.read_bytes())
-            if v[0] != "fastreg.mirror" or v[1] != 1 or v[2] != self.url:
+            if not (isinstance(v, list) and len(v) == 12 and v[0] == "fastreg.mirror" and v[1] == MIRROR_VERSION
+                    and v[2] == self.url):
                 raise DecodeError("stale")
-            self.segments = set(v[3])
-            self.packs = list(v[4])
-            self.pack_segment = list(v[5])
-            self.table = v[6]
-            self.trees, self.records, self.roots = (_split16(b) for b in v[7:10])
-            self.gc_marks = set(v[10])
-            self._pack_no = {p: i for i, p in enumerate(self.packs)}
-        except (FileNotFoundError, DecodeError, IndexError, TypeError):
-            pass  # a missing or damaged mirror is rebuilt from the remote
+            segments, packs, pack_segment, table = set(v[3]), list(v[4]), list(v[5]), bytes(v[6])
+            trees, records, roots = (_split16(b) for b in v[7:10])
+            gc_marks = set(v[10])
+            if len(packs) != len(pack_segment) or len(table) % REC.size:
+                raise DecodeError("inconsistent")
+        except (FileNotFoundError, DecodeError, IndexError, TypeError, ValueError):
+            return self
+        self.segments, self.packs, self.pack_segment, self.table = segments, packs, pack_segment, table
+        self.trees, self.records, self.roots, self.gc_marks = trees, records, roots, gc_marks
+        self._pack_no = {p: i for i, p in enumerate(self.packs)}
         return self
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.{os.urandom(4).hex()}.tmp")
-        data = codec.packb(["fastreg.mirror", 1, self.url, sorted(self.segments), self.packs, self.pack_segment,
-                            self.table, *(b"".join(sorted(s)) for s in (self.trees, self.records, self.roots)),
-                            sorted(self.gc_marks)])
+        data = codec.packb(["fastreg.mirror", MIRROR_VERSION, self.url, sorted(self.segments), self.packs,
+                            self.pack_segment, self.table,
+                            *(b"".join(sorted(s)) for s in (self.trees, self.records, self.roots)),
+                            sorted(self.gc_marks), 0])
         tmp.write_bytes(data)
         os.replace(tmp, self.path)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import xxhash
@@ -24,11 +23,10 @@ from fastreg.objects import pack as pk
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import PackPlan, plan_upload
+from fastreg.progress import Progress, phase
 from fastreg.storage.base import ObjectNotFound, Store
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects as Cache
-
-Progress = Callable[[int, int], None]  # (files, bytes) done
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +99,9 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
         await mirror.refresh(store)
     await ensure_format(store, mirror, create=True)  # checked whenever the mirror knows no segment
     requests = mirror.requests
+    phase(progress, "plan")
     plans = plan_upload(files, mirror.has, pack_size)
+    phase(progress, "upload", sum(p.size for p in plans))
     queue: asyncio.Queue[tuple[bytes, bytes, pk.IndexSegment, int] | None] = asyncio.Queue(maxsize=1)
     totals = {"packs": 0, "bytes": 0, "chunks": 0, "requests": 0}
 

@@ -8,6 +8,7 @@ import asyncio
 from types import TracebackType
 
 from fastreg.objects.tree import FileRecord
+from fastreg.progress import Progress
 from fastreg.storage.base import Store
 from fastreg.transfer import fetch as fetch_mod
 from fastreg.transfer import gc as gc_mod
@@ -35,7 +36,7 @@ class RemoteSession:
 
     def push(self, files: list[FileRecord], trees: list[bytes], records: list[FileRecord],
              roots: dict[bytes, list[FileRecord]], pack_size: int,
-             progress: push_mod.Progress | None = None) -> push_mod.PushResult:
+             progress: Progress | None = None) -> push_mod.PushResult:
         return self._runner.run(push_mod.push(self.store, self.cache, self.mirror, files, trees, records, roots,
                                               self.jobs, pack_size, progress))
 
@@ -54,7 +55,7 @@ class RemoteSession:
         return self._runner.run(fetch_mod.fetch_record(self.store, digest, size))
 
     def fetch_files(self, files: list[FileRecord], roots: list[bytes],
-                    progress: fetch_mod.Progress | None = None) -> fetch_mod.FetchResult:
+                    progress: Progress | None = None) -> fetch_mod.FetchResult:
         return self._runner.run(fetch_mod.fetch_files(self.store, self.cache, self.mirror, files, roots, self.jobs,
                                                       progress))
 
