@@ -129,6 +129,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         dirty = True
         if r.state == "deleted":
             print(f"{r.target.rel}:\n    deleted (data is missing; `fastreg checkout {r.target.rel}` restores it)")
+        elif r.state == "not-pulled":
+            print(f"{r.target.rel}:\n    not in the workspace or the cache (run `fastreg pull {r.target.rel}`)")
         elif r.state == "not-in-cache":
             print(f"{r.target.rel}:\n    not in cache (run `fastreg pull`)")
         elif r.target.data.is_dir() or r.added or r.deleted:

@@ -145,8 +145,22 @@ def test_s3_push_pull_and_http_read(tmp_path: Path, project: Path, run, make_ima
     res = sync.push(Project.find(), [], None, None)
     assert res.packs == 0 and res.requests == 2
     other = clone(project, tmp_path / "consumer", monkeypatch)
+    out, _ = run("status")
+    assert "run `fastreg pull ds`" in out
     run("pull")
     assert workspace(other) == original
+    # remote gc on S3: keeps everything committed, drops what no commit refers to
+    monkeypatch.chdir(project)
+    (project / "scratch.bin").write_bytes(os.urandom(300_000))
+    run("add", "scratch.bin")
+    run("push")
+    run("remote", "modify", "store", "gc_grace", "0")
+    (project / "scratch.bin.fastreg").unlink()
+    out, _ = run("gc", "--all-commits", "-r")
+    assert "Remote store: deleted 1 packs" in out or "rewrote" in out
+    other2 = clone(project, tmp_path / "consumer2", monkeypatch)
+    run("pull")
+    assert workspace(other2) == original
 
 
 @pytest.mark.parametrize("ignore_range", [False, True])

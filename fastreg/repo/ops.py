@@ -171,7 +171,7 @@ def _tree_files(project: Project, meta: mf.Metafile) -> dict[str, tr.FileRecord]
 @dataclass(slots=True)
 class TargetStatus:
     target: Target
-    state: str = "ok"  # ok | changed | deleted | not-in-cache | untracked-new (data without metafile)
+    state: str = "ok"  # ok | changed | deleted | not-pulled (no data, not in cache) | not-in-cache
     added: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
@@ -219,7 +219,9 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
     res = TargetStatus(t)
     meta = project.read_meta(t)
     if not os.path.lexists(t.data):
-        res.state = "deleted"
+        in_cache = (project.cache.has_file(meta.digest) if meta.kind == "file"
+                    else project.cache.tree_path(meta.digest).exists())
+        res.state = "deleted" if in_cache else "not-pulled"
         return res
     started = now_ns()
     sc = StatCache(project.tmp_dir, t.rel).load()
