@@ -417,26 +417,26 @@ cdef struct _Slot:
     uint32_t mode
 
 
-cdef inline int _fstat(int fd, _Stat* out) noexcept nogil:
-    cdef struct_stat st
-    if fstat(fd, &st) != 0:
-        return -1
+cdef inline int _fill(const struct_stat* st, _Stat* out) noexcept nogil:
     out.ino = st.st_ino
     out.size = st.st_size
     out.mtime_ns = <int64_t>st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
     out.mode = st.st_mode
     return 0
+
+
+cdef inline int _fstat(int fd, _Stat* out) noexcept nogil:
+    cdef struct_stat st
+    if fstat(fd, &st) != 0:
+        return -1
+    return _fill(&st, out)
 
 
 cdef inline int _stat_path(const char* path, _Stat* out) noexcept nogil:
     cdef struct_stat st
     if stat(path, &st) != 0:
         return -1
-    out.ino = st.st_ino
-    out.size = st.st_size
-    out.mtime_ns = <int64_t>st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
-    out.mode = st.st_mode
-    return 0
+    return _fill(&st, out)
 
 
 cdef int _read_into(int fd, uint8_t* buf, size_t start, size_t cap, size_t* filled, bint* eof) noexcept nogil:
@@ -670,8 +670,4 @@ cdef inline int _lstat_path(const char* path, _Stat* out) noexcept nogil:
     cdef struct_stat st
     if lstat(path, &st) != 0:
         return -1
-    out.ino = st.st_ino
-    out.size = st.st_size
-    out.mtime_ns = <int64_t>st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
-    out.mode = st.st_mode
-    return 0
+    return _fill(&st, out)

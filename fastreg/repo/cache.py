@@ -16,6 +16,7 @@ import itertools
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from fastreg.chunking import file_digest
@@ -202,29 +203,18 @@ class Cache:
                 return self.place(digest, src, exec_bit=False, verify=False)
             return None
         tmp = self._tmp()
-        used = None
-        for kind in self.link_types:
-            if kind in self._failed:
-                continue
-            try:
-                if kind == "hardlink":
-                    os.link(src, tmp)
-                elif kind == "symlink":
-                    os.link(src, tmp) if self._same_fs(src) else self._copy(src, tmp)
-                elif kind == "reflink":
-                    self._reflink(src, tmp)
-                else:
-                    self._copy(src, tmp)
-                used = kind
-                break
-            except OSError as exc:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                if exc.errno in _FALLBACK_ERRNOS:
-                    with self._lock:
-                        self._failed.add(kind)
-                    continue
-                raise FastregError(f"cannot store {src} in the cache: {exc.strerror}") from None
+
+        def attempt(kind: str) -> None:
+            if kind == "hardlink":
+                os.link(src, tmp)
+            elif kind == "symlink":
+                os.link(src, tmp) if self._same_fs(src) else self._copy(src, tmp)
+            elif kind == "reflink":
+                self._reflink(src, tmp)
+            else:
+                self._copy(src, tmp)
+
+        used = self._first_that_works(attempt, tmp, f"cannot store {src} in the cache")
         if used is None:
             raise FastregError(
                 f"cannot store {src} in the cache {self.root}: none of cache.type "
@@ -309,23 +299,30 @@ class Cache:
             )
         dest = Path(dest)
         tmp = workspace_tmp(dest)
+
+        def attempt(kind: str) -> None:
+            if kind == "hardlink":
+                os.link(obj, tmp)
+            elif kind == "symlink":
+                os.symlink(obj, tmp)
+            else:
+                self._reflink(obj, tmp) if kind == "reflink" else self._copy(obj, tmp)
+                os.chmod(tmp, (0o755 if exec_bit else 0o644) & ~_umask())
+            os.replace(tmp, dest)
+
+        used = self._first_that_works(attempt, tmp, f"cannot write {dest}")
+        if used is None:
+            raise FastregError(f"cannot check out {dest}: none of cache.type {','.join(self.link_types)} works")
+        return used
+
+    def _first_that_works(self, attempt: Callable[[str], None], tmp: Path, what: str) -> str | None:
+        """Run attempt(kind) for each cache.type in order; a kind the filesystem does not support
+        is remembered as failed and skipped from then on. Returns the kind that worked."""
         for kind in self.link_types:
             if kind in self._failed:
                 continue
             try:
-                if kind == "hardlink":
-                    os.link(obj, tmp)
-                elif kind == "symlink":
-                    os.symlink(obj, tmp)
-                elif kind == "reflink":
-                    self._reflink(obj, tmp)
-                else:
-                    self._copy(obj, tmp)
-                    mode = 0o755 if exec_bit else 0o644
-                    os.chmod(tmp, mode & ~_umask())
-                if kind == "reflink":
-                    os.chmod(tmp, (0o755 if exec_bit else 0o644) & ~_umask())
-                os.replace(tmp, dest)
+                attempt(kind)
                 return kind
             except OSError as exc:
                 with contextlib.suppress(FileNotFoundError):
@@ -334,8 +331,8 @@ class Cache:
                     with self._lock:
                         self._failed.add(kind)
                     continue
-                raise FastregError(f"cannot write {dest}: {exc.strerror}") from None
-        raise FastregError(f"cannot check out {dest}: none of cache.type {','.join(self.link_types)} works")
+                raise FastregError(f"{what}: {exc.strerror}") from None
+        return None
 
     def iter_objects(self, kind: str) -> list[tuple[bytes, Path]]:
         base = self.files_dir if kind == "files" else self.trees_dir
