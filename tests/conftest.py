@@ -88,3 +88,11 @@ def bucket(seaweed, request) -> str:
     name = "t-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + os.urandom(3).hex()
     make_bucket(seaweed.endpoint, name)
     return name
+
+
+@pytest.fixture(autouse=True)
+def user_cache_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Registry mirrors and the user-level cache live under a per-test XDG_CACHE_HOME."""
+    home = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home

@@ -1,0 +1,119 @@
+"""The Git side of a registry, through the git CLI: one persistent bare mirror per registry URL
+in the user cache directory, fetched only when the wanted revision is missing or a branch must be
+followed (DVC clones the registry again on every call). Files are read at a commit with
+`git cat-file`, never from a checkout."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import xxhash
+
+from fastreg.errors import FastregError
+
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+def user_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "fastreg"
+
+
+def _git(args: list[str], cwd: Path | None = None, data: bytes | None = None, check: bool = True,
+         what: str = "") -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+    try:
+        p = subprocess.run(["git", *args], cwd=cwd, input=data, capture_output=True, env=env, check=False)
+    except FileNotFoundError:
+        raise FastregError("git is not installed; fastreg needs it to read registries") from None
+    if check and p.returncode != 0:
+        err = p.stderr.decode(errors="replace").strip().splitlines()
+        raise FastregError(f"{what or 'git ' + args[0]} failed: {err[-1] if err else 'exit ' + str(p.returncode)}")
+    return p
+
+
+def normalize_url(url: str) -> str:
+    """Local paths become absolute (the same registry gets the same mirror from any directory)."""
+    if "://" in url or re.match(r"^[\w.-]+@[\w.-]+:", url):
+        return url
+    return str(Path(url).expanduser().absolute())
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    url: str
+    rev: str | None
+    commit: str
+    mirror: Path
+
+
+class Mirror:
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self.path = user_cache_dir() / "registries" / (xxhash.xxh3_64_hexdigest(self.url.encode()) + ".git")
+
+    def _ensure(self) -> bool:
+        """Clone the bare mirror if missing; True when it was just cloned (so it is fresh)."""
+        if (self.path / "HEAD").exists():
+            return False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+        _git(["clone", "--mirror", "--quiet", self.url, str(tmp)],
+             what=f"cloning the registry {self.url} (is the URL right and reachable?)")
+        try:
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # another process won the race: its mirror is as good
+        return True
+
+    def fetch(self) -> None:
+        _git(["fetch", "--prune", "--quiet", "origin"], cwd=self.path, what=f"fetching {self.url}")
+
+    def _commit_of(self, rev: str) -> str | None:
+        p = _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=self.path, check=False)
+        out = p.stdout.decode().strip()
+        return out if p.returncode == 0 and _SHA.fullmatch(out) else None
+
+    def _is_branch(self, rev: str) -> bool:
+        p = _git(["show-ref", "--verify", "--quiet", f"refs/heads/{rev}"], cwd=self.path, check=False)
+        return p.returncode == 0
+
+    def resolve(self, rev: str | None) -> Resolved:
+        """The commit of rev (branch, tag, full or short sha; None: the default branch). A
+        branch (or the default branch) is fetched first so it is followed; a tag or commit
+        already in the mirror costs no network."""
+        fresh = self._ensure()
+        if not fresh and (rev is None or self._is_branch(rev) or self._commit_of(rev) is None):
+            self.fetch()
+        commit = self._commit_of(rev or "HEAD")
+        if commit is None:
+            raise FastregError(f"revision {rev!r} not found in the registry {self.url}")
+        return Resolved(self.url, rev, commit, self.path)
+
+    def read(self, commit: str, path: str) -> bytes | None:
+        p = _git(["cat-file", "blob", f"{commit}:{path}"], cwd=self.path, check=False)
+        return p.stdout if p.returncode == 0 else None
+
+    def kind(self, commit: str, path: str) -> str | None:
+        """'blob', 'tree' or None (missing) for a path at a commit."""
+        p = _git(["cat-file", "-t", f"{commit}:{path}"], cwd=self.path, check=False)
+        return p.stdout.decode().strip() if p.returncode == 0 else None
+
+    def ls_tree(self, commit: str, path: str, recursive: bool) -> list[tuple[str, str, int]]:
+        """(path, type, size) entries under path (the whole tree when path is '')."""
+        args = ["ls-tree", "-z", "-l"] + (["-r"] if recursive else []) + [commit]
+        if path:
+            args += ["--", path.rstrip("/") + "/"] if self.kind(commit, path) == "tree" else ["--", path]
+        out = _git(args, cwd=self.path, what="git ls-tree").stdout
+        entries = []
+        for line in out.split(b"\0"):
+            if not line:
+                continue
+            info, _, name = line.partition(b"\t")
+            _, typ, _, size = info.split(maxsplit=3)
+            entries.append((name.decode(errors="replace"), typ.decode(), int(size) if size.strip() != b"-" else 0))
+        return entries

@@ -1,0 +1,363 @@
+"""get, import, update and list: a registry used like a package manager for data.
+
+A registry is untrusted input: metafile paths and tree entry names are checked (no '..', no
+absolute paths, no separators inside names), every byte is verified against its digest by the
+transfer layer, and output is written under a temp name and renamed, so nothing lands outside
+the output path or half-written."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from fastreg.chunking import file_digest
+from fastreg.errors import FastregError, MetafileError, PathError
+from fastreg.objects import metafile as mf
+from fastreg.objects import tree as tr
+from fastreg.objects.tree import DirRecord, FileRecord
+from fastreg.progress import Progress
+from fastreg.registry.git import Mirror, Resolved, user_cache_dir
+from fastreg.repo import remotes as rm
+from fastreg.repo.cache import Cache
+from fastreg.transfer.index import RemoteIndex, mirror_path
+from fastreg.transfer.session import RemoteSession
+
+
+def clean_path(path: str) -> str:
+    p = PurePosixPath(path.strip())
+    if p.is_absolute() or any(part in ("..", "") for part in p.parts) or str(p) in (".", ""):
+        raise PathError(f"{path!r}: give a relative path inside the registry, without '..'")
+    return p.as_posix()
+
+
+def _safe_name(name: str, where: str) -> None:
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise FastregError(f"registry tree {where} has an unsafe entry name {name!r}; refusing to write it")
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """What PATH is in the registry at a commit."""
+
+    target: str  # the tracked path (or the git file)
+    meta: mf.Metafile | None  # None: a plain Git file
+    subpath: str | None  # inside a tracked directory
+
+
+class Registry:
+    def __init__(self, url: str, rev: str | None) -> None:
+        self.git = Mirror(url)
+        self.resolved: Resolved = self.git.resolve(rev)
+        raw = self.git.read(self.resolved.commit, ".fastreg/config")
+        try:
+            self.config: dict[str, Any] = tomllib.loads(raw.decode()) if raw else {}
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise FastregError(f"{self.url}: its .fastreg/config is not valid TOML ({exc})") from None
+
+    @property
+    def url(self) -> str:
+        return self.resolved.url
+
+    @property
+    def commit(self) -> str:
+        return self.resolved.commit
+
+    def meta_at(self, target: str) -> mf.Metafile | None:
+        data = self.git.read(self.commit, target + mf.METAFILE_SUFFIX)
+        if data is None:
+            return None
+        try:
+            return mf.loads(data.decode(), f"{self.url}:{target}{mf.METAFILE_SUFFIX}")
+        except UnicodeDecodeError:
+            raise MetafileError(f"{self.url}:{target}{mf.METAFILE_SUFFIX} is not text") from None
+
+    def locate(self, path: str) -> Located:
+        path = clean_path(path)
+        meta = self.meta_at(path)
+        if meta is not None:
+            return Located(path, meta, None)
+        parts = path.split("/")
+        for i in range(len(parts) - 1, 0, -1):
+            owner = "/".join(parts[:i])
+            meta = self.meta_at(owner)
+            if meta is not None:
+                if meta.kind != "dir":
+                    break
+                return Located(owner, meta, "/".join(parts[i:]))
+        kind = self.git.kind(self.commit, path)
+        if kind == "blob":
+            return Located(path, None, None)
+        if kind == "tree":
+            raise PathError(f"{path}: a Git directory in {self.url}, not tracked data; get its files one by one "
+                            "or the tracked paths inside it (see `fastreg list`)")
+        raise PathError(f"{path}: not found in {self.url} at {self.resolved.rev or 'the default branch'} "
+                        f"({self.commit[:10]})")
+
+    def session(self, cache: Cache, jobs: int | None) -> RemoteSession:
+        try:
+            remote = rm.pick(self.config, None, where=f"the registry {self.url}")
+        except FastregError as exc:
+            raise FastregError(f"{exc.message.split(';')[0]}; the registry must commit a default remote "
+                               "(`fastreg remote add -d NAME URL` there)") from None
+        base = Path(self.url) if "://" not in self.url and Path(self.url).is_dir() else None
+        if remote.kind == "local" and not Path(remote.url).expanduser().is_absolute() and base is None:
+            raise FastregError(f"the registry's remote {remote.name!r} is a relative local path ({remote.url}); "
+                               "it only works for a registry on this machine")
+        n = jobs or remote.default_jobs()
+        store = rm.open_store(remote, base or Path.cwd(), n)
+        mirror = RemoteIndex(mirror_path(user_cache_dir(), store.url), store.url).load()
+        return RemoteSession(store, cache, mirror, n)
+
+
+def user_cache() -> Cache:
+    # Output of get is an ordinary, writable file: reflink where the filesystem can, else a copy.
+    cache = Cache(user_cache_dir() / "cache", ("reflink", "copy"))
+    cache.ensure()
+    return cache
+
+
+def _select(reg: Registry, loc: Located, session: RemoteSession, cache: Cache
+            ) -> tuple[list[tuple[str, FileRecord]], str, bytes, int, int]:
+    """(relative path, record) of every file to materialize, plus the kind ('dir' or 'file'),
+    digest, size and file count of what they form."""
+    assert loc.meta is not None
+    meta = loc.meta
+    if meta.kind == "file":
+        rec = (FileRecord(meta.size, meta.digest, b"", meta.executable) if cache.has_file(meta.digest)
+               else session.fetch_record(meta.digest, meta.size))
+        return [("", rec)], "file", meta.digest, meta.size, 1
+    session.fetch_trees([meta.digest])
+    digest, kind = meta.digest, "dir"
+    if loc.subpath is not None:
+        found = tr.lookup(cache, meta.digest, loc.subpath)
+        if found is None:
+            raise PathError(f"{loc.target}/{loc.subpath}: not in the tracked directory {loc.target} "
+                            f"of {reg.url}")
+        if isinstance(found, FileRecord):
+            return [("", found)], "file", found.digest, found.size, 1
+        digest = found.digest
+    files = []
+    for rel, rec in tr.walk(cache, digest):
+        for part in rel.split("/"):
+            _safe_name(part, digest.hex())
+        files.append((rel, rec))
+    return files, kind, digest, sum(r.size for _, r in files), len(files)
+
+
+def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path) -> None:
+    """Materialize into a temp path beside out, then rename: nothing half-written at out."""
+    tmp = out.with_name(f".{out.name}.fastreg-get-{os.urandom(4).hex()}")
+    try:
+        if len(files) == 1 and files[0][0] == "":
+            cache.place(files[0][1].digest, tmp, files[0][1].executable)
+        else:
+            tmp.mkdir()
+            for rel, rec in files:
+                dest = tmp / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                cache.place(rec.digest, dest, rec.executable)
+        os.replace(tmp, out) if not out.exists() else _swap(tmp, out)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+
+
+def _swap(tmp: Path, out: Path) -> None:
+    old = out.with_name(f".{out.name}.fastreg-old-{os.urandom(4).hex()}")
+    os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+
+
+@dataclass(frozen=True, slots=True)
+class GetResult:
+    out: Path
+    files: int
+    size: int
+    downloaded: int
+    commit: str
+
+
+def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
+        progress: Progress | None = None, force: bool = False) -> GetResult:
+    reg = Registry(url, rev)
+    loc = reg.locate(path)
+    dest = Path(out or PurePosixPath(path).name).absolute()
+    if os.path.lexists(dest) and not force:
+        raise PathError(f"{dest}: exists already; remove it or choose another output with -o")
+    if loc.meta is None:
+        data = reg.git.read(reg.commit, loc.target) or b""
+        tmp = dest.with_name(f".{dest.name}.fastreg-get-{os.urandom(4).hex()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+        return GetResult(dest, 1, len(data), 0, reg.commit)
+    cache = user_cache()
+    with reg.session(cache, jobs) as session:
+        files, _, _, size, count = _select(reg, loc, session, cache)
+        res = session.fetch_files([r for _, r in files], [loc.meta.digest], progress)
+    _place(cache, files, dest)
+    return GetResult(dest, count, size, res.bytes, reg.commit)
+
+
+# -- import / update (inside a project) ------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    target: str
+    changed: bool
+    files: int
+    size: int
+    downloaded: int
+    commit: str
+    rev: str | None
+
+
+def _materialize_into_project(project: Any, reg: Registry, loc: Located, t: Any, jobs: int | None,
+                              progress: Progress | None) -> tuple[mf.Metafile, int]:
+    """Fetch what loc points at into the project cache; the metafile that describes it."""
+    project.cache.ensure()
+    source = mf.ImportSource(reg.url, loc.target + (f"/{loc.subpath}" if loc.subpath else ""),
+                             reg.resolved.rev, reg.commit)
+    if loc.meta is None:
+        data = reg.git.read(reg.commit, loc.target) or b""
+        tmp = project.cache.tmp_path()
+        tmp.write_bytes(data)
+        digest = file_digest(tmp)
+        project.cache.adopt(tmp, digest)
+        return mf.Metafile(t.name, "file", digest, len(data), 1, False, source), 0
+    with reg.session(project.cache, jobs) as session:
+        files, kind, digest, size, count = _select(reg, loc, session, project.cache)
+        res = session.fetch_files([r for _, r in files], [loc.meta.digest], progress)
+    executable = kind == "file" and files[0][1].executable
+    return mf.Metafile(t.name, kind, digest, size, count, executable, source), res.bytes  # type: ignore[arg-type]
+
+
+def import_(project: Any, url: str, path: str, out: str | None, rev: str | None, force: bool, jobs: int | None,
+            progress: Progress | None = None) -> ImportResult:
+    from fastreg.repo import ops
+
+    reg = Registry(url, rev)
+    loc = reg.locate(path)
+    t = project.target(out or PurePosixPath(clean_path(path)).name)
+    owner = project.tracked_ancestor(t)
+    if owner is not None:
+        raise PathError(f"{t.rel}: inside the tracked directory {owner.rel}; import somewhere else")
+    if (os.path.lexists(t.data) or t.meta.exists()) and not force:
+        raise PathError(f"{t.rel}: exists already; use --force to replace it, or -o to choose another path")
+    meta, downloaded = _materialize_into_project(project, reg, loc, t, jobs, progress)
+    changed = project.write_meta(t, meta)
+    project.ignore(t)
+    if os.path.lexists(t.data) and force:
+        if t.data.is_dir() and not t.data.is_symlink():
+            shutil.rmtree(t.data)
+        else:
+            t.data.unlink()
+    ops.checkout(project, [t.rel], force=force)
+    return ImportResult(t.rel, changed, meta.files, meta.size, downloaded, reg.commit, rev)
+
+
+def update(project: Any, target: str, rev: str | None, jobs: int | None,
+           progress: Progress | None = None) -> ImportResult:
+    """Re-resolve an import: without rev, follow the recorded rev (a branch moves, a tag or
+    commit stays); with rev, switch to it. Only what the cache lacks is downloaded."""
+    from fastreg.repo import ops
+
+    t = project.target(target, must_exist=True)
+    meta = project.read_meta(t)
+    if meta.source is None:
+        raise FastregError(f"{t.rel}{mf.METAFILE_SUFFIX} is not an import (no [import] source); "
+                           "`fastreg update` only follows data imported with `fastreg import`")
+    want = rev if rev is not None else meta.source.rev
+    reg = Registry(meta.source.url, want)
+    if reg.commit == meta.source.rev_lock and want == meta.source.rev:
+        return ImportResult(t.rel, False, meta.files, meta.size, 0, reg.commit, want)
+    loc = reg.locate(meta.source.path)
+    new, downloaded = _materialize_into_project(project, reg, loc, t, jobs, progress)
+    changed = project.write_meta(t, new)
+    ops.checkout(project, [t.rel])
+    return ImportResult(t.rel, changed, new.files, new.size, downloaded, reg.commit, want)
+
+
+# -- list ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Entry:
+    path: str
+    type: str  # "file" or "dir"
+    size: int
+    tracked: bool
+    files: int | None = None
+
+
+def list_(url: str, path: str | None, rev: str | None, recursive: bool, tracked_only: bool) -> list[Entry]:
+    reg = Registry(url, rev)
+    base = clean_path(path) if path else ""
+    if base and not (reg.meta_at(base) is None and reg.git.kind(reg.commit, base) == "tree"):
+        loc = reg.locate(base)
+        if loc.meta is not None and (loc.meta.kind == "dir"):
+            return _list_tracked(reg, loc, recursive)
+        if loc.meta is not None or (loc.meta is None and reg.git.kind(reg.commit, base) == "blob"):
+            if loc.meta is not None:
+                return [Entry(loc.target, "file", loc.meta.size, True)]
+            return [Entry(base, "file", len(reg.git.read(reg.commit, base) or b""), False)]
+    git_entries = reg.git.ls_tree(reg.commit, base, recursive=True)
+    items: dict[str, Entry] = {}
+    for p, typ, size in git_entries:
+        if typ != "blob" or p.startswith(".fastreg/") or os.path.basename(p) == ".gitignore":
+            continue
+        if p.endswith(mf.METAFILE_SUFFIX):
+            target = p[: -len(mf.METAFILE_SUFFIX)]
+            meta = reg.meta_at(target)
+            if meta is not None:
+                items[target] = Entry(target, meta.kind, meta.size, True, meta.files if meta.kind == "dir" else None)
+                if recursive and meta.kind == "dir":
+                    for e in _list_tracked(reg, Located(target, meta, None), True):
+                        items[e.path] = e
+            continue
+        if not tracked_only:
+            items[p] = Entry(p, "file", size, False)
+    if recursive:
+        return sorted(items.values(), key=lambda e: e.path)
+    # Only the immediate children of base; deeper paths show as their top folder.
+    out: dict[str, Entry] = {}
+    for path, e in items.items():
+        rest = path[len(base) + 1 :] if base else path
+        child = (base + "/" if base else "") + rest.split("/")[0]
+        if child == path:
+            out[child] = e
+        elif child not in out:
+            out[child] = Entry(child, "dir", 0, False)
+    return sorted(out.values(), key=lambda e: e.path)
+
+
+def _list_tracked(reg: Registry, loc: Located, recursive: bool) -> list[Entry]:
+    """Entries inside a tracked directory, from its tree (the remote's, or the cache); no data."""
+    assert loc.meta is not None
+    cache = user_cache()
+    with reg.session(cache, None) as session:
+        session.fetch_trees([loc.meta.digest])
+    digest = loc.meta.digest
+    prefix = loc.target
+    if loc.subpath:
+        found = tr.lookup(cache, digest, loc.subpath)
+        if found is None:
+            raise PathError(f"{loc.target}/{loc.subpath}: not in the tracked directory {loc.target}")
+        if isinstance(found, FileRecord):
+            return [Entry(f"{loc.target}/{loc.subpath}", "file", found.size, True)]
+        digest, prefix = found.digest, f"{loc.target}/{loc.subpath}"
+    if recursive:
+        return [Entry(f"{prefix}/{rel}", "file", rec.size, True) for rel, rec in tr.walk(cache, digest)]
+    out = []
+    for name, rec in tr.iter_dir(cache, digest):
+        if isinstance(rec, DirRecord):
+            out.append(Entry(f"{prefix}/{name}", "dir", rec.size, True, rec.files))
+        else:
+            out.append(Entry(f"{prefix}/{name}", "file", rec.size, True))
+    return out

@@ -1,0 +1,178 @@
+"""The seed scenario and registry consumption: import, update, get, list and the Python API, by
+Git URL and revision, against a local-directory remote, SeaweedFS (S3) and read-only HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import fastreg.api
+from fastreg.registry import ops as reg
+from fastreg.repo.project import Project
+from tests.servers import start_http
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def make_registry(project: Path, run, make_images, remote_url: str, *options: tuple[str, str]) -> dict[str, dict]:
+    """v1: 20+20 train, 10+10 validation; v2: +20 train images. Tags cats-dogs-v1 and -v2."""
+    os.chdir(project)  # monkeypatch (used by the fixtures) restores the working directory afterwards
+    ds = project / "use-cases" / "cats-dogs"
+    make_images(ds, train=40, validation=20)
+    (project / "README.md").write_text("a registry\n")
+    run("remote", "add", "-d", "store", remote_url)
+    for option, value in options:
+        run("remote", "modify", "store", option, value)
+    run("add", "use-cases/cats-dogs")
+    run("push")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "cats-dogs v1")
+    git(project, "tag", "cats-dogs-v1")
+    v1 = files_under(ds)
+    make_images(ds, train=20, validation=0, start=500)
+    run("add", "use-cases/cats-dogs")
+    run("push")
+    git(project, "commit", "-qam", "cats-dogs v2")
+    git(project, "tag", "cats-dogs-v2")
+    return {"v1": v1, "v2": files_under(ds)}
+
+
+@pytest.fixture
+def consumer(tmp_path: Path, monkeypatch, run) -> Path:
+    root = tmp_path / "consumer"
+    root.mkdir()
+    git(root, "init", "-q")
+    monkeypatch.chdir(root)
+    run("init")
+    return root
+
+
+def scenario(registry: Path, versions: dict[str, dict], consumer: Path, run) -> None:
+    url = str(registry)
+    out, _ = run("import", url, "use-cases/cats-dogs", "--rev", "cats-dogs-v1")
+    assert files_under(consumer / "cats-dogs") == versions["v1"]
+    assert "/cats-dogs" in (consumer / ".gitignore").read_text()
+    meta = (consumer / "cats-dogs.fastreg").read_text()
+    assert 'rev = "cats-dogs-v1"' in meta and "rev_lock = " in meta and url in meta
+    new_bytes = sum(len(v) for k, v in versions["v2"].items() if k not in versions["v1"])
+    res = reg.update(Project.find(), "cats-dogs.fastreg", "cats-dogs-v2", None)
+    assert files_under(consumer / "cats-dogs") == versions["v2"]
+    assert res.downloaded == new_bytes  # only the new images travel
+    out, _ = run("update", "cats-dogs.fastreg")
+    assert "up to date" in out  # pinned to a tag: a plain update stays
+    out, _ = run("status")
+    assert "up to date" in out
+
+
+def test_seed_scenario_local_remote(tmp_path: Path, project: Path, run, make_images, consumer: Path,
+                                    monkeypatch) -> None:
+    versions = make_registry(project, run, make_images, str(tmp_path / "remote"))
+    monkeypatch.chdir(consumer)
+    scenario(project, versions, consumer, run)
+    # without --rev, import follows the default branch and a plain update moves with it
+    run("import", str(project), "use-cases/cats-dogs", "-o", "latest")
+    assert files_under(consumer / "latest") == versions["v2"]
+    monkeypatch.chdir(project)
+    (project / "use-cases/cats-dogs/data/train/cats/cat.0001.jpg").unlink()
+    run("add", "use-cases/cats-dogs")
+    run("push")
+    git(project, "commit", "-qam", "v3: one cat less")
+    monkeypatch.chdir(consumer)
+    out, _ = run("update", "latest.fastreg")
+    assert "Updated latest" in out
+    assert not (consumer / "latest/data/train/cats/cat.0001.jpg").exists()  # removed upstream, removed here
+    assert len(files_under(consumer / "latest")) == len(versions["v2"]) - 1
+
+
+def test_get_list_and_api_without_a_project(tmp_path: Path, project: Path, run, make_images, monkeypatch) -> None:
+    versions = make_registry(project, run, make_images, str(tmp_path / "remote"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    url = str(project)
+    image = "use-cases/cats-dogs/data/train/cats/cat.0001.jpg"
+    out, _ = run("get", url, image)
+    assert (outside / "cat.0001.jpg").read_bytes() == versions["v2"]["data/train/cats/cat.0001.jpg"]
+    assert os.access(outside / "cat.0001.jpg", os.W_OK)
+    res = reg.get(url, image, "again.jpg", None, None)
+    assert res.downloaded == 0  # the user-level cache has it
+    run("get", url, "use-cases/cats-dogs/data/validation", "-o", "val", "--rev", "cats-dogs-v1")
+    assert files_under(outside / "val") == {k[len("data/validation/"):]: v for k, v in versions["v1"].items()
+                                            if k.startswith("data/validation/")}
+    run("get", url, "README.md")
+    assert (outside / "README.md").read_text() == "a registry\n"
+    _, err = run("get", url, "README.md", rc=1)
+    assert "exists already" in err
+    # list
+    out, _ = run("list", url)
+    assert "README.md" in out and "use-cases/" in out
+    out, _ = run("list", url, "use-cases/cats-dogs/data/train", "--json")
+    listed = json.loads(out)
+    assert {e["path"] for e in listed} == {"use-cases/cats-dogs/data/train/cats", "use-cases/cats-dogs/data/train/dogs"}
+    out, _ = run("list", "-R", "--tracked-only", url)
+    assert out.count("\n") == len(versions["v2"]) + 1
+    # Python API
+    with fastreg.api.open(image, repo=url, rev="cats-dogs-v1") as f:
+        assert f.read() == versions["v1"]["data/train/cats/cat.0001.jpg"]
+    assert fastreg.api.read("README.md", repo=url) == "a registry\n"
+
+
+def test_registry_errors(tmp_path: Path, project: Path, run, make_images, consumer: Path, monkeypatch) -> None:
+    monkeypatch.chdir(project)
+    make_images(project / "ds", train=4, validation=2)
+    run("add", "ds")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "no remote")
+    monkeypatch.chdir(consumer)
+    url = str(project)
+    _, err = run("import", url, "ds", rc=1)
+    assert "no default remote" in err and url in err
+    _, err = run("get", url, "ds", "--rev", "no-such-rev", rc=1)
+    assert "revision 'no-such-rev' not found" in err
+    _, err = run("get", url, "../../etc/passwd", rc=1)
+    assert "without '..'" in err
+    _, err = run("get", url, "missing/file", rc=1)
+    assert "not found" in err
+    (consumer / "mine.txt").write_text("x")
+    run("add", "mine.txt")
+    _, err = run("update", "mine.txt.fastreg", rc=1)
+    assert "not an import" in err
+    _, err = run("import", url, "ds", "-o", "mine.txt", rc=1)
+    assert "exists already" in err and "--force" in err
+
+
+def test_seed_scenario_on_s3(tmp_path: Path, project: Path, run, make_images, consumer: Path, monkeypatch,
+                             seaweed, bucket) -> None:
+    versions = make_registry(project, run, make_images, f"s3://{bucket}/registry",
+                             ("endpoint_url", seaweed.endpoint))
+    monkeypatch.chdir(consumer)
+    scenario(project, versions, consumer, run)
+
+
+def test_seed_scenario_over_read_only_http(tmp_path: Path, project: Path, run, make_images, consumer: Path,
+                                           monkeypatch) -> None:
+    remote = tmp_path / "remote"
+    versions = make_registry(project, run, make_images, str(remote))
+    server = start_http(remote)
+    try:
+        # The registry publishes its remote over HTTP: consumers read through it, pushes fail clearly.
+        monkeypatch.chdir(project)
+        run("remote", "add", "-d", "-f", "store", server.url)
+        git(project, "commit", "-qam", "publish over HTTP")
+        git(project, "tag", "-f", "cats-dogs-v2")
+        _, err = run("push", rc=1)
+        assert "read-only" in err
+        monkeypatch.chdir(consumer)
+        scenario(project, versions, consumer, run)
+    finally:
+        server.stop()
