@@ -2,7 +2,9 @@
 # The main job end to end, on an embedded default: a cats-and-dogs image dataset added as v1
 # (1,800 images), pushed to a local-directory remote, tagged, grown by 1,000 images as v2, pushed
 # again (only the new images travel), status and checkout after damage, gc, then a fresh clone
-# of the Git repo pulls the data and checks out both versions.
+# of the Git repo pulls the data and checks out both versions; finally another project imports
+# the dataset at v1, updates it to v2 (downloading only the new images), and one image is fetched
+# without any project.
 # Runs in ./demo (recreated each time); needs only the virtualenv that `make demo` sets up.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
@@ -76,5 +78,34 @@ time "$FASTREG" pull
 diff -r "$DEMO/registry/use-cases/cats-dogs" "$DEMO/clone/use-cases/cats-dogs" && echo "clone is byte-identical"
 git checkout -q cats-dogs-v1 && "$FASTREG" pull -q && find use-cases/cats-dogs -type f | wc -l
 git checkout -q main && "$FASTREG" checkout -q
+
+step "a consumer project imports the dataset at v1 (a package manager for data)"
+export XDG_CACHE_HOME="$DEMO/user-cache"   # registry mirrors and the user-level cache, kept inside the demo
+mkdir -p "$DEMO/consumer" && cd "$DEMO/consumer"
+git init -q -b main
+git config user.email demo@fastreg.invalid
+git config user.name "fastreg demo"
+"$FASTREG" init -q
+time "$FASTREG" import "$DEMO/registry" use-cases/cats-dogs --rev cats-dogs-v1
+cat cats-dogs.fastreg
+find cats-dogs -type f | wc -l
+git add cats-dogs.fastreg .gitignore .fastreg && git commit -qm "Import cats-dogs v1"
+
+step "update the import to v2: only the 1,000 new images are downloaded"
+time "$FASTREG" update cats-dogs.fastreg --rev cats-dogs-v2
+find cats-dogs -type f | wc -l
+"$FASTREG" update cats-dogs.fastreg   # pinned to a tag: nothing to do
+diff -r "$DEMO/registry/use-cases/cats-dogs" cats-dogs && echo "consumer has exactly v2"
+
+step "one image without any project, and a look at the registry"
+cd "$DEMO"
+time "$FASTREG" get "$DEMO/registry" use-cases/cats-dogs/data/train/cats/cat.0001.jpg -o one-cat.jpg
+cmp one-cat.jpg "$DEMO/registry/use-cases/cats-dogs/data/train/cats/cat.0001.jpg" && echo "one-cat.jpg is byte-identical"
+"$FASTREG" list "$DEMO/registry" use-cases/cats-dogs/data --rev cats-dogs-v1
+"$PY" -c "
+import fastreg.api
+with fastreg.api.open('use-cases/cats-dogs/data/train/dogs/dog.0001.jpg', repo='$DEMO/registry', rev='cats-dogs-v1') as f:
+    print('fastreg.api.open read', len(f.read()), 'bytes of dog.0001.jpg at cats-dogs-v1')
+"
 echo
-echo "demo finished: the registry is in $DEMO/registry, its remote in $DEMO/remote, a clone in $DEMO/clone"
+echo "demo finished: registry $DEMO/registry (remote $DEMO/remote), clone $DEMO/clone, consumer $DEMO/consumer"
