@@ -274,6 +274,7 @@ def main() -> int:
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--skip-remote", action="store_true", help="skip push/pull (local remote and SeaweedFS)")
     ap.add_argument("--skip-s3", action="store_true", help="push/pull on the local remote only")
+    ap.add_argument("--skip-registry", action="store_true", help="skip get/import/update/list (needs SeaweedFS)")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = ap.parse_args()
     WORK.mkdir(exist_ok=True)
@@ -341,6 +342,10 @@ def main() -> int:
         from bench import remote as remote_bench
 
         lines += remote_bench.main(src, dvc, fastreg_cmd(), with_s3=not args.skip_s3)
+    if not args.skip_registry and not args.skip_s3:
+        from bench import registry as registry_bench
+
+        lines += registry_bench.main(src, dvc, fastreg_cmd())
     text = "\n".join(lines) + "\n"
     args.out.write_text(text)
     print(text)

@@ -83,6 +83,8 @@ class FaultProxy:
             self.counts["delay"] += 1
             await asyncio.sleep(0.2)
         self.counts["forwarded"] += 1
+        if request.method == "HEAD":
+            self.counts["heads"] += 1
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         headers["Host"] = request.headers.get("Host", "")
         assert self._session is not None
@@ -90,4 +92,12 @@ class FaultProxy:
                                          data=io.BytesIO(body), allow_redirects=False) as resp:
             data = await resp.read()
             out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in _HOP}
+            self.counts["bytes_out"] += len(data)
+            self.counts["requests"] += 1
+            if request.method == "HEAD":
+                # No body, but the client must see the object's real Content-Length.
+                head = web.StreamResponse(status=resp.status, headers=out_headers)
+                head.content_length = int(resp.headers.get("Content-Length", "0"))
+                await head.prepare(request)
+                return head
             return web.Response(status=resp.status, headers=out_headers, body=data)

@@ -1,0 +1,156 @@
+"""Registry consumption side by side: fastreg vs DVC on the same 10k-image registry on SeaweedFS,
+through a counting proxy on 127.0.0.1 (bytes and requests each tool really moves):
+get of one image (warm registry mirror), get of the whole dataset, import --rev v1, update --rev
+v2 (+1,000 images), list -R."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / "work"
+sys.path.insert(0, str(ROOT))
+
+from bench.gen import images  # noqa: E402
+
+
+def sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    dt = time.perf_counter() - t
+    if p.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd)} failed in {cwd}:\n{p.stdout}\n{p.stderr}")
+    return dt
+
+
+def build_registry(
+    tool: str, path: Path, src: Path, url: str, endpoint: str, t: dict[str, list[str]], env: dict[str, str]
+) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    for args in (["init", "-q", "-b", "main"], ["config", "user.email", "b@x"], ["config", "user.name", "b"]):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    data = path / "use-cases" / "cats-dogs"
+    data.parent.mkdir(parents=True)
+    subprocess.run(["cp", "-a", str(src), str(data)], check=True)
+    cmd = t[tool]
+    if tool == "fastreg":
+        sh([*cmd, "init", "-q"], path, env)
+        sh([*cmd, "remote", "add", "-d", "store", url], path, env)
+        sh([*cmd, "remote", "modify", "store", "endpoint_url", endpoint], path, env)
+    else:
+        sh([*cmd, "init", "-q"], path, env)
+        sh([*cmd, "remote", "add", "-d", "store", url], path, env)
+        sh([*cmd, "remote", "modify", "store", "endpointurl", endpoint], path, env)
+        sh([*cmd, "config", "core.autostage", "false"], path, env)
+    for version, extra in (("v1", None), ("v2", 1000)):
+        if extra:
+            images(data, extra // 2, extra // 2, 90_000, seed=13, mean_kb=100)
+        sh([*cmd, "add", "-q", "use-cases/cats-dogs"], path, env)
+        sh([*cmd, "push", "-q"], path, env)
+        subprocess.run(["git", "add", "-A"], cwd=path, check=True)
+        subprocess.run(["git", "commit", "-qm", version], cwd=path, check=True)
+        subprocess.run(["git", "tag", f"cats-dogs-{version}"], cwd=path, check=True)
+    # Consumers must go to the remote: DVC would otherwise read a local registry's own cache.
+    shutil.rmtree(path / (".fastreg" if tool == "fastreg" else ".dvc") / "cache", ignore_errors=True)
+
+
+def main(src: Path, dvc: Path, fastreg: list[str]) -> list[str]:
+    from tests.faultproxy import FaultProxy
+    from tests.servers import ACCESS_KEY, SECRET_KEY, make_bucket, start_seaweed
+
+    src = src.resolve()
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "XDG_CACHE_HOME": str(WORK / "xdg"),
+    }
+    os.environ.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+    tools = {"fastreg": fastreg, "dvc": [str(dvc)]}
+    res: dict[str, float] = {}
+    server = start_seaweed()
+    try:
+        with FaultProxy(server.endpoint, error_rate=0, reset_rate=0, delay_rate=0) as proxy:
+            for tool in ("fastreg", "dvc"):
+                make_bucket(server.endpoint, f"reg-{tool}")
+                reg = WORK / f"registry-{tool}"
+                print(f"bench: building the {tool} registry", file=sys.stderr)
+                build_registry(tool, reg, src, f"s3://reg-{tool}/store", proxy.url, tools, env)
+                shutil.rmtree(WORK / "xdg", ignore_errors=True)
+                out = WORK / f"consume-{tool}"
+                shutil.rmtree(out, ignore_errors=True)
+                out.mkdir()
+                cmd = tools[tool]
+                url = str(reg)
+                image = "use-cases/cats-dogs/data/train/cats/cat.0001.jpg"
+                # warm the registry mirror (fastreg keeps one; DVC clones every time anyway)
+                sh([*cmd, "list", url], out, env)
+                shutil.rmtree(WORK / "xdg" / "fastreg" / "cache", ignore_errors=True)
+
+                def measured(name: str, args: list[str], cwd: Path, tool: str = tool, cmd: list[str] = cmd) -> None:
+                    # cold data caches for both tools (fastreg keeps its Git mirror: that is the point)
+                    shutil.rmtree(WORK / "xdg" / "fastreg" / "cache", ignore_errors=True)
+                    shutil.rmtree(WORK / "xdg" / "dvc", ignore_errors=True)
+                    before = dict(proxy.counts)
+                    res[f"{tool}/{name}"] = sh([*cmd, *args], cwd, env)
+                    res[f"{tool}/{name}/bytes"] = proxy.counts["bytes_out"] - before.get("bytes_out", 0)
+                    res[f"{tool}/{name}/requests"] = proxy.counts["requests"] - before.get("requests", 0)
+
+                measured("get-one", ["get", url, image, "-o", "one.jpg"], out)
+                measured("get-all", ["get", url, "use-cases/cats-dogs", "-o", "all"], out)
+                proj = out / "project"
+                proj.mkdir()
+                subprocess.run(["git", "init", "-q"], cwd=proj, check=True)
+                sh([*cmd, "init", "-q"], proj, env)
+                measured("import-v1", ["import", url, "use-cases/cats-dogs", "--rev", "cats-dogs-v1", "-o", "cd"], proj)
+                update = ["update", "cd.fastreg" if tool == "fastreg" else "cd.dvc", "--rev", "cats-dogs-v2"]
+                before_update = dict(proxy.counts)
+                res[f"{tool}/update-v2"] = sh([*cmd, *update], proj, env)  # project cache kept: v1 is there
+                res[f"{tool}/update-v2/bytes"] = proxy.counts["bytes_out"] - before_update.get("bytes_out", 0)
+                res[f"{tool}/update-v2/requests"] = proxy.counts["requests"] - before_update.get("requests", 0)
+                measured("list", ["list", "-R", url], out)
+                shutil.rmtree(out)
+    finally:
+        server.stop()
+    lines = [
+        "",
+        "## Registry consumption (10k-image registry on SeaweedFS, through a counting proxy)",
+        "",
+        "Same registry content for both tools, same run; bytes and requests are what went through the "
+        "proxy between the tool and SeaweedFS (Git traffic is local).",
+        "",
+        "| operation | fastreg (s) | DVC (s) | DVC / fastreg | fastreg bytes / requests | DVC bytes / requests |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, key in (
+        ("get one image (warm registry mirror)", "get-one"),
+        ("get the whole dataset", "get-all"),
+        ("import --rev v1", "import-v1"),
+        ("update --rev v2 (+1,000 images)", "update-v2"),
+        ("list -R", "list"),
+    ):
+        f, d = res[f"fastreg/{key}"], res[f"dvc/{key}"]
+        lines.append(
+            f"| {label} | {f:.2f} | {d:.2f} | **{d / f:.1f}×** | "
+            f"{res[f'fastreg/{key}/bytes'] / 1e6:.2f} MB / {res[f'fastreg/{key}/requests']:.0f} | "
+            f"{res[f'dvc/{key}/bytes'] / 1e6:.2f} MB / {res[f'dvc/{key}/requests']:.0f} |"
+        )
+    return lines
+
+
+if __name__ == "__main__":
+    from bench.run import ensure_dvc, fastreg_cmd
+
+    src = WORK / "images-10000"
+    if not src.exists():
+        images(src, 5000, 5000, 1, seed=7, mean_kb=100)
+    print("\n".join(main(src, ensure_dvc(), fastreg_cmd())))
