@@ -58,8 +58,10 @@ def build_registry(
         subprocess.run(["git", "add", "-A"], cwd=path, check=True)
         subprocess.run(["git", "commit", "-qm", version], cwd=path, check=True)
         subprocess.run(["git", "tag", f"cats-dogs-{version}"], cwd=path, check=True)
-    # Consumers must go to the remote: DVC would otherwise read a local registry's own cache.
+    # Consumers must go to the remote: DVC would otherwise read a local registry's own cache or
+    # even its workspace copy of the data.
     shutil.rmtree(path / (".fastreg" if tool == "fastreg" else ".dvc") / "cache", ignore_errors=True)
+    shutil.rmtree(data)
 
 
 def main(src: Path, dvc: Path, fastreg: list[str]) -> list[str]:

@@ -176,3 +176,36 @@ def test_seed_scenario_over_read_only_http(tmp_path: Path, project: Path, run, m
         scenario(project, versions, consumer, run)
     finally:
         server.stop()
+
+
+def test_get_one_file_reads_only_its_path(tmp_path: Path, project: Path, run, make_images, monkeypatch,
+                                          seaweed, bucket) -> None:
+    """One image out of a sharded directory: the tree nodes on its path, its node's locator hint,
+    one index segment and one ranged GET, not the whole manifest or every segment."""
+    from tests.faultproxy import FaultProxy
+
+    with FaultProxy(seaweed.endpoint, error_rate=0, reset_rate=0, delay_rate=0) as proxy:
+        os.chdir(project)
+        ds = project / "ds"
+        make_images(ds, train=2400, validation=0, mean_kb=2)  # 1,200 cats: a sharded directory
+        run("remote", "add", "-d", "store", f"s3://{bucket}/r")
+        run("remote", "modify", "store", "endpoint_url", proxy.url)
+        run("remote", "modify", "store", "pack_size", "1M")
+        run("add", "ds")
+        run("push")
+        git(project, "add", "-A")
+        git(project, "commit", "-qm", "data")
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        monkeypatch.chdir(outside)
+        image = "ds/data/train/cats/cat.0700.jpg"
+        before = dict(proxy.counts)
+        run("get", str(project), image)
+        moved = proxy.counts["bytes_out"] - before["bytes_out"]
+        requests = proxy.counts["requests"] - before["requests"]
+    size = (outside / "cat.0700.jpg").stat().st_size
+    assert (outside / "cat.0700.jpg").read_bytes() == (ds / "data/train/cats/cat.0700.jpg").read_bytes()
+    whole_tree = sum(p.stat().st_size for p in (project / ".fastreg/cache/trees").rglob("*") if p.is_file())
+    all_segments = 24 * 2400  # one 24-byte index entry per image
+    assert moved < size + 0.6 * (whole_tree + all_segments), (moved, size, whole_tree)
+    assert requests <= 12, requests

@@ -241,3 +241,46 @@ def child_nodes(data: bytes, digest: bytes) -> list[bytes]:
     if kind == "index":
         return [s[1] for s in body]
     return [rec.digest for _, rec in (_decode_entry(raw, digest) for raw in body) if isinstance(rec, DirRecord)]
+
+
+def locate(store: TreeStore, digest: bytes, relpath: str) -> tuple[bytes, Record] | None:
+    """Like lookup, and also the digest of the node (directory or shard) whose entries hold the
+    record: the node a push writes a locator hint for."""
+    rec: Record = DirRecord(0, digest, 0)
+    node = digest
+    for part in relpath.strip("/").split("/"):
+        if not isinstance(rec, DirRecord):
+            return None
+        kind, body = _decode_node(store.get_tree(rec.digest), rec.digest)
+        node = rec.digest
+        if kind == "index":
+            firsts = [s[0] for s in body]
+            i = bisect.bisect_right(firsts, part) - 1
+            if i < 0:
+                return None
+            node = body[i][1]
+            kind, body = _decode_node(store.get_tree(node), node)
+        names = [raw[0] for raw in body]
+        i = bisect.bisect_left(names, part)
+        if i >= len(names) or names[i] != part:
+            return None
+        rec = _decode_entry(body[i], node)[1]
+    return node, rec
+
+
+def file_nodes(store: TreeStore, digest: bytes) -> Iterator[tuple[bytes, list[FileRecord]]]:
+    """Every node (directory or shard) under digest that holds file entries, with its files."""
+    kind, body = _decode_node(store.get_tree(digest), digest)
+    if kind == "index":
+        for shard in body:
+            yield from file_nodes(store, shard[1])
+        return
+    files = []
+    for raw in body:
+        _, rec = _decode_entry(raw, digest)
+        if isinstance(rec, DirRecord):
+            yield from file_nodes(store, rec.digest)
+        else:
+            files.append(rec)
+    if files:
+        yield digest, files

@@ -40,6 +40,20 @@ def _safe_name(name: str, where: str) -> None:
         raise FastregError(f"registry tree {where} has an unsafe entry name {name!r}; refusing to write it")
 
 
+class _LazyTrees:
+    """A TreeStore that reads nodes from the cache, or from the remote on first use."""
+
+    def __init__(self, session: RemoteSession, cache: Cache) -> None:
+        self.session = session
+        self.cache = cache
+
+    def get_tree(self, digest: bytes) -> bytes:
+        return self.session.fetch_tree_node(digest)
+
+    def put_tree(self, data: bytes) -> bytes:
+        return self.cache.put_tree(data)
+
+
 @dataclass(frozen=True, slots=True)
 class Located:
     """What PATH is in the registry at a commit."""
@@ -128,9 +142,22 @@ def _select(reg: Registry, loc: Located, session: RemoteSession, cache: Cache
     assert loc.meta is not None
     meta = loc.meta
     if meta.kind == "file":
-        rec = (FileRecord(meta.size, meta.digest, b"", meta.executable) if cache.has_file(meta.digest)
-               else session.fetch_record(meta.digest, meta.size))
+        if cache.has_file(meta.digest):
+            rec = FileRecord(meta.size, meta.digest, b"", meta.executable)
+        else:
+            rec = session.fetch_record(meta.digest, meta.size)
+            session.refresh_from_hints([meta.digest])
         return [("", rec)], "file", meta.digest, meta.size, 1
+    if loc.subpath is not None:
+        # One file inside a tracked directory: read only the tree nodes on its path, and the
+        # index segments its node's locator hint names (a few KB, not the whole manifest).
+        located = tr.locate(_LazyTrees(session, cache), meta.digest, loc.subpath)
+        if located is not None:
+            node, frec = located
+            if isinstance(frec, FileRecord):
+                if not cache.has_file(frec.digest):
+                    session.refresh_from_hints([node])
+                return [("", frec)], "file", frec.digest, frec.size, 1
     session.fetch_trees([meta.digest])
     digest, kind = meta.digest, "dir"
     if loc.subpath is not None:

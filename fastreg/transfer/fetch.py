@@ -70,6 +70,21 @@ async def fetch_trees(store: Store, cache: Cache, roots: list[bytes]) -> int:
     return fetched
 
 
+async def fetch_node(store: Store, cache: Cache, digest: bytes) -> bytes:
+    """One tree node, from the local cache or the remote (verified, then cached)."""
+    if cache.tree_path(digest).exists():
+        return await asyncio.to_thread(cache.get_tree, digest)
+    key = pk.tree_key(digest)
+    try:
+        data = await store.get(key)
+    except ObjectNotFound:
+        raise FastregError(f"{store.where(key)} is missing: the data was not pushed to {store.url}") from None
+    if digest_bytes(data) != digest:
+        raise IntegrityError(f"{store.where(key)} is corrupt (content does not match its digest)")
+    await asyncio.to_thread(cache.put_tree, data)
+    return data
+
+
 async def fetch_record(store: Store, digest: bytes, size: int) -> FileRecord:
     """The chunk list of a single-file target (files up to the whole-file limit have none)."""
     key = pk.record_key(digest)

@@ -147,6 +147,19 @@ class RemoteIndex:
                 last = r[:16]
         self.table = b"".join(out)
 
+    async def refresh_hints(self, store: Store, nodes: Iterable[bytes]) -> int:
+        """Merge the segments named by the locator hints of `nodes` (a few small GETs instead of
+        listing and reading every segment of the remote)."""
+        names: list[str] = []
+        for node in nodes:
+            try:
+                data = await store.get(pk.roots_key(node))
+            except ObjectNotFound:
+                continue
+            self.requests += 1
+            names += pk.decode_roots(data, store.where(pk.roots_key(node)))
+        return await self._merge_named(store, names)
+
     async def refresh(self, store: Store, roots: Iterable[bytes] = ()) -> int:
         """Merge segments the mirror has not seen: by listing index/, or, on a remote that
         cannot be listed, through the root hints of `roots`. Returns how many were new."""
@@ -169,6 +182,11 @@ class RemoteIndex:
                     continue
                 self.requests += 1
                 names += pk.decode_roots(data, store.where(pk.roots_key(root)))
+        n = await self._merge_named(store, names)
+        self.refreshed = True
+        return n
+
+    async def _merge_named(self, store: Store, names: Iterable[str]) -> int:
         todo = sorted({n for n in names if n not in self.segments})
 
         async def fetch(name: str) -> tuple[str, pk.IndexSegment]:
@@ -183,7 +201,6 @@ class RemoteIndex:
             results += await asyncio.gather(*(fetch(n) for n in todo[i : i + 64]))
         self.requests += len(todo)
         self.merge(results)
-        self.refreshed = True
         return len(todo)
 
 

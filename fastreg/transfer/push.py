@@ -94,7 +94,8 @@ def build_pack(cache: Cache, plan: PackPlan) -> tuple[bytes, bytes, pk.IndexSegm
 
 async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[FileRecord], trees: list[bytes],
                records: list[FileRecord], roots: dict[bytes, list[FileRecord]], jobs: int, pack_size: int,
-               progress: Progress | None = None) -> PushResult:
+               progress: Progress | None = None, node_files: list[tuple[bytes, list[FileRecord]]] | None = None
+               ) -> PushResult:
     if not mirror.refreshed:
         await mirror.refresh(store)
     await ensure_format(store, mirror, create=True)  # checked whenever the mirror knows no segment
@@ -160,9 +161,12 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
     await asyncio.gather(*tasks)
     mirror.trees.update(trees)
     mirror.records.update(r.digest for r in records)
-    # Root hints: which segments hold each target's chunks (what a reader that cannot list needs).
+    # Locator hints: which segments hold the chunks of each target, and of each tree node that
+    # holds files (so one file is found by reading its node's hint and a segment or two, and a
+    # reader that cannot list finds what it needs at all).
     hint_tasks = []
-    for root, recs in roots.items():
+    node_files = node_files or []
+    for root, recs in {**roots, **dict(node_files)}.items():
         if root in mirror.roots:
             continue
         names = set()
@@ -175,6 +179,7 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
         hint_tasks.append(put_object(pk.roots_key(root), pk.encode_roots(sorted(names))))
     await asyncio.gather(*hint_tasks)
     mirror.roots.update(roots)
+    mirror.roots.update(d for d, _ in node_files)
     mirror.save()
     return PushResult(totals["packs"], totals["bytes"], totals["chunks"], objects,
                       requests + totals["requests"] + objects)

@@ -36,9 +36,19 @@ class RemoteSession:
 
     def push(self, files: list[FileRecord], trees: list[bytes], records: list[FileRecord],
              roots: dict[bytes, list[FileRecord]], pack_size: int,
-             progress: Progress | None = None) -> push_mod.PushResult:
+             progress: Progress | None = None,
+             node_files: list[tuple[bytes, list[FileRecord]]] | None = None) -> push_mod.PushResult:
         return self._runner.run(push_mod.push(self.store, self.cache, self.mirror, files, trees, records, roots,
-                                              self.jobs, pack_size, progress))
+                                              self.jobs, pack_size, progress, node_files or []))
+
+    def refresh_from_hints(self, nodes: list[bytes]) -> int:
+        """Merge only the index segments the locator hints of `nodes` name (no listing)."""
+        n = self._runner.run(self.mirror.refresh_hints(self.store, nodes))
+        self.mirror.save()
+        return n
+
+    def fetch_tree_node(self, digest: bytes) -> bytes:
+        return self._runner.run(fetch_mod.fetch_node(self.store, self.cache, digest))
 
     def check_format(self) -> None:
         self._runner.run(push_mod.ensure_format(self.store, self.mirror, create=False))
