@@ -177,25 +177,52 @@ def _select(reg: Registry, loc: Located, session: RemoteSession, cache: Cache
 
 
 def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path) -> None:
-    """Materialize into a temp path beside out, then rename: nothing half-written at out."""
+    """Materialize into a temp path beside out, then rename: nothing half-written at out.
+    Each cache object is read, verified against its digest and copied in one native pass, in
+    parallel batches."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastreg.chunking import default_chunker
+    from fastreg.errors import IntegrityError
+
     tmp = out.with_name(f".{out.name}.fastreg-get-{os.urandom(4).hex()}")
+
+    def copy_batch(batch: list[tuple[Path, FileRecord]]) -> None:
+        results = default_chunker().hash_files(
+            [cache.file_path(rec.digest) for _, rec in batch], copy_to=[dest for dest, _ in batch],
+            copy_modes=[0o755 if rec.executable else 0o644 for _, rec in batch])
+        for (dest, rec), (_, digest, *_rest) in zip(batch, results, strict=True):
+            if digest != rec.digest:
+                raise IntegrityError(f"cache object {cache.file_path(rec.digest)} is corrupt (content does not "
+                                     f"match its digest); {dest.name} was not written: delete it and retry")
+
     try:
         if len(files) == 1 and files[0][0] == "":
-            cache.place(files[0][1].digest, tmp, files[0][1].executable)
+            copy_batch([(tmp, files[0][1])])
         else:
             tmp.mkdir()
+            todo = []
             for rel, rec in files:
                 dest = tmp / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                cache.place(rec.digest, dest, rec.executable)
+                todo.append((dest, rec))
+            with ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
+                list(pool.map(copy_batch, [todo[i : i + 64] for i in range(0, len(todo), 64)]))
         os.replace(tmp, out) if not out.exists() else _swap(tmp, out)
+    except OSError as exc:
+        _discard(tmp)
+        raise FastregError(f"cannot write {out}: {exc.strerror or exc}") from None
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        _discard(tmp)
         raise
+
+
+def _discard(tmp: Path) -> None:
+    if tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def _swap(tmp: Path, out: Path) -> None:
