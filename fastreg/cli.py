@@ -143,6 +143,23 @@ def cmd_status(args: argparse.Namespace) -> int:
                     print(f"    {label + ':':10} ... and {len(items) - limit} more (-v lists all)")
         else:
             print(f"{r.target.rel}:\n    modified")
+    # Imports that follow a branch: has the source moved? (one `git ls-remote` each, no clone)
+    from fastreg.errors import FastregError as _Err
+
+    for r in results:
+        try:
+            meta = project.read_meta(r.target)
+        except _Err:
+            continue
+        if meta.source is None:
+            continue
+        from fastreg.registry.git import moved_head
+
+        head = moved_head(meta.source.url, meta.source.rev, meta.source.rev_lock)
+        if head is not None:
+            dirty = True
+            print(f"{r.target.rel}:\n    import source {meta.source.rev or 'default branch'} moved to {head[:10]}; "
+                  f"run `fastreg update {r.target.rel}.fastreg`")
     if not dirty:
         _say(args, "Data and metafiles are up to date." if results else "Nothing is tracked yet.")
     return 0

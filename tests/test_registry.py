@@ -88,8 +88,13 @@ def test_seed_scenario_local_remote(tmp_path: Path, project: Path, run, make_ima
     run("push")
     git(project, "commit", "-qam", "v3: one cat less")
     monkeypatch.chdir(consumer)
+    out, _ = run("status")
+    assert "import source default branch moved to" in out and "fastreg update latest.fastreg" in out
+    assert "cats-dogs:" not in out  # pinned to a tag: never reported
     out, _ = run("update", "latest.fastreg")
     assert "Updated latest" in out
+    out, _ = run("status")
+    assert "up to date" in out
     assert not (consumer / "latest/data/train/cats/cat.0001.jpg").exists()  # removed upstream, removed here
     assert len(files_under(consumer / "latest")) == len(versions["v2"]) - 1
 

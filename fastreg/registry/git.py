@@ -117,3 +117,17 @@ class Mirror:
             _, typ, _, size = info.split(maxsplit=3)
             entries.append((name.decode(errors="replace"), typ.decode(), int(size) if size.strip() != b"-" else 0))
         return entries
+
+
+def moved_head(url: str, rev: str | None, rev_lock: str) -> str | None:
+    """For an import that follows a branch (or the default branch), the branch's current commit
+    when it is no longer rev_lock; None when pinned (tag or commit), unchanged, or unreachable.
+    One `git ls-remote`, no clone."""
+    p = _git(["ls-remote", normalize_url(url), rev or "HEAD"], check=False)
+    if p.returncode != 0:
+        return None
+    for line in p.stdout.decode(errors="replace").splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref in (f"refs/heads/{rev}", "HEAD") and _SHA.fullmatch(sha):
+            return sha if sha != rev_lock else None
+    return None
