@@ -6,13 +6,16 @@
     text = fastreg.api.read("README.md", repo=URL)                  # plain Git files work too
     fastreg.api.get("use-cases/cats-dogs", repo=URL, out="cats-dogs")
 
-Tracked files are fetched into the user-level cache (only the chunks of that file, by ranged
-reads, verified) and opened from there; a second open of the same data downloads nothing.
+open() streams: each read fetches only the chunks it touches (ranged GETs, verified against their
+digests); a file already in the user-level cache is read from there. get() downloads into that
+cache, so a later open() of the same data downloads nothing.
 """
 
 from __future__ import annotations
 
+import bisect
 import io
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,41 +24,95 @@ from typing import IO, Any
 from fastreg.errors import FastregError, PathError
 
 
-def _local_file(path: str, repo: str, rev: str | None) -> tuple[Path | None, bytes | None]:
-    """The cached file for a tracked path, or the bytes of a plain Git file."""
-    from fastreg.objects.tree import FileRecord
-    from fastreg.registry import ops as reg
+class _RemoteFile(io.RawIOBase):
+    """A read-only, seekable view of a registry file that fetches only the chunks a read
+    touches (one ranged GET each, verified), keeping the last few in memory."""
 
-    registry = reg.Registry(repo, rev)
-    loc = registry.locate(path)
-    if loc.meta is None:
-        return None, registry.git.read(registry.commit, loc.target) or b""
-    cache = reg.user_cache()
-    with registry.session(cache, None) as session:
-        files, kind, *_ = reg._select(registry, loc, session, cache)
-        if kind != "file":
-            raise PathError(f"{path}: a directory; open its files, or use fastreg.api.get to download it")
-        rec: FileRecord = files[0][1]
-        session.fetch_files([rec], [loc.meta.digest])
-    return cache.file_path(rec.digest), None
+    def __init__(self, session: Any, chunks: list[tuple[bytes, int]], size: int) -> None:
+        self._session = session
+        self._chunks = chunks
+        self._starts = list(itertools.accumulate([0] + [n for _, n in chunks]))[:-1]
+        self._size = size
+        self._pos = 0
+        self._recent: dict[int, bytes] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def _chunk(self, i: int) -> bytes:
+        if i not in self._recent:
+            if len(self._recent) >= 4:
+                self._recent.pop(next(iter(self._recent)))
+            digest, length = self._chunks[i]
+            self._recent[i] = self._session.read_chunk(digest, length)
+        return self._recent[i]
+
+    def readinto(self, b: Any) -> int:
+        if self._pos >= self._size:
+            return 0
+        i = bisect.bisect_right(self._starts, self._pos) - 1
+        data = self._chunk(i)
+        off = self._pos - self._starts[i]
+        n = min(len(b), len(data) - off)
+        b[:n] = data[off : off + n]
+        self._pos += n
+        return n
 
 
 @contextmanager
 def open(path: str, repo: str, rev: str | None = None, mode: str = "rb",
          encoding: str | None = None) -> Iterator[IO[Any]]:
-    """A registry file as a read-only file object (binary with mode="rb", text with mode="r")."""
+    """A registry file as a read-only, seekable file object (binary with mode="rb", text with
+    mode="r"). Reads fetch only the chunks they touch; plain Git files come from the mirror."""
+    from fastreg.chunking import iter_chunks
+    from fastreg.registry import ops as reg
+
     if mode not in ("r", "rb", "rt"):
         raise FastregError(f"mode {mode!r}: registry files are read-only; use 'r' or 'rb'")
-    local, data = _local_file(path, repo, rev)
-    if local is not None:
-        f: IO[Any] = local.open(mode, encoding=encoding) if "b" not in mode else local.open("rb")
+    registry = reg.Registry(repo, rev)
+    loc = registry.locate(path)
+    raw: io.RawIOBase | io.BytesIO
+    session = None
+    if loc.meta is None:
+        raw = io.BytesIO(registry.git.read(registry.commit, loc.target) or b"")
     else:
-        assert data is not None
-        f = io.BytesIO(data) if "b" in mode else io.TextIOWrapper(io.BytesIO(data), encoding=encoding or "utf-8")
+        cache = reg.user_cache()
+        session = registry.session(cache, None)
+        try:
+            files, kind, *_ = reg._select(registry, loc, session, cache)
+            if kind != "file":
+                raise PathError(f"{path}: a directory; open its files, or use fastreg.api.get to download it")
+            rec = files[0][1]
+            if cache.has_file(rec.digest):
+                raw = cache.file_path(rec.digest).open("rb", buffering=0)
+            else:
+                chunks = iter_chunks(rec.chunks, rec.digest, rec.size)
+                if any(not session.mirror.has(d) for d, _ in chunks):
+                    session.refresh([loc.meta.digest])
+                raw = _RemoteFile(session, chunks, rec.size)
+        except BaseException:
+            session.__exit__(None, None, None)
+            raise
+    f: IO[Any] = io.BufferedReader(raw, buffer_size=1 << 20)
+    if "b" not in mode:
+        f = io.TextIOWrapper(f, encoding=encoding or "utf-8")
     try:
         yield f
     finally:
         f.close()
+        if session is not None:
+            session.__exit__(None, None, None)
 
 
 def read(path: str, repo: str, rev: str | None = None, mode: str = "r", encoding: str | None = None) -> Any:

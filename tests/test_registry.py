@@ -214,3 +214,30 @@ def test_get_one_file_reads_only_its_path(tmp_path: Path, project: Path, run, ma
     all_segments = 24 * 2400  # one 24-byte index entry per image
     assert moved < size + 0.6 * (whole_tree + all_segments), (moved, size, whole_tree)
     assert requests <= 12, requests
+
+
+def test_api_open_reads_only_the_chunks_it_needs(tmp_path: Path, project: Path, run, monkeypatch,
+                                                 seaweed, bucket) -> None:
+    from bench.gen import large
+    from tests.faultproxy import FaultProxy
+
+    with FaultProxy(seaweed.endpoint, error_rate=0, reset_rate=0, delay_rate=0) as proxy:
+        os.chdir(project)
+        large(project / "model.bin", 32 << 20, seed=4)
+        run("remote", "add", "-d", "store", f"s3://{bucket}/r")
+        run("remote", "modify", "store", "endpoint_url", proxy.url)
+        run("add", "model.bin")
+        run("push")
+        git(project, "add", "-A")
+        git(project, "commit", "-qm", "model")
+        monkeypatch.chdir(tmp_path)
+        whole = (project / "model.bin").read_bytes()
+        before = proxy.counts["bytes_out"]
+        with fastreg.api.open("model.bin", repo=str(project)) as f:
+            assert f.read(100) == whole[:100]
+            f.seek(20 << 20)
+            assert f.read(5000) == whole[20 << 20 : (20 << 20) + 5000]
+            f.seek(-10, os.SEEK_END)
+            assert f.read() == whole[-10:]
+        moved = proxy.counts["bytes_out"] - before
+    assert moved < 2 << 20, moved  # a few 64 KiB chunks and index entries, not the 32 MiB file

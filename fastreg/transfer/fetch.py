@@ -85,6 +85,17 @@ async def fetch_node(store: Store, cache: Cache, digest: bytes) -> bytes:
     return data
 
 
+async def read_chunk(store: Store, mirror: RemoteIndex, digest: bytes, length: int) -> bytes:
+    loc = mirror.find(digest)
+    if loc is None:
+        raise FastregError(f"{store.url} does not have chunk {digest.hex()}; was it pushed?")
+    key = pk.pack_key(loc.pack)
+    data = await store.get(key, loc.offset, loc.offset + loc.length)
+    if len(data) != length or xxhash.xxh3_128_digest(data) != digest:
+        raise IntegrityError(f"{store.where(key)} is corrupt or truncated at chunk {digest.hex()}")
+    return data
+
+
 async def fetch_record(store: Store, digest: bytes, size: int) -> FileRecord:
     """The chunk list of a single-file target (files up to the whole-file limit have none)."""
     key = pk.record_key(digest)

@@ -73,3 +73,7 @@ class RemoteSession:
            keep_roots: dict[bytes, list[bytes]], grace: float) -> gc_mod.RemoteGcResult:
         return self._runner.run(gc_mod.gc(self.store, self.mirror, keep_chunks, keep_trees, keep_records,
                                           keep_roots, grace, self.jobs))
+
+    def read_chunk(self, digest: bytes, length: int) -> bytes:
+        """One chunk straight from its pack (a ranged GET), verified; for streaming reads."""
+        return self._runner.run(fetch_mod.read_chunk(self.store, self.mirror, digest, length))
