@@ -45,7 +45,3 @@ class IntegrityError(FastregError):
     """Bytes do not match their digest: a corrupt cache or remote object."""
 
     exit_code = 3
-
-
-class CacheMissingError(FastregError):
-    """Objects a metafile refers to are not in the local cache."""

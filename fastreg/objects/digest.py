@@ -6,7 +6,6 @@ import re
 
 import xxhash
 
-DIGEST_SIZE = 16
 _HEX = re.compile(r"[0-9a-f]{32}")
 
 digest_bytes = xxhash.xxh3_128_digest

@@ -182,19 +182,12 @@ def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path) -> None
     parallel batches."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from fastreg.chunking import default_chunker
-    from fastreg.errors import IntegrityError
-
     tmp = out.with_name(f".{out.name}.fastreg-get-{os.urandom(4).hex()}")
 
     def copy_batch(batch: list[tuple[Path, FileRecord]]) -> None:
-        results = default_chunker().hash_files(
-            [cache.file_path(rec.digest) for _, rec in batch], copy_to=[dest for dest, _ in batch],
-            copy_modes=[0o755 if rec.executable else 0o644 for _, rec in batch])
-        for (dest, rec), (_, digest, *_rest) in zip(batch, results, strict=True):
-            if digest != rec.digest:
-                raise IntegrityError(f"cache object {cache.file_path(rec.digest)} is corrupt (content does not "
-                                     f"match its digest); {dest.name} was not written: delete it and retry")
+        for err in cache.copy_verified([(dest, rec.digest, rec.executable) for dest, rec in batch]):
+            if err is not None:
+                raise err
 
     try:
         if len(files) == 1 and files[0][0] == "":

@@ -14,7 +14,6 @@ import errno
 import fcntl
 import itertools
 import os
-import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -279,12 +278,6 @@ class Cache:
         with open(src, "rb") as fi, open(dst, "xb") as fo:
             fcntl.ioctl(fo.fileno(), FICLONE, fi.fileno())
 
-    def verify_file(self, digest: bytes) -> bool:
-        try:
-            return file_digest(self.file_path(digest)) == digest
-        except FileNotFoundError:
-            return False
-
     def place(self, digest: bytes, dest: str | Path, exec_bit: bool, verify: bool = True) -> str:
         """Materialize the cached object at dest (temp name + rename), by the first link type
         that works.  With verify, the object is hashed first and an IntegrityError raised (and
@@ -314,6 +307,28 @@ class Cache:
         if used is None:
             raise FastregError(f"cannot check out {dest}: none of cache.type {','.join(self.link_types)} works")
         return used
+
+    def copy_verified(self, items: list[tuple[Path, bytes, bool]]) -> list[IntegrityError | None]:
+        """Copy cache objects to new files (dest, digest, executable): each object is read,
+        checked against its digest and written in one native, GIL-free pass. A corrupt object
+        is reported (and its partial copy removed), never written; raises OSError (e.g. a
+        missing object) for the caller to fall back to place()."""
+        from fastreg.chunking import default_chunker
+
+        results = default_chunker().hash_files([self.file_path_str(d) for _, d, _ in items],
+                                               copy_to=[dest for dest, _, _ in items],
+                                               copy_modes=[0o755 if x else 0o644 for _, _, x in items])
+        out: list[IntegrityError | None] = []
+        for (dest, digest, _), (_, got, *_rest) in zip(items, results, strict=True):
+            if got == digest:
+                out.append(None)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)
+            out.append(IntegrityError(
+                f"cache object {self.file_path(digest)} for {dest} is corrupt (content does not match its "
+                "digest); it was not written: delete it and run `fastreg pull` or `fastreg add` again"))
+        return out
 
     def _first_that_works(self, attempt: Callable[[str], None], tmp: Path, what: str) -> str | None:
         """Run attempt(kind) for each cache.type in order; a kind the filesystem does not support
@@ -359,7 +374,3 @@ def _umask() -> int:
         _UMASK = os.umask(0)
         os.umask(_UMASK)
     return _UMASK
-
-
-def is_readonly_link(st: os.stat_result) -> bool:
-    return not (st.st_mode & stat.S_IWUSR)

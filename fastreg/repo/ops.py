@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastreg.chunking import default_chunker
-from fastreg.errors import CacheMissingError, FastregError, IntegrityError, MetafileError, PathError
+from fastreg.errors import FastregError, MetafileError, PathError
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.objects.codec import DecodeError
@@ -398,24 +398,19 @@ def _apply_checkout(project: Project, plan: _CheckoutPlan, pool: ThreadPoolExecu
         the workspace copy in one GIL-free pass; anything unusual goes through place_one."""
         if not project.cache.copies():
             return [place_one(rel, rec) for rel, rec in batch]
-        tmps = [str(workspace_tmp(base / rel)) for rel, _ in batch]
-        modes = [0o755 if rec.executable else 0o644 for _, rec in batch]
+        tmps = [workspace_tmp(base / rel) for rel, _ in batch]
         try:
-            results = default_chunker().hash_files([project.cache.file_path_str(rec.digest) for _, rec in batch],
-                                                   copy_to=tmps, copy_modes=modes)
+            errs = project.cache.copy_verified(
+                [(t, rec.digest, rec.executable) for t, (_, rec) in zip(tmps, batch, strict=True)])
         except OSError:
             for t in tmps:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(t)
             return [place_one(rel, rec) for rel, rec in batch]
         out: list[Placed] = []
-        for (rel, rec), tmp, (_, digest, *_rest) in zip(batch, tmps, results, strict=True):
-            if digest != rec.digest:
-                os.unlink(tmp)
-                out.append((rel, rec, IntegrityError(
-                    f"cache object {project.cache.file_path(rec.digest)} for {base / rel} is corrupt (content "
-                    "does not match its digest); it was not checked out: delete it and run `fastreg pull` or "
-                    "`fastreg add` again"), None))
+        for (rel, rec), tmp, err in zip(batch, tmps, errs, strict=True):
+            if err is not None:
+                out.append((rel, rec, err, None))
                 continue
             os.replace(tmp, base / rel)
             out.append((rel, rec, None, os.stat(base / rel)))
@@ -494,8 +489,6 @@ def gc(project: Project, all_commits: bool = False) -> GcResult:
             keep_files.update(rec.digest for _, rec in tr.walk(project.cache, meta.digest))
         except DecodeError as exc:
             raise FastregError(f"{meta.path}: {exc}; gc stopped without deleting anything") from None
-        except CacheMissingError:
-            raise
     removed_files = removed_trees = removed_bytes = 0
     for kind, keep in (("files", keep_files), ("trees", keep_trees)):
         for digest, path in project.cache.iter_objects(kind):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
 
 import xxhash
 
@@ -36,7 +35,6 @@ class StatCache:
     def __init__(self, tmp_dir: Path, target_rel: str) -> None:
         self.path = tmp_dir / "stat" / xxhash.xxh3_64_hexdigest(target_rel.encode())
         self.entries: dict[str, Entry] = {}
-        self._new: list[list[Any]] = []
         self.changed = False
 
     def load(self) -> StatCache:

@@ -45,19 +45,9 @@ async def fetch_trees(store: Store, cache: Cache, roots: list[bytes]) -> int:
     while level:
         async def one(digest: bytes) -> list[bytes]:
             nonlocal fetched
-            if cache.tree_path(digest).exists():
-                data = await asyncio.to_thread(cache.get_tree, digest)
-            else:
-                key = pk.tree_key(digest)
-                try:
-                    data = await store.get(key)
-                except ObjectNotFound:
-                    raise FastregError(f"{store.where(key)} is missing: the data was not pushed to "
-                                       f"{store.url} (run `fastreg push` where it was added)") from None
-                if digest_bytes(data) != digest:
-                    raise IntegrityError(f"{store.where(key)} is corrupt (content does not match its digest)")
-                await asyncio.to_thread(cache.put_tree, data)
-                fetched += 1
+            cached = cache.tree_path(digest).exists()
+            data = await fetch_node(store, cache, digest)
+            fetched += not cached
             try:
                 return tr.child_nodes(data, digest)
             except DecodeError as exc:
@@ -78,7 +68,8 @@ async def fetch_node(store: Store, cache: Cache, digest: bytes) -> bytes:
     try:
         data = await store.get(key)
     except ObjectNotFound:
-        raise FastregError(f"{store.where(key)} is missing: the data was not pushed to {store.url}") from None
+        raise FastregError(f"{store.where(key)} is missing: the data was not pushed to {store.url} "
+                           "(run `fastreg push` where it was added)") from None
     if digest_bytes(data) != digest:
         raise IntegrityError(f"{store.where(key)} is corrupt (content does not match its digest)")
     await asyncio.to_thread(cache.put_tree, data)

@@ -22,7 +22,7 @@ import struct
 from collections.abc import Iterable
 from pathlib import Path
 
-from fastreg.errors import FastregError, IntegrityError
+from fastreg.errors import IntegrityError
 from fastreg.objects import codec
 from fastreg.objects import pack as pk
 from fastreg.objects.codec import DecodeError
@@ -212,8 +212,3 @@ def mirror_path(tmp_dir: Path, url: str) -> Path:
     import xxhash
 
     return tmp_dir / "remotes" / xxhash.xxh3_64_hexdigest(url.encode()) / "mirror"
-
-
-def no_location(digest: bytes, what: str, url: str) -> FastregError:
-    return FastregError(f"{url} does not have chunk {digest.hex()} of {what}; was it pushed? "
-                        "Run `fastreg push` from a clone that has the data")
