@@ -208,31 +208,8 @@ def walk_dirs(store: TreeStore, digest: bytes) -> Iterator[bytes]:
 def lookup(store: TreeStore, digest: bytes, relpath: str) -> Record | None:
     """The record at relpath ('a/b.jpg') under a directory, reading one node (plus one shard)
     per path component."""
-    rec: Record = DirRecord(0, digest, 0)
-    for part in relpath.strip("/").split("/"):
-        if not isinstance(rec, DirRecord):
-            return None
-        found = _find(store, rec.digest, part)
-        if found is None:
-            return None
-        rec = found
-    return rec
-
-
-def _find(store: TreeStore, digest: bytes, name: str) -> Record | None:
-    kind, body = _decode_node(store.get_tree(digest), digest)
-    if kind == "index":
-        firsts = [s[0] for s in body]
-        i = bisect.bisect_right(firsts, name) - 1
-        if i < 0:
-            return None
-        digest = body[i][1]
-        kind, body = _decode_node(store.get_tree(digest), digest)
-    names = [raw[0] for raw in body]
-    i = bisect.bisect_left(names, name)
-    if i < len(names) and names[i] == name:
-        return _decode_entry(body[i], digest)[1]
-    return None
+    found = locate(store, digest, relpath)
+    return None if found is None else found[1]
 
 
 def child_nodes(data: bytes, digest: bytes) -> list[bytes]:
