@@ -3,7 +3,7 @@ No I/O: values in, values out, so every case is a unit test."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from fastreg.chunking import iter_chunks
@@ -26,26 +26,39 @@ class PackPlan:
     size: int = 0
 
 
-def plan_upload(files: Iterable[FileRecord], remote_has: Callable[[bytes], bool],
-                pack_size: int) -> list[PackPlan]:
-    """Packs of the chunks the remote lacks, each chunk once, in the order the files come (tree
-    order keeps a directory's files together, which makes partial downloads few ranges)."""
-    packs: list[PackPlan] = []
+def iter_packs(files: Iterable[FileRecord], known: Callable[[bytes], bool], pack_size: int) -> Iterator[PackPlan]:
+    """Packs of the chunks `known` does not vouch for, lazily, in the order the files come (tree
+    order keeps a directory's files together, which makes partial downloads few ranges).
+
+    Only the pack being filled is held here; a caller that consumes packs one by one makes
+    `known` true for chunks of packs it already took (pending or committed), which is what
+    deduplicates across packs without a set of every chunk of the push."""
     current = PackPlan()
-    planned: set[bytes] = set()
+    in_current: set[bytes] = set()
     for rec in files:
         offset = 0
         for digest, length in iter_chunks(rec.chunks, rec.digest, rec.size):
-            if digest not in planned and not remote_has(digest):
-                planned.add(digest)
+            if digest not in in_current and not known(digest):
+                in_current.add(digest)
                 current.chunks.append(ChunkRef(digest, rec.digest, offset, length))
                 current.size += length
                 if current.size >= pack_size:
-                    packs.append(current)
+                    yield current
                     current = PackPlan()
+                    in_current = set()
             offset += length
     if current.chunks:
-        packs.append(current)
+        yield current
+
+
+def plan_upload(files: Iterable[FileRecord], remote_has: Callable[[bytes], bool],
+                pack_size: int) -> list[PackPlan]:
+    """All packs at once, each chunk once (iter_packs with the chunks already planned as known)."""
+    planned: set[bytes] = set()
+    packs = []
+    for pack in iter_packs(files, lambda d: d in planned or remote_has(d), pack_size):
+        planned.update(c.digest for c in pack.chunks)
+        packs.append(pack)
     return packs
 
 

@@ -131,8 +131,8 @@ def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
         raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only; push to another remote")
     with session:
         sel = _push_selection(project, selected, session)
-        node_files = [nf for s in selected if s.meta.kind == "dir"
-                      for nf in tr.file_nodes(project.cache, s.meta.digest)]
+        node_files = (nf for s in selected if s.meta.kind == "dir"
+                      for nf in tr.file_nodes(project.cache, s.meta.digest))
         res = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, progress, node_files)
     return SyncResult(remote.name, len(sel.files) if res.chunks else 0, res.bytes, res.packs, res.requests, 0)
 

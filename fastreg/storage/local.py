@@ -49,7 +49,7 @@ class LocalStore(Store):
         except OSError as exc:
             raise _translate(exc, self.where(key)) from None
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes | bytearray) -> None:
         if self.read_only:
             raise ReadOnlyStore(f"{self.url} is configured read_only")
         final = self._path(key)

@@ -126,9 +126,11 @@ class S3Store(Store):
             data = data[start:end]  # a server that ignored Range sent the whole object
         return data
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes | bytearray) -> None:
         if self.read_only:
             raise ReadOnlyStore(f"{self.url} is configured read_only")
+        if isinstance(data, bytearray):
+            data = bytes(data)  # aiohttp streams bytes bodies; a bytearray body trips its large-body warning
         c = await self._c()
         try:
             if len(data) > MULTIPART_THRESHOLD:
@@ -140,7 +142,7 @@ class S3Store(Store):
         except Exception as exc:
             raise classify(exc, self.where(key)) from None
 
-    async def _multipart(self, c: Any, key: str, data: bytes) -> None:
+    async def _multipart(self, c: Any, key: str, data: bytes | bytearray) -> None:
         up = await c.create_multipart_upload(Bucket=self.bucket, Key=key)
         upload_id = up["UploadId"]
         view = memoryview(data)

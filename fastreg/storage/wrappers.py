@@ -46,7 +46,7 @@ class RetryingStore(Store):
     async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         return await self._retry(lambda: self.inner.get(key, start, end))
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes | bytearray) -> None:
         await self._retry(lambda: self.inner.put(key, data))
 
     async def exists(self, key: str) -> bool:
@@ -77,7 +77,7 @@ class LimitedStore(Store):
         async with self._sem:
             return await self.inner.get(key, start, end)
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes | bytearray) -> None:
         async with self._sem:
             await self.inner.put(key, data)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import xxhash
@@ -22,7 +23,7 @@ from fastreg.errors import FastregError, IntegrityError
 from fastreg.objects import pack as pk
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
-from fastreg.plan import PackPlan, plan_upload
+from fastreg.plan import PackPlan, iter_packs
 from fastreg.progress import Progress, phase
 from fastreg.storage.base import ObjectNotFound, Store
 from fastreg.transfer.index import RemoteIndex
@@ -59,10 +60,14 @@ async def ensure_format(store: Store, mirror: RemoteIndex, create: bool) -> None
                            f"{pk.REMOTE_FORMAT}: upgrade fastreg (or use another remote)")
 
 
-def build_pack(cache: Cache, plan: PackPlan) -> tuple[bytes, bytes, pk.IndexSegment]:
+def build_pack(cache: Cache, plan: PackPlan) -> tuple[bytes, bytearray, pk.IndexSegment]:
     """Read the planned chunks from the cache (verifying each), return (pack digest, pack bytes,
     index segment). Runs in a worker thread."""
-    buf = bytearray(pk.PACK_HEADER)
+    # One allocation of the final size (no growth by doubling, no copy at the end).
+    buf = bytearray(len(pk.PACK_HEADER) + plan.size)
+    buf[: len(pk.PACK_HEADER)] = pk.PACK_HEADER
+    view = memoryview(buf)
+    at = len(pk.PACK_HEADER)
     entries: list[tuple[bytes, int, int]] = []
     fd, fd_digest = -1, b""
     try:
@@ -78,37 +83,47 @@ def build_pack(cache: Cache, plan: PackPlan) -> tuple[bytes, bytes, pk.IndexSegm
                     raise FastregError(f"{ref.file.hex()} is not in the local cache ({path}); run "
                                        "`fastreg checkout`/`fastreg add` to restore it, or fetch it") from None
                 fd_digest = ref.file
-            data = os.pread(fd, ref.length, ref.offset)
-            if len(data) != ref.length or xxhash.xxh3_128_digest(data) != ref.digest:
+            piece = view[at : at + ref.length]
+            n = os.preadv(fd, [piece], ref.offset)
+            if n != ref.length or xxhash.xxh3_128_digest(piece) != ref.digest:
                 raise IntegrityError(f"cache object {cache.file_path(ref.file)} is corrupt (a chunk does not "
                                      "match its digest); it was not pushed: delete it and re-add the data")
-            entries.append((ref.digest, len(buf), ref.length))
-            buf += data
+            entries.append((ref.digest, at, ref.length))
+            at += ref.length
     finally:
         if fd >= 0:
             os.close(fd)
-    data = bytes(buf)
-    digest = digest_bytes(data)
-    return digest, data, pk.make_segment(digest, len(data), entries)
+        view.release()
+    digest = digest_bytes(buf)
+    return digest, buf, pk.make_segment(digest, len(buf), entries)
 
 
 async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[FileRecord], trees: list[bytes],
                records: list[FileRecord], roots: dict[bytes, list[FileRecord]], jobs: int, pack_size: int,
-               progress: Progress | None = None, node_files: list[tuple[bytes, list[FileRecord]]] | None = None
-               ) -> PushResult:
+               progress: Progress | None = None,
+               node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None) -> PushResult:
     if not mirror.refreshed:
         await mirror.refresh(store)
     await ensure_format(store, mirror, create=True)  # checked whenever the mirror knows no segment
     requests = mirror.requests
     phase(progress, "plan")
-    plans = plan_upload(files, mirror.has, pack_size)
-    phase(progress, "upload", sum(p.size for p in plans))
-    queue: asyncio.Queue[tuple[bytes, bytes, pk.IndexSegment, int] | None] = asyncio.Queue(maxsize=1)
+    # Packs are planned lazily, one at a time: memory holds the packs in flight, not a plan of the
+    # whole push. `pending` holds the chunks of packs taken but not committed yet.
+    pending: set[bytes] = set()
+
+    def known(digest: bytes) -> bool:
+        return digest in pending or mirror.has(digest)
+
+    estimate = sum(r.size for r in files
+                   if not all(mirror.has(d) for d, _ in iter_chunks(r.chunks, r.digest, r.size)))
+    phase(progress, "upload", estimate)
+    queue: asyncio.Queue[tuple[bytes, bytearray, pk.IndexSegment, int] | None] = asyncio.Queue(maxsize=1)
     totals = {"packs": 0, "bytes": 0, "chunks": 0, "requests": 0}
 
     async def produce() -> None:
         try:
-            for plan in plans:
+            for plan in iter_packs(files, known, pack_size):
+                pending.update(c.digest for c in plan.chunks)
                 digest, data, seg = await asyncio.to_thread(build_pack, cache, plan)
                 nfiles = len({c.file for c in plan.chunks})
                 await queue.put((digest, data, seg, nfiles))
@@ -124,6 +139,7 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
             name = digest_bytes(encoded).hex()
             await store.put(pk.index_key(name), encoded)
             mirror.merge([(name, seg)])
+            pending.difference_update(d for d, _, _ in seg.items())
             totals["packs"] += 1
             totals["bytes"] += len(data)
             totals["chunks"] += len(seg.entries) // pk.ENTRY.size
@@ -165,10 +181,16 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
     # holds files (so one file is found by reading its node's hint and a segment or two, and a
     # reader that cannot list finds what it needs at all).
     hint_tasks = []
-    node_files = node_files or []
-    for root, recs in {**roots, **dict(node_files)}.items():
+    def hinted() -> Iterator[tuple[bytes, Iterable[FileRecord]]]:
+        yield from roots.items()
+        yield from node_files or ()  # walked lazily: no second copy of every record
+
+    done_nodes: list[bytes] = []
+    for root, recs in hinted():
         if root in mirror.roots:
             continue
+        if root not in roots:
+            done_nodes.append(root)
         names = set()
         for rec in recs:
             for digest, _ in iter_chunks(rec.chunks, rec.digest, rec.size):
@@ -179,7 +201,7 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
         hint_tasks.append(put_object(pk.roots_key(root), pk.encode_roots(sorted(names))))
     await asyncio.gather(*hint_tasks)
     mirror.roots.update(roots)
-    mirror.roots.update(d for d, _ in node_files)
+    mirror.roots.update(done_nodes)
     mirror.save()
     return PushResult(totals["packs"], totals["bytes"], totals["chunks"], objects,
                       requests + totals["requests"] + objects)

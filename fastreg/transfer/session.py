@@ -5,6 +5,7 @@ asyncio."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from types import TracebackType
 
 from fastreg.objects.tree import FileRecord
@@ -37,9 +38,9 @@ class RemoteSession:
     def push(self, files: list[FileRecord], trees: list[bytes], records: list[FileRecord],
              roots: dict[bytes, list[FileRecord]], pack_size: int,
              progress: Progress | None = None,
-             node_files: list[tuple[bytes, list[FileRecord]]] | None = None) -> push_mod.PushResult:
+             node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None) -> push_mod.PushResult:
         return self._runner.run(push_mod.push(self.store, self.cache, self.mirror, files, trees, records, roots,
-                                              self.jobs, pack_size, progress, node_files or []))
+                                              self.jobs, pack_size, progress, node_files))
 
     def refresh_from_hints(self, nodes: list[bytes]) -> int:
         """Merge only the index segments the locator hints of `nodes` name (no listing)."""
