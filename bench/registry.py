@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -18,15 +17,7 @@ WORK = HERE / "work"
 sys.path.insert(0, str(ROOT))
 
 from bench.gen import images  # noqa: E402
-
-
-def sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
-    t = time.perf_counter()
-    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    dt = time.perf_counter() - t
-    if p.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(cmd)} failed in {cwd}:\n{p.stdout}\n{p.stderr}")
-    return dt
+from bench.run import sh  # noqa: E402
 
 
 def build_registry(
