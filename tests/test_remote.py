@@ -260,10 +260,11 @@ def test_kill_9_during_push_then_push_again(tmp_path: Path, project: Path, run, 
     proc = subprocess.Popen([sys.executable, "-m", "fastreg", "push", "-j", "1"], cwd=project,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Kill it once the first pack is committed (its index segment exists), with more to go.
+    def committed() -> bool:
+        return (remote / "index").is_dir() and any((remote / "index").iterdir())
+
     deadline = time.monotonic() + 60
-    while (time.monotonic() < deadline and not (remote / "index").is_dir()) or not any((remote / "index").iterdir()):
-        if time.monotonic() > deadline:
-            break
+    while not committed() and time.monotonic() < deadline:
         time.sleep(0.002)
     killed = proc.poll() is None
     os.kill(proc.pid, signal.SIGKILL)
