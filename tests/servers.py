@@ -83,7 +83,8 @@ def start_seaweed() -> Seaweed:
         weed_binary(), "server", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={p[0]}", f"-volume.port={p[1]}", "-filer", f"-filer.port={p[2]}", "-s3", f"-s3.port={p[3]}",
         f"-master.port.grpc={p[4]}", f"-volume.port.grpc={p[5]}", f"-filer.port.grpc={p[6]}",
-        f"-s3.port.grpc={p[7]}", "-s3.port.iceberg=0", "-volume.max=500", "-master.volumeSizeLimitMB=256",
+        f"-s3.port.grpc={p[7]}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=500",
+        "-master.volumeSizeLimitMB=256",
     ]
     log = open(os.path.join(workdir, "weed.log"), "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -104,6 +104,11 @@ def open_store(remote: Remote, base: Path, jobs: int) -> Store:
     """The remote's Store, with retries and a concurrency limit of `jobs` requests."""
     from fastreg.storage.wrappers import LimitedStore, RetryingStore
 
+    return LimitedStore(RetryingStore(open_backend(remote, base, jobs)), jobs)
+
+
+def open_backend(remote: Remote, base: Path, jobs: int) -> Store:
+    """The remote's bare backend (no retries, no limit), sized for `jobs` connections."""
     store: Store
     if remote.kind == "s3":
         from fastreg.storage.s3 import S3Store
@@ -120,7 +125,7 @@ def open_store(remote: Remote, base: Path, jobs: int) -> Store:
 
         path = Path(remote.url).expanduser()
         store = LocalStore(path if path.is_absolute() else base / path, read_only=remote.read_only)
-    return LimitedStore(RetryingStore(store), jobs)
+    return store
 
 
 # -- editing the config --------------------------------------------------------------------

@@ -8,6 +8,7 @@ with `retryable` set by the backend's own classifier; the retry wrapper only rea
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -64,6 +65,14 @@ class Store(ABC):
 
     @abstractmethod
     async def delete(self, key: str) -> None: ...
+
+    async def get_timed(self, key: str, start: int | None = None, end: int | None = None) -> tuple[bytes, float]:
+        """get(), plus the seconds until the response started (time to first byte). Backends that
+        talk HTTP override it with the time their response headers arrived; here it is the whole
+        request, which for a local file is the same thing."""
+        t0 = time.perf_counter()
+        data = await self.get(key, start, end)
+        return data, time.perf_counter() - t0
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         pass

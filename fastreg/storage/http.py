@@ -5,6 +5,7 @@ sliced here). HTTP cannot list, so readers find index segments through the remot
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import aiohttp
@@ -40,23 +41,32 @@ class HTTPStore(Store):
         return self._session
 
     async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        return (await self._get(key, start, end))[0]
+
+    async def get_timed(self, key: str, start: int | None = None, end: int | None = None) -> tuple[bytes, float]:
+        return await self._get(key, start, end)
+
+    async def _get(self, key: str, start: int | None, end: int | None) -> tuple[bytes, float]:
+        """The bytes, and the seconds until the response headers arrived."""
         check_range(start, end)
         if start is not None and end is not None and end == start:
-            return b""
+            return b"", 0.0
         headers: dict[str, Any] = {}
         if start is not None:
             headers["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
         where = self.where(key)
+        t0 = time.perf_counter()
         try:
             async with self._s().get(where, headers=headers) as resp:
+                ttfb = time.perf_counter() - t0
                 if resp.status == 416:
-                    return b""
+                    return b"", ttfb
                 if resp.status not in (200, 206):
                     raise classify_status(resp.status, where)
                 data = await resp.read()
                 if start is not None and resp.status == 200:
                     data = data[start:end]  # the server ignored Range: slice the full body
-                return data
+                return data, ttfb
         except StorageError:
             raise
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:

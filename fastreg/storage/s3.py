@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 import aiohttp
@@ -105,26 +106,35 @@ class S3Store(Store):
         return self.prefix + key
 
     async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        return (await self._get(key, start, end))[0]
+
+    async def get_timed(self, key: str, start: int | None = None, end: int | None = None) -> tuple[bytes, float]:
+        return await self._get(key, start, end)
+
+    async def _get(self, key: str, start: int | None, end: int | None) -> tuple[bytes, float]:
+        """The bytes, and the seconds until the response headers arrived."""
         check_range(start, end)
         if start is not None and end is not None and end == start:
-            return b""
+            return b"", 0.0
         c = await self._c()
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
         if start is not None:
             kwargs["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
+        t0 = time.perf_counter()
         try:
             resp = await c.get_object(**kwargs)
+            ttfb = time.perf_counter() - t0
             async with resp["Body"] as body:
                 data: bytes = await body.read()
         except bx.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
-                return b""
+                return b"", time.perf_counter() - t0
             raise classify(exc, self.where(key)) from None
         except Exception as exc:
             raise classify(exc, self.where(key)) from None
         if start is not None and resp.get("ResponseMetadata", {}).get("HTTPStatusCode") == 200:
             data = data[start:end]  # a server that ignored Range sent the whole object
-        return data
+        return data, ttfb
 
     async def put(self, key: str, data: bytes | bytearray) -> None:
         if self.read_only:

@@ -46,6 +46,9 @@ class RetryingStore(Store):
     async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         return await self._retry(lambda: self.inner.get(key, start, end))
 
+    async def get_timed(self, key: str, start: int | None = None, end: int | None = None) -> tuple[bytes, float]:
+        return await self._retry(lambda: self.inner.get_timed(key, start, end))
+
     async def put(self, key: str, data: bytes | bytearray) -> None:
         await self._retry(lambda: self.inner.put(key, data))
 
@@ -76,6 +79,10 @@ class LimitedStore(Store):
     async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         async with self._sem:
             return await self.inner.get(key, start, end)
+
+    async def get_timed(self, key: str, start: int | None = None, end: int | None = None) -> tuple[bytes, float]:
+        async with self._sem:
+            return await self.inner.get_timed(key, start, end)
 
     async def put(self, key: str, data: bytes | bytearray) -> None:
         async with self._sem:
