@@ -210,3 +210,22 @@ def test_parsers_and_percentile() -> None:
     assert percentile(values, 50) == pytest.approx(50.5)
     assert percentile(values, 99) == pytest.approx(99.01)
     assert percentile(values, 100) == 100 and percentile([3.0], 95) == 3.0
+
+
+def test_ctrl_c_still_cleans_up(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "fastreg", "bench", str(remote), "--sizes", "64K", "--jobs", "1,8",
+                          "--duration", "30s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 20
+    while not list(remote.rglob("8-*")) and time.monotonic() < deadline:  # the put cells at 8 jobs run
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and err.decode().strip() == "error: interrupted"
+    assert list(remote.iterdir()) == []

@@ -22,7 +22,7 @@ def table(doc: dict[str, Any]) -> str:
              f"{len(doc['cells'])} cells in a {doc['duration']:g} s budget, warm-up {doc['setup_seconds']:.1f} s, "
              f"measured {doc['elapsed']:.1f} s"]
     head = (f"{'op':5} {'size':>5} {'jobs':>4} {'requests':>8} {'MiB/s':>8} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} "
-            f"{'p99 ms':>7} {'ttfb50':>7} {'ttfb99':>7} {'errors':>6} {'retries':>7}")
+            f"{'p99 ms':>7} {'ttfb50':>7} {'ttfb99':>7} {'cpu':>4} {'errors':>6} {'retries':>7}")
     lines += [head, "-" * len(head)]
     for c in doc["cells"]:
         size = "-" if c["op"] == "list" else human_size(c["size"])
@@ -30,12 +30,16 @@ def table(doc: dict[str, Any]) -> str:
         rps = "-" if c["requests_per_s"] is None else f"{c['requests_per_s']:.1f}"
         line = (f"{c['op']:5} {size:>5} {c['jobs']:>4} {c['requests']:>8} {rate:>8} {rps:>8} "
                 f"{_ms(c['latency_ms'], 'p50'):>7} {_ms(c['latency_ms'], 'p95'):>7} {_ms(c['latency_ms'], 'p99'):>7} "
-                f"{_ms(c['ttfb_ms'], 'p50'):>7} {_ms(c['ttfb_ms'], 'p99'):>7} {c['errors']:>6} {c['retries']:>7}")
+                f"{_ms(c['ttfb_ms'], 'p50'):>7} {_ms(c['ttfb_ms'], 'p99'):>7} {c['client_cpu']:>4.0%} {c['errors']:>6} "
+                f"{c['retries']:>7}")
         if c["op"] == "list" and c.get("keys_per_s") is not None:
             line += f"   {c['keys_per_s']:.0f} keys/s ({c['keys']} keys)"
         if c.get("note"):
             line += f"   {c['note']}"
         lines.append(line)
+    if any(c["client_cpu"] >= 0.85 for c in doc["cells"]):
+        lines.append("cpu: fastreg's CPU time per wall second (all its threads); near 100% the event loop, "
+                     "not the backend, may be what limits a cell.")
     d = doc.get("dataset")
     if d:
         lines.append("")

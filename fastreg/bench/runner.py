@@ -11,6 +11,9 @@ requests still in flight may finish within half a slice more (never past the end
 and anything still running then is cancelled and left out. The first tenth of each slice is its own
 warm-up: requests that finish then are not recorded.
 
+`client_cpu` is this process's CPU time per wall-clock second during the cell: near 1.0 (one core
+busy; Python runs the event loop on one) the figures are the client's limit, not the backend's.
+
 Statistics come from every recorded request: throughput is the bytes of the requests that
 completed inside the measured window divided by the window; percentiles are taken over all
 latencies of the cell (linear interpolation between closest ranks), never averaged across cells.
@@ -81,6 +84,7 @@ class Cell:
     errors: int = 0
     retries: int = 0
     cut_off: int = 0  # requests cancelled at the end of the budget
+    cpu: float = 0.0  # this process's CPU seconds per wall second during the cell (1.0 = one core busy)
     latencies: list[float] = field(default_factory=list)
     ttfbs: list[float] = field(default_factory=list)
     note: str = ""
@@ -103,6 +107,7 @@ class Cell:
             "latency_ms": summary_ms(self.latencies),
             "ttfb_ms": summary_ms(self.ttfbs),
             "errors": self.errors, "retries": self.retries, "cut_off": self.cut_off,
+            "client_cpu": round(self.cpu, 3),
         }
         if self.op == "list":
             out["keys"] = self.keys
@@ -259,6 +264,7 @@ class Runner:
             cell.note = "skipped: no object on the remote is this large"
             return
         op = self._op(cell)
+        cpu0 = time.process_time()
         start = time.perf_counter()
         window = start + (stop - start) * WARMUP_SHARE
         last = window
@@ -292,15 +298,20 @@ class Runner:
                     cell.ttfbs.append(ttfb)
 
         tasks = [asyncio.ensure_future(worker()) for _ in range(cell.jobs)]
-        _, pending = await asyncio.wait(tasks, timeout=max(0.0, hard_stop - time.perf_counter()))
-        for t in pending:
-            t.cancel()
-        cell.cut_off = len(pending)
-        results = await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            _, pending = await asyncio.wait(tasks, timeout=max(0.0, hard_stop - time.perf_counter()))
+            cell.cut_off = len(pending)
+        finally:
+            # Also when the run itself is cancelled (Ctrl-C): no worker may outlive its cell and
+            # write behind the clean-up's back.
+            for t in tasks:
+                t.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
                 raise r
         cell.seconds = last - window
+        cell.cpu = (time.process_time() - cpu0) / max(time.perf_counter() - start, 1e-9)
         cell.retries = self.retries() - retries0
         if cell.requests == 0 and first_error is not None:
             raise first_error
