@@ -117,6 +117,46 @@ def test_corrupt_or_truncated_pack_fails_cleanly(tmp_path: Path, project: Path, 
     run("pull")
 
 
+def test_pull_streams_in_batches(tmp_path: Path, project: Path, run, make_images, monkeypatch) -> None:
+    """Many batches (multi-chunk files, duplicates within and across batches, a batch boundary
+    inside a coalesced range) give the same bytes; a corrupt pack found in a later batch fails
+    with nothing half-written."""
+    from fastreg.transfer import fetch as fetch_mod
+
+    monkeypatch.setattr(fetch_mod, "BATCH_FILES", 5)
+    remote = tmp_path / "remote"
+    make_images(project / "ds", train=30, validation=10)
+    big = os.urandom(2 << 20)
+    for i in range(3):
+        (project / "ds" / f"big{i}.bin").write_bytes(big)  # the same multi-chunk content three times
+    (project / "ds" / "again.jpg").write_bytes((project / "ds/data/train/cats/cat.0001.jpg").read_bytes())
+    run("add", "ds")
+    run("remote", "add", "-d", "store", str(remote))
+    run("push")
+    commit(project, "data")
+    original = files_under(project / "ds")
+    other = clone(project, tmp_path / "consumer", monkeypatch)
+    out, _ = run("pull")
+    assert files_under(other / "ds") == original
+    assert f"Fetched {len(set(original.values()))} files" in out
+    # a damaged pack: the error names it, the cache holds only verified objects, no temp files stay
+    shutil.rmtree(other / ".fastreg" / "cache")
+    shutil.rmtree(other / "ds")
+    packs = sorted((p for p in (remote / "packs").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    victim = packs[-1]
+    good = victim.read_bytes()
+    victim.write_bytes(good[:-10] + bytes(10))
+    _, err = run("pull", rc=3)
+    assert victim.name in err
+    cache = other / ".fastreg" / "cache"
+    assert not any((cache / "tmp").iterdir())
+    assert all(__import__("xxhash").xxh3_128_digest(p.read_bytes()).hex() == p.parent.name + p.name
+               for p in (cache / "files").rglob("*") if p.is_file())
+    victim.write_bytes(good)
+    run("pull")
+    assert files_under(other / "ds") == original
+
+
 def test_remote_errors_are_one_line(tmp_path: Path, project: Path, run, make_images) -> None:
     make_images(project / "ds", train=4, validation=2)
     run("add", "ds")

@@ -3,7 +3,7 @@ layer move it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker, iter_chunks
@@ -142,28 +142,42 @@ def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs:
     selected = select(project, paths)
     remote, session = open_remote(project, remote_name, jobs)
     project.cache.ensure()
+    cache = project.cache
     with session:
         session.check_format()
         dir_roots = [s.meta.digest for s in selected if s.meta.kind == "dir"]
         session.fetch_trees(dir_roots)
-        files: list[FileRecord] = []
-        seen: set[bytes] = set()
         for s in selected:
-            if s.meta.kind == "file":
-                recs = [session.fetch_record(s.meta.digest, s.meta.size)
-                        if not project.cache.has_file(s.meta.digest) else
-                        FileRecord(s.meta.size, s.meta.digest, b"")]
-            else:
-                recs = [r for p, r in tr.walk(project.cache, s.meta.digest) if _under(p, s.subpath)]
-                if s.subpath is not None and not recs:
-                    raise PathError(f"{s.target.rel}/{s.subpath}: not in the tracked directory {s.target.rel}")
-            for r in recs:
-                if r.digest not in seen:
-                    seen.add(r.digest)
-                    files.append(r)
-        before = sum(1 for r in files if project.cache.has_file(r.digest))
-        res = session.fetch_files(files, [s.meta.digest for s in selected], progress)
-    return SyncResult(remote.name, res.files, res.bytes, 0, res.requests, before), selected
+            if s.meta.kind == "dir" and s.subpath is not None and \
+                    not any(True for p, _ in tr.walk(cache, s.meta.digest) if _under(p, s.subpath)):
+                raise PathError(f"{s.target.rel}/{s.subpath}: not in the tracked directory {s.target.rel}")
+
+        # Single-file targets: their chunk lists first (a request each, before the download starts).
+        singles = [FileRecord(s.meta.size, s.meta.digest, b"") if cache.has_file(s.meta.digest)
+                   else session.fetch_record(s.meta.digest, s.meta.size)
+                   for s in selected if s.meta.kind == "file"]
+
+        def records() -> Iterator[FileRecord]:
+            """Every file of the selection, streamed from the trees (a pull of a million files
+            never holds a million records). Runs inside the download's event loop: local reads only."""
+            yield from singles
+            for s in selected:
+                if s.meta.kind == "dir":
+                    for p, r in tr.walk(cache, s.meta.digest):
+                        if _under(p, s.subpath):
+                            yield r
+
+        total = None
+        if progress is not None:  # one cheap pass for the bar's total: stats, no reads
+            total = 0
+            for s in selected:
+                if s.meta.kind == "file":
+                    total += 0 if cache.has_file(s.meta.digest) else s.meta.size
+                else:
+                    total += sum(r.size for p, r in tr.walk(cache, s.meta.digest)
+                                 if _under(p, s.subpath) and not cache.has_file(r.digest))
+        res = session.fetch_files(records(), [s.meta.digest for s in selected], progress, total)
+    return SyncResult(remote.name, res.files, res.bytes, 0, res.requests, res.skipped), selected
 
 
 @dataclass(slots=True)

@@ -4,13 +4,14 @@ verify every chunk and every file -> temp file -> rename into the cache.
 Nothing lands under a final cache name before its whole-file digest is checked, so a corrupt or
 truncated remote object fails the command with an IntegrityError naming the object and a file
 that needed it, and leaves nothing that looks complete. Memory: at most `jobs` responses of at
-most 16 MiB each."""
+most 16 MiB each, and the plan of about two batches of BATCH_FILES files."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import xxhash
@@ -34,6 +35,7 @@ class FetchResult:
     files: int
     bytes: int
     requests: int
+    skipped: int = 0  # files the cache had already
 
 
 async def fetch_trees(store: Store, cache: Cache, roots: list[bytes]) -> int:
@@ -131,40 +133,92 @@ class _Assembly:
             os.unlink(self.tmp)
 
 
-async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: list[FileRecord],
-                      roots: list[bytes], jobs: int, progress: Progress | None = None) -> FetchResult:
-    """Download files (by record) that the local cache lacks."""
-    todo = {r.digest: r for r in files if not cache.has_file(r.digest)}
-    if not todo:
-        return FetchResult(0, 0, mirror.requests)
-    needs: dict[bytes, list[tuple[bytes, int]]] = {}
-    counts: dict[bytes, int] = {}
-    for rec in todo.values():
-        offset = 0
-        chunks = iter_chunks(rec.chunks, rec.digest, rec.size)
-        counts[rec.digest] = len(chunks)
-        for digest, length in chunks:
-            needs.setdefault(digest, []).append((rec.digest, offset))
-            offset += length
-    if any(not mirror.has(d) for d in needs):
-        await mirror.refresh(store, roots)
-        mirror.save()
-    owner = {d: targets[0][0] for d, targets in needs.items()}
+BATCH_FILES = 2048  # files planned at a time: memory holds about two batches, not the whole pull
 
-    def where(digest: bytes) -> Location:
-        loc = mirror.find(digest)
-        if loc is None:
-            rec = todo[owner[digest]]
-            raise FastregError(f"{store.url} does not have chunk {digest.hex()} of file {rec.digest.hex()}; "
-                               "was it pushed? Run `fastreg push` where the data was added")
-        return loc
 
-    plan = plan_download(needs, where)
-    phase(progress, "download", sum(r.size for r in todo.values()))
-    assemblies: dict[bytes, _Assembly] = {}
-    done = {"files": 0, "bytes": 0, "requests": 0}
-    sem = asyncio.Semaphore(max(1, jobs))
-    lock = asyncio.Lock()
+class _Batch:
+    """Plan and state of one batch of files: what it needs, the multi-chunk files being
+    assembled. Freed once its last request is done."""
+
+    def __init__(self, cache: Cache, todo: dict[bytes, FileRecord]) -> None:
+        self.cache = cache
+        self.todo = todo
+        self.counts: dict[bytes, int] = {}
+        self.needs: dict[bytes, list[tuple[bytes, int]]] = {}
+        for rec in todo.values():
+            offset = 0
+            chunks = iter_chunks(rec.chunks, rec.digest, rec.size)
+            self.counts[rec.digest] = len(chunks)
+            for digest, length in chunks:
+                self.needs.setdefault(digest, []).append((rec.digest, offset))
+                offset += length
+        self.assemblies: dict[bytes, _Assembly] = {}
+        self.lock = asyncio.Lock()
+        self.pending = 0  # requests not done yet
+
+    def discard(self) -> None:
+        for asm in self.assemblies.values():
+            asm.discard()
+        self.assemblies.clear()
+
+
+async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: Iterable[FileRecord],
+                      roots: list[bytes], jobs: int, progress: Progress | None = None,
+                      total_bytes: int | None = None) -> FetchResult:
+    """Download the files (by record) that the local cache lacks. `files` may be a generator: it
+    is consumed BATCH_FILES at a time, each batch planned (coalesced ranged reads) and fed to
+    `jobs` workers while the next one is planned, so memory does not grow with the number of
+    files. `total_bytes` (if known) is what the progress bar counts down from."""
+    phase(progress, "download", total_bytes)
+    done = {"files": 0, "bytes": 0, "requests": 0, "skipped": 0}
+    refreshed = False
+    queue: asyncio.Queue[tuple[_Batch, RangeRequest] | None] = asyncio.Queue(maxsize=max(1, jobs))
+    live: set[_Batch] = set()
+
+    def batches() -> Iterator[dict[bytes, FileRecord]]:
+        todo: dict[bytes, FileRecord] = {}
+        for rec in files:
+            if rec.digest in todo:
+                continue
+            if cache.has_file(rec.digest):
+                done["skipped"] += 1
+                continue
+            todo[rec.digest] = rec
+            if len(todo) >= BATCH_FILES:
+                yield todo
+                todo = {}
+        if todo:
+            yield todo
+
+    async def produce() -> None:
+        nonlocal refreshed
+        try:
+            for todo in batches():
+                batch = _Batch(cache, todo)
+                if not refreshed and any(not mirror.has(d) for d in batch.needs):
+                    await mirror.refresh(store, roots)
+                    mirror.save()
+                    refreshed = True
+                owner = {d: targets[0][0] for d, targets in batch.needs.items()}
+
+                def where(digest: bytes, owner: dict[bytes, bytes] = owner) -> Location:
+                    loc = mirror.find(digest)
+                    if loc is None:
+                        raise FastregError(f"{store.url} does not have chunk {digest.hex()} of file "
+                                           f"{owner[digest].hex()}; was it pushed? Run `fastreg push` where the "
+                                           "data was added")
+                    return loc
+
+                plan = plan_download(batch.needs, where)
+                del owner
+                batch.pending = len(plan)
+                live.add(batch)
+                for req in plan:
+                    await queue.put((batch, req))
+                del plan, batch
+        finally:
+            for _ in range(max(1, jobs)):
+                await queue.put(None)
 
     def finish(asm: _Assembly) -> None:
         asm.close()
@@ -172,22 +226,22 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: li
             raise IntegrityError(f"downloaded file {asm.rec.digest.hex()} does not match its digest")
         cache.adopt(asm.tmp, asm.rec.digest)
 
-    def verify(req: RangeRequest, body: bytes) -> None:
+    def verify(batch: _Batch, req: RangeRequest, body: bytes) -> None:
         for piece in req.pieces:
             data = body[piece.at : piece.at + piece.length]
             if len(data) != piece.length or xxhash.xxh3_128_digest(data) != piece.digest:
-                first = todo[piece.targets[0][0]]
+                first = batch.todo[piece.targets[0][0]]
                 raise IntegrityError(
                     f"{store.where(pk.pack_key(req.pack))} is corrupt or truncated: chunk {piece.digest.hex()} "
                     f"(needed by file {first.digest.hex()}) does not match its digest; nothing was written")
 
-    def write_whole(req: RangeRequest, body: bytes) -> list[FileRecord]:
+    def write_whole(batch: _Batch, req: RangeRequest, body: bytes) -> list[FileRecord]:
         """Files that are one chunk: verified already, written and renamed straight into the
         cache, no shared state (so responses are written in parallel). Runs in a thread."""
         written = []
         for piece in req.pieces:
             for file, _ in piece.targets:
-                if counts[file] != 1:
+                if batch.counts[file] != 1:
                     continue
                 tmp = cache.tmp_path()
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
@@ -198,41 +252,41 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: li
                 finally:
                     os.close(fd)
                 cache.adopt(tmp, file)
-                written.append(todo[file])
+                written.append(batch.todo[file])
         return written
 
-    def apply(req: RangeRequest, body: bytes) -> list[_Assembly]:
+    def apply(batch: _Batch, req: RangeRequest, body: bytes) -> list[_Assembly]:
         """Write one response's chunks of multi-chunk files; return the files it completed."""
         completed = []
         for piece in req.pieces:
             for file, offset in piece.targets:
-                if counts[file] == 1:
+                if batch.counts[file] == 1:
                     continue
-                asm = assemblies.get(file)
+                asm = batch.assemblies.get(file)
                 if asm is None:
-                    asm = assemblies[file] = _Assembly(cache, todo[file], counts[file])
+                    asm = batch.assemblies[file] = _Assembly(cache, batch.todo[file], batch.counts[file])
                 asm.write(offset, body[piece.at : piece.at + piece.length])
                 asm.remaining -= 1
                 if asm.remaining == 0:
                     completed.append(asm)
         return completed
 
-    async def run_one(req: RangeRequest) -> None:
-        async with sem:  # held until the body is written: at most `jobs` bodies in memory
-            body = await store.get(pk.pack_key(req.pack), req.start, req.end)
-            if len(body) != req.end - req.start:
-                first = todo[req.pieces[0].targets[0][0]]
-                raise IntegrityError(f"{store.where(pk.pack_key(req.pack))} is truncated (needed by file "
-                                     f"{first.digest.hex()}); nothing was written")
-            await asyncio.to_thread(verify, req, body)
-            whole = await asyncio.to_thread(write_whole, req, body)
-            completed: list[_Assembly] = []
-            if any(counts[f] != 1 for p in req.pieces for f, _ in p.targets):
-                async with lock:  # assemblies of multi-chunk files are shared between requests
-                    completed = await asyncio.to_thread(apply, req, body)
-                    for asm in completed:
-                        del assemblies[asm.rec.digest]
-            del body
+    async def run_one(batch: _Batch, req: RangeRequest) -> None:
+        # one body per worker: at most `jobs` bodies in memory
+        body = await store.get(pk.pack_key(req.pack), req.start, req.end)
+        if len(body) != req.end - req.start:
+            first = batch.todo[req.pieces[0].targets[0][0]]
+            raise IntegrityError(f"{store.where(pk.pack_key(req.pack))} is truncated (needed by file "
+                                 f"{first.digest.hex()}); nothing was written")
+        await asyncio.to_thread(verify, batch, req, body)
+        whole = await asyncio.to_thread(write_whole, batch, req, body)
+        completed: list[_Assembly] = []
+        if any(batch.counts[f] != 1 for p in req.pieces for f, _ in p.targets):
+            async with batch.lock:  # assemblies of multi-chunk files are shared between requests
+                completed = await asyncio.to_thread(apply, batch, req, body)
+                for asm in completed:
+                    del batch.assemblies[asm.rec.digest]
+        del body
         for rec in whole:
             done["files"] += 1
             done["bytes"] += rec.size
@@ -249,10 +303,23 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: li
             if progress:
                 progress(1, asm.rec.size)
         done["requests"] += 1
+        batch.pending -= 1
+        if batch.pending == 0:
+            live.discard(batch)
+
+    async def work() -> None:
+        while (item := await queue.get()) is not None:
+            await run_one(*item)
 
     try:
-        await asyncio.gather(*(run_one(r) for r in plan))
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(produce())
+            for _ in range(max(1, jobs)):
+                tg.create_task(work())
+    except BaseExceptionGroup as group:
+        first = group.exceptions[0]
+        raise first from None
     finally:
-        for asm in assemblies.values():
-            asm.discard()
-    return FetchResult(done["files"], done["bytes"], mirror.requests + done["requests"])
+        for batch in live:
+            batch.discard()
+    return FetchResult(done["files"], done["bytes"], mirror.requests + done["requests"], done["skipped"])

@@ -65,10 +65,10 @@ class RemoteSession:
     def fetch_record(self, digest: bytes, size: int) -> FileRecord:
         return self._runner.run(fetch_mod.fetch_record(self.store, digest, size))
 
-    def fetch_files(self, files: list[FileRecord], roots: list[bytes],
-                    progress: Progress | None = None) -> fetch_mod.FetchResult:
+    def fetch_files(self, files: Iterable[FileRecord], roots: list[bytes],
+                    progress: Progress | None = None, total_bytes: int | None = None) -> fetch_mod.FetchResult:
         return self._runner.run(fetch_mod.fetch_files(self.store, self.cache, self.mirror, files, roots, self.jobs,
-                                                      progress))
+                                                      progress, total_bytes))
 
     def gc(self, keep_chunks: set[bytes], keep_trees: set[bytes], keep_records: set[bytes],
            keep_roots: dict[bytes, list[bytes]], grace: float) -> gc_mod.RemoteGcResult:
