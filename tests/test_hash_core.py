@@ -177,3 +177,34 @@ def test_link_files_checks_the_inode_it_hashed(tmp_path) -> None:
     assert not (tmp_path / "lb").exists()  # a file that changed since hashing is not linked
     assert link_files([str(a)], [str(tmp_path / "la")], keys[:1]) == [errno.EEXIST]
     assert link_files([str(a)], [str(tmp_path / "no/dir")], keys[:1]) == [errno.ENOENT]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=2, max_size=2), st.binary(min_size=3, max_size=3)), max_size=300))
+def test_sort_unique_is_sort_then_first_per_key(items: list[tuple[bytes, bytes]]) -> None:
+    """Keys from a tiny alphabet so duplicates are common; width 5, key 2: the mirror's merge rule
+    (sorted records, one location per chunk digest, the smallest record wins)."""
+    from fastreg._hash import sort_unique
+
+    records = [k + v for k, v in items]
+    want, last = [], None
+    for r in sorted(records):
+        if r[:2] != last:
+            want.append(r)
+            last = r[:2]
+    assert sort_unique(b"".join(records), 5, 2) == b"".join(want)
+
+
+def test_index_records_widen_entries() -> None:
+    import struct
+
+    from fastreg._hash import index_records, sort_unique
+
+    entries = b"".join(os.urandom(16) + struct.pack(">II", 100 * i, i + 1) for i in range(50))
+    out = index_records(entries, 0x01020304)
+    assert out == b"".join(entries[i * 24 : i * 24 + 16] + struct.pack(">III", 0x01020304, 100 * i, i + 1)
+                           for i in range(50))
+    with pytest.raises(ValueError):
+        index_records(entries[:-1], 0)
+    with pytest.raises(ValueError):
+        sort_unique(b"123", 2, 1)

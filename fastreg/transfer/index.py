@@ -22,6 +22,7 @@ import struct
 from collections.abc import Iterable
 from pathlib import Path
 
+from fastreg._hash import index_records, sort_unique
 from fastreg.errors import IntegrityError
 from fastreg.objects import codec
 from fastreg.objects import pack as pk
@@ -123,7 +124,7 @@ class RemoteIndex:
 
     # -- updates -----------------------------------------------------------------------------
     def merge(self, segments: Iterable[tuple[str, pk.IndexSegment]]) -> None:
-        new: list[bytes] = []
+        parts: list[bytes] = []
         for name, seg in segments:
             if name in self.segments:
                 continue
@@ -133,19 +134,12 @@ class RemoteIndex:
                 no = self._pack_no[seg.pack] = len(self.packs)
                 self.packs.append(seg.pack)
                 self.pack_segment.append(name)
-            for digest, offset, length in seg.items():
-                new.append(REC.pack(digest, no, offset, length))
-        if not new:
+            parts.append(index_records(seg.entries, no))
+        if not parts:
             return
-        records = [self.table[i : i + REC.size] for i in range(0, len(self.table), REC.size)] + new
-        records.sort()
-        # The same chunk in two packs (concurrent pushers): keep one location per digest.
-        out, last = [], b""
-        for r in records:
-            if r[:16] != last:
-                out.append(r)
-                last = r[:16]
-        self.table = b"".join(out)
+        # Sorted by record; the same chunk in two packs (concurrent pushers): one location per
+        # digest. Done natively on the blob: no Python object per chunk.
+        self.table = sort_unique(self.table + b"".join(parts), REC.size, 16)
 
     async def refresh_hints(self, store: Store, nodes: Iterable[bytes]) -> int:
         """Merge the segments named by the locator hints of `nodes` (a few small GETs instead of
