@@ -72,6 +72,23 @@ def _human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def _steady_malloc() -> None:
+    """Keep large buffers out of glibc's heaps. After a big buffer is freed glibc raises its mmap
+    threshold (up to 32 MiB), so from then on the 16 MiB packs and responses that push and pull
+    move are carved from per-thread heaps that rarely shrink: peak RSS then grows with the bytes
+    moved instead of what is held at once. Pinning the threshold at 128 KiB keeps them mmapped
+    and returned on free (measured: a 100k-file fetch peaks at 51 MB instead of 75 MB). Commands
+    that move data call it; the library leaves the process's allocator alone."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass  # not glibc (musl has no such knob and no such growth)
+
+
 # -- commands ----------------------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
     from pathlib import Path
@@ -225,6 +242,7 @@ def cmd_remote(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    _steady_malloc()
     from fastreg.repo import sync
     from fastreg.repo.project import Project
 
@@ -248,6 +266,7 @@ def _fetch(args: argparse.Namespace, project: object) -> None:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    _steady_malloc()
     from fastreg.repo.project import Project
 
     project = Project.find()
@@ -257,6 +276,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    _steady_malloc()
     from fastreg.repo import ops
     from fastreg.repo.project import Project
 
@@ -270,6 +290,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    _steady_malloc()
     from fastreg.registry import ops as reg
 
     with _progress(args, "get") as progress:
@@ -280,6 +301,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    _steady_malloc()
     from fastreg.registry import ops as reg
     from fastreg.repo.project import Project
 
@@ -293,6 +315,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    _steady_malloc()
     from fastreg.registry import ops as reg
     from fastreg.repo.project import Project
 
@@ -326,6 +349,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    _steady_malloc()
     import json
     from pathlib import Path
 

@@ -29,6 +29,9 @@ from fastreg.storage.base import ObjectNotFound, Store
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects as Cache
 
+PACK_BUDGET = 64 << 20  # bytes of packs being uploaded at once
+MERGE_MIN = 1 << 16  # chunks committed before they are merged into the mirror
+
 
 @dataclass(frozen=True, slots=True)
 class PushResult:
@@ -117,6 +120,10 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
     estimate = sum(r.size for r in files
                    if not all(mirror.has(d) for d, _ in iter_chunks(r.chunks, r.digest, r.size)))
     phase(progress, "upload", estimate)
+    # Packs in flight: `uploads` being sent, one waiting, one being built. Their number follows a
+    # memory budget, not --jobs (one or two streams already fill the pipe to a nearby S3 for packs
+    # of 16 MiB; --jobs still applies to the small objects below).
+    uploads = max(1, min(jobs, PACK_BUDGET // max(1, pack_size)))
     queue: asyncio.Queue[tuple[bytes, bytearray, pk.IndexSegment, int] | None] = asyncio.Queue(maxsize=1)
     totals = {"packs": 0, "bytes": 0, "chunks": 0, "requests": 0}
 
@@ -128,8 +135,19 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
                 nfiles = len({c.file for c in plan.chunks})
                 await queue.put((digest, data, seg, nfiles))
         finally:
-            for _ in range(jobs):
+            for _ in range(uploads):
                 await queue.put(None)
+
+    committed: list[tuple[str, pk.IndexSegment]] = []  # on the remote, not merged into the mirror yet
+
+    def merge_committed() -> None:
+        """Merging copies the mirror's table, so it happens when the committed segments add up to
+        a quarter of it (and at the end), not once per pack: linear, not quadratic, in the pushes
+        of a large dataset. Until then their chunks stay in `pending`."""
+        mirror.merge(committed)
+        for _, seg in committed:
+            pending.difference_update(d for d, _, _ in seg.items())
+        committed.clear()
 
     async def upload() -> None:
         while (item := await queue.get()) is not None:
@@ -138,8 +156,9 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
             encoded = seg.encode()
             name = digest_bytes(encoded).hex()
             await store.put(pk.index_key(name), encoded)
-            mirror.merge([(name, seg)])
-            pending.difference_update(d for d, _, _ in seg.items())
+            committed.append((name, seg))
+            if sum(len(c.entries) for _, c in committed) // pk.ENTRY.size > max(MERGE_MIN, len(mirror) // 4):
+                merge_committed()
             totals["packs"] += 1
             totals["bytes"] += len(data)
             totals["chunks"] += len(seg.entries) // pk.ENTRY.size
@@ -147,15 +166,17 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
             if progress:
                 progress(nfiles, len(data))
 
-    workers = [asyncio.create_task(upload()) for _ in range(max(1, jobs))]
+    workers = [asyncio.create_task(upload()) for _ in range(uploads)]
     producer = asyncio.create_task(produce())
     try:
         await asyncio.gather(producer, *workers)
     except BaseException:
         for t in (producer, *workers):
             t.cancel()
+        merge_committed()
         mirror.save()  # keep what was committed: the next push resumes from it
         raise
+    merge_committed()
 
     objects = 0
     sem = asyncio.Semaphore(max(1, jobs))
