@@ -136,9 +136,13 @@ def test_pull_streams_in_batches(tmp_path: Path, project: Path, run, make_images
     commit(project, "data")
     original = files_under(project / "ds")
     other = clone(project, tmp_path / "consumer", monkeypatch)
+    _, err = run("pull", "ds/no/such/folder", rc=1)
+    assert "not in the tracked directory ds" in err and not (other / "ds").exists()
     out, _ = run("pull")
     assert files_under(other / "ds") == original
     assert f"Fetched {len(set(original.values()))} files" in out
+    out, _ = run("status")
+    assert "up to date" in out
     # a damaged pack: the error names it, the cache holds only verified objects, no temp files stay
     shutil.rmtree(other / ".fastreg" / "cache")
     shutil.rmtree(other / "ds")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -280,8 +281,23 @@ def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: 
              progress: Progress | None = None) -> CheckoutResult:
     result = CheckoutResult()
     selection = resolve_selection(project, paths)
-    with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-place") as pool:
-        plans = [_plan_checkout(project, t, pool, force, sub) for t, sub in selection]
+    # A tracked directory that is not in the workspace at all (a fresh clone, an import) has
+    # nothing to compare with and nothing to lose: it is streamed from its tree straight into
+    # place, holding no per-file state. The others are planned first, so that a conflict stops
+    # the command before anything changes.
+    fresh: list[tuple[Target, mf.Metafile, str | None]] = []
+    planned: list[tuple[Target, str | None]] = []
+    for t, sub in selection:
+        meta = project.read_meta(t)
+        if meta.kind == "dir" and not os.path.lexists(t.data):
+            if sub is not None and not any(True for rel, _ in _walk_tree(project, meta) if under(rel, sub)):
+                raise PathError(f"{t.rel}/{sub}: not in the tracked directory {t.rel}")
+            fresh.append((t, meta, sub))
+        else:
+            planned.append((t, sub))
+    workers = jobs or default_jobs()
+    with ThreadPoolExecutor(workers, thread_name_prefix="fastreg-place") as pool:
+        plans = [_plan_checkout(project, t, pool, force, sub) for t, sub in planned]
         conflicts = [c for p in plans for c in p.conflicts]
         if conflicts and not force:
             more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
@@ -290,9 +306,14 @@ def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: 
                 "run `fastreg add` to keep them or `fastreg checkout --force` to discard them"
             )
         errors: list[FastregError] = []
-        phase(progress, "checkout", sum(rec.size for p in plans for _, rec in p.place))
+        total = sum(rec.size for p in plans for _, rec in p.place)
+        total += sum(meta.size if sub is None else
+                     sum(r.size for rel, r in _walk_tree(project, meta) if under(rel, sub)) for _, meta, sub in fresh)
+        phase(progress, "checkout", total)
         for plan in plans:
             _apply_checkout(project, plan, pool, result, errors, progress)
+        for t, meta, sub in fresh:
+            _checkout_fresh(project, t, meta, sub, pool, workers, result, errors, progress)
     if errors:
         first = errors[0]
         if len(errors) > 1:
@@ -384,8 +405,30 @@ def _apply_checkout(project: Project, plan: _CheckoutPlan, pool: ThreadPoolExecu
         for d in sorted({os.path.dirname(rel) for rel, _ in plan.place} - {""}):
             (t.data / d).mkdir(parents=True, exist_ok=True)
 
-    Placed = tuple[str, tr.FileRecord, FastregError | None, os.stat_result | None]
+    place_batch = _placer(project, base)
+    batches = [plan.place[i : i + PLACE_BATCH] for i in range(0, len(plan.place), PLACE_BATCH)]
+    for done in pool.map(place_batch, batches):
+        for rel, rec, err, st in done:
+            if err is not None:
+                errors.append(err)
+                result.failed.append(rel)
+                continue
+            result.placed += 1
+            if st is not None:
+                plan.statcache.record(rel, st, rec.digest, rec.chunks, plan.started)
+            if progress:
+                progress(1, rec.size)
+    result.unchanged += plan.unchanged
+    plan.statcache.save()
 
+
+PLACE_BATCH = 64
+Placed = tuple[str, tr.FileRecord, FastregError | None, os.stat_result | None]
+
+
+def _placer(project: Project, base: Path) -> Callable[[list[tuple[str, tr.FileRecord]]], list[Placed]]:
+    """A function that puts a batch of (relative path, record) under `base` from the cache
+    (runs in the pool's threads) and says how each went."""
     def place_one(rel: str, rec: tr.FileRecord) -> Placed:
         try:
             project.cache.place(rec.digest, base / rel, rec.executable)
@@ -416,20 +459,67 @@ def _apply_checkout(project: Project, plan: _CheckoutPlan, pool: ThreadPoolExecu
             out.append((rel, rec, None, os.stat(base / rel)))
         return out
 
-    batches = [plan.place[i : i + 64] for i in range(0, len(plan.place), 64)]
-    for done in pool.map(place_batch, batches):
-        for rel, rec, err, st in done:
+    return place_batch
+
+
+def _walk_tree(project: Project, meta: mf.Metafile) -> Iterator[tuple[str, tr.FileRecord]]:
+    try:
+        yield from tr.walk(project.cache, meta.digest)
+    except DecodeError as exc:
+        raise MetafileError(f"{meta.path}: {exc}") from None
+
+
+def _checkout_fresh(project: Project, t: Target, meta: mf.Metafile, subpath: str | None, pool: ThreadPoolExecutor,
+                    workers: int, result: CheckoutResult, errors: list[FastregError],
+                    progress: Progress | None) -> None:
+    """Check out a tracked directory that is absent from the workspace: stream its tree in
+    batches through the pool (a bounded number in flight), writing a fresh stat cache as it goes.
+    Memory: the batches in flight and the set of directories made, not the files."""
+    started = now_ns()
+    writer = StatCacheWriter(StatCache(project.tmp_dir, t.rel), started)
+    base = t.data
+    base.mkdir(parents=True, exist_ok=True)
+    place_batch = _placer(project, base)
+    made = {""}
+    window: deque[Future[list[Placed]]] = deque()
+
+    def drain(fut: Future[list[Placed]]) -> None:
+        for rel, rec, err, st in fut.result():
             if err is not None:
                 errors.append(err)
                 result.failed.append(rel)
                 continue
             result.placed += 1
             if st is not None:
-                plan.statcache.record(rel, st, rec.digest, rec.chunks, plan.started)
+                writer.append(rel, (st.st_ino, st.st_size, st.st_mtime_ns), rec.digest, rec.chunks)
             if progress:
                 progress(1, rec.size)
-    result.unchanged += plan.unchanged
-    plan.statcache.save()
+
+    try:
+        batch: list[tuple[str, tr.FileRecord]] = []
+        for rel, rec in _walk_tree(project, meta):
+            if subpath is not None and not under(rel, subpath):
+                continue
+            d = os.path.dirname(rel)
+            if d not in made:
+                (base / d).mkdir(parents=True, exist_ok=True)
+                made.add(d)
+            batch.append((rel, rec))
+            if len(batch) == PLACE_BATCH:
+                window.append(pool.submit(place_batch, batch))
+                batch = []
+                if len(window) >= 4 * workers:
+                    drain(window.popleft())
+        if batch:
+            window.append(pool.submit(place_batch, batch))
+        while window:
+            drain(window.popleft())
+    except BaseException:
+        for fut in window:
+            fut.cancel()
+        writer.abort()
+        raise
+    writer.commit()
 
 
 def _remove_path(p: Path) -> None:
