@@ -123,8 +123,9 @@ def round_trip(path: Path, make_store: Any, jobs: int, pack_size: int) -> Datase
         store: Store = make_store()
         with RemoteSession(store, push_cache, RemoteIndex(tmp / "push-mirror", store.url), jobs) as session:
             t0 = time.perf_counter()
-            pushed = session.push(files, list(tr.walk_dirs(push_cache, root.digest)), [], {root.digest: records},
-                                  pack_size, None, tr.file_nodes(push_cache, root.digest))
+            pushed = session.push(lambda: files, list(tr.walk_dirs(push_cache, root.digest)), [],
+                                  {root.digest: lambda: records}, pack_size, None,
+                                  tr.file_nodes(push_cache, root.digest))
             res.phases["upload"] = time.perf_counter() - t0
         res.uploaded_bytes, res.packs, res.push_requests = pushed.bytes, pushed.packs, pushed.requests
         shutil.rmtree(push_cache.root)

@@ -3,7 +3,8 @@ layer move it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker, iter_chunks
@@ -27,12 +28,21 @@ class Selected:
     subpath: str | None  # a file or folder inside a tracked directory, or None for all of it
 
 
+FileSource = Callable[[], Iterable[FileRecord]]
+
+
 @dataclass(slots=True)
 class Selection:
-    files: list[FileRecord] = field(default_factory=list)
-    trees: list[bytes] = field(default_factory=list)
-    records: list[FileRecord] = field(default_factory=list)
-    roots: dict[bytes, list[FileRecord]] = field(default_factory=dict)
+    """What a push sends, as sources that walk the trees again each time they are called (the
+    upload walks them twice: to estimate, then to pack), so no list of every file is held."""
+
+    trees: list[bytes] = field(default_factory=list)  # tree nodes (a few per thousand files)
+    records: list[FileRecord] = field(default_factory=list)  # chunk lists of single-file targets
+    roots: dict[bytes, FileSource] = field(default_factory=dict)
+
+    def files(self) -> Iterator[FileRecord]:
+        for source in self.roots.values():
+            yield from source()
 
 
 def select(project: Project, paths: Iterable[str]) -> list[Selected]:
@@ -68,17 +78,30 @@ def _chunks_of_cached(project: Project, meta: mf.Metafile) -> FileRecord | None:
     return FileRecord(size, digest, chunks, meta.executable)
 
 
+def _constant(rec: FileRecord) -> FileSource:
+    return lambda: (rec,)
+
+
+def _chain(a: FileSource, b: FileSource) -> FileSource:
+    return lambda: itertools.chain(a(), b())
+
+
 def _push_selection(project: Project, selected: list[Selected], session: RemoteSession) -> Selection:
     """What to push. Data that is not in the local cache is fine when the remote has it already
-    (a clone that never pulled everything); anything else missing is an error."""
+    (a clone that never pulled everything); anything else missing is an error, found by one
+    streaming pass before anything is uploaded."""
     sel = Selection()
-    seen: set[bytes] = set()
-    lacking: list[str] = []
+    lacking: list[str] = []  # the first few, and how many
+    nlacking = 0
+    cache = project.cache
 
     def on_remote(rec: FileRecord) -> bool:
         if not session.mirror.refreshed:
             session.refresh([])
         return all(session.mirror.has(d) for d, _ in iter_chunks(rec.chunks, rec.digest, rec.size))
+
+    def walker(digest: bytes, subpath: str | None) -> FileSource:
+        return lambda: (rec for path, rec in tr.walk(cache, digest) if _under(path, subpath))
 
     for s in selected:
         if s.meta.kind == "file":
@@ -87,27 +110,28 @@ def _push_selection(project: Project, selected: list[Selected], session: RemoteS
                 rec = session.fetch_record(s.meta.digest, s.meta.size)
             elif rec.chunks:
                 sel.records.append(rec)
-            recs = [rec]
+            source: FileSource = _constant(rec)
         else:
-            if not project.cache.tree_path(s.meta.digest).exists():
+            if not cache.tree_path(s.meta.digest).exists():
                 try:
                     session.fetch_trees([s.meta.digest])
                 except FastregError:
                     raise FastregError(f"{s.target.rel}: its data is neither in the local cache nor on the remote; "
                                        "nothing to push from here") from None
-            sel.trees += [d for d in tr.walk_dirs(project.cache, s.meta.digest) if d not in sel.trees]
-            recs = [rec for path, rec in tr.walk(project.cache, s.meta.digest) if _under(path, s.subpath)]
-        sel.roots.setdefault(s.meta.digest, []).extend(recs)
-        for rec in recs:
-            if rec.digest in seen:
-                continue
-            seen.add(rec.digest)
-            if project.cache.has_file(rec.digest):
-                sel.files.append(rec)
-            elif not on_remote(rec):
-                lacking.append(f"{s.target.rel}" if s.meta.kind == "file" else f"{s.target.rel} ({rec.digest.hex()})")
+            seen_trees = set(sel.trees)
+            sel.trees += [d for d in tr.walk_dirs(cache, s.meta.digest) if d not in seen_trees]
+            source = walker(s.meta.digest, s.subpath)
+        if s.meta.digest in sel.roots:  # the same data selected twice (two subfolders of one target)
+            sel.roots[s.meta.digest] = _chain(sel.roots[s.meta.digest], source)
+        else:
+            sel.roots[s.meta.digest] = source
+        for rec in source():
+            if not cache.has_file(rec.digest) and not on_remote(rec):
+                nlacking += 1
+                if len(lacking) < 1:
+                    lacking.append(s.target.rel if s.meta.kind == "file" else f"{s.target.rel} ({rec.digest.hex()})")
     if lacking:
-        more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
+        more = f" and {nlacking - 1} more" if nlacking > 1 else ""
         raise FastregError(f"{lacking[0]}{more}: not in the local cache and not on the remote; run `fastreg add` "
                            "(or `fastreg fetch` from where it was pushed) first")
     return sel
@@ -134,7 +158,7 @@ def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
         node_files = (nf for s in selected if s.meta.kind == "dir"
                       for nf in tr.file_nodes(project.cache, s.meta.digest))
         res = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, progress, node_files)
-    return SyncResult(remote.name, len(sel.files) if res.chunks else 0, res.bytes, res.packs, res.requests, 0)
+    return SyncResult(remote.name, res.files, res.bytes, res.packs, res.requests, 0)
 
 
 def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import xxhash
@@ -31,6 +31,7 @@ from fastreg.transfer.local import LocalObjects as Cache
 
 PACK_BUDGET = 64 << 20  # bytes of packs being uploaded at once
 MERGE_MIN = 1 << 16  # chunks committed before they are merged into the mirror
+FileSource = Callable[[], Iterable[FileRecord]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class PushResult:
     chunks: int
     objects: int  # trees, records and root hints uploaded
     requests: int
+    files: int = 0  # files with chunks in the packs (one that spans two packs counts twice)
 
 
 async def ensure_format(store: Store, mirror: RemoteIndex, create: bool) -> None:
@@ -101,10 +103,13 @@ def build_pack(cache: Cache, plan: PackPlan) -> tuple[bytes, bytearray, pk.Index
     return digest, buf, pk.make_segment(digest, len(buf), entries)
 
 
-async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[FileRecord], trees: list[bytes],
-               records: list[FileRecord], roots: dict[bytes, list[FileRecord]], jobs: int, pack_size: int,
+async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: FileSource, trees: list[bytes],
+               records: list[FileRecord], roots: dict[bytes, FileSource], jobs: int, pack_size: int,
                progress: Progress | None = None,
                node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None) -> PushResult:
+    """Upload what the remote lacks. `files` and each of `roots` are sources: called, they walk
+    the files again (twice here: to estimate, then to pack), so the push holds no list of files.
+    A file whose chunks are all on the remote is never read; any other file must be in `cache`."""
     if not mirror.refreshed:
         await mirror.refresh(store)
     await ensure_format(store, mirror, create=True)  # checked whenever the mirror knows no segment
@@ -117,20 +122,23 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
     def known(digest: bytes) -> bool:
         return digest in pending or mirror.has(digest)
 
-    estimate = sum(r.size for r in files
+    estimate = sum(r.size for r in files()
                    if not all(mirror.has(d) for d, _ in iter_chunks(r.chunks, r.digest, r.size)))
     phase(progress, "upload", estimate)
-    # Packs in flight: `uploads` being sent, one waiting, one being built. Their number follows a
-    # memory budget, not --jobs (one or two streams already fill the pipe to a nearby S3 for packs
-    # of 16 MiB; --jobs still applies to the small objects below).
+    # Packs in memory: at most `uploads` being sent plus one being built (a slot is taken before a
+    # pack is built and given back once it is on the remote). Their number follows a memory
+    # budget, not --jobs: one or two streams already fill the pipe to a nearby S3 with packs of
+    # 16 MiB; --jobs still applies to the small objects below.
     uploads = max(1, min(jobs, PACK_BUDGET // max(1, pack_size)))
-    queue: asyncio.Queue[tuple[bytes, bytearray, pk.IndexSegment, int] | None] = asyncio.Queue(maxsize=1)
-    totals = {"packs": 0, "bytes": 0, "chunks": 0, "requests": 0}
+    slots = asyncio.Semaphore(uploads + 1)
+    queue: asyncio.Queue[tuple[bytes, bytearray, pk.IndexSegment, int] | None] = asyncio.Queue()
+    totals = {"packs": 0, "bytes": 0, "chunks": 0, "requests": 0, "files": 0}
 
     async def produce() -> None:
         try:
-            for plan in iter_packs(files, known, pack_size):
+            for plan in iter_packs(files(), known, pack_size):
                 pending.update(c.digest for c in plan.chunks)
+                await slots.acquire()
                 digest, data, seg = await asyncio.to_thread(build_pack, cache, plan)
                 nfiles = len({c.file for c in plan.chunks})
                 await queue.put((digest, data, seg, nfiles))
@@ -153,6 +161,9 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
         while (item := await queue.get()) is not None:
             digest, data, seg, nfiles = item
             await store.put(pk.pack_key(digest), data)
+            size = len(data)
+            del item, data
+            slots.release()
             encoded = seg.encode()
             name = digest_bytes(encoded).hex()
             await store.put(pk.index_key(name), encoded)
@@ -160,11 +171,12 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
             if sum(len(c.entries) for _, c in committed) // pk.ENTRY.size > max(MERGE_MIN, len(mirror) // 4):
                 merge_committed()
             totals["packs"] += 1
-            totals["bytes"] += len(data)
+            totals["files"] += nfiles
+            totals["bytes"] += size
             totals["chunks"] += len(seg.entries) // pk.ENTRY.size
             totals["requests"] += 2
             if progress:
-                progress(nfiles, len(data))
+                progress(nfiles, size)
 
     workers = [asyncio.create_task(upload()) for _ in range(uploads)]
     producer = asyncio.create_task(produce())
@@ -203,7 +215,8 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
     # reader that cannot list finds what it needs at all).
     hint_tasks = []
     def hinted() -> Iterator[tuple[bytes, Iterable[FileRecord]]]:
-        yield from roots.items()
+        for root, source in roots.items():
+            yield root, source()
         yield from node_files or ()  # walked lazily: no second copy of every record
 
     done_nodes: list[bytes] = []
@@ -225,4 +238,4 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: list[File
     mirror.roots.update(done_nodes)
     mirror.save()
     return PushResult(totals["packs"], totals["bytes"], totals["chunks"], objects,
-                      requests + totals["requests"] + objects)
+                      requests + totals["requests"] + objects, totals["files"])

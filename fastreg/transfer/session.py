@@ -35,8 +35,8 @@ class RemoteSession:
         finally:
             self._runner.close()
 
-    def push(self, files: list[FileRecord], trees: list[bytes], records: list[FileRecord],
-             roots: dict[bytes, list[FileRecord]], pack_size: int,
+    def push(self, files: push_mod.FileSource, trees: list[bytes], records: list[FileRecord],
+             roots: dict[bytes, push_mod.FileSource], pack_size: int,
              progress: Progress | None = None,
              node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None) -> push_mod.PushResult:
         return self._runner.run(push_mod.push(self.store, self.cache, self.mirror, files, trees, records, roots,
