@@ -408,21 +408,14 @@ def _apply_checkout(project: Project, plan: _CheckoutPlan, pool: ThreadPoolExecu
     place_batch = _placer(project, base)
     batches = [plan.place[i : i + PLACE_BATCH] for i in range(0, len(plan.place), PLACE_BATCH)]
     for done in pool.map(place_batch, batches):
-        for rel, rec, err, st in done:
-            if err is not None:
-                errors.append(err)
-                result.failed.append(rel)
-                continue
-            result.placed += 1
-            if st is not None:
-                plan.statcache.record(rel, st, rec.digest, rec.chunks, plan.started)
-            if progress:
-                progress(1, rec.size)
+        _tally(done, result, errors, progress,
+               lambda rel, st, rec: plan.statcache.record(rel, st, rec.digest, rec.chunks, plan.started))
     result.unchanged += plan.unchanged
     plan.statcache.save()
 
 
 PLACE_BATCH = 64
+FRESH_WINDOW = 64  # batches in flight per worker when streaming a fresh check-out (4 was 40% slower)
 Placed = tuple[str, tr.FileRecord, FastregError | None, os.stat_result | None]
 
 
@@ -462,6 +455,22 @@ def _placer(project: Project, base: Path) -> Callable[[list[tuple[str, tr.FileRe
     return place_batch
 
 
+def _tally(done: list[Placed], result: CheckoutResult, errors: list[FastregError], progress: Progress | None,
+           remember: Callable[[str, os.stat_result, tr.FileRecord], None]) -> None:
+    """Count a placed batch into the result and the progress; `remember` records each placed
+    file's stat for the stat cache."""
+    for rel, rec, err, st in done:
+        if err is not None:
+            errors.append(err)
+            result.failed.append(rel)
+            continue
+        result.placed += 1
+        if st is not None:
+            remember(rel, st, rec)
+        if progress:
+            progress(1, rec.size)
+
+
 def _walk_tree(project: Project, meta: mf.Metafile) -> Iterator[tuple[str, tr.FileRecord]]:
     try:
         yield from tr.walk(project.cache, meta.digest)
@@ -484,16 +493,8 @@ def _checkout_fresh(project: Project, t: Target, meta: mf.Metafile, subpath: str
     window: deque[Future[list[Placed]]] = deque()
 
     def drain(fut: Future[list[Placed]]) -> None:
-        for rel, rec, err, st in fut.result():
-            if err is not None:
-                errors.append(err)
-                result.failed.append(rel)
-                continue
-            result.placed += 1
-            if st is not None:
-                writer.append(rel, (st.st_ino, st.st_size, st.st_mtime_ns), rec.digest, rec.chunks)
-            if progress:
-                progress(1, rec.size)
+        _tally(fut.result(), result, errors, progress,
+               lambda rel, st, rec: writer.append(rel, (st.st_ino, st.st_size, st.st_mtime_ns), rec.digest, rec.chunks))
 
     try:
         batch: list[tuple[str, tr.FileRecord]] = []
@@ -508,7 +509,7 @@ def _checkout_fresh(project: Project, t: Target, meta: mf.Metafile, subpath: str
             if len(batch) == PLACE_BATCH:
                 window.append(pool.submit(place_batch, batch))
                 batch = []
-                if len(window) >= 4 * workers:
+                if len(window) >= FRESH_WINDOW * workers:
                     drain(window.popleft())
         if batch:
             window.append(pool.submit(place_batch, batch))
