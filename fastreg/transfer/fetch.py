@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import xxhash
 
@@ -133,6 +135,7 @@ class _Assembly:
             os.unlink(self.tmp)
 
 
+T = TypeVar("T")
 BATCH_FILES = 2048  # files planned at a time: memory holds about two batches, not the whole pull
 
 
@@ -170,6 +173,15 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
     `jobs` workers while the next one is planned, so memory does not grow with the number of
     files. `total_bytes` (if known) is what the progress bar counts down from."""
     phase(progress, "download", total_bytes)
+    # The file writes run on a pool of this call's own, so that after a failure every thread has
+    # finished before the temp files of unfinished files are removed (asyncio.to_thread's shared
+    # pool cannot be waited for: a write could land after the clean-up).
+    pool = ThreadPoolExecutor(max(2, jobs), thread_name_prefix="fastreg-fetch")
+    loop = asyncio.get_running_loop()
+
+    def in_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return loop.run_in_executor(pool, fn, *args)
+
     done = {"files": 0, "bytes": 0, "requests": 0, "skipped": 0}
     refreshed = False
     queue: asyncio.Queue[tuple[_Batch, RangeRequest] | None] = asyncio.Queue(maxsize=max(1, jobs))
@@ -246,12 +258,17 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
                 tmp = cache.tmp_path()
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
                 try:
-                    view = memoryview(body)[piece.at : piece.at + piece.length]
-                    while view:
-                        view = view[os.write(fd, view):]
-                finally:
-                    os.close(fd)
-                cache.adopt(tmp, file)
+                    try:
+                        view = memoryview(body)[piece.at : piece.at + piece.length]
+                        while view:
+                            view = view[os.write(fd, view):]
+                    finally:
+                        os.close(fd)
+                    cache.adopt(tmp, file)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                    raise
                 written.append(batch.todo[file])
         return written
 
@@ -278,12 +295,12 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
             first = batch.todo[req.pieces[0].targets[0][0]]
             raise IntegrityError(f"{store.where(pk.pack_key(req.pack))} is truncated (needed by file "
                                  f"{first.digest.hex()}); nothing was written")
-        await asyncio.to_thread(verify, batch, req, body)
-        whole = await asyncio.to_thread(write_whole, batch, req, body)
+        await in_thread(verify, batch, req, body)
+        whole = await in_thread(write_whole, batch, req, body)
         completed: list[_Assembly] = []
         if any(batch.counts[f] != 1 for p in req.pieces for f, _ in p.targets):
             async with batch.lock:  # assemblies of multi-chunk files are shared between requests
-                completed = await asyncio.to_thread(apply, batch, req, body)
+                completed = await in_thread(apply, batch, req, body)
                 for asm in completed:
                     del batch.assemblies[asm.rec.digest]
         del body
@@ -294,7 +311,7 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
                 progress(1, rec.size)
         for asm in completed:
             try:
-                await asyncio.to_thread(finish, asm)
+                await in_thread(finish, asm)
             except BaseException:
                 asm.discard()
                 raise
@@ -320,6 +337,7 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
         first = group.exceptions[0]
         raise first from None
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         for batch in live:
             batch.discard()
     return FetchResult(done["files"], done["bytes"], mirror.requests + done["requests"], done["skipped"])
