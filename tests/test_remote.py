@@ -159,6 +159,21 @@ def test_pull_streams_in_batches(tmp_path: Path, project: Path, run, make_images
     victim.write_bytes(good)
     run("pull")
     assert files_under(other / "ds") == original
+    # a pack whose index segment is gone: planning a later batch fails; the workers stop, no hang
+    import signal
+
+    shutil.rmtree(other / ".fastreg")
+    subprocess.run(["git", "checkout", "-q", "--", "."], cwd=other, check=True)
+    shutil.rmtree(other / "ds")
+    for seg in (remote / "index").iterdir():
+        if pk.decode_segment(seg.read_bytes(), seg.name).pack.hex() == victim.name:
+            seg.unlink()
+    signal.alarm(60)
+    try:
+        _, err = run("pull", rc=1)
+    finally:
+        signal.alarm(0)
+    assert "was it pushed?" in err
 
 
 def test_remote_errors_are_one_line(tmp_path: Path, project: Path, run, make_images) -> None:

@@ -204,33 +204,33 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
 
     async def produce() -> None:
         nonlocal refreshed
-        try:
-            for todo in batches():
-                batch = _Batch(cache, todo)
-                if not refreshed and any(not mirror.has(d) for d in batch.needs):
-                    await mirror.refresh(store, roots)
-                    mirror.save()
-                    refreshed = True
-                owner = {d: targets[0][0] for d, targets in batch.needs.items()}
+        for todo in batches():
+            batch = _Batch(cache, todo)
+            if not refreshed and any(not mirror.has(d) for d in batch.needs):
+                await mirror.refresh(store, roots)
+                mirror.save()
+                refreshed = True
+            owner = {d: targets[0][0] for d, targets in batch.needs.items()}
 
-                def where(digest: bytes, owner: dict[bytes, bytes] = owner) -> Location:
-                    loc = mirror.find(digest)
-                    if loc is None:
-                        raise FastregError(f"{store.url} does not have chunk {digest.hex()} of file "
-                                           f"{owner[digest].hex()}; was it pushed? Run `fastreg push` where the "
-                                           "data was added")
-                    return loc
+            def where(digest: bytes, owner: dict[bytes, bytes] = owner) -> Location:
+                loc = mirror.find(digest)
+                if loc is None:
+                    raise FastregError(f"{store.url} does not have chunk {digest.hex()} of file "
+                                       f"{owner[digest].hex()}; was it pushed? Run `fastreg push` where the "
+                                       "data was added")
+                return loc
 
-                plan = plan_download(batch.needs, where)
-                del owner
-                batch.pending = len(plan)
-                live.add(batch)
-                for req in plan:
-                    await queue.put((batch, req))
-                del plan, batch
-        finally:
-            for _ in range(max(1, jobs)):
-                await queue.put(None)
+            plan = plan_download(batch.needs, where)
+            del owner
+            batch.pending = len(plan)
+            live.add(batch)
+            for req in plan:
+                await queue.put((batch, req))
+            del plan, batch
+        # Only after a normal end: on an error the task group cancels the workers, and a put
+        # into a full queue nobody reads would never return.
+        for _ in range(max(1, jobs)):
+            await queue.put(None)
 
     def finish(asm: _Assembly) -> None:
         asm.close()
