@@ -1,4 +1,6 @@
-"""A local directory (or any mounted filesystem) as a remote, through aiofiles.
+"""A local directory (or any mounted filesystem) as a remote: reads and writes each run as one
+call in a worker thread (so a cancelled caller never leaves a file open), the rest through
+aiofiles.
 
 Writes go to a temp name in the same folder and are renamed into place, so a crash never leaves
 a partial object under its final name, and concurrent writers of the same (content-named) key
@@ -7,11 +9,11 @@ simply replace identical bytes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 from pathlib import Path
 
-import aiofiles
 import aiofiles.os
 
 from fastreg.storage.base import Listing, ObjectInfo, ObjectNotFound, ReadOnlyStore, StorageError, Store, check_range
@@ -23,6 +25,27 @@ def _translate(exc: OSError, where: str) -> StorageError:
     if isinstance(exc, FileNotFoundError):
         return ObjectNotFound(f"{where}: not found")
     return StorageError(f"{where}: {exc.strerror or exc}", retryable=exc.errno in _RETRYABLE)
+
+
+def _read(path: Path, start: int | None, end: int | None) -> bytes:
+    with open(path, "rb", buffering=0) as f:
+        if start is not None:
+            f.seek(start)
+        return f.read() if start is None or end is None else f.read(end - start)
+
+
+def _write(final: Path, data: bytes | bytearray) -> None:
+    """Temp name in the same folder, then rename; the temp file goes on any failure."""
+    tmp = final.with_name(f".{final.name}.{os.urandom(6).hex()}.tmp")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 class LocalStore(Store):
@@ -40,12 +63,11 @@ class LocalStore(Store):
 
     async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         check_range(start, end)
+        path = self._path(key)
         try:
-            async with aiofiles.open(self._path(key), "rb") as f:
-                if start is not None:
-                    await f.seek(start)
-                data: bytes = await f.read(-1 if start is None or end is None else end - start)
-                return data
+            # One thread call that opens, reads and closes: a caller cancelled mid-read (a failed
+            # pull stopping its other workers) can never leave the file open.
+            return await asyncio.to_thread(_read, path, start, end)
         except OSError as exc:
             raise _translate(exc, self.where(key)) from None
 
@@ -53,17 +75,9 @@ class LocalStore(Store):
         if self.read_only:
             raise ReadOnlyStore(f"{self.url} is configured read_only")
         final = self._path(key)
-        tmp = final.with_name(f".{final.name}.{os.urandom(6).hex()}.tmp")
         try:
-            await aiofiles.os.makedirs(final.parent, exist_ok=True)
-            async with aiofiles.open(tmp, "wb") as f:
-                await f.write(data)
-            await aiofiles.os.replace(tmp, final)
+            await asyncio.to_thread(_write, final, data)
         except OSError as exc:
-            try:
-                await aiofiles.os.remove(tmp)
-            except OSError:
-                pass
             raise _translate(exc, self.where(key)) from None
 
     async def exists(self, key: str) -> bool:
