@@ -81,6 +81,17 @@ class Store(ABC):
         return f"{self.url.rstrip('/')}/{key}"
 
 
+class TimedGetStore(Store):
+    """A backend that talks HTTP: its one read method, get_timed, also reports when the response
+    headers arrived (time to first byte); get is derived from it."""
+
+    @abstractmethod
+    async def get_timed(self, key: str, start: int | None = None, end: int | None = None) -> tuple[bytes, float]: ...
+
+    async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
+        return (await self.get_timed(key, start, end))[0]
+
+
 def check_range(start: int | None, end: int | None) -> None:
     if start is not None and start < 0:
         raise ValueError("start must be >= 0")

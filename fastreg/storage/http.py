@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from fastreg.storage.base import Listing, ObjectNotFound, ReadOnlyStore, StorageError, Store, check_range
+from fastreg.storage.base import Listing, ObjectNotFound, ReadOnlyStore, StorageError, TimedGetStore, check_range
 
 
 def classify_status(status: int, where: str) -> StorageError:
@@ -21,7 +21,7 @@ def classify_status(status: int, where: str) -> StorageError:
     return StorageError(f"{where}: HTTP {status}", retryable=status >= 500 or status in (408, 429))
 
 
-class HTTPStore(Store):
+class HTTPStore(TimedGetStore):
     can_list = False
     read_only = True
     connections = 16
@@ -40,13 +40,7 @@ class HTTPStore(Store):
             )
         return self._session
 
-    async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
-        return (await self._get(key, start, end))[0]
-
     async def get_timed(self, key: str, start: int | None = None, end: int | None = None) -> tuple[bytes, float]:
-        return await self._get(key, start, end)
-
-    async def _get(self, key: str, start: int | None, end: int | None) -> tuple[bytes, float]:
         """The bytes, and the seconds until the response headers arrived."""
         check_range(start, end)
         if start is not None and end is not None and end == start:

@@ -17,7 +17,15 @@ import botocore.exceptions as bx
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
-from fastreg.storage.base import Listing, ObjectInfo, ObjectNotFound, ReadOnlyStore, StorageError, Store, check_range
+from fastreg.storage.base import (
+    Listing,
+    ObjectInfo,
+    ObjectNotFound,
+    ReadOnlyStore,
+    StorageError,
+    TimedGetStore,
+    check_range,
+)
 
 MULTIPART_THRESHOLD = 64 << 20
 PART_SIZE = 16 << 20
@@ -56,7 +64,7 @@ def classify(exc: BaseException, where: str) -> StorageError:
     raise exc
 
 
-class S3Store(Store):
+class S3Store(TimedGetStore):
     def __init__(self, url: str, endpoint_url: str | None = None, region: str | None = None,
                  profile: str | None = None, read_only: bool = False, connections: int = 32) -> None:
         rest = url[len("s3://"):]
@@ -105,13 +113,7 @@ class S3Store(Store):
     def _key(self, key: str) -> str:
         return self.prefix + key
 
-    async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
-        return (await self._get(key, start, end))[0]
-
     async def get_timed(self, key: str, start: int | None = None, end: int | None = None) -> tuple[bytes, float]:
-        return await self._get(key, start, end)
-
-    async def _get(self, key: str, start: int | None, end: int | None) -> tuple[bytes, float]:
         """The bytes, and the seconds until the response headers arrived."""
         check_range(start, end)
         if start is not None and end is not None and end == start:
