@@ -58,6 +58,23 @@ async def test_get_whole_and_ranges(store: Store) -> None:
     assert await store.get("empty") == b""
 
 
+async def test_get_into_fills_the_callers_buffer(store: Store) -> None:
+    """The read path of fetch: bytes [start, end) in a reused buffer, right on every backend
+    (also when the server ignores Range), shorter at the object's end, and a missing key is
+    still ObjectNotFound."""
+    buf = bytearray(70_000)
+    for start, end in ((0, 70_000), (123_456, 150_000), (299_000, 300_000)):
+        view = await store.get_into("packs/aa/one", start, end, buf)
+        assert bytes(view) == BLOB[start:end]
+        del view
+    view = await store.get_into("packs/aa/one", 299_990, 300_100, buf)  # past the end: short
+    assert bytes(view) == BLOB[299_990:]
+    del view
+    assert bytes(await store.get_into("packs/bb/two", 1, 1, buf)) == b""
+    with pytest.raises(ObjectNotFound):
+        await store.get_into("packs/zz/missing", 0, 10, buf)
+
+
 async def test_missing_key(store: Store) -> None:
     with pytest.raises(ObjectNotFound):
         await store.get("packs/zz/missing")

@@ -36,6 +36,8 @@ def workspace_tmp(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}{WORKSPACE_TMP_MARK}{_TOKEN}-{next(_COUNTER)}")
 
 
+#: Temp files written in an object's own folder (see Cache.tmp_path); not hex, so never an object.
+SHARD_TMP_MARK = ".tmp-"
 _FALLBACK_ERRNOS = (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EPERM, errno.EMLINK)
 _TOKEN = os.urandom(6).hex()  # per process: temp names never collide, even in a shared cache
 _COUNTER = itertools.count()
@@ -61,6 +63,7 @@ class Cache:
         self._failed: set[str] = set()  # link types that proved unsupported here
         self._lock = threading.Lock()
         self._reflink_ok: bool | None = None
+        self._shards: set[Path] = set()  # object folders known to exist
 
     def ensure(self) -> None:
         for d in (self.files_dir, self.trees_dir, self.tmp_dir):
@@ -99,8 +102,29 @@ class Cache:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(p)
 
-    def tmp_path(self) -> Path:
-        return self._tmp()
+    def tmp_path(self, digest: bytes | None = None) -> Path:
+        """A fresh temp name. With the digest of the object it will become, the name is in the
+        object's own folder (`ab/.tmp-...`): the rename into place then stays inside one
+        directory, and parallel writers spread over 256 folders instead of all creating files
+        in tmp/ (one directory lock) and renaming across directories (measured: a third of a
+        10k-file pull's kernel time was those two locks). gc sweeps leftovers of both kinds."""
+        if digest is None:
+            return self._tmp()
+        shard = self.file_path(digest).parent
+        if shard not in self._shards:
+            shard.mkdir(parents=True, exist_ok=True)
+            self._shards.add(shard)
+        return shard / f"{SHARD_TMP_MARK}{_TOKEN}-{next(_COUNTER)}"
+
+    def leftover_tmps(self) -> list[str]:
+        """Temp files a crashed writer may have left: everything in tmp/, and `.tmp-` names in
+        the object folders."""
+        out = [e.path for e in os.scandir(self.tmp_dir)] if self.tmp_dir.exists() else []
+        if self.files_dir.exists():
+            for sub in os.scandir(self.files_dir):
+                if sub.is_dir() and len(sub.name) == 2:
+                    out += [e.path for e in os.scandir(sub.path) if e.name.startswith(SHARD_TMP_MARK)]
+        return out
 
     def adopt(self, tmp: str | Path, digest: bytes) -> None:
         """Move a finished, verified temp file into place as the object for digest (or drop it

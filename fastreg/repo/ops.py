@@ -592,10 +592,9 @@ def gc(project: Project, all_commits: bool = False) -> GcResult:
                     removed_files += 1
                 else:
                     removed_trees += 1
-    if project.cache.tmp_dir.exists():
-        for entry in os.scandir(project.cache.tmp_dir):
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
+    for leftover in project.cache.leftover_tmps():
+        with contextlib.suppress(OSError):
+            os.unlink(leftover)
     return GcResult(removed_files, removed_trees, removed_bytes, len(keep_files) + len(keep_trees))
 
 

@@ -74,6 +74,13 @@ class Store(ABC):
         data = await self.get(key, start, end)
         return data, time.perf_counter() - t0
 
+    async def get_into(self, key: str, start: int, end: int, buf: bytearray) -> memoryview:
+        """The bytes [start, end), in `buf` when the backend can read into it (len(buf) >= end -
+        start): a caller that reuses one buffer per worker then moves gigabytes without a fresh
+        allocation (and page faults) per response. A short object gives a shorter view. This
+        default reads with get() and ignores buf."""
+        return memoryview(await self.get(key, start, end))
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         pass
 

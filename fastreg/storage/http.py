@@ -12,6 +12,8 @@ import aiohttp
 
 from fastreg.storage.base import Listing, ObjectNotFound, ReadOnlyStore, StorageError, TimedGetStore, check_range
 
+READ_BLOCK = 1 << 18  # bytes asked of the response stream at a time by get_into
+
 
 def classify_status(status: int, where: str) -> StorageError:
     if status == 404 or status == 410:
@@ -61,6 +63,34 @@ class HTTPStore(TimedGetStore):
                 if start is not None and resp.status == 200:
                     data = data[start:end]  # the server ignored Range: slice the full body
                 return data, ttfb
+        except StorageError:
+            raise
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            raise StorageError(f"{where}: {type(exc).__name__}: {exc}", retryable=True) from None
+
+    async def get_into(self, key: str, start: int, end: int, buf: bytearray) -> memoryview:
+        """The body is copied into buf as it arrives (no join of a whole response)."""
+        check_range(start, end)
+        if end == start:
+            return memoryview(buf)[:0]
+        where = self.where(key)
+        try:
+            async with self._s().get(where, headers={"Range": f"bytes={start}-{end - 1}"}) as resp:
+                if resp.status == 416:
+                    return memoryview(buf)[:0]
+                if resp.status not in (200, 206):
+                    raise classify_status(resp.status, where)
+                if resp.status == 200:  # the server ignored Range: slice the full body
+                    return memoryview(await resp.read())[start:end]
+                view = memoryview(buf)[: end - start]
+                got = 0
+                while got < len(view):
+                    block = await resp.content.read(min(READ_BLOCK, len(view) - got))
+                    if not block:
+                        break
+                    view[got : got + len(block)] = block
+                    got += len(block)
+                return view[:got]
         except StorageError:
             raise
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:

@@ -34,6 +34,19 @@ def _read(path: Path, start: int | None, end: int | None) -> bytes:
         return f.read() if start is None or end is None else f.read(end - start)
 
 
+def _read_into(path: Path, start: int, end: int, buf: bytearray) -> int:
+    view = memoryview(buf)[: end - start]
+    got = 0
+    with open(path, "rb", buffering=0) as f:
+        f.seek(start)
+        while got < len(view):
+            n = f.readinto(view[got:])
+            if not n:
+                break
+            got += n
+    return got
+
+
 def _write(final: Path, data: bytes | bytearray) -> None:
     """Temp name in the same folder, then rename; the temp file goes on any failure."""
     tmp = final.with_name(f".{final.name}.{os.urandom(6).hex()}.tmp")
@@ -70,6 +83,15 @@ class LocalStore(Store):
             return await asyncio.to_thread(_read, path, start, end)
         except OSError as exc:
             raise _translate(exc, self.where(key)) from None
+
+    async def get_into(self, key: str, start: int, end: int, buf: bytearray) -> memoryview:
+        check_range(start, end)
+        path = self._path(key)
+        try:
+            n = await asyncio.to_thread(_read_into, path, start, end, buf)
+        except OSError as exc:
+            raise _translate(exc, self.where(key)) from None
+        return memoryview(buf)[:n]
 
     async def put(self, key: str, data: bytes | bytearray) -> None:
         if self.read_only:

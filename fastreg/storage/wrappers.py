@@ -49,6 +49,9 @@ class RetryingStore(Store):
     async def get_timed(self, key: str, start: int | None = None, end: int | None = None) -> tuple[bytes, float]:
         return await self._retry(lambda: self.inner.get_timed(key, start, end))
 
+    async def get_into(self, key: str, start: int, end: int, buf: bytearray) -> memoryview:
+        return await self._retry(lambda: self.inner.get_into(key, start, end, buf))
+
     async def put(self, key: str, data: bytes | bytearray) -> None:
         await self._retry(lambda: self.inner.put(key, data))
 
@@ -83,6 +86,10 @@ class LimitedStore(Store):
     async def get_timed(self, key: str, start: int | None = None, end: int | None = None) -> tuple[bytes, float]:
         async with self._sem:
             return await self.inner.get_timed(key, start, end)
+
+    async def get_into(self, key: str, start: int, end: int, buf: bytearray) -> memoryview:
+        async with self._sem:
+            return await self.inner.get_into(key, start, end, buf)
 
     async def put(self, key: str, data: bytes | bytearray) -> None:
         async with self._sem:

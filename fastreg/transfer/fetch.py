@@ -113,11 +113,11 @@ class _Assembly:
     def __init__(self, cache: Cache, rec: FileRecord, nchunks: int) -> None:
         self.rec = rec
         self.remaining = nchunks
-        self.tmp = cache.tmp_path()
+        self.tmp = cache.tmp_path(rec.digest)
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
         os.ftruncate(self.fd, rec.size)
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             n = os.pwrite(self.fd, view, offset)
@@ -137,6 +137,8 @@ class _Assembly:
 
 T = TypeVar("T")
 BATCH_FILES = 2048  # files planned at a time: memory holds about two batches, not the whole pull
+#: Largest ranged GET: each worker keeps a buffer of this size, so a pull holds jobs x MAX_REQUEST
+MAX_REQUEST = 4 << 20
 
 
 class _Batch:
@@ -220,7 +222,7 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
                                        "data was added")
                 return loc
 
-            plan = plan_download(batch.needs, where)
+            plan = plan_download(batch.needs, where, max_request=MAX_REQUEST)
             del owner
             batch.pending = len(plan)
             live.add(batch)
@@ -238,7 +240,7 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
             raise IntegrityError(f"downloaded file {asm.rec.digest.hex()} does not match its digest")
         cache.adopt(asm.tmp, asm.rec.digest)
 
-    def verify(batch: _Batch, req: RangeRequest, body: bytes) -> None:
+    def verify(batch: _Batch, req: RangeRequest, body: memoryview) -> None:
         for piece in req.pieces:
             data = body[piece.at : piece.at + piece.length]
             if len(data) != piece.length or xxhash.xxh3_128_digest(data) != piece.digest:
@@ -247,7 +249,7 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
                     f"{store.where(pk.pack_key(req.pack))} is corrupt or truncated: chunk {piece.digest.hex()} "
                     f"(needed by file {first.digest.hex()}) does not match its digest; nothing was written")
 
-    def write_whole(batch: _Batch, req: RangeRequest, body: bytes) -> list[FileRecord]:
+    def write_whole(batch: _Batch, req: RangeRequest, body: memoryview) -> list[FileRecord]:
         """Files that are one chunk: verified already, written and renamed straight into the
         cache, no shared state (so responses are written in parallel). Runs in a thread."""
         written = []
@@ -255,11 +257,11 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
             for file, _ in piece.targets:
                 if batch.counts[file] != 1:
                     continue
-                tmp = cache.tmp_path()
+                tmp = cache.tmp_path(file)
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
                 try:
                     try:
-                        view = memoryview(body)[piece.at : piece.at + piece.length]
+                        view = body[piece.at : piece.at + piece.length]
                         while view:
                             view = view[os.write(fd, view):]
                     finally:
@@ -272,7 +274,7 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
                 written.append(batch.todo[file])
         return written
 
-    def apply(batch: _Batch, req: RangeRequest, body: bytes) -> list[_Assembly]:
+    def apply(batch: _Batch, req: RangeRequest, body: memoryview) -> list[_Assembly]:
         """Write one response's chunks of multi-chunk files; return the files it completed."""
         completed = []
         for piece in req.pieces:
@@ -288,9 +290,9 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
                     completed.append(asm)
         return completed
 
-    async def run_one(batch: _Batch, req: RangeRequest) -> None:
-        # one body per worker: at most `jobs` bodies in memory
-        body = await store.get(pk.pack_key(req.pack), req.start, req.end)
+    async def run_one(batch: _Batch, req: RangeRequest, buf: bytearray) -> None:
+        # one buffer per worker, reused: at most `jobs` bodies in memory, none allocated per request
+        body = await store.get_into(pk.pack_key(req.pack), req.start, req.end, buf)
         if len(body) != req.end - req.start:
             first = batch.todo[req.pieces[0].targets[0][0]]
             raise IntegrityError(f"{store.where(pk.pack_key(req.pack))} is truncated (needed by file "
@@ -325,8 +327,12 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
             live.discard(batch)
 
     async def work() -> None:
+        buf = bytearray()
         while (item := await queue.get()) is not None:
-            await run_one(*item)
+            batch, req = item
+            if len(buf) < req.end - req.start:
+                buf = bytearray(req.end - req.start)
+            await run_one(batch, req, buf)
 
     try:
         async with asyncio.TaskGroup() as tg:
