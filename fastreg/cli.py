@@ -74,17 +74,22 @@ def _human(n: float) -> str:
 
 def _steady_malloc() -> None:
     """Keep large buffers out of glibc's heaps. After a big buffer is freed glibc raises its mmap
-    threshold (up to 32 MiB), so from then on the 16 MiB packs and responses that push and pull
+    threshold (up to 32 MiB), so from then on the 4-16 MiB packs and responses that push and pull
     move are carved from per-thread heaps that rarely shrink: peak RSS then grows with the bytes
-    moved instead of what is held at once. Pinning the threshold at 128 KiB keeps them mmapped
-    and returned on free (measured: a 100k-file fetch peaks at 51 MB instead of 75 MB). Commands
-    that move data call it; the library leaves the process's allocator alone."""
+    moved instead of what is held at once. Pinning the threshold keeps them mmapped and returned
+    on free (measured: a 100k-file fetch peaks at 51 MB instead of 75 MB). At 1 MiB, not lower:
+    asyncio's 256 KiB socket reads must stay on the heap (at 128 KiB each read was a fresh mmap,
+    page faults and munmap: a 1 GB S3 fetch spent ~1 s of kernel time on it); the trim threshold
+    is raised to match so the heap top is not given back and faulted in again on every request.
+    Commands that move data call it; the library leaves the process's allocator alone."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
     try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 16 << 20)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):
         pass  # not glibc (musl has no such knob and no such growth)
 
