@@ -6,7 +6,6 @@ v2 (+1,000 images), list -R."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +17,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.gen import images  # noqa: E402
 from bench.run import sh  # noqa: E402
+from bench.trash import empty, retire  # noqa: E402
 
 
 def build_registry(
     tool: str, path: Path, src: Path, url: str, endpoint: str, t: dict[str, list[str]], env: dict[str, str]
 ) -> None:
-    if path.exists():
-        shutil.rmtree(path)
+    retire(path)
     path.mkdir(parents=True)
     for args in (["init", "-q", "-b", "main"], ["config", "user.email", "b@x"], ["config", "user.name", "b"]):
         subprocess.run(["git", *args], cwd=path, check=True)
@@ -51,8 +50,9 @@ def build_registry(
         subprocess.run(["git", "tag", f"cats-dogs-{version}"], cwd=path, check=True)
     # Consumers must go to the remote: DVC would otherwise read a local registry's own cache or
     # even its workspace copy of the data.
-    shutil.rmtree(path / (".fastreg" if tool == "fastreg" else ".dvc") / "cache", ignore_errors=True)
-    shutil.rmtree(data)
+    retire(path / (".fastreg" if tool == "fastreg" else ".dvc") / "cache")
+    retire(data)
+    empty()  # no deletion may fall inside a timed command (see bench/trash.py)
 
 
 def main(src: Path, dvc: Path, fastreg: list[str]) -> list[str]:
@@ -78,21 +78,21 @@ def main(src: Path, dvc: Path, fastreg: list[str]) -> list[str]:
                 reg = WORK / f"registry-{tool}"
                 print(f"bench: building the {tool} registry", file=sys.stderr)
                 build_registry(tool, reg, src, f"s3://reg-{tool}/store", proxy.url, tools, env)
-                shutil.rmtree(WORK / "xdg", ignore_errors=True)
+                retire(WORK / "xdg")
                 out = WORK / f"consume-{tool}"
-                shutil.rmtree(out, ignore_errors=True)
+                retire(out)
                 out.mkdir()
                 cmd = tools[tool]
                 url = str(reg)
                 image = "use-cases/cats-dogs/data/train/cats/cat.0001.jpg"
                 # warm the registry mirror (fastreg keeps one; DVC clones every time anyway)
                 sh([*cmd, "list", url], out, env)
-                shutil.rmtree(WORK / "xdg" / "fastreg" / "cache", ignore_errors=True)
+                retire(WORK / "xdg" / "fastreg" / "cache")
 
                 def measured(name: str, args: list[str], cwd: Path, tool: str = tool, cmd: list[str] = cmd) -> None:
                     # cold data caches for both tools (fastreg keeps its Git mirror: that is the point)
-                    shutil.rmtree(WORK / "xdg" / "fastreg" / "cache", ignore_errors=True)
-                    shutil.rmtree(WORK / "xdg" / "dvc", ignore_errors=True)
+                    retire(WORK / "xdg" / "fastreg" / "cache")
+                    retire(WORK / "xdg" / "dvc")
                     before = dict(proxy.counts)
                     res[f"{tool}/{name}"] = sh([*cmd, *args], cwd, env)
                     res[f"{tool}/{name}/bytes"] = proxy.counts["bytes_out"] - before.get("bytes_out", 0)
@@ -111,9 +111,10 @@ def main(src: Path, dvc: Path, fastreg: list[str]) -> list[str]:
                 res[f"{tool}/update-v2/bytes"] = proxy.counts["bytes_out"] - before_update.get("bytes_out", 0)
                 res[f"{tool}/update-v2/requests"] = proxy.counts["requests"] - before_update.get("requests", 0)
                 measured("list", ["list", "-R", url], out)
-                shutil.rmtree(out)
+                retire(out)
     finally:
         server.stop()
+        empty(pause=False)
     lines = [
         "",
         "## Registry consumption (10k-image registry on SeaweedFS, through a counting proxy)",

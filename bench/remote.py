@@ -17,6 +17,7 @@ WORK = HERE / "work"
 sys.path.insert(0, str(ROOT))
 
 from bench.gen import edit, images, large  # noqa: E402
+from bench.trash import empty, retire  # noqa: E402
 
 
 def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
@@ -50,8 +51,7 @@ class Tools:
 
 
 def _git_init(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
+    retire(path)
     path.mkdir(parents=True)
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=path, check=True)
     subprocess.run(["git", "config", "user.email", "b@fastreg.invalid"], cwd=path, check=True)
@@ -64,8 +64,7 @@ def _commit(path: Path) -> None:
 
 
 def _clone(src: Path, dst: Path) -> None:
-    if dst.exists():
-        shutil.rmtree(dst)
+    retire(dst)
     subprocess.run(["git", "clone", "-q", str(src), str(dst)], check=True)
 
 
@@ -119,7 +118,7 @@ def run_pair(kind: str, src: Path, t: Tools, url_fr: str, url_dvc: str, endpoint
     sh([t.dvc, "add", "-q", "data"], dproj, env)
     res["dvc/push-incr"], _ = sh([t.dvc, "push", "-q"], dproj, env)
     for p in (proj, clone, dproj, dclone):
-        shutil.rmtree(p)
+        retire(p)
     return res
 
 
@@ -151,7 +150,7 @@ def big_file_edit(t: Tools, remote: Path) -> dict[str, float]:
             sh([t.dvc, "add", "-q", "model.bin"], proj, env)
             res["dvc/edit-push"], _ = sh([t.dvc, "push", "-q"], proj, env)
             res["dvc/edit-bytes"] = sum(f.stat().st_size for f in r.rglob("*") if f.is_file()) - before
-        shutil.rmtree(proj)
+        retire(proj)
     return res
 
 
@@ -171,12 +170,12 @@ def rclone_s3(src: Path, endpoint: str, bucket: str, env: dict[str, str]) -> dic
     settle()
     res["rclone/files-up"], _ = sh(["rclone", "copy", "--transfers", "32", str(src), f"s3:{bucket}/files"], WORK, renv)
     down = WORK / "rclone-down"
-    shutil.rmtree(down, ignore_errors=True)
+    retire(down)
     settle()
     res["rclone/files-down"], _ = sh(
         ["rclone", "copy", "--transfers", "32", f"s3:{bucket}/files", str(down)], WORK, renv
     )
-    shutil.rmtree(down)
+    retire(down)
     bigdir = WORK / "rclone-big"
     bigdir.mkdir(exist_ok=True)
     total = sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
@@ -188,14 +187,14 @@ def rclone_s3(src: Path, endpoint: str, bucket: str, env: dict[str, str]) -> dic
         WORK,
         renv,
     )
-    shutil.rmtree(bigdir)
+    retire(bigdir)
     settle()
     res["rclone/big-down"], _ = sh(
         ["rclone", "copy", "--transfers", "32", "--multi-thread-streams", "8", f"s3:{bucket}/big", str(down)],
         WORK,
         renv,
     )
-    shutil.rmtree(down)
+    retire(down)
     return res
 
 
@@ -265,12 +264,14 @@ def main(src: Path, dvc: Path, fastreg: list[str], with_s3: bool = True) -> list
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     t = Tools(dvc, fastreg, env)
     remotes = WORK / "remotes"
-    shutil.rmtree(remotes, ignore_errors=True)
+    retire(remotes)
+    empty()  # leftovers of an earlier run: deleted before anything is timed
     remotes.mkdir(parents=True)
     nfiles = sum(1 for f in src.rglob("*") if f.is_file())
     total = sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
     print("bench: push/pull, local-directory remote", file=sys.stderr)
     local = run_pair("local", src, t, str(remotes / "fastreg"), str(remotes / "dvc"), None)
+    empty()  # the local pair's 4 GB, before the S3 pair is timed
     s3 = rc = None
     if with_s3:
         from tests.servers import ACCESS_KEY, SECRET_KEY, make_bucket, start_seaweed
@@ -292,7 +293,8 @@ def main(src: Path, dvc: Path, fastreg: list[str], with_s3: bool = True) -> list
             server.stop()
     print("bench: 1 MiB edit inside a 512 MiB file", file=sys.stderr)
     edits = big_file_edit(t, remotes)
-    shutil.rmtree(remotes, ignore_errors=True)
+    retire(remotes)
+    empty(pause=False)
     return report(local, s3, rc, edits, nfiles, total)
 
 

@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ WORK = HERE / "work"
 sys.path.insert(0, str(ROOT))
 
 from bench.gen import images, randbytes  # noqa: E402
+from bench.trash import empty, retire  # noqa: E402
 
 
 def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
@@ -151,8 +151,7 @@ def edit_locality() -> tuple[int, int]:
 
 # -- 2. add / status -------------------------------------------------------------------------
 def git_project(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
+    retire(path)
     path.mkdir(parents=True)
     subprocess.run(["git", "init", "-q"], cwd=path, check=True)
 
@@ -192,7 +191,7 @@ def workflow(src: Path, dvc: Path, repeat: int, rounds: int) -> dict[str, float]
         floor = WORK / "cp-floor"
         _settle()
         samples.setdefault("cp-a", []).append(sh(["cp", "-a", str(src), str(floor)], WORK))
-        shutil.rmtree(floor)
+        retire(floor)
         for cache_type in (None, "hardlink"):
             tools = ("fastreg", "dvc") if r % 2 == 0 else ("dvc", "fastreg")
             for tool in tools:
@@ -205,7 +204,8 @@ def workflow(src: Path, dvc: Path, repeat: int, rounds: int) -> dict[str, float]
                     sh(cmd_status, proj, env)
                     samples[f"{key}/status"] = [sh(cmd_status, proj, env) for _ in range(repeat)]
                     samples[f"{key}/add-again"] = [sh(cmd_add, proj, env) for _ in range(repeat)]
-                shutil.rmtree(proj)
+                retire(proj)
+    empty()
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -228,11 +228,11 @@ def rss(counts: list[int], dvc: Path) -> list[tuple[int, float, int, float, int,
         subprocess.run(["git", "add", "-A"], cwd=proj, check=True, capture_output=True)
         subprocess.run(["git", "-c", "user.email=b@x", "-c", "user.name=b", "commit", "-qm", "x"], cwd=proj, check=True)
         clone = WORK / "rss-clone"
-        shutil.rmtree(clone, ignore_errors=True)
+        retire(clone)
         subprocess.run(["git", "clone", "-q", str(proj), str(clone)], check=True)
         _, kb_pull = peak_rss_kb([*fr, "pull", "-q"], clone)
-        shutil.rmtree(clone)
-        shutil.rmtree(WORK / "rss-remote")
+        retire(clone)
+        retire(WORK / "rss-remote")
         # DVC on the same tree (moved, not copied: fastreg's default copy mode leaves it as it was)
         proj2 = WORK / "rss-dvc"
         git_project(proj2)
@@ -240,9 +240,10 @@ def rss(counts: list[int], dvc: Path) -> list[tuple[int, float, int, float, int,
         sh([str(dvc), "init", "-q"], proj2)
         _settle()
         t_dvc, kb_dvc = peak_rss_kb([str(dvc), "add", "-q", "data"], proj2)
-        shutil.rmtree(proj)
-        shutil.rmtree(proj2)
+        retire(proj)
+        retire(proj2)
         rows.append((n, t_fr, kb_fr, t_dvc, kb_dvc, kb_push, kb_pull))
+    empty()
     return rows
 
 
@@ -288,8 +289,8 @@ def main() -> int:
 
     print(f"bench: generating {args.files} images", file=sys.stderr)
     src = WORK / f"images-{args.files}"
-    if src.exists():
-        shutil.rmtree(src)
+    retire(src)
+    empty()  # no deletion may fall inside a timed command (see bench/trash.py)
     total = images(src, args.files // 2, args.files - args.files // 2, 1, seed=7, mean_kb=args.mean_kb)
     print("bench: add/status fastreg vs dvc", file=sys.stderr)
     wf = workflow(src, dvc, args.repeat, args.rounds)
