@@ -30,6 +30,14 @@ class Chunker:
         self, paths: Sequence[str | bytes | PathLike[str]]
     ) -> list[tuple[int, int, int, int] | None]: ...
 
+def write_files(
+    data: bytes | bytearray | memoryview,
+    offsets: Sequence[int],
+    lengths: Sequence[int],
+    tmps: Sequence[str | bytes | PathLike[str]],
+    finals: Sequence[str | bytes | PathLike[str]],
+    mode: int = 0o444,
+) -> list[int]: ...
 def link_files(
     srcs: Sequence[str | bytes | PathLike[str]],
     dsts: Sequence[str | bytes | PathLike[str]],

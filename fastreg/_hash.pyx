@@ -666,6 +666,72 @@ def link_files(srcs, dsts, keys, unsigned int mode=0o444):
         free(errs)
 
 
+cdef extern from "stdio.h" nogil:
+    int c_rename "rename"(const char* old, const char* new)
+
+
+def write_files(const uint8_t[::1] data, offsets, lengths, tmps, finals, unsigned int mode=0o444):
+    """Write many new files from slices of one buffer in one GIL-free pass: for each i, unless
+    finals[i] exists already, data[offsets[i]:offsets[i]+lengths[i]] goes to a new file tmps[i]
+    (O_EXCL), which is then renamed to finals[i] (so no final name ever holds a partial file).
+    The caller has verified the bytes. Returns one errno per file: 0 written, -1 skipped because
+    finals[i] existed; on an error the temp file is removed."""
+    cdef size_t n = len(offsets)
+    cdef size_t k
+    cdef size_t size = data.shape[0]
+    if len(lengths) != n or len(tmps) != n or len(finals) != n:
+        raise ValueError("offsets, lengths, tmps and finals must have the same length")
+    cdef const char** ctmp = <const char**>malloc((n + 1) * sizeof(char*))
+    cdef const char** cfin = <const char**>malloc((n + 1) * sizeof(char*))
+    cdef size_t* off = <size_t*>malloc((n + 1) * sizeof(size_t))
+    cdef size_t* ln = <size_t*>malloc((n + 1) * sizeof(size_t))
+    cdef int* errs = <int*>malloc((n + 1) * sizeof(int))
+    cdef const uint8_t* base = &data[0] if size else NULL
+    cdef int fd, err
+    cdef _Stat st
+    cdef bytes item
+    if ctmp == NULL or cfin == NULL or off == NULL or ln == NULL or errs == NULL:
+        free(ctmp); free(cfin); free(off); free(ln); free(errs)
+        raise MemoryError()
+    try:
+        keep_t = [os.fsencode(p) for p in tmps]
+        keep_f = [os.fsencode(p) for p in finals]
+        for k in range(n):
+            off[k] = offsets[k]
+            ln[k] = lengths[k]
+            if off[k] > size or ln[k] > size - off[k]:
+                raise ValueError("a slice lies outside the buffer")
+            item = keep_t[k]
+            ctmp[k] = item
+            item = keep_f[k]
+            cfin[k] = item
+        with nogil:
+            for k in range(n):
+                errs[k] = 0
+                if _lstat_path(cfin[k], &st) == 0:
+                    errs[k] = -1
+                    continue
+                fd = c_open(ctmp[k], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+                if fd < 0:
+                    errs[k] = errno
+                    continue
+                err = _write_all(fd, base + off[k], ln[k])
+                if c_close(fd) != 0 and err == 0:
+                    err = errno
+                if err == 0 and c_rename(ctmp[k], cfin[k]) != 0:
+                    err = errno
+                if err != 0:
+                    unlink(ctmp[k])
+                    errs[k] = err
+        return [errs[k] for k in range(n)]
+    finally:
+        free(ctmp)
+        free(cfin)
+        free(off)
+        free(ln)
+        free(errs)
+
+
 cdef inline int _lstat_path(const char* path, _Stat* out) noexcept nogil:
     cdef struct_stat st
     if lstat(path, &st) != 0:

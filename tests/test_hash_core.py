@@ -208,3 +208,21 @@ def test_index_records_widen_entries() -> None:
         index_records(entries[:-1], 0)
     with pytest.raises(ValueError):
         sort_unique(b"123", 2, 1)
+
+
+def test_write_files_writes_slices_under_final_names_only(tmp_path) -> None:
+    from fastreg._hash import write_files
+
+    data = os.urandom(10_000)
+    (tmp_path / "exists").write_bytes(b"old")
+    tmps = [tmp_path / f"t{i}" for i in range(4)]
+    finals = [tmp_path / "a", tmp_path / "exists", tmp_path / "nodir" / "c", tmp_path / "empty"]
+    errs = write_files(memoryview(data), [0, 100, 200, 9_999], [100, 100, 300, 0], tmps, finals)
+    assert errs[0] == 0 and errs[1] == -1 and errs[2] > 0 and errs[3] == 0
+    assert (tmp_path / "a").read_bytes() == data[:100]
+    assert (tmp_path / "exists").read_bytes() == b"old"  # an existing object is never replaced
+    assert (tmp_path / "empty").read_bytes() == b""
+    assert oct((tmp_path / "a").stat().st_mode & 0o777) == oct(0o444)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "empty", "exists"]  # no temp file left
+    with pytest.raises(ValueError):
+        write_files(memoryview(data), [9_000], [2_000], [tmp_path / "t"], [tmp_path / "x"])

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import xxhash
 
+from fastreg import _hash as _core
 from fastreg.chunking import file_digest, iter_chunks
 from fastreg.errors import FastregError, IntegrityError
 from fastreg.objects import pack as pk
@@ -251,28 +252,23 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
 
     def write_whole(batch: _Batch, req: RangeRequest, body: memoryview) -> list[FileRecord]:
         """Files that are one chunk: verified already, written and renamed straight into the
-        cache, no shared state (so responses are written in parallel). Runs in a thread."""
-        written = []
-        for piece in req.pieces:
-            for file, _ in piece.targets:
-                if batch.counts[file] != 1:
-                    continue
-                tmp = cache.tmp_path(file)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-                try:
-                    try:
-                        view = body[piece.at : piece.at + piece.length]
-                        while view:
-                            view = view[os.write(fd, view):]
-                    finally:
-                        os.close(fd)
-                    cache.adopt(tmp, file)
-                except BaseException:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
-                    raise
-                written.append(batch.todo[file])
-        return written
+        cache by the native core in one GIL-free pass (temp name in the object's folder, then
+        rename), no shared state (so responses are written in parallel). Runs in a thread."""
+        recs = [batch.todo[file] for piece in req.pieces for file, _ in piece.targets if batch.counts[file] == 1]
+        if not recs:
+            return recs
+        at = {piece.digest: piece.at for piece in req.pieces}
+        errs = _core.write_files(body, [at[r.digest] for r in recs], [r.size for r in recs],
+                                 [str(cache.tmp_path(r.digest)) for r in recs],
+                                 [cache.file_path_str(r.digest) for r in recs])
+        for rec, err in zip(recs, errs, strict=True):
+            if err > 0:
+                raise FastregError(f"cannot write {cache.file_path_str(rec.digest)}: {os.strerror(err)}")
+        return recs
+
+    def verify_and_write(batch: _Batch, req: RangeRequest, body: memoryview) -> list[FileRecord]:
+        verify(batch, req, body)
+        return write_whole(batch, req, body)
 
     def apply(batch: _Batch, req: RangeRequest, body: memoryview) -> list[_Assembly]:
         """Write one response's chunks of multi-chunk files; return the files it completed."""
@@ -297,8 +293,7 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
             first = batch.todo[req.pieces[0].targets[0][0]]
             raise IntegrityError(f"{store.where(pk.pack_key(req.pack))} is truncated (needed by file "
                                  f"{first.digest.hex()}); nothing was written")
-        await in_thread(verify, batch, req, body)
-        whole = await in_thread(write_whole, batch, req, body)
+        whole = await in_thread(verify_and_write, batch, req, body)
         completed: list[_Assembly] = []
         if any(batch.counts[f] != 1 for p in req.pieces for f, _ in p.targets):
             async with batch.lock:  # assemblies of multi-chunk files are shared between requests
