@@ -282,14 +282,14 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     _steady_malloc()
-    from fastreg.repo import ops
+    from fastreg.repo import sync
     from fastreg.repo.project import Project
 
     project = Project.find()
-    with project.lock():
-        _fetch(args, project)
-        with _progress(args, "checkout") as progress:
-            res = ops.checkout(project, args.targets, force=args.force, progress=progress)
+    with project.lock(), _progress(args, "pull") as progress:
+        fetched, res = sync.pull(project, args.targets, args.remote, args.jobs, args.force, progress)
+    _say(args, f"Fetched {fetched.files} files ({_human(fetched.bytes)}) from {fetched.remote}"
+               + (f"; {fetched.skipped} were in the cache already" if fetched.skipped else ""))
     _say(args, f"{res.placed} files restored, {res.removed} removed, {res.unchanged} unchanged")
     return 0
 

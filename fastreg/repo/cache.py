@@ -64,6 +64,8 @@ class Cache:
         self._lock = threading.Lock()
         self._reflink_ok: bool | None = None
         self._shards: set[Path] = set()  # object folders known to exist
+        self._arrivals: threading.Condition | None = None  # see expect_arrivals
+        self._arriving = False
 
     def ensure(self) -> None:
         for d in (self.files_dir, self.trees_dir, self.tmp_dir):
@@ -134,6 +136,38 @@ class Cache:
             os.unlink(tmp)
         else:
             self._publish(Path(tmp), final)
+
+    # -- arrivals: a pull checks out while it downloads ---------------------------------------
+    def expect_arrivals(self) -> None:
+        """From now until arrivals_done(), wait_for() blocks on objects that are not here yet:
+        a download in progress is filling the cache (note_arrivals wakes the waiters)."""
+        self._arrivals = threading.Condition()
+        self._arriving = True
+
+    def note_arrivals(self) -> None:
+        if self._arrivals is not None:
+            with self._arrivals:
+                self._arrivals.notify_all()
+
+    def arrivals_done(self) -> None:
+        """The download ended (done or failed): nothing more will arrive, nobody waits."""
+        if self._arrivals is not None:
+            with self._arrivals:
+                self._arriving = False
+                self._arrivals.notify_all()
+
+    def wait_for(self, digests: list[bytes]) -> None:
+        """Return once every object is in the cache, or once no more can arrive (the caller
+        then finds what is missing as usual)."""
+        cond = self._arrivals
+        if cond is None:
+            return
+        for d in digests:
+            if self.has_file(d):
+                continue
+            with cond:
+                while self._arriving and not self.has_file(d):
+                    cond.wait(1.0)
 
     # -- paths -------------------------------------------------------------------------------
     def file_path(self, digest: bytes) -> Path:

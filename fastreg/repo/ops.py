@@ -432,6 +432,7 @@ def _placer(project: Project, base: Path) -> Callable[[list[tuple[str, tr.FileRe
     def place_batch(batch: list[tuple[str, tr.FileRecord]]) -> list[Placed]:
         """Copy mode: the native core reads each cache object, verifies its digest and writes
         the workspace copy in one GIL-free pass; anything unusual goes through place_one."""
+        project.cache.wait_for([rec.digest for _, rec in batch])  # a pull may still be downloading them
         if not project.cache.copies():
             return [place_one(rel, rec) for rel, rec in batch]
         tmps = [workspace_tmp(base / rel) for rel, _ in batch]

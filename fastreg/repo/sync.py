@@ -4,6 +4,7 @@ layer move it."""
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -162,7 +163,11 @@ def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
 
 
 def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None,
-          progress: Progress | None = None) -> tuple[SyncResult, list[Selected]]:
+          progress: Progress | None = None,
+          trees_ready: Callable[[], None] | None = None) -> tuple[SyncResult, list[Selected]]:
+    """Bring the selection's data into the cache. trees_ready, if given, is called once every
+    tree node is in the cache and before the file download starts (pull starts its check-out
+    then)."""
     selected = select(project, paths)
     remote, session = open_remote(project, remote_name, jobs)
     project.cache.ensure()
@@ -176,6 +181,8 @@ def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs:
                     not any(True for p, _ in tr.walk(cache, s.meta.digest) if _under(p, s.subpath)):
                 raise PathError(f"{s.target.rel}/{s.subpath}: not in the tracked directory {s.target.rel}")
 
+        if trees_ready is not None:
+            trees_ready()
         # Single-file targets: their chunk lists first (a request each, before the download starts).
         singles = [FileRecord(s.meta.size, s.meta.digest, b"") if cache.has_file(s.meta.digest)
                    else session.fetch_record(s.meta.digest, s.meta.size)
@@ -202,6 +209,43 @@ def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs:
                                  if _under(p, s.subpath) and not cache.has_file(r.digest))
         res = session.fetch_files(records(), [s.meta.digest for s in selected], progress, total)
     return SyncResult(remote.name, res.files, res.bytes, 0, res.requests, res.skipped), selected
+
+
+def pull(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None, force: bool,
+         progress: Progress | None = None) -> tuple[SyncResult, ops.CheckoutResult]:
+    """fetch + checkout, overlapped: once the trees are here the check-out runs in a thread of
+    its own, each batch of files waiting until the download has put its objects in the cache
+    (Cache.wait_for), so files land in the workspace while later ones still download instead of
+    after the last byte. Same result as fetch then checkout: a conflict in the workspace stops the
+    check-out before it changes anything, and a failed download reports the download's error."""
+    paths = list(paths)
+    cache = project.cache
+    outcome: dict[str, object] = {}
+    worker: threading.Thread | None = None
+
+    def checkout() -> None:
+        try:
+            outcome["result"] = ops.checkout(project, paths, force=force, jobs=None, progress=None)
+        except BaseException as exc:  # re-raised in the calling thread
+            outcome["error"] = exc
+
+    def start() -> None:
+        nonlocal worker
+        worker = threading.Thread(target=checkout, name="fastreg-checkout", daemon=True)
+        worker.start()
+
+    cache.expect_arrivals()
+    try:
+        fetched, _ = fetch(project, paths, remote_name, jobs, progress, trees_ready=start)
+    finally:
+        cache.arrivals_done()
+        if worker is not None:
+            worker.join()
+    if worker is None:  # the fetch stopped before its trees were complete
+        return fetched, ops.checkout(project, paths, force=force, progress=progress)
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return fetched, outcome["result"]  # type: ignore[return-value]
 
 
 @dataclass(slots=True)

@@ -317,6 +317,8 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
             if progress:
                 progress(1, asm.rec.size)
         done["requests"] += 1
+        if whole or completed:
+            cache.note_arrivals()  # a check-out running alongside may be waiting for these
         batch.pending -= 1
         if batch.pending == 0:
             live.discard(batch)
