@@ -241,3 +241,30 @@ def test_api_open_reads_only_the_chunks_it_needs(tmp_path: Path, project: Path, 
             assert f.read() == whole[-10:]
         moved = proxy.counts["bytes_out"] - before
     assert moved < 2 << 20, moved  # a few 64 KiB chunks and index entries, not the 32 MiB file
+
+
+def test_corrupt_remote_leaves_no_output(tmp_path: Path, project: Path, run, make_images, consumer: Path,
+                                         monkeypatch) -> None:
+    """get and import write the output while the data downloads: when a pack turns out corrupt
+    half-way, the command fails with the integrity error and nothing is left at the output, no
+    metafile, no .gitignore entry."""
+    remote = tmp_path / "remote"
+    make_registry(project, run, make_images, str(remote))
+    packs = sorted((remote / "packs").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
+    victim = packs[-1]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    os.chmod(victim, 0o644)
+    victim.write_bytes(bytes(data))
+    monkeypatch.chdir(consumer)
+    before = sorted(p.name for p in consumer.iterdir())
+    _, err = run("import", str(project), "use-cases/cats-dogs", rc=3)
+    assert err.startswith("error: ") and "corrupt" in err
+    assert sorted(p.name for p in consumer.iterdir()) == before  # no cats-dogs, no cats-dogs.fastreg
+    assert not (consumer / ".gitignore").exists() or "cats-dogs" not in (consumer / ".gitignore").read_text()
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    _, err = run("get", str(project), "use-cases/cats-dogs", "-o", "all", rc=3)
+    assert "corrupt" in err
+    assert list(out.iterdir()) == []

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,6 +26,7 @@ from fastreg.progress import Progress
 from fastreg.registry.git import Mirror, Resolved, user_cache_dir
 from fastreg.repo import remotes as rm
 from fastreg.repo.cache import Cache
+from fastreg.transfer.fetch import FetchResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
 from fastreg.transfer.session import RemoteSession
 
@@ -185,6 +188,7 @@ def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path) -> None
     tmp = out.with_name(f".{out.name}.fastreg-get-{os.urandom(4).hex()}")
 
     def copy_batch(batch: list[tuple[Path, FileRecord]]) -> None:
+        cache.wait_for([rec.digest for _, rec in batch])  # the download may still be bringing them
         for err in cache.copy_verified([(dest, rec.digest, rec.executable) for dest, rec in batch]):
             if err is not None:
                 raise err
@@ -250,9 +254,34 @@ def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
     cache = user_cache()
     with reg.session(cache, jobs) as session:
         files, _, _, size, count = _select(reg, loc, session, cache)
-        res = session.fetch_files([r for _, r in files], [loc.meta.digest], progress)
-    _place(cache, files, dest)
+        res = _fetch_and(session, cache, files, loc.meta.digest, progress, lambda: _place(cache, files, dest))
     return GetResult(dest, count, size, res.bytes, reg.commit)
+
+
+def _fetch_and(session: RemoteSession, cache: Cache, files: list[tuple[str, FileRecord]], root: bytes,
+               progress: Progress | None, write: Callable[[], object]) -> FetchResult:
+    """Download files into the session's cache while write() (which waits for each object with
+    Cache.wait_for) puts them into place in a thread of its own: the output fills up while later
+    files still download. A failed download reports its own error, after write() has stopped."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            write()
+        except BaseException as exc:  # re-raised in the calling thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="fastreg-place", daemon=True)
+    cache.expect_arrivals()
+    worker.start()
+    try:
+        res = session.fetch_files([r for _, r in files], [root], progress)
+    finally:
+        cache.arrivals_done()
+        worker.join()
+    if failure:
+        raise failure[0]
+    return res
 
 
 # -- import / update (inside a project) ------------------------------------------------------
@@ -268,8 +297,10 @@ class ImportResult:
 
 
 def _materialize_into_project(project: Any, reg: Registry, loc: Located, t: Any, jobs: int | None,
-                              progress: Progress | None) -> tuple[mf.Metafile, int]:
-    """Fetch what loc points at into the project cache; the metafile that describes it."""
+                              progress: Progress | None, fresh: bool = False) -> tuple[mf.Metafile, int]:
+    """Fetch what loc points at into the project cache; the metafile that describes it. fresh:
+    t's data path does not exist, and a directory is checked out there while it downloads (on
+    failure what was placed is removed again)."""
     project.cache.ensure()
     source = mf.ImportSource(reg.url, loc.target + (f"/{loc.subpath}" if loc.subpath else ""),
                              reg.resolved.rev, reg.commit)
@@ -280,11 +311,23 @@ def _materialize_into_project(project: Any, reg: Registry, loc: Located, t: Any,
         digest = file_digest(tmp)
         project.cache.adopt(tmp, digest)
         return mf.Metafile(t.name, "file", digest, len(data), 1, False, source), 0
+    from fastreg.repo import ops
+
     with reg.session(project.cache, jobs) as session:
         files, kind, digest, size, count = _select(reg, loc, session, project.cache)
-        res = session.fetch_files([r for _, r in files], [loc.meta.digest], progress)
-    executable = kind == "file" and files[0][1].executable
-    return mf.Metafile(t.name, kind, digest, size, count, executable, source), res.bytes  # type: ignore[arg-type]
+        executable = kind == "file" and files[0][1].executable
+        meta = mf.Metafile(t.name, kind, digest, size, count, executable, source)  # type: ignore[arg-type]
+        if fresh and kind == "dir":
+            try:
+                res = _fetch_and(session, project.cache, files, loc.meta.digest, progress,
+                                 lambda: ops.checkout_new(project, t, meta))
+            except BaseException:
+                if os.path.lexists(t.data):
+                    _discard(t.data)
+                raise
+        else:
+            res = session.fetch_files([r for _, r in files], [loc.meta.digest], progress)
+    return meta, res.bytes
 
 
 def import_(project: Any, url: str, path: str, out: str | None, rev: str | None, force: bool, jobs: int | None,
@@ -299,10 +342,11 @@ def import_(project: Any, url: str, path: str, out: str | None, rev: str | None,
         raise PathError(f"{t.rel}: inside the tracked directory {owner.rel}; import somewhere else")
     if (os.path.lexists(t.data) or t.meta.exists()) and not force:
         raise PathError(f"{t.rel}: exists already; use --force to replace it, or -o to choose another path")
-    meta, downloaded = _materialize_into_project(project, reg, loc, t, jobs, progress)
+    fresh = not os.path.lexists(t.data)
+    meta, downloaded = _materialize_into_project(project, reg, loc, t, jobs, progress, fresh)
     changed = project.write_meta(t, meta)
     project.ignore(t)
-    if os.path.lexists(t.data) and force:
+    if not fresh and force:
         if t.data.is_dir() and not t.data.is_symlink():
             shutil.rmtree(t.data)
         else:

@@ -314,12 +314,28 @@ def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: 
             _apply_checkout(project, plan, pool, result, errors, progress)
         for t, meta, sub in fresh:
             _checkout_fresh(project, t, meta, sub, pool, workers, result, errors, progress)
+    _raise_first(errors)
+    return result
+
+
+def checkout_new(project: Project, t: Target, meta: mf.Metafile, jobs: int | None = None) -> CheckoutResult:
+    """Check out the directory `meta` describes at t, which does not exist yet, without reading
+    t's metafile (import writes that only once the data is complete)."""
+    result = CheckoutResult()
+    errors: list[FastregError] = []
+    workers = jobs or default_jobs()
+    with ThreadPoolExecutor(workers, thread_name_prefix="fastreg-place") as pool:
+        _checkout_fresh(project, t, meta, None, pool, workers, result, errors, None)
+    _raise_first(errors)
+    return result
+
+
+def _raise_first(errors: list[FastregError]) -> None:
     if errors:
         first = errors[0]
         if len(errors) > 1:
             raise type(first)(f"{first.message} (and {len(errors) - 1} more files failed)")
         raise first
-    return result
 
 
 @dataclass(slots=True)
