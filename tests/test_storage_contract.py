@@ -120,6 +120,15 @@ async def test_s3_wrong_credentials_is_a_clear_error(seaweed, bucket, monkeypatc
     await s.close()
 
 
+async def test_s3_reads_of_a_missing_bucket_are_a_clear_error(seaweed) -> None:
+    s = S3Store("s3://no-such-bucket-here/x", endpoint_url=seaweed.endpoint)
+    for read in (s.get("k"), s.get("k", 0, 10), s.get_into("k", 0, 10, bytearray(10))):
+        with pytest.raises(StorageError, match="bucket does not exist") as exc:
+            await read
+        assert not exc.value.retryable
+    await s.close()
+
+
 async def test_unreachable_endpoint_is_retryable() -> None:
     s = S3Store("s3://bucket-name/x", endpoint_url="http://127.0.0.1:9")
     with pytest.raises(StorageError) as exc:

@@ -1,4 +1,5 @@
-"""S3-compatible object storage through aiobotocore (AWS S3, MinIO, Ceph RGW, SeaweedFS, R2...).
+"""S3-compatible object storage through aiobotocore (AWS S3, MinIO, Ceph RGW, SeaweedFS, R2...);
+GETs go through the lighter signed reader of storage/s3read.py (no client, no service model).
 
 Credentials come from the standard AWS chain (environment variables, shared config and
 credentials files, `profile`); `endpoint_url` points at an S3-compatible service. botocore's
@@ -9,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import aiohttp
 import botocore.exceptions as bx
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 
 from fastreg.storage.base import (
     Listing,
@@ -26,10 +26,10 @@ from fastreg.storage.base import (
     TimedGetStore,
     check_range,
 )
+from fastreg.storage.s3read import S3Reader, ShortBody
 
 MULTIPART_THRESHOLD = 64 << 20
 PART_SIZE = 16 << 20
-READ_BLOCK = 1 << 18  # bytes asked of the response stream at a time by get_into
 _THROTTLE = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestLimitExceeded",
              "TooManyRequestsException", "InternalError", "ServiceUnavailable", "RequestTimeTooSkewed"}
 _CREDENTIALS = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
@@ -57,8 +57,9 @@ def classify(exc: BaseException, where: str) -> StorageError:
                             "AWS_SECRET_ACCESS_KEY, or a profile with `fastreg remote modify NAME profile P`")
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError):
         return StorageError(f"{where}: cannot connect to the S3 endpoint ({exc})", retryable=True)
+    aiohttp = sys.modules.get("aiohttp")  # imported only once the aiobotocore client exists
     if isinstance(exc, bx.HTTPClientError | bx.ReadTimeoutError | bx.ResponseStreamingError
-                  | aiohttp.ClientError | asyncio.TimeoutError | ConnectionError):
+                  | asyncio.TimeoutError | ConnectionError) or (aiohttp and isinstance(exc, aiohttp.ClientError)):
         return StorageError(f"{where}: connection error ({type(exc).__name__}: {exc})", retryable=True)
     if isinstance(exc, bx.BotoCoreError):
         return StorageError(f"{where}: {exc}")
@@ -83,11 +84,17 @@ class S3Store(TimedGetStore):
         self._client: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._lock = asyncio.Lock()
+        self._reader: S3Reader | None = None
+        self._reader_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     async def _c(self) -> Any:
         if self._client is None:
             async with self._lock:
                 if self._client is None:
+                    from aiobotocore.config import AioConfig
+                    from aiobotocore.session import AioSession
+
                     session = AioSession(profile=self._profile) if self._profile else AioSession()
                     config = AioConfig(
                         retries={"total_max_attempts": 1},  # the retry wrapper retries
@@ -114,58 +121,56 @@ class S3Store(TimedGetStore):
     def _key(self, key: str) -> str:
         return self.prefix + key
 
+    def _reader_now(self) -> S3Reader:
+        """The signed-GET reader (created in a worker thread: the credential chain may ask the
+        instance metadata service)."""
+        with self._reader_lock:
+            if self._reader is None:
+                try:
+                    self._reader = S3Reader(self.bucket, self._endpoint, self._region, self._profile, self.connections)
+                except bx.ProfileNotFound as exc:
+                    raise StorageError(f"{self.url}: AWS profile {self._profile!r} not found ({exc})") from None
+            return self._reader
+
+    async def _read(self, key: str, start: int | None, end: int | None,
+                    buf: bytearray | None) -> tuple[int, bytes | memoryview, float]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max(self.connections, 4), thread_name_prefix="fastreg-s3get")
+        loop = asyncio.get_running_loop()
+
+        def call() -> tuple[int, bytes | memoryview, float]:
+            return self._reader_now().get(self._key(key), start, end, buf)
+
+        try:
+            return await loop.run_in_executor(self._pool, call)
+        except StorageError:
+            raise
+        except ShortBody as exc:
+            raise StorageError(f"{self.where(key)}: the response ended early ({exc})", retryable=True) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("urllib3"):  # the body stream broke (reset, incomplete read)
+                raise StorageError(f"{self.where(key)}: connection error ({type(exc).__name__}: {exc})",
+                                   retryable=True) from None
+            raise classify(exc, self.where(key)) from None
+
     async def get_timed(self, key: str, start: int | None = None, end: int | None = None) -> tuple[bytes, float]:
         """The bytes, and the seconds until the response headers arrived."""
         check_range(start, end)
         if start is not None and end is not None and end == start:
             return b"", 0.0
-        c = await self._c()
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
-        if start is not None:
-            kwargs["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
-        t0 = time.perf_counter()
-        try:
-            resp = await c.get_object(**kwargs)
-            ttfb = time.perf_counter() - t0
-            async with resp["Body"] as body:
-                data: bytes = await body.read()
-        except bx.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
-                return b"", time.perf_counter() - t0
-            raise classify(exc, self.where(key)) from None
-        except Exception as exc:
-            raise classify(exc, self.where(key)) from None
-        if start is not None and resp.get("ResponseMetadata", {}).get("HTTPStatusCode") == 200:
+        status, data, ttfb = await self._read(key, start, end, None)
+        if start is not None and status == 200:
             data = data[start:end]  # a server that ignored Range sent the whole object
-        return data, ttfb
+        return bytes(data), ttfb
 
     async def get_into(self, key: str, start: int, end: int, buf: bytearray) -> memoryview:
-        """The body is copied into buf as it arrives, in blocks of READ_BLOCK (aiohttp hands
-        over what the socket gave it; no 16 MiB join per response)."""
+        """The body is read into buf by the socket (no copy through a bytes object)."""
         check_range(start, end)
         if end == start:
             return memoryview(buf)[:0]
-        c = await self._c()
-        try:
-            resp = await c.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end - 1}")
-            if resp.get("ResponseMetadata", {}).get("HTTPStatusCode") != 206:
-                async with resp["Body"] as body:  # a server that ignored Range sent the whole object
-                    return memoryview(await body.read())[start:end]
-            view = memoryview(buf)[: end - start]
-            got = 0
-            async with resp["Body"] as body:
-                while got < len(view):
-                    n = await body.readinto(view[got : got + READ_BLOCK])
-                    if not n:
-                        break
-                    got += n
-            return view[:got]
-        except bx.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
-                return memoryview(buf)[:0]
-            raise classify(exc, self.where(key)) from None
-        except Exception as exc:
-            raise classify(exc, self.where(key)) from None
+        status, data, _ = await self._read(key, start, end, buf)
+        view = memoryview(data)
+        return view[start:end] if status == 200 else view
 
     async def put(self, key: str, data: bytes | bytearray) -> None:
         if self.read_only:
@@ -241,3 +246,9 @@ class S3Store(TimedGetStore):
             await self._stack.aclose()
             self._stack = None
             self._client = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.get_running_loop().run_in_executor(None, pool.shutdown)
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
