@@ -106,9 +106,16 @@ class S3Reader:
                 raise ShortBody(f"got {len(data)} of {expected} bytes")
             return bytes(data)
         view = memoryview(buf)[:expected]
+        # urllib3's readinto reads into a temporary bytes and copies it, holding the GIL; the
+        # http.client response under it reads from the socket straight into the buffer, with the
+        # GIL released (1 GB from SeaweedFS: 0.74 -> 0.50 CPU-s). Only for a plain body.
+        fp = getattr(raw, "_fp", None)
+        readinto = getattr(fp, "readinto", None)
+        if readinto is None or headers.get("content-encoding"):
+            readinto = raw.readinto
         got = 0
         while got < expected:
-            n = raw.readinto(view[got : got + READ_BLOCK])
+            n = readinto(view[got : got + READ_BLOCK])
             if not n:
                 raise ShortBody(f"got {got} of {expected} bytes")
             got += n

@@ -327,8 +327,8 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
         buf = bytearray()
         while (item := await queue.get()) is not None:
             batch, req = item
-            if len(buf) < req.end - req.start:
-                buf = bytearray(req.end - req.start)
+            if len(buf) < req.end - req.start:  # once per worker: requests are at most MAX_REQUEST
+                buf = bytearray(max(req.end - req.start, MAX_REQUEST))
             await run_one(batch, req, buf)
 
     try:
