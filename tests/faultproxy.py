@@ -19,12 +19,12 @@ _HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive
 
 class FaultProxy:
     def __init__(self, upstream: str, seed: int = 7, error_rate: float = 0.15, reset_rate: float = 0.05,
-                 delay_rate: float = 0.1) -> None:
+                 delay_rate: float = 0.1, port: int | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.rnd = random.Random(seed)
         self.rates = (error_rate, reset_rate, delay_rate)
         self.counts: Counter[str] = Counter()
-        [self.port] = free_ports(1)
+        [self.port] = [port] if port else free_ports(1)
         self.url = f"http://127.0.0.1:{self.port}"
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()

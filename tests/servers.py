@@ -59,6 +59,7 @@ class Seaweed:
     proc: subprocess.Popen[bytes]
     workdir: str
     log: Any
+    filer: str = ""  # its filer as host:port.grpcport (another S3 gateway can serve the same buckets)
 
     def stop(self) -> None:
         for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
@@ -88,7 +89,7 @@ def start_seaweed() -> Seaweed:
     ]
     log = open(os.path.join(workdir, "weed.log"), "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    server = Seaweed(f"http://127.0.0.1:{p[3]}", proc, workdir, log)
+    server = Seaweed(f"http://127.0.0.1:{p[3]}", proc, workdir, log, f"127.0.0.1:{p[2]}.{p[6]}")
     try:
         wait_port(p[3], 60, proc)
         _wait_s3_ready(server.endpoint, 60)
@@ -97,6 +98,40 @@ def start_seaweed() -> Seaweed:
         server.stop()
         raise RuntimeError(f"SeaweedFS did not start: {exc}\n{tail}") from None
     return server
+
+
+@dataclass
+class Gateway:
+    """A second SeaweedFS S3 gateway (`weed s3`) on a given port, serving the buckets of a
+    running server through its filer: the benchmarks use it to reach the same data directly on
+    the port a counting proxy uses at other times."""
+
+    endpoint: str
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_gateway(server: Seaweed, port: int) -> Gateway:
+    [grpc] = free_ports(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    cmd = [weed_binary(), "s3", f"-filer={server.filer}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+           f"-port={port}", f"-port.grpc={grpc}", "-port.iceberg=0", "-port.lance=0"]
+    proc = subprocess.Popen(cmd, stdout=server.log, stderr=subprocess.STDOUT, env=env)
+    gw = Gateway(f"http://127.0.0.1:{port}", proc)
+    try:
+        wait_port(port, 60, proc)
+        _wait_s3_ready(gw.endpoint, 60)
+    except BaseException:
+        gw.stop()
+        raise
+    return gw
 
 
 def _client(endpoint: str):
@@ -113,7 +148,10 @@ def _wait_s3_ready(endpoint: str, timeout: float) -> None:
     c = _client(endpoint)
     while time.monotonic() < deadline:
         try:
-            c.create_bucket(Bucket="fastreg-probe")
+            try:
+                c.create_bucket(Bucket="fastreg-probe")
+            except c.exceptions.BucketAlreadyOwnedByYou:
+                pass  # a second gateway of the same server
             c.put_object(Bucket="fastreg-probe", Key="probe", Body=b"ok")
             return
         except Exception as exc:
