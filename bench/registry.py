@@ -109,6 +109,10 @@ def main(src: Path, dvc: Path, fastreg: list[str]) -> list[str]:
         "AWS_ACCESS_KEY_ID": ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
         "XDG_CACHE_HOME": str(WORK / "xdg"),
+        # DVC keeps per-repository indexes in a site cache (/var/tmp/dvc by default): under xdg/dvc it
+        # is cleared with DVC's other caches before each command, so each DVC run is as cold as its
+        # fresh clone of the registry (without it a counting pass saw only what the timed pass missed).
+        "DVC_SITE_CACHE_DIR": str(WORK / "xdg" / "dvc" / "site"),
     }
     os.environ.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
     tools = {"fastreg": fastreg, "dvc": [str(dvc)]}

@@ -261,10 +261,13 @@ def report(
 
 def main(src: Path, dvc: Path, fastreg: list[str], with_s3: bool = True) -> list[str]:
     src = src.resolve()
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    # DVC's per-repository indexes go to a site cache of this run (not /var/tmp/dvc, where an earlier
+    # run's index of a same-named remote could stand in for the new, empty bucket).
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(WORK / "dvc-site")}
     t = Tools(dvc, fastreg, env)
     remotes = WORK / "remotes"
     retire(remotes)
+    retire(WORK / "dvc-site")
     empty()  # leftovers of an earlier run: deleted before anything is timed
     remotes.mkdir(parents=True)
     nfiles = sum(1 for f in src.rglob("*") if f.is_file())
