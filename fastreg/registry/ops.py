@@ -351,7 +351,8 @@ def import_(project: Any, url: str, path: str, out: str | None, rev: str | None,
             shutil.rmtree(t.data)
         else:
             t.data.unlink()
-    ops.checkout(project, [t.rel], force=force)
+    if not (fresh and meta.kind == "dir"):  # a new directory was checked out while it downloaded
+        ops.checkout(project, [t.rel], force=force)
     return ImportResult(t.rel, changed, meta.files, meta.size, downloaded, reg.commit, rev)
 
 
