@@ -6,6 +6,7 @@ v2 (+1,000 images), list -R."""
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 from collections import Counter
@@ -68,19 +69,26 @@ def consume(tool: str, cmd: list[str], url: str, env: dict[str, str], counts: Co
     # warm the registry mirror (fastreg keeps one; DVC clones every time anyway)
     sh([*cmd, "list", url], out, env)
 
-    def measured(name: str, args: list[str], cwd: Path, cold: bool = True) -> None:
-        if cold:  # cold data caches for both tools (fastreg keeps its Git mirror: that is the point)
-            retire(WORK / "xdg" / "fastreg" / "cache")
-            retire(WORK / "xdg" / "dvc")
-        before = dict(counts or {})
-        seconds = sh([*cmd, *args], cwd, env)
+    def measured(name: str, args: list[str], cwd: Path, cold: bool = True, repeat: int = 1,
+                 output: Path | None = None) -> None:
+        """repeat: the timed pass reports the median of that many runs, each from the same cold
+        state (output, if given, is moved away before each)."""
+        times = []
+        for _ in range(repeat if counts is None else 1):
+            if cold:  # cold data caches for both tools (fastreg keeps its Git mirror: that is the point)
+                retire(WORK / "xdg" / "fastreg" / "cache")
+                retire(WORK / "xdg" / "dvc")
+            if output is not None:
+                retire(output)
+            before = dict(counts or {})
+            times.append(sh([*cmd, *args], cwd, env))
         if counts is None:
-            res[f"{tool}/{name}"] = seconds
+            res[f"{tool}/{name}"] = statistics.median(times)
         else:
             res[f"{tool}/{name}/bytes"] = counts["bytes_out"] - before.get("bytes_out", 0)
             res[f"{tool}/{name}/requests"] = counts["requests"] - before.get("requests", 0)
 
-    measured("get-one", ["get", url, image, "-o", "one.jpg"], out)
+    measured("get-one", ["get", url, image, "-o", "one.jpg"], out, repeat=5, output=out / "one.jpg")
     measured("get-all", ["get", url, "use-cases/cats-dogs", "-o", "all"], out)
     proj = out / "project"
     proj.mkdir()
@@ -89,7 +97,7 @@ def consume(tool: str, cmd: list[str], url: str, env: dict[str, str], counts: Co
     measured("import-v1", ["import", url, "use-cases/cats-dogs", "--rev", "cats-dogs-v1", "-o", "cd"], proj)
     update = ["update", "cd.fastreg" if tool == "fastreg" else "cd.dvc", "--rev", "cats-dogs-v2"]
     measured("update-v2", update, proj, cold=False)  # the project cache keeps v1: only the new images travel
-    measured("list", ["list", "-R", url], out)
+    measured("list", ["list", "-R", url], out, repeat=5)
     retire(out)
     return res
 
@@ -142,7 +150,8 @@ def main(src: Path, dvc: Path, fastreg: list[str]) -> list[str]:
         "",
         "## Registry consumption (10k-image registry on SeaweedFS)",
         "",
-        "Same registry content for both tools, same run. Times: straight to SeaweedFS. Bytes and requests: "
+        "Same registry content for both tools, same run. Times: straight to SeaweedFS (get one image and "
+        "list: median of 5 runs, each from cold data caches; the others: one run). Bytes and requests: "
         "a second pass of the same commands through a counting proxy between the tool and SeaweedFS "
         "(Git traffic is local).",
         "",
