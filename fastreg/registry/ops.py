@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import threading
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -260,27 +259,16 @@ def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
 
 def _fetch_and(session: RemoteSession, cache: Cache, files: list[tuple[str, FileRecord]], root: bytes,
                progress: Progress | None, write: Callable[[], object]) -> FetchResult:
-    """Download files into the session's cache while write() (which waits for each object with
+    """Download files into the cache while write() (which waits for each object with
     Cache.wait_for) puts them into place in a thread of its own: the output fills up while later
     files still download. A failed download reports its own error, after write() has stopped."""
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            write()
-        except BaseException as exc:  # re-raised in the calling thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="fastreg-place", daemon=True)
-    cache.expect_arrivals()
-    worker.start()
+    side = cache.alongside()
+    side.start(write)
     try:
         res = session.fetch_files([r for _, r in files], [root], progress)
     finally:
-        cache.arrivals_done()
-        worker.join()
-    if failure:
-        raise failure[0]
+        side.close()
+    side.result()
     return res
 
 

@@ -169,6 +169,10 @@ class Cache:
                 while self._arriving and not self.has_file(d):
                     cond.wait(1.0)
 
+    def alongside(self) -> Alongside:
+        """A helper that runs one job in a thread while the caller downloads into this cache."""
+        return Alongside(self)
+
     # -- paths -------------------------------------------------------------------------------
     def file_path(self, digest: bytes) -> Path:
         return _fanout(self.files_dir, digest)
@@ -421,6 +425,46 @@ class Cache:
                 except ValueError:
                     continue
         return out
+
+
+class Alongside:
+    """One job (a check-out, the output of a get) run in a thread of its own while the caller
+    downloads into the cache; the job waits for each object with Cache.wait_for. Use:
+    `side = cache.alongside()`, `side.start(job)` (now or from a callback), download, then
+    `side.close()` in a finally (no more arrivals: the job stops waiting and ends), then
+    `side.result()`, which re-raises the job's error. A failed download raises before result()
+    is asked for, so its error, not the job's, is what the caller reports."""
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+        self._thread: threading.Thread | None = None
+        self._outcome: list[object] = []
+        self._error: list[BaseException] = []
+        cache.expect_arrivals()
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def start(self, job: Callable[[], object]) -> None:
+        def run() -> None:
+            try:
+                self._outcome.append(job())
+            except BaseException as exc:  # re-raised by result(), in the caller's thread
+                self._error.append(exc)
+
+        self._thread = threading.Thread(target=run, name="fastreg-alongside", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._cache.arrivals_done()
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> object:
+        if self._error:
+            raise self._error[0]
+        return self._outcome[0] if self._outcome else None
 
 
 _UMASK: int | None = None

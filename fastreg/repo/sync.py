@@ -4,7 +4,6 @@ layer move it."""
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -219,33 +218,15 @@ def pull(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
     after the last byte. Same result as fetch then checkout: a conflict in the workspace stops the
     check-out before it changes anything, and a failed download reports the download's error."""
     paths = list(paths)
-    cache = project.cache
-    outcome: dict[str, object] = {}
-    worker: threading.Thread | None = None
-
-    def checkout() -> None:
-        try:
-            outcome["result"] = ops.checkout(project, paths, force=force, jobs=None, progress=None)
-        except BaseException as exc:  # re-raised in the calling thread
-            outcome["error"] = exc
-
-    def start() -> None:
-        nonlocal worker
-        worker = threading.Thread(target=checkout, name="fastreg-checkout", daemon=True)
-        worker.start()
-
-    cache.expect_arrivals()
+    side = project.cache.alongside()
     try:
-        fetched, _ = fetch(project, paths, remote_name, jobs, progress, trees_ready=start)
+        fetched, _ = fetch(project, paths, remote_name, jobs, progress, trees_ready=lambda: side.start(
+            lambda: ops.checkout(project, paths, force=force, jobs=None, progress=None)))
     finally:
-        cache.arrivals_done()
-        if worker is not None:
-            worker.join()
-    if worker is None:  # the fetch stopped before its trees were complete
-        return fetched, ops.checkout(project, paths, force=force, progress=progress)
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return fetched, outcome["result"]  # type: ignore[return-value]
+        side.close()
+    result = side.result()
+    assert isinstance(result, ops.CheckoutResult)  # fetch calls trees_ready before it returns
+    return fetched, result
 
 
 @dataclass(slots=True)
