@@ -442,10 +442,6 @@ class Alongside:
         self._error: list[BaseException] = []
         cache.expect_arrivals()
 
-    @property
-    def started(self) -> bool:
-        return self._thread is not None
-
     def start(self, job: Callable[[], object]) -> None:
         def run() -> None:
             try:

@@ -8,9 +8,14 @@ with `retryable` set by the backend's own classifier; the retry wrapper only rea
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from fastreg.errors import FastregError
 
@@ -97,6 +102,22 @@ class TimedGetStore(Store):
 
     async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         return (await self.get_timed(key, start, end))[0]
+
+
+T = TypeVar("T")
+
+
+async def in_thread(executor: Executor | None, fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args) on a worker thread of executor (None: the loop's default). If the caller is
+    cancelled meanwhile, the thread is waited for before the cancellation goes on: a cancelled put
+    never renames its object into place, nor a cancelled read fills a reused buffer, after the
+    caller has moved on (a Ctrl-C'd `fastreg bench` once found an object its clean-up had passed)."""
+    fut = asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args))
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        await asyncio.wait([fut])
+        raise
 
 
 def check_range(start: int | None, end: int | None) -> None:

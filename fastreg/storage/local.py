@@ -11,15 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import aiofiles.os
 
-from fastreg.storage.base import Listing, ObjectInfo, ObjectNotFound, ReadOnlyStore, StorageError, Store, check_range
+from fastreg.storage.base import (
+    Listing,
+    ObjectInfo,
+    ObjectNotFound,
+    ReadOnlyStore,
+    StorageError,
+    Store,
+    check_range,
+    in_thread,
+)
 
 _RETRYABLE = {errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.EIO}
 
@@ -64,22 +70,6 @@ def _write(final: Path, data: bytes | bytearray) -> None:
         raise
 
 
-T = TypeVar("T")
-
-
-async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
-    """fn(*args) in a worker thread. If the caller is cancelled meanwhile, the thread is waited for
-    before the cancellation goes on: a cancelled put never renames its object into place, nor a
-    cancelled read fills a buffer, after the caller has moved on (a Ctrl-C'd `fastreg bench` once
-    found an object its clean-up had already passed)."""
-    fut = asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
-    try:
-        return await asyncio.shield(fut)
-    except asyncio.CancelledError:
-        await asyncio.wait([fut])
-        raise
-
-
 class LocalStore(Store):
     connections = 8
 
@@ -99,7 +89,7 @@ class LocalStore(Store):
         try:
             # One thread call that opens, reads and closes: a caller cancelled mid-read (a failed
             # pull stopping its other workers) can never leave the file open.
-            return await _in_thread(_read, path, start, end)
+            return await in_thread(None, _read, path, start, end)
         except OSError as exc:
             raise _translate(exc, self.where(key)) from None
 
@@ -107,7 +97,7 @@ class LocalStore(Store):
         check_range(start, end)
         path = self._path(key)
         try:
-            n = await _in_thread(_read_into, path, start, end, buf)
+            n = await in_thread(None, _read_into, path, start, end, buf)
         except OSError as exc:
             raise _translate(exc, self.where(key)) from None
         return memoryview(buf)[:n]
@@ -117,7 +107,7 @@ class LocalStore(Store):
             raise ReadOnlyStore(f"{self.url} is configured read_only")
         final = self._path(key)
         try:
-            await _in_thread(_write, final, data)
+            await in_thread(None, _write, final, data)
         except OSError as exc:
             raise _translate(exc, self.where(key)) from None
 

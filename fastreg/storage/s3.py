@@ -25,6 +25,7 @@ from fastreg.storage.base import (
     StorageError,
     TimedGetStore,
     check_range,
+    in_thread,
 )
 from fastreg.storage.s3read import S3Reader, ShortBody
 
@@ -136,13 +137,11 @@ class S3Store(TimedGetStore):
                     buf: bytearray | None) -> tuple[int, bytes | memoryview, float]:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max(self.connections, 4), thread_name_prefix="fastreg-s3get")
-        loop = asyncio.get_running_loop()
-
         def call() -> tuple[int, bytes | memoryview, float]:
             return self._reader_now().get(self._key(key), start, end, buf)
 
         try:
-            return await loop.run_in_executor(self._pool, call)
+            return await in_thread(self._pool, call)
         except StorageError:
             raise
         except ShortBody as exc:
