@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -120,21 +121,21 @@ def test_single_large_file(project: Path, run) -> None:
     assert os.stat(model).st_mode & stat.S_IXUSR
 
 
-def test_second_add_and_status_read_no_file_contents(project: Path, run, make_images, monkeypatch) -> None:
-    make_images(project / "ds")
-    run("add", "ds")
+@pytest.fixture
+def hashed(monkeypatch) -> list[str]:
+    """The workspace files add/status/checkout read to hash them, in order."""
     import fastreg.repo.build as build
     import fastreg.repo.ops as ops
     from fastreg.chunking import default_chunker
 
     real = default_chunker()
-    hashed: list[str] = []
+    seen: list[str] = []
 
     class Counting:
         min_size, avg_size, max_size = real.min_size, real.avg_size, real.max_size
 
         def hash_files(self, paths, copy_to=None):
-            hashed.extend(paths)
+            seen.extend(paths)
             return real.hash_files(paths, copy_to)
 
         def stat_files(self, paths):
@@ -142,6 +143,13 @@ def test_second_add_and_status_read_no_file_contents(project: Path, run, make_im
 
     monkeypatch.setattr(build, "default_chunker", Counting)
     monkeypatch.setattr(ops, "default_chunker", Counting)
+    return seen
+
+
+def test_second_add_and_status_read_no_file_contents(project: Path, run, make_images, hashed) -> None:
+    make_images(project / "ds")
+    run("add", "ds")
+    hashed.clear()
     run("add", "ds")
     run("status")
     assert hashed == []
@@ -152,6 +160,48 @@ def test_second_add_and_status_read_no_file_contents(project: Path, run, make_im
     run("add", "ds")
     # Only the edited file is read (by status, then by add, which must also copy it to the cache).
     assert {Path(p).name for p in hashed} == {"cat.0003.jpg"}
+
+
+def test_status_after_checkout_reads_nothing_and_sees_later_edits(project: Path, run, make_images, hashed) -> None:
+    ds = project / "ds"
+    make_images(ds)
+    run("add", "ds")
+    shutil.rmtree(ds)
+    run("checkout")  # a fresh check-out (as after a clone and pull)
+    edited = ds / "data/train/dogs/dog.0002.jpg"
+    edited.write_bytes(b"local edit")
+    age(ds)
+    run("checkout", "--force")  # the comparing path puts one file back
+    hashed.clear()
+    out, _ = run("status")
+    assert "up to date" in out
+    assert hashed == []  # the files check-out wrote are trusted by their stat at once
+    # A same-size rewrite right after the check-out (settle() covers one in the same tick).
+    for path in (edited, ds / "data/train/cats/cat.0001.jpg"):
+        content = path.read_bytes()
+        path.write_bytes(bytes([content[0] ^ 1]) + content[1:])
+    out, _ = run("status")
+    assert "modified:  data/train/dogs/dog.0002.jpg" in out
+    assert "modified:  data/train/cats/cat.0001.jpg" in out
+
+
+def test_settled_stat_differs_after_any_later_write(tmp_path: Path) -> None:
+    """What checkout records for a file it wrote must not match the file after a later write,
+    even one in the same timestamp tick: settle() moves the mtime strictly before the write's
+    own. (Kernels with multigrain timestamps, 6.13+, also stamp a write that follows a stat
+    with a fresh time; older ones and other filesystems reuse the tick's coarse time.)"""
+    from fastreg.repo.statcache import settle
+
+    for i in range(20):
+        f = tmp_path / f"f{i}"
+        f.write_bytes(b"a" * 100)
+        written = os.stat(f)
+        key = settle(f)
+        assert key == (written.st_ino, written.st_size, key[2]) and key[2] < written.st_mtime_ns
+        with open(f, "r+b") as fh:  # same inode, same size
+            fh.write(b"b")
+        st = os.stat(f)
+        assert (st.st_ino, st.st_size) == key[:2] and st.st_mtime_ns > key[2]
 
 
 def test_hardlink_and_symlink_cache_types_protect_the_cache(project: Path, run, make_images) -> None:

@@ -20,7 +20,7 @@ from fastreg.progress import Progress, phase
 from fastreg.repo.build import Builder, now_ns
 from fastreg.repo.cache import is_workspace_tmp, workspace_tmp
 from fastreg.repo.project import Project, Target
-from fastreg.repo.statcache import StatCache, StatCacheWriter
+from fastreg.repo.statcache import StatCache, StatCacheWriter, settle
 
 
 def default_jobs() -> int:
@@ -425,14 +425,17 @@ def _apply_checkout(project: Project, plan: _CheckoutPlan, pool: ThreadPoolExecu
     batches = [plan.place[i : i + PLACE_BATCH] for i in range(0, len(plan.place), PLACE_BATCH)]
     for done in pool.map(place_batch, batches):
         _tally(done, result, errors, progress,
-               lambda rel, st, rec: plan.statcache.record(rel, st, rec.digest, rec.chunks, plan.started))
+               lambda rel, st, rec, settled: plan.statcache.record(rel, st, rec.digest, rec.chunks,
+                                                                   plan.started, settled))
     result.unchanged += plan.unchanged
     plan.statcache.save()
 
 
 PLACE_BATCH = 64
 FRESH_WINDOW = 64  # batches in flight per worker when streaming a fresh check-out (4 was 40% slower)
-Placed = tuple[str, tr.FileRecord, FastregError | None, os.stat_result | None]
+StatKey = tuple[int, int, int]  # ino, size, mtime_ns
+#: (relative path, record, error, stat key of the placed file, settled: recordable at once)
+Placed = tuple[str, tr.FileRecord, FastregError | None, StatKey | None, bool]
 
 
 def _placer(project: Project, base: Path) -> Callable[[list[tuple[str, tr.FileRecord]]], list[Placed]]:
@@ -441,9 +444,10 @@ def _placer(project: Project, base: Path) -> Callable[[list[tuple[str, tr.FileRe
     def place_one(rel: str, rec: tr.FileRecord) -> Placed:
         try:
             project.cache.place(rec.digest, base / rel, rec.executable)
-            return rel, rec, None, os.stat(base / rel)
+            st = os.stat(base / rel)
+            return rel, rec, None, (st.st_ino, st.st_size, st.st_mtime_ns), False
         except FastregError as exc:
-            return rel, rec, exc, None
+            return rel, rec, exc, None, False
 
     def place_batch(batch: list[tuple[str, tr.FileRecord]]) -> list[Placed]:
         """Copy mode: the native core reads each cache object, verifies its digest and writes
@@ -463,27 +467,32 @@ def _placer(project: Project, base: Path) -> Callable[[list[tuple[str, tr.FileRe
         out: list[Placed] = []
         for (rel, rec), tmp, err in zip(batch, tmps, errs, strict=True):
             if err is not None:
-                out.append((rel, rec, err, None))
+                out.append((rel, rec, err, None, False))
                 continue
+            key = settle(tmp)
             os.replace(tmp, base / rel)
-            out.append((rel, rec, None, os.stat(base / rel)))
+            if key is None:
+                st = os.stat(base / rel)
+                out.append((rel, rec, None, (st.st_ino, st.st_size, st.st_mtime_ns), False))
+            else:
+                out.append((rel, rec, None, key, True))
         return out
 
     return place_batch
 
 
 def _tally(done: list[Placed], result: CheckoutResult, errors: list[FastregError], progress: Progress | None,
-           remember: Callable[[str, os.stat_result, tr.FileRecord], None]) -> None:
+           remember: Callable[[str, StatKey, tr.FileRecord, bool], None]) -> None:
     """Count a placed batch into the result and the progress; `remember` records each placed
-    file's stat for the stat cache."""
-    for rel, rec, err, st in done:
+    file's stat key for the stat cache."""
+    for rel, rec, err, st, settled in done:
         if err is not None:
             errors.append(err)
             result.failed.append(rel)
             continue
         result.placed += 1
         if st is not None:
-            remember(rel, st, rec)
+            remember(rel, st, rec, settled)
         if progress:
             progress(1, rec.size)
 
@@ -511,7 +520,7 @@ def _checkout_fresh(project: Project, t: Target, meta: mf.Metafile, subpath: str
 
     def drain(fut: Future[list[Placed]]) -> None:
         _tally(fut.result(), result, errors, progress,
-               lambda rel, st, rec: writer.append(rel, (st.st_ino, st.st_size, st.st_mtime_ns), rec.digest, rec.chunks))
+               lambda rel, st, rec, settled: writer.append(rel, st, rec.digest, rec.chunks, settled))
 
     try:
         batch: list[tuple[str, tr.FileRecord]] = []

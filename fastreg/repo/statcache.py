@@ -7,7 +7,12 @@ a dict entry per file (~250 bytes), only for targets that were added before.
 
 Racy entries are never stored: a file whose mtime is within RACY_NS of the moment hashing began
 could be rewritten in the same timestamp tick without its stat changing, so it is left out and
-simply hashed again next time (the "racy git" problem)."""
+simply hashed again next time (the "racy git" problem).
+
+Files that checkout writes are the exception ("settled"): their mtime is moved one nanosecond
+into the past while they still sit under a private temp name (see `settle`), so any later write
+to them, even in the same timestamp tick, gives a different mtime.  They are stored at once;
+otherwise every file of a pull would be hashed again by the next `status`."""
 
 from __future__ import annotations
 
@@ -24,8 +29,8 @@ RACY_NS = 50_000_000  # 50 ms: several timestamp ticks on every Linux filesystem
 Entry = tuple[int, int, int, bytes, bytes]  # ino, size, mtime_ns, digest, chunks
 
 
-def _key(st: os.stat_result | tuple[int, int, int, int]) -> tuple[int, int, int]:
-    """(ino, size, mtime_ns) from an os.stat_result or a native (ino, size, mtime_ns, mode)."""
+def _key(st: os.stat_result | tuple[int, ...]) -> tuple[int, int, int]:
+    """(ino, size, mtime_ns) from an os.stat_result or a tuple that starts with them."""
     if isinstance(st, tuple):
         return st[0], st[1], st[2]
     return st.st_ino, st.st_size, st.st_mtime_ns
@@ -60,10 +65,10 @@ class StatCache:
             return e[3], e[4]
         return None
 
-    def record(self, rel: str, st: os.stat_result | tuple[int, int, int, int], digest: bytes, chunks: bytes,
-               started_ns: int) -> None:
+    def record(self, rel: str, st: os.stat_result | tuple[int, ...], digest: bytes, chunks: bytes,
+               started_ns: int, settled: bool = False) -> None:
         ino, size, mtime_ns = _key(st)
-        if mtime_ns >= started_ns - RACY_NS:
+        if not settled and mtime_ns >= started_ns - RACY_NS:
             if rel in self.entries:
                 del self.entries[rel]
                 self.changed = True
@@ -91,6 +96,21 @@ class StatCache:
                 os.unlink(tmp)
 
 
+def settle(tmp: str | Path) -> tuple[int, int, int] | None:
+    """Make a freshly written file, still under a temp name no one else knows, safe to record
+    in the stat cache at once: set its mtime 1 ns before the time of our last write (M).  Any
+    later write stamps it with a time >= M (the clock only moves forward), so a change made
+    right after the rename, even in the same timestamp tick, can never leave the recorded stat
+    intact.  Returns the stat key to record, or None when the filesystem did not keep a time
+    strictly before M (coarse or ignored timestamps): then the racy rule applies as usual."""
+    st = os.stat(tmp)
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns - 1))
+    after = os.stat(tmp)
+    if after.st_mtime_ns >= st.st_mtime_ns or after.st_ino != st.st_ino or after.st_size != st.st_size:
+        return None
+    return after.st_ino, after.st_size, after.st_mtime_ns
+
+
 class StatCacheWriter:
     """Streams a fresh stat cache to disk while `add` walks a target, so a cold add of N files
     holds no per-file stat entries in memory; commit() replaces the old cache atomically."""
@@ -102,9 +122,10 @@ class StatCacheWriter:
         self._f = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
         self._started_ns = started_ns
 
-    def append(self, rel: str, key: tuple[int, int, int], digest: bytes, chunks: bytes) -> None:
-        """key: (ino, size, mtime_ns) of the file as it was read."""
-        if key[2] < self._started_ns - RACY_NS:
+    def append(self, rel: str, key: tuple[int, int, int], digest: bytes, chunks: bytes,
+               settled: bool = False) -> None:
+        """key: (ino, size, mtime_ns) of the file as it was read (or, settled, as settle() left it)."""
+        if settled or key[2] < self._started_ns - RACY_NS:
             self._f.write(codec.packb([rel, *key, digest, chunks]))
 
     def commit(self) -> None:
