@@ -209,14 +209,15 @@ def workflow(src: Path, dvc: Path, repeat: int, rounds: int) -> dict[str, float]
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def rss(counts: list[int], dvc: Path) -> list[tuple[int, float, int, float, int, int, int]]:
-    """Peak RSS of a cold add (fastreg and DVC), and of fastreg push and pull (local remote)."""
+def rss(counts: list[int], dvc: Path, kb: float = 1.0) -> list[tuple[int, float, int, float, int, int, int]]:
+    """Peak RSS of a cold add (fastreg and DVC), and of fastreg push and pull (local remote), with
+    files of about `kb` KB."""
     fr = fastreg_cmd()
     rows = []
     for n in counts:
-        src = WORK / f"small-{n}"
+        src = WORK / (f"small-{n}" if kb == 1.0 else f"small-{n}-{kb:g}kb")
         if not src.exists():
-            images(src, n // 2, n - n // 2, 1, seed=5, mean_kb=1.0)
+            images(src, n // 2, n - n // 2, 1, seed=5, mean_kb=kb)
         proj = WORK / "rss-fastreg"
         git_project(proj)
         os.rename(src, proj / "data")
@@ -273,6 +274,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="cold-add rounds (tool order alternates)")
     ap.add_argument("--rss-files", default="10000,100000")
     ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--rss-kb", type=float, default=1.0, help="mean file size of the RSS datasets (KB)")
     ap.add_argument("--skip-remote", action="store_true", help="skip push/pull (local remote and SeaweedFS)")
     ap.add_argument("--skip-s3", action="store_true", help="push/pull on the local remote only")
     ap.add_argument("--skip-registry", action="store_true", help="skip get/import/update/list (needs SeaweedFS)")
@@ -294,7 +296,7 @@ def main() -> int:
     total = images(src, args.files // 2, args.files - args.files // 2, 1, seed=7, mean_kb=args.mean_kb)
     print("bench: add/status fastreg vs dvc", file=sys.stderr)
     wf = workflow(src, dvc, args.repeat, args.rounds)
-    rss_rows = [] if args.skip_rss else rss([int(x) for x in args.rss_files.split(",")], dvc)
+    rss_rows = [] if args.skip_rss else rss([int(x) for x in args.rss_files.split(",")], dvc, args.rss_kb)
 
     lines = ["# Benchmark results", "", f"Command: `{command}`", "", f"Machine: {machine(dvc)}", ""]
     lines += ["## Chunk + hash throughput from memory", "",
@@ -327,7 +329,7 @@ def main() -> int:
     lines += ["", f"Reference: `cp -a` of the same tree (the write that any copy-based cache must do) took "
               f"{wf['cp-a']:.3f} s (median of the rounds)."]
     if rss_rows:
-        lines += ["", "## Peak RSS with many small files (~1 KB each)", "",
+        lines += ["", f"## Peak RSS with many small files (~{args.rss_kb:g} KB each)", "",
                   "| files | fastreg add (s) | fastreg add peak RSS (MiB) | DVC add (s) | DVC add peak RSS (MiB) "
                   "| fastreg push RSS (MiB) | fastreg pull RSS (MiB) |",
                   "|---:|---:|---:|---:|---:|---:|---:|"]
