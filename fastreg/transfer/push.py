@@ -30,7 +30,7 @@ from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects as Cache
 
 PACK_BUDGET = 64 << 20  # bytes of packs being uploaded at once
-MERGE_MIN = 1 << 16  # chunks committed before they are merged into the mirror
+MERGE_MIN = 1 << 13  # chunks committed before they are merged into the mirror
 FileSource = Callable[[], Iterable[FileRecord]]
 
 
