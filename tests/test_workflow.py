@@ -251,6 +251,18 @@ def test_corrupt_cache_object_is_not_checked_out(project: Path, run, make_images
     assert (project / "ds/data/train/dogs/dog.0001.jpg").exists()  # the healthy file was restored
 
 
+def test_remote_urls_are_checked_when_they_are_set(project: Path, run) -> None:
+    run("remote", "add", "store", "s3://bucket/reg")
+    _, err = run("remote", "modify", "store", "endpoint_url", "127.0.0.1:8333", rc=2)
+    assert "http(s)://HOST" in err
+    _, err = run("remote", "modify", "store", "url", "gcs://bucket", rc=2)
+    assert "unsupported remote URL scheme" in err
+    run("remote", "modify", "store", "endpoint_url", "http://127.0.0.1:8333")
+    out, _ = run("remote", "list")
+    assert "s3://bucket/reg" in out and "endpoint_url=http://127.0.0.1:8333" in out
+    assert not (project / "gcs:").exists()
+
+
 def test_gc_workspace_and_all_commits(project: Path, run, make_images) -> None:
     ds = project / "ds"
     make_images(ds, train=4, validation=2)
@@ -284,11 +296,16 @@ def test_gc_workspace_and_all_commits(project: Path, run, make_images) -> None:
         (["frobnicate"], "invalid choice"),
         (["add"], "required"),
         (["add", "-j", "0", "x"], "jobs"),
+        (["remote", "add", "r", "gs://bucket/reg"], "unsupported remote URL scheme 'gs://'"),
+        (["remote", "add", "r", "file:///srv/reg"], "give its path"),
+        (["remote", "add", "r", "s3://b/reg"], "not an S3 URL"),
+        (["remote", "add", "r", "https:///reg"], "no host"),
     ],
 )
 def test_bad_input_is_one_error_line(project: Path, run, args: list[str], needle: str) -> None:
     (project.parent / "outside").mkdir(exist_ok=True)
-    _, err = run(*args, rc=2 if args[0] == "frobnicate" or "-j" in args or args == ["add"] else 1)
+    usage = args[0] in ("frobnicate", "remote") or "-j" in args or args == ["add"]
+    _, err = run(*args, rc=2 if usage else 1)
     assert needle in err
 
 

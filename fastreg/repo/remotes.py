@@ -21,7 +21,7 @@ from typing import Any
 
 from fastreg.errors import ConfigError, UsageError
 from fastreg.repo import config as cfg
-from fastreg.storage.base import Store
+from fastreg.storage.base import StorageError, Store, split_s3_url
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs", "gc_grace"}
@@ -129,6 +129,38 @@ def open_backend(remote: Remote, base: Path, jobs: int) -> Store:
 
 
 # -- editing the config --------------------------------------------------------------------
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def check_url(url: str, option: str = "url") -> None:
+    """A UsageError for a remote URL (or endpoint_url) that fastreg cannot use, so a typo is
+    caught by `remote add`/`modify` instead of by the first push (or, for an unknown scheme such
+    as gs://, by a push into a local folder named "gs:")."""
+    m = _SCHEME.match(url)
+    scheme = m.group(1).lower() if m else None
+    host = url[m.end():].split("/", 1)[0] if m else ""
+    if option == "endpoint_url":
+        if scheme not in ("http", "https") or not host:
+            raise UsageError(f"endpoint_url takes http(s)://HOST[:PORT], not {url!r}")
+        return
+    if not url.strip():
+        raise UsageError("a remote URL cannot be empty")
+    if scheme is None:
+        return  # a local path
+    if scheme == "s3":
+        try:
+            split_s3_url(url)
+        except StorageError as exc:
+            raise UsageError(str(exc)) from None
+    elif scheme in ("http", "https"):
+        if not host:
+            raise UsageError(f"{url}: no host in this URL (http(s)://HOST/PATH)")
+    else:
+        hint = "; for a local directory give its path" if scheme == "file" else ""
+        raise UsageError(f"{url}: unsupported remote URL scheme '{scheme}://' (remotes are a local path, "
+                         f"s3://BUCKET/PREFIX or http(s)://HOST/PATH){hint}")
+
+
 def _target(fastreg_dir: Path, local: bool) -> Path:
     return fastreg_dir / ("config.local" if local else "config")
 
@@ -141,6 +173,7 @@ def add(fastreg_dir: Path, name: str, url: str, default: bool, local: bool, forc
     section = doc.setdefault("remote", {})
     if name in all_remotes(cfg.merged(fastreg_dir)) and not force:
         raise UsageError(f"remote {name!r} exists already; change it with `fastreg remote modify {name} url URL`")
+    check_url(url)
     section[name] = {"url": url}
     if default:
         doc.setdefault("core", {})["remote"] = name
@@ -169,6 +202,8 @@ def modify(fastreg_dir: Path, name: str, option: str, value: str, local: bool, u
     else:
         if option == "pack_size":
             parse_size(value, "pack_size")
+        elif option in ("url", "endpoint_url"):
+            check_url(value, option)
         section[option] = value
     cfg.write_toml(path, doc)
 

@@ -120,6 +120,14 @@ async def in_thread(executor: Executor | None, fn: Callable[..., T], *args: Any)
         raise
 
 
+def split_s3_url(url: str) -> tuple[str, str]:
+    """(bucket, prefix) of s3://BUCKET[/PREFIX]; a StorageError for anything else."""
+    bucket, _, prefix = url[len("s3://"):].partition("/") if url.startswith("s3://") else ("", "", "")
+    if len(bucket) < 3 or any(c.isspace() or c in "\\?#" for c in bucket):
+        raise StorageError(f"{url}: not an S3 URL (s3://BUCKET/PREFIX, bucket names have 3+ characters)")
+    return bucket, prefix
+
+
 def check_range(start: int | None, end: int | None) -> None:
     if start is not None and start < 0:
         raise ValueError("start must be >= 0")

@@ -26,6 +26,7 @@ from fastreg.storage.base import (
     TimedGetStore,
     check_range,
     in_thread,
+    split_s3_url,
 )
 from fastreg.storage.s3read import S3Reader, ShortBody
 
@@ -70,10 +71,7 @@ def classify(exc: BaseException, where: str) -> StorageError:
 class S3Store(TimedGetStore):
     def __init__(self, url: str, endpoint_url: str | None = None, region: str | None = None,
                  profile: str | None = None, read_only: bool = False, connections: int = 32) -> None:
-        rest = url[len("s3://"):]
-        bucket, _, prefix = rest.partition("/")
-        if len(bucket) < 3:
-            raise StorageError(f"{url}: not an S3 URL (s3://BUCKET/PREFIX, bucket names have 3+ characters)")
+        bucket, prefix = split_s3_url(url)
         self.url = url.rstrip("/")
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
