@@ -111,7 +111,7 @@ class HTTPStore(TimedGetStore):
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise StorageError(f"{where}: {type(exc).__name__}: {exc}", retryable=True) from None
 
-    async def put(self, key: str, data: bytes | bytearray) -> None:
+    async def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         raise ReadOnlyStore(f"{self.url} is an HTTP remote, which is read-only; push to its S3 or local remote")
 
     async def delete(self, key: str) -> None:

@@ -56,7 +56,7 @@ def _read_into(path: Path, start: int, end: int, buf: bytearray) -> int:
     return got
 
 
-def _write(final: Path, data: bytes | bytearray) -> None:
+def _write(final: Path, data: bytes | bytearray | memoryview) -> None:
     """Temp name in the same folder, then rename; the temp file goes on any failure."""
     tmp = final.with_name(f".{final.name}.{os.urandom(6).hex()}.tmp")
     try:
@@ -102,7 +102,7 @@ class LocalStore(Store):
             raise _translate(exc, self.where(key)) from None
         return memoryview(buf)[:n]
 
-    async def put(self, key: str, data: bytes | bytearray) -> None:
+    async def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         if self.read_only:
             raise ReadOnlyStore(f"{self.url} is configured read_only")
         final = self._path(key)

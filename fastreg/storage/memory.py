@@ -25,7 +25,7 @@ class MemoryStore(Store):
             return data
         return data[start:end]
 
-    async def put(self, key: str, data: bytes | bytearray) -> None:
+    async def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         if self.read_only:
             raise ReadOnlyStore(f"{self.url} is read-only")
         self.requests["put"] += 1

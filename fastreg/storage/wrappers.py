@@ -52,7 +52,7 @@ class RetryingStore(Store):
     async def get_into(self, key: str, start: int, end: int, buf: bytearray) -> memoryview:
         return await self._retry(lambda: self.inner.get_into(key, start, end, buf))
 
-    async def put(self, key: str, data: bytes | bytearray) -> None:
+    async def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         await self._retry(lambda: self.inner.put(key, data))
 
     async def exists(self, key: str) -> bool:
@@ -91,7 +91,7 @@ class LimitedStore(Store):
         async with self._sem:
             return await self.inner.get_into(key, start, end, buf)
 
-    async def put(self, key: str, data: bytes | bytearray) -> None:
+    async def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         async with self._sem:
             await self.inner.put(key, data)
 
