@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from fastreg.errors import FastregError, PathError
+from fastreg.storage.base import Positioned
 
 
-class _RemoteFile(io.RawIOBase):
+class _RemoteFile(Positioned, io.RawIOBase):
     """A read-only, seekable view of a registry file that fetches only the chunks a read
     touches (one ranged GET each, verified), keeping the last few in memory."""
 
@@ -35,20 +36,6 @@ class _RemoteFile(io.RawIOBase):
         self._size = size
         self._pos = 0
         self._recent: dict[int, bytes] = {}
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
 
     def _chunk(self, i: int) -> bytes:
         if i not in self._recent:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -118,6 +119,27 @@ async def in_thread(executor: Executor | None, fn: Callable[..., T], *args: Any)
     except asyncio.CancelledError:
         await asyncio.wait([fut])
         raise
+
+
+class Positioned:
+    """Mixin for read-only, seekable file objects over `_size` bytes: the position and seeking."""
+
+    _pos: int
+    _size: int
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
 
 
 def split_s3_url(url: str) -> tuple[str, str]:

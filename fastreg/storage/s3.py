@@ -22,6 +22,7 @@ from fastreg.storage.base import (
     Listing,
     ObjectInfo,
     ObjectNotFound,
+    Positioned,
     ReadOnlyStore,
     StorageError,
     TimedGetStore,
@@ -69,7 +70,7 @@ def classify(exc: BaseException, where: str) -> StorageError:
     raise exc
 
 
-class BufferReader(io.IOBase):
+class BufferReader(Positioned, io.IOBase):
     """A body for botocore that reads the caller's buffer in place: read() returns views of it.
     botocore hashes it for the signature in 1 MiB views and aiohttp sends it in 256 KiB views
     (it reads file bodies through the thread pool). A bytes body was wrapped in a BytesIO by
@@ -79,24 +80,11 @@ class BufferReader(io.IOBase):
 
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
         self._view = memoryview(data).cast("B")
+        self._size = len(self._view)
         self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
     def read(self, size: int | None = -1) -> memoryview:
-        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
         start, self._pos = self._pos, max(self._pos, end)
         return self._view[start:end]
 
