@@ -21,6 +21,7 @@ from pathlib import Path
 from fastreg.chunking import file_digest
 from fastreg.errors import FastregError, IntegrityError
 from fastreg.objects.digest import digest_bytes
+from fastreg.repo.statcache import settle
 
 #: Temp files that checkout writes beside their final name; a crash can leave one behind, so
 #: add/status skip them and checkout deletes them.
@@ -340,10 +341,12 @@ class Cache:
         with open(src, "rb") as fi, open(dst, "xb") as fo:
             fcntl.ioctl(fo.fileno(), FICLONE, fi.fileno())
 
-    def place(self, digest: bytes, dest: str | Path, exec_bit: bool, verify: bool = True) -> str:
+    def place(self, digest: bytes, dest: str | Path, exec_bit: bool, verify: bool = True,
+              settled: list[tuple[int, int, int]] | None = None) -> str:
         """Materialize the cached object at dest (temp name + rename), by the first link type
         that works.  With verify, the object is hashed first and an IntegrityError raised (and
-        nothing placed) if it no longer matches its digest."""
+        nothing placed) if it no longer matches its digest.  With `settled`, a copy or reflink
+        is settled (statcache.settle) before the rename and its stat key appended there."""
         obj = self.file_path(digest)
         if not obj.exists():
             raise FastregError(f"object {digest.hex()} for {dest} is not in the cache; run `fastreg pull`")
@@ -363,6 +366,11 @@ class Cache:
             else:
                 self._reflink(obj, tmp) if kind == "reflink" else self._copy(obj, tmp)
                 os.chmod(tmp, (0o755 if exec_bit else 0o644) & ~_umask())
+                if settled is not None:
+                    settled.clear()
+                    key = settle(tmp)
+                    if key is not None:
+                        settled.append(key)
             os.replace(tmp, dest)
 
         used = self._first_that_works(attempt, tmp, f"cannot write {dest}")

@@ -443,7 +443,10 @@ def _placer(project: Project, base: Path) -> Callable[[list[tuple[str, tr.FileRe
     (runs in the pool's threads) and says how each went."""
     def place_one(rel: str, rec: tr.FileRecord) -> Placed:
         try:
-            project.cache.place(rec.digest, base / rel, rec.executable)
+            settled: list[StatKey] = []  # a copy or reflink is settled before its rename
+            project.cache.place(rec.digest, base / rel, rec.executable, settled=settled)
+            if settled:
+                return rel, rec, None, settled[-1], True
             st = os.stat(base / rel)
             return rel, rec, None, (st.st_ino, st.st_size, st.st_mtime_ns), False
         except FastregError as exc:
