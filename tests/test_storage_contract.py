@@ -112,6 +112,29 @@ async def test_s3_multipart_upload(seaweed, bucket) -> None:
     await s.close()
 
 
+async def test_s3_listing_pages_and_odd_prefixes(seaweed, bucket, monkeypatch) -> None:
+    """Listings go through the signed reader (ListObjectsV2): every page is followed, and a
+    prefix with spaces, '+' and non-ASCII characters is signed and matched as written."""
+    from fastreg.storage import s3 as s3mod
+
+    monkeypatch.setattr(s3mod, "LIST_PAGE", 2)
+    s = S3Store(f"s3://{bucket}/a dir+x/é", endpoint_url=seaweed.endpoint)
+    keys = [f"index/seg{i}" for i in range(7)]
+    for i, k in enumerate(keys):
+        await s.put(k, b"x" * i)
+    await s.put("packs/aa/one", b"p")
+    listing = await s.list("index/")
+    assert [(o.key, o.size) for o in listing] == [(k, i) for i, k in enumerate(keys)]
+    assert all(o.mtime > 1_700_000_000 for o in listing)
+    assert [o.key for o in await s.list("")] == [*keys, "packs/aa/one"]
+    assert await s.list("nothing/") == []
+    await s.close()
+    missing = S3Store("s3://no-such-bucket-here/x", endpoint_url=seaweed.endpoint)
+    with pytest.raises(StorageError, match="bucket does not exist"):
+        await missing.list("index/")
+    await missing.close()
+
+
 async def test_s3_wrong_credentials_is_a_clear_error(seaweed, bucket, monkeypatch) -> None:
     # Without configured identities SeaweedFS accepts any key; a missing bucket must still be clear.
     s = S3Store("s3://no-such-bucket-here/x", endpoint_url=seaweed.endpoint)

@@ -13,8 +13,9 @@ import contextlib
 import io
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import botocore.exceptions as bx
 
@@ -34,6 +35,8 @@ from fastreg.storage.s3read import S3Reader, ShortBody
 
 MULTIPART_THRESHOLD = 64 << 20
 PART_SIZE = 16 << 20
+LIST_PAGE = 1000  # keys per ListObjectsV2 request (S3's maximum)
+T = TypeVar("T")
 _THROTTLE = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestLimitExceeded",
              "TooManyRequestsException", "InternalError", "ServiceUnavailable", "RequestTimeTooSkewed"}
 _CREDENTIALS = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
@@ -160,13 +163,14 @@ class S3Store(TimedGetStore):
 
     async def _read(self, key: str, start: int | None, end: int | None,
                     buf: bytearray | None) -> tuple[int, bytes | memoryview, float]:
+        return await self._in_reader(key, lambda reader: reader.get(self._key(key), start, end, buf))
+
+    async def _in_reader(self, key: str, call: Callable[[S3Reader], T]) -> T:
+        """call(reader) in the store's threads, its errors classified as for a client."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max(self.connections, 4), thread_name_prefix="fastreg-s3get")
-        def call() -> tuple[int, bytes | memoryview, float]:
-            return self._reader_now().get(self._key(key), start, end, buf)
-
         try:
-            return await in_thread(self._pool, call)
+            return await in_thread(self._pool, lambda: call(self._reader_now()))
         except StorageError:
             raise
         except ShortBody as exc:
@@ -242,17 +246,9 @@ class S3Store(TimedGetStore):
             raise err from None
 
     async def list(self, prefix: str) -> Listing:
-        c = await self._c()
-        out: Listing = []
-        try:
-            paginator = c.get_paginator("list_objects_v2")
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-                for obj in page.get("Contents", []):
-                    out.append(ObjectInfo(obj["Key"][len(self.prefix):], int(obj["Size"]),
-                                          obj["LastModified"].timestamp()))
-        except Exception as exc:
-            raise classify(exc, self.where(prefix)) from None
-        return out
+        """Through the signed reader, like GETs (no S3 client: see s3read.py)."""
+        found = await self._in_reader(prefix, lambda reader: reader.list(self._key(prefix), LIST_PAGE))
+        return [ObjectInfo(key[len(self.prefix):], size, mtime) for key, size, mtime in found]
 
     async def delete(self, key: str) -> None:
         if self.read_only:

@@ -1,13 +1,14 @@
-"""Signed S3 GETs without an S3 client: botocore's SigV4 signer and its urllib3 session, in
-threads of the store's own.
+"""Signed S3 GETs (objects, and listings) without an S3 client: botocore's SigV4 signer and its
+urllib3 session, in threads of the store's own.
 
 Why not aiobotocore for reads: importing aiobotocore + aiohttp and creating the client (which
 loads S3's whole service model) costs ~360 ms on this machine, more than everything else a
 one-image `fastreg get` does (~110 ms: Git, tree nodes, the image). A GET needs none of the service
 model: a URL, a signature and a status code. Throughput is the same (1 GB of 4 MiB ranged GETs
 from SeaweedFS: ~1 GB/s either way, the server is the limit), and the body is read straight into
-the caller's buffer (`readinto`), with the GIL released while the socket fills it. Writes,
-listing and deletes stay on aiobotocore (storage/s3.py).
+the caller's buffer (`readinto`), with the GIL released while the socket fills it. Listing is a
+GET too (ListObjectsV2): a push or `status --remote` with nothing to upload then never imports
+aiobotocore. Writes and deletes stay on aiobotocore (storage/s3.py).
 
 Credentials come from botocore's standard chain (environment, shared files, profile, instance
 metadata), the CA bundle from AWS_CA_BUNDLE, proxies from the environment, as for a client.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree
@@ -71,13 +73,8 @@ class S3Reader:
             headers = {}
             if start is not None:
                 headers["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
-            req = AWSRequest(method="GET", url=f"{self._base()}/{quote(key, safe='/~')}", headers=headers)
-            if self._creds is not None:
-                S3SigV4Auth(self._creds.get_frozen_credentials(), "s3", self.region).add_auth(req)
-            prepared = req.prepare()
-            prepared.stream_output = True
             t0 = time.perf_counter()
-            resp = self._http.send(prepared)
+            resp = self._send(f"/{quote(key, safe='/~')}", headers)
             ttfb = time.perf_counter() - t0
             raw = resp.raw
             try:
@@ -89,12 +86,57 @@ class S3Reader:
                 body = raw.read()
             finally:
                 raw.release_conn()
-            moved = resp.headers.get("x-amz-bucket-region")
-            if attempt == 0 and moved and moved != self.region and not self._endpoint and not self._region_known:
-                self.region = moved  # the bucket lives elsewhere: ask there (once)
+            if attempt == 0 and self._moved(resp):
                 continue
-            raise _client_error(status, body)
+            raise _client_error(status, body, "GetObject")
         raise AssertionError("unreachable")
+
+    def list(self, prefix: str, page: int = 1000) -> list[tuple[str, int, float]]:
+        """(key, size, mtime) of every object under prefix: ListObjectsV2, `page` keys a request."""
+        out: list[tuple[str, int, float]] = []
+        token: str | None = None
+        attempt = 0
+        while True:
+            params = {"list-type": "2", "max-keys": str(page), "prefix": prefix}
+            if token is not None:
+                params["continuation-token"] = token
+            query = "&".join(f"{k}={quote(v, safe='-_.~')}" for k, v in sorted(params.items()))
+            resp = self._send(f"?{query}", {})
+            try:
+                body = resp.raw.read()
+            finally:
+                resp.raw.release_conn()
+            if resp.status_code != 200:
+                if attempt == 0 and token is None and self._moved(resp):
+                    attempt += 1
+                    continue
+                raise _client_error(resp.status_code, body, "ListObjectsV2")
+            root = ElementTree.fromstring(body)
+            ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+            for item in root.iter(f"{ns}Contents"):
+                when = datetime.fromisoformat(item.findtext(f"{ns}LastModified", "").replace("Z", "+00:00"))
+                out.append((item.findtext(f"{ns}Key", ""), int(item.findtext(f"{ns}Size", "0")), when.timestamp()))
+            token = root.findtext(f"{ns}NextContinuationToken")
+            if root.findtext(f"{ns}IsTruncated", "false") != "true" or not token:
+                return out
+
+    def _send(self, path: str, headers: dict[str, str]) -> Any:
+        """A signed GET of the bucket's URL + path (a key, or ?query), body not read yet."""
+        req = AWSRequest(method="GET", url=f"{self._base()}{path}", headers=headers)
+        if self._creds is not None:
+            S3SigV4Auth(self._creds.get_frozen_credentials(), "s3", self.region).add_auth(req)
+        prepared = req.prepare()
+        prepared.stream_output = True
+        return self._http.send(prepared)
+
+    def _moved(self, resp: Any) -> bool:
+        """The bucket lives in another region than the one asked (and none was configured): ask
+        there from now on. True when the request should be sent again."""
+        moved = resp.headers.get("x-amz-bucket-region")
+        if moved and moved != self.region and not self._endpoint and not self._region_known:
+            self.region = moved
+            return True
+        return False
 
     @staticmethod
     def _body(raw: Any, headers: Any, buf: bytearray | None) -> bytes | memoryview:
@@ -125,7 +167,7 @@ class S3Reader:
         self._http.close()
 
 
-def _client_error(status: int, body: bytes) -> bx.ClientError:
+def _client_error(status: int, body: bytes, operation: str) -> bx.ClientError:
     """The S3 error document (<Error><Code>..</Code><Message>..</Message></Error>) as the
     ClientError a botocore client would raise, so one classifier serves both paths."""
     error = {"Code": str(status), "Message": ""}
@@ -136,4 +178,4 @@ def _client_error(status: int, body: bytes) -> bx.ClientError:
                 error[tag] = el.text or ""
     except ElementTree.ParseError:
         pass  # no error document (a HEAD-like empty body, a proxy's HTML page): the status says it
-    return bx.ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
+    return bx.ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
