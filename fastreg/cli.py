@@ -43,7 +43,7 @@ class _Bar:
     def phase(self, name: str, total_bytes: int | None = None) -> None:
         self.bar.reset(total=total_bytes)
         self.files = 0
-        self.bar.set_description(name)
+        self.bar.set_description_str(name)  # set_description adds ": ", which tqdm adds again when there is no total
 
 
 @contextmanager
