@@ -30,10 +30,11 @@ Entry = tuple[int, int, int, bytes, bytes]  # ino, size, mtime_ns, digest, chunk
 
 
 def _key(st: os.stat_result | tuple[int, ...]) -> tuple[int, int, int]:
-    """(ino, size, mtime_ns) from an os.stat_result or a tuple that starts with them."""
-    if isinstance(st, tuple):
-        return st[0], st[1], st[2]
-    return st.st_ino, st.st_size, st.st_mtime_ns
+    """(ino, size, mtime_ns) from an os.stat_result or a tuple that starts with them. The
+    stat_result test comes first: it is a tuple too, whose first items are mode, ino and dev."""
+    if isinstance(st, os.stat_result):
+        return st.st_ino, st.st_size, st.st_mtime_ns
+    return st[0], st[1], st[2]
 
 
 class StatCache:
