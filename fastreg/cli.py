@@ -11,10 +11,15 @@ import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from fastreg import __version__
-from fastreg.errors import FastregError, UsageError
+from fastreg.errors import FastregError, UsageError, one_line
+
+if TYPE_CHECKING:
+    from fastreg.repo import ops
+    from fastreg.repo.ops import CheckoutResult
+    from fastreg.repo.sync import SyncResult
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +77,15 @@ def _human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 file', '2 files'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _checked_out(res: CheckoutResult) -> str:
+    return f"{_count(res.placed, 'file')} restored, {res.removed} removed, {res.unchanged} unchanged"
+
+
 def _steady_malloc() -> None:
     """Keep large buffers out of glibc's heaps. After a big buffer is freed glibc raises its mmap
     threshold (up to 32 MiB), so from then on the 4-16 MiB packs and responses that push and pull
@@ -112,10 +126,10 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     project = Project.find()
     with project.lock(), _progress(args, "add") as progress:
-        results = ops.add(project, args.targets, jobs=args.jobs, progress=progress)
+        results = ops.add(project, args.targets, jobs=args.jobs, progress=progress, force=args.force)
     for r in results:
-        what = f"{r.meta.files} files, " if r.meta.kind == "dir" else ""
-        verb = "Updated" if r.changed else "Unchanged"
+        what = f"{_count(r.meta.files, 'file')}, " if r.meta.kind == "dir" else ""
+        verb = "Added" if r.new else "Updated" if r.changed else "Unchanged"
         _say(args, f"{verb} {r.target.rel}.fastreg ({what}{_human(r.meta.size)})")
     if results and any(r.changed for r in results):
         import os.path
@@ -127,6 +141,10 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """Exit 0 when nothing changed; with -q nothing is printed and a change exits 1 (as `dvc
+    status -q`, so scripts can test it)."""
+    import json
+
     from fastreg.repo import ops
     from fastreg.repo.project import Project
 
@@ -136,54 +154,74 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         name, remote_status = sync.status_remote(project, args.targets, args.remote or None)
         behind = [rs for rs in remote_status if rs.missing_files]
-        for rs in behind:
-            print(f"{rs.target.rel}:\n    not in remote {name}: {rs.missing_files} of {rs.total_files} files "
-                  f"({_human(rs.missing_bytes)}); run `fastreg push`")
-        if not behind:
-            _say(args, f"Everything is in remote {name}.")
-        return 0
+        if args.json:
+            print(json.dumps({"remote": name, "changed": bool(behind), "targets": [
+                {"path": rs.target.rel, "files": rs.total_files, "missing_files": rs.missing_files,
+                 "missing_bytes": rs.missing_bytes} for rs in remote_status]}, indent=1))
+        elif not args.quiet:
+            for rs in behind:
+                print(f"{rs.target.rel}:\n    not in remote {name}: {rs.missing_files} of "
+                      f"{_count(rs.total_files, 'file')} ({_human(rs.missing_bytes)}); run `fastreg push`")
+            if not behind:
+                print(f"Everything is in remote {name}.")
+        return 1 if args.quiet and behind else 0
+    from fastreg.registry.ops import moved_sources
+
     results = ops.status(project, args.targets, jobs=args.jobs)
-    dirty = False
-    for r in results:
-        if r.state == "ok":
-            continue
-        dirty = True
-        if r.state == "deleted":
-            print(f"{r.target.rel}:\n    deleted (data is missing; `fastreg checkout {r.target.rel}` restores it)")
-        elif r.state == "not-pulled":
-            print(f"{r.target.rel}:\n    not in the workspace or the cache (run `fastreg pull {r.target.rel}`)")
-        elif r.state == "not-in-cache":
-            print(f"{r.target.rel}:\n    not in cache (run `fastreg pull`)")
-        elif r.target.data.is_dir() or r.added or r.deleted:
-            print(f"{r.target.rel}:")
-            limit = None if args.verbose else 20
-            for label, items in (("added", r.added), ("modified", r.modified), ("deleted", r.deleted)):
-                for item in items[:limit]:
-                    print(f"    {label + ':':10} {item}")
-                if limit is not None and len(items) > limit:
-                    print(f"    {label + ':':10} ... and {len(items) - limit} more (-v lists all)")
-        else:
-            print(f"{r.target.rel}:\n    modified")
-    # Imports that follow a branch: has the source moved? (one `git ls-remote` each, no clone)
-    from fastreg.errors import FastregError as _Err
+    moved = moved_sources([r.meta for r in results])
+    dirty = any(r.changed for r in results) or any(moved)
+    if args.json:
+        print(json.dumps({"changed": dirty, "targets": [_status_json(r, m) for r, m in zip(results, moved,
+                                                                                             strict=True)]},
+                         indent=1))
+    elif not args.quiet:
+        for r, head in zip(results, moved, strict=True):
+            _print_status(r, head, args.verbose)
+        if not dirty:
+            print("Data and metafiles are up to date." if results else "Nothing is tracked yet.")
+    return 1 if args.quiet and dirty else 0
 
-    for r in results:
-        try:
-            meta = project.read_meta(r.target)
-        except _Err:
-            continue
-        if meta.source is None:
-            continue
-        from fastreg.registry.git import moved_head
 
-        head = moved_head(meta.source.url, meta.source.rev, meta.source.rev_lock)
-        if head is not None:
-            dirty = True
-            print(f"{r.target.rel}:\n    import source {meta.source.rev or 'default branch'} moved to {head[:10]}; "
-                  f"run `fastreg update {r.target.rel}.fastreg`")
-    if not dirty:
-        _say(args, "Data and metafiles are up to date." if results else "Nothing is tracked yet.")
-    return 0
+_STATE_TEXT = {
+    "deleted": "deleted (data is missing; `fastreg checkout {0}` restores it)",
+    "not-pulled": "not in the workspace or the cache (run `fastreg pull {0}`)",
+    "not-in-cache": "not in cache (run `fastreg pull {0}`)",
+}
+
+
+def _print_status(r: ops.TargetStatus, moved: str | None, verbose: bool) -> None:
+    lines = []
+    if r.state in _STATE_TEXT:
+        lines.append(_STATE_TEXT[r.state].format(r.target.rel))
+    elif r.state == "changed" and r.meta.kind == "file":
+        lines.append("modified")
+    else:
+        limit = None if verbose else 20
+        for label, items in (("added", r.added), ("modified", r.modified), ("deleted", r.deleted)):
+            for item in items[:limit]:
+                lines.append(f"{label + ':':10} {item}")
+            if limit is not None and len(items) > limit:
+                lines.append(f"{label + ':':10} ... and {len(items) - limit} more (-v lists all)")
+    if r.not_pulled:
+        lines.append(f"{_count(len(r.not_pulled), 'file')} not in the workspace (never pulled here; "
+                     f"`fastreg pull {r.target.rel}` brings them)")
+    if moved is not None and r.meta.source is not None:
+        lines.append(f"import source {r.meta.source.rev or 'default branch'} moved to {moved[:10]}; "
+                     f"run `fastreg update {r.target.rel}.fastreg`")
+    if lines:
+        print(f"{r.target.rel}:")
+        for line in lines:
+            print(f"    {line}")
+
+
+def _status_json(r: ops.TargetStatus, moved: str | None) -> dict[str, object]:
+    out: dict[str, object] = {"path": r.target.rel, "state": r.state, "added": r.added, "modified": r.modified,
+                              "deleted": r.deleted, "not_pulled": r.not_pulled}
+    if r.meta.source is not None:
+        src = r.meta.source
+        out["import"] = {"url": src.url, "path": src.path, "rev": src.rev, "rev_lock": src.rev_lock,
+                         "moved_to": moved}
+    return out
 
 
 def cmd_checkout(args: argparse.Namespace) -> int:
@@ -193,8 +231,20 @@ def cmd_checkout(args: argparse.Namespace) -> int:
     project = Project.find()
     with project.lock(), _progress(args, "checkout") as progress:
         res = ops.checkout(project, args.targets, force=args.force, jobs=args.jobs, progress=progress)
-    _say(args, f"{res.placed} files restored, {res.removed} removed, {res.unchanged} unchanged")
+    _say(args, _checked_out(res))
     return 0
+
+
+def _grace(text: str) -> float:
+    """--grace: seconds, or with a unit (30s, 10m, 2h, 1d); 0 or `now` for no grace."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if text.strip().lower() == "now":
+        return 0.0
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 0, now, 90s, 30m, 2h, 1d)")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -203,19 +253,29 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
     if not (args.workspace or args.all_commits):
         raise UsageError("say what to keep: `fastreg gc --workspace` or `fastreg gc --all-commits`")
+    if args.grace is not None and args.remote is None:
+        raise UsageError("--grace applies to remote gc; add -r [NAME]")
     project = Project.find()
     with project.lock():
+        if args.remote is not None:  # a remote that cannot be cleaned is refused before anything is deleted
+            from fastreg.repo import remotes as rm
+
+            remote = rm.pick(project.config, args.remote or None)
+            if remote.read_only:
+                raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only; it cannot be cleaned "
+                                   "(nothing was deleted)")
         res = ops.gc(project, all_commits=args.all_commits)
-        _say(args, f"Removed {res.removed_files} files and {res.removed_trees} trees "
-                   f"({_human(res.removed_bytes)}); kept {res.kept} objects")
+        _say(args, f"Removed {_count(res.removed_files, 'file')} and {_count(res.removed_trees, 'tree')} "
+                   f"({_human(res.removed_bytes)}); kept {_count(res.kept, 'object')}")
         if args.remote is not None:
             from fastreg.repo import sync
 
             metas = ops.referenced_metas(project, args.all_commits)
-            name, r = sync.gc_remote(project, metas, args.remote or None)
-            _say(args, f"Remote {name}: deleted {r.packs_deleted} packs, rewrote {r.packs_rewritten}, "
-                       f"deleted {r.objects_deleted} objects, freed {_human(r.bytes_freed)}"
-                       + (f"; left {r.kept_young} recent packs alone" if r.kept_young else ""))
+            name, r = sync.gc_remote(project, metas, args.remote or None, args.grace)
+            _say(args, f"Remote {name}: deleted {_count(r.packs_deleted, 'pack')}, rewrote {r.packs_rewritten}, "
+                       f"deleted {_count(r.objects_deleted, 'object')}, freed {_human(r.bytes_freed)}"
+                       + (f"; the grace period kept {_count(r.kept_young, 'recent pack')} "
+                          f"({_human(r.kept_young_bytes)}) whatever they hold" if r.kept_young else ""))
     return 0
 
 
@@ -239,9 +299,16 @@ def cmd_remote(args: argparse.Namespace) -> int:
     else:
         doc = cfg.merged(project.dir)
         default = rm.default_name(doc)
+        local = cfg.read_toml(project.dir / "config.local").get("remote", {})
         for name, remote in sorted(rm.all_remotes(doc).items()):
-            extra = "".join(f" {k}={v}" for k, v in sorted(remote.options.items()))
-            print(f"{name}\t{remote.url}{extra}" + ("\t(default)" if name == default else ""))
+            overridden = local.get(name, {}) if isinstance(local.get(name), dict) else {}
+
+            def shown(key: str, value: object, overridden: dict[str, object] = overridden) -> str:
+                return f"{key}={value}" + (" (config.local)" if args.verbose and key in overridden else "")
+
+            extra = "".join(" " + shown(k, v) for k, v in sorted(remote.options.items()))
+            url = remote.url + (" (config.local)" if args.verbose and "url" in overridden else "")
+            print(f"{name}\t{url}{extra}" + ("\t(default)" if name == default else ""))
     return 0
 
 
@@ -254,42 +321,46 @@ def cmd_push(args: argparse.Namespace) -> int:
     with project.lock(), _progress(args, "push") as progress:
         res = sync.push(project, args.targets, args.remote, args.jobs, progress)
     if res.packs:
-        _say(args, f"Pushed {_human(res.bytes)} in {res.packs} packs to {res.remote} ({res.requests} requests)")
-    else:
-        _say(args, f"Everything is already in {res.remote} ({res.requests} requests)")
+        _say(args, f"Pushed {_human(res.bytes)} in {_count(res.packs, 'pack')} to {res.remote} "
+                   f"({_count(res.requests, 'request')})")
+    elif res.remote:
+        _say(args, f"Everything is already in {res.remote} ({_count(res.requests, 'request')})")
+    if res.imports:
+        _say(args, f"Skipped {_count(res.imports, 'import')}: imported data is pushed by its registry")
     return 0
 
 
-def _fetch(args: argparse.Namespace, project: object) -> None:
-    from fastreg.repo import sync
-
-    with _progress(args, "fetch") as progress:
-        res, _ = sync.fetch(project, args.targets, args.remote, args.jobs, progress)  # type: ignore[arg-type]
-    _say(args, f"Fetched {res.files} files ({_human(res.bytes)}) from {res.remote}"
-               + (f"; {res.skipped} were in the cache already" if res.skipped else ""))
+def _fetched(args: argparse.Namespace, res: SyncResult) -> None:
+    _say(args, f"Fetched {_count(res.files, 'file')} ({_human(res.bytes)}) from {res.remote}"
+               + (f"; {res.skipped} {'was' if res.skipped == 1 else 'were'} in the cache already"
+                  if res.skipped else ""))
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     _steady_malloc()
+    from fastreg.registry.ops import import_session
+    from fastreg.repo import sync
     from fastreg.repo.project import Project
 
     project = Project.find()
-    with project.lock():
-        _fetch(args, project)
+    with project.lock(), _progress(args, "fetch") as progress:
+        res, _ = sync.fetch(project, args.targets, args.remote, args.jobs, progress, imports=import_session)
+    _fetched(args, res)
     return 0
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
     _steady_malloc()
+    from fastreg.registry.ops import import_session
     from fastreg.repo import sync
     from fastreg.repo.project import Project
 
     project = Project.find()
     with project.lock(), _progress(args, "pull") as progress:
-        fetched, res = sync.pull(project, args.targets, args.remote, args.jobs, args.force, progress)
-    _say(args, f"Fetched {fetched.files} files ({_human(fetched.bytes)}) from {fetched.remote}"
-               + (f"; {fetched.skipped} were in the cache already" if fetched.skipped else ""))
-    _say(args, f"{res.placed} files restored, {res.removed} removed, {res.unchanged} unchanged")
+        fetched, res = sync.pull(project, args.targets, args.remote, args.jobs, args.force, progress,
+                                 imports=import_session)
+    _fetched(args, fetched)
+    _say(args, _checked_out(res))
     return 0
 
 
@@ -345,10 +416,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps([{"path": e.path, "type": e.type, "size": e.size, "tracked": e.tracked,
                            **({"files": e.files} if e.files is not None else {})} for e in entries], indent=1))
         return 0
+    # The path is the last field of every line (as `ls -l`, `git ls-tree`): `awk '{print $NF}'`
+    # gives paths. Columns: tracked mark, type, size, file count ("-" for none).
     for e in entries:
-        mark = "*" if e.tracked else " "
-        extra = f"  ({e.files} files)" if e.files is not None else ""
-        print(f"{mark} {e.type:4} {_human(e.size):>10}  {e.path}{'/' if e.type == 'dir' else ''}{extra}")
+        mark = "*" if e.tracked else "-"
+        files = str(e.files) if e.files is not None else "-"
+        print(f"{mark} {e.type:4} {_human(e.size).replace(' ', ''):>9} {files:>8}  {e.path}"
+              f"{'/' if e.type == 'dir' else ''}")
     return 0
 
 
@@ -444,15 +518,21 @@ def build_parser() -> argparse.ArgumentParser:
                        "changes to record the new version; unchanged files are not read again.")
     p.add_argument("targets", nargs="+", metavar="PATH")
     p.add_argument("-j", "--jobs", type=_jobs, default=None, help="hashing threads (default: cores)")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="also record an imported path as this project's own data (dropping its import "
+                   "record), or a partly pulled directory as it is (files never pulled become deleted)")
     p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("status", parents=[common], help="show what changed in the workspace",
                        description="Compare the workspace with the metafiles: files added, modified "
-                       "or deleted inside each tracked path (all of them by default).")
+                       "or deleted inside each tracked path (all of them by default), files never pulled "
+                       "here, and imports whose source branch moved. Exit 0; with -q nothing is printed and "
+                       "the exit code is 1 when something changed.")
     p.add_argument("targets", nargs="*", metavar="TARGET")
     p.add_argument("-j", "--jobs", type=_jobs, default=None, help="hashing threads (default: cores)")
     p.add_argument("--remote", "-r", nargs="?", const="", default=None, metavar="NAME",
                    help="show what is not in the remote yet (the default remote, or NAME)")
+    p.add_argument("--json", action="store_true", help="the same facts as JSON, for scripts")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("checkout", parents=[common], help="restore the workspace from the cache",
@@ -473,6 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--remote", metavar="NAME", nargs="?", const="", default=None,
                    help="also clean this remote (the default remote without NAME); objects younger than the "
                    "remote's gc_grace (default 3600 s) are left alone, so concurrent pushes are safe")
+    p.add_argument("--grace", type=_grace, metavar="DURATION", default=None,
+                   help="with -r: this time instead of the remote's gc_grace, e.g. 10m; 0 or `now` cleans "
+                   "at once (only when no push to the remote is running)")
     p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("remote", parents=[common], help="configure remotes (where the bytes are stored)",
@@ -495,7 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("name", metavar="NAME")
     rp.add_argument("option", metavar="OPTION")
     rp.add_argument("value", metavar="VALUE", nargs="?")
-    rp = rsub.add_parser("list", parents=[common], help="list remotes")
+    rp = rsub.add_parser("list", parents=[common], help="list remotes",
+                         description="List remotes with their options, .fastreg/config and config.local merged "
+                         "option by option; with -v, options set in config.local are marked so.")
     rp = rsub.add_parser("default", parents=[common], help="set the default remote")
     rp.add_argument("--local", action="store_true", help="write to .fastreg/config.local (not committed)")
     rp.add_argument("name", metavar="NAME")
@@ -546,7 +631,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", parents=[common], help="list a registry's files and tracked data",
                        description="List Git files and tracked data (marked *) of a registry, and entries "
-                       "inside tracked directories; reads trees, never downloads data.")
+                       "inside tracked directories; reads trees, never downloads data. One entry per line: "
+                       "tracked mark (* or -), type, size, file count (- for a file), then the path, always "
+                       "last (a directory's ends in /).")
     p.add_argument("url", metavar="URL")
     p.add_argument("path", metavar="PATH", nargs="?")
     p.add_argument("--rev", metavar="REV")
@@ -599,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FastregError as exc:
         if verbose:
             traceback.print_exc()
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {one_line(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -610,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if verbose:
             traceback.print_exc()
-        print(f"error: internal error: {type(exc).__name__}: {exc} (run with -v for details and "
+        print(f"error: internal error: {type(exc).__name__}: {one_line(str(exc))} (run with -v for details and "
               "report it)", file=sys.stderr)
         return 70
 

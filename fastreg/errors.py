@@ -5,6 +5,25 @@ are translated into these where they enter fastreg."""
 
 from __future__ import annotations
 
+import unicodedata
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """text with newlines and other control characters escaped (\\n, \\x1b, \\u2028), so an
+    error built from a user's URL or a server's message stays one line on a terminal and cannot
+    move its cursor or recolour it."""
+    out = []
+    for ch in text:
+        if ch in _NAMED:
+            out.append(_NAMED[ch])
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
 
 class FastregError(Exception):
     """Base of all errors fastreg reports to a user."""

@@ -25,12 +25,14 @@ class Run:
     def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
         self.capsys = capsys
 
-    def __call__(self, *args: str, rc: int = 0) -> tuple[str, str]:
+    def __call__(self, *args: str, rc: int = 0, error: bool = True) -> tuple[str, str]:
+        """Run the CLI in-process; a non-zero rc must come with exactly one `error: ...` line
+        (error=False: an answer, such as `status -q` saying "changed", that is no error)."""
         self.capsys.readouterr()
         got = main(list(args))
         out, err = self.capsys.readouterr()
         assert got == rc, f"fastreg {' '.join(args)} -> {got}, expected {rc}\nstdout: {out}\nstderr: {err}"
-        if rc != 0:
+        if rc != 0 and error:
             lines = err.strip().splitlines()
             assert len(lines) == 1 and lines[0].startswith("error: "), err
         return out, err
@@ -48,6 +50,17 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Run) -> Path:
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
     subprocess.run(["git", "config", "user.email", "t@example.invalid"], cwd=root, check=True)
     subprocess.run(["git", "config", "user.name", "t"], cwd=root, check=True)
+    monkeypatch.chdir(root)
+    run("init")
+    return root
+
+
+@pytest.fixture
+def consumer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Run) -> Path:
+    """A second project (Git + fastreg) that consumes a registry."""
+    root = tmp_path / "consumer"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     monkeypatch.chdir(root)
     run("init")
     return root

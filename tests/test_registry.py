@@ -8,8 +8,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import fastreg.api
 from fastreg.registry import ops as reg
 from fastreg.repo.project import Project
@@ -45,16 +43,6 @@ def make_registry(project: Path, run, make_images, remote_url: str, *options: tu
     git(project, "commit", "-qam", "cats-dogs v2")
     git(project, "tag", "cats-dogs-v2")
     return {"v1": v1, "v2": files_under(ds)}
-
-
-@pytest.fixture
-def consumer(tmp_path: Path, monkeypatch, run) -> Path:
-    root = tmp_path / "consumer"
-    root.mkdir()
-    git(root, "init", "-q")
-    monkeypatch.chdir(root)
-    run("init")
-    return root
 
 
 def scenario(registry: Path, versions: dict[str, dict], consumer: Path, run) -> None:

@@ -12,7 +12,7 @@ import pytest
 import xxhash
 
 from fastreg.objects import metafile as mf
-from tests.conftest import age
+from tests.conftest import OLD, age
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -22,7 +22,7 @@ def files_under(root: Path) -> dict[str, bytes]:
 def test_add_writes_metafile_and_gitignore(project: Path, run, make_images) -> None:
     total = make_images(project / "use-cases" / "cats-dogs")
     out, _ = run("add", "use-cases/cats-dogs")
-    assert "Updated use-cases/cats-dogs.fastreg (60 files" in out
+    assert "Added use-cases/cats-dogs.fastreg (60 files" in out
     meta = mf.loads((project / "use-cases" / "cats-dogs.fastreg").read_text(), "x")
     assert (meta.kind, meta.files, meta.size, meta.path) == ("dir", 60, total, "cats-dogs")
     assert "/cats-dogs" in (project / "use-cases" / ".gitignore").read_text().splitlines()
@@ -283,7 +283,7 @@ def test_gc_workspace_and_all_commits(project: Path, run, make_images) -> None:
     out, _ = run("gc", "--all-commits")
     assert old_obj.exists()  # still used by the v1 commit
     out, _ = run("gc", "--workspace")
-    assert "Removed 1 files" in out
+    assert "Removed 1 file " in out
     assert not old_obj.exists()
     out, _ = run("status")
     assert "up to date" in out
@@ -368,3 +368,19 @@ def test_symlinked_files_inside_a_tracked_dir(project: Path, run) -> None:
         run("add", ds.name)
         meta = mf.loads((project / f"{ds.name}.fastreg").read_text(), "m")
         assert meta.files == 2 and meta.size == 5003
+
+
+def test_single_file_edit_after_status_is_seen(project: Path, run) -> None:
+    """A status records the file in the stat cache; a later edit must still show, and checkout
+    must restore the recorded version (os.stat_result is a tuple too: the stat key must be its
+    inode, size and mtime, not its first three items)."""
+    model = project / "model.bin"
+    model.write_bytes(b"weights v1")
+    os.utime(model, (OLD, OLD))
+    run("add", "model.bin")
+    run("status")
+    model.write_bytes(b"weights v2, longer")
+    out, _ = run("status")
+    assert "model.bin:\n    modified" in out
+    run("checkout", "--force", "model.bin")
+    assert model.read_bytes() == b"weights v1"

@@ -261,3 +261,46 @@ def file_nodes(store: TreeStore, digest: bytes) -> Iterator[tuple[bytes, list[Fi
             files.append(rec)
     if files:
         yield digest, files
+
+
+#: (path, record before, record after): None before = added, None after = deleted
+Change = tuple[str, FileRecord | None, FileRecord | None]
+
+
+def diff(store: TreeStore, old: bytes | None, new: bytes | None, prefix: str = "") -> Iterator[Change]:
+    """Files that differ between two directories (None: an empty one), in canonical path order.
+    A merge of the two sorted entry lists; a subdirectory with the same digest on both sides is
+    skipped without reading it, so the work follows what changed, not the size of the trees.
+    A file whose digest and executable bit are equal is unchanged."""
+    if old == new:
+        return
+    before = iter_dir(store, old) if old is not None else iter(())
+    after = iter_dir(store, new) if new is not None else iter(())
+    a, b = next(before, None), next(after, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            assert a is not None
+            yield from _one_side(store, prefix + a[0], a[1], deleted=True)
+            a = next(before, None)
+        elif a is None or b[0] < a[0]:
+            yield from _one_side(store, prefix + b[0], b[1], deleted=False)
+            b = next(after, None)
+        else:
+            path, ra, rb = prefix + a[0], a[1], b[1]
+            if isinstance(ra, DirRecord) and isinstance(rb, DirRecord):
+                yield from diff(store, ra.digest, rb.digest, path + "/")
+            elif isinstance(ra, FileRecord) and isinstance(rb, FileRecord):
+                if (ra.digest, ra.executable) != (rb.digest, rb.executable):
+                    yield path, ra, rb
+            else:  # a file became a directory or the reverse
+                yield from _one_side(store, path, ra, deleted=True)
+                yield from _one_side(store, path, rb, deleted=False)
+            a, b = next(before, None), next(after, None)
+
+
+def _one_side(store: TreeStore, path: str, rec: Record, deleted: bool) -> Iterator[Change]:
+    if isinstance(rec, FileRecord):
+        yield (path, rec, None) if deleted else (path, None, rec)
+        return
+    for rel, frec in walk(store, rec.digest, path + "/"):
+        yield (rel, frec, None) if deleted else (rel, None, frec)

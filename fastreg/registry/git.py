@@ -71,7 +71,16 @@ class Mirror:
         return True
 
     def fetch(self) -> None:
+        """Fetch every ref, and follow the registry's HEAD: "the default branch" is the branch the
+        registry's HEAD names as of the last fetch, for update, list and status alike (a mirror's
+        HEAD is otherwise set once, at clone time)."""
         _git(["fetch", "--prune", "--quiet", "origin"], cwd=self.path, what=f"fetching {self.url}")
+        p = _git(["ls-remote", "--symref", "origin", "HEAD"], cwd=self.path, check=False)
+        for line in p.stdout.decode(errors="replace").splitlines():
+            ref, _, name = line.partition("\t")
+            if name == "HEAD" and ref.startswith("ref: refs/heads/"):
+                _git(["symbolic-ref", "HEAD", ref[len("ref: "):]], cwd=self.path, check=False)
+                break
 
     def _commit_of(self, rev: str) -> str | None:
         p = _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=self.path, check=False)

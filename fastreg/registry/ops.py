@@ -130,6 +130,23 @@ class Registry:
         return RemoteSession(store, cache, mirror, n)
 
 
+def import_session(source: mf.ImportSource, cache: Cache, jobs: int | None) -> RemoteSession:
+    """A session on the remote that holds an import's data: its registry's default remote as
+    committed at rev_lock (not at the branch's newest commit: only `update` moves an import),
+    reading into `cache` (the project's)."""
+    return Registry(source.url, source.rev_lock).session(cache, jobs)
+
+
+def moved_sources(metas: list[mf.Metafile]) -> list[str | None]:
+    """For each metafile, the commit its import source's branch (or the registry's default
+    branch) is at now when that is no longer its rev_lock; None for pinned, unchanged,
+    unreachable or not imported. One `git ls-remote` per import, no clone."""
+    from fastreg.registry.git import moved_head
+
+    return [None if m.source is None else moved_head(m.source.url, m.source.rev, m.source.rev_lock)
+            for m in metas]
+
+
 def user_cache() -> Cache:
     # Output of get is an ordinary, writable file: reflink where the filesystem can, else a copy.
     cache = Cache(user_cache_dir() / "cache", ("reflink", "copy"))
@@ -361,8 +378,15 @@ def update(project: Any, target: str, rev: str | None, jobs: int | None,
         return ImportResult(t.rel, False, meta.files, meta.size, 0, reg.commit, want)
     loc = reg.locate(meta.source.path)
     new, downloaded = _materialize_into_project(project, reg, loc, t, jobs, progress)
+    old_text = t.meta.read_text()
     changed = project.write_meta(t, new)
-    ops.checkout(project, [t.rel])
+    try:
+        ops.checkout(project, [t.rel])
+    except BaseException:
+        # A failed update changes nothing the user sees: the metafile goes back to the version the
+        # workspace still has (a conflict stops the check-out before it touches a file).
+        project.write_text_atomic(t.meta, old_text)
+        raise
     return ImportResult(t.rel, changed, new.files, new.size, downloaded, reg.commit, want)
 
 

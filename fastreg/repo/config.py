@@ -43,14 +43,21 @@ def write_toml(path: Path, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def merged(fastreg_dir: Path) -> dict[str, Any]:
-    doc = read_toml(fastreg_dir / "config")
-    for section, values in read_toml(fastreg_dir / "config.local").items():
-        if isinstance(values, dict) and isinstance(doc.get(section), dict):
-            doc[section] = {**doc[section], **values}
+def overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """base with over's values on top, table by table: a table in both is merged key by key at
+    every depth, so `[remote.store] gc_grace = 0` in config.local overrides that one option of
+    the committed remote and keeps its url and the rest."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = overlay(out[key], value)
         else:
-            doc[section] = values
-    return doc
+            out[key] = value
+    return out
+
+
+def merged(fastreg_dir: Path) -> dict[str, Any]:
+    return overlay(read_toml(fastreg_dir / "config"), read_toml(fastreg_dir / "config.local"))
 
 
 def cache_config(doc: dict[str, Any], fastreg_dir: Path) -> CacheConfig:

@@ -33,14 +33,25 @@ class AddResult:
     target: Target
     meta: mf.Metafile
     changed: bool
+    new: bool = False  # the path was not tracked before
 
 
 def add(project: Project, paths: Iterable[str], jobs: int | None = None,
-        progress: Progress | None = None) -> list[AddResult]:
+        progress: Progress | None = None, force: bool = False) -> list[AddResult]:
+    """Track paths. Without force, an imported path is refused (`update` follows its source;
+    recording it as the project's own data would drop the import), and so is a directory whose
+    metafile names files that are neither in the workspace nor in the cache (a partial pull:
+    recording it would silently drop them)."""
     targets = [project.target(p) for p in paths]
     for t in targets:
         if not os.path.lexists(t.data):
             raise PathError(f"{t.rel}: no such file or directory")
+        previous = _read_meta_quiet(project, t)
+        if previous is not None and previous.source is not None and not force:
+            raise PathError(f"{t.rel}: imported from {previous.source.url} ({previous.source.path}); "
+                            f"`fastreg update {t.rel}{mf.METAFILE_SUFFIX}` follows its source, and "
+                            f"`fastreg add --force {t.rel}` makes it this project's own data (the import record "
+                            "is dropped)")
         if t.data.is_symlink() and t.data.is_dir():
             raise PathError(f"{t.rel}: is a symlink to a directory; add the directory it points to")
         owner = project.tracked_ancestor(t)
@@ -59,11 +70,28 @@ def add(project: Project, paths: Iterable[str], jobs: int | None = None,
     phase(progress, "scan + hash")
     with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-hash") as pool:
         for t in targets:
-            results.append(_add_one(project, t, pool, progress))
+            results.append(_add_one(project, t, pool, progress, force))
     return results
 
 
-def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Progress | None) -> AddResult:
+def _never_pulled(project: Project, old: mf.Metafile, new_digest: bytes) -> tuple[int, str | None]:
+    """How many files the old version of a directory has that its new version lacks and the
+    cache never had (so they were never in this workspace), and the first of them."""
+    if not project.cache.tree_path(old.digest).exists():
+        return 0, None
+    count, first = 0, None
+    try:
+        for path, before, after in tr.diff(project.cache, old.digest, new_digest):
+            if after is None and before is not None and not project.cache.has_file(before.digest):
+                count += 1
+                first = first or path
+    except (DecodeError, FastregError):
+        return 0, None  # an old tree the cache lacks in part: nothing to compare with
+    return count, first
+
+
+def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Progress | None,
+             force: bool) -> AddResult:
     started = now_ns()
     old = StatCache(project.tmp_dir, t.rel).load()
     writer = StatCacheWriter(old, started)
@@ -81,11 +109,16 @@ def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Pr
         raise
     writer.commit()
     previous = _read_meta_quiet(project, t)
-    if previous is not None and previous.source is not None:
-        meta = mf.Metafile(meta.path, meta.kind, meta.digest, meta.size, meta.files, meta.executable, None)
+    if previous is not None and previous.kind == "dir" and meta.kind == "dir" and not force:
+        missing, first = _never_pulled(project, previous, meta.digest)
+        if missing:
+            raise PathError(f"{t.rel}: {missing} recorded {'file is' if missing == 1 else 'files are'} neither in "
+                            f"the workspace nor in the cache (first: {first}; a partial pull?); run "
+                            f"`fastreg pull {t.rel}` first, or `fastreg add --force {t.rel}` to record them as "
+                            "deleted")
     changed = project.write_meta(t, meta)
     project.ignore(t)
-    return AddResult(t, meta, changed)
+    return AddResult(t, meta, changed, previous is None)
 
 
 def _read_meta_quiet(project: Project, t: Target) -> mf.Metafile | None:
@@ -172,10 +205,18 @@ def _tree_files(project: Project, meta: mf.Metafile) -> dict[str, tr.FileRecord]
 @dataclass(slots=True)
 class TargetStatus:
     target: Target
+    meta: mf.Metafile
     state: str = "ok"  # ok | changed | deleted | not-pulled (no data, not in cache) | not-in-cache
     added: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)  # gone from the workspace, still in the cache
+    # Recorded files that are neither in the workspace nor in the cache: never pulled here (a
+    # partial pull), not deleted. Not a change: `fastreg pull TARGET` brings them.
+    not_pulled: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.state != "ok"
 
 
 def under(path: str, subpath: str | None) -> bool:
@@ -217,8 +258,8 @@ def status(project: Project, paths: Iterable[str], jobs: int | None = None) -> l
 
 
 def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> TargetStatus:
-    res = TargetStatus(t)
     meta = project.read_meta(t)
+    res = TargetStatus(t, meta)
     if not os.path.lexists(t.data):
         in_cache = (project.cache.has_file(meta.digest) if meta.kind == "file"
                     else project.cache.tree_path(meta.digest).exists())
@@ -259,7 +300,9 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
             res.added.append(rel)
         elif rec.digest != digest:
             res.modified.append(rel)
-    res.deleted = [rel for rel in expected if rel not in ws]
+    for rel, rec in expected.items():
+        if rel not in ws:
+            (res.deleted if project.cache.has_file(rec.digest) else res.not_pulled).append(rel)
     res.added.sort()
     res.modified.sort()
     if res.added or res.modified or res.deleted:

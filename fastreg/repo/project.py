@@ -174,10 +174,14 @@ class Project:
         with contextlib.suppress(OSError):
             if t.meta.read_text() == text:
                 return False
-        tmp = t.meta.with_name(f".{t.meta.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, t.meta)
+        self.write_text_atomic(t.meta, text)
         return True
+
+    @staticmethod
+    def write_text_atomic(path: Path, text: str) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
 
     def ignore(self, t: Target) -> None:
         """Add /NAME to the .gitignore beside the data (once)."""

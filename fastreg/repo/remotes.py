@@ -26,6 +26,7 @@ from fastreg.storage.base import StorageError, Store, split_s3_url
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs", "gc_grace"}
 DEFAULT_PACK_SIZE = 16 << 20
+DEFAULT_GC_GRACE = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,15 @@ class Remote:
     def pack_size(self) -> int:
         raw = self.options.get("pack_size", DEFAULT_PACK_SIZE)
         return parse_size(str(raw), f"remote.{self.name}.pack_size")
+
+    @property
+    def gc_grace(self) -> float:
+        """Seconds that remote gc leaves new objects alone (a push in progress has not
+        committed its index segment yet)."""
+        raw = self.options.get("gc_grace", DEFAULT_GC_GRACE)
+        if not isinstance(raw, int | float) or isinstance(raw, bool) or raw < 0:
+            raise ConfigError(f"remote.{self.name}.gc_grace = {raw!r}: give seconds, e.g. 3600")
+        return float(raw)
 
     def default_jobs(self) -> int:
         jobs = self.options.get("jobs")

@@ -3,6 +3,7 @@ layer move it."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,9 @@ from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
 from fastreg.repo import ops
 from fastreg.repo import remotes as rm
+from fastreg.repo.cache import Cache
 from fastreg.repo.project import Project, Target
+from fastreg.transfer.fetch import FetchResult
 from fastreg.transfer.gc import RemoteGcResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
 from fastreg.transfer.session import RemoteSession
@@ -145,11 +148,16 @@ class SyncResult:
     packs: int
     requests: int
     skipped: int  # files already there
+    imports: int = 0  # imported targets a push left alone (their data is in their registry)
 
 
 def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None,
          progress: Progress | None = None) -> SyncResult:
-    selected = select(project, paths)
+    everything = select(project, paths)
+    selected = [s for s in everything if s.meta.source is None]  # an import's bytes are in its registry
+    imports = len(everything) - len(selected)
+    if not selected and imports:
+        return SyncResult("", 0, 0, 0, 0, 0, imports)
     remote, session = open_remote(project, remote_name, jobs)
     if remote.read_only:
         raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only; push to another remote")
@@ -158,23 +166,68 @@ def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
         node_files = (nf for s in selected if s.meta.kind == "dir"
                       for nf in tr.file_nodes(project.cache, s.meta.digest))
         res = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, progress, node_files)
-    return SyncResult(remote.name, res.files, res.bytes, res.packs, res.requests, 0)
+    return SyncResult(remote.name, res.files, res.bytes, res.packs, res.requests, 0, imports)
+
+
+#: Opens a session on the remote that holds an import's data (its registry's default remote at
+#: rev_lock); supplied by the registry layer, which repo/ must not import.
+ImportOpener = Callable[[mf.ImportSource, Cache, "int | None"], RemoteSession]
+
+
+@dataclass(slots=True)
+class _Source:
+    """One place data comes from: the project's remote, or one registry commit for imports."""
+
+    name: str
+    session: RemoteSession
+    selected: list[Selected]
+
+
+def _sources(project: Project, selected: list[Selected], remote_name: str | None, jobs: int | None,
+             imports: ImportOpener | None, stack: contextlib.ExitStack) -> list[_Source]:
+    """Group the selection by where its data lives: the project's own targets on its remote
+    (opened only if there are any, so a project of imports alone needs no remote), each import on
+    its registry's remote at its rev_lock."""
+    out: list[_Source] = []
+    own = [s for s in selected if s.meta.source is None]
+    if own:
+        remote, session = open_remote(project, remote_name, jobs)
+        out.append(_Source(remote.name, stack.enter_context(session), own))
+    by_source: dict[tuple[str, str], list[Selected]] = {}
+    for s in selected:
+        if s.meta.source is not None:
+            by_source.setdefault((s.meta.source.url, s.meta.source.rev_lock), []).append(s)
+    for (url, lock), group in by_source.items():
+        if imports is None:
+            raise FastregError(f"{group[0].target.rel}: imported from {url}; this command cannot read registries")
+        source = group[0].meta.source
+        assert source is not None
+        try:
+            session = imports(source, project.cache, jobs)
+        except FastregError as exc:
+            raise type(exc)(f"{group[0].target.rel}{mf.METAFILE_SUFFIX}: its import source {url} at "
+                            f"{lock[:10]}: {exc.message}") from None
+        out.append(_Source(f"registry {url}", stack.enter_context(session), group))
+    return out
 
 
 def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None,
           progress: Progress | None = None,
-          trees_ready: Callable[[], None] | None = None) -> tuple[SyncResult, list[Selected]]:
-    """Bring the selection's data into the cache. trees_ready, if given, is called once every
-    tree node is in the cache and before the file download starts (pull starts its check-out
-    then)."""
+          trees_ready: Callable[[], None] | None = None,
+          imports: ImportOpener | None = None) -> tuple[SyncResult, list[Selected]]:
+    """Bring the selection's data into the cache: the project's own targets from its remote,
+    imported ones from their registry at rev_lock (through `imports`). trees_ready, if given, is
+    called once every tree node is in the cache and before the file download starts (pull starts
+    its check-out then)."""
     selected = select(project, paths)
-    remote, session = open_remote(project, remote_name, jobs)
     project.cache.ensure()
     cache = project.cache
-    with session:
-        session.check_format()
-        dir_roots = [s.meta.digest for s in selected if s.meta.kind == "dir"]
-        session.fetch_trees(dir_roots)
+    files = nbytes = requests = skipped = 0
+    with contextlib.ExitStack() as stack:
+        sources = _sources(project, selected, remote_name, jobs, imports, stack)
+        for src in sources:
+            src.session.check_format()
+            src.session.fetch_trees([s.meta.digest for s in src.selected if s.meta.kind == "dir"])
         for s in selected:
             if s.meta.kind == "dir" and s.subpath is not None and \
                     not any(True for p, _ in tr.walk(cache, s.meta.digest) if _under(p, s.subpath)):
@@ -182,36 +235,46 @@ def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs:
 
         if trees_ready is not None:
             trees_ready()
-        # Single-file targets: their chunk lists first (a request each, before the download starts).
-        singles = [FileRecord(s.meta.size, s.meta.digest, b"") if cache.has_file(s.meta.digest)
-                   else session.fetch_record(s.meta.digest, s.meta.size)
-                   for s in selected if s.meta.kind == "file"]
+        for src in sources:
+            res = _fetch_files(cache, src.session, src.selected, progress)
+            files, nbytes, requests, skipped = (files + res.files, nbytes + res.bytes, requests + res.requests,
+                                                skipped + res.skipped)
+    names = ", ".join(src.name for src in sources) or "nowhere (nothing selected)"
+    return SyncResult(names, files, nbytes, 0, requests, skipped), selected
 
-        def records() -> Iterator[FileRecord]:
-            """Every file of the selection, streamed from the trees (a pull of a million files
-            never holds a million records). Runs inside the download's event loop: local reads only."""
-            yield from singles
-            for s in selected:
-                if s.meta.kind == "dir":
-                    for p, r in tr.walk(cache, s.meta.digest):
-                        if _under(p, s.subpath):
-                            yield r
 
-        total = None
-        if progress is not None:  # one cheap pass for the bar's total: stats, no reads
-            total = 0
-            for s in selected:
-                if s.meta.kind == "file":
-                    total += 0 if cache.has_file(s.meta.digest) else s.meta.size
-                else:
-                    total += sum(r.size for p, r in tr.walk(cache, s.meta.digest)
-                                 if _under(p, s.subpath) and not cache.has_file(r.digest))
-        res = session.fetch_files(records(), [s.meta.digest for s in selected], progress, total)
-    return SyncResult(remote.name, res.files, res.bytes, 0, res.requests, res.skipped), selected
+def _fetch_files(cache: Cache, session: RemoteSession, selected: list[Selected],
+                 progress: Progress | None) -> FetchResult:
+    # Single-file targets: their chunk lists first (a request each, before the download starts).
+    singles = [FileRecord(s.meta.size, s.meta.digest, b"") if cache.has_file(s.meta.digest)
+               else session.fetch_record(s.meta.digest, s.meta.size)
+               for s in selected if s.meta.kind == "file"]
+
+    def records() -> Iterator[FileRecord]:
+        """Every file of the selection, streamed from the trees (a pull of a million files
+        never holds a million records). Runs inside the download's event loop: local reads only."""
+        yield from singles
+        for s in selected:
+            if s.meta.kind == "dir":
+                for p, r in tr.walk(cache, s.meta.digest):
+                    if _under(p, s.subpath):
+                        yield r
+
+    total = None
+    if progress is not None:  # one cheap pass for the bar's total: stats, no reads
+        total = 0
+        for s in selected:
+            if s.meta.kind == "file":
+                total += 0 if cache.has_file(s.meta.digest) else s.meta.size
+            else:
+                total += sum(r.size for p, r in tr.walk(cache, s.meta.digest)
+                             if _under(p, s.subpath) and not cache.has_file(r.digest))
+    return session.fetch_files(records(), [s.meta.digest for s in selected], progress, total)
 
 
 def pull(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None, force: bool,
-         progress: Progress | None = None) -> tuple[SyncResult, ops.CheckoutResult]:
+         progress: Progress | None = None,
+         imports: ImportOpener | None = None) -> tuple[SyncResult, ops.CheckoutResult]:
     """fetch + checkout, overlapped: once the trees are here the check-out runs in a thread of
     its own, each batch of files waiting until the download has put its objects in the cache
     (Cache.wait_for), so files land in the workspace while later ones still download instead of
@@ -221,7 +284,7 @@ def pull(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
     side = project.cache.alongside()
     try:
         fetched, _ = fetch(project, paths, remote_name, jobs, progress, trees_ready=lambda: side.start(
-            lambda: ops.checkout(project, paths, force=force, jobs=None, progress=None)))
+            lambda: ops.checkout(project, paths, force=force, jobs=None, progress=None)), imports=imports)
     finally:
         side.close()
     result = side.result()
@@ -238,7 +301,7 @@ class RemoteStatus:
 
 
 def status_remote(project: Project, paths: Iterable[str], remote_name: str | None) -> tuple[str, list[RemoteStatus]]:
-    selected = select(project, paths)
+    selected = [s for s in select(project, paths) if s.meta.source is None]  # imports: pushed by their registry
     remote, session = open_remote(project, remote_name, None)
     with session:
         session.check_format()
@@ -276,16 +339,25 @@ def gc_remote(project: Project, metas: list[mf.Metafile], remote_name: str | Non
     if remote.read_only:
         raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only; it cannot be cleaned")
     if grace is None:
-        grace = float(remote.options.get("gc_grace", 3600))
+        grace = remote.gc_grace
     with session:
         session.check_format()
-        dirs = [m.digest for m in metas if m.kind == "dir"]
-        session.fetch_trees(dirs)
+        session.fetch_trees([m.digest for m in metas if m.kind == "dir" and m.source is None])
         keep_chunks: set[bytes] = set()
         keep_trees: set[bytes] = set()
         keep_records: set[bytes] = set()
         keep_roots: dict[bytes, list[bytes]] = {}
         for m in metas:
+            if m.source is not None:
+                # An import's data lives in its registry's remote, which may be this one: keep
+                # whatever of it is here; what is not here is not this remote's to keep.
+                try:
+                    if m.kind == "dir":
+                        session.fetch_trees([m.digest])
+                    else:
+                        session.fetch_record(m.digest, m.size)
+                except FastregError:
+                    continue
             if m.kind == "dir":
                 keep_trees.update(tr.walk_dirs(project.cache, m.digest))
                 recs = [rec for _, rec in tr.walk(project.cache, m.digest)]

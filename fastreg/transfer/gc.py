@@ -42,7 +42,8 @@ class RemoteGcResult:
     packs_rewritten: int = 0
     objects_deleted: int = 0
     bytes_freed: int = 0
-    kept_young: int = 0
+    kept_young: int = 0  # packs younger than the grace period, left alone whatever they hold
+    kept_young_bytes: int = 0
 
 
 def _digest_of(key: str) -> bytes | None:
@@ -130,6 +131,7 @@ async def gc(store: Store, mirror: RemoteIndex, keep_chunks: set[bytes], keep_tr
         info = pack_info.get(seg.pack)
         if young(o) or (info is not None and young(info)):
             res.kept_young += 1
+            res.kept_young_bytes += info.size if info is not None else seg.pack_size
             continue
         live_bytes = sum(x[2] for x in live)
         if not live:

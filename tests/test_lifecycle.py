@@ -1,0 +1,270 @@
+"""A team's life with a registry: imports that travel with the consumer's Git repository, failed
+updates that change nothing, partial pulls, status for scripts, config levels, remote gc's grace."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.test_registry import files_under, git, make_registry
+
+
+def clone(src: Path, dest: Path) -> Path:
+    subprocess.run(["git", "clone", "-q", str(src), str(dest)], check=True, capture_output=True)
+    return dest
+
+
+def commit_consumer(consumer: Path, message: str) -> None:
+    git(consumer, "add", "-A")
+    git(consumer, "-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", message)
+
+
+def teammate_pulls_imports(tmp_path: Path, project: Path, run, make_images, consumer: Path, monkeypatch,
+                           remote_url: str, *options: tuple[str, str]) -> None:
+    versions = make_registry(project, run, make_images, remote_url, *options)
+    monkeypatch.chdir(consumer)
+    run("import", str(project), "use-cases/cats-dogs", "--rev", "cats-dogs-v1")
+    run("import", str(project), "use-cases/cats-dogs/data/validation", "-o", "val")  # default branch
+    commit_consumer(consumer, "import cats-dogs")
+    # The registry moves on after the import: the teammate still gets what rev_lock says.
+    monkeypatch.chdir(project)
+    make_images(project / "use-cases/cats-dogs", train=0, validation=4, start=900)
+    run("add", "use-cases/cats-dogs")
+    run("push")
+    git(project, "commit", "-qam", "v3: more validation images")
+
+    mate = clone(consumer, tmp_path / "teammate")
+    monkeypatch.chdir(mate)
+    out, _ = run("status")
+    assert "not in the workspace or the cache" in out and "fastreg pull cats-dogs" in out
+    out, _ = run("pull")  # the consumer has no remote of its own
+    assert f"registry {project}" in out
+    assert files_under(mate / "cats-dogs") == versions["v1"]
+    assert files_under(mate / "val") == {k[len("data/validation/"):]: v for k, v in versions["v2"].items()
+                                         if k.startswith("data/validation/")}
+    out, _ = run("status")
+    assert "val:\n    import source default branch moved to" in out  # the registry moved on, rev_lock stayed
+    assert "cats-dogs:" not in out
+    out, _ = run("push")
+    assert "Skipped 2 imports" in out
+    # A fetch, then a checkout, into a second fresh clone.
+    other = clone(consumer, tmp_path / "other")
+    monkeypatch.chdir(other)
+    run("fetch", "cats-dogs")
+    out, _ = run("checkout", "cats-dogs")
+    assert files_under(other / "cats-dogs") == versions["v1"]
+
+
+def test_teammate_pulls_imports_local_remote(tmp_path: Path, project: Path, run, make_images, consumer: Path,
+                                             monkeypatch) -> None:
+    teammate_pulls_imports(tmp_path, project, run, make_images, consumer, monkeypatch, str(tmp_path / "remote"))
+
+
+def test_teammate_pulls_imports_s3(tmp_path: Path, project: Path, run, make_images, consumer: Path, monkeypatch,
+                                   seaweed, bucket) -> None:
+    teammate_pulls_imports(tmp_path, project, run, make_images, consumer, monkeypatch, f"s3://{bucket}/registry",
+                           ("endpoint_url", seaweed.endpoint))
+
+
+def test_imports_beside_own_data_and_a_gone_source(tmp_path: Path, project: Path, run, make_images,
+                                                   consumer: Path, monkeypatch) -> None:
+    versions = make_registry(project, run, make_images, str(tmp_path / "remote"))
+    monkeypatch.chdir(consumer)
+    run("import", str(project), "use-cases/cats-dogs", "--rev", "cats-dogs-v2")
+    make_images(consumer / "mine", train=4, validation=2, start=700)
+    mine = files_under(consumer / "mine")
+    run("add", "mine")
+    run("remote", "add", "-d", "own", str(tmp_path / "own-remote"))
+    out, _ = run("push")
+    assert "Skipped 1 import:" in out and "own" in out
+    commit_consumer(consumer, "import + own data")
+    mate = clone(consumer, tmp_path / "teammate")
+    monkeypatch.chdir(mate)
+    run("pull")
+    assert files_under(mate / "cats-dogs") == versions["v2"]
+    assert files_under(mate / "mine") == mine
+    # The registry disappears: on a machine that has no mirror of it yet, one error naming the import.
+    third = clone(consumer, tmp_path / "third")
+    project.rename(tmp_path / "moved-away")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "another-machine"))
+    monkeypatch.chdir(third)
+    _, err = run("pull", "cats-dogs", rc=1)
+    assert "cats-dogs.fastreg: its import source" in err and str(project) in err
+
+
+def test_failed_update_changes_nothing_and_add_keeps_imports(tmp_path: Path, project: Path, run, make_images,
+                                                              consumer: Path, monkeypatch) -> None:
+    versions = make_registry(project, run, make_images, str(tmp_path / "remote"))
+    monkeypatch.chdir(consumer)
+    run("import", str(project), "use-cases/cats-dogs", "--rev", "cats-dogs-v1")
+    before = (consumer / "cats-dogs.fastreg").read_text()
+    (consumer / "cats-dogs/data/train/cats/cat.0001.jpg").write_bytes(b"my local edit")
+    _, err = run("update", "cats-dogs.fastreg", "--rev", "cats-dogs-v2", rc=1)
+    assert "local changes" in err
+    assert (consumer / "cats-dogs.fastreg").read_text() == before  # still v1, like the workspace
+    _, err = run("add", "cats-dogs", rc=1)
+    assert "imported from" in err and "--force" in err
+    assert (consumer / "cats-dogs.fastreg").read_text() == before
+    run("checkout", "--force", "cats-dogs")
+    run("update", "cats-dogs.fastreg", "--rev", "cats-dogs-v2")
+    assert files_under(consumer / "cats-dogs") == versions["v2"]
+    (consumer / "cats-dogs/extra.txt").write_text("mine now")
+    run("add", "--force", "cats-dogs")
+    assert "[import]" not in (consumer / "cats-dogs.fastreg").read_text()
+
+
+def test_default_branch_follows_the_registry_head(tmp_path: Path, project: Path, run, make_images,
+                                                  consumer: Path, monkeypatch) -> None:
+    make_registry(project, run, make_images, str(tmp_path / "remote"))
+    monkeypatch.chdir(consumer)
+    run("import", str(project), "use-cases/cats-dogs", "-o", "latest")
+    monkeypatch.chdir(project)
+    git(project, "checkout", "-qb", "next")
+    (project / "use-cases/cats-dogs/data/train/cats/cat.0001.jpg").unlink()
+    run("add", "use-cases/cats-dogs")
+    run("push")
+    (project / "NEXT.md").write_text("the next branch\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "next: one cat less")  # HEAD of the registry is now branch `next`
+    monkeypatch.chdir(consumer)
+    out, _ = run("status")
+    assert "import source default branch moved to" in out
+    out, _ = run("update", "latest.fastreg")
+    assert "Updated latest" in out
+    assert not (consumer / "latest/data/train/cats/cat.0001.jpg").exists()
+    out, _ = run("status")
+    assert "up to date" in out
+    out, _ = run("list", str(project))
+    assert "NEXT.md" in out.split()
+
+
+def test_partial_pull_status_and_add(tmp_path: Path, project: Path, run, make_images, monkeypatch) -> None:
+    ds = project / "ds"
+    make_images(ds, train=10, validation=10)
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("add", "ds")
+    run("push")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "ds")
+    mate = clone(project, tmp_path / "mate")
+    monkeypatch.chdir(mate)
+    run("pull", "ds/data/validation")
+    out, _ = run("status")
+    assert "deleted" not in out
+    assert "10 files not in the workspace (never pulled here" in out
+    assert "up to date" in out  # nothing changed: the rest was never here
+    run("-q", "status")
+    doc = json.loads(run("status", "--json")[0])
+    assert doc["changed"] is False and len(doc["targets"][0]["not_pulled"]) == 10
+    _, err = run("add", "ds", rc=1)
+    assert "10 recorded files are neither in the workspace nor in the cache" in err and "fastreg pull ds" in err
+    assert (mate / "ds.fastreg").read_text() == (project / "ds.fastreg").read_text()
+    # a file the user deletes (its object is in the cache) is a change
+    victim = sorted((mate / "ds/data/validation").rglob("*.jpg"))[0]
+    victim.unlink()
+    out, _ = run("status")
+    assert "deleted:" in out and victim.name in out
+    run("-q", "status", rc=1, error=False)
+    doc = json.loads(run("status", "--json")[0])
+    assert doc["changed"] is True and doc["targets"][0]["deleted"] == [victim.relative_to(mate / "ds").as_posix()]
+    out, _ = run("add", "--force", "ds")
+    assert "(9 files" in out
+
+
+def test_status_json_and_quiet(project: Path, run, make_images) -> None:
+    make_images(project / "ds", train=4, validation=2)
+    (project / "model.bin").write_bytes(b"weights")
+    run("add", "ds", "model.bin")
+    out, _ = run("-q", "status")
+    assert out == ""
+    doc = json.loads(run("status", "--json")[0])
+    assert doc == {"changed": False, "targets": [
+        {"path": "ds", "state": "ok", "added": [], "modified": [], "deleted": [], "not_pulled": []},
+        {"path": "model.bin", "state": "ok", "added": [], "modified": [], "deleted": [], "not_pulled": []}]}
+    (project / "ds/new.txt").write_text("new")
+    (project / "model.bin").write_bytes(b"other weights")
+    out, err = run("-q", "status", rc=1, error=False)
+    assert out == err == ""
+    doc = json.loads(run("status", "--json")[0])
+    assert doc["changed"] is True
+    assert [(t["path"], t["state"], t["added"], t["modified"]) for t in doc["targets"]] == [
+        ("ds", "changed", ["new.txt"], []), ("model.bin", "changed", [], ["model.bin"])]
+
+
+def test_config_levels_merge_per_option(tmp_path: Path, project: Path, run, make_images, monkeypatch,
+                                        seaweed, bucket) -> None:
+    make_images(project / "ds", train=4, validation=2)
+    run("remote", "add", "-d", "store", f"s3://{bucket}/r")
+    run("remote", "modify", "--local", "store", "endpoint_url", seaweed.endpoint)  # kept out of Git
+    run("remote", "modify", "--local", "store", "gc_grace", "0")
+    run("remote", "add", "--local", "scratch", str(tmp_path / "scratch"))  # a local-only remote
+    local = (project / ".fastreg/config.local").read_text()
+    assert "\nurl" not in local.split("[remote.store]")[1].split("[")[0]  # the local table names only its options
+    out, _ = run("remote", "list")
+    assert f"store\ts3://{bucket}/r endpoint_url={seaweed.endpoint} gc_grace=0\t(default)" in out
+    out, _ = run("-v", "remote", "list")
+    assert f"endpoint_url={seaweed.endpoint} (config.local)" in out and f"s3://{bucket}/r (config.local)" not in out
+    run("add", "ds")
+    run("push")
+    run("push", "-r", "scratch")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "ds")
+    mate = clone(project, tmp_path / "mate")
+    monkeypatch.chdir(mate)
+    # the clone has no config.local: the teammate sets the endpoint for themselves
+    run("remote", "modify", "--local", "store", "endpoint_url", seaweed.endpoint)
+    run("pull")
+    assert files_under(mate / "ds") == files_under(project / "ds")
+
+
+def test_gc_grace_and_read_only_remote(tmp_path: Path, project: Path, run, make_images) -> None:
+    ds = project / "ds"
+    make_images(ds, train=6, validation=0)
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("add", "ds")
+    run("push")
+    for p in sorted(ds.rglob("*.jpg"))[:5]:
+        p.unlink()
+    run("add", "ds")
+    run("push")
+    out, _ = run("gc", "-w", "-r")
+    assert "the grace period kept 1 recent pack (" in out
+    out, _ = run("gc", "-w", "-r", "--grace", "0")
+    assert "freed" in out and "grace period" not in out
+    assert "deleted 1 pack" in out or "rewrote 1" in out
+    _, err = run("gc", "-w", "--grace", "1h", rc=2)
+    assert "-r" in err
+    _, err = run("gc", "-w", "-r", "--grace", "soon", rc=2)
+    assert "not a duration" in err
+    # a read-only remote is refused before the local cache loses anything
+    run("remote", "modify", "store", "read_only", "true")
+    (ds / "data/train/cats/cat.0002.jpg").unlink(missing_ok=True)
+    files_before = sorted((project / ".fastreg/cache/files").rglob("*"))
+    for p in sorted(ds.rglob("*.jpg"))[:1]:
+        p.unlink()
+    run("add", "--force", "ds")
+    _, err = run("gc", "-w", "-r", rc=1)
+    assert "read-only" in err and "nothing was deleted" in err
+    assert sorted((project / ".fastreg/cache/files").rglob("*")) == files_before
+
+
+@pytest.mark.parametrize("url", ["/tmp/a\nb", "bad\x1b[31mred"])
+def test_hostile_url_is_one_error_line(tmp_path: Path, run, monkeypatch, url: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    _, err = run("get", url, "x", rc=1)  # Run checks: exactly one line, starting with "error: "
+    assert "\\n" in err or "\\x1b" in err
+
+
+def test_list_path_is_the_last_field(tmp_path: Path, project: Path, run, make_images, monkeypatch) -> None:
+    versions = make_registry(project, run, make_images, str(tmp_path / "remote"))
+    monkeypatch.chdir(tmp_path)
+    out, _ = run("list", str(project), "use-cases/cats-dogs/data/train/cats")
+    paths = [line.split()[-1] for line in out.splitlines()]
+    assert paths == sorted(f"use-cases/cats-dogs/{k}" for k in versions["v2"] if k.startswith("data/train/cats/"))
+    out, _ = run("list", str(project), "use-cases")
+    [line] = out.splitlines()
+    fields = line.split()
+    assert fields[-1] == "use-cases/cats-dogs/" and fields[0] == "*" and fields[-2] == str(len(versions["v2"]))
