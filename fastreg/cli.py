@@ -426,6 +426,101 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    if args.repo is not None:
+        from fastreg.registry import ops as reg
+
+        if not args.args or len(args.args) > 3:
+            raise UsageError("give `fastreg diff --repo URL A [B [PATH]]`")
+        a, b, path = [*args.args, None, None][:3]
+        assert a is not None
+        res = reg.diff(args.repo, a, b, path)
+    else:
+        from fastreg import git
+        from fastreg.registry.ops import import_session
+        from fastreg.repo import diff as df
+        from fastreg.repo.project import Project
+
+        project = Project.find()
+        revs: list[str] = []
+        targets: list[str] = []
+        for arg in args.args:  # leading revisions (that are not paths here), then targets
+            if not targets and len(revs) < 2 and not os.path.lexists(arg) and \
+                    not os.path.lexists(arg + ".fastreg") and git.commit_of(project.root, arg) is not None:
+                revs.append(arg)
+            else:
+                targets.append(arg)
+        res = df.project_diff(project, revs[0] if revs else None, revs[1] if len(revs) > 1 else None, targets,
+                              imports=import_session)
+    _print_diff(args, res)
+    return 0
+
+
+def _print_diff(args: argparse.Namespace, res: object) -> None:
+    import json
+
+    from fastreg.repo.diff import KINDS, DiffResult
+
+    assert isinstance(res, DiffResult)
+    summary = res.summary()
+    if args.json:
+        doc: dict[str, object] = {"a": res.a, "b": res.b}
+        for kind in KINDS:
+            doc[kind] = [{"path": c.path, "size": c.size,
+                          **({"old_size": c.old_size} if c.kind == "modified" else {}),
+                          **({"old_path": c.old_path} if c.kind == "renamed" else {})}
+                         for c in res.changes if c.kind == kind]
+        doc["summary"] = summary
+        print(json.dumps(doc, indent=1))
+        return
+    if args.quiet:
+        return
+    if args.md:
+        print("| Status | Path | Size |\n|---|---|---|")
+        for c in res.changes:
+            path = f"{c.old_path} -> {c.path}" if c.kind == "renamed" else c.path
+            size = f"{_human(c.old_size or 0)} -> {_human(c.size)}" if c.kind == "modified" else _human(c.size)
+            cell = path.replace("|", "\\|")
+            print(f"| {c.kind} | {cell} | {size} |")
+    else:
+        print(f"{res.a} -> {res.b}")
+        for c in res.changes:
+            path = f"{c.old_path} -> {c.path}" if c.kind == "renamed" else c.path
+            print(f"{c.kind:9} {_human(c.size).replace(' ', ''):>9}  {path}")
+    print(", ".join(f"{_count(summary[k]['files'], 'file')} {k} ({_human(summary[k]['bytes'])})"
+                    if summary[k]["files"] else f"0 {k}" for k in KINDS))
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from fastreg.repo import track
+    from fastreg.repo.project import Project
+
+    project = Project.find()
+    with project.lock():
+        removed = track.remove(project, args.targets, args.outs)
+    for t in removed:
+        _say(args, f"Stopped tracking {t.rel}" + (" and deleted its data" if args.outs else " (its data stays)"))
+    if removed:
+        _say(args, "To record it with Git, run:\n    git add -A " + " ".join(f"{t.rel}.fastreg" for t in removed)
+             + " " + " ".join(sorted({os.path.join(os.path.dirname(t.rel), ".gitignore") for t in removed})))
+    return 0
+
+
+def cmd_move(args: argparse.Namespace) -> int:
+    from fastreg.repo import track
+    from fastreg.repo.project import Project
+
+    project = Project.find()
+    with project.lock():
+        m = track.move(project, args.src, args.dst)
+    _say(args, f"Moved {m.src.rel} -> {m.dst.rel}"
+               + ("" if m.data_moved else " (metafile only: the data was not here)"))
+    gitignores = sorted({os.path.join(os.path.dirname(t.rel), ".gitignore") for t in (m.src, m.dst)})
+    _say(args, f"To record it with Git, run:\n    git add -A {m.src.rel}.fastreg {m.dst.rel}.fastreg "
+               + " ".join(gitignores))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     _steady_malloc()
     import json
@@ -641,6 +736,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracked-only", action="store_true", help="only tracked data")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("remove", parents=[common], help="stop tracking a path",
+                       description="Remove the metafile of each TARGET and its line in the .gitignore beside "
+                       "it. The data stays in the workspace (--outs deletes it too); the cache and remotes "
+                       "are not touched (gc cleans them).")
+    p.add_argument("targets", nargs="+", metavar="TARGET.fastreg")
+    p.add_argument("--outs", action="store_true", help="also delete the data from the workspace")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("move", parents=[common], help="move tracked data with its metafile",
+                       description="Move tracked data and its metafile to DST (into DST when it is a "
+                       "directory) and fix the .gitignore lines. The digest is kept: nothing is hashed or "
+                       "uploaded again.")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.set_defaults(func=cmd_move)
+
+    p = sub.add_parser("diff", parents=[common], help="show what changed in tracked data between versions",
+                       usage="fastreg diff [A [B]] [TARGET...] [--json | --md]\n"
+                             "       fastreg diff --repo URL A [B [PATH]] [--json | --md]",
+                       description="Files added, deleted, modified and renamed (same content at a new path) "
+                       "inside tracked data, from Git revision A (default HEAD) to revision B (default: the "
+                       "workspace, as `fastreg add` would record it), with sizes and a summary. TARGETs limit it "
+                       "to tracked paths or paths inside them. With --repo, between two revisions of a registry "
+                       "by URL (B defaults to its default branch), without a project and without downloading "
+                       "data. Trees are compared node by node: unchanged folders are never read.")
+    p.add_argument("args", nargs="*", metavar="A B TARGET", help=argparse.SUPPRESS)
+    p.add_argument("--repo", metavar="URL", help="diff a registry by URL instead of this project")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="machine-readable output")
+    fmt.add_argument("--md", action="store_true", help="a Markdown table (for a pull request)")
+    p.set_defaults(func=cmd_diff)
 
     from fastreg.bench import DEFAULT_DURATION, DEFAULT_JOBS, DEFAULT_SIZES
 

@@ -109,3 +109,28 @@ def user_cache_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     home = tmp_path_factory.mktemp("xdg-cache")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def hashed(monkeypatch) -> list[str]:
+    """The workspace files add/status/checkout read to hash them, in order."""
+    import fastreg.repo.build as build
+    import fastreg.repo.ops as ops
+    from fastreg.chunking import default_chunker
+
+    real = default_chunker()
+    seen: list[str] = []
+
+    class Counting:
+        min_size, avg_size, max_size = real.min_size, real.avg_size, real.max_size
+
+        def hash_files(self, paths, copy_to=None):
+            seen.extend(paths)
+            return real.hash_files(paths, copy_to)
+
+        def stat_files(self, paths):
+            return real.stat_files(paths)
+
+    monkeypatch.setattr(build, "default_chunker", Counting)
+    monkeypatch.setattr(ops, "default_chunker", Counting)
+    return seen

@@ -268,3 +268,108 @@ def test_list_path_is_the_last_field(tmp_path: Path, project: Path, run, make_im
     [line] = out.splitlines()
     fields = line.split()
     assert fields[-1] == "use-cases/cats-dogs/" and fields[0] == "*" and fields[-2] == str(len(versions["v2"]))
+
+
+def test_diff_of_the_seed_scenario_project_and_repo(tmp_path: Path, project: Path, run, make_images,
+                                                    monkeypatch, user_cache_home: Path) -> None:
+    versions = make_registry(project, run, make_images, str(tmp_path / "remote"))
+    added = sorted(f"use-cases/cats-dogs/{k}" for k in versions["v2"] if k not in versions["v1"])
+    new_bytes = sum(len(versions["v2"][k[len("use-cases/cats-dogs/"):]]) for k in added)
+    doc = json.loads(run("diff", "cats-dogs-v1", "cats-dogs-v2", "--json")[0])
+    assert [c["path"] for c in doc["added"]] == added
+    assert doc["summary"]["added"] == {"files": len(added), "bytes": new_bytes}
+    assert doc["modified"] == doc["deleted"] == doc["renamed"] == []
+    # the same from the registry by URL, without a project and without data
+    monkeypatch.chdir(tmp_path)
+    doc2 = json.loads(run("diff", "--repo", str(project), "cats-dogs-v1", "cats-dogs-v2", "--json")[0])
+    assert {k: doc2[k] for k in ("added", "deleted", "modified", "renamed", "summary")} == \
+        {k: doc[k] for k in ("added", "deleted", "modified", "renamed", "summary")}
+    out, _ = run("diff", "--repo", str(project), "cats-dogs-v1", "cats-dogs-v2", "use-cases/cats-dogs/data/validation")
+    assert out.splitlines()[-1] == "0 added, 0 deleted, 0 modified, 0 renamed"
+    out, _ = run("diff", "--repo", str(project), "cats-dogs-v1")  # B: the default branch
+    assert f"{len(added)} files added" in out
+    cache = user_cache_home / "fastreg/cache"
+    assert [p for p in (cache / "trees").rglob("*") if p.is_file()]  # trees were read...
+    assert not [p for p in (cache / "files").rglob("*") if p.is_file()]  # ...and no data
+
+
+def test_diff_edits_deletions_renames_against_the_workspace(project: Path, run, make_images, monkeypatch,
+                                                            hashed) -> None:
+    ds = project / "ds"
+    make_images(ds, train=6, validation=2)
+    (project / "model.bin").write_bytes(b"weights v1")
+    run("add", "ds", "model.bin")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "v1")
+    out, _ = run("diff")
+    assert out.splitlines()[-1] == "0 added, 0 deleted, 0 modified, 0 renamed"
+    cats = sorted((ds / "data/train/cats").glob("*.jpg"))
+    dogs = sorted((ds / "data/train/dogs").glob("*.jpg"))
+    cats[0].write_bytes(b"edited")
+    dogs[0].unlink()
+    cats[1].rename(ds / "data/renamed.jpg")
+    (ds / "new.txt").write_text("new")
+    (project / "model.bin").write_bytes(b"weights v2")
+    doc = json.loads(run("diff", "--json")[0])
+    rel = lambda p: p.relative_to(project).as_posix()  # noqa: E731
+    assert [c["path"] for c in doc["modified"]] == sorted([rel(cats[0]), "model.bin"])
+    assert [c["path"] for c in doc["deleted"]] == [rel(dogs[0])]
+    assert doc["renamed"] == [{"path": "ds/data/renamed.jpg", "old_path": rel(cats[1]),
+                               "size": (ds / "data/renamed.jpg").stat().st_size}]
+    assert [c["path"] for c in doc["added"]] == ["ds/new.txt"]
+    # targets limit it; the metafile's revision is HEAD's until `add`
+    doc = json.loads(run("diff", "model.bin", "--json")[0])
+    assert [c["path"] for c in doc["modified"]] == ["model.bin"] and not doc["added"]
+    run("add", "ds", "model.bin")
+    git(project, "commit", "-qam", "v2")
+    hashed.clear()
+    doc = json.loads(run("diff", "HEAD~1", "HEAD", "--json")[0])
+    assert hashed == []  # revision against revision: trees only
+    assert doc["summary"]["modified"]["files"] == 2 and doc["summary"]["renamed"]["files"] == 1
+    out, _ = run("diff", "HEAD~1", "--md")
+    assert "| renamed | " + rel(cats[1]) + " -> ds/data/renamed.jpg |" in out
+
+
+def test_remove_and_move_round_trip_with_git(tmp_path: Path, project: Path, run, make_images, monkeypatch,
+                                             hashed) -> None:
+    ds = project / "ds"
+    make_images(ds, train=4, validation=2)
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("add", "ds")
+    run("push")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "v1")
+    before = files_under(ds)
+    hashed.clear()
+    out, _ = run("move", "ds", "data/images")
+    assert "Moved ds -> data/images" in out
+    assert files_under(project / "data/images") == before and not ds.exists()
+    assert not (project / "ds.fastreg").exists() and (project / "data/images.fastreg").exists()
+    assert "/images" in (project / "data/.gitignore").read_text()
+    assert not (project / ".gitignore").exists() or "/ds" not in (project / ".gitignore").read_text().split()
+    out, _ = run("status")
+    assert "up to date" in out
+    out, _ = run("push")
+    assert "Everything is already in store" in out  # same digest: nothing uploaded again
+    assert hashed == []  # nothing hashed again
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "moved")
+    assert "data/images" not in subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True,
+                                               text=True).stdout  # data stays ignored
+    mate = clone(project, tmp_path / "mate")
+    monkeypatch.chdir(mate)
+    run("pull")
+    assert files_under(mate / "data/images") == before
+    monkeypatch.chdir(project)
+    _, err = run("move", "data/images", "data/images/inner", rc=1)
+    assert "inside data/images" in err
+    out, _ = run("remove", "data/images.fastreg")
+    assert not (project / "data/images.fastreg").exists() and files_under(project / "data/images") == before
+    assert not (project / "data/.gitignore").exists()
+    out, _ = run("status")
+    assert "Nothing is tracked yet" in out
+    run("add", "data/images")
+    run("remove", "--outs", "data/images")
+    assert not (project / "data/images").exists()
+    _, err = run("remove", "data/images.fastreg", rc=1)
+    assert "not tracked" in err

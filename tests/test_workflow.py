@@ -121,31 +121,6 @@ def test_single_large_file(project: Path, run) -> None:
     assert os.stat(model).st_mode & stat.S_IXUSR
 
 
-@pytest.fixture
-def hashed(monkeypatch) -> list[str]:
-    """The workspace files add/status/checkout read to hash them, in order."""
-    import fastreg.repo.build as build
-    import fastreg.repo.ops as ops
-    from fastreg.chunking import default_chunker
-
-    real = default_chunker()
-    seen: list[str] = []
-
-    class Counting:
-        min_size, avg_size, max_size = real.min_size, real.avg_size, real.max_size
-
-        def hash_files(self, paths, copy_to=None):
-            seen.extend(paths)
-            return real.hash_files(paths, copy_to)
-
-        def stat_files(self, paths):
-            return real.stat_files(paths)
-
-    monkeypatch.setattr(build, "default_chunker", Counting)
-    monkeypatch.setattr(ops, "default_chunker", Counting)
-    return seen
-
-
 def test_second_add_and_status_read_no_file_contents(project: Path, run, make_images, hashed) -> None:
     make_images(project / "ds")
     run("add", "ds")

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import xxhash
 
+from fastreg import git as gitcli
 from fastreg.errors import FastregError
+from fastreg.objects import metafile as mf
 
-_SHA = re.compile(r"[0-9a-f]{40}")
+_SHA = gitcli.SHA
 
 
 def user_cache_dir() -> Path:
@@ -25,15 +27,7 @@ def user_cache_dir() -> Path:
 
 def _git(args: list[str], cwd: Path | None = None, data: bytes | None = None, check: bool = True,
          what: str = "") -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
-    try:
-        p = subprocess.run(["git", *args], cwd=cwd, input=data, capture_output=True, env=env, check=False)
-    except FileNotFoundError:
-        raise FastregError("git is not installed; fastreg needs it to read registries") from None
-    if check and p.returncode != 0:
-        err = p.stderr.decode(errors="replace").strip().splitlines()
-        raise FastregError(f"{what or 'git ' + args[0]} failed: {err[-1] if err else 'exit ' + str(p.returncode)}")
-    return p
+    return gitcli.run(args, cwd, data, check, what)
 
 
 def normalize_url(url: str) -> str:
@@ -83,9 +77,7 @@ class Mirror:
                 break
 
     def _commit_of(self, rev: str) -> str | None:
-        p = _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=self.path, check=False)
-        out = p.stdout.decode().strip()
-        return out if p.returncode == 0 and _SHA.fullmatch(out) else None
+        return gitcli.commit_of(self.path, rev)
 
     def _is_branch(self, rev: str) -> bool:
         p = _git(["show-ref", "--verify", "--quiet", f"refs/heads/{rev}"], cwd=self.path, check=False)
@@ -114,18 +106,13 @@ class Mirror:
 
     def ls_tree(self, commit: str, path: str, recursive: bool) -> list[tuple[str, str, int]]:
         """(path, type, size) entries under path (the whole tree when path is '')."""
-        args = ["ls-tree", "-z", "-l"] + (["-r"] if recursive else []) + [commit]
         if path:
-            args += ["--", path.rstrip("/") + "/"] if self.kind(commit, path) == "tree" else ["--", path]
-        out = _git(args, cwd=self.path, what="git ls-tree").stdout
-        entries = []
-        for line in out.split(b"\0"):
-            if not line:
-                continue
-            info, _, name = line.partition(b"\t")
-            _, typ, _, size = info.split(maxsplit=3)
-            entries.append((name.decode(errors="replace"), typ.decode(), int(size) if size.strip() != b"-" else 0))
-        return entries
+            path = path.rstrip("/") + "/" if self.kind(commit, path) == "tree" else path
+        return [(name, typ, size) for name, typ, _, size in gitcli.ls_tree(self.path, commit, path, recursive, True)]
+
+    def metafiles(self, commit: str) -> dict[str, mf.Metafile]:
+        """Every metafile at commit, by its target path (a malformed one is an error naming it)."""
+        return gitcli.metafiles_at(self.path, commit, self.url)
 
 
 def moved_head(url: str, rev: str | None, rev_lock: str) -> str | None:

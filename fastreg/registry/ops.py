@@ -25,6 +25,7 @@ from fastreg.progress import Progress
 from fastreg.registry.git import Mirror, Resolved, user_cache_dir
 from fastreg.repo import remotes as rm
 from fastreg.repo.cache import Cache
+from fastreg.repo.diff import DiffResult, classify, compare_metas, overlaps
 from fastreg.transfer.fetch import FetchResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
 from fastreg.transfer.session import RemoteSession
@@ -388,6 +389,31 @@ def update(project: Any, target: str, rev: str | None, jobs: int | None,
         project.write_text_atomic(t.meta, old_text)
         raise
     return ImportResult(t.rel, changed, new.files, new.size, downloaded, reg.commit, want)
+
+
+# -- diff ------------------------------------------------------------------------------------
+def diff(url: str, a: str, b: str | None, path: str | None) -> DiffResult:
+    """What changed in the registry's tracked data from revision a to b (default: the default
+    branch), under path if given: from metafiles and the tree nodes that differ, no data."""
+    reg_a, reg_b = Registry(url, a), Registry(url, b)
+    metas_a = reg_a.git.metafiles(reg_a.commit)
+    metas_b = reg_b.git.metafiles(reg_b.commit)
+    within = [clean_path(path)] if path else None
+    pairs = [(p, metas_a.get(p), metas_b.get(p)) for p in sorted(metas_a.keys() | metas_b.keys())
+             if within is None or any(overlaps(p, w) for w in within)]
+    changed_dirs = [p for p, ma, mb in pairs if (ma is None or mb is None or ma.digest != mb.digest)
+                    and any(m is not None and m.kind == "dir" for m in (ma, mb))]
+    changes: list[tr.Change] = []
+    cache = user_cache()
+    with contextlib.ExitStack() as stack:
+        store: tr.TreeStore = cache
+        if changed_dirs:  # tree nodes come from the newer side's remote (the older one's if it has none)
+            reg = reg_b if rm.default_name(reg_b.config) else reg_a
+            store = _LazyTrees(stack.enter_context(reg.session(cache, None)), cache)
+        for p, ma, mb in pairs:
+            changes.extend(compare_metas(store, p, ma, mb))
+    return DiffResult(f"{a} ({reg_a.commit[:10]})", f"{b or 'default branch'} ({reg_b.commit[:10]})",
+                      classify(changes, within))
 
 
 # -- list ------------------------------------------------------------------------------------

@@ -257,6 +257,42 @@ def status(project: Project, paths: Iterable[str], jobs: int | None = None) -> l
     return out
 
 
+def workspace_records(project: Project, t: Target, meta: mf.Metafile,
+                      pool: ThreadPoolExecutor) -> dict[str, tr.FileRecord] | None:
+    """What t's data in the workspace is, as {path relative to t (a file target: its name):
+    record without chunks}, through the stat cache as status reads it. Files the metafile names
+    that were never pulled here (neither in the workspace nor in the cache) count as they are
+    recorded. None when none of t's data was ever here: the metafile says what it is."""
+    if not os.path.lexists(t.data):
+        in_cache = (project.cache.has_file(meta.digest) if meta.kind == "file"
+                    else project.cache.tree_path(meta.digest).exists())
+        return {} if in_cache else None
+    started = now_ns()
+    sc = StatCache(project.tmp_dir, t.rel).load()
+    if t.data.is_dir():
+        files = _walk_workspace(t.data)
+        digests = _digests(t.data, files, sc, pool, started)
+    else:
+        files = {t.name: os.stat(t.data)}
+        digests = _digests(t.data.parent, files, sc, pool, started)
+    sc.save()
+    out = {rel: tr.FileRecord(_stat_size(files[rel]), d, b"", _is_exec(files[rel])) for rel, d in digests.items()}
+    if meta.kind == "dir" and t.data.is_dir() and project.cache.tree_path(meta.digest).exists():
+        for rel, rec in _walk_tree(project, meta):
+            if rel not in out and not project.cache.has_file(rec.digest):
+                out[rel] = rec
+    return out
+
+
+def _stat_size(st: os.stat_result | tuple[int, int, int, int]) -> int:
+    return st.st_size if isinstance(st, os.stat_result) else st[1]
+
+
+def _is_exec(st: os.stat_result | tuple[int, int, int, int]) -> bool:
+    mode = st.st_mode if isinstance(st, os.stat_result) else st[3]
+    return bool(mode & 0o100)
+
+
 def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> TargetStatus:
     meta = project.read_meta(t)
     res = TargetStatus(t, meta)
@@ -672,38 +708,17 @@ def gc(project: Project, all_commits: bool = False) -> GcResult:
 
 def _metafiles_in_history(project: Project) -> list[mf.Metafile]:
     """Every metafile version in any commit of any branch or tag (git CLI, no checkout)."""
-    import subprocess
+    from fastreg import git
 
-    def git(*args: str, data: bytes | None = None) -> bytes:
-        try:
-            p = subprocess.run(["git", *args], cwd=project.root, input=data, capture_output=True, check=False)
-        except FileNotFoundError:
-            raise FastregError("git is not installed; `gc --all-commits` needs it") from None
-        if p.returncode != 0:
-            raise FastregError(f"git {args[0]} failed in {project.root}: {p.stderr.decode(errors='replace').strip()}")
-        return p.stdout
-
-    commits = git("rev-list", "--all").split()
     blobs: dict[str, str] = {}  # metafile blob sha -> a path it appeared at
-    for commit in commits:
-        for line in git("ls-tree", "-r", "-z", commit.decode()).split(b"\0"):
-            if not line:
-                continue
-            info, _, path = line.partition(b"\t")
-            parts = info.split()
-            if path.endswith(mf.METAFILE_SUFFIX.encode()) and parts[1] == b"blob":
-                blobs.setdefault(parts[2].decode(), path.decode(errors="replace"))
-    if not blobs:
-        return []
-    out = git("cat-file", "--batch", data="".join(s + "\n" for s in blobs).encode())
-    metas, pos = [], 0
-    for sha, where in blobs.items():
-        header_end = out.index(b"\n", pos)
-        size = int(out[pos:header_end].split()[2])
-        text = out[header_end + 1 : header_end + 1 + size].decode(errors="replace")
-        pos = header_end + 1 + size + 1
+    for commit in git.run(["rev-list", "--all"], cwd=project.root, what="`gc --all-commits`").stdout.split():
+        for path, typ, sha, _ in git.ls_tree(project.root, commit.decode()):
+            if typ == "blob" and path.endswith(mf.METAFILE_SUFFIX):
+                blobs.setdefault(sha, path)
+    metas = []
+    for (sha, where), data in zip(blobs.items(), git.cat_blobs(project.root, list(blobs)), strict=True):
         try:
-            metas.append(mf.loads(text, f"{where} at blob {sha[:10]}"))
+            metas.append(mf.loads(data.decode(errors="replace"), f"{where} at blob {sha[:10]}"))
         except MetafileError:
             continue  # a broken metafile in old history protects nothing
     return metas

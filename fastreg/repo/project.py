@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,6 +199,23 @@ class Project:
         os.replace(tmp, gi)
 
 
+    def unignore(self, t: Target) -> None:
+        """Remove the /NAME line that ignore() wrote (the .gitignore goes when nothing is left)."""
+        gi = t.data.parent / ".gitignore"
+        line = "/" + _gitignore_escape(t.name)
+        try:
+            lines = gi.read_text().splitlines()
+        except FileNotFoundError:
+            return
+        if line not in lines:
+            return
+        rest = [x for x in lines if x != line]
+        if not any(x.strip() for x in rest):
+            gi.unlink()
+            return
+        self.write_text_atomic(gi, "\n".join(rest) + "\n")
+
+
 def _gitignore_escape(name: str) -> str:
     out = name
     for ch in "\\*?[":
@@ -212,10 +228,10 @@ def _gitignore_escape(name: str) -> str:
 
 
 def _in_git_work_tree(path: Path) -> bool:
+    from fastreg import git
+
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--is-inside-work-tree"], cwd=path, capture_output=True, text=True, check=False
-        )
-    except FileNotFoundError:
+        out = git.run(["rev-parse", "--is-inside-work-tree"], cwd=path, check=False)
+    except FastregError:
         raise FastregError("git is not installed; install it or use `fastreg init --no-scm`") from None
-    return out.returncode == 0 and out.stdout.strip() == "true"
+    return out.returncode == 0 and out.stdout.decode().strip() == "true"

@@ -1,0 +1,199 @@
+"""What changed in tracked data between two versions: two Git revisions of a project, a
+revision and the workspace, or two revisions of a registry (registry/ops.py).
+
+Trees are compared node by node (objects/tree.diff): a subdirectory with the same digest on both
+sides is skipped unread, so the work follows what changed, not the dataset. Only the workspace
+side walks files (as status does, through the stat cache). A file deleted at one path and added
+at another with the same digest is reported once, as renamed. Memory: the changes, not the files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from fastreg.errors import FastregError, UsageError
+from fastreg.objects import metafile as mf
+from fastreg.objects import tree as tr
+from fastreg.objects.tree import FileRecord
+from fastreg.repo.project import Project
+from fastreg.repo.sync import ImportOpener
+
+KINDS = ("added", "deleted", "modified", "renamed")
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    kind: str  # one of KINDS
+    path: str  # project (or registry) relative; for renamed, the new path
+    size: int  # after the change (for deleted: before)
+    old_size: int | None = None  # modified: the size before
+    old_path: str | None = None  # renamed: where it was
+
+
+@dataclass(slots=True)
+class DiffResult:
+    a: str  # what the sides are, for people: "HEAD (1a2b3c4d5e)", "workspace"
+    b: str
+    changes: list[FileChange] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per kind: files and bytes (of the new version; deleted: of the old)."""
+        out = {kind: {"files": 0, "bytes": 0} for kind in KINDS}
+        for c in self.changes:
+            out[c.kind]["files"] += 1
+            out[c.kind]["bytes"] += c.size
+        return out
+
+
+def _files_of(store: tr.TreeStore, path: str, meta: mf.Metafile) -> Iterator[tuple[str, FileRecord]]:
+    if meta.kind == "file":
+        yield path, FileRecord(meta.size, meta.digest, b"", meta.executable)
+    else:
+        yield from tr.walk(store, meta.digest, path + "/")
+
+
+def compare_metas(store: tr.TreeStore, path: str, a: mf.Metafile | None, b: mf.Metafile | None) -> Iterator[tr.Change]:
+    """The file changes between two versions of one tracked path (None: not tracked there)."""
+    if a is not None and b is not None and a.kind == b.kind == "dir":
+        yield from tr.diff(store, a.digest, b.digest, path + "/")
+        return
+    if a is not None and b is not None and a.kind == b.kind == "file":
+        if (a.digest, a.executable) != (b.digest, b.executable):
+            yield path, FileRecord(a.size, a.digest, b""), FileRecord(b.size, b.digest, b"")
+        return
+    if a is not None:
+        for p, rec in _files_of(store, path, a):
+            yield p, rec, None
+    if b is not None:
+        for p, rec in _files_of(store, path, b):
+            yield p, None, rec
+
+
+def compare_files(path: str, a: dict[str, FileRecord], b: dict[str, FileRecord]) -> Iterator[tr.Change]:
+    """The changes between two {relative path: record} maps of one tracked path."""
+    prefix = path + "/" if path else ""
+    for rel in sorted(a.keys() | b.keys()):
+        ra, rb = a.get(rel), b.get(rel)
+        if ra is None or rb is None or (ra.digest, ra.executable) != (rb.digest, rb.executable):
+            yield prefix + rel, ra, rb
+
+
+def classify(changes: Iterable[tr.Change], within: list[str] | None = None) -> list[FileChange]:
+    """FileChanges in path order; a deletion and an addition of the same digest pair up as a
+    rename. within: only paths equal to or under one of these."""
+    def wanted(p: str) -> bool:
+        return within is None or any(p == w or p.startswith(w.rstrip("/") + "/") for w in within)
+
+    out: list[FileChange] = []
+    added: dict[bytes, list[FileChange]] = {}
+    deleted: dict[bytes, list[FileChange]] = {}
+    for path, before, after in changes:
+        if not wanted(path):
+            continue
+        if before is None and after is not None:
+            added.setdefault(after.digest, []).append(FileChange("added", path, after.size))
+        elif after is None and before is not None:
+            deleted.setdefault(before.digest, []).append(FileChange("deleted", path, before.size))
+        elif before is not None and after is not None:
+            out.append(FileChange("modified", path, after.size, before.size))
+    for digest, news in added.items():
+        olds = deleted.get(digest, [])
+        while news and olds:
+            new, old = news.pop(0), olds.pop(0)
+            out.append(FileChange("renamed", new.path, new.size, old_path=old.path))
+        out.extend(news)
+    for olds in deleted.values():
+        out.extend(olds)
+    out.sort(key=lambda c: (c.path, c.kind))
+    return out
+
+
+# -- a project's revisions and its workspace ---------------------------------------------------
+def project_diff(project: Project, a: str | None, b: str | None, targets: list[str],
+                 imports: ImportOpener | None = None, jobs: int | None = None) -> DiffResult:
+    """Changes from revision a (default HEAD) to revision b (default: the workspace), limited
+    to targets (tracked paths or paths inside them; all by default)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastreg.repo import ops
+
+    commit_a = _commit(project, a or "HEAD")
+    metas_a = _at(project, commit_a)
+    if b is None:
+        ws = {t.rel: t for t in project.metafiles()}
+        metas_b = {rel: project.read_meta(t) for rel, t in ws.items()}
+        label_b = "workspace"
+    else:
+        commit_b = _commit(project, b)
+        metas_b = _at(project, commit_b)
+        label_b = f"{b} ({commit_b[:10]})"
+    within = [_rel(project, p) for p in targets] or None
+    paths = sorted(p for p in metas_a.keys() | metas_b.keys()
+                   if within is None or any(overlaps(p, w) for w in within))
+    _ensure_trees(project, [metas_a.get(p) for p in paths] + [metas_b.get(p) for p in paths], imports, jobs)
+    changes: list[tr.Change] = []
+    with ThreadPoolExecutor(jobs or ops.default_jobs(), thread_name_prefix="fastreg-hash") as pool:
+        for p in paths:
+            ma, mb = metas_a.get(p), metas_b.get(p)
+            if b is None and mb is not None:
+                t = ws[p]
+                now = ops.workspace_records(project, t, mb, pool)
+                if now is not None:  # compare with what the workspace holds
+                    is_dir = t.data.is_dir()
+                    after = {(f"{p}/{rel}" if is_dir else p): rec for rel, rec in now.items()}
+                    before = dict(_files_of(project.cache, p, ma)) if ma is not None else {}
+                    changes.extend(compare_files("", before, after))
+                    continue
+            changes.extend(compare_metas(project.cache, p, ma, mb))
+    return DiffResult(f"{a or 'HEAD'} ({commit_a[:10]})", label_b, classify(changes, within))
+
+
+def _commit(project: Project, rev: str) -> str:
+    from fastreg import git
+
+    commit = git.commit_of(project.root, rev)
+    if commit is None:
+        raise UsageError(f"{rev!r} is not a revision of this project's Git repository")
+    return commit
+
+
+def _at(project: Project, commit: str) -> dict[str, mf.Metafile]:
+    from fastreg import git
+
+    return git.metafiles_at(project.root, commit, "")
+
+
+def _rel(project: Project, user_path: str) -> str:
+    return project.target(user_path).rel
+
+
+def overlaps(target: str, within: str) -> bool:
+    """A tracked path and a selected path overlap when either contains the other."""
+    return target == within or within.startswith(target + "/") or target.startswith(within + "/")
+
+
+def _ensure_trees(project: Project, metas: list[mf.Metafile | None], imports: ImportOpener | None,
+                  jobs: int | None) -> None:
+    """Bring the tree nodes of the directories in metas into the project cache: own data from
+    the project's remote, imports from their registry (only what the cache lacks)."""
+    from fastreg.repo import sync
+
+    missing = {m.digest: m for m in metas if m is not None and m.kind == "dir"
+               and not project.cache.tree_path(m.digest).exists()}
+    if not missing:
+        return
+    own = [m.digest for m in missing.values() if m.source is None]
+    if own:
+        try:
+            _, session = sync.open_remote(project, None, jobs)
+        except FastregError as exc:
+            raise FastregError(f"the trees of {len(own)} tracked {'directory' if len(own) == 1 else 'directories'} "
+                               f"are not in the cache and cannot be fetched: {exc.message}") from None
+        with session:
+            session.fetch_trees(own)
+    for m in missing.values():
+        if m.source is not None:
+            if imports is None:
+                raise FastregError(f"the tree of the import {m.path} is not in the cache")
+            with imports(m.source, project.cache, jobs) as session:
+                session.fetch_trees([m.digest])
