@@ -6,6 +6,9 @@
     text = fastreg.api.read("README.md", repo=URL)                  # plain Git files work too
     fastreg.api.get("use-cases/cats-dogs", repo=URL, out="cats-dogs")
 
+Errors are FastregErrors; a path that is not there is also a FileNotFoundError, a directory
+opened as a file also an IsADirectoryError.
+
 open() streams: each read fetches only the chunks it touches (ranged GETs, verified against their
 digests); a file already in the user-level cache is read from there. get() downloads into that
 cache, so a later open() of the same data downloads nothing.
@@ -21,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from fastreg.errors import FastregError, PathError
+from fastreg.errors import DirectoryPathError, FastregError
 from fastreg.storage.base import Positioned
 
 
@@ -79,7 +82,8 @@ def open(path: str, repo: str, rev: str | None = None, mode: str = "rb",
         try:
             files, kind, *_ = reg._select(registry, loc, session, cache)
             if kind != "file":
-                raise PathError(f"{path}: a directory; open its files, or use fastreg.api.get to download it")
+                raise DirectoryPathError(f"{path}: a directory; open its files, or use fastreg.api.get to "
+                                         "download it")
             rec = files[0][1]
             if cache.has_file(rec.digest):
                 raw = cache.file_path(rec.digest).open("rb", buffering=0)

@@ -370,7 +370,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
     with _progress(args, "get") as progress:
         res = reg.get(args.url, args.path, args.out, args.rev, args.jobs, progress, force=args.force)
-    _say(args, f"Got {args.path} -> {res.out} ({res.files} files, {_human(res.size)}; downloaded "
+    _say(args, f"Got {args.path} -> {res.out} ({_count(res.files, 'file')}, {_human(res.size)}; downloaded "
                f"{_human(res.downloaded)}) at {res.commit[:10]}")
     return 0
 
@@ -383,7 +383,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     project = Project.find()
     with project.lock(), _progress(args, "import") as progress:
         res = reg.import_(project, args.url, args.path, args.out, args.rev, args.force, args.jobs, progress)
-    _say(args, f"Imported {args.path} -> {res.target} ({res.files} files, {_human(res.size)}; downloaded "
+    _say(args, f"Imported {args.path} -> {res.target} ({_count(res.files, 'file')}, {_human(res.size)}; downloaded "
                f"{_human(res.downloaded)}) at {res.commit[:10]}\nTo track it with Git, run:\n"
                f"    git add {res.target}.fastreg")
     return 0
@@ -400,7 +400,7 @@ def cmd_update(args: argparse.Namespace) -> int:
             res = reg.update(project, target, args.rev, args.jobs, progress)
             if res.changed:
                 _say(args, f"Updated {res.target} to {res.rev or 'the default branch'} ({res.commit[:10]}): "
-                           f"{res.files} files, {_human(res.size)}; downloaded {_human(res.downloaded)}")
+                           f"{_count(res.files, 'file')}, {_human(res.size)}; downloaded {_human(res.downloaded)}")
             else:
                 _say(args, f"{res.target} is up to date ({res.rev or 'the default branch'} at {res.commit[:10]})")
     return 0

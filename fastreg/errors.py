@@ -52,6 +52,15 @@ class PathError(FastregError):
     """A target path is unusable: outside the project, inside .fastreg/, missing, overlapping."""
 
 
+class MissingPathError(PathError, FileNotFoundError):
+    """A path is not in the registry (or project) at that revision; a FileNotFoundError too, so
+    Python code that reads registry files catches it as it would for a local file."""
+
+
+class DirectoryPathError(PathError, IsADirectoryError):
+    """A directory where a file was asked for (opening a tracked directory); an IsADirectoryError too."""
+
+
 class MetafileError(FastregError):
     """A .fastreg metafile cannot be read: corrupt, hand-edited or from a newer fastreg."""
 

@@ -373,3 +373,66 @@ def test_remove_and_move_round_trip_with_git(tmp_path: Path, project: Path, run,
     assert not (project / "data/images").exists()
     _, err = run("remove", "data/images.fastreg", rc=1)
     assert "not tracked" in err
+
+
+def test_get_output_paths_and_api_exceptions(tmp_path: Path, project: Path, run, make_images,
+                                             monkeypatch) -> None:
+    import fastreg.api
+
+    versions = make_registry(project, run, make_images, str(tmp_path / "remote"))
+    url = str(project)
+    image = "use-cases/cats-dogs/data/train/cats/cat.0001.jpg"
+    want = versions["v2"]["data/train/cats/cat.0001.jpg"]
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    monkeypatch.chdir(out_dir)
+    run("get", url, image, "-o", "a/b/c.jpg")  # missing parents are made
+    assert (out_dir / "a/b/c.jpg").read_bytes() == want
+    run("get", url, image, "-o", "a")  # an existing directory: the file goes inside, as cp does
+    assert (out_dir / "a/cat.0001.jpg").read_bytes() == want
+    _, err = run("get", url, image, "-o", "a", rc=1)
+    assert "exists already" in err and "--force" in err
+    with pytest.raises(FileNotFoundError):
+        fastreg.api.read("use-cases/cats-dogs/data/train/cats/no-such.jpg", repo=url, mode="rb")
+    with pytest.raises(FileNotFoundError):
+        fastreg.api.read("NO-SUCH.md", repo=url)
+    with pytest.raises(IsADirectoryError):
+        fastreg.api.read("use-cases/cats-dogs/data/train", repo=url, mode="rb")
+    with pytest.raises(IsADirectoryError):
+        fastreg.api.read("use-cases", repo=url)
+
+
+def test_list_of_an_empty_registry_and_of_one_without_remote(tmp_path: Path, project: Path, run, make_images,
+                                                             monkeypatch) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q")
+    monkeypatch.chdir(tmp_path)
+    _, err = run("list", str(empty), rc=1)
+    assert "has no commits yet" in err
+    monkeypatch.chdir(project)
+    make_images(project / "ds", train=2, validation=0)
+    (project / "README.md").write_text("no remote here\n")
+    run("add", "ds")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "no remote")
+    monkeypatch.chdir(tmp_path)
+    for args in ([], ["-R"]):
+        out, _ = run("list", str(project), *args)
+        assert [line.split()[-1] for line in out.splitlines()] == ["README.md", "ds/"]
+    _, err = run("list", str(project), "ds", rc=1)
+    assert "has no default remote" in err
+
+
+def test_local_remote_paths_in_messages_are_normalized(tmp_path: Path, project: Path, run, make_images) -> None:
+    import shutil
+
+    make_images(project / "ds", train=2, validation=0)
+    run("remote", "add", "-d", "store", "sub/../../shared-remote")
+    run("add", "ds")
+    run("push")
+    shutil.rmtree(project / ".fastreg/cache")
+    shutil.rmtree(tmp_path / "shared-remote/trees")
+    shutil.rmtree(project / "ds")
+    _, err = run("pull", rc=1)
+    assert f"{tmp_path}/shared-remote/trees/" in err and "/../" not in err

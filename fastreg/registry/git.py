@@ -91,6 +91,8 @@ class Mirror:
         if not fresh and (rev is None or self._is_branch(rev) or self._commit_of(rev) is None):
             self.fetch()
         commit = self._commit_of(rev or "HEAD")
+        if commit is None and rev is None:
+            raise FastregError(f"the registry {self.url} has no commits yet (or its default branch is empty)")
         if commit is None:
             raise FastregError(f"revision {rev!r} not found in the registry {self.url}")
         return Resolved(self.url, rev, commit, self.path)

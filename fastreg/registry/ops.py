@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fastreg.chunking import file_digest
-from fastreg.errors import FastregError, MetafileError, PathError
+from fastreg.errors import DirectoryPathError, FastregError, MetafileError, MissingPathError, PathError
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.objects.tree import DirRecord, FileRecord
@@ -66,6 +66,11 @@ class Located:
     subpath: str | None  # inside a tracked directory
 
 
+class NoRemoteError(FastregError):
+    """The registry commits no default remote: its Git files and tracked paths can be listed, its
+    data and trees cannot be read."""
+
+
 class Registry:
     def __init__(self, url: str, rev: str | None) -> None:
         self.git = Mirror(url)
@@ -110,17 +115,17 @@ class Registry:
         if kind == "blob":
             return Located(path, None, None)
         if kind == "tree":
-            raise PathError(f"{path}: a Git directory in {self.url}, not tracked data; get its files one by one "
-                            "or the tracked paths inside it (see `fastreg list`)")
-        raise PathError(f"{path}: not found in {self.url} at {self.resolved.rev or 'the default branch'} "
-                        f"({self.commit[:10]})")
+            raise DirectoryPathError(f"{path}: a Git directory in {self.url}, not tracked data; get its files one "
+                                     "by one or the tracked paths inside it (see `fastreg list`)")
+        raise MissingPathError(f"{path}: not found in {self.url} at {self.resolved.rev or 'the default branch'} "
+                               f"({self.commit[:10]})")
 
     def session(self, cache: Cache, jobs: int | None) -> RemoteSession:
         try:
             remote = rm.pick(self.config, None, where=f"the registry {self.url}")
         except FastregError as exc:
-            raise FastregError(f"{exc.message.split(';')[0]}; the registry must commit a default remote "
-                               "(`fastreg remote add -d NAME URL` there)") from None
+            raise NoRemoteError(f"{exc.message.split(';')[0]} at {self.commit[:10]}, so its data cannot be read; "
+                                "its maintainers must commit one (`fastreg remote add -d NAME URL`)") from None
         base = Path(self.url) if "://" not in self.url and Path(self.url).is_dir() else None
         if remote.kind == "local" and not Path(remote.url).expanduser().is_absolute() and base is None:
             raise FastregError(f"the registry's remote {remote.name!r} is a relative local path ({remote.url}); "
@@ -183,8 +188,8 @@ def _select(reg: Registry, loc: Located, session: RemoteSession, cache: Cache
     if loc.subpath is not None:
         found = tr.lookup(cache, meta.digest, loc.subpath)
         if found is None:
-            raise PathError(f"{loc.target}/{loc.subpath}: not in the tracked directory {loc.target} "
-                            f"of {reg.url}")
+            raise MissingPathError(f"{loc.target}/{loc.subpath}: not in the tracked directory {loc.target} "
+                                   f"of {reg.url}")
         if isinstance(found, FileRecord):
             return [("", found)], "file", found.digest, found.size, 1
         digest = found.digest
@@ -206,7 +211,8 @@ def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path) -> None
 
     def copy_batch(batch: list[tuple[Path, FileRecord]]) -> None:
         cache.wait_for([rec.digest for _, rec in batch])  # the download may still be bringing them
-        for err in cache.copy_verified([(dest, rec.digest, rec.executable) for dest, rec in batch]):
+        names = [out / dest.relative_to(tmp) if dest != tmp else out for dest, _ in batch]
+        for err in cache.copy_verified([(dest, rec.digest, rec.executable) for dest, rec in batch], names):
             if err is not None:
                 raise err
 
@@ -246,6 +252,17 @@ def _swap(tmp: Path, out: Path) -> None:
     shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
 
 
+def output_path(out: str | None, name: str) -> Path:
+    """Where get writes: out, or inside out when it is an existing directory or ends with a
+    slash (as cp does), or name in the current directory. Absolute and normalized."""
+    if out is None:
+        return Path(os.path.abspath(name))
+    dest = Path(os.path.abspath(out))
+    if out.endswith(("/", os.sep)) or (dest.is_dir() and not dest.is_symlink()):
+        dest = dest / name
+    return dest
+
+
 @dataclass(frozen=True, slots=True)
 class GetResult:
     out: Path
@@ -259,9 +276,11 @@ def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
         progress: Progress | None = None, force: bool = False) -> GetResult:
     reg = Registry(url, rev)
     loc = reg.locate(path)
-    dest = Path(out or PurePosixPath(path).name).absolute()
+    name = PurePosixPath(clean_path(path)).name
+    dest = output_path(out, name)
     if os.path.lexists(dest) and not force:
-        raise PathError(f"{dest}: exists already; remove it or choose another output with -o")
+        raise PathError(f"{dest}: exists already; use --force to replace it, or -o to choose another output")
+    dest.parent.mkdir(parents=True, exist_ok=True)
     if loc.meta is None:
         data = reg.git.read(reg.commit, loc.target) or b""
         tmp = dest.with_name(f".{dest.name}.fastreg-get-{os.urandom(4).hex()}")
@@ -448,8 +467,11 @@ def list_(url: str, path: str | None, rev: str | None, recursive: bool, tracked_
             if meta is not None:
                 items[target] = Entry(target, meta.kind, meta.size, True, meta.files if meta.kind == "dir" else None)
                 if recursive and meta.kind == "dir":
-                    for e in _list_tracked(reg, Located(target, meta, None), True):
-                        items[e.path] = e
+                    try:
+                        for e in _list_tracked(reg, Located(target, meta, None), True):
+                            items[e.path] = e
+                    except NoRemoteError:
+                        pass  # its tracked paths are listed; what is inside them needs the remote's trees
             continue
         if not tracked_only:
             items[p] = Entry(p, "file", size, False)
@@ -478,7 +500,7 @@ def _list_tracked(reg: Registry, loc: Located, recursive: bool) -> list[Entry]:
     if loc.subpath:
         found = tr.lookup(cache, digest, loc.subpath)
         if found is None:
-            raise PathError(f"{loc.target}/{loc.subpath}: not in the tracked directory {loc.target}")
+            raise MissingPathError(f"{loc.target}/{loc.subpath}: not in the tracked directory {loc.target}")
         if isinstance(found, FileRecord):
             return [Entry(f"{loc.target}/{loc.subpath}", "file", found.size, True)]
         digest, prefix = found.digest, f"{loc.target}/{loc.subpath}"

@@ -378,25 +378,28 @@ class Cache:
             raise FastregError(f"cannot check out {dest}: none of cache.type {','.join(self.link_types)} works")
         return used
 
-    def copy_verified(self, items: list[tuple[Path, bytes, bool]]) -> list[IntegrityError | None]:
+    def copy_verified(self, items: list[tuple[Path, bytes, bool]],
+                      names: list[Path] | None = None) -> list[IntegrityError | None]:
         """Copy cache objects to new files (dest, digest, executable): each object is read,
         checked against its digest and written in one native, GIL-free pass. A corrupt object
         is reported (and its partial copy removed), never written; raises OSError (e.g. a
-        missing object) for the caller to fall back to place()."""
+        missing object) for the caller to fall back to place(). names: what each dest will be
+        called once it is renamed into place, for messages (default: dest)."""
         from fastreg.chunking import default_chunker
 
         results = default_chunker().hash_files([self.file_path_str(d) for _, d, _ in items],
                                                copy_to=[dest for dest, _, _ in items],
                                                copy_modes=[0o755 if x else 0o644 for _, _, x in items])
         out: list[IntegrityError | None] = []
-        for (dest, digest, _), (_, got, *_rest) in zip(items, results, strict=True):
+        for i, ((dest, digest, _), (_, got, *_rest)) in enumerate(zip(items, results, strict=True)):
             if got == digest:
                 out.append(None)
                 continue
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(dest)
+            name = names[i] if names else dest
             out.append(IntegrityError(
-                f"cache object {self.file_path(digest)} for {dest} is corrupt (content does not match its "
+                f"cache object {self.file_path(digest)} for {name} is corrupt (content does not match its "
                 "digest); it was not written: delete it and run `fastreg pull` or `fastreg add` again"))
         return out
 

@@ -540,7 +540,8 @@ def _placer(project: Project, base: Path) -> Callable[[list[tuple[str, tr.FileRe
         tmps = [workspace_tmp(base / rel) for rel, _ in batch]
         try:
             errs = project.cache.copy_verified(
-                [(t, rec.digest, rec.executable) for t, (_, rec) in zip(tmps, batch, strict=True)])
+                [(t, rec.digest, rec.executable) for t, (_, rec) in zip(tmps, batch, strict=True)],
+                names=[base / rel for rel, _ in batch])
         except OSError:
             for t in tmps:
                 with contextlib.suppress(FileNotFoundError):

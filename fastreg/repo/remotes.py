@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +135,8 @@ def open_backend(remote: Remote, base: Path, jobs: int) -> Store:
         from fastreg.storage.local import LocalStore
 
         path = Path(remote.url).expanduser()
-        store = LocalStore(path if path.is_absolute() else base / path, read_only=remote.read_only)
+        path = Path(os.path.normpath(path if path.is_absolute() else base / path))  # messages show a clean path
+        store = LocalStore(path, read_only=remote.read_only)
     return store
 
 
