@@ -3,7 +3,8 @@
 # (1,800 images), pushed to a local-directory remote, tagged, grown by 1,000 images as v2, pushed
 # again (only the new images travel), status and checkout after damage, gc, then a fresh clone
 # of the Git repo pulls the data and checks out both versions; finally another project imports
-# the dataset at v1, updates it to v2 (downloading only the new images), and one image is fetched
+# the dataset at v1, updates it to v2 (downloading only the new images), a teammate's clone of that
+# project pulls the imported data, `diff --repo` tells what v2 added, and one image is fetched
 # without any project.
 # Runs in ./demo (recreated each time); needs only the virtualenv that `make demo` sets up.
 set -euo pipefail
@@ -97,6 +98,23 @@ find cats-dogs -type f | wc -l
 "$FASTREG" update cats-dogs.fastreg   # pinned to a tag: nothing to do
 diff -r "$DEMO/registry/use-cases/cats-dogs" cats-dogs && echo "consumer has exactly v2"
 
+step "a teammate clones the consumer project and pulls: the import comes from the registry at its rev_lock"
+git add cats-dogs.fastreg && git commit -qm "cats-dogs v2"
+git clone -q "$DEMO/consumer" "$DEMO/teammate"
+cd "$DEMO/teammate"
+"$FASTREG" status
+time "$FASTREG" pull   # no remote of the consumer's own: the registry's remote serves the import
+diff -r "$DEMO/registry/use-cases/cats-dogs" cats-dogs && echo "teammate has exactly v2"
+"$FASTREG" push        # imports are the registry's to push
+
+step "what did v2 add over v1? (from the registry's trees, no data downloaded)"
+time "$FASTREG" diff --repo "$DEMO/registry" cats-dogs-v1 cats-dogs-v2 | tail -n 3
+"$FASTREG" diff --repo "$DEMO/registry" cats-dogs-v1 cats-dogs-v2 --json | "$PY" -c "
+import json, sys
+s = json.load(sys.stdin)['summary']
+print('diff --json summary:', {k: v['files'] for k, v in s.items()})
+"
+
 step "one image without any project, and a look at the registry"
 cd "$DEMO"
 time "$FASTREG" get "$DEMO/registry" use-cases/cats-dogs/data/train/cats/cat.0001.jpg -o one-cat.jpg
@@ -108,4 +126,5 @@ with fastreg.api.open('use-cases/cats-dogs/data/train/dogs/dog.0001.jpg', repo='
     print('fastreg.api.open read', len(f.read()), 'bytes of dog.0001.jpg at cats-dogs-v1')
 "
 echo
-echo "demo finished: registry $DEMO/registry (remote $DEMO/remote), clone $DEMO/clone, consumer $DEMO/consumer"
+echo "demo finished: registry $DEMO/registry (remote $DEMO/remote), clone $DEMO/clone, consumer $DEMO/consumer," \
+     "teammate $DEMO/teammate"
