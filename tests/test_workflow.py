@@ -359,3 +359,33 @@ def test_single_file_edit_after_status_is_seen(project: Path, run) -> None:
     assert "model.bin:\n    modified" in out
     run("checkout", "--force", "model.bin")
     assert model.read_bytes() == b"weights v1"
+
+
+def test_names_up_to_the_filesystem_limit(tmp_path: Path, project: Path, run, monkeypatch) -> None:
+    """A 255-byte file name inside a tracked directory survives add, checkout, push and pull
+    (temp names are cut to fit); a target whose metafile name cannot fit is refused clearly."""
+    ds = project / "ds"
+    ds.mkdir()
+    long_ascii = "a" * 251 + ".jpg"
+    long_utf8 = "é" * 125 + ".bin"  # 254 bytes: a cut must not split a character
+    (ds / long_ascii).write_bytes(b"x" * 1000)
+    (ds / long_utf8).write_bytes(b"y" * 300_000)  # several chunks
+    age(ds)
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("add", "ds")
+    (ds / long_ascii).unlink()
+    run("checkout")
+    assert (ds / long_ascii).read_bytes() == b"x" * 1000
+    run("push")
+    subprocess.run(["git", "add", "-A"], check=True)
+    subprocess.run(["git", "commit", "-qm", "long names"], check=True)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    monkeypatch.chdir(clone)
+    run("pull")
+    assert (clone / "ds" / long_utf8).read_bytes() == b"y" * 300_000
+    monkeypatch.chdir(project)
+    single = "b" * 250
+    (project / single).write_text("too long for a metafile beside it")
+    _, err = run("add", single, rc=1)
+    assert "too long to be tracked on its own" in err

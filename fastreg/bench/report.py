@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fastreg import tmpnames
 from fastreg.bench import human_size
 from fastreg.errors import FastregError
 
@@ -124,7 +125,7 @@ def plot(doc: dict[str, Any], out: Path) -> None:
         ax.legend(fontsize=7, ncol=3)
     fig.suptitle(f"fastreg bench {doc['remote']['url']}", fontsize=10)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp")
+    tmp = tmpnames.beside(out, ".tmp")
     try:
         fig.savefig(tmp, format="png", dpi=110)
         tmp.replace(out)

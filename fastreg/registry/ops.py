@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from fastreg import tmpnames
 from fastreg.chunking import file_digest
 from fastreg.errors import DirectoryPathError, FastregError, MetafileError, MissingPathError, PathError
 from fastreg.objects import metafile as mf
@@ -207,7 +208,7 @@ def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path) -> None
     parallel batches."""
     from concurrent.futures import ThreadPoolExecutor
 
-    tmp = out.with_name(f".{out.name}.fastreg-get-{os.urandom(4).hex()}")
+    tmp = tmpnames.beside(out, f".fastreg-get-{os.urandom(4).hex()}")
 
     def copy_batch(batch: list[tuple[Path, FileRecord]]) -> None:
         cache.wait_for([rec.digest for _, rec in batch])  # the download may still be bringing them
@@ -246,7 +247,7 @@ def _discard(tmp: Path) -> None:
 
 
 def _swap(tmp: Path, out: Path) -> None:
-    old = out.with_name(f".{out.name}.fastreg-old-{os.urandom(4).hex()}")
+    old = tmpnames.beside(out, f".fastreg-old-{os.urandom(4).hex()}")
     os.replace(out, old)
     os.replace(tmp, out)
     shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
@@ -283,7 +284,7 @@ def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
     dest.parent.mkdir(parents=True, exist_ok=True)
     if loc.meta is None:
         data = reg.git.read(reg.commit, loc.target) or b""
-        tmp = dest.with_name(f".{dest.name}.fastreg-get-{os.urandom(4).hex()}")
+        tmp = tmpnames.beside(dest, f".fastreg-get-{os.urandom(4).hex()}")
         tmp.write_bytes(data)
         os.replace(tmp, dest)
         return GetResult(dest, 1, len(data), 0, reg.commit)

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from fastreg import tmpnames
 from fastreg.chunking import file_digest
 from fastreg.errors import FastregError, IntegrityError
 from fastreg.objects.digest import digest_bytes
@@ -34,7 +35,7 @@ def is_workspace_tmp(name: str) -> bool:
 
 def workspace_tmp(dest: Path) -> Path:
     """The temp name a file is written under before it is renamed to dest."""
-    return dest.with_name(f".{dest.name}{WORKSPACE_TMP_MARK}{_TOKEN}-{next(_COUNTER)}")
+    return tmpnames.beside(dest, f"{WORKSPACE_TMP_MARK}{_TOKEN}-{next(_COUNTER)}")
 
 
 #: Temp files written in an object's own folder (see Cache.tmp_path); not hex, so never an object.
@@ -474,12 +475,24 @@ class Alongside:
         return self._outcome[0] if self._outcome else None
 
 
-_UMASK: int | None = None
+def _read_umask() -> int:
+    """The process's umask, read without changing it (Linux shows it in /proc/self/status).
+    Elsewhere it has to be set to be read; that happens once, while this module is imported
+    (under the import lock), never in a pool thread where a racing call could leave it at 0."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def _umask() -> int:
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0)
-        os.umask(_UMASK)
     return _UMASK

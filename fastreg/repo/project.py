@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from fastreg import tmpnames
 from fastreg.errors import FastregError, MetafileError, NotAProjectError, PathError
 from fastreg.objects import metafile as mf
 from fastreg.repo import config as cfg
@@ -109,6 +110,9 @@ class Project:
             raise PathError(f"{user_path}: inside {FASTREG_DIR}/, which fastreg manages itself")
         if parts[0] == ".git":
             raise PathError(f"{user_path}: inside .git/")
+        if len((absolute.name + mf.METAFILE_SUFFIX).encode("utf-8", "surrogateescape")) > tmpnames.NAME_MAX:
+            raise PathError(f"{user_path}: the name is too long to be tracked on its own (its metafile name "
+                            f"would pass {tmpnames.NAME_MAX} bytes); track the folder that holds it")
         t = Target(rel.as_posix(), absolute, absolute.with_name(absolute.name + mf.METAFILE_SUFFIX))
         if must_exist and not t.meta.exists():
             raise PathError(f"{user_path}: not tracked (no {t.rel}{mf.METAFILE_SUFFIX}); run `fastreg add` first")
@@ -178,7 +182,7 @@ class Project:
 
     @staticmethod
     def write_text_atomic(path: Path, text: str) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = tmpnames.beside(path, ".tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
 
