@@ -253,8 +253,6 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
     if not (args.workspace or args.all_commits):
         raise UsageError("say what to keep: `fastreg gc --workspace` or `fastreg gc --all-commits`")
-    if args.grace is not None and args.remote is None:
-        raise UsageError("--grace applies to remote gc; add -r [NAME]")
     project = Project.find()
     with project.lock():
         if args.remote is not None:  # a remote that cannot be cleaned is refused before anything is deleted
@@ -264,9 +262,13 @@ def cmd_gc(args: argparse.Namespace) -> int:
             if remote.read_only:
                 raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only; it cannot be cleaned "
                                    "(nothing was deleted)")
-        res = ops.gc(project, all_commits=args.all_commits)
+        res = ops.gc(project, all_commits=args.all_commits, grace=args.grace)
         _say(args, f"Removed {_count(res.removed_files, 'file')} and {_count(res.removed_trees, 'tree')} "
-                   f"({_human(res.removed_bytes)}); kept {_count(res.kept, 'object')}")
+                   f"({_human(res.removed_bytes)}); kept {_count(res.kept, 'object')}"
+                   + (f", including what {_count(res.other_projects, 'other project')} sharing the cache use"
+                      if res.other_projects else "")
+                   + (f"; left {_count(res.kept_recent, 'recent object')} of the shared cache alone"
+                      if res.kept_recent else ""))
         if args.remote is not None:
             from fastreg.repo import sync
 
@@ -641,7 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gc", parents=[common], help="remove cache objects no metafile refers to",
                        description="Delete cache objects that no metafile refers to: those in the "
-                       "workspace (--workspace) or in any commit of any branch or tag (--all-commits).")
+                       "workspace (--workspace) or in any commit of any branch or tag (--all-commits). A "
+                       "shared cache.dir keeps what every project using it refers to (projects register "
+                       "in it when they run a command; entries of projects that are gone are pruned).")
     scope = p.add_mutually_exclusive_group()
     scope.add_argument("-w", "--workspace", action="store_true", help="keep what the workspace's metafiles use")
     scope.add_argument("-a", "--all-commits", action="store_true", help="keep what any Git commit's metafiles use")
@@ -649,8 +653,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also clean this remote (the default remote without NAME); objects younger than the "
                    "remote's gc_grace (default 3600 s) are left alone, so concurrent pushes are safe")
     p.add_argument("--grace", type=_grace, metavar="DURATION", default=None,
-                   help="with -r: this time instead of the remote's gc_grace, e.g. 10m; 0 or `now` cleans "
-                   "at once (only when no push to the remote is running)")
+                   help="leave objects younger than this alone, e.g. 10m, instead of the remote's gc_grace "
+                   "(with -r) and the 1 h a shared cache.dir gets; 0 or `now`: none (only when no push to "
+                   "the remote, and no add into the shared cache, is running)")
     p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("remote", parents=[common], help="configure remotes (where the bytes are stored)",

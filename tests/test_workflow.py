@@ -216,6 +216,44 @@ def test_shared_cache_dir(tmp_path: Path, project: Path, run, make_images) -> No
     assert not any(p.is_file() for p in (project / ".fastreg/cache/files").rglob("*"))
 
 
+def test_gc_on_a_shared_cache_keeps_the_other_projects_data(tmp_path: Path, project: Path, run, make_images,
+                                                            monkeypatch) -> None:
+    shared = tmp_path / "shared-cache"
+    config = f'[cache]\ndir = "{shared}"\n'
+    (project / ".fastreg/config").write_text(config)
+    make_images(project / "a-data", train=4, validation=0)
+    run("add", "a-data")
+    other = tmp_path / "other"
+    other.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=other, check=True)
+    monkeypatch.chdir(other)
+    run("init")
+    (other / ".fastreg/config").write_text(config)
+    make_images(other / "b-data", train=0, validation=4, start=300)
+    run("add", "b-data")
+    b_files = {p.read_bytes() for p in (other / "b-data").rglob("*.jpg")}
+    monkeypatch.chdir(project)
+    (project / "a-data/data/train/cats/cat.0001.jpg").unlink()
+    run("add", "a-data")  # cat.0001 is now garbage: no project refers to it
+    out, _ = run("gc", "-w", "--grace", "0")
+    assert "Removed 1 file " in out and "1 other project sharing the cache" in out
+    shutil.rmtree(other / "b-data")
+    monkeypatch.chdir(other)
+    run("checkout")  # every object of the other project is still in the shared cache
+    assert {p.read_bytes() for p in (other / "b-data").rglob("*.jpg")} == b_files
+    # the default grace leaves recent objects of a shared cache alone
+    (other / "b-data/data/validation/cats/cat.0300.jpg").unlink()
+    run("add", "b-data")
+    out, _ = run("gc", "-w")
+    assert "Removed 0 files" in out and "recent objects of the shared cache alone" in out
+    # a project that is gone is pruned from the cache's registry, and protects nothing
+    shutil.rmtree(other)
+    monkeypatch.chdir(project)
+    out, _ = run("gc", "-w", "--grace", "0")
+    assert "other project" not in out and "Removed 4 files" in out
+    assert len(list((shared / "projects").iterdir())) == 1
+
+
 def test_corrupt_cache_object_is_not_checked_out(project: Path, run, make_images) -> None:
     make_images(project / "ds", train=4, validation=2)
     run("add", "ds")

@@ -423,6 +423,38 @@ class Cache:
                 raise FastregError(f"{what}: {exc.strerror}") from None
         return None
 
+    # -- the projects that use this cache (a shared cache.dir) ---------------------------------
+    # One small file per project under projects/, named by the XXH3-64 of its root and holding
+    # that root: gc of a shared cache keeps what any of them refers to, and prunes entries whose
+    # project is gone.
+    @property
+    def projects_dir(self) -> Path:
+        return self.root / "projects"
+
+    def register_project(self, root: Path) -> None:
+        """Record that the project at root uses this cache (once; a stat when it is known)."""
+        import xxhash
+
+        entry = self.projects_dir / xxhash.xxh3_64_hexdigest(str(root).encode())
+        if entry.exists():
+            return
+        self.projects_dir.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f".{entry.name}.{_TOKEN}-{next(_COUNTER)}.tmp")
+        tmp.write_text(str(root) + "\n")
+        os.replace(tmp, entry)
+
+    def projects(self) -> list[tuple[Path, Path]]:
+        """(registry entry, project root) of every project registered here."""
+        if not self.projects_dir.is_dir():
+            return []
+        out = []
+        for entry in sorted(self.projects_dir.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                out.append((entry, Path(entry.read_text().strip())))
+        return out
+
     def iter_objects(self, kind: str) -> list[tuple[bytes, Path]]:
         base = self.files_dir if kind == "files" else self.trees_dir
         out: list[tuple[bytes, Path]] = []

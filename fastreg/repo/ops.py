@@ -665,6 +665,13 @@ class GcResult:
     removed_trees: int
     removed_bytes: int
     kept: int
+    other_projects: int = 0  # projects sharing the cache whose data was kept too
+    kept_recent: int = 0  # objects of a shared cache too new to judge (another project may be adding them)
+
+
+#: In a shared cache, objects changed less than this ago are left alone: another project's add
+#: may have stored them and not yet written the metafile that refers to them.
+SHARED_CACHE_GRACE = 3600
 
 
 def referenced_metas(project: Project, all_commits: bool) -> list[mf.Metafile]:
@@ -674,8 +681,37 @@ def referenced_metas(project: Project, all_commits: bool) -> list[mf.Metafile]:
     return metas
 
 
-def gc(project: Project, all_commits: bool = False) -> GcResult:
+def _sharing_projects(project: Project) -> list[Project]:
+    """The other projects registered in project's shared cache that still use it; entries of
+    projects that are gone (or moved to another cache) are pruned."""
+    others = []
+    for entry, root in project.cache.projects():
+        if root == project.root:
+            continue
+        try:
+            other = Project(root) if (root / ".fastreg").is_dir() else None
+        except FastregError as exc:
+            raise FastregError(f"the shared cache {project.cache.root} is also used by {root}, whose config "
+                               f"cannot be read ({exc.message}); gc stopped without deleting anything") from None
+        if other is None or other.cache.root.resolve() != project.cache.root.resolve():
+            entry.unlink(missing_ok=True)
+            continue
+        others.append(other)
+    return others
+
+
+def gc(project: Project, all_commits: bool = False, grace: float | None = None) -> GcResult:
+    """Delete cache objects no kept metafile refers to. A shared cache (cache.dir) keeps what
+    any project registered in it refers to (with the same scope: workspace or all commits), and
+    leaves objects changed less than `grace` seconds ago (default SHARED_CACHE_GRACE) alone."""
     metas = referenced_metas(project, all_commits)
+    others = _sharing_projects(project) if project.shared_cache else []
+    for other in others:
+        try:
+            metas += referenced_metas(other, all_commits)
+        except FastregError as exc:
+            raise FastregError(f"{other.root} shares this cache and its metafiles cannot be read ({exc.message}); "
+                               "gc stopped without deleting anything") from None
     keep_files: set[bytes] = set()
     keep_trees: set[bytes] = set()
     for meta in metas:
@@ -689,14 +725,21 @@ def gc(project: Project, all_commits: bool = False) -> GcResult:
             keep_files.update(rec.digest for _, rec in tr.walk(project.cache, meta.digest))
         except DecodeError as exc:
             raise FastregError(f"{meta.path}: {exc}; gc stopped without deleting anything") from None
-    removed_files = removed_trees = removed_bytes = 0
+    import time
+
+    recent_after = time.time() - (SHARED_CACHE_GRACE if grace is None else grace) if project.shared_cache else None
+    removed_files = removed_trees = removed_bytes = kept_recent = 0
     for kind, keep in (("files", keep_files), ("trees", keep_trees)):
         for digest, path in project.cache.iter_objects(kind):
             if digest in keep:
                 continue
             with contextlib.suppress(FileNotFoundError):
-                removed_bytes += path.stat().st_size
+                st = path.stat()
+                if recent_after is not None and st.st_ctime > recent_after:
+                    kept_recent += 1
+                    continue
                 path.unlink()
+                removed_bytes += st.st_size
                 if kind == "files":
                     removed_files += 1
                 else:
@@ -704,7 +747,8 @@ def gc(project: Project, all_commits: bool = False) -> GcResult:
     for leftover in project.cache.leftover_tmps():
         with contextlib.suppress(OSError):
             os.unlink(leftover)
-    return GcResult(removed_files, removed_trees, removed_bytes, len(keep_files) + len(keep_trees))
+    return GcResult(removed_files, removed_trees, removed_bytes, len(keep_files) + len(keep_trees),
+                    len(others), kept_recent)
 
 
 def _metafiles_in_history(project: Project) -> list[mf.Metafile]:

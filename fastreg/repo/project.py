@@ -40,6 +40,10 @@ class Project:
         cache_cfg = cfg.cache_config(doc, self.dir)
         self.config = doc
         self.cache = Cache(cache_cfg.directory or self.dir / "cache", cache_cfg.link_types)
+        self.shared_cache = cache_cfg.directory is not None
+        if self.shared_cache and self.dir.is_dir():
+            with contextlib.suppress(OSError):  # a read-only cache dir: nothing of ours to protect there
+                self.cache.register_project(self.root)
 
     # -- discovery ---------------------------------------------------------------------------
     @classmethod
