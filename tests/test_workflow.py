@@ -427,3 +427,19 @@ def test_names_up_to_the_filesystem_limit(tmp_path: Path, project: Path, run, mo
     (project / single).write_text("too long for a metafile beside it")
     _, err = run("add", single, rc=1)
     assert "too long to be tracked on its own" in err
+
+
+def test_state_of_an_older_project_moves_from_tmp_to_state(project: Path, run, make_images, hashed) -> None:
+    make_images(project / "ds", train=4, validation=2)
+    run("add", "ds")
+    fastreg_dir = project / ".fastreg"
+    (fastreg_dir / "state").rename(fastreg_dir / "tmp")  # as an older fastreg left it
+    (fastreg_dir / ".gitignore").write_text("/config.local\n/cache/\n/tmp/\n/lock\n")
+    hashed.clear()
+    out, _ = run("status")
+    assert "up to date" in out and hashed == []  # the stat cache came along
+    assert (fastreg_dir / "state/stat").is_dir() and not (fastreg_dir / "tmp").exists()
+    assert "/state/" in (fastreg_dir / ".gitignore").read_text().split()
+    status = subprocess.run(["git", "status", "--porcelain", "--ignored", ".fastreg"], cwd=project,
+                            capture_output=True, text=True).stdout
+    assert "!! .fastreg/state/" in status

@@ -93,7 +93,7 @@ def _never_pulled(project: Project, old: mf.Metafile, new_digest: bytes) -> tupl
 def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Progress | None,
              force: bool) -> AddResult:
     started = now_ns()
-    old = StatCache(project.tmp_dir, t.rel).load()
+    old = StatCache(project.state_dir, t.rel).load()
     writer = StatCacheWriter(old, started)
     builder = Builder(project.cache, old, writer, pool, progress)
     try:
@@ -268,7 +268,7 @@ def workspace_records(project: Project, t: Target, meta: mf.Metafile,
                     else project.cache.tree_path(meta.digest).exists())
         return {} if in_cache else None
     started = now_ns()
-    sc = StatCache(project.tmp_dir, t.rel).load()
+    sc = StatCache(project.state_dir, t.rel).load()
     if t.data.is_dir():
         files = _walk_workspace(t.data)
         digests = _digests(t.data, files, sc, pool, started)
@@ -302,7 +302,7 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
         res.state = "deleted" if in_cache else "not-pulled"
         return res
     started = now_ns()
-    sc = StatCache(project.tmp_dir, t.rel).load()
+    sc = StatCache(project.state_dir, t.rel).load()
     if meta.kind == "file":
         try:
             st = os.stat(t.data)
@@ -433,7 +433,7 @@ def _plan_checkout(project: Project, t: Target, pool: ThreadPoolExecutor, force:
                    subpath: str | None = None) -> _CheckoutPlan:
     meta = project.read_meta(t)
     started = now_ns()
-    sc = StatCache(project.tmp_dir, t.rel).load()
+    sc = StatCache(project.state_dir, t.rel).load()
     expected = _tree_files(project, meta)
     if subpath is not None:
         expected = {rel: rec for rel, rec in expected.items() if under(rel, subpath)}
@@ -594,7 +594,7 @@ def _checkout_fresh(project: Project, t: Target, meta: mf.Metafile, subpath: str
     batches through the pool (a bounded number in flight), writing a fresh stat cache as it goes.
     Memory: the batches in flight and the set of directories made, not the files."""
     started = now_ns()
-    writer = StatCacheWriter(StatCache(project.tmp_dir, t.rel), started)
+    writer = StatCacheWriter(StatCache(project.state_dir, t.rel), started)
     base = t.data
     base.mkdir(parents=True, exist_ok=True)
     place_batch = _placer(project, base)

@@ -16,6 +16,7 @@ from fastreg.repo import config as cfg
 from fastreg.repo.cache import Cache
 
 FASTREG_DIR = ".fastreg"
+_FASTREG_GITIGNORE = "/config.local\n/cache/\n/state/\n/lock\n"
 _SKIP_DIRS = {".git", FASTREG_DIR}
 
 
@@ -40,6 +41,7 @@ class Project:
         cache_cfg = cfg.cache_config(doc, self.dir)
         self.config = doc
         self.cache = Cache(cache_cfg.directory or self.dir / "cache", cache_cfg.link_types)
+        self._migrate_state()
         self.shared_cache = cache_cfg.directory is not None
         if self.shared_cache and self.dir.is_dir():
             with contextlib.suppress(OSError):  # a read-only cache dir: nothing of ours to protect there
@@ -70,14 +72,29 @@ class Project:
         d = root / FASTREG_DIR
         d.mkdir()
         cfg.write_toml(d / "config", {"core": {"no_scm": no_scm}} if no_scm else {})
-        (d / ".gitignore").write_text("/config.local\n/cache/\n/tmp/\n/lock\n")
+        (d / ".gitignore").write_text(_FASTREG_GITIGNORE)
         project = cls(root)
         project.cache.ensure()
         return project
 
     @property
-    def tmp_dir(self) -> Path:
-        return self.dir / "tmp"
+    def state_dir(self) -> Path:
+        """Local state that outlives a command and is never committed: stat caches, remote index
+        mirrors, this clone's project id."""
+        return self.dir / "state"
+
+    def _migrate_state(self) -> None:
+        """Projects made before `.fastreg/state/` kept the same files in `.fastreg/tmp/`: move them
+        (one rename) and ignore the new folder in Git."""
+        old = self.dir / "tmp"
+        if not old.is_dir() or self.state_dir.exists():
+            return
+        with contextlib.suppress(OSError):
+            os.rename(old, self.state_dir)
+            gi = self.dir / ".gitignore"
+            text = gi.read_text() if gi.exists() else ""
+            if "/state/" not in text.split():
+                self.write_text_atomic(gi, text + ("" if not text or text.endswith("\n") else "\n") + "/state/\n")
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -1,7 +1,7 @@
 """The stat cache: (inode, size, mtime_ns) -> digest and chunks, per target, so that `add` and
 `status` with nothing changed read no file contents.
 
-One file per target under .fastreg/tmp/stat/, a stream of msgpack arrays
+One file per target under .fastreg/state/stat/, a stream of msgpack arrays
 [relpath, ino, size, mtime_ns, digest, chunks] written temp-then-rename.  Memory when loaded:
 a dict entry per file (~250 bytes), only for targets that were added before.
 
@@ -38,8 +38,8 @@ def _key(st: os.stat_result | tuple[int, ...]) -> tuple[int, int, int]:
 
 
 class StatCache:
-    def __init__(self, tmp_dir: Path, target_rel: str) -> None:
-        self.path = tmp_dir / "stat" / xxhash.xxh3_64_hexdigest(target_rel.encode())
+    def __init__(self, state_dir: Path, target_rel: str) -> None:
+        self.path = state_dir / "stat" / xxhash.xxh3_64_hexdigest(target_rel.encode())
         self.entries: dict[str, Entry] = {}
         self.changed = False
 

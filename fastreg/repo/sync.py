@@ -60,7 +60,7 @@ def open_remote(project: Project, name: str | None, jobs: int | None) -> tuple[r
     remote = rm.pick(project.config, name)
     n = jobs or remote.default_jobs()
     store = rm.open_store(remote, project.root, n)
-    mirror = RemoteIndex(mirror_path(project.tmp_dir, store.url), store.url).load()
+    mirror = RemoteIndex(mirror_path(project.state_dir, store.url), store.url).load()
     return remote, RemoteSession(store, project.cache, mirror, n)
 
 

@@ -28,7 +28,7 @@ def remove(project: Project, paths: list[str], outs: bool) -> list[Target]:
                 t.data.unlink()
         t.meta.unlink()
         project.unignore(t)
-        StatCache(project.tmp_dir, t.rel).path.unlink(missing_ok=True)
+        StatCache(project.state_dir, t.rel).path.unlink(missing_ok=True)
     return targets
 
 
@@ -65,7 +65,7 @@ def move(project: Project, src: str, dst: str) -> Moved:
     s.meta.unlink()
     project.unignore(s)
     project.ignore(d)
-    old_sc, new_sc = StatCache(project.tmp_dir, s.rel).path, StatCache(project.tmp_dir, d.rel).path
+    old_sc, new_sc = StatCache(project.state_dir, s.rel).path, StatCache(project.state_dir, d.rel).path
     if old_sc.exists():
         os.replace(old_sc, new_sc)
     return Moved(s, d, moved)

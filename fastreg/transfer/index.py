@@ -1,6 +1,6 @@
 """The client's mirror of a remote's index: which chunks the remote has, and where.
 
-Kept under .fastreg/tmp/remotes/<id>/mirror as one msgpack value:
+Kept under .fastreg/state/remotes/<id>/mirror as one msgpack value:
 ["fastreg.mirror", 2, url, segments, packs, pack_segment, table, trees, records, roots, gc_marks, 0]
 where `table` is a blob of sorted
 28-byte records (chunk digest 16 + pack number uint32 + offset uint32 + length uint32), `packs`
@@ -202,7 +202,7 @@ def _split16(blob: bytes) -> set[bytes]:
     return {blob[i : i + 16] for i in range(0, len(blob), 16)}
 
 
-def mirror_path(tmp_dir: Path, url: str) -> Path:
+def mirror_path(state_dir: Path, url: str) -> Path:
     import xxhash
 
-    return tmp_dir / "remotes" / xxhash.xxh3_64_hexdigest(url.encode()) / "mirror"
+    return state_dir / "remotes" / xxhash.xxh3_64_hexdigest(url.encode()) / "mirror"
