@@ -273,9 +273,13 @@ def cmd_gc(args: argparse.Namespace) -> int:
             from fastreg.repo import sync
 
             metas = ops.referenced_metas(project, args.all_commits)
-            name, r = sync.gc_remote(project, metas, args.remote or None, args.grace)
-            _say(args, f"Remote {name}: deleted {_count(r.packs_deleted, 'pack')}, rewrote {r.packs_rewritten}, "
-                       f"deleted {_count(r.objects_deleted, 'object')}, freed {_human(r.bytes_freed)}"
+            outcome = sync.gc_remote(project, metas, args.remote or None, args.grace)
+            r = outcome.result
+            _say(args, f"Remote {outcome.remote}: deleted {_count(r.packs_deleted, 'pack')}, rewrote "
+                       f"{r.packs_rewritten}, deleted {_count(r.objects_deleted, 'object')}, freed "
+                       f"{_human(r.bytes_freed)}"
+                       + (f"; kept what {_count(outcome.other_projects, 'other project')} pushed there refer to"
+                          if outcome.other_projects else "")
                        + (f"; the grace period kept {_count(r.kept_young, 'recent pack')} "
                           f"({_human(r.kept_young_bytes)}) whatever they hold" if r.kept_young else ""))
     return 0
@@ -298,6 +302,24 @@ def cmd_remote(args: argparse.Namespace) -> int:
         rm.remove(project.dir, args.name, args.local)
     elif args.remote_command == "default":
         rm.set_default(project.dir, args.name, args.local)
+    elif args.remote_command == "projects":
+        import time
+
+        from fastreg.repo import sync
+
+        name, found = sync.remote_projects(project, args.name)
+        for p in found:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(p.pushed))
+            print(f"{p.id}  {when}  {_count(p.roots, 'root'):>10}  {p.where}" + ("  (this clone)" if p.this else ""))
+        if not found:
+            _say(args, f"No project has pushed a snapshot to {name} yet.")
+    elif args.remote_command == "retire":
+        from fastreg.repo import sync
+
+        name, retired = sync.retire(project, args.name, args.ids, args.older_than)
+        _say(args, f"Retired {_count(len(retired), 'project')} on {name}"
+             + (f": {' '.join(retired)}" if retired else "")
+             + "; the next `fastreg gc -r` frees what only they referred to")
     else:
         doc = cfg.merged(project.dir)
         default = rm.default_name(doc)
@@ -684,6 +706,19 @@ def build_parser() -> argparse.ArgumentParser:
     rp = rsub.add_parser("default", parents=[common], help="set the default remote")
     rp.add_argument("--local", action="store_true", help="write to .fastreg/config.local (not committed)")
     rp.add_argument("name", metavar="NAME")
+    rp = rsub.add_parser("projects", parents=[common], help="list the projects whose data a remote keeps",
+                         description="Every push leaves a snapshot of what its project (each clone) refers "
+                         "to; remote gc keeps what the latest snapshot of every project reaches. One line per "
+                         "project: ID, time of its latest push, roots, host:path of the clone.")
+    rp.add_argument("name", metavar="NAME", nargs="?", help="the remote (default: the default remote)")
+    rp = rsub.add_parser("retire", parents=[common], help="stop keeping a project's data on a remote",
+                         description="Delete the snapshots of projects (this clone's without IDs), so the "
+                         "next `fastreg gc -r` keeps their data only if another project refers to it. For "
+                         "clones that are gone (a CI job, a laptop): see `fastreg remote projects`.")
+    rp.add_argument("name", metavar="NAME")
+    rp.add_argument("ids", metavar="ID", nargs="*")
+    rp.add_argument("--older-than", type=_grace, metavar="DURATION", default=None,
+                    help="also every project whose latest push is older than this, e.g. 90d")
     rp = rsub.add_parser("remove", parents=[common], help="remove a remote")
     rp.add_argument("--local", action="store_true", help="edit .fastreg/config.local")
     rp.add_argument("name", metavar="NAME")

@@ -434,3 +434,59 @@ def test_local_remote_paths_in_messages_are_normalized(tmp_path: Path, project: 
     shutil.rmtree(project / "ds")
     _, err = run("pull", rc=1)
     assert f"{tmp_path}/shared-remote/trees/" in err and "/../" not in err
+
+
+def test_remote_gc_keeps_what_other_projects_pushed(tmp_path: Path, project: Path, run, make_images, monkeypatch,
+                                                    seaweed, bucket) -> None:
+    """Two projects push to one remote; A's remote gc (no grace) must not free B's data, until
+    B's snapshot is retired."""
+    url = f"s3://{bucket}/shared"
+    make_images(project / "a-data", train=6, validation=0)
+    run("remote", "add", "-d", "store", url)
+    run("remote", "modify", "store", "endpoint_url", seaweed.endpoint)
+    run("add", "a-data")
+    run("push")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "A v1")
+    b = tmp_path / "b"
+    b.mkdir()
+    git(b, "init", "-q")
+    monkeypatch.chdir(b)
+    run("init")
+    run("remote", "add", "-d", "store", url)
+    run("remote", "modify", "store", "endpoint_url", seaweed.endpoint)
+    make_images(b / "b-data", train=0, validation=6, start=400)
+    run("add", "b-data")
+    run("push")
+    commit_consumer(b, "B v1")
+    b_files = files_under(b / "b-data")
+    out, _ = run("remote", "projects")
+    assert len(out.splitlines()) == 2 and out.count("(this clone)") == 1 and str(b) in out
+
+    monkeypatch.chdir(project)
+    (project / "a-data/data/train/cats/cat.0001.jpg").unlink()
+    run("add", "a-data")
+    run("push")
+    out, _ = run("gc", "-w", "-r", "--grace", "0")
+    assert "kept what 1 other project pushed there refer to" in out
+    mate = clone(b, tmp_path / "b-mate")
+    monkeypatch.chdir(mate)
+    run("pull")  # B's data survived A's gc
+    assert files_under(mate / "b-data") == b_files
+
+    monkeypatch.chdir(b)
+    out, _ = run("remote", "retire", "store")  # B's own clone retires itself
+    assert "Retired 1 project" in out
+    monkeypatch.chdir(mate)
+    out, _ = run("remote", "retire", "store", "--older-than", "1d")  # nothing that old
+    assert "Retired 0 projects" in out
+    out, _ = run("remote", "projects")
+    assert len(out.splitlines()) == 1 and out.rstrip().endswith(f":{project}")  # only A is left
+    monkeypatch.chdir(project)
+    out, _ = run("gc", "-w", "-r", "--grace", "0")
+    assert "other project" not in out
+    another = clone(b, tmp_path / "b-late")
+    monkeypatch.chdir(another)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "fresh-xdg"))
+    _, err = run("pull", rc=1)
+    assert "missing" in err  # retired and collected: B's data is gone, as asked

@@ -11,6 +11,9 @@ and the root hints, whose content is a function of their name):
     roots/<hex>               the index segments a pushed target's chunks live in (for remotes
                               that cannot be listed, such as plain HTTP)
     gc/<time>-<random>        empty; written by each remote gc before it deletes anything
+    projects/<id>/<time>-<hex>  a snapshot: every target one project (one clone) refers to, in
+                              its workspace and its Git history, written at the end of each push;
+                              remote gc keeps what any project's latest snapshot reaches
 
 Index segment: ["fastreg.index", 1, pack_digest, pack_size, entries], entries a blob of 24-byte
 records sorted by chunk digest: digest(16) + offset(uint32 BE) + length(uint32 BE). Packs stay
@@ -33,6 +36,7 @@ PACK_HEADER = b"FRPK\x01\x00\x00\x00"
 INDEX_MAGIC = "fastreg.index"
 RECORD_MAGIC = "fastreg.record"
 ROOTS_MAGIC = "fastreg.roots"
+SNAPSHOT_MAGIC = "fastreg.snapshot"
 ENTRY = struct.Struct(">16sII")
 
 
@@ -118,3 +122,59 @@ def decode_roots(data: bytes, where: str) -> list[str]:
     if not (isinstance(v, list) and len(v) == 3 and v[0] == ROOTS_MAGIC and isinstance(v[2], list)):
         raise DecodeError(f"{where}: not a fastreg root hint")
     return [str(s) for s in v[2]]
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    """One target a project refers to: a tree ("dir") or a single file ("file")."""
+
+    kind: str
+    digest: bytes
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one project refers to at the time of a push (workspace and Git history).
+
+    Encoding: ["fastreg.snapshot", 1, project, time_ns, where, [[kind, digest(16), size], ...]]
+    with roots sorted (kind, digest), so the same roots give the same bytes."""
+
+    project: str  # hex id of one clone of a project (see Project.project_id)
+    time_ns: int
+    where: str  # host:path of the clone, for people choosing what to retire
+    roots: tuple[Root, ...]
+
+    def encode(self) -> bytes:
+        roots = sorted({(r.kind, r.digest, r.size) for r in self.roots})
+        return codec.packb([SNAPSHOT_MAGIC, 1, self.project, self.time_ns, self.where, [list(r) for r in roots]])
+
+    def key(self) -> str:
+        return f"{SNAPSHOTS}{self.project}/{self.time_ns:016x}-{digest_bytes(self.encode()).hex()}"
+
+
+SNAPSHOTS = "projects/"
+
+
+def snapshot_key_parts(key: str) -> tuple[str, int] | None:
+    """(project id, time_ns) of a snapshot key, or None for a key that is not one."""
+    try:
+        project, name = key[len(SNAPSHOTS):].split("/")
+        return project, int(name.split("-")[0], 16)
+    except ValueError:
+        return None
+
+
+def decode_snapshot(data: bytes, where: str) -> Snapshot:
+    try:
+        v = codec.unpackb(data)
+        if not (isinstance(v, list) and len(v) == 6 and v[0] == SNAPSHOT_MAGIC):
+            raise DecodeError("not a snapshot")
+        if v[1] != 1:
+            raise DecodeError(f"snapshot version {v[1]!r} is newer than this fastreg; upgrade it")
+        roots = tuple(Root(str(k), bytes(d), int(n)) for k, d, n in v[5])
+        if any(r.kind not in ("dir", "file") or len(r.digest) != 16 for r in roots):
+            raise DecodeError("malformed root")
+        return Snapshot(str(v[2]), int(v[3]), str(v[4]), roots)
+    except (DecodeError, TypeError, ValueError) as exc:
+        raise DecodeError(f"{where} is corrupt: {exc}") from None

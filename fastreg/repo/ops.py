@@ -752,18 +752,23 @@ def gc(project: Project, all_commits: bool = False, grace: float | None = None) 
 
 
 def _metafiles_in_history(project: Project) -> list[mf.Metafile]:
-    """Every metafile version in any commit of any branch or tag (git CLI, no checkout)."""
+    """Every metafile version in any commit of any branch or tag (git CLI, no checkout): one
+    `git rev-list --all --objects` (each object once, with a path it has) and one
+    `git cat-file --batch` of the blobs whose path ends in .fastreg."""
     from fastreg import git
 
+    out = git.run(["rev-list", "--all", "--objects"], cwd=project.root, what="listing the Git history").stdout
     blobs: dict[str, str] = {}  # metafile blob sha -> a path it appeared at
-    for commit in git.run(["rev-list", "--all"], cwd=project.root, what="`gc --all-commits`").stdout.split():
-        for path, typ, sha, _ in git.ls_tree(project.root, commit.decode()):
-            if typ == "blob" and path.endswith(mf.METAFILE_SUFFIX):
-                blobs.setdefault(sha, path)
+    suffix = mf.METAFILE_SUFFIX.encode()
+    for line in out.splitlines():
+        object_id, _, path = line.partition(b" ")
+        name = path.rpartition(b"/")[2]
+        if name.endswith(suffix) and len(name) > len(suffix):
+            blobs.setdefault(object_id.decode(), path.decode(errors="replace"))
     metas = []
     for (sha, where), data in zip(blobs.items(), git.cat_blobs(project.root, list(blobs)), strict=True):
         try:
             metas.append(mf.loads(data.decode(errors="replace"), f"{where} at blob {sha[:10]}"))
         except MetafileError:
-            continue  # a broken metafile in old history protects nothing
+            continue  # a broken metafile in old history (or a folder named *.fastreg) protects nothing
     return metas

@@ -83,6 +83,31 @@ class Project:
         mirrors, this clone's project id."""
         return self.dir / "state"
 
+    @property
+    def project_id(self) -> str:
+        """The id this clone's snapshots carry on remotes: a random seed kept in state/ (never
+        committed, so every clone is a project of its own), hashed with the host and the root, so
+        a copy of the folder elsewhere is a project of its own too. Two places that shared an id
+        would make one's snapshot supersede the other's; separate ids only ever keep more."""
+        import socket
+
+        import xxhash
+
+        seed_file = self.state_dir / "project-seed"
+        try:
+            seed = seed_file.read_text().strip()
+        except FileNotFoundError:
+            seed = os.urandom(16).hex()
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.write_text_atomic(seed_file, seed + "\n")
+        return xxhash.xxh3_64_hexdigest(f"{seed}\0{socket.gethostname()}\0{self.root}".encode())
+
+    @property
+    def where(self) -> str:
+        import socket
+
+        return f"{socket.gethostname()}:{self.root}"
+
     def _migrate_state(self) -> None:
         """Projects made before `.fastreg/state/` kept the same files in `.fastreg/tmp/`: move them
         (one rename) and ignore the new folder in Git."""

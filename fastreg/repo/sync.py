@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker, iter_chunks
-from fastreg.errors import FastregError, IntegrityError, PathError
+from fastreg.errors import FastregError, IntegrityError, PathError, UsageError
 from fastreg.objects import metafile as mf
+from fastreg.objects import pack as pk
 from fastreg.objects import tree as tr
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
@@ -22,6 +23,7 @@ from fastreg.transfer.fetch import FetchResult
 from fastreg.transfer.gc import RemoteGcResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
 from fastreg.transfer.session import RemoteSession
+from fastreg.transfer.snapshots import roots_digest
 
 
 @dataclass(slots=True)
@@ -166,7 +168,35 @@ def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
         node_files = (nf for s in selected if s.meta.kind == "dir"
                       for nf in tr.file_nodes(project.cache, s.meta.digest))
         res = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, progress, node_files)
-    return SyncResult(remote.name, res.files, res.bytes, res.packs, res.requests, 0, imports)
+        requests = res.requests + _record_snapshot(project, session)
+    return SyncResult(remote.name, res.files, res.bytes, res.packs, requests, 0, imports)
+
+
+def project_roots(project: Project) -> tuple[pk.Root, ...]:
+    """Every target the project refers to: its workspace's metafiles and, in a Git project,
+    every metafile version in any commit of any branch or tag (imports included: their data may
+    live on the same remote)."""
+    metas = ops.referenced_metas(project, all_commits=not project.config.get("core", {}).get("no_scm", False))
+    return tuple(sorted({pk.Root(m.kind, m.digest, m.size) for m in metas}, key=lambda r: (r.kind, r.digest)))
+
+
+def _record_snapshot(project: Project, session: RemoteSession) -> int:
+    """After a push, leave the project's snapshot on the remote (transfer/snapshots.py), unless
+    the one this clone wrote last has the same roots and is still there. Returns the requests."""
+    import time
+
+    roots = project_roots(project)
+    digest = roots_digest(roots)
+    marker = session.mirror.path.with_name("snapshot")
+    known = None
+    with contextlib.suppress(OSError, ValueError):
+        last_digest, last_key = marker.read_text().split()
+        known = last_key if last_digest == digest else None
+    snap = pk.Snapshot(project.project_id, time.time_ns(), project.where, roots)
+    key, requests = session.write_snapshot(snap, known)
+    if key is not None:
+        project.write_text_atomic(marker, f"{digest} {key}\n")
+    return requests
 
 
 #: Opens a session on the remote that holds an import's data (its registry's default remote at
@@ -330,11 +360,18 @@ def status_remote(project: Project, paths: Iterable[str], remote_name: str | Non
 
 
 
-def gc_remote(project: Project, metas: list[mf.Metafile], remote_name: str | None,
-              grace: float | None = None) -> tuple[str, RemoteGcResult]:
-    """Clean the remote down to what `metas` refer to (see transfer/gc.py for the rules)."""
-    from fastreg.chunking import iter_chunks
+@dataclass(frozen=True, slots=True)
+class RemoteGcOutcome:
+    remote: str
+    result: RemoteGcResult
+    other_projects: int  # projects whose latest snapshot on the remote was kept too
+    snapshots_dropped: int  # superseded snapshots deleted
 
+
+def gc_remote(project: Project, metas: list[mf.Metafile], remote_name: str | None,
+              grace: float | None = None) -> RemoteGcOutcome:
+    """Clean the remote down to what `metas` and every other project's latest snapshot refer to
+    (see transfer/gc.py for the rules, transfer/snapshots.py for the projects)."""
     remote, session = open_remote(project, remote_name, None)
     if remote.read_only:
         raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only; it cannot be cleaned")
@@ -342,33 +379,106 @@ def gc_remote(project: Project, metas: list[mf.Metafile], remote_name: str | Non
         grace = remote.gc_grace
     with session:
         session.check_format()
+        keep = _Keep(project, session)
         session.fetch_trees([m.digest for m in metas if m.kind == "dir" and m.source is None])
-        keep_chunks: set[bytes] = set()
-        keep_trees: set[bytes] = set()
-        keep_records: set[bytes] = set()
-        keep_roots: dict[bytes, list[bytes]] = {}
         for m in metas:
-            if m.source is not None:
-                # An import's data lives in its registry's remote, which may be this one: keep
-                # whatever of it is here; what is not here is not this remote's to keep.
+            # An import's data lives in its registry's remote, which may be this one: keep
+            # whatever of it is here; what is not here is not this remote's to keep.
+            keep.add(pk.Root(m.kind, m.digest, m.size), only_if_here=m.source is not None)
+        entries = session.projects()
+        others = [e for e in entries if e.project != project.project_id]
+        for e in others:
+            snap = session.read_snapshot(e.latest.key)
+            for root in snap.roots if snap is not None else ():
+                keep.add(root, only_if_here=True)
+        result = session.gc(keep.chunks, keep.trees, keep.records, keep.roots, grace)
+        import time
+
+        now = time.time()
+        superseded = [o for e in entries for o in e.older if now - o.mtime >= grace]
+        session.delete([o.key for o in superseded])
+    return RemoteGcOutcome(remote.name, result, len(others), len(superseded))
+
+
+class _Keep:
+    """What remote gc keeps: chunks, tree nodes, file records and root hints of a set of roots."""
+
+    def __init__(self, project: Project, session: RemoteSession) -> None:
+        self.cache = project.cache
+        self.session = session
+        self.chunks: set[bytes] = set()
+        self.trees: set[bytes] = set()
+        self.records: set[bytes] = set()
+        self.roots: dict[bytes, list[bytes]] = {}
+
+    def add(self, root: pk.Root, only_if_here: bool) -> None:
+        """only_if_here: a root whose tree is not on this remote (another remote's data) is
+        skipped instead of failing the gc."""
+        if root.digest in self.roots:
+            return
+        if root.kind == "dir":
+            if only_if_here:
                 try:
-                    if m.kind == "dir":
-                        session.fetch_trees([m.digest])
-                    else:
-                        session.fetch_record(m.digest, m.size)
+                    self.session.fetch_trees([root.digest])
                 except FastregError:
-                    continue
-            if m.kind == "dir":
-                keep_trees.update(tr.walk_dirs(project.cache, m.digest))
-                recs = [rec for _, rec in tr.walk(project.cache, m.digest)]
-            else:
-                rec = session.fetch_record(m.digest, m.size)
-                if rec.chunks:
-                    keep_records.add(m.digest)
-                recs = [rec]
-            chunks = keep_roots.setdefault(m.digest, [])
-            for rec in recs:
-                for digest, _ in iter_chunks(rec.chunks, rec.digest, rec.size):
-                    keep_chunks.add(digest)
-                    chunks.append(digest)
-        return remote.name, session.gc(keep_chunks, keep_trees, keep_records, keep_roots, grace)
+                    return
+            self.trees.update(tr.walk_dirs(self.cache, root.digest))
+            recs: Iterable[FileRecord] = (rec for _, rec in tr.walk(self.cache, root.digest))
+        else:
+            rec = self.session.fetch_record(root.digest, root.size)
+            if rec.chunks:
+                self.records.add(root.digest)
+            recs = (rec,)
+        chunks = self.roots.setdefault(root.digest, [])
+        for rec in recs:
+            for digest, _ in iter_chunks(rec.chunks, rec.digest, rec.size):
+                self.chunks.add(digest)
+                chunks.append(digest)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteProject:
+    id: str
+    pushed: float  # time of its latest snapshot (seconds since the epoch)
+    roots: int
+    where: str  # host:path of the clone
+    this: bool  # this clone
+
+
+def remote_projects(project: Project, remote_name: str | None) -> tuple[str, list[RemoteProject]]:
+    """The projects with a snapshot on a remote."""
+    remote, session = open_remote(project, remote_name, None)
+    out = []
+    with session:
+        for e in session.projects():
+            snap = session.read_snapshot(e.latest.key)
+            if snap is not None:
+                out.append(RemoteProject(e.project, snap.time_ns / 1e9, len(snap.roots), snap.where,
+                                         e.project == project.project_id))
+    return remote.name, out
+
+
+def retire(project: Project, remote_name: str | None, ids: list[str],
+           older_than: float | None) -> tuple[str, list[str]]:
+    """Delete the snapshots of projects (this clone's when ids and older_than are empty): from
+    the next remote gc on, their data is kept only if another project still refers to it."""
+    import time
+
+    remote, session = open_remote(project, remote_name, None)
+    if remote.read_only:
+        raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only")
+    with session:
+        entries = session.projects()
+        known = {e.project for e in entries}
+        if older_than is not None:
+            cutoff = time.time() - older_than
+            chosen = [e for e in entries if e.latest.mtime < cutoff and e.project not in ids]
+            chosen += [e for e in entries if e.project in ids]
+        else:
+            wanted = ids or [project.project_id]
+            missing = [i for i in wanted if i not in known]
+            if missing:
+                raise UsageError(f"no project {missing[0]!r} on remote {remote.name} (see `fastreg remote projects`)")
+            chosen = [e for e in entries if e.project in wanted]
+        session.retire(chosen)
+    return remote.name, [e.project for e in chosen]

@@ -8,12 +8,14 @@ import asyncio
 from collections.abc import Iterable
 from types import TracebackType
 
+from fastreg.objects import pack as pk
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
 from fastreg.storage.base import Store
 from fastreg.transfer import fetch as fetch_mod
 from fastreg.transfer import gc as gc_mod
 from fastreg.transfer import push as push_mod
+from fastreg.transfer import snapshots as snap_mod
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects as Cache
 
@@ -74,6 +76,24 @@ class RemoteSession:
            keep_roots: dict[bytes, list[bytes]], grace: float) -> gc_mod.RemoteGcResult:
         return self._runner.run(gc_mod.gc(self.store, self.mirror, keep_chunks, keep_trees, keep_records,
                                           keep_roots, grace, self.jobs))
+
+    def projects(self) -> list[snap_mod.ProjectEntry]:
+        return self._runner.run(snap_mod.projects(self.store))
+
+    def read_snapshot(self, key: str) -> pk.Snapshot | None:
+        return self._runner.run(snap_mod.read(self.store, key))
+
+    def write_snapshot(self, snap: pk.Snapshot, known: str | None) -> tuple[str | None, int]:
+        return self._runner.run(snap_mod.write(self.store, snap, known))
+
+    def delete(self, keys: list[str]) -> None:
+        async def run() -> None:
+            await asyncio.gather(*(self.store.delete(k) for k in keys))
+
+        self._runner.run(run())
+
+    def retire(self, entries: list[snap_mod.ProjectEntry]) -> int:
+        return self._runner.run(snap_mod.retire(self.store, entries))
 
     def read_chunk(self, digest: bytes, length: int) -> bytes:
         """One chunk straight from its pack (a ranged GET), verified; for streaming reads."""

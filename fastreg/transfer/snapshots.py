@@ -1,0 +1,82 @@
+"""Project snapshots on a remote: what each project (each clone) refers to, so that remote gc run
+by one project never deletes what another project pushed there (the usual registry setup: a
+registry and its consumers' own datasets, or two teams, on one bucket).
+
+Each push ends by writing an immutable snapshot (objects/pack.Snapshot) of every target its
+project refers to in its workspace and its Git history, unless the project's latest snapshot
+there has the same roots. Remote gc keeps what the latest snapshot of every other project
+reaches, and deletes a project's older snapshots once they are past the grace period. A snapshot
+is only ever superseded by a newer one of the same project, or retired on purpose
+(`fastreg remote retire`); a clone that is gone keeps protecting its data until then, which
+costs space, never data. Remotes written before snapshots existed have none: their other
+projects are unknown to gc, as before."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from fastreg.objects import pack as pk
+from fastreg.objects.codec import DecodeError
+from fastreg.objects.digest import digest_bytes
+from fastreg.storage.base import ObjectInfo, ObjectNotFound, Store
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectEntry:
+    """One project on a remote: its latest snapshot, and the older ones gc may drop."""
+
+    project: str
+    latest: ObjectInfo
+    older: tuple[ObjectInfo, ...]
+
+
+def roots_digest(roots: tuple[pk.Root, ...]) -> str:
+    """Names a set of roots independently of the snapshot's time (to skip a snapshot that would
+    say nothing new)."""
+    return digest_bytes(pk.Snapshot("", 0, "", roots).encode()).hex()
+
+
+async def projects(store: Store) -> list[ProjectEntry]:
+    by_project: dict[str, list[tuple[int, ObjectInfo]]] = {}
+    for o in await store.list(pk.SNAPSHOTS):
+        parts = pk.snapshot_key_parts(o.key)
+        if parts is not None:
+            by_project.setdefault(parts[0], []).append((parts[1], o))
+    out = []
+    for project, items in sorted(by_project.items()):
+        items.sort(key=lambda x: (x[0], x[1].key))
+        out.append(ProjectEntry(project, items[-1][1], tuple(o for _, o in items[:-1])))
+    return out
+
+
+async def read(store: Store, key: str) -> pk.Snapshot | None:
+    """A snapshot, or None when it is gone (retired meanwhile). A corrupt one is an error: gc must
+    not guess what it protected."""
+    try:
+        data = await store.get(key)
+    except ObjectNotFound:
+        return None
+    try:
+        return pk.decode_snapshot(data, store.where(key))
+    except DecodeError as exc:
+        from fastreg.errors import IntegrityError
+
+        raise IntegrityError(f"{exc}; remote gc stopped without deleting anything (retire that project's "
+                             "snapshots with `fastreg remote retire` if it is gone)") from None
+
+
+async def write(store: Store, snap: pk.Snapshot, known: str | None) -> tuple[str | None, int]:
+    """Write snap unless `known` (the key of this project's last snapshot, with the same roots)
+    is still there; returns the key written (or None) and the requests made."""
+    if known is not None and await store.exists(known):
+        return None, 1
+    key = snap.key()
+    await store.put(key, snap.encode())
+    return key, 1 + (known is not None)
+
+
+async def retire(store: Store, entries: list[ProjectEntry]) -> int:
+    keys = [o.key for e in entries for o in (e.latest, *e.older)]
+    await asyncio.gather(*(store.delete(k) for k in keys))
+    return len(keys)
