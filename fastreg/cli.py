@@ -130,6 +130,12 @@ def cmd_add(args: argparse.Namespace) -> int:
     for r in results:
         what = f"{_count(r.meta.files, 'file')}, " if r.meta.kind == "dir" else ""
         verb = "Added" if r.new else "Updated" if r.changed else "Unchanged"
+        if r.skipped and not args.quiet:
+            shown = r.skipped if args.verbose else r.skipped[:3]
+            more = f"; and {len(r.skipped) - len(shown)} more (-v lists all)" if len(r.skipped) > len(shown) else ""
+            left = "1 entry that is" if len(r.skipped) == 1 else f"{len(r.skipped)} entries that are"
+            print(f"warning: {r.target.rel}: left out {left} not a file or folder: "
+                  + ", ".join(f"{p} ({why})" for p, why in shown) + more, file=sys.stderr)
         _say(args, f"{verb} {r.target.rel}.fastreg ({what}{_human(r.meta.size)})")
     if results and any(r.changed for r in results):
         import os.path

@@ -383,6 +383,25 @@ def test_symlinked_files_inside_a_tracked_dir(project: Path, run) -> None:
         assert meta.files == 2 and meta.size == 5003
 
 
+def test_symlinks_to_folders_and_broken_links_are_left_out_and_reported(project: Path, run) -> None:
+    ds = project / "ds"
+    (ds / "sub").mkdir(parents=True)
+    (ds / "sub/a.txt").write_text("a")
+    (project / "elsewhere").mkdir()
+    (project / "elsewhere/big.bin").write_bytes(b"not part of ds")
+    (ds / "to-folder").symlink_to(project / "elsewhere")
+    (ds / "loop").symlink_to(ds)
+    (ds / "broken").symlink_to(project / "no-such-file")
+    out, err = run("add", "ds")
+    assert "Added ds.fastreg (1 file," in out
+    assert err.startswith("warning: ds: left out 3 entries that are not a file or folder: ") and err.count("\n") == 1
+    assert "broken (broken symlink)" in err and "to-folder (symlink to a folder (not followed))" in err
+    out, _ = run("status")
+    assert "up to date" in out  # status walks the same way: nothing "added"
+    _, err = run("-q", "add", "ds")
+    assert err == ""
+
+
 def test_single_file_edit_after_status_is_seen(project: Path, run) -> None:
     """A status records the file in the stat cache; a later edit must still show, and checkout
     must restore the recorded version (os.stat_result is a tuple too: the stat key must be its

@@ -55,6 +55,8 @@ class Builder:
         self.chunker = default_chunker()
         # Plain copy: the native core writes the cache copy from the very buffer it hashed.
         self.core_copies = cache.copies()
+        #: (path relative to the target, why) of entries that are not recorded (SYMLINK_POLICY)
+        self.skipped: list[tuple[str, str]] = []
 
     # -- worker side -------------------------------------------------------------------------
     def _work(self, batch: list[_Item]) -> list[Done]:
@@ -135,8 +137,11 @@ class Builder:
                     # d_type from getdents: no stat per entry here (workers stat what they read).
                     if entry.is_dir(follow_symlinks=False):
                         dirs.append(entry.name)
-                    elif entry.is_file() and not is_workspace_tmp(entry.name):
-                        files.append(entry.name)  # regular files, and symlinks to files (followed)
+                    elif entry.is_file():
+                        if not is_workspace_tmp(entry.name):
+                            files.append(entry.name)  # regular files, and symlinks to files (followed)
+                    else:
+                        self.skipped.append((rel_prefix + entry.name, _why_skipped(entry)))
         except OSError as exc:
             raise FastregError(f"cannot list {path}: {exc.strerror}") from None
         files.sort()
@@ -203,6 +208,21 @@ class Builder:
                     value.cancel()
             raise
         return builder.finish()
+
+
+#: What a tracked directory records of what it holds:
+#: - regular files, and symlinks to files: followed, the target's content and mode are recorded
+#:   (a check-out writes a regular file; the link is not kept, as with `cp -L`);
+#: - folders, walked; symlinks to folders are NOT followed (a link can loop, or reach data far
+#:   outside the target) and neither are broken symlinks, sockets, FIFOs and devices: they are
+#:   left out, and add says so (the entries, with -v all of them).
+SYMLINK_POLICY = __doc__
+
+
+def _why_skipped(entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink():
+        return "symlink to a folder (not followed)" if os.path.isdir(entry.path) else "broken symlink"
+    return "not a regular file"
 
 
 def _check_name(name: str, path: str) -> None:

@@ -34,6 +34,7 @@ class AddResult:
     meta: mf.Metafile
     changed: bool
     new: bool = False  # the path was not tracked before
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, why) of entries not recorded (build.SYMLINK_POLICY)
 
 
 def add(project: Project, paths: Iterable[str], jobs: int | None = None,
@@ -118,7 +119,7 @@ def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Pr
                             "deleted")
     changed = project.write_meta(t, meta)
     project.ignore(t)
-    return AddResult(t, meta, changed, previous is None)
+    return AddResult(t, meta, changed, previous is None, tuple(builder.skipped))
 
 
 def _read_meta_quiet(project: Project, t: Target) -> mf.Metafile | None:
