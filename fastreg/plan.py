@@ -51,17 +51,6 @@ def iter_packs(files: Iterable[FileRecord], known: Callable[[bytes], bool], pack
         yield current
 
 
-def plan_upload(files: Iterable[FileRecord], remote_has: Callable[[bytes], bool],
-                pack_size: int) -> list[PackPlan]:
-    """All packs at once, each chunk once (iter_packs with the chunks already planned as known)."""
-    planned: set[bytes] = set()
-    packs = []
-    for pack in iter_packs(files, lambda d: d in planned or remote_has(d), pack_size):
-        planned.update(c.digest for c in pack.chunks)
-        packs.append(pack)
-    return packs
-
-
 @dataclass(frozen=True, slots=True)
 class Location:
     pack: bytes

@@ -118,11 +118,21 @@ class Gateway:
             self.proc.wait()
 
 
-def start_gateway(server: Seaweed, port: int) -> Gateway:
+def start_gateway(server: Seaweed, port: int, identity: bool = False) -> Gateway:
+    """identity: the gateway knows one identity (ACCESS_KEY/SECRET_KEY) and refuses any other
+    key, as a real S3 service does (the session's server accepts any key)."""
     [grpc] = free_ports(1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     cmd = [weed_binary(), "s3", f"-filer={server.filer}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
            f"-port={port}", f"-port.grpc={grpc}", "-port.iceberg=0", "-port.lance=0"]
+    if identity:
+        import json
+
+        config = Path(server.workdir) / f"s3-identity-{port}.json"
+        config.write_text(json.dumps({"identities": [{
+            "name": "fastreg-test", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        cmd.append(f"-config={config}")
     proc = subprocess.Popen(cmd, stdout=server.log, stderr=subprocess.STDOUT, env=env)
     gw = Gateway(f"http://127.0.0.1:{port}", proc)
     try:

@@ -136,11 +136,28 @@ async def test_s3_listing_pages_and_odd_prefixes(seaweed, bucket, monkeypatch) -
 
 
 async def test_s3_wrong_credentials_is_a_clear_error(seaweed, bucket, monkeypatch) -> None:
-    # Without configured identities SeaweedFS accepts any key; a missing bucket must still be clear.
-    s = S3Store("s3://no-such-bucket-here/x", endpoint_url=seaweed.endpoint)
-    with pytest.raises(StorageError, match=r"bucket does not exist|access denied"):
-        await s.put("k", b"v")
-    await s.close()
+    """A gateway that knows one identity (as a real S3 service does): the right key works, a wrong
+    secret or an unknown key is 'access denied', for reads, writes and listings, and never retried."""
+    from tests.servers import ACCESS_KEY, free_ports, start_gateway
+
+    [port] = free_ports(1)
+    gw = start_gateway(seaweed, port, identity=True)
+    try:
+        good = S3Store(f"s3://{bucket}/x", endpoint_url=gw.endpoint)
+        await good.put("k", b"v")
+        assert await good.get("k") == b"v"
+        await good.close()
+        for key, secret in ((ACCESS_KEY, "not-the-secret"), ("someone-else", "whatever")):
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+            s = S3Store(f"s3://{bucket}/x", endpoint_url=gw.endpoint)
+            for op in (s.put("k2", b"v"), s.get("k"), s.list("")):
+                with pytest.raises(StorageError, match="access denied") as exc:
+                    await op
+                assert not exc.value.retryable
+            await s.close()
+    finally:
+        gw.stop()
 
 
 async def test_s3_reads_of_a_missing_bucket_are_a_clear_error(seaweed) -> None:

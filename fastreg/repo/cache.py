@@ -1,8 +1,11 @@
 """The local cache: whole files by file digest, tree nodes by node digest.
 
-Layout under the cache root:  files/ab/<30 hex>   trees/ab/<30 hex>   tmp/
-Every object is written under tmp/ and renamed into place, so a crash (kill -9) never leaves a
-partial object under a final name; tmp/ leftovers are swept by gc.  Objects are read-only (0444):
+Layout under the cache root:  files/ab/<30 hex>   trees/ab/<30 hex>   tmp/   projects/
+Every object is written under a temp name and renamed into place, so a crash (kill -9) never
+leaves a partial object under a final name: downloads and the native writers use a temp name
+in the object's own folder (SHARD_TMP_MARK, not hex, so never taken for an object), the rest
+tmp/; gc sweeps leftovers of both. projects/ lists the projects that share the cache (a
+cache.dir), so that gc keeps what any of them uses.  Objects are read-only (0444):
 with hardlink or symlink checkout the workspace file *is* the cache object, and a write to it
 must fail rather than corrupt every version that shares those bytes.
 """

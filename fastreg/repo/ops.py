@@ -747,7 +747,9 @@ def gc(project: Project, all_commits: bool = False, grace: float | None = None) 
                     removed_trees += 1
     for leftover in project.cache.leftover_tmps():
         with contextlib.suppress(OSError):
-            os.unlink(leftover)
+            # in a shared cache a young temp file may be another project's write in progress
+            if recent_after is None or os.stat(leftover).st_mtime < recent_after:
+                os.unlink(leftover)
     return GcResult(removed_files, removed_trees, removed_bytes, len(keep_files) + len(keep_trees),
                     len(others), kept_recent)
 

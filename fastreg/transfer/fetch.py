@@ -3,8 +3,9 @@ verify every chunk and every file -> temp file -> rename into the cache.
 
 Nothing lands under a final cache name before its whole-file digest is checked, so a corrupt or
 truncated remote object fails the command with an IntegrityError naming the object and a file
-that needed it, and leaves nothing that looks complete. Memory: at most `jobs` responses of at
-most 16 MiB each, and the plan of about two batches of BATCH_FILES files."""
+that needed it, and leaves nothing that looks complete. Memory: one reused buffer of
+MAX_REQUEST (4 MiB) per worker (`jobs` workers), and the plan of about two batches of
+BATCH_FILES files."""
 
 from __future__ import annotations
 

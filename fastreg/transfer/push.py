@@ -6,7 +6,8 @@ hints. An interrupted push leaves at most orphaned packs (no segment); running i
 from the remote's segments and re-uploads what is missing. Concurrent pushers need no lock:
 everything is named by content and segments only ever add.
 
-Memory: at most `jobs` packs being uploaded plus one being built, each about pack_size bytes.
+Memory: the packs being uploaded plus one being built, each about pack_size bytes; how many are
+uploaded at once follows a budget (PACK_BUDGET bytes), not --jobs.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ async def ensure_format(store: Store, mirror: RemoteIndex, create: bool) -> None
 
 
 class PackBuffers:
-    """Pack buffers passed from one pack to the next. A fresh 16 MiB buffer per pack was zero-
-    filled and page-faulted in page by page (and, freed, unmapped again): a fifth of a push's
-    CPU. Their number stays bounded by the push's slots. Each is resized to its pack (packs
-    differ by at most a chunk, so that touches few pages), so stores get a plain bytearray."""
+    """Pack buffers passed from one pack to the next: a fresh 16 MiB buffer per pack would be
+    zero-filled and page-faulted in page by page (and, freed, unmapped again), a fifth of a
+    push's CPU. Their number stays bounded by the push's slots. Each is resized to its pack
+    (packs differ by at most a chunk, so that touches few pages), so stores get a plain bytearray."""
 
     def __init__(self) -> None:
         self._free: list[bytearray] = []
