@@ -91,10 +91,10 @@ def _steady_malloc() -> None:
     threshold (up to 32 MiB), so from then on the 4-16 MiB packs and responses that push and pull
     move are carved from per-thread heaps that rarely shrink: peak RSS then grows with the bytes
     moved instead of what is held at once. Pinning the threshold keeps them mmapped and returned
-    on free (measured: a 100k-file fetch peaks at 51 MB instead of 75 MB). At 1 MiB, not lower:
-    asyncio's 256 KiB socket reads must stay on the heap (at 128 KiB each read was a fresh mmap,
-    page faults and munmap: a 1 GB S3 fetch spent ~1 s of kernel time on it). (A 16 MiB trim
-    threshold as well showed no gain and cost 10 MB at 100k files.)
+    on free (a 100k-file fetch peaks at 51 MB instead of 75 MB). At 1 MiB, not lower: asyncio's
+    256 KiB socket reads must stay on the heap (at 128 KiB each read is a fresh mmap, page faults
+    and munmap: ~1 s of kernel time per GB fetched from S3). The trim threshold stays glibc's:
+    pinning it as well gains nothing and costs 10 MB at 100k files.
     Commands that move data call it; the library leaves the process's allocator alone."""
     if not sys.platform.startswith("linux"):
         return

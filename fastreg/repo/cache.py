@@ -113,8 +113,8 @@ class Cache:
         """A fresh temp name. With the digest of the object it will become, the name is in the
         object's own folder (`ab/.tmp-...`): the rename into place then stays inside one
         directory, and parallel writers spread over 256 folders instead of all creating files
-        in tmp/ (one directory lock) and renaming across directories (measured: a third of a
-        10k-file pull's kernel time was those two locks). gc sweeps leftovers of both kinds."""
+        in tmp/ (one directory lock) and renaming across directories (those two locks would be a
+        third of a 10k-file pull's kernel time). gc sweeps leftovers of both kinds."""
         if digest is None:
             return self._tmp()
         shard = self.file_path(digest).parent

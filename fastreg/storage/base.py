@@ -112,7 +112,8 @@ async def in_thread(executor: Executor | None, fn: Callable[..., T], *args: Any)
     """fn(*args) on a worker thread of executor (None: the loop's default). If the caller is
     cancelled meanwhile, the thread is waited for before the cancellation goes on: a cancelled put
     never renames its object into place, nor a cancelled read fills a reused buffer, after the
-    caller has moved on (a Ctrl-C'd `fastreg bench` once found an object its clean-up had passed)."""
+    caller has moved on (a Ctrl-C'd `fastreg bench` could otherwise find an object renamed into
+    place after its clean-up had listed the prefix)."""
     fut = asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args))
     try:
         return await asyncio.shield(fut)
