@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from fastreg.errors import DirectoryPathError, FastregError
+from fastreg.errors import DirectoryPathError, UsageError
 from fastreg.storage.base import Positioned
 
 
@@ -69,7 +69,7 @@ def open(path: str, repo: str, rev: str | None = None, mode: str = "rb",
     from fastreg.registry import ops as reg
 
     if mode not in ("r", "rb", "rt"):
-        raise FastregError(f"mode {mode!r}: registry files are read-only; use 'r' or 'rb'")
+        raise UsageError(f"mode {mode!r}: registry files are read-only; use 'r' or 'rb'")
     registry = reg.Registry(repo, rev)
     loc = registry.locate(path)
     raw: io.RawIOBase | io.BytesIO

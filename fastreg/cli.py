@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, NoReturn
 
 from fastreg import __version__
-from fastreg.errors import FastregError, UsageError, one_line
+from fastreg.errors import DependencyError, FastregError, ReadOnlyStore, UsageError, one_line
 
 if TYPE_CHECKING:
     from fastreg.repo import ops
@@ -266,7 +266,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
             remote = rm.pick(project.config, args.remote or None)
             if remote.read_only:
-                raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only; it cannot be cleaned "
+                raise ReadOnlyStore(f"remote {remote.name!r} ({remote.url}) is read-only; it cannot be cleaned "
                                    "(nothing was deleted)")
         res = ops.gc(project, all_commits=args.all_commits, grace=args.grace)
         _say(args, f"Removed {_count(res.removed_files, 'file')} and {_count(res.removed_trees, 'tree')} "
@@ -566,7 +566,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     plot = Path(args.plot) if args.plot else None
     if plot is not None:
         if not report.plot_available():
-            raise FastregError("--plot needs matplotlib: pip install 'fastreg[plot]'")
+            raise DependencyError("--plot needs matplotlib: pip install 'fastreg[plot]'")
         if not plot.absolute().parent.is_dir():
             raise UsageError(f"--plot {plot}: the directory {plot.absolute().parent} does not exist")
     dataset = Path(args.dataset) if args.dataset else None

@@ -38,6 +38,76 @@ class FastregError(Exception):
         return self.message
 
 
+class StorageError(FastregError):
+    """A request to a remote failed; `retryable` says whether trying again may help (the retry
+    wrapper asks only this)."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ObjectNotFound(StorageError):
+    """The key does not exist on the remote."""
+
+
+class ReadOnlyStore(StorageError):
+    """A write (or a clean-up) asked of a read-only remote (HTTP, or one configured read_only)."""
+
+
+class DecodeError(FastregError):
+    """Bytes that should be a fastreg structure (tree, segment, record, snapshot) are not."""
+
+
+class MissingDataError(FastregError):
+    """Data a command needs is neither in the local cache nor on the remote it reads."""
+
+
+class FileSystemError(FastregError):
+    """The local filesystem refused an operation (list, stat, read, write) on a path."""
+
+
+class ChangedWhileReadingError(FastregError):
+    """A file changed while it was being added: what was read may not be what is there now."""
+
+
+class ConflictError(FastregError):
+    """The command would lose local changes that exist nowhere else (`--force` discards them)."""
+
+
+class LockedError(FastregError):
+    """Another fastreg command holds the project's lock."""
+
+
+class GitError(FastregError):
+    """git is missing, or a git command failed."""
+
+
+class RegistryError(FastregError):
+    """A registry cannot be used as asked: no such revision, no commits, a broken config or tree."""
+
+
+class NoRemoteError(RegistryError):
+    """The registry commits no default remote: its Git files and tracked paths can be listed, its
+    data and trees cannot be read."""
+
+
+class RemoteFormatError(FastregError):
+    """The remote was written by a newer fastreg (or is not a fastreg remote)."""
+
+
+class GcRefusedError(FastregError):
+    """gc stopped before deleting anything: it could not tell what must be kept."""
+
+
+class DependencyError(FastregError):
+    """An optional dependency a flag needs is not installed."""
+
+
+class InvariantError(FastregError):
+    """Something fastreg guarantees did not hold (a bug to report)."""
+
+
 class UsageError(FastregError):
     """The command line or its arguments are wrong."""
 

@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from fastreg.errors import FastregError, MetafileError
+from fastreg.errors import GitError, MetafileError
 from fastreg.objects import metafile as mf
 
 SHA = re.compile(r"[0-9a-f]{40}")
@@ -22,10 +22,10 @@ def run(args: list[str], cwd: Path | None = None, data: bytes | None = None, che
     try:
         p = subprocess.run(["git", *args], cwd=cwd, input=data, capture_output=True, env=env, check=False)
     except FileNotFoundError:
-        raise FastregError("git is not installed; fastreg needs it for this") from None
+        raise GitError("git is not installed; fastreg needs it for this") from None
     if check and p.returncode != 0:
         err = p.stderr.decode(errors="replace").strip().splitlines()
-        raise FastregError(f"{what or 'git ' + args[0]} failed: {err[-1] if err else 'exit ' + str(p.returncode)}")
+        raise GitError(f"{what or 'git ' + args[0]} failed: {err[-1] if err else 'exit ' + str(p.returncode)}")
     return p
 
 
@@ -63,7 +63,7 @@ def cat_blobs(cwd: Path, shas: list[str]) -> Iterator[bytes]:
         header_end = out.index(b"\n", pos)
         header = out[pos:header_end].split()
         if len(header) < 3 or header[1] == b"missing":
-            raise FastregError(f"git object {header[0].decode(errors='replace')} is missing")
+            raise GitError(f"git object {header[0].decode(errors='replace')} is missing")
         size = int(header[2])
         yield out[header_end + 1 : header_end + 1 + size]
         pos = header_end + 1 + size + 1

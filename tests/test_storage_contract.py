@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fastreg.storage.base import ObjectNotFound, ReadOnlyStore, StorageError, Store
+from fastreg.errors import ObjectNotFound, ReadOnlyStore, StorageError
+from fastreg.storage.base import Store
 from fastreg.storage.http import HTTPStore
 from fastreg.storage.local import LocalStore
 from fastreg.storage.memory import MemoryStore

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from fastreg.storage.base import ObjectNotFound, StorageError
+from fastreg.errors import ObjectNotFound, StorageError
 from fastreg.storage.memory import MemoryStore
 from fastreg.storage.wrappers import LimitedStore, RetryingStore
 

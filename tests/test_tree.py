@@ -7,9 +7,9 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastreg.errors import DecodeError
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
-from fastreg.objects.codec import DecodeError
 
 
 class MemoryTrees:

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastreg.bench import SCHEMA
 from fastreg.bench.runner import Cell, Plan, Runner, cleanup, find_packs, preflight
-from fastreg.errors import FastregError, NotAProjectError, UsageError
+from fastreg.errors import FastregError, NotAProjectError, ReadOnlyStore, UsageError
 from fastreg.repo import remotes as rm
 from fastreg.storage.base import Store
 
@@ -128,7 +128,7 @@ def run(target: Target, sizes: list[int], jobs: list[int], duration: float, data
                 runner.sources = loop.run(find_packs(store, target.roots))
                 if not runner.sources:
                     hint = " (run it inside a project whose data is on this remote)" if not raw.can_list else ""
-                    raise FastregError(f"{remote.url} is read-only and has no packs to read{hint}")
+                    raise ReadOnlyStore(f"{remote.url} is read-only and has no packs to read{hint}")
             try:
                 result.cells = loop.run(runner.run())
             finally:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fastreg.chunking import default_chunker
-from fastreg.errors import FastregError, IntegrityError, PathError
+from fastreg.errors import FileSystemError, IntegrityError, PathError
 from fastreg.objects import tree as tr
 from fastreg.repo.build import Builder, now_ns
 from fastreg.repo.cache import Cache
@@ -94,7 +94,7 @@ def check_dataset(path: Path) -> tuple[int, int]:
     tmp = tempfile.gettempdir()
     free = shutil.disk_usage(tmp).free
     if free < size * 1.1 + (64 << 20):
-        raise FastregError(f"--dataset {path}: needs {size * 1.1 / 2**30:.1f} GiB free in {tmp} for a temporary "
+        raise FileSystemError(f"--dataset {path}: needs {size * 1.1 / 2**30:.1f} GiB free in {tmp} for a temporary "
                            f"cache, {free / 2**30:.1f} GiB free; set TMPDIR to a roomier place")
     return files, size
 

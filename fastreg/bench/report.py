@@ -7,7 +7,7 @@ from typing import Any
 
 from fastreg import tmpnames
 from fastreg.bench import human_size
-from fastreg.errors import FastregError
+from fastreg.errors import DependencyError, FileSystemError
 
 
 def _ms(summary: dict[str, float] | None, key: str) -> str:
@@ -70,7 +70,7 @@ def plot(doc: dict[str, Any], out: Path) -> None:
     """Throughput vs concurrency per object size (put solid, get dashed) and latency percentiles
     of put and get, one line per size and percentile."""
     if not plot_available():
-        raise FastregError("--plot needs matplotlib: pip install 'fastreg[plot]'")
+        raise DependencyError("--plot needs matplotlib: pip install 'fastreg[plot]'")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,6 +131,6 @@ def plot(doc: dict[str, Any], out: Path) -> None:
         tmp.replace(out)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise FastregError(f"--plot {out}: cannot write it ({exc.strerror})") from None
+        raise FileSystemError(f"--plot {out}: cannot write it ({exc.strerror})") from None
     finally:
         plt.close(fig)

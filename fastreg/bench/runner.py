@@ -41,9 +41,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastreg.errors import FastregError
+from fastreg.errors import ObjectNotFound, StorageError
 from fastreg.objects import pack as pk
-from fastreg.storage.base import ObjectNotFound, StorageError, Store
+from fastreg.storage.base import Store
 
 RANGE_SIZE = 64 << 10  # fastreg's average chunk
 WARMUP_SHARE = 0.1
@@ -201,7 +201,7 @@ class Runner:
             await self.store.put(key, self._payload[size])
             t1 = time.perf_counter()
             if await self.store.get(key) != self._payload[size]:
-                raise FastregError(f"{self.store.where(key)}: read back different bytes than were written")
+                raise StorageError(f"{self.store.where(key)}: read back different bytes than were written")
             t2 = time.perf_counter()
             self.rate[("put", size)] = size / max(t1 - t0, 1e-6)
             self.rate[("get", size)] = size / max(t2 - t1, 1e-6)
@@ -333,14 +333,14 @@ async def preflight(raw: Store, write: bool) -> None:
             if write:
                 await raw.put("probe", b"fastreg bench\n")
                 if await raw.get("probe") != b"fastreg bench\n":
-                    raise FastregError(f"{raw.where('probe')}: read back different bytes than were written")
+                    raise StorageError(f"{raw.where('probe')}: read back different bytes than were written")
             else:
                 await raw.exists(pk.MARKER_KEY)
     except TimeoutError:
-        raise FastregError(f"{raw.url}: no answer within {PREFLIGHT_TIMEOUT:.0f} s; is the endpoint right "
+        raise StorageError(f"{raw.url}: no answer within {PREFLIGHT_TIMEOUT:.0f} s; is the endpoint right "
                            "and reachable?") from None
     except StorageError as exc:
-        raise FastregError(f"cannot use {raw.url} for a benchmark: {exc.message}") from None
+        raise StorageError(f"cannot use {raw.url} for a benchmark: {exc.message}") from None
 
 
 async def find_packs(store: Store, roots: list[bytes], limit: int = 64) -> list[tuple[str, int]]:
@@ -376,5 +376,5 @@ async def cleanup(store: Store, jobs: int) -> int:
     with contextlib.suppress(StorageError):
         left = await store.list("")
         if left:
-            raise FastregError(f"{store.url}: {len(left)} objects were still there after clean-up")
+            raise StorageError(f"{store.url}: {len(left)} objects were still there after clean-up")
     return len(keys)

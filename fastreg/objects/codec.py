@@ -11,11 +11,7 @@ from typing import Any
 
 import msgpack
 
-from fastreg.errors import FastregError
-
-
-class DecodeError(FastregError):
-    """Bytes that should be a fastreg structure are not valid msgpack."""
+from fastreg.errors import DecodeError
 
 
 def packb(value: Any) -> bytes:

@@ -26,8 +26,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from fastreg.errors import DecodeError
 from fastreg.objects import codec
-from fastreg.objects.codec import DecodeError
 from fastreg.objects.digest import digest_bytes
 
 REMOTE_FORMAT = 1

@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fastreg.errors import DecodeError
 from fastreg.objects import codec
-from fastreg.objects.codec import DecodeError
 
 TREE_MAGIC = "fastreg.tree"
 TREE_VERSION = 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import xxhash
 
 from fastreg import git as gitcli
-from fastreg.errors import FastregError
+from fastreg.errors import RegistryError
 from fastreg.objects import metafile as mf
 
 _SHA = gitcli.SHA
@@ -92,9 +92,9 @@ class Mirror:
             self.fetch()
         commit = self._commit_of(rev or "HEAD")
         if commit is None and rev is None:
-            raise FastregError(f"the registry {self.url} has no commits yet (or its default branch is empty)")
+            raise RegistryError(f"the registry {self.url} has no commits yet (or its default branch is empty)")
         if commit is None:
-            raise FastregError(f"revision {rev!r} not found in the registry {self.url}")
+            raise RegistryError(f"revision {rev!r} not found in the registry {self.url}")
         return Resolved(self.url, rev, commit, self.path)
 
     def read(self, commit: str, path: str) -> bytes | None:

@@ -18,7 +18,16 @@ from typing import Any
 
 from fastreg import tmpnames
 from fastreg.chunking import file_digest
-from fastreg.errors import DirectoryPathError, FastregError, MetafileError, MissingPathError, PathError
+from fastreg.errors import (
+    DirectoryPathError,
+    FastregError,
+    FileSystemError,
+    MetafileError,
+    MissingPathError,
+    NoRemoteError,
+    PathError,
+    RegistryError,
+)
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.objects.tree import DirRecord, FileRecord
@@ -41,7 +50,7 @@ def clean_path(path: str) -> str:
 
 def _safe_name(name: str, where: str) -> None:
     if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise FastregError(f"registry tree {where} has an unsafe entry name {name!r}; refusing to write it")
+        raise RegistryError(f"registry tree {where} has an unsafe entry name {name!r}; refusing to write it")
 
 
 class _LazyTrees:
@@ -67,11 +76,6 @@ class Located:
     subpath: str | None  # inside a tracked directory
 
 
-class NoRemoteError(FastregError):
-    """The registry commits no default remote: its Git files and tracked paths can be listed, its
-    data and trees cannot be read."""
-
-
 class Registry:
     def __init__(self, url: str, rev: str | None) -> None:
         self.git = Mirror(url)
@@ -80,7 +84,7 @@ class Registry:
         try:
             self.config: dict[str, Any] = tomllib.loads(raw.decode()) if raw else {}
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise FastregError(f"{self.url}: its .fastreg/config is not valid TOML ({exc})") from None
+            raise RegistryError(f"{self.url}: its .fastreg/config is not valid TOML ({exc})") from None
 
     @property
     def url(self) -> str:
@@ -129,7 +133,7 @@ class Registry:
                                 "its maintainers must commit one (`fastreg remote add -d NAME URL`)") from None
         base = Path(self.url) if "://" not in self.url and Path(self.url).is_dir() else None
         if remote.kind == "local" and not Path(remote.url).expanduser().is_absolute() and base is None:
-            raise FastregError(f"the registry's remote {remote.name!r} is a relative local path ({remote.url}); "
+            raise RegistryError(f"the registry's remote {remote.name!r} is a relative local path ({remote.url}); "
                                "it only works for a registry on this machine")
         n = jobs or remote.default_jobs()
         store = rm.open_store(remote, base or Path.cwd(), n)
@@ -232,7 +236,7 @@ def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path) -> None
         os.replace(tmp, out) if not out.exists() else _swap(tmp, out)
     except OSError as exc:
         _discard(tmp)
-        raise FastregError(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise FileSystemError(f"cannot write {out}: {exc.strerror or exc}") from None
     except BaseException:
         _discard(tmp)
         raise
@@ -391,7 +395,7 @@ def update(project: Any, target: str, rev: str | None, jobs: int | None,
     t = project.target(target, must_exist=True)
     meta = project.read_meta(t)
     if meta.source is None:
-        raise FastregError(f"{t.rel}{mf.METAFILE_SUFFIX} is not an import (no [import] source); "
+        raise PathError(f"{t.rel}{mf.METAFILE_SUFFIX} is not an import (no [import] source); "
                            "`fastreg update` only follows data imported with `fastreg import`")
     want = rev if rev is not None else meta.source.rev
     reg = Registry(meta.source.url, want)

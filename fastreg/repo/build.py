@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastreg.chunking import default_chunker
-from fastreg.errors import FastregError, PathError
+from fastreg.errors import ChangedWhileReadingError, FileSystemError, PathError
 from fastreg.objects.tree import DirBuilder, DirRecord, FileRecord
 from fastreg.progress import Progress
 from fastreg.repo.cache import Cache, is_workspace_tmp
@@ -66,7 +66,7 @@ class Builder:
             try:
                 stats = self.chunker.stat_files(paths)
             except OSError as exc:
-                raise FastregError(f"cannot stat {exc.filename}: {exc.strerror}") from None
+                raise FileSystemError(f"cannot stat {exc.filename}: {exc.strerror}") from None
             candidates: list[int] = []
             for i, (it, st) in enumerate(zip(batch, stats, strict=True)):
                 e = self.old.entries.get(it.rel)
@@ -88,8 +88,9 @@ class Builder:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(t)
             if exc.errno == errno.ESTALE:
-                raise FastregError(f"{exc.filename} changed while it was being added; run the command again") from None
-            raise FastregError(f"cannot read {exc.filename}: {exc.strerror}") from None
+                raise ChangedWhileReadingError(f"{exc.filename} changed while it was being added; run the command "
+                                               "again") from None
+            raise FileSystemError(f"cannot read {exc.filename}: {exc.strerror}") from None
         tmp_iter = iter(tmps or ())
         if tmps is None and misses and self.cache.hardlinks():
             results = list(hashed)
@@ -143,7 +144,7 @@ class Builder:
                     else:
                         self.skipped.append((rel_prefix + entry.name, _why_skipped(entry)))
         except OSError as exc:
-            raise FastregError(f"cannot list {path}: {exc.strerror}") from None
+            raise FileSystemError(f"cannot list {path}: {exc.strerror}") from None
         files.sort()
         dirs.sort()
         builder = DirBuilder(self.cache)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fastreg import tmpnames
 from fastreg.chunking import file_digest
-from fastreg.errors import FastregError, IntegrityError
+from fastreg.errors import ChangedWhileReadingError, FileSystemError, IntegrityError, MissingDataError
 from fastreg.objects.digest import digest_bytes
 from fastreg.repo.statcache import settle
 
@@ -217,7 +217,7 @@ class Cache:
         try:
             data = self.tree_path(digest).read_bytes()
         except FileNotFoundError:
-            raise FastregError(
+            raise MissingDataError(
                 f"tree {digest.hex()} is not in the cache at {self.root}; run `fastreg pull` to fetch it"
             ) from None
         if digest_bytes(data) != digest:
@@ -253,14 +253,14 @@ class Cache:
                 pass
             except OSError as exc:
                 if exc.errno not in _FALLBACK_ERRNOS:
-                    raise FastregError(f"cannot store {src} in the cache: {exc.strerror}") from None
+                    raise FileSystemError(f"cannot store {src} in the cache: {exc.strerror}") from None
                 with self._lock:
                     self._failed.add("hardlink")
             else:
                 after = os.lstat(final)
                 if (after.st_ino, after.st_size, after.st_mtime_ns) != st:
                     os.unlink(final)
-                    raise FastregError(f"{src} changed while it was being added; run the command again")
+                    raise ChangedWhileReadingError(f"{src} changed while it was being added; run the command again")
                 os.chmod(final, 0o444)
                 return "hardlink"
         if final.exists():
@@ -282,7 +282,7 @@ class Cache:
 
         used = self._first_that_works(attempt, tmp, f"cannot store {src} in the cache")
         if used is None:
-            raise FastregError(
+            raise FileSystemError(
                 f"cannot store {src} in the cache {self.root}: none of cache.type "
                 f"{','.join(self.link_types)} works here; add copy to cache.type"
             )
@@ -291,7 +291,7 @@ class Cache:
             after = os.stat(src)
         if (after.st_size, after.st_mtime_ns) != (st[1], st[2]):
             os.unlink(tmp)
-            raise FastregError(f"{src} changed while it was being added; run the command again")
+            raise ChangedWhileReadingError(f"{src} changed while it was being added; run the command again")
         os.chmod(tmp, 0o444)
         self._publish(tmp, final)
         if used == "symlink":
@@ -316,7 +316,7 @@ class Cache:
             if err in (errno.EEXIST, errno.ENOENT, errno.ESTALE) or err in _FALLBACK_ERRNOS:
                 self.store_file(src, digest, key)
                 continue
-            raise FastregError(f"cannot store {src} in the cache: {os.strerror(err)}")
+            raise FileSystemError(f"cannot store {src} in the cache: {os.strerror(err)}")
 
     def _same_inode(self, a: str, b: Path) -> bool:
         try:
@@ -353,7 +353,7 @@ class Cache:
         is settled (statcache.settle) before the rename and its stat key appended there."""
         obj = self.file_path(digest)
         if not obj.exists():
-            raise FastregError(f"object {digest.hex()} for {dest} is not in the cache; run `fastreg pull`")
+            raise MissingDataError(f"object {digest.hex()} for {dest} is not in the cache; run `fastreg pull`")
         if verify and file_digest(obj) != digest:
             raise IntegrityError(
                 f"cache object {obj} for {dest} is corrupt (content does not match its digest); "
@@ -379,7 +379,7 @@ class Cache:
 
         used = self._first_that_works(attempt, tmp, f"cannot write {dest}")
         if used is None:
-            raise FastregError(f"cannot check out {dest}: none of cache.type {','.join(self.link_types)} works")
+            raise FileSystemError(f"cannot check out {dest}: none of cache.type {','.join(self.link_types)} works")
         return used
 
     def copy_verified(self, items: list[tuple[Path, bytes, bool]],
@@ -423,7 +423,7 @@ class Cache:
                     with self._lock:
                         self._failed.add(kind)
                     continue
-                raise FastregError(f"{what}: {exc.strerror}") from None
+                raise FileSystemError(f"{what}: {exc.strerror}") from None
         return None
 
     # -- the projects that use this cache (a shared cache.dir) ---------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from fastreg.errors import FastregError, UsageError
+from fastreg.errors import FastregError, MissingDataError, UsageError
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.objects.tree import FileRecord
@@ -187,13 +187,13 @@ def _ensure_trees(project: Project, metas: list[mf.Metafile | None], imports: Im
         try:
             _, session = sync.open_remote(project, None, jobs)
         except FastregError as exc:
-            raise FastregError(f"the trees of {len(own)} tracked {'directory' if len(own) == 1 else 'directories'} "
+            raise MissingDataError(f"the trees of {len(own)} tracked {'directory' if len(own) == 1 else 'directories'} "
                                f"are not in the cache and cannot be fetched: {exc.message}") from None
         with session:
             session.fetch_trees(own)
     for m in missing.values():
         if m.source is not None:
             if imports is None:
-                raise FastregError(f"the tree of the import {m.path} is not in the cache")
+                raise MissingDataError(f"the tree of the import {m.path} is not in the cache")
             with imports(m.source, project.cache, jobs) as session:
                 session.fetch_trees([m.digest])

@@ -12,10 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastreg.chunking import default_chunker
-from fastreg.errors import FastregError, MetafileError, PathError
+from fastreg.errors import (
+    ConflictError,
+    DecodeError,
+    FastregError,
+    FileSystemError,
+    GcRefusedError,
+    MetafileError,
+    PathError,
+)
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
-from fastreg.objects.codec import DecodeError
 from fastreg.progress import Progress, phase
 from fastreg.repo.build import Builder, now_ns
 from fastreg.repo.cache import is_workspace_tmp, workspace_tmp
@@ -153,13 +160,13 @@ def _walk_workspace(root: Path, leftovers: list[str] | None = None
                         rels.append(prefix + entry.name)
                         paths.append(entry.path)
         except OSError as exc:
-            raise FastregError(f"cannot list {d}: {exc.strerror}") from None
+            raise FileSystemError(f"cannot list {d}: {exc.strerror}") from None
 
     walk(str(root), "")
     try:
         stats = default_chunker().stat_files(paths)
     except OSError as exc:
-        raise FastregError(f"cannot stat {exc.filename}: {exc.strerror}") from None
+        raise FileSystemError(f"cannot stat {exc.filename}: {exc.strerror}") from None
     return {rel: st for rel, st in zip(rels, stats, strict=True) if st is not None}
 
 
@@ -184,7 +191,7 @@ def _digests(root: Path, files: dict[str, os.stat_result | tuple[int, int, int, 
             try:
                 return chunker.hash_files([os.path.join(root, r) for r in batch])
             except OSError as exc:
-                raise FastregError(f"cannot read {exc.filename}: {exc.strerror}") from None
+                raise FileSystemError(f"cannot read {exc.filename}: {exc.strerror}") from None
 
         for batch, results in zip(batches, pool.map(work, batches), strict=True):
             for rel, (_size, digest, chunks, *_) in zip(batch, results, strict=True):
@@ -381,7 +388,7 @@ def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: 
         conflicts = [c for p in plans for c in p.conflicts]
         if conflicts and not force:
             more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
-            raise FastregError(
+            raise ConflictError(
                 f"{conflicts[0]}{more}: local changes that are not in the cache would be lost; "
                 "run `fastreg add` to keep them or `fastreg checkout --force` to discard them"
             )
@@ -695,7 +702,7 @@ def _sharing_projects(project: Project) -> list[Project]:
         try:
             other = Project(root) if (root / ".fastreg").is_dir() else None
         except FastregError as exc:
-            raise FastregError(f"the shared cache {project.cache.root} is also used by {root}, whose config "
+            raise GcRefusedError(f"the shared cache {project.cache.root} is also used by {root}, whose config "
                                f"cannot be read ({exc.message}); gc stopped without deleting anything") from None
         if other is None or other.cache.root.resolve() != project.cache.root.resolve():
             entry.unlink(missing_ok=True)
@@ -714,7 +721,7 @@ def gc(project: Project, all_commits: bool = False, grace: float | None = None) 
         try:
             metas += referenced_metas(other, all_commits)
         except FastregError as exc:
-            raise FastregError(f"{other.root} shares this cache and its metafiles cannot be read ({exc.message}); "
+            raise GcRefusedError(f"{other.root} shares this cache and its metafiles cannot be read ({exc.message}); "
                                "gc stopped without deleting anything") from None
     keep_files: set[bytes] = set()
     keep_trees: set[bytes] = set()
@@ -728,7 +735,7 @@ def gc(project: Project, all_commits: bool = False, grace: float | None = None) 
             keep_trees.update(tr.walk_dirs(project.cache, meta.digest))
             keep_files.update(rec.digest for _, rec in tr.walk(project.cache, meta.digest))
         except DecodeError as exc:
-            raise FastregError(f"{meta.path}: {exc}; gc stopped without deleting anything") from None
+            raise GcRefusedError(f"{meta.path}: {exc}; gc stopped without deleting anything") from None
     import time
 
     recent_after = time.time() - (SHARED_CACHE_GRACE if grace is None else grace) if project.shared_cache else None

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastreg import tmpnames
-from fastreg.errors import FastregError, MetafileError, NotAProjectError, PathError
+from fastreg.errors import FastregError, GitError, LockedError, MetafileError, NotAProjectError, PathError
 from fastreg.objects import metafile as mf
 from fastreg.repo import config as cfg
 from fastreg.repo.cache import Cache
@@ -63,7 +63,7 @@ class Project:
     def init(cls, root: Path, no_scm: bool) -> Project:
         root = root.absolute()
         if (root / FASTREG_DIR).exists():
-            raise FastregError(f"{root / FASTREG_DIR} already exists: this is a fastreg project already")
+            raise PathError(f"{root / FASTREG_DIR} already exists: this is a fastreg project already")
         if not no_scm and not _in_git_work_tree(root):
             raise NotAProjectError(
                 f"{root} is not inside a Git work tree; run `git init` first, or use "
@@ -129,7 +129,7 @@ class Project:
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise FastregError(
+                raise LockedError(
                     f"another fastreg command is running in {self.root}; wait for it to finish"
                 ) from None
             try:
@@ -283,5 +283,5 @@ def _in_git_work_tree(path: Path) -> bool:
     try:
         out = git.run(["rev-parse", "--is-inside-work-tree"], cwd=path, check=False)
     except FastregError:
-        raise FastregError("git is not installed; install it or use `fastreg init --no-scm`") from None
+        raise GitError("git is not installed; install it or use `fastreg init --no-scm`") from None
     return out.returncode == 0 and out.stdout.decode().strip() == "true"

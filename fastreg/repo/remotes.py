@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastreg.errors import ConfigError, UsageError
+from fastreg.errors import ConfigError, StorageError, UsageError
 from fastreg.repo import config as cfg
-from fastreg.storage.base import StorageError, Store, split_s3_url
+from fastreg.storage.base import Store, split_s3_url
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs", "gc_grace"}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import xxhash
 
+from fastreg.errors import DecodeError
 from fastreg.objects import codec
 
 RACY_NS = 50_000_000  # 50 ms: several timestamp ticks on every Linux filesystem
@@ -51,7 +52,7 @@ class StatCache:
                     self.entries[rel] = (ino, size, mtime, digest, chunks)
         except FileNotFoundError:
             pass
-        except (ValueError, TypeError, codec.DecodeError):
+        except (ValueError, TypeError, DecodeError):
             self.entries = {}  # a damaged stat cache only costs a re-hash
         except Exception as exc:  # msgpack's own exception types
             if type(exc).__module__.startswith("msgpack"):

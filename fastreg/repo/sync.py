@@ -9,7 +9,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker, iter_chunks
-from fastreg.errors import FastregError, IntegrityError, PathError, UsageError
+from fastreg.errors import (
+    FastregError,
+    FileSystemError,
+    IntegrityError,
+    InvariantError,
+    MissingDataError,
+    PathError,
+    ReadOnlyStore,
+    UsageError,
+)
 from fastreg.objects import metafile as mf
 from fastreg.objects import pack as pk
 from fastreg.objects import tree as tr
@@ -77,7 +86,7 @@ def _chunks_of_cached(project: Project, meta: mf.Metafile) -> FileRecord | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise FastregError(f"cannot read {path}: {exc.strerror}") from None
+        raise FileSystemError(f"cannot read {path}: {exc.strerror}") from None
     if digest != meta.digest:
         raise IntegrityError(f"cache object {path} is corrupt (content does not match its digest)")
     return FileRecord(size, digest, chunks, meta.executable)
@@ -121,7 +130,7 @@ def _push_selection(project: Project, selected: list[Selected], session: RemoteS
                 try:
                     session.fetch_trees([s.meta.digest])
                 except FastregError:
-                    raise FastregError(f"{s.target.rel}: its data is neither in the local cache nor on the remote; "
+                    raise MissingDataError(f"{s.target.rel}: its data is neither in the local cache nor on the remote; "
                                        "nothing to push from here") from None
             seen_trees = set(sel.trees)
             sel.trees += [d for d in tr.walk_dirs(cache, s.meta.digest) if d not in seen_trees]
@@ -137,7 +146,7 @@ def _push_selection(project: Project, selected: list[Selected], session: RemoteS
                     lacking.append(s.target.rel if s.meta.kind == "file" else f"{s.target.rel} ({rec.digest.hex()})")
     if lacking:
         more = f" and {nlacking - 1} more" if nlacking > 1 else ""
-        raise FastregError(f"{lacking[0]}{more}: not in the local cache and not on the remote; run `fastreg add` "
+        raise MissingDataError(f"{lacking[0]}{more}: not in the local cache and not on the remote; run `fastreg add` "
                            "(or `fastreg fetch` from where it was pushed) first")
     return sel
 
@@ -162,7 +171,7 @@ def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
         return SyncResult("", 0, 0, 0, 0, 0, imports)
     remote, session = open_remote(project, remote_name, jobs)
     if remote.read_only:
-        raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only; push to another remote")
+        raise ReadOnlyStore(f"remote {remote.name!r} ({remote.url}) is read-only; push to another remote")
     with session:
         sel = _push_selection(project, selected, session)
         node_files = (nf for s in selected if s.meta.kind == "dir"
@@ -229,7 +238,7 @@ def _sources(project: Project, selected: list[Selected], remote_name: str | None
             by_source.setdefault((s.meta.source.url, s.meta.source.rev_lock), []).append(s)
     for (url, lock), group in by_source.items():
         if imports is None:
-            raise FastregError(f"{group[0].target.rel}: imported from {url}; this command cannot read registries")
+            raise InvariantError(f"{group[0].target.rel}: imported from {url}; this command cannot read registries")
         source = group[0].meta.source
         assert source is not None
         try:
@@ -374,7 +383,7 @@ def gc_remote(project: Project, metas: list[mf.Metafile], remote_name: str | Non
     (see transfer/gc.py for the rules, transfer/snapshots.py for the projects)."""
     remote, session = open_remote(project, remote_name, None)
     if remote.read_only:
-        raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only; it cannot be cleaned")
+        raise ReadOnlyStore(f"remote {remote.name!r} ({remote.url}) is read-only; it cannot be cleaned")
     if grace is None:
         grace = remote.gc_grace
     with session:
@@ -466,7 +475,7 @@ def retire(project: Project, remote_name: str | None, ids: list[str],
 
     remote, session = open_remote(project, remote_name, None)
     if remote.read_only:
-        raise FastregError(f"remote {remote.name!r} ({remote.url}) is read-only")
+        raise ReadOnlyStore(f"remote {remote.name!r} ({remote.url}) is read-only")
     with session:
         entries = session.projects()
         known = {e.project for e in entries}

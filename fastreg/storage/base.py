@@ -18,23 +18,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fastreg.errors import FastregError
-
-
-class StorageError(FastregError):
-    """A request to a remote failed; `retryable` says whether trying again may help."""
-
-    def __init__(self, message: str, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-class ObjectNotFound(StorageError):
-    """The key does not exist on the remote."""
-
-
-class ReadOnlyStore(StorageError):
-    """A write to a read-only remote (HTTP, or one configured read_only)."""
+from fastreg.errors import StorageError
 
 
 @dataclass(frozen=True, slots=True)

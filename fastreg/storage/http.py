@@ -10,7 +10,8 @@ from typing import Any
 
 import aiohttp
 
-from fastreg.storage.base import Listing, ObjectNotFound, ReadOnlyStore, StorageError, TimedGetStore, check_range
+from fastreg.errors import ObjectNotFound, ReadOnlyStore, StorageError
+from fastreg.storage.base import Listing, TimedGetStore, check_range
 
 READ_BLOCK = 1 << 18  # bytes asked of the response stream at a time by get_into
 

@@ -16,16 +16,8 @@ from pathlib import Path
 
 import aiofiles.os
 
-from fastreg.storage.base import (
-    Listing,
-    ObjectInfo,
-    ObjectNotFound,
-    ReadOnlyStore,
-    StorageError,
-    Store,
-    check_range,
-    in_thread,
-)
+from fastreg.errors import ObjectNotFound, ReadOnlyStore, StorageError
+from fastreg.storage.base import Listing, ObjectInfo, Store, check_range, in_thread
 
 _RETRYABLE = {errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.EIO}
 

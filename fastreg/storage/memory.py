@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from fastreg.storage.base import Listing, ObjectInfo, ObjectNotFound, ReadOnlyStore, Store, check_range
+from fastreg.errors import ObjectNotFound, ReadOnlyStore
+from fastreg.storage.base import Listing, ObjectInfo, Store, check_range
 
 
 class MemoryStore(Store):

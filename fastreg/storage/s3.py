@@ -19,18 +19,8 @@ from typing import Any, TypeVar
 
 import botocore.exceptions as bx
 
-from fastreg.storage.base import (
-    Listing,
-    ObjectInfo,
-    ObjectNotFound,
-    Positioned,
-    ReadOnlyStore,
-    StorageError,
-    TimedGetStore,
-    check_range,
-    in_thread,
-    split_s3_url,
-)
+from fastreg.errors import ObjectNotFound, ReadOnlyStore, StorageError
+from fastreg.storage.base import Listing, ObjectInfo, Positioned, TimedGetStore, check_range, in_thread, split_s3_url
 from fastreg.storage.s3read import S3Reader, ShortBody
 
 MULTIPART_THRESHOLD = 64 << 20

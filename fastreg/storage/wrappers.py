@@ -7,7 +7,8 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from fastreg.storage.base import Listing, StorageError, Store
+from fastreg.errors import StorageError
+from fastreg.storage.base import Listing, Store
 
 T = TypeVar("T")
 

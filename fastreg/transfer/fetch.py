@@ -21,15 +21,14 @@ import xxhash
 
 from fastreg import _hash as _core
 from fastreg.chunking import file_digest, iter_chunks
-from fastreg.errors import FastregError, IntegrityError
+from fastreg.errors import DecodeError, FileSystemError, IntegrityError, MissingDataError, ObjectNotFound
 from fastreg.objects import pack as pk
 from fastreg.objects import tree as tr
-from fastreg.objects.codec import DecodeError
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import Location, RangeRequest, plan_download
 from fastreg.progress import Progress, phase
-from fastreg.storage.base import ObjectNotFound, Store
+from fastreg.storage.base import Store
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects as Cache
 
@@ -74,7 +73,7 @@ async def fetch_node(store: Store, cache: Cache, digest: bytes) -> bytes:
     try:
         data = await store.get(key)
     except ObjectNotFound:
-        raise FastregError(f"{store.where(key)} is missing: the data was not pushed to {store.url} "
+        raise MissingDataError(f"{store.where(key)} is missing: the data was not pushed to {store.url} "
                            "(run `fastreg push` where it was added)") from None
     if digest_bytes(data) != digest:
         raise IntegrityError(f"{store.where(key)} is corrupt (content does not match its digest)")
@@ -85,7 +84,7 @@ async def fetch_node(store: Store, cache: Cache, digest: bytes) -> bytes:
 async def read_chunk(store: Store, mirror: RemoteIndex, digest: bytes, length: int) -> bytes:
     loc = mirror.find(digest)
     if loc is None:
-        raise FastregError(f"{store.url} does not have chunk {digest.hex()}; was it pushed?")
+        raise MissingDataError(f"{store.url} does not have chunk {digest.hex()}; was it pushed?")
     key = pk.pack_key(loc.pack)
     data = await store.get(key, loc.offset, loc.offset + loc.length)
     if len(data) != length or xxhash.xxh3_128_digest(data) != digest:
@@ -219,7 +218,7 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
             def where(digest: bytes, owner: dict[bytes, bytes] = owner) -> Location:
                 loc = mirror.find(digest)
                 if loc is None:
-                    raise FastregError(f"{store.url} does not have chunk {digest.hex()} of file "
+                    raise MissingDataError(f"{store.url} does not have chunk {digest.hex()} of file "
                                        f"{owner[digest].hex()}; was it pushed? Run `fastreg push` where the "
                                        "data was added")
                 return loc
@@ -264,7 +263,7 @@ async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: It
                                  [cache.file_path_str(r.digest) for r in recs])
         for rec, err in zip(recs, errs, strict=True):
             if err > 0:
-                raise FastregError(f"cannot write {cache.file_path_str(rec.digest)}: {os.strerror(err)}")
+                raise FileSystemError(f"cannot write {cache.file_path_str(rec.digest)}: {os.strerror(err)}")
         return recs
 
     def verify_and_write(batch: _Batch, req: RangeRequest, body: memoryview) -> list[FileRecord]:

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 
 import xxhash
 
-from fastreg.errors import IntegrityError
+from fastreg.errors import DecodeError, IntegrityError
 from fastreg.objects import pack as pk
-from fastreg.objects.codec import DecodeError
 from fastreg.objects.digest import digest_bytes
 from fastreg.storage.base import ObjectInfo, Store
 from fastreg.transfer.index import RemoteIndex

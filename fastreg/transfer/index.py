@@ -23,12 +23,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fastreg._hash import index_records, sort_unique
-from fastreg.errors import IntegrityError
+from fastreg.errors import DecodeError, IntegrityError, ObjectNotFound
 from fastreg.objects import codec
 from fastreg.objects import pack as pk
-from fastreg.objects.codec import DecodeError
 from fastreg.plan import Location
-from fastreg.storage.base import ObjectNotFound, Store
+from fastreg.storage.base import Store
 
 REC = struct.Struct(">16sIII")
 MIRROR_VERSION = 2

@@ -20,13 +20,19 @@ from dataclasses import dataclass
 import xxhash
 
 from fastreg.chunking import iter_chunks
-from fastreg.errors import FastregError, IntegrityError
+from fastreg.errors import (
+    IntegrityError,
+    InvariantError,
+    MissingDataError,
+    ObjectNotFound,
+    RemoteFormatError,
+)
 from fastreg.objects import pack as pk
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import PackPlan, iter_packs
 from fastreg.progress import Progress, phase
-from fastreg.storage.base import ObjectNotFound, Store
+from fastreg.storage.base import Store
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects as Cache
 
@@ -62,7 +68,7 @@ async def ensure_format(store: Store, mirror: RemoteIndex, create: bool) -> None
         if key.strip() == "format":
             fmt = value.strip()
     if fmt != str(pk.REMOTE_FORMAT):
-        raise FastregError(f"{store.url} has remote format {fmt or 'unknown'}; this fastreg reads format "
+        raise RemoteFormatError(f"{store.url} has remote format {fmt or 'unknown'}; this fastreg reads format "
                            f"{pk.REMOTE_FORMAT}: upgrade fastreg (or use another remote)")
 
 
@@ -114,7 +120,7 @@ def build_pack(cache: Cache, plan: PackPlan, buf: bytearray) -> tuple[bytes, pk.
                     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 except FileNotFoundError:
                     fd = -1
-                    raise FastregError(f"{ref.file.hex()} is not in the local cache ({path}); run "
+                    raise MissingDataError(f"{ref.file.hex()} is not in the local cache ({path}); run "
                                        "`fastreg checkout`/`fastreg add` to restore it, or fetch it") from None
                 fd_digest = ref.file
             piece = view[at : at + ref.length]
@@ -262,7 +268,7 @@ async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: FileSourc
             for digest, _ in iter_chunks(rec.chunks, rec.digest, rec.size):
                 loc = mirror.find(digest)
                 if loc is None:
-                    raise FastregError(f"internal error: chunk {digest.hex()} is not on {store.url} after push")
+                    raise InvariantError(f"internal error: chunk {digest.hex()} is not on {store.url} after push")
                 names.add(mirror.segment_of(loc.pack))
         hint_tasks.append(put_object(pk.roots_key(root), pk.encode_roots(sorted(names))))
     await asyncio.gather(*hint_tasks)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from fastreg.errors import DecodeError, IntegrityError, ObjectNotFound
 from fastreg.objects import pack as pk
-from fastreg.objects.codec import DecodeError
 from fastreg.objects.digest import digest_bytes
-from fastreg.storage.base import ObjectInfo, ObjectNotFound, Store
+from fastreg.storage.base import ObjectInfo, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +60,6 @@ async def read(store: Store, key: str) -> pk.Snapshot | None:
     try:
         return pk.decode_snapshot(data, store.where(key))
     except DecodeError as exc:
-        from fastreg.errors import IntegrityError
-
         raise IntegrityError(f"{exc}; remote gc stopped without deleting anything (retire that project's "
                              "snapshots with `fastreg remote retire` if it is gone)") from None
 
