@@ -80,11 +80,11 @@ def open(path: str, repo: str, rev: str | None = None, mode: str = "rb",
         cache = reg.user_cache()
         session = registry.session(cache, None)
         try:
-            files, kind, *_ = reg._select(registry, loc, session, cache)
-            if kind != "file":
+            got = reg.select_files(registry, loc, session, cache)
+            if got.kind != "file":
                 raise DirectoryPathError(f"{path}: a directory; open its files, or use fastreg.api.get to "
                                          "download it")
-            rec = files[0][1]
+            rec = got.files[0][1]
             if cache.has_file(rec.digest):
                 raw = cache.file_path(rec.digest).open("rb", buffering=0)
             else:

@@ -17,8 +17,8 @@ from fastreg import __version__
 from fastreg.errors import DependencyError, FastregError, ReadOnlyStore, UsageError, one_line
 
 if TYPE_CHECKING:
-    from fastreg.repo import ops
-    from fastreg.repo.ops import CheckoutResult
+    from fastreg.repo.checkout import CheckoutResult
+    from fastreg.repo.status import TargetStatus
     from fastreg.repo.sync import SyncResult
 
 
@@ -121,12 +121,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from fastreg.repo import ops
+    from fastreg.repo import add
     from fastreg.repo.project import Project
 
     project = Project.find()
     with project.lock(), _progress(args, "add") as progress:
-        results = ops.add(project, args.targets, jobs=args.jobs, progress=progress, force=args.force)
+        results = add.add(project, args.targets, jobs=args.jobs, progress=progress, force=args.force)
     for r in results:
         what = f"{_count(r.meta.files, 'file')}, " if r.meta.kind == "dir" else ""
         verb = "Added" if r.new else "Updated" if r.changed else "Unchanged"
@@ -151,7 +151,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     status -q`, so scripts can test it)."""
     import json
 
-    from fastreg.repo import ops
+    from fastreg.repo import status
     from fastreg.repo.project import Project
 
     project = Project.find()
@@ -173,7 +173,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1 if args.quiet and behind else 0
     from fastreg.registry.ops import moved_sources
 
-    results = ops.status(project, args.targets, jobs=args.jobs)
+    results = status.status(project, args.targets, jobs=args.jobs)
     moved = moved_sources([r.meta for r in results])
     dirty = any(r.changed for r in results) or any(moved)
     if args.json:
@@ -192,14 +192,14 @@ _STATE_TEXT = {
     "deleted": "deleted (data is missing; `fastreg checkout {0}` restores it)",
     "not-pulled": "not in the workspace or the cache (run `fastreg pull {0}`)",
     "not-in-cache": "not in cache (run `fastreg pull {0}`)",
-}
+}  # keyed by status.State values
 
 
-def _print_status(r: ops.TargetStatus, moved: str | None, verbose: bool) -> None:
+def _print_status(r: TargetStatus, moved: str | None, verbose: bool) -> None:
     lines = []
     if r.state in _STATE_TEXT:
         lines.append(_STATE_TEXT[r.state].format(r.target.rel))
-    elif r.state == "changed" and r.meta.kind == "file":
+    elif r.state == "changed" and r.meta.kind == "file":  # State.CHANGED
         lines.append("modified")
     else:
         limit = None if verbose else 20
@@ -220,8 +220,8 @@ def _print_status(r: ops.TargetStatus, moved: str | None, verbose: bool) -> None
             print(f"    {line}")
 
 
-def _status_json(r: ops.TargetStatus, moved: str | None) -> dict[str, object]:
-    out: dict[str, object] = {"path": r.target.rel, "state": r.state, "added": r.added, "modified": r.modified,
+def _status_json(r: TargetStatus, moved: str | None) -> dict[str, object]:
+    out: dict[str, object] = {"path": r.target.rel, "state": r.state.value, "added": r.added, "modified": r.modified,
                               "deleted": r.deleted, "not_pulled": r.not_pulled}
     if r.meta.source is not None:
         src = r.meta.source
@@ -231,12 +231,12 @@ def _status_json(r: ops.TargetStatus, moved: str | None) -> dict[str, object]:
 
 
 def cmd_checkout(args: argparse.Namespace) -> int:
-    from fastreg.repo import ops
+    from fastreg.repo import checkout
     from fastreg.repo.project import Project
 
     project = Project.find()
     with project.lock(), _progress(args, "checkout") as progress:
-        res = ops.checkout(project, args.targets, force=args.force, jobs=args.jobs, progress=progress)
+        res = checkout.checkout(project, args.targets, force=args.force, jobs=args.jobs, progress=progress)
     _say(args, _checked_out(res))
     return 0
 
@@ -254,7 +254,7 @@ def _grace(text: str) -> float:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from fastreg.repo import ops
+    from fastreg.repo import gc
     from fastreg.repo.project import Project
 
     if not (args.workspace or args.all_commits):
@@ -268,7 +268,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
             if remote.read_only:
                 raise ReadOnlyStore(f"remote {remote.name!r} ({remote.url}) is read-only; it cannot be cleaned "
                                    "(nothing was deleted)")
-        res = ops.gc(project, all_commits=args.all_commits, grace=args.grace)
+        res = gc.gc(project, all_commits=args.all_commits, grace=args.grace)
         _say(args, f"Removed {_count(res.removed_files, 'file')} and {_count(res.removed_trees, 'tree')} "
                    f"({_human(res.removed_bytes)}); kept {_count(res.kept, 'object')}"
                    + (f", including what {_count(res.other_projects, 'other project')} sharing the cache use"
@@ -278,7 +278,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
         if args.remote is not None:
             from fastreg.repo import sync
 
-            metas = ops.referenced_metas(project, args.all_commits)
+            metas = gc.referenced_metas(project, args.all_commits)
             outcome = sync.gc_remote(project, metas, args.remote or None, args.grace)
             r = outcome.result
             _say(args, f"Remote {outcome.remote}: deleted {_count(r.packs_deleted, 'pack')}, rewrote "

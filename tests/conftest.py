@@ -115,7 +115,7 @@ def user_cache_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 def hashed(monkeypatch) -> list[str]:
     """The workspace files add/status/checkout read to hash them, in order."""
     import fastreg.repo.build as build
-    import fastreg.repo.ops as ops
+    import fastreg.repo.workspace as workspace
     from fastreg.chunking import default_chunker
 
     real = default_chunker()
@@ -132,5 +132,5 @@ def hashed(monkeypatch) -> list[str]:
             return real.stat_files(paths)
 
     monkeypatch.setattr(build, "default_chunker", Counting)
-    monkeypatch.setattr(ops, "default_chunker", Counting)
+    monkeypatch.setattr(workspace, "default_chunker", Counting)
     return seen

@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from fastreg import tmpnames
 from fastreg.chunking import file_digest
@@ -35,7 +35,9 @@ from fastreg.progress import Progress
 from fastreg.registry.git import Mirror, Resolved, user_cache_dir
 from fastreg.repo import remotes as rm
 from fastreg.repo.cache import Cache
+from fastreg.repo.checkout import checkout, checkout_new
 from fastreg.repo.diff import DiffResult, classify, compare_metas, overlaps
+from fastreg.repo.project import Project, Target
 from fastreg.transfer.fetch import FetchResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
 from fastreg.transfer.session import RemoteSession
@@ -165,10 +167,25 @@ def user_cache() -> Cache:
     return cache
 
 
-def _select(reg: Registry, loc: Located, session: RemoteSession, cache: Cache
-            ) -> tuple[list[tuple[str, FileRecord]], str, bytes, int, int]:
-    """(relative path, record) of every file to materialize, plus the kind ('dir' or 'file'),
-    digest, size and file count of what they form."""
+@dataclass(frozen=True, slots=True)
+class Materials:
+    """What a located path is made of: every file to materialize as (path relative to the
+    output, '' for a single file; record), and the kind, digest, size and file count they form."""
+
+    files: list[tuple[str, FileRecord]]
+    kind: Literal["dir", "file"]
+    digest: bytes
+    size: int
+    count: int
+
+    @staticmethod
+    def single(rec: FileRecord) -> Materials:
+        return Materials([("", rec)], "file", rec.digest, rec.size, 1)
+
+
+def select_files(reg: Registry, loc: Located, session: RemoteSession, cache: Cache) -> Materials:
+    """The files of a tracked path (or of a file or folder inside one), reading only the tree
+    nodes it needs into `cache`."""
     assert loc.meta is not None
     meta = loc.meta
     if meta.kind == "file":
@@ -177,7 +194,7 @@ def _select(reg: Registry, loc: Located, session: RemoteSession, cache: Cache
         else:
             rec = session.fetch_record(meta.digest, meta.size)
             session.refresh_from_hints([meta.digest])
-        return [("", rec)], "file", meta.digest, meta.size, 1
+        return Materials.single(rec)
     if loc.subpath is not None:
         # One file inside a tracked directory: read only the tree nodes on its path, and the
         # index segments its node's locator hint names (a few KB, not the whole manifest).
@@ -187,23 +204,23 @@ def _select(reg: Registry, loc: Located, session: RemoteSession, cache: Cache
             if isinstance(frec, FileRecord):
                 if not cache.has_file(frec.digest):
                     session.refresh_from_hints([node])
-                return [("", frec)], "file", frec.digest, frec.size, 1
+                return Materials.single(frec)
     session.fetch_trees([meta.digest])
-    digest, kind = meta.digest, "dir"
+    digest = meta.digest
     if loc.subpath is not None:
         found = tr.lookup(cache, meta.digest, loc.subpath)
         if found is None:
             raise MissingPathError(f"{loc.target}/{loc.subpath}: not in the tracked directory {loc.target} "
                                    f"of {reg.url}")
         if isinstance(found, FileRecord):
-            return [("", found)], "file", found.digest, found.size, 1
+            return Materials.single(found)
         digest = found.digest
     files = []
     for rel, rec in tr.walk(cache, digest):
         for part in rel.split("/"):
             _safe_name(part, digest.hex())
         files.append((rel, rec))
-    return files, kind, digest, sum(r.size for _, r in files), len(files)
+    return Materials(files, "dir", digest, sum(r.size for _, r in files), len(files))
 
 
 def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path) -> None:
@@ -294,12 +311,13 @@ def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
         return GetResult(dest, 1, len(data), 0, reg.commit)
     cache = user_cache()
     with reg.session(cache, jobs) as session:
-        files, _, _, size, count = _select(reg, loc, session, cache)
-        res = _fetch_and(session, cache, files, loc.meta.digest, progress, lambda: _place(cache, files, dest))
-    return GetResult(dest, count, size, res.bytes, reg.commit)
+        got = select_files(reg, loc, session, cache)
+        res = _fetch_while(session, cache, got.files, loc.meta.digest, progress,
+                           lambda: _place(cache, got.files, dest))
+    return GetResult(dest, got.count, got.size, res.bytes, reg.commit)
 
 
-def _fetch_and(session: RemoteSession, cache: Cache, files: list[tuple[str, FileRecord]], root: bytes,
+def _fetch_while(session: RemoteSession, cache: Cache, files: list[tuple[str, FileRecord]], root: bytes,
                progress: Progress | None, write: Callable[[], object]) -> FetchResult:
     """Download files into the cache while write() (which waits for each object with
     Cache.wait_for) puts them into place in a thread of its own: the output fills up while later
@@ -326,7 +344,7 @@ class ImportResult:
     rev: str | None
 
 
-def _materialize_into_project(project: Any, reg: Registry, loc: Located, t: Any, jobs: int | None,
+def _materialize_into_project(project: Project, reg: Registry, loc: Located, t: Target, jobs: int | None,
                               progress: Progress | None, fresh: bool = False) -> tuple[mf.Metafile, int]:
     """Fetch what loc points at into the project cache; the metafile that describes it. fresh:
     t's data path does not exist, and a directory is checked out there while it downloads (on
@@ -341,16 +359,15 @@ def _materialize_into_project(project: Any, reg: Registry, loc: Located, t: Any,
         digest = file_digest(tmp)
         project.cache.adopt(tmp, digest)
         return mf.Metafile(t.name, "file", digest, len(data), 1, False, source), 0
-    from fastreg.repo import ops
-
     with reg.session(project.cache, jobs) as session:
-        files, kind, digest, size, count = _select(reg, loc, session, project.cache)
-        executable = kind == "file" and files[0][1].executable
-        meta = mf.Metafile(t.name, kind, digest, size, count, executable, source)  # type: ignore[arg-type]
-        if fresh and kind == "dir":
+        got = select_files(reg, loc, session, project.cache)
+        files = got.files
+        executable = got.kind == "file" and files[0][1].executable
+        meta = mf.Metafile(t.name, got.kind, got.digest, got.size, got.count, executable, source)
+        if fresh and got.kind == "dir":
             try:
-                res = _fetch_and(session, project.cache, files, loc.meta.digest, progress,
-                                 lambda: ops.checkout_new(project, t, meta))
+                res = _fetch_while(session, project.cache, files, loc.meta.digest, progress,
+                                 lambda: checkout_new(project, t, meta))
             except BaseException:
                 if os.path.lexists(t.data):
                     _discard(t.data)
@@ -360,10 +377,8 @@ def _materialize_into_project(project: Any, reg: Registry, loc: Located, t: Any,
     return meta, res.bytes
 
 
-def import_(project: Any, url: str, path: str, out: str | None, rev: str | None, force: bool, jobs: int | None,
+def import_(project: Project, url: str, path: str, out: str | None, rev: str | None, force: bool, jobs: int | None,
             progress: Progress | None = None) -> ImportResult:
-    from fastreg.repo import ops
-
     reg = Registry(url, rev)
     loc = reg.locate(path)
     t = project.target(out or PurePosixPath(clean_path(path)).name)
@@ -382,16 +397,14 @@ def import_(project: Any, url: str, path: str, out: str | None, rev: str | None,
         else:
             t.data.unlink()
     if not (fresh and meta.kind == "dir"):  # a new directory was checked out while it downloaded
-        ops.checkout(project, [t.rel], force=force)
+        checkout(project, [t.rel], force=force)
     return ImportResult(t.rel, changed, meta.files, meta.size, downloaded, reg.commit, rev)
 
 
-def update(project: Any, target: str, rev: str | None, jobs: int | None,
+def update(project: Project, target: str, rev: str | None, jobs: int | None,
            progress: Progress | None = None) -> ImportResult:
     """Re-resolve an import: without rev, follow the recorded rev (a branch moves, a tag or
     commit stays); with rev, switch to it. Only what the cache lacks is downloaded."""
-    from fastreg.repo import ops
-
     t = project.target(target, must_exist=True)
     meta = project.read_meta(t)
     if meta.source is None:
@@ -406,7 +419,7 @@ def update(project: Any, target: str, rev: str | None, jobs: int | None,
     old_text = t.meta.read_text()
     changed = project.write_meta(t, new)
     try:
-        ops.checkout(project, [t.rel])
+        checkout(project, [t.rel])
     except BaseException:
         # A failed update changes nothing the user sees: the metafile goes back to the version the
         # workspace still has (a conflict stops the check-out before it touches a file).

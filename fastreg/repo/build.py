@@ -62,16 +62,16 @@ class Builder:
     def _work(self, batch: list[_Item]) -> list[Done]:
         paths = [it.path for it in batch]
         hits: list[tuple[bytes, bytes, StatKey, int] | None] = [None] * len(batch)
-        if self.old.entries:
+        if self.old:
             try:
                 stats = self.chunker.stat_files(paths)
             except OSError as exc:
                 raise FileSystemError(f"cannot stat {exc.filename}: {exc.strerror}") from None
             candidates: list[int] = []
             for i, (it, st) in enumerate(zip(batch, stats, strict=True)):
-                e = self.old.entries.get(it.rel)
-                if st is not None and e is not None and (e[0], e[1], e[2]) == st[:3]:
-                    hits[i] = (e[3], e[4], (st[0], st[1], st[2]), st[3])
+                found = self.old.lookup(it.rel, st) if st is not None else None
+                if st is not None and found is not None:
+                    hits[i] = (found[0], found[1], (st[0], st[1], st[2]), st[3])
                     candidates.append(i)
             # A stat-cache hit still needs its object in the cache (someone may have deleted it):
             # one native stat pass for the whole batch instead of an exists() per file.

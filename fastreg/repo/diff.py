@@ -115,7 +115,7 @@ def project_diff(project: Project, a: str | None, b: str | None, targets: list[s
     to targets (tracked paths or paths inside them; all by default)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from fastreg.repo import ops
+    from fastreg.repo.workspace import default_jobs, workspace_records
 
     commit_a = _commit(project, a or "HEAD")
     metas_a = _at(project, commit_a)
@@ -132,12 +132,12 @@ def project_diff(project: Project, a: str | None, b: str | None, targets: list[s
                    if within is None or any(overlaps(p, w) for w in within))
     _ensure_trees(project, [metas_a.get(p) for p in paths] + [metas_b.get(p) for p in paths], imports, jobs)
     changes: list[tr.Change] = []
-    with ThreadPoolExecutor(jobs or ops.default_jobs(), thread_name_prefix="fastreg-hash") as pool:
+    with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-hash") as pool:
         for p in paths:
             ma, mb = metas_a.get(p), metas_b.get(p)
             if b is None and mb is not None:
                 t = ws[p]
-                now = ops.workspace_records(project, t, mb, pool)
+                now = workspace_records(project, t, mb, pool)
                 if now is not None:  # compare with what the workspace holds
                     is_dir = t.data.is_dir()
                     after = {(f"{p}/{rel}" if is_dir else p): rec for rel, rec in now.items()}

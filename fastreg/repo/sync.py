@@ -24,10 +24,12 @@ from fastreg.objects import pack as pk
 from fastreg.objects import tree as tr
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
-from fastreg.repo import ops
 from fastreg.repo import remotes as rm
 from fastreg.repo.cache import Cache
+from fastreg.repo.checkout import CheckoutResult, checkout
+from fastreg.repo.gc import referenced_metas
 from fastreg.repo.project import Project, Target
+from fastreg.repo.workspace import resolve_selection, under
 from fastreg.transfer.fetch import FetchResult
 from fastreg.transfer.gc import RemoteGcResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
@@ -46,7 +48,7 @@ FileSource = Callable[[], Iterable[FileRecord]]
 
 
 @dataclass(slots=True)
-class Selection:
+class PushSources:
     """What a push sends, as sources that walk the trees again each time they are called (the
     upload walks them twice: to estimate, then to pack), so no list of every file is held."""
 
@@ -61,10 +63,10 @@ class Selection:
 
 def select(project: Project, paths: Iterable[str]) -> list[Selected]:
     """Targets by data path or metafile, or paths inside a tracked directory; all by default."""
-    return [Selected(t, project.read_meta(t), sub) for t, sub in ops.resolve_selection(project, paths)]
+    return [Selected(t, project.read_meta(t), sub) for t, sub in resolve_selection(project, paths)]
 
 
-_under = ops.under
+_under = under
 
 
 def open_remote(project: Project, name: str | None, jobs: int | None) -> tuple[rm.Remote, RemoteSession]:
@@ -100,11 +102,11 @@ def _chain(a: FileSource, b: FileSource) -> FileSource:
     return lambda: itertools.chain(a(), b())
 
 
-def _push_selection(project: Project, selected: list[Selected], session: RemoteSession) -> Selection:
+def _push_selection(project: Project, selected: list[Selected], session: RemoteSession) -> PushSources:
     """What to push. Data that is not in the local cache is fine when the remote has it already
     (a clone that never pulled everything); anything else missing is an error, found by one
     streaming pass before anything is uploaded."""
-    sel = Selection()
+    sel = PushSources()
     lacking: list[str] = []  # the first few, and how many
     nlacking = 0
     cache = project.cache
@@ -185,7 +187,7 @@ def project_roots(project: Project) -> tuple[pk.Root, ...]:
     """Every target the project refers to: its workspace's metafiles and, in a Git project,
     every metafile version in any commit of any branch or tag (imports included: their data may
     live on the same remote)."""
-    metas = ops.referenced_metas(project, all_commits=not project.config.get("core", {}).get("no_scm", False))
+    metas = referenced_metas(project, all_commits=not project.config.get("core", {}).get("no_scm", False))
     return tuple(sorted({pk.Root(m.kind, m.digest, m.size) for m in metas}, key=lambda r: (r.kind, r.digest)))
 
 
@@ -313,7 +315,7 @@ def _fetch_files(cache: Cache, session: RemoteSession, selected: list[Selected],
 
 def pull(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None, force: bool,
          progress: Progress | None = None,
-         imports: ImportOpener | None = None) -> tuple[SyncResult, ops.CheckoutResult]:
+         imports: ImportOpener | None = None) -> tuple[SyncResult, CheckoutResult]:
     """fetch + checkout, overlapped: once the trees are here the check-out runs in a thread of
     its own, each batch of files waiting until the download has put its objects in the cache
     (Cache.wait_for), so files land in the workspace while later ones still download instead of
@@ -323,11 +325,11 @@ def pull(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
     side = project.cache.alongside()
     try:
         fetched, _ = fetch(project, paths, remote_name, jobs, progress, trees_ready=lambda: side.start(
-            lambda: ops.checkout(project, paths, force=force, jobs=None, progress=None)), imports=imports)
+            lambda: checkout(project, paths, force=force, jobs=None, progress=None)), imports=imports)
     finally:
         side.close()
     result = side.result()
-    assert isinstance(result, ops.CheckoutResult)  # fetch calls trees_ready before it returns
+    assert isinstance(result, CheckoutResult)  # fetch calls trees_ready before it returns
     return fetched, result
 
 

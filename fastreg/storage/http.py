@@ -34,7 +34,7 @@ class HTTPStore(TimedGetStore):
         self.connections = connections
         self._session: aiohttp.ClientSession | None = None
 
-    def _s(self) -> aiohttp.ClientSession:
+    def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120),
@@ -54,7 +54,7 @@ class HTTPStore(TimedGetStore):
         where = self.where(key)
         t0 = time.perf_counter()
         try:
-            async with self._s().get(where, headers=headers) as resp:
+            async with self._open_session().get(where, headers=headers) as resp:
                 ttfb = time.perf_counter() - t0
                 if resp.status == 416:
                     return b"", ttfb
@@ -76,7 +76,7 @@ class HTTPStore(TimedGetStore):
             return memoryview(buf)[:0]
         where = self.where(key)
         try:
-            async with self._s().get(where, headers={"Range": f"bytes={start}-{end - 1}"}) as resp:
+            async with self._open_session().get(where, headers={"Range": f"bytes={start}-{end - 1}"}) as resp:
                 if resp.status == 416:
                     return memoryview(buf)[:0]
                 if resp.status not in (200, 206):
@@ -100,7 +100,7 @@ class HTTPStore(TimedGetStore):
     async def exists(self, key: str) -> bool:
         where = self.where(key)
         try:
-            async with self._s().head(where, allow_redirects=True) as resp:
+            async with self._open_session().head(where, allow_redirects=True) as resp:
                 if resp.status == 200:
                     return True
                 err = classify_status(resp.status, where)

@@ -107,7 +107,7 @@ class S3Store(TimedGetStore):
         self._reader_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
-    async def _c(self) -> Any:
+    async def _open_client(self) -> Any:
         if self._client is None:
             async with self._lock:
                 if self._client is None:
@@ -193,7 +193,7 @@ class S3Store(TimedGetStore):
     async def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         if self.read_only:
             raise ReadOnlyStore(f"{self.url} is configured read_only")
-        c = await self._c()
+        c = await self._open_client()
         try:
             if len(data) > MULTIPART_THRESHOLD:
                 await self._multipart(c, self._key(key), data)
@@ -225,7 +225,7 @@ class S3Store(TimedGetStore):
             raise
 
     async def exists(self, key: str) -> bool:
-        c = await self._c()
+        c = await self._open_client()
         try:
             await c.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
@@ -243,7 +243,7 @@ class S3Store(TimedGetStore):
     async def delete(self, key: str) -> None:
         if self.read_only:
             raise ReadOnlyStore(f"{self.url} is configured read_only")
-        c = await self._c()
+        c = await self._open_client()
         try:
             await c.delete_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:

@@ -30,7 +30,7 @@ from fastreg.plan import Location, RangeRequest, plan_download
 from fastreg.progress import Progress, phase
 from fastreg.storage.base import Store
 from fastreg.transfer.index import RemoteIndex
-from fastreg.transfer.local import LocalObjects as Cache
+from fastreg.transfer.local import LocalObjects
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class FetchResult:
     skipped: int = 0  # files the cache had already
 
 
-async def fetch_trees(store: Store, cache: Cache, roots: list[bytes]) -> int:
+async def fetch_trees(store: Store, cache: LocalObjects, roots: list[bytes]) -> int:
     """Bring every tree node under roots into the local cache (verified); returns how many
     nodes were downloaded. Nodes already cached are trusted and walked locally."""
     fetched = 0
@@ -65,7 +65,7 @@ async def fetch_trees(store: Store, cache: Cache, roots: list[bytes]) -> int:
     return fetched
 
 
-async def fetch_node(store: Store, cache: Cache, digest: bytes) -> bytes:
+async def fetch_node(store: Store, cache: LocalObjects, digest: bytes) -> bytes:
     """One tree node, from the local cache or the remote (verified, then cached)."""
     if cache.tree_path(digest).exists():
         return await asyncio.to_thread(cache.get_tree, digest)
@@ -111,7 +111,7 @@ async def fetch_record(store: Store, digest: bytes, size: int) -> FileRecord:
 class _Assembly:
     """A file being downloaded: temp file in the cache's tmp/, chunks written at their offsets."""
 
-    def __init__(self, cache: Cache, rec: FileRecord, nchunks: int) -> None:
+    def __init__(self, cache: LocalObjects, rec: FileRecord, nchunks: int) -> None:
         self.rec = rec
         self.remaining = nchunks
         self.tmp = cache.tmp_path(rec.digest)
@@ -146,7 +146,7 @@ class _Batch:
     """Plan and state of one batch of files: what it needs, the multi-chunk files being
     assembled. Freed once its last request is done."""
 
-    def __init__(self, cache: Cache, todo: dict[bytes, FileRecord]) -> None:
+    def __init__(self, cache: LocalObjects, todo: dict[bytes, FileRecord]) -> None:
         self.cache = cache
         self.todo = todo
         self.counts: dict[bytes, int] = {}
@@ -168,7 +168,7 @@ class _Batch:
         self.assemblies.clear()
 
 
-async def fetch_files(store: Store, cache: Cache, mirror: RemoteIndex, files: Iterable[FileRecord],
+async def fetch_files(store: Store, cache: LocalObjects, mirror: RemoteIndex, files: Iterable[FileRecord],
                       roots: list[bytes], jobs: int, progress: Progress | None = None,
                       total_bytes: int | None = None) -> FetchResult:
     """Download the files (by record) that the local cache lacks. `files` may be a generator: it

@@ -34,7 +34,7 @@ from fastreg.plan import PackPlan, iter_packs
 from fastreg.progress import Progress, phase
 from fastreg.storage.base import Store
 from fastreg.transfer.index import RemoteIndex
-from fastreg.transfer.local import LocalObjects as Cache
+from fastreg.transfer.local import LocalObjects
 
 PACK_BUDGET = 64 << 20  # bytes of packs being uploaded at once
 MERGE_MIN = 1 << 13  # chunks committed before they are merged into the mirror
@@ -102,7 +102,7 @@ def pack_size_of(plan: PackPlan) -> int:
     return len(pk.PACK_HEADER) + plan.size
 
 
-def build_pack(cache: Cache, plan: PackPlan, buf: bytearray) -> tuple[bytes, pk.IndexSegment]:
+def build_pack(cache: LocalObjects, plan: PackPlan, buf: bytearray) -> tuple[bytes, pk.IndexSegment]:
     """Read the planned chunks from the cache (verifying each) into `buf` (pack_size_of(plan)
     bytes), return (pack digest, index segment). Runs in a worker thread."""
     buf[: len(pk.PACK_HEADER)] = pk.PACK_HEADER
@@ -138,7 +138,7 @@ def build_pack(cache: Cache, plan: PackPlan, buf: bytearray) -> tuple[bytes, pk.
     return digest, pk.make_segment(digest, len(buf), entries)
 
 
-async def push(store: Store, cache: Cache, mirror: RemoteIndex, files: FileSource, trees: list[bytes],
+async def push(store: Store, cache: LocalObjects, mirror: RemoteIndex, files: FileSource, trees: list[bytes],
                records: list[FileRecord], roots: dict[bytes, FileSource], jobs: int, pack_size: int,
                progress: Progress | None = None,
                node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None) -> PushResult:

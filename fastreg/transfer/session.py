@@ -17,11 +17,11 @@ from fastreg.transfer import gc as gc_mod
 from fastreg.transfer import push as push_mod
 from fastreg.transfer import snapshots as snap_mod
 from fastreg.transfer.index import RemoteIndex
-from fastreg.transfer.local import LocalObjects as Cache
+from fastreg.transfer.local import LocalObjects
 
 
 class RemoteSession:
-    def __init__(self, store: Store, cache: Cache, mirror: RemoteIndex, jobs: int) -> None:
+    def __init__(self, store: Store, cache: LocalObjects, mirror: RemoteIndex, jobs: int) -> None:
         self.store = store
         self.cache = cache
         self.mirror = mirror

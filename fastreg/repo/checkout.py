@@ -1,0 +1,345 @@
+"""`fastreg checkout` (and the check-out half of pull, import, update): make the workspace
+match the metafiles from the cache without losing a byte that exists nowhere else."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastreg.errors import (
+    ConflictError,
+    FastregError,
+    PathError,
+)
+from fastreg.objects import metafile as mf
+from fastreg.objects import tree as tr
+from fastreg.progress import Progress, phase
+from fastreg.repo.build import now_ns
+from fastreg.repo.cache import workspace_tmp
+from fastreg.repo.project import Project, Target
+from fastreg.repo.statcache import StatCache, StatCacheWriter, settle
+from fastreg.repo.workspace import (
+    default_jobs,
+    resolve_selection,
+    tree_files,
+    under,
+    walk_tree,
+    walk_workspace,
+    workspace_digests,
+)
+
+
+# -- checkout ----------------------------------------------------------------------------------
+@dataclass(slots=True)
+class CheckoutResult:
+    placed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: int | None = None,
+             progress: Progress | None = None) -> CheckoutResult:
+    result = CheckoutResult()
+    selection = resolve_selection(project, paths)
+    # A tracked directory that is not in the workspace at all (a fresh clone, an import) has
+    # nothing to compare with and nothing to lose: it is streamed from its tree straight into
+    # place, holding no per-file state. The others are planned first, so that a conflict stops
+    # the command before anything changes.
+    fresh: list[tuple[Target, mf.Metafile, str | None]] = []
+    planned: list[tuple[Target, str | None]] = []
+    for t, sub in selection:
+        meta = project.read_meta(t)
+        if meta.kind == "dir" and not os.path.lexists(t.data):
+            if sub is not None and not any(True for rel, _ in walk_tree(project, meta) if under(rel, sub)):
+                raise PathError(f"{t.rel}/{sub}: not in the tracked directory {t.rel}")
+            fresh.append((t, meta, sub))
+        else:
+            planned.append((t, sub))
+    workers = jobs or default_jobs()
+    with ThreadPoolExecutor(workers, thread_name_prefix="fastreg-place") as pool:
+        plans = [_plan_checkout(project, t, pool, force, sub) for t, sub in planned]
+        conflicts = [c for p in plans for c in p.conflicts]
+        if conflicts and not force:
+            more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+            raise ConflictError(
+                f"{conflicts[0]}{more}: local changes that are not in the cache would be lost; "
+                "run `fastreg add` to keep them or `fastreg checkout --force` to discard them"
+            )
+        errors: list[FastregError] = []
+        total = sum(rec.size for p in plans for _, rec in p.place)
+        total += sum(meta.size if sub is None else
+                     sum(r.size for rel, r in walk_tree(project, meta) if under(rel, sub)) for _, meta, sub in fresh)
+        phase(progress, "checkout", total)
+        for plan in plans:
+            _apply_checkout(project, plan, pool, result, errors, progress)
+        for t, meta, sub in fresh:
+            _checkout_fresh(project, t, meta, sub, pool, workers, result, errors, progress)
+    _raise_first(errors)
+    return result
+
+
+def checkout_new(project: Project, t: Target, meta: mf.Metafile, jobs: int | None = None) -> CheckoutResult:
+    """Check out the directory `meta` describes at t, which does not exist yet, without reading
+    t's metafile (import writes that only once the data is complete)."""
+    result = CheckoutResult()
+    errors: list[FastregError] = []
+    workers = jobs or default_jobs()
+    with ThreadPoolExecutor(workers, thread_name_prefix="fastreg-place") as pool:
+        _checkout_fresh(project, t, meta, None, pool, workers, result, errors, None)
+    _raise_first(errors)
+    return result
+
+
+def _raise_first(errors: list[FastregError]) -> None:
+    if errors:
+        first = errors[0]
+        if len(errors) > 1:
+            raise type(first)(f"{first.message} (and {len(errors) - 1} more files failed)")
+        raise first
+
+
+@dataclass(slots=True)
+class _CheckoutPlan:
+    target: Target
+    meta: mf.Metafile
+    place: list[tuple[str, tr.FileRecord]]
+    remove: list[str]  # files under the target to delete
+    replace_self: bool  # the target's path holds the wrong kind (a file for a dir, or the reverse)
+    conflicts: list[str]
+    unchanged: int
+    statcache: StatCache
+    started: int
+
+
+def _plan_checkout(project: Project, t: Target, pool: ThreadPoolExecutor, force: bool,
+                   subpath: str | None = None) -> _CheckoutPlan:
+    meta = project.read_meta(t)
+    started = now_ns()
+    sc = StatCache(project.state_dir, t.rel).load()
+    expected = tree_files(project, meta)
+    if subpath is not None:
+        expected = {rel: rec for rel, rec in expected.items() if under(rel, subpath)}
+        if not expected:
+            raise PathError(f"{t.rel}/{subpath}: not in the tracked directory {t.rel}")
+    base = t.data if meta.kind == "dir" else t.data.parent
+    if meta.kind == "dir":
+        if t.data.exists() and not t.data.is_dir():
+            files: dict[str, os.stat_result | tuple[int, int, int, int]] = {}
+            replace_self = True
+        else:
+            leftovers: list[str] = []
+            files = walk_workspace(t.data, leftovers) if t.data.is_dir() else {}
+            if subpath is not None:
+                files = {rel: st for rel, st in files.items() if under(rel, subpath)}
+            for path in leftovers:  # temp files of an interrupted checkout
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            replace_self = False
+    else:
+        replace_self = False
+        files = {}
+        if t.data.is_dir():
+            replace_self = True
+        elif os.path.exists(t.data):
+            files = {t.name: os.stat(t.data)}
+    ws = workspace_digests(base, files, sc, pool, started)
+    place, remove, conflicts = [], [], []
+    unchanged = 0
+    for rel, rec in expected.items():
+        have = ws.get(rel)
+        if have == rec.digest:
+            unchanged += 1
+            continue
+        if have is not None and not project.cache.has_file(have):
+            conflicts.append(f"{t.rel}/{rel}" if meta.kind == "dir" else t.rel)
+        place.append((rel, rec))
+    for rel, digest in ws.items():
+        if rel not in expected:
+            remove.append(rel)
+            if not project.cache.has_file(digest):
+                conflicts.append(f"{t.rel}/{rel}")
+    if replace_self:
+        conflicts.append(t.rel)
+        remove = []
+    return _CheckoutPlan(t, meta, place, remove, replace_self, conflicts, unchanged, sc, started)
+
+
+def _apply_checkout(project: Project, plan: _CheckoutPlan, pool: ThreadPoolExecutor, result: CheckoutResult,
+                    errors: list[FastregError], progress: Progress | None) -> None:
+    t, meta = plan.target, plan.meta
+    base = t.data if meta.kind == "dir" else t.data.parent
+    if plan.replace_self:
+        _remove_path(t.data)
+    for rel in plan.remove:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(base / rel)
+        result.removed += 1
+    if plan.remove:
+        _prune_empty_dirs(base, {os.path.dirname(r) for r in plan.remove})
+    if meta.kind == "dir":
+        t.data.mkdir(parents=True, exist_ok=True)
+        for d in sorted({os.path.dirname(rel) for rel, _ in plan.place} - {""}):
+            (t.data / d).mkdir(parents=True, exist_ok=True)
+
+    place_batch = _placer(project, base)
+    batches = [plan.place[i : i + PLACE_BATCH] for i in range(0, len(plan.place), PLACE_BATCH)]
+    for done in pool.map(place_batch, batches):
+        _tally(done, result, errors, progress,
+               lambda rel, st, rec, settled: plan.statcache.record(rel, st, rec.digest, rec.chunks,
+                                                                   plan.started, settled))
+    result.unchanged += plan.unchanged
+    plan.statcache.save()
+
+
+PLACE_BATCH = 64
+
+
+#: Batches in flight per worker when streaming a fresh check-out: enough that the workers never
+#: wait for the tree walk (a window of 4 leaves them idle 40% of the time), few enough that
+#: memory stays a few MB.
+FRESH_WINDOW = 64
+StatKey = tuple[int, int, int]  # ino, size, mtime_ns
+
+
+#: (relative path, record, error, stat key of the placed file, settled: recordable at once)
+Placed = tuple[str, tr.FileRecord, FastregError | None, StatKey | None, bool]
+
+
+def _placer(project: Project, base: Path) -> Callable[[list[tuple[str, tr.FileRecord]]], list[Placed]]:
+    """A function that puts a batch of (relative path, record) under `base` from the cache
+    (runs in the pool's threads) and says how each went."""
+    def place_one(rel: str, rec: tr.FileRecord) -> Placed:
+        try:
+            settled: list[StatKey] = []  # a copy or reflink is settled before its rename
+            project.cache.place(rec.digest, base / rel, rec.executable, settled=settled)
+            if settled:
+                return rel, rec, None, settled[-1], True
+            st = os.stat(base / rel)
+            return rel, rec, None, (st.st_ino, st.st_size, st.st_mtime_ns), False
+        except FastregError as exc:
+            return rel, rec, exc, None, False
+
+    def place_batch(batch: list[tuple[str, tr.FileRecord]]) -> list[Placed]:
+        """Copy mode: the native core reads each cache object, verifies its digest and writes
+        the workspace copy in one GIL-free pass; anything unusual goes through place_one."""
+        project.cache.wait_for([rec.digest for _, rec in batch])  # a pull may still be downloading them
+        if not project.cache.copies():
+            return [place_one(rel, rec) for rel, rec in batch]
+        tmps = [workspace_tmp(base / rel) for rel, _ in batch]
+        try:
+            errs = project.cache.copy_verified(
+                [(t, rec.digest, rec.executable) for t, (_, rec) in zip(tmps, batch, strict=True)],
+                names=[base / rel for rel, _ in batch])
+        except OSError:
+            for t in tmps:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(t)
+            return [place_one(rel, rec) for rel, rec in batch]
+        out: list[Placed] = []
+        for (rel, rec), tmp, err in zip(batch, tmps, errs, strict=True):
+            if err is not None:
+                out.append((rel, rec, err, None, False))
+                continue
+            key = settle(tmp)
+            os.replace(tmp, base / rel)
+            if key is None:
+                st = os.stat(base / rel)
+                out.append((rel, rec, None, (st.st_ino, st.st_size, st.st_mtime_ns), False))
+            else:
+                out.append((rel, rec, None, key, True))
+        return out
+
+    return place_batch
+
+
+def _tally(done: list[Placed], result: CheckoutResult, errors: list[FastregError], progress: Progress | None,
+           remember: Callable[[str, StatKey, tr.FileRecord, bool], None]) -> None:
+    """Count a placed batch into the result and the progress; `remember` records each placed
+    file's stat key for the stat cache."""
+    for rel, rec, err, st, settled in done:
+        if err is not None:
+            errors.append(err)
+            result.failed.append(rel)
+            continue
+        result.placed += 1
+        if st is not None:
+            remember(rel, st, rec, settled)
+        if progress:
+            progress(1, rec.size)
+
+
+def _checkout_fresh(project: Project, t: Target, meta: mf.Metafile, subpath: str | None, pool: ThreadPoolExecutor,
+                    workers: int, result: CheckoutResult, errors: list[FastregError],
+                    progress: Progress | None) -> None:
+    """Check out a tracked directory that is absent from the workspace: stream its tree in
+    batches through the pool (a bounded number in flight), writing a fresh stat cache as it goes.
+    Memory: the batches in flight and the set of directories made, not the files."""
+    started = now_ns()
+    writer = StatCacheWriter(StatCache(project.state_dir, t.rel), started)
+    base = t.data
+    base.mkdir(parents=True, exist_ok=True)
+    place_batch = _placer(project, base)
+    made = {""}
+    window: deque[Future[list[Placed]]] = deque()
+
+    def drain(fut: Future[list[Placed]]) -> None:
+        _tally(fut.result(), result, errors, progress,
+               lambda rel, st, rec, settled: writer.append(rel, st, rec.digest, rec.chunks, settled))
+
+    try:
+        batch: list[tuple[str, tr.FileRecord]] = []
+        for rel, rec in walk_tree(project, meta):
+            if subpath is not None and not under(rel, subpath):
+                continue
+            d = os.path.dirname(rel)
+            if d not in made:
+                (base / d).mkdir(parents=True, exist_ok=True)
+                made.add(d)
+            batch.append((rel, rec))
+            if len(batch) == PLACE_BATCH:
+                window.append(pool.submit(place_batch, batch))
+                batch = []
+                if len(window) >= FRESH_WINDOW * workers:
+                    drain(window.popleft())
+        if batch:
+            window.append(pool.submit(place_batch, batch))
+        while window:
+            drain(window.popleft())
+    except BaseException:
+        for fut in window:
+            fut.cancel()
+        writer.abort()
+        raise
+    writer.commit()
+
+
+def _remove_path(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        for root, dirs, files in os.walk(p, topdown=False):
+            for f in files:
+                os.unlink(os.path.join(root, f))
+            for d in dirs:
+                dd = os.path.join(root, d)
+                if os.path.islink(dd):
+                    os.unlink(dd)
+                else:
+                    os.rmdir(dd)
+        os.rmdir(p)
+    else:
+        os.unlink(p)
+
+
+def _prune_empty_dirs(base: Path, dirs: set[str]) -> None:
+    for d in sorted(dirs, key=lambda x: -x.count("/")):
+        while d:
+            try:
+                os.rmdir(base / d)
+            except OSError:
+                break
+            d = os.path.dirname(d)

@@ -1,0 +1,115 @@
+"""`fastreg status`: what changed in the workspace against the metafiles."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from fastreg.errors import (
+    FastregError,
+)
+from fastreg.objects import metafile as mf
+from fastreg.repo.build import now_ns
+from fastreg.repo.project import Project, Target
+from fastreg.repo.statcache import StatCache
+from fastreg.repo.workspace import (
+    default_jobs,
+    resolve_targets,
+    tree_files,
+    walk_workspace,
+    workspace_digests,
+)
+
+
+# -- status ------------------------------------------------------------------------------------
+class State(StrEnum):
+    """What status found for one tracked path (the values are the JSON output's)."""
+
+    OK = "ok"
+    CHANGED = "changed"  # files added, modified or deleted (listed), or the path changed kind
+    DELETED = "deleted"  # the whole path is gone from the workspace; the cache has it
+    NOT_PULLED = "not-pulled"  # neither in the workspace nor in the cache: never pulled here
+    NOT_IN_CACHE = "not-in-cache"  # in the workspace, but its tree is not in the cache to compare with
+
+
+@dataclass(slots=True)
+class TargetStatus:
+    target: Target
+    meta: mf.Metafile
+    state: State = State.OK
+    added: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)  # gone from the workspace, still in the cache
+    # Recorded files that are neither in the workspace nor in the cache: never pulled here (a
+    # partial pull), not deleted. Not a change: `fastreg pull TARGET` brings them.
+    not_pulled: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.state != State.OK
+
+
+def status(project: Project, paths: Iterable[str], jobs: int | None = None) -> list[TargetStatus]:
+    out = []
+    with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-hash") as pool:
+        for t in resolve_targets(project, paths):
+            out.append(_status_one(project, t, pool))
+    return out
+
+
+def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> TargetStatus:
+    meta = project.read_meta(t)
+    res = TargetStatus(t, meta)
+    if not os.path.lexists(t.data):
+        in_cache = (project.cache.has_file(meta.digest) if meta.kind == "file"
+                    else project.cache.tree_path(meta.digest).exists())
+        res.state = State.DELETED if in_cache else State.NOT_PULLED
+        return res
+    started = now_ns()
+    sc = StatCache(project.state_dir, t.rel).load()
+    if meta.kind == "file":
+        try:
+            st = os.stat(t.data)
+        except FileNotFoundError:
+            res.state = State.DELETED
+            return res
+        files: dict[str, os.stat_result | tuple[int, int, int, int]] = {t.name: st}
+        if not stat.S_ISREG(st.st_mode):
+            res.state = State.CHANGED
+            res.modified.append(t.name)
+            return res
+        ws = workspace_digests(t.data.parent, files, sc, pool, started)
+        if ws[t.name] != meta.digest:
+            res.state = State.CHANGED
+            res.modified.append(t.name)
+        sc.save()
+        return res
+    if t.data.is_file():
+        res.state = State.CHANGED
+        res.modified.append(t.name)
+        return res
+    try:
+        expected = tree_files(project, meta)
+    except FastregError:
+        res.state = State.NOT_IN_CACHE
+        return res
+    ws = workspace_digests(t.data, walk_workspace(t.data), sc, pool, started)
+    for rel, digest in ws.items():
+        rec = expected.get(rel)
+        if rec is None:
+            res.added.append(rel)
+        elif rec.digest != digest:
+            res.modified.append(rel)
+    for rel, rec in expected.items():
+        if rel not in ws:
+            (res.deleted if project.cache.has_file(rec.digest) else res.not_pulled).append(rel)
+    res.added.sort()
+    res.modified.sort()
+    if res.added or res.modified or res.deleted:
+        res.state = State.CHANGED
+    sc.save()
+    return res

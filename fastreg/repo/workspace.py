@@ -1,0 +1,181 @@
+"""The workspace as commands see it: which targets a command line names, the files under a
+tracked path with their digests (through the stat cache), and the records a tree holds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from fastreg.chunking import default_chunker
+from fastreg.errors import (
+    DecodeError,
+    FastregError,
+    FileSystemError,
+    MetafileError,
+    PathError,
+)
+from fastreg.objects import metafile as mf
+from fastreg.objects import tree as tr
+from fastreg.repo.build import now_ns
+from fastreg.repo.cache import is_workspace_tmp
+from fastreg.repo.project import Project, Target
+from fastreg.repo.statcache import StatCache
+
+
+def default_jobs() -> int:
+    return max(2, os.cpu_count() or 2)
+
+
+def read_meta_quiet(project: Project, t: Target) -> mf.Metafile | None:
+    try:
+        return project.read_meta(t)
+    except FastregError:
+        return None
+
+
+# -- workspace state ---------------------------------------------------------------------------
+def walk_workspace(root: Path, leftovers: list[str] | None = None
+                    ) -> dict[str, os.stat_result | tuple[int, int, int, int]]:
+    """relpath -> (ino, size, mtime_ns, mode) of every regular file under root (links to files
+    followed).  Directory entries come from getdents (d_type, no stat), then the native core
+    stats all files in one GIL-free pass.  Temp files of an interrupted checkout are skipped
+    (and listed in leftovers, for checkout to delete)."""
+    rels: list[str] = []
+    paths: list[str] = []
+
+    def walk(d: str, prefix: str) -> None:
+        try:
+            with os.scandir(d) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        walk(entry.path, prefix + entry.name + "/")
+                    elif entry.is_file():
+                        if is_workspace_tmp(entry.name):
+                            if leftovers is not None:
+                                leftovers.append(entry.path)
+                            continue
+                        rels.append(prefix + entry.name)
+                        paths.append(entry.path)
+        except OSError as exc:
+            raise FileSystemError(f"cannot list {d}: {exc.strerror}") from None
+
+    walk(str(root), "")
+    try:
+        stats = default_chunker().stat_files(paths)
+    except OSError as exc:
+        raise FileSystemError(f"cannot stat {exc.filename}: {exc.strerror}") from None
+    return {rel: st for rel, st in zip(rels, stats, strict=True) if st is not None}
+
+
+def workspace_digests(root: Path, files: dict[str, os.stat_result | tuple[int, int, int, int]], sc: StatCache,
+             pool: ThreadPoolExecutor,
+             started: int) -> dict[str, bytes]:
+    """Digest of every workspace file: from the stat cache when stat matches, else by hashing
+    (in parallel batches); new hashes are recorded in the stat cache."""
+    out: dict[str, bytes] = {}
+    misses: list[str] = []
+    for rel, st in files.items():
+        hit = sc.lookup(rel, st)
+        if hit is None:
+            misses.append(rel)
+        else:
+            out[rel] = hit[0]
+    if misses:
+        chunker = default_chunker()
+        batches = [misses[i : i + 64] for i in range(0, len(misses), 64)]
+
+        def work(batch: list[str]) -> list[tuple[int, bytes, bytes, int, int, int]]:
+            try:
+                return chunker.hash_files([os.path.join(root, r) for r in batch])
+            except OSError as exc:
+                raise FileSystemError(f"cannot read {exc.filename}: {exc.strerror}") from None
+
+        for batch, results in zip(batches, pool.map(work, batches), strict=True):
+            for rel, (_size, digest, chunks, *_) in zip(batch, results, strict=True):
+                out[rel] = digest
+                sc.record(rel, files[rel], digest, chunks, started)
+    return out
+
+
+def tree_files(project: Project, meta: mf.Metafile) -> dict[str, tr.FileRecord]:
+    if meta.kind == "file":
+        return {meta.path: tr.FileRecord(meta.size, meta.digest, b"", meta.executable)}
+    try:
+        return dict(tr.walk(project.cache, meta.digest))
+    except DecodeError as exc:
+        raise MetafileError(f"{meta.path}: {exc}") from None
+
+
+def under(path: str, subpath: str | None) -> bool:
+    return subpath is None or path == subpath or path.startswith(subpath + "/")
+
+
+def resolve_selection(project: Project, paths: Iterable[str]) -> list[tuple[Target, str | None]]:
+    """Targets by data path or metafile, or (target, subpath) for paths inside a tracked
+    directory; every target in the workspace when paths is empty."""
+    paths = list(paths)
+    if not paths:
+        return [(t, None) for t in project.metafiles()]
+    out: list[tuple[Target, str | None]] = []
+    for p in paths:
+        t = project.target(p)
+        if t.meta.exists():
+            out.append((t, None))
+            continue
+        owner = project.tracked_ancestor(t)
+        if owner is None:
+            raise PathError(f"{p}: not tracked (no metafile for it or a folder above it); run `fastreg add` first")
+        out.append((owner, t.rel[len(owner.rel) + 1 :]))
+    return out
+
+
+def resolve_targets(project: Project, paths: Iterable[str]) -> list[Target]:
+    paths = list(paths)
+    if not paths:
+        return project.metafiles()
+    return [project.target(p, must_exist=True) for p in paths]
+
+
+def workspace_records(project: Project, t: Target, meta: mf.Metafile,
+                      pool: ThreadPoolExecutor) -> dict[str, tr.FileRecord] | None:
+    """What t's data in the workspace is, as {path relative to t (a file target: its name):
+    record without chunks}, through the stat cache as status reads it. Files the metafile names
+    that were never pulled here (neither in the workspace nor in the cache) count as they are
+    recorded. None when none of t's data was ever here: the metafile says what it is."""
+    if not os.path.lexists(t.data):
+        in_cache = (project.cache.has_file(meta.digest) if meta.kind == "file"
+                    else project.cache.tree_path(meta.digest).exists())
+        return {} if in_cache else None
+    started = now_ns()
+    sc = StatCache(project.state_dir, t.rel).load()
+    if t.data.is_dir():
+        files = walk_workspace(t.data)
+        digests = workspace_digests(t.data, files, sc, pool, started)
+    else:
+        files = {t.name: os.stat(t.data)}
+        digests = workspace_digests(t.data.parent, files, sc, pool, started)
+    sc.save()
+    out = {rel: tr.FileRecord(_stat_size(files[rel]), d, b"", _is_exec(files[rel])) for rel, d in digests.items()}
+    if meta.kind == "dir" and t.data.is_dir() and project.cache.tree_path(meta.digest).exists():
+        for rel, rec in walk_tree(project, meta):
+            if rel not in out and not project.cache.has_file(rec.digest):
+                out[rel] = rec
+    return out
+
+
+def _stat_size(st: os.stat_result | tuple[int, int, int, int]) -> int:
+    return st.st_size if isinstance(st, os.stat_result) else st[1]
+
+
+def _is_exec(st: os.stat_result | tuple[int, int, int, int]) -> bool:
+    mode = st.st_mode if isinstance(st, os.stat_result) else st[3]
+    return bool(mode & 0o100)
+
+
+def walk_tree(project: Project, meta: mf.Metafile) -> Iterator[tuple[str, tr.FileRecord]]:
+    try:
+        yield from tr.walk(project.cache, meta.digest)
+    except DecodeError as exc:
+        raise MetafileError(f"{meta.path}: {exc}") from None
