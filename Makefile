@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench clean
 
-$(BIN)/fastreg: pyproject.toml setup.py fastreg/_hash.pyx
+$(BIN)/fastreg: pyproject.toml setup.py fastreg/_hash.pyx fastreg/_files.pyx fastreg/_index.pyx fastreg/_posix.pxd
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -25,4 +25,4 @@ bench: $(BIN)/fastreg
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) build demo bench/work fastreg/_hash.c fastreg/*.so
+	rm -rf $(VENV) build demo bench/work fastreg/_hash.c fastreg/_files.c fastreg/_index.c fastreg/*.so

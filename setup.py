@@ -6,11 +6,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=cythonize(
         [
-            Extension(
-                "fastreg._hash",
-                ["fastreg/_hash.pyx"],
-                extra_compile_args=["-O3", "-funroll-loops"],
-            )
+            Extension(f"fastreg.{name}", [f"fastreg/{name}.pyx"], extra_compile_args=["-O3", "-funroll-loops"])
+            for name in ("_hash", "_files", "_index")
         ],
         compiler_directives={
             "language_level": 3,

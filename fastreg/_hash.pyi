@@ -1,7 +1,23 @@
-"""Typed contract of the native core (fastreg/_hash.pyx)."""
+"""Typed contract of the native chunk/hash core (fastreg/_hash.pyx)."""
 
 from collections.abc import Sequence
 from os import PathLike
+
+class HashedFile:
+    """One file as hash_files read it."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def digest(self) -> bytes: ...
+    @property
+    def chunks(self) -> bytes: ...
+    @property
+    def ino(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int: ...
+    @property
+    def mode(self) -> int: ...
 
 class Chunker:
     min_size: int
@@ -25,25 +41,4 @@ class Chunker:
         copy_to: Sequence[str | bytes | PathLike[str]] | None = None,
         copy_modes: Sequence[int] | None = None,
         bufsize: int = ...,
-    ) -> list[tuple[int, bytes, bytes, int, int, int]]: ...
-    def stat_files(
-        self, paths: Sequence[str | bytes | PathLike[str]]
-    ) -> list[tuple[int, int, int, int] | None]: ...
-
-def write_files(
-    data: bytes | bytearray | memoryview,
-    offsets: Sequence[int],
-    lengths: Sequence[int],
-    tmps: Sequence[str | bytes | PathLike[str]],
-    finals: Sequence[str | bytes | PathLike[str]],
-    mode: int = 0o444,
-) -> list[int]: ...
-def link_files(
-    srcs: Sequence[str | bytes | PathLike[str]],
-    dsts: Sequence[str | bytes | PathLike[str]],
-    keys: Sequence[tuple[int, int, int]],
-    mode: int = 0o444,
-) -> list[int]: ...
-
-def index_records(entries: bytes | bytearray | memoryview, pack_no: int) -> bytes: ...
-def sort_unique(data: bytes | bytearray | memoryview, width: int, key: int) -> bytes: ...
+    ) -> list[HashedFile]: ...

@@ -3,37 +3,63 @@
 
 Policy-free on purpose: chunk sizes, the gear table and which files to read are decided in
 ``fastreg/chunking.py``.  This module only answers "where are the cut points of these bytes" and
-"what are the chunk and file digests of these files", with the GIL released around the byte loops
-(the cut-point scan and the read() calls) so two threads keep two cores busy.
+"what are the chunk and file digests of these files" (optionally writing a copy of each file
+from the very buffer that was hashed), with the GIL released around the byte loops (the
+cut-point scan and the read() calls) so two threads keep two cores busy. Batched file
+operations live in _files.pyx, the remote index tables in _index.pyx.
 
 Chunk list encoding (``chunks`` in the results): the concatenation, in file order, of one 20-byte
 entry per chunk: 16 raw bytes of XXH3-128 then the chunk length as a big-endian uint32.  A file
-that is a single chunk (every file no larger than the minimum chunk size, and the empty file) gets
+that is a single chunk (every file up to ``whole_file_limit``, and the empty file) gets
 an empty list: its only chunk is the whole file, whose digest is the file digest.  That saves 20
 bytes per small image in every tree.
 """
 
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, qsort
-from libc.string cimport memcmp, memcpy, memmove
-from libc.errno cimport errno, EINTR, ENOENT, ENOTDIR, ESTALE
-from libc.stdint cimport int64_t
+from libc.errno cimport ESTALE, errno
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memmove
 from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, open as c_open
-from posix.stat cimport chmod, fstat, lstat, stat, struct_stat
-from posix.unistd cimport close as c_close, link, read as c_read, unlink, write as c_write
+from posix.unistd cimport close as c_close
+
+from fastreg._posix cimport O_CLOEXEC, Stat, fstat_into, read_into, write_all
 
 import os
 
 import xxhash
-
-cdef extern from "fcntl.h":
-    int O_CLOEXEC
 
 _digest = xxhash.xxh3_128_digest
 _hasher = xxhash.xxh3_128
 
 cdef enum:
     CHUNK_ENTRY = 20
+
+
+cdef class HashedFile:
+    """What hash_files found for one file: its size, XXH3-128 digest and chunk list, and the
+    inode, mtime and mode fstat() gave for the very file that was read."""
+
+    cdef readonly object size
+    cdef readonly bytes digest
+    cdef readonly bytes chunks
+    cdef readonly object ino
+    cdef readonly object mtime_ns
+    cdef readonly object mode
+
+    def __repr__(self):
+        return (f"HashedFile(size={self.size}, digest={self.digest.hex()}, chunks={len(self.chunks) // 20}, "
+                f"ino={self.ino}, mtime_ns={self.mtime_ns}, mode={self.mode:o})")
+
+
+cdef HashedFile _hashed(object size, bytes digest, bytes chunks, object ino, object mtime_ns, object mode):
+    cdef HashedFile h = HashedFile.__new__(HashedFile)
+    h.size = size
+    h.digest = digest
+    h.chunks = chunks
+    h.ino = ino
+    h.mtime_ns = mtime_ns
+    h.mode = mode
+    return h
 
 
 cdef class Chunker:
@@ -200,8 +226,8 @@ cdef class Chunker:
     def hash_files(self, paths, copy_to=None, copy_modes=None, size_t bufsize=16 << 20):
         """Digest a batch of files; optionally write a copy of each to a new file.
 
-        Returns one (size, file digest, chunk list, inode, mtime_ns, mode) per path, the stat
-        fields from fstat() of the file that was read.  With ``copy_to`` (one path per file),
+        Returns one HashedFile per path (size, digest, chunks, and ino/mtime_ns/mode from
+        fstat() of the file that was read).  With ``copy_to`` (one path per file),
         the bytes read are also written to that path (created exclusively, mode 0444 or the
         matching entry of ``copy_modes``, less the umask): the copy is the very content that
         was hashed, from the same buffer.
@@ -273,8 +299,8 @@ cdef class Chunker:
                         blob_b = bytearray(ncut * CHUNK_ENTRY)
                         _append_chunks(blob_b, 0, region, cuts + slots[k].cut_start, ncut, 0)
                         blob = bytes(blob_b)
-                    results.append((slots[k].length, _digest(region), blob, slots[k].ino, slots[k].mtime_ns,
-                                    slots[k].mode))
+                    results.append(_hashed(slots[k].length, _digest(region), blob, slots[k].ino,
+                                           slots[k].mtime_ns, slots[k].mode))
                 i += g
             return results
         finally:
@@ -301,14 +327,14 @@ cdef class Chunker:
         cdef int err = 0
         cdef int stage = 0
         cdef bint eof
-        cdef _Stat before, after
+        cdef Stat before, after
         if window < 2 * self.max_size:
             window = 2 * self.max_size
         with nogil:
             fd = c_open(path, O_RDONLY | O_CLOEXEC)
             if fd < 0:
                 err = errno
-            elif _fstat(fd, &before) != 0:
+            elif fstat_into(fd, &before) != 0:
                 err = errno
             elif copy_path != NULL:
                 out_fd = c_open(copy_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, copy_mode)
@@ -327,11 +353,11 @@ cdef class Chunker:
                 eof = False
                 prev = filled
                 with nogil:
-                    err = _read_into(fd, buf, prev, window, &filled, &eof)
+                    err = read_into(fd, buf, prev, window, &filled, &eof)
                     if not err and out_fd >= 0:
                         # Only the bytes added by this read: the tail kept from the previous
                         # window was written already.
-                        err = _write_all(out_fd, buf + prev, filled - prev)
+                        err = write_all(out_fd, buf + prev, filled - prev)
                     if not err:
                         count = self._cuts(buf, filled, eof, cuts, cap, &consumed)
                 if err:
@@ -351,7 +377,7 @@ cdef class Chunker:
                     if c_close(out_fd) != 0 and not err:
                         err = errno
                         stage = 2
-                if _fstat(fd, &after) != 0 and not err:
+                if fstat_into(fd, &after) != 0 and not err:
                     err = errno
                 c_close(fd)
         if err:
@@ -360,49 +386,7 @@ cdef class Chunker:
             _raise_for(ESTALE, pypath, pycopy, 1)
         if nchunks == 1:
             blob = bytearray()
-        return (total, hasher.digest(), bytes(blob), before.ino, before.mtime_ns, before.mode)
-
-    def stat_files(self, paths):
-        """stat() (following symlinks) of many paths in one GIL-free pass: one
-        (inode, size, mtime_ns, mode) per path, or None where the path does not exist."""
-        cdef size_t n = len(paths)
-        cdef size_t k
-        cdef _Stat* sts = <_Stat*>malloc((n + 1) * sizeof(_Stat))
-        cdef int* errs = <int*>malloc((n + 1) * sizeof(int))
-        cdef const char** cpaths = <const char**>malloc((n + 1) * sizeof(char*))
-        if sts == NULL or errs == NULL or cpaths == NULL:
-            free(sts); free(errs); free(cpaths)
-            raise MemoryError()
-        keep = [os.fsencode(p) for p in paths]
-        cdef bytes item
-        for k in range(n):
-            item = keep[k]
-            cpaths[k] = item
-        try:
-            with nogil:
-                for k in range(n):
-                    errs[k] = 0 if _stat_path(cpaths[k], &sts[k]) == 0 else errno
-            out = []
-            for k in range(n):
-                if errs[k] == ENOENT or errs[k] == ENOTDIR:
-                    out.append(None)
-                elif errs[k]:
-                    raise OSError(errs[k], os.strerror(errs[k]), os.fsdecode(paths[k]))
-                else:
-                    out.append((sts[k].ino, sts[k].size, sts[k].mtime_ns, sts[k].mode))
-            return out
-        finally:
-            free(sts)
-            free(errs)
-            free(cpaths)
-
-
-cdef struct _Stat:
-    uint64_t ino
-    int64_t size
-    int64_t mtime_ns
-    uint32_t mode
-
+        return _hashed(total, hasher.digest(), bytes(blob), before.ino, before.mtime_ns, before.mode)
 
 cdef struct _Slot:
     size_t offset
@@ -415,59 +399,6 @@ cdef struct _Slot:
     uint64_t ino
     int64_t mtime_ns
     uint32_t mode
-
-
-cdef inline int _fill(const struct_stat* st, _Stat* out) noexcept nogil:
-    out.ino = st.st_ino
-    out.size = st.st_size
-    out.mtime_ns = <int64_t>st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
-    out.mode = st.st_mode
-    return 0
-
-
-cdef inline int _fstat(int fd, _Stat* out) noexcept nogil:
-    cdef struct_stat st
-    if fstat(fd, &st) != 0:
-        return -1
-    return _fill(&st, out)
-
-
-cdef inline int _stat_path(const char* path, _Stat* out) noexcept nogil:
-    cdef struct_stat st
-    if stat(path, &st) != 0:
-        return -1
-    return _fill(&st, out)
-
-
-cdef int _read_into(int fd, uint8_t* buf, size_t start, size_t cap, size_t* filled, bint* eof) noexcept nogil:
-    """Read from fd into buf[start:cap] until full or EOF; returns errno or 0."""
-    cdef ssize_t got
-    cdef size_t f = start
-    while f < cap:
-        got = c_read(fd, buf + f, cap - f)
-        if got < 0:
-            if errno == EINTR:
-                continue
-            return errno
-        if got == 0:
-            eof[0] = True
-            break
-        f += got
-    filled[0] = f
-    return 0
-
-
-cdef int _write_all(int fd, const uint8_t* p, size_t n) noexcept nogil:
-    cdef ssize_t put
-    while n:
-        put = c_write(fd, p, n)
-        if put < 0:
-            if errno == EINTR:
-                continue
-            return errno
-        p += put
-        n -= put
-    return 0
 
 
 cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, const unsigned int* modes,
@@ -483,7 +414,7 @@ cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, c
     cdef size_t filled, consumed, count
     cdef int fd, out_fd, e
     cdef bint eof
-    cdef _Stat before, after
+    cdef Stat before, after
     cdef _Slot* s
     while k < n and k < maxg:
         s = &slots[k]
@@ -494,7 +425,7 @@ cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, c
         if fd < 0:
             s.err = errno
             return k + 1
-        if _fstat(fd, &before) != 0:
+        if fstat_into(fd, &before) != 0:
             s.err = errno
             c_close(fd)
             return k + 1
@@ -509,8 +440,8 @@ cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, c
             return k
         # Read one byte more than expected to notice a file that grew.
         eof = False
-        e = _read_into(fd, buf, pos, pos + <size_t>before.size + 1, &filled, &eof)
-        if e == 0 and _fstat(fd, &after) != 0:
+        e = read_into(fd, buf, pos, pos + <size_t>before.size + 1, &filled, &eof)
+        if e == 0 and fstat_into(fd, &after) != 0:
             e = errno
         c_close(fd)
         if e:
@@ -530,7 +461,7 @@ cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, c
             if out_fd < 0:
                 s.err = errno
                 return k + 1
-            e = _write_all(out_fd, buf + pos, filled - pos)
+            e = write_all(out_fd, buf + pos, filled - pos)
             if c_close(out_fd) != 0 and e == 0:
                 e = errno
             if e:
@@ -616,185 +547,3 @@ cdef void _append_chunks(bytearray blob, size_t at, object mv, const size_t* end
         dst[at + 19] = length & 0xFF
         at += CHUNK_ENTRY
         start = end
-
-
-def link_files(srcs, dsts, keys, unsigned int mode=0o444):
-    """Hard-link many files in one GIL-free pass: for each i, link(srcs[i], dsts[i]); when the
-    link is made, lstat(dsts[i]) must still show keys[i] = (inode, size, mtime_ns) (the file as
-    it was hashed), else the new link is removed and ESTALE reported; then chmod(dsts[i], mode).
-    Returns one errno per file, 0 for success (EEXIST: dsts[i] existed, nothing was done)."""
-    cdef size_t n = len(srcs)
-    cdef size_t k
-    if len(dsts) != n or len(keys) != n:
-        raise ValueError("srcs, dsts and keys must have the same length")
-    cdef const char** csrc = <const char**>malloc((n + 1) * sizeof(char*))
-    cdef const char** cdst = <const char**>malloc((n + 1) * sizeof(char*))
-    cdef _Stat* want = <_Stat*>malloc((n + 1) * sizeof(_Stat))
-    cdef int* errs = <int*>malloc((n + 1) * sizeof(int))
-    cdef _Stat got
-    cdef bytes item
-    if csrc == NULL or cdst == NULL or want == NULL or errs == NULL:
-        free(csrc); free(cdst); free(want); free(errs)
-        raise MemoryError()
-    keep_s = [os.fsencode(p) for p in srcs]
-    keep_d = [os.fsencode(p) for p in dsts]
-    for k in range(n):
-        item = keep_s[k]
-        csrc[k] = item
-        item = keep_d[k]
-        cdst[k] = item
-        want[k].ino, want[k].size, want[k].mtime_ns = keys[k]
-    try:
-        with nogil:
-            for k in range(n):
-                errs[k] = 0
-                if link(csrc[k], cdst[k]) != 0:
-                    errs[k] = errno
-                    continue
-                if _lstat_path(cdst[k], &got) != 0:
-                    errs[k] = errno
-                elif got.ino != want[k].ino or got.size != want[k].size or got.mtime_ns != want[k].mtime_ns:
-                    unlink(cdst[k])
-                    errs[k] = ESTALE
-                elif chmod(cdst[k], mode) != 0:
-                    errs[k] = errno
-        return [errs[k] for k in range(n)]
-    finally:
-        free(csrc)
-        free(cdst)
-        free(want)
-        free(errs)
-
-
-cdef extern from "stdio.h" nogil:
-    int c_rename "rename"(const char* old, const char* new)
-
-
-def write_files(const uint8_t[::1] data, offsets, lengths, tmps, finals, unsigned int mode=0o444):
-    """Write many new files from slices of one buffer in one GIL-free pass: for each i, unless
-    finals[i] exists already, data[offsets[i]:offsets[i]+lengths[i]] goes to a new file tmps[i]
-    (O_EXCL), which is then renamed to finals[i] (so no final name ever holds a partial file).
-    The caller has verified the bytes. Returns one errno per file: 0 written, -1 skipped because
-    finals[i] existed; on an error the temp file is removed."""
-    cdef size_t n = len(offsets)
-    cdef size_t k
-    cdef size_t size = data.shape[0]
-    if len(lengths) != n or len(tmps) != n or len(finals) != n:
-        raise ValueError("offsets, lengths, tmps and finals must have the same length")
-    cdef const char** ctmp = <const char**>malloc((n + 1) * sizeof(char*))
-    cdef const char** cfin = <const char**>malloc((n + 1) * sizeof(char*))
-    cdef size_t* off = <size_t*>malloc((n + 1) * sizeof(size_t))
-    cdef size_t* ln = <size_t*>malloc((n + 1) * sizeof(size_t))
-    cdef int* errs = <int*>malloc((n + 1) * sizeof(int))
-    cdef const uint8_t* base = &data[0] if size else NULL
-    cdef int fd, err
-    cdef _Stat st
-    cdef bytes item
-    if ctmp == NULL or cfin == NULL or off == NULL or ln == NULL or errs == NULL:
-        free(ctmp); free(cfin); free(off); free(ln); free(errs)
-        raise MemoryError()
-    try:
-        keep_t = [os.fsencode(p) for p in tmps]
-        keep_f = [os.fsencode(p) for p in finals]
-        for k in range(n):
-            off[k] = offsets[k]
-            ln[k] = lengths[k]
-            if off[k] > size or ln[k] > size - off[k]:
-                raise ValueError("a slice lies outside the buffer")
-            item = keep_t[k]
-            ctmp[k] = item
-            item = keep_f[k]
-            cfin[k] = item
-        with nogil:
-            for k in range(n):
-                errs[k] = 0
-                if _lstat_path(cfin[k], &st) == 0:
-                    errs[k] = -1
-                    continue
-                fd = c_open(ctmp[k], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-                if fd < 0:
-                    errs[k] = errno
-                    continue
-                err = _write_all(fd, base + off[k], ln[k])
-                if c_close(fd) != 0 and err == 0:
-                    err = errno
-                if err == 0 and c_rename(ctmp[k], cfin[k]) != 0:
-                    err = errno
-                if err != 0:
-                    unlink(ctmp[k])
-                    errs[k] = err
-        return [errs[k] for k in range(n)]
-    finally:
-        free(ctmp)
-        free(cfin)
-        free(off)
-        free(ln)
-        free(errs)
-
-
-cdef inline int _lstat_path(const char* path, _Stat* out) noexcept nogil:
-    cdef struct_stat st
-    if lstat(path, &st) != 0:
-        return -1
-    return _fill(&st, out)
-
-
-# -- remote index tables -----------------------------------------------------------------------
-# The client's mirror of a remote index is one blob of fixed-width records sorted by chunk digest
-# (transfer/index.py). Merging new index segments happens here, on the blob, so a mirror of
-# millions of chunks never becomes millions of Python objects.
-
-cdef size_t _sort_width = 0
-
-
-cdef int _cmp_records(const void* a, const void* b) noexcept nogil:
-    return memcmp(a, b, _sort_width)
-
-
-def index_records(const uint8_t[::1] entries, uint32_t pack_no):
-    """24-byte index segment entries (digest 16 + offset u32 BE + length u32 BE) -> 28-byte mirror
-    records (digest 16 + pack_no u32 BE + offset + length)."""
-    cdef Py_ssize_t n = entries.shape[0] // 24
-    if entries.shape[0] % 24:
-        raise ValueError("index entries must be a multiple of 24 bytes")
-    out = bytearray(n * 28)
-    cdef uint8_t[::1] o = out
-    cdef Py_ssize_t i
-    cdef uint8_t nb[4]
-    nb[0] = (pack_no >> 24) & 0xFF
-    nb[1] = (pack_no >> 16) & 0xFF
-    nb[2] = (pack_no >> 8) & 0xFF
-    nb[3] = pack_no & 0xFF
-    with nogil:
-        for i in range(n):
-            memcpy(&o[i * 28], &entries[i * 24], 16)
-            memcpy(&o[i * 28 + 16], nb, 4)
-            memcpy(&o[i * 28 + 20], &entries[i * 24 + 16], 8)
-    return bytes(out)
-
-
-def sort_unique(data, Py_ssize_t width, Py_ssize_t key):
-    """Sort `width`-byte records in byte order and keep the first of each run of records whose
-    first `key` bytes are equal. Returns bytes."""
-    global _sort_width
-    if width <= 0 or key <= 0 or key > width:
-        raise ValueError("need 0 < key <= width")
-    buf = bytearray(data)
-    cdef Py_ssize_t total = len(buf)
-    if total % width:
-        raise ValueError("data is not a whole number of records")
-    cdef Py_ssize_t n = total // width
-    if n == 0:
-        return b""
-    cdef uint8_t[::1] b = buf
-    cdef Py_ssize_t i, kept = 1
-    _sort_width = <size_t>width  # under the GIL: one sort at a time
-    qsort(&b[0], <size_t>n, <size_t>width, _cmp_records)
-    for i in range(1, n):
-        if memcmp(&b[i * width], &b[(kept - 1) * width], <size_t>key) != 0:
-            if kept != i:
-                memcpy(&b[kept * width], &b[i * width], <size_t>width)
-            kept += 1
-    del b
-    del buf[kept * width:]
-    return bytes(buf)

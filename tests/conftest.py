@@ -128,9 +128,6 @@ def hashed(monkeypatch) -> list[str]:
             seen.extend(paths)
             return real.hash_files(paths, copy_to)
 
-        def stat_files(self, paths):
-            return real.stat_files(paths)
-
     monkeypatch.setattr(build, "default_chunker", Counting)
     monkeypatch.setattr(workspace, "default_chunker", Counting)
     return seen

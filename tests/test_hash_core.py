@@ -76,10 +76,10 @@ def test_hash_files_equals_digest_buffer(tmp_path, size: int) -> None:
     p.write_bytes(data)
     # A buffer smaller than the file exercises the streaming path.
     for bufsize in (1 << 20, 16 << 20):
-        [(got_size, digest, blob, ino, mtime_ns, mode)] = ch.hash_files([str(p)], bufsize=bufsize)
-        assert (got_size, digest, blob) == (size, *ch.digest_buffer(data))
+        [h] = ch.hash_files([str(p)], bufsize=bufsize)
+        assert (h.size, h.digest, h.chunks) == (size, *ch.digest_buffer(data))
         st = p.stat()
-        assert (ino, mtime_ns, mode) == (st.st_ino, st.st_mtime_ns, st.st_mode)
+        assert (h.ino, h.mtime_ns, h.mode) == (st.st_ino, st.st_mtime_ns, st.st_mode)
 
 
 def test_hash_files_batch_and_missing_file(tmp_path) -> None:
@@ -90,9 +90,9 @@ def test_hash_files_batch_and_missing_file(tmp_path) -> None:
         p.write_bytes(os.urandom(i * 997))
         paths.append(str(p))
     results = ch.hash_files(paths)
-    assert [r[0] for r in results] == [i * 997 for i in range(50)]
+    assert [r.size for r in results] == [i * 997 for i in range(50)]
     assert all(
-        r[1] == xxhash.xxh3_128_digest(Path(p).read_bytes()) for r, p in zip(results, paths, strict=True)
+        r.digest == xxhash.xxh3_128_digest(Path(p).read_bytes()) for r, p in zip(results, paths, strict=True)
     )
     with pytest.raises(FileNotFoundError) as exc:
         ch.hash_files([paths[0], str(tmp_path / "nope")])
@@ -143,10 +143,10 @@ def test_hash_files_copies_exactly_what_it_hashed(tmp_path, sizes: list[int]) ->
         dsts.append(str(tmp_path / f"d{i}"))
         datas.append(data)
     results = ch.hash_files(srcs, copy_to=dsts, bufsize=4 << 20)
-    for data, dst, (size, digest, blob, *_rest) in zip(datas, dsts, results, strict=True):
+    for data, dst, h in zip(datas, dsts, results, strict=True):
         assert Path(dst).read_bytes() == data
         assert Path(dst).stat().st_mode & 0o777 == 0o444
-        assert (size, digest, blob) == (len(data), *ch.digest_buffer(data))
+        assert (h.size, h.digest, h.chunks) == (len(data), *ch.digest_buffer(data))
     # The copy target must be new: an existing file is an error naming it, never overwritten.
     with pytest.raises(FileExistsError) as exc:
         ch.hash_files(srcs[:1], copy_to=dsts[:1])
@@ -154,9 +154,10 @@ def test_hash_files_copies_exactly_what_it_hashed(tmp_path, sizes: list[int]) ->
 
 
 def test_stat_files(tmp_path) -> None:
-    ch = default_chunker()
+    from fastreg._files import stat_files
+
     (tmp_path / "a").write_bytes(b"abc")
-    got = ch.stat_files([str(tmp_path / "a"), str(tmp_path / "missing")])
+    got = stat_files([str(tmp_path / "a"), str(tmp_path / "missing")])
     st = (tmp_path / "a").stat()
     assert got == [(st.st_ino, 3, st.st_mtime_ns, st.st_mode), None]
 
@@ -164,7 +165,7 @@ def test_stat_files(tmp_path) -> None:
 def test_link_files_checks_the_inode_it_hashed(tmp_path) -> None:
     import errno
 
-    from fastreg._hash import link_files
+    from fastreg._files import link_files
 
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_bytes(b"one")
@@ -184,7 +185,7 @@ def test_link_files_checks_the_inode_it_hashed(tmp_path) -> None:
 def test_sort_unique_is_sort_then_first_per_key(items: list[tuple[bytes, bytes]]) -> None:
     """Keys from a tiny alphabet so duplicates are common; width 5, key 2: the mirror's merge rule
     (sorted records, one location per chunk digest, the smallest record wins)."""
-    from fastreg._hash import sort_unique
+    from fastreg._index import sort_unique
 
     records = [k + v for k, v in items]
     want, last = [], None
@@ -198,7 +199,7 @@ def test_sort_unique_is_sort_then_first_per_key(items: list[tuple[bytes, bytes]]
 def test_index_records_widen_entries() -> None:
     import struct
 
-    from fastreg._hash import index_records, sort_unique
+    from fastreg._index import index_records, sort_unique
 
     entries = b"".join(os.urandom(16) + struct.pack(">II", 100 * i, i + 1) for i in range(50))
     out = index_records(entries, 0x01020304)
@@ -211,7 +212,7 @@ def test_index_records_widen_entries() -> None:
 
 
 def test_write_files_writes_slices_under_final_names_only(tmp_path) -> None:
-    from fastreg._hash import write_files
+    from fastreg._files import write_files
 
     data = os.urandom(10_000)
     (tmp_path / "exists").write_bytes(b"old")

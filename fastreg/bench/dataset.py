@@ -155,6 +155,6 @@ def _verify(cache: Cache, files: list[tr.FileRecord]) -> None:
             got = chunker.hash_files(paths[i : i + 256])
         except FileNotFoundError as exc:
             raise IntegrityError(f"the pull did not bring back {exc.filename}") from None
-        for rec, (size, digest, *_) in zip(files[i : i + 256], got, strict=True):
-            if size != rec.size or digest != rec.digest:
+        for rec, h in zip(files[i : i + 256], got, strict=True):
+            if h.size != rec.size or h.digest != rec.digest:
                 raise IntegrityError(f"file {rec.digest.hex()} came back different from what was pushed")

@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from fastreg._files import stat_files
 from fastreg.chunking import default_chunker
 from fastreg.errors import ChangedWhileReadingError, FileSystemError, PathError
 from fastreg.objects.tree import DirBuilder, DirRecord, FileRecord
@@ -64,7 +65,7 @@ class Builder:
         hits: list[tuple[bytes, bytes, StatKey, int] | None] = [None] * len(batch)
         if self.old:
             try:
-                stats = self.chunker.stat_files(paths)
+                stats = stat_files(paths)
             except OSError as exc:
                 raise FileSystemError(f"cannot stat {exc.filename}: {exc.strerror}") from None
             candidates: list[int] = []
@@ -75,7 +76,7 @@ class Builder:
                     candidates.append(i)
             # A stat-cache hit still needs its object in the cache (someone may have deleted it):
             # one native stat pass for the whole batch instead of an exists() per file.
-            present = self.chunker.stat_files([self.cache.file_path_str(hits[i][0]) for i in candidates])  # type: ignore[index]
+            present = stat_files([self.cache.file_path_str(hits[i][0]) for i in candidates])  # type: ignore[index]
             for i, st in zip(candidates, present, strict=True):
                 if st is None:
                     hits[i] = None
@@ -95,7 +96,8 @@ class Builder:
         if tmps is None and misses and self.cache.hardlinks():
             results = list(hashed)
             hashed = iter(results)
-            self.cache.store_hardlinked(misses, [r[1] for r in results], [(r[3], r[0], r[4]) for r in results])
+            self.cache.store_hardlinked(misses, [r.digest for r in results],
+                                        [(r.ino, r.size, r.mtime_ns) for r in results])
             linked = True
         else:
             linked = False
@@ -105,8 +107,9 @@ class Builder:
                 digest, chunks, key, mode = hit
                 out.append((it, FileRecord(key[1], digest, chunks, bool(mode & stat.S_IXUSR)), key))
                 continue
-            size, digest, chunks, ino, mtime_ns, mode = next(hashed)
-            key = (ino, size, mtime_ns)
+            h = next(hashed)
+            size, digest, chunks, mode = h.size, h.digest, h.chunks, h.mode
+            key = (h.ino, size, h.mtime_ns)
             if tmps is not None:
                 self.cache.adopt(next(tmp_iter), digest)
             elif linked:

@@ -305,7 +305,7 @@ class Cache:
         """store_file for a batch when cache.type starts with hardlink: one native pass links,
         checks and protects every file; the few that need more (a fan-out folder to create, an
         object that exists already, a filesystem without hardlinks) go through store_file."""
-        from fastreg._hash import link_files
+        from fastreg._files import link_files
 
         errs = link_files(srcs, [self.file_path_str(d) for d in digests], keys)
         for src, digest, key, err in zip(srcs, digests, keys, errs, strict=True):
@@ -395,8 +395,8 @@ class Cache:
                                                copy_to=[dest for dest, _, _ in items],
                                                copy_modes=[0o755 if x else 0o644 for _, _, x in items])
         out: list[IntegrityError | None] = []
-        for i, ((dest, digest, _), (_, got, *_rest)) in enumerate(zip(items, results, strict=True)):
-            if got == digest:
+        for i, ((dest, digest, _), got) in enumerate(zip(items, results, strict=True)):
+            if got.digest == digest:
                 out.append(None)
                 continue
             with contextlib.suppress(FileNotFoundError):

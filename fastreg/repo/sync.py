@@ -84,14 +84,14 @@ def _chunks_of_cached(project: Project, meta: mf.Metafile) -> FileRecord | None:
         return FileRecord(meta.size, meta.digest, b"", meta.executable)
     path = project.cache.file_path(meta.digest)
     try:
-        [(size, digest, chunks, *_)] = default_chunker().hash_files([str(path)])
+        [hashed] = default_chunker().hash_files([str(path)])
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise FileSystemError(f"cannot read {path}: {exc.strerror}") from None
-    if digest != meta.digest:
+    if hashed.digest != meta.digest:
         raise IntegrityError(f"cache object {path} is corrupt (content does not match its digest)")
-    return FileRecord(size, digest, chunks, meta.executable)
+    return FileRecord(hashed.size, hashed.digest, hashed.chunks, meta.executable)
 
 
 def _constant(rec: FileRecord) -> FileSource:

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from fastreg._files import stat_files
+from fastreg._hash import HashedFile
 from fastreg.chunking import default_chunker
 from fastreg.errors import (
     DecodeError,
@@ -63,7 +65,7 @@ def walk_workspace(root: Path, leftovers: list[str] | None = None
 
     walk(str(root), "")
     try:
-        stats = default_chunker().stat_files(paths)
+        stats = stat_files(paths)
     except OSError as exc:
         raise FileSystemError(f"cannot stat {exc.filename}: {exc.strerror}") from None
     return {rel: st for rel, st in zip(rels, stats, strict=True) if st is not None}
@@ -86,16 +88,16 @@ def workspace_digests(root: Path, files: dict[str, os.stat_result | tuple[int, i
         chunker = default_chunker()
         batches = [misses[i : i + 64] for i in range(0, len(misses), 64)]
 
-        def work(batch: list[str]) -> list[tuple[int, bytes, bytes, int, int, int]]:
+        def work(batch: list[str]) -> list[HashedFile]:
             try:
                 return chunker.hash_files([os.path.join(root, r) for r in batch])
             except OSError as exc:
                 raise FileSystemError(f"cannot read {exc.filename}: {exc.strerror}") from None
 
         for batch, results in zip(batches, pool.map(work, batches), strict=True):
-            for rel, (_size, digest, chunks, *_) in zip(batch, results, strict=True):
-                out[rel] = digest
-                sc.record(rel, files[rel], digest, chunks, started)
+            for rel, h in zip(batch, results, strict=True):
+                out[rel] = h.digest
+                sc.record(rel, files[rel], h.digest, h.chunks, started)
     return out
 
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import xxhash
 
-from fastreg import _hash as _core
+from fastreg._files import write_files
 from fastreg.chunking import file_digest, iter_chunks
 from fastreg.errors import DecodeError, FileSystemError, IntegrityError, MissingDataError, ObjectNotFound
 from fastreg.objects import pack as pk
@@ -258,7 +258,7 @@ async def fetch_files(store: Store, cache: LocalObjects, mirror: RemoteIndex, fi
         if not recs:
             return recs
         at = {piece.digest: piece.at for piece in req.pieces}
-        errs = _core.write_files(body, [at[r.digest] for r in recs], [r.size for r in recs],
+        errs = write_files(body, [at[r.digest] for r in recs], [r.size for r in recs],
                                  [str(cache.tmp_path(r.digest)) for r in recs],
                                  [cache.file_path_str(r.digest) for r in recs])
         for rec, err in zip(recs, errs, strict=True):

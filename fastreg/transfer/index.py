@@ -22,7 +22,7 @@ import struct
 from collections.abc import Iterable
 from pathlib import Path
 
-from fastreg._hash import index_records, sort_unique
+from fastreg._index import index_records, sort_unique
 from fastreg.errors import DecodeError, IntegrityError, ObjectNotFound
 from fastreg.objects import codec
 from fastreg.objects import pack as pk

@@ -1,0 +1,14 @@
+"""Typed contract of the batched file operations (fastreg/_files.pyx)."""
+
+from collections.abc import Sequence
+from os import PathLike
+
+_Path = str | bytes | PathLike[str]
+
+def stat_files(paths: Sequence[_Path]) -> list[tuple[int, int, int, int] | None]:
+    """(inode, size, mtime_ns, mode) per path, following symlinks; None where it does not exist."""
+
+def link_files(srcs: Sequence[_Path], dsts: Sequence[_Path], keys: Sequence[tuple[int, int, int]],
+               mode: int = 0o444) -> list[int]: ...
+def write_files(data: bytes | bytearray | memoryview, offsets: Sequence[int], lengths: Sequence[int],
+                tmps: Sequence[_Path], finals: Sequence[_Path], mode: int = 0o444) -> list[int]: ...

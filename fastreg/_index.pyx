@@ -1,0 +1,63 @@
+# cython: language_level=3
+"""The client's mirror of a remote index is one blob of fixed-width records sorted by chunk digest
+(transfer/index.py). Merging new index segments happens here, on the blob, so a mirror of
+millions of chunks never becomes millions of Python objects."""
+
+from libc.stdint cimport uint8_t, uint32_t
+from libc.stdlib cimport qsort
+from libc.string cimport memcmp, memcpy
+
+cdef size_t _sort_width = 0
+
+
+cdef int _cmp_records(const void* a, const void* b) noexcept nogil:
+    return memcmp(a, b, _sort_width)
+
+
+def index_records(const uint8_t[::1] entries, uint32_t pack_no):
+    """24-byte index segment entries (digest 16 + offset u32 BE + length u32 BE) -> 28-byte mirror
+    records (digest 16 + pack_no u32 BE + offset + length)."""
+    cdef Py_ssize_t n = entries.shape[0] // 24
+    if entries.shape[0] % 24:
+        raise ValueError("index entries must be a multiple of 24 bytes")
+    out = bytearray(n * 28)
+    cdef uint8_t[::1] o = out
+    cdef Py_ssize_t i
+    cdef uint8_t nb[4]
+    nb[0] = (pack_no >> 24) & 0xFF
+    nb[1] = (pack_no >> 16) & 0xFF
+    nb[2] = (pack_no >> 8) & 0xFF
+    nb[3] = pack_no & 0xFF
+    with nogil:
+        for i in range(n):
+            memcpy(&o[i * 28], &entries[i * 24], 16)
+            memcpy(&o[i * 28 + 16], nb, 4)
+            memcpy(&o[i * 28 + 20], &entries[i * 24 + 16], 8)
+    return bytes(out)
+
+
+def sort_unique(data, Py_ssize_t width, Py_ssize_t key):
+    """Sort `width`-byte records in byte order and keep the first of each run of records whose
+    first `key` bytes are equal. Returns bytes."""
+    global _sort_width
+    if width <= 0 or key <= 0 or key > width:
+        raise ValueError("need 0 < key <= width")
+    buf = bytearray(data)
+    cdef Py_ssize_t total = len(buf)
+    if total % width:
+        raise ValueError("data is not a whole number of records")
+    cdef Py_ssize_t n = total // width
+    if n == 0:
+        return b""
+    cdef uint8_t[::1] b = buf
+    cdef Py_ssize_t i, kept = 1
+    _sort_width = <size_t>width  # under the GIL: one sort at a time
+    qsort(&b[0], <size_t>n, <size_t>width, _cmp_records)
+    for i in range(1, n):
+        if memcmp(&b[i * width], &b[(kept - 1) * width], <size_t>key) != 0:
+            if kept != i:
+                memcpy(&b[kept * width], &b[i * width], <size_t>width)
+            kept += 1
+    del b
+    del buf[kept * width:]
+    return bytes(buf)

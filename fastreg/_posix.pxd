@@ -1,0 +1,79 @@
+# cython: language_level=3
+# Small GIL-free POSIX helpers shared by the native modules (_hash.pyx, _files.pyx): a stat
+# record and retrying read/write loops. Inline, so each module compiles its own copy.
+
+from libc.errno cimport EINTR, errno
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from posix.stat cimport fstat, lstat, stat, struct_stat
+from posix.unistd cimport read as c_read, write as c_write
+
+
+cdef extern from "fcntl.h":
+    int O_CLOEXEC
+
+
+cdef struct Stat:
+    uint64_t ino
+    int64_t size
+    int64_t mtime_ns
+    uint32_t mode
+
+
+cdef inline int fill_stat(const struct_stat* st, Stat* out) noexcept nogil:
+    out.ino = st.st_ino
+    out.size = st.st_size
+    out.mtime_ns = <int64_t>st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
+    out.mode = st.st_mode
+    return 0
+
+
+cdef inline int fstat_into(int fd, Stat* out) noexcept nogil:
+    cdef struct_stat st
+    if fstat(fd, &st) != 0:
+        return -1
+    return fill_stat(&st, out)
+
+
+cdef inline int stat_into(const char* path, Stat* out) noexcept nogil:
+    cdef struct_stat st
+    if stat(path, &st) != 0:
+        return -1
+    return fill_stat(&st, out)
+
+
+cdef inline int lstat_into(const char* path, Stat* out) noexcept nogil:
+    cdef struct_stat st
+    if lstat(path, &st) != 0:
+        return -1
+    return fill_stat(&st, out)
+
+
+cdef inline int read_into(int fd, uint8_t* buf, size_t start, size_t cap, size_t* filled, bint* eof) noexcept nogil:
+    """Read from fd into buf[start:cap] until full or EOF; returns errno or 0."""
+    cdef ssize_t got
+    cdef size_t f = start
+    while f < cap:
+        got = c_read(fd, buf + f, cap - f)
+        if got < 0:
+            if errno == EINTR:
+                continue
+            return errno
+        if got == 0:
+            eof[0] = True
+            break
+        f += got
+    filled[0] = f
+    return 0
+
+
+cdef inline int write_all(int fd, const uint8_t* p, size_t n) noexcept nogil:
+    cdef ssize_t put
+    while n:
+        put = c_write(fd, p, n)
+        if put < 0:
+            if errno == EINTR:
+                continue
+            return errno
+        p += put
+        n -= put
+    return 0
