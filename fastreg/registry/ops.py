@@ -34,6 +34,7 @@ from fastreg.objects.tree import DirRecord, FileRecord
 from fastreg.progress import Progress
 from fastreg.registry.git import Mirror, Resolved, user_cache_dir
 from fastreg.repo import remotes as rm
+from fastreg.repo.arrivals import Alongside, Arrivals
 from fastreg.repo.cache import Cache
 from fastreg.repo.checkout import checkout, checkout_new
 from fastreg.repo.diff import DiffResult, classify, compare_metas, overlaps
@@ -223,7 +224,7 @@ def select_files(reg: Registry, loc: Located, session: RemoteSession, cache: Cac
     return Materials(files, "dir", digest, sum(r.size for _, r in files), len(files))
 
 
-def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path) -> None:
+def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path, arrivals: Arrivals | None = None) -> None:
     """Materialize into a temp path beside out, then rename: nothing half-written at out.
     Each cache object is read, verified against its digest and copied in one native pass, in
     parallel batches."""
@@ -232,7 +233,8 @@ def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path) -> None
     tmp = tmpnames.beside(out, f".fastreg-get-{os.urandom(4).hex()}")
 
     def copy_batch(batch: list[tuple[Path, FileRecord]]) -> None:
-        cache.wait_for([rec.digest for _, rec in batch])  # the download may still be bringing them
+        if arrivals is not None:  # the download may still be bringing them
+            arrivals.wait_for([rec.digest for _, rec in batch])
         names = [out / dest.relative_to(tmp) if dest != tmp else out for dest, _ in batch]
         for err in cache.copy_verified([(dest, rec.digest, rec.executable) for dest, rec in batch], names):
             if err is not None:
@@ -313,19 +315,19 @@ def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
     with reg.session(cache, jobs) as session:
         got = select_files(reg, loc, session, cache)
         res = _fetch_while(session, cache, got.files, loc.meta.digest, progress,
-                           lambda: _place(cache, got.files, dest))
+                           lambda arrivals: _place(cache, got.files, dest, arrivals))
     return GetResult(dest, got.count, got.size, res.bytes, reg.commit)
 
 
 def _fetch_while(session: RemoteSession, cache: Cache, files: list[tuple[str, FileRecord]], root: bytes,
-               progress: Progress | None, write: Callable[[], object]) -> FetchResult:
-    """Download files into the cache while write() (which waits for each object with
-    Cache.wait_for) puts them into place in a thread of its own: the output fills up while later
-    files still download. A failed download reports its own error, after write() has stopped."""
-    side = cache.alongside()
+                 progress: Progress | None, write: Callable[[Arrivals], object]) -> FetchResult:
+    """Download files into the cache while write(arrivals) (which waits for each object with
+    arrivals.wait_for) puts them into place in a thread of its own: the output fills up while
+    later files still download. A failed download reports its own error, after write() stopped."""
+    side = Alongside(cache)
     side.start(write)
     try:
-        res = session.fetch_files([r for _, r in files], [root], progress)
+        res = session.fetch_files([r for _, r in files], [root], progress, on_arrival=side.arrivals.note)
     finally:
         side.close()
     side.result()
@@ -367,7 +369,7 @@ def _materialize_into_project(project: Project, reg: Registry, loc: Located, t: 
         if fresh and got.kind == "dir":
             try:
                 res = _fetch_while(session, project.cache, files, loc.meta.digest, progress,
-                                 lambda: checkout_new(project, t, meta))
+                                 lambda arrivals: checkout_new(project, t, meta, arrivals=arrivals))
             except BaseException:
                 if os.path.lexists(t.data):
                     _discard(t.data)

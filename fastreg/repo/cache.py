@@ -69,8 +69,6 @@ class Cache:
         self._lock = threading.Lock()
         self._reflink_ok: bool | None = None
         self._shards: set[Path] = set()  # object folders known to exist
-        self._arrivals: threading.Condition | None = None  # see expect_arrivals
-        self._arriving = False
 
     def ensure(self) -> None:
         for d in (self.files_dir, self.trees_dir, self.tmp_dir):
@@ -141,42 +139,6 @@ class Cache:
             os.unlink(tmp)
         else:
             self._publish(Path(tmp), final)
-
-    # -- arrivals: a pull checks out while it downloads ---------------------------------------
-    def expect_arrivals(self) -> None:
-        """From now until arrivals_done(), wait_for() blocks on objects that are not here yet:
-        a download in progress is filling the cache (note_arrivals wakes the waiters)."""
-        self._arrivals = threading.Condition()
-        self._arriving = True
-
-    def note_arrivals(self) -> None:
-        if self._arrivals is not None:
-            with self._arrivals:
-                self._arrivals.notify_all()
-
-    def arrivals_done(self) -> None:
-        """The download ended (done or failed): nothing more will arrive, nobody waits."""
-        if self._arrivals is not None:
-            with self._arrivals:
-                self._arriving = False
-                self._arrivals.notify_all()
-
-    def wait_for(self, digests: list[bytes]) -> None:
-        """Return once every object is in the cache, or once no more can arrive (the caller
-        then finds what is missing as usual)."""
-        cond = self._arrivals
-        if cond is None:
-            return
-        for d in digests:
-            if self.has_file(d):
-                continue
-            with cond:
-                while self._arriving and not self.has_file(d):
-                    cond.wait(1.0)
-
-    def alongside(self) -> Alongside:
-        """A helper that runs one job in a thread while the caller downloads into this cache."""
-        return Alongside(self)
 
     # -- paths -------------------------------------------------------------------------------
     def file_path(self, digest: bytes) -> Path:
@@ -472,42 +434,6 @@ class Cache:
                 except ValueError:
                     continue
         return out
-
-
-class Alongside:
-    """One job (a check-out, the output of a get) run in a thread of its own while the caller
-    downloads into the cache; the job waits for each object with Cache.wait_for. Use:
-    `side = cache.alongside()`, `side.start(job)` (now or from a callback), download, then
-    `side.close()` in a finally (no more arrivals: the job stops waiting and ends), then
-    `side.result()`, which re-raises the job's error. A failed download raises before result()
-    is asked for, so its error, not the job's, is what the caller reports."""
-
-    def __init__(self, cache: Cache) -> None:
-        self._cache = cache
-        self._thread: threading.Thread | None = None
-        self._outcome: list[object] = []
-        self._error: list[BaseException] = []
-        cache.expect_arrivals()
-
-    def start(self, job: Callable[[], object]) -> None:
-        def run() -> None:
-            try:
-                self._outcome.append(job())
-            except BaseException as exc:  # re-raised by result(), in the caller's thread
-                self._error.append(exc)
-
-        self._thread = threading.Thread(target=run, name="fastreg-alongside", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._cache.arrivals_done()
-        if self._thread is not None:
-            self._thread.join()
-
-    def result(self) -> object:
-        if self._error:
-            raise self._error[0]
-        return self._outcome[0] if self._outcome else None
 
 
 def _read_umask() -> int:

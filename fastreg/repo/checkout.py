@@ -19,6 +19,7 @@ from fastreg.errors import (
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.progress import Progress, phase
+from fastreg.repo.arrivals import Arrivals
 from fastreg.repo.build import now_ns
 from fastreg.repo.cache import workspace_tmp
 from fastreg.repo.project import Project, Target
@@ -43,9 +44,24 @@ class CheckoutResult:
     failed: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Run:
+    """One check-out's state, shared by its steps: where it places files, the pool that writes
+    them, what it found so far, and the download it may be running alongside."""
+
+    project: Project
+    pool: ThreadPoolExecutor
+    workers: int
+    progress: Progress | None
+    arrivals: Arrivals | None  # a download filling the cache meanwhile (pull, import), or None
+    result: CheckoutResult = field(default_factory=CheckoutResult)
+    errors: list[FastregError] = field(default_factory=list)
+
+
 def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: int | None = None,
-             progress: Progress | None = None) -> CheckoutResult:
-    result = CheckoutResult()
+             progress: Progress | None = None, arrivals: Arrivals | None = None) -> CheckoutResult:
+    """Make the selected tracked paths match their metafiles. arrivals: a download is still
+    filling the cache; each file waits for its object (pull checks out while it downloads)."""
     selection = resolve_selection(project, paths)
     # A tracked directory that is not in the workspace at all (a fresh clone, an import) has
     # nothing to compare with and nothing to lose: it is streamed from its tree straight into
@@ -63,6 +79,7 @@ def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: 
             planned.append((t, sub))
     workers = jobs or default_jobs()
     with ThreadPoolExecutor(workers, thread_name_prefix="fastreg-place") as pool:
+        run = _Run(project, pool, workers, progress, arrivals)
         plans = [_plan_checkout(project, t, pool, force, sub) for t, sub in planned]
         conflicts = [c for p in plans for c in p.conflicts]
         if conflicts and not force:
@@ -71,29 +88,28 @@ def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: 
                 f"{conflicts[0]}{more}: local changes that are not in the cache would be lost; "
                 "run `fastreg add` to keep them or `fastreg checkout --force` to discard them"
             )
-        errors: list[FastregError] = []
         total = sum(rec.size for p in plans for _, rec in p.place)
         total += sum(meta.size if sub is None else
                      sum(r.size for rel, r in walk_tree(project, meta) if under(rel, sub)) for _, meta, sub in fresh)
         phase(progress, "checkout", total)
         for plan in plans:
-            _apply_checkout(project, plan, pool, result, errors, progress)
+            _apply_checkout(run, plan)
         for t, meta, sub in fresh:
-            _checkout_fresh(project, t, meta, sub, pool, workers, result, errors, progress)
-    _raise_first(errors)
-    return result
+            _checkout_fresh(run, t, meta, sub)
+    _raise_first(run.errors)
+    return run.result
 
 
-def checkout_new(project: Project, t: Target, meta: mf.Metafile, jobs: int | None = None) -> CheckoutResult:
+def checkout_new(project: Project, t: Target, meta: mf.Metafile, jobs: int | None = None,
+                 arrivals: Arrivals | None = None) -> CheckoutResult:
     """Check out the directory `meta` describes at t, which does not exist yet, without reading
     t's metafile (import writes that only once the data is complete)."""
-    result = CheckoutResult()
-    errors: list[FastregError] = []
     workers = jobs or default_jobs()
     with ThreadPoolExecutor(workers, thread_name_prefix="fastreg-place") as pool:
-        _checkout_fresh(project, t, meta, None, pool, workers, result, errors, None)
-    _raise_first(errors)
-    return result
+        run = _Run(project, pool, workers, None, arrivals)
+        _checkout_fresh(run, t, meta, None)
+    _raise_first(run.errors)
+    return run.result
 
 
 def _raise_first(errors: list[FastregError]) -> None:
@@ -170,9 +186,8 @@ def _plan_checkout(project: Project, t: Target, pool: ThreadPoolExecutor, force:
     return _CheckoutPlan(t, meta, place, remove, replace_self, conflicts, unchanged, sc, started)
 
 
-def _apply_checkout(project: Project, plan: _CheckoutPlan, pool: ThreadPoolExecutor, result: CheckoutResult,
-                    errors: list[FastregError], progress: Progress | None) -> None:
-    t, meta = plan.target, plan.meta
+def _apply_checkout(run: _Run, plan: _CheckoutPlan) -> None:
+    t, meta, result = plan.target, plan.meta, run.result
     base = t.data if meta.kind == "dir" else t.data.parent
     if plan.replace_self:
         _remove_path(t.data)
@@ -187,10 +202,10 @@ def _apply_checkout(project: Project, plan: _CheckoutPlan, pool: ThreadPoolExecu
         for d in sorted({os.path.dirname(rel) for rel, _ in plan.place} - {""}):
             (t.data / d).mkdir(parents=True, exist_ok=True)
 
-    place_batch = _placer(project, base)
+    place_batch = _placer(run, base)
     batches = [plan.place[i : i + PLACE_BATCH] for i in range(0, len(plan.place), PLACE_BATCH)]
-    for done in pool.map(place_batch, batches):
-        _tally(done, result, errors, progress,
+    for done in run.pool.map(place_batch, batches):
+        _tally(run, done,
                lambda rel, st, rec, settled: plan.statcache.record(rel, st, rec.digest, rec.chunks,
                                                                    plan.started, settled))
     result.unchanged += plan.unchanged
@@ -211,9 +226,10 @@ StatKey = tuple[int, int, int]  # ino, size, mtime_ns
 Placed = tuple[str, tr.FileRecord, FastregError | None, StatKey | None, bool]
 
 
-def _placer(project: Project, base: Path) -> Callable[[list[tuple[str, tr.FileRecord]]], list[Placed]]:
+def _placer(run: _Run, base: Path) -> Callable[[list[tuple[str, tr.FileRecord]]], list[Placed]]:
     """A function that puts a batch of (relative path, record) under `base` from the cache
     (runs in the pool's threads) and says how each went."""
+    project = run.project
     def place_one(rel: str, rec: tr.FileRecord) -> Placed:
         try:
             settled: list[StatKey] = []  # a copy or reflink is settled before its rename
@@ -228,7 +244,8 @@ def _placer(project: Project, base: Path) -> Callable[[list[tuple[str, tr.FileRe
     def place_batch(batch: list[tuple[str, tr.FileRecord]]) -> list[Placed]:
         """Copy mode: the native core reads each cache object, verifies its digest and writes
         the workspace copy in one GIL-free pass; anything unusual goes through place_one."""
-        project.cache.wait_for([rec.digest for _, rec in batch])  # a pull may still be downloading them
+        if run.arrivals is not None:  # a pull may still be downloading them
+            run.arrivals.wait_for([rec.digest for _, rec in batch])
         if not project.cache.copies():
             return [place_one(rel, rec) for rel, rec in batch]
         tmps = [workspace_tmp(base / rel) for rel, _ in batch]
@@ -258,38 +275,36 @@ def _placer(project: Project, base: Path) -> Callable[[list[tuple[str, tr.FileRe
     return place_batch
 
 
-def _tally(done: list[Placed], result: CheckoutResult, errors: list[FastregError], progress: Progress | None,
-           remember: Callable[[str, StatKey, tr.FileRecord, bool], None]) -> None:
+def _tally(run: _Run, done: list[Placed], remember: Callable[[str, StatKey, tr.FileRecord, bool], None]) -> None:
     """Count a placed batch into the result and the progress; `remember` records each placed
     file's stat key for the stat cache."""
     for rel, rec, err, st, settled in done:
         if err is not None:
-            errors.append(err)
-            result.failed.append(rel)
+            run.errors.append(err)
+            run.result.failed.append(rel)
             continue
-        result.placed += 1
+        run.result.placed += 1
         if st is not None:
             remember(rel, st, rec, settled)
-        if progress:
-            progress(1, rec.size)
+        if run.progress:
+            run.progress(1, rec.size)
 
 
-def _checkout_fresh(project: Project, t: Target, meta: mf.Metafile, subpath: str | None, pool: ThreadPoolExecutor,
-                    workers: int, result: CheckoutResult, errors: list[FastregError],
-                    progress: Progress | None) -> None:
+def _checkout_fresh(run: _Run, t: Target, meta: mf.Metafile, subpath: str | None) -> None:
     """Check out a tracked directory that is absent from the workspace: stream its tree in
     batches through the pool (a bounded number in flight), writing a fresh stat cache as it goes.
     Memory: the batches in flight and the set of directories made, not the files."""
+    project = run.project
     started = now_ns()
     writer = StatCacheWriter(StatCache(project.state_dir, t.rel), started)
     base = t.data
     base.mkdir(parents=True, exist_ok=True)
-    place_batch = _placer(project, base)
+    place_batch = _placer(run, base)
     made = {""}
     window: deque[Future[list[Placed]]] = deque()
 
     def drain(fut: Future[list[Placed]]) -> None:
-        _tally(fut.result(), result, errors, progress,
+        _tally(run, fut.result(),
                lambda rel, st, rec, settled: writer.append(rel, st, rec.digest, rec.chunks, settled))
 
     try:
@@ -303,12 +318,12 @@ def _checkout_fresh(project: Project, t: Target, meta: mf.Metafile, subpath: str
                 made.add(d)
             batch.append((rel, rec))
             if len(batch) == PLACE_BATCH:
-                window.append(pool.submit(place_batch, batch))
+                window.append(run.pool.submit(place_batch, batch))
                 batch = []
-                if len(window) >= FRESH_WINDOW * workers:
+                if len(window) >= FRESH_WINDOW * run.workers:
                     drain(window.popleft())
         if batch:
-            window.append(pool.submit(place_batch, batch))
+            window.append(run.pool.submit(place_batch, batch))
         while window:
             drain(window.popleft())
     except BaseException:

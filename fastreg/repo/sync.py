@@ -25,6 +25,7 @@ from fastreg.objects import tree as tr
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
 from fastreg.repo import remotes as rm
+from fastreg.repo.arrivals import Alongside
 from fastreg.repo.cache import Cache
 from fastreg.repo.checkout import CheckoutResult, checkout
 from fastreg.repo.gc import referenced_metas
@@ -255,6 +256,7 @@ def _sources(project: Project, selected: list[Selected], remote_name: str | None
 def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None,
           progress: Progress | None = None,
           trees_ready: Callable[[], None] | None = None,
+          on_arrival: Callable[[], None] | None = None,
           imports: ImportOpener | None = None) -> tuple[SyncResult, list[Selected]]:
     """Bring the selection's data into the cache: the project's own targets from its remote,
     imported ones from their registry at rev_lock (through `imports`). trees_ready, if given, is
@@ -277,7 +279,7 @@ def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs:
         if trees_ready is not None:
             trees_ready()
         for src in sources:
-            res = _fetch_files(cache, src.session, src.selected, progress)
+            res = _fetch_files(cache, src.session, src.selected, progress, on_arrival)
             files, nbytes, requests, skipped = (files + res.files, nbytes + res.bytes, requests + res.requests,
                                                 skipped + res.skipped)
     names = ", ".join(src.name for src in sources) or "nowhere (nothing selected)"
@@ -285,7 +287,7 @@ def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs:
 
 
 def _fetch_files(cache: Cache, session: RemoteSession, selected: list[Selected],
-                 progress: Progress | None) -> FetchResult:
+                 progress: Progress | None, on_arrival: Callable[[], None] | None) -> FetchResult:
     # Single-file targets: their chunk lists first (a request each, before the download starts).
     singles = [FileRecord(s.meta.size, s.meta.digest, b"") if cache.has_file(s.meta.digest)
                else session.fetch_record(s.meta.digest, s.meta.size)
@@ -310,7 +312,7 @@ def _fetch_files(cache: Cache, session: RemoteSession, selected: list[Selected],
             else:
                 total += sum(r.size for p, r in tr.walk(cache, s.meta.digest)
                              if _under(p, s.subpath) and not cache.has_file(r.digest))
-    return session.fetch_files(records(), [s.meta.digest for s in selected], progress, total)
+    return session.fetch_files(records(), [s.meta.digest for s in selected], progress, total, on_arrival)
 
 
 def pull(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None, force: bool,
@@ -318,14 +320,15 @@ def pull(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
          imports: ImportOpener | None = None) -> tuple[SyncResult, CheckoutResult]:
     """fetch + checkout, overlapped: once the trees are here the check-out runs in a thread of
     its own, each batch of files waiting until the download has put its objects in the cache
-    (Cache.wait_for), so files land in the workspace while later ones still download instead of
+    (repo/arrivals.py), so files land in the workspace while later ones still download instead of
     after the last byte. Same result as fetch then checkout: a conflict in the workspace stops the
     check-out before it changes anything, and a failed download reports the download's error."""
     paths = list(paths)
-    side = project.cache.alongside()
+    side = Alongside(project.cache)
     try:
         fetched, _ = fetch(project, paths, remote_name, jobs, progress, trees_ready=lambda: side.start(
-            lambda: checkout(project, paths, force=force, jobs=None, progress=None)), imports=imports)
+            lambda arrivals: checkout(project, paths, force=force, jobs=None, progress=None, arrivals=arrivals)),
+            on_arrival=side.arrivals.note, imports=imports)
     finally:
         side.close()
     result = side.result()

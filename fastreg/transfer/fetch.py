@@ -170,11 +170,13 @@ class _Batch:
 
 async def fetch_files(store: Store, cache: LocalObjects, mirror: RemoteIndex, files: Iterable[FileRecord],
                       roots: list[bytes], jobs: int, progress: Progress | None = None,
-                      total_bytes: int | None = None) -> FetchResult:
+                      total_bytes: int | None = None,
+                      on_arrival: Callable[[], None] | None = None) -> FetchResult:
     """Download the files (by record) that the local cache lacks. `files` may be a generator: it
     is consumed BATCH_FILES at a time, each batch planned (coalesced ranged reads) and fed to
     `jobs` workers while the next one is planned, so memory does not grow with the number of
-    files. `total_bytes` (if known) is what the progress bar counts down from."""
+    files. `total_bytes` (if known) is what the progress bar counts down from; `on_arrival` is
+    called (from a worker thread) after each response's files are in the cache."""
     phase(progress, "download", total_bytes)
     # The file writes run on a pool of this call's own, so that after a failure every thread has
     # finished before the temp files of unfinished files are removed (asyncio.to_thread's shared
@@ -317,8 +319,8 @@ async def fetch_files(store: Store, cache: LocalObjects, mirror: RemoteIndex, fi
             if progress:
                 progress(1, asm.rec.size)
         done["requests"] += 1
-        if whole or completed:
-            cache.note_arrivals()  # a check-out running alongside may be waiting for these
+        if (whole or completed) and on_arrival is not None:
+            on_arrival()  # a check-out running alongside may be waiting for these
         batch.pending -= 1
         if batch.pending == 0:
             live.discard(batch)

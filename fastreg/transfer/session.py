@@ -5,7 +5,7 @@ asyncio."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 from fastreg.objects import pack as pk
@@ -68,9 +68,10 @@ class RemoteSession:
         return self._runner.run(fetch_mod.fetch_record(self.store, digest, size))
 
     def fetch_files(self, files: Iterable[FileRecord], roots: list[bytes],
-                    progress: Progress | None = None, total_bytes: int | None = None) -> fetch_mod.FetchResult:
+                    progress: Progress | None = None, total_bytes: int | None = None,
+                    on_arrival: Callable[[], None] | None = None) -> fetch_mod.FetchResult:
         return self._runner.run(fetch_mod.fetch_files(self.store, self.cache, self.mirror, files, roots, self.jobs,
-                                                      progress, total_bytes))
+                                                      progress, total_bytes, on_arrival))
 
     def gc(self, keep_chunks: set[bytes], keep_trees: set[bytes], keep_records: set[bytes],
            keep_roots: dict[bytes, list[bytes]], grace: float) -> gc_mod.RemoteGcResult:
