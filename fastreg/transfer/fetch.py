@@ -168,10 +168,11 @@ class _Batch:
         self.assemblies.clear()
 
 
-async def fetch_files(store: Store, cache: LocalObjects, mirror: RemoteIndex, files: Iterable[FileRecord],
-                      roots: list[bytes], jobs: int, progress: Progress | None = None,
-                      total_bytes: int | None = None,
-                      on_arrival: Callable[[], None] | None = None) -> FetchResult:
+async def fetch_files(  # noqa: C901, PLR0915 - to be rebuilt as stages
+    store: Store, cache: LocalObjects, mirror: RemoteIndex, files: Iterable[FileRecord],
+    roots: list[bytes], jobs: int, progress: Progress | None = None,
+    total_bytes: int | None = None,
+    on_arrival: Callable[[], None] | None = None) -> FetchResult:
     """Download the files (by record) that the local cache lacks. `files` may be a generator: it
     is consumed BATCH_FILES at a time, each batch planned (coalesced ranged reads) and fed to
     `jobs` workers while the next one is planned, so memory does not grow with the number of

@@ -138,10 +138,11 @@ def build_pack(cache: LocalObjects, plan: PackPlan, buf: bytearray) -> tuple[byt
     return digest, pk.make_segment(digest, len(buf), entries)
 
 
-async def push(store: Store, cache: LocalObjects, mirror: RemoteIndex, files: FileSource, trees: list[bytes],
-               records: list[FileRecord], roots: dict[bytes, FileSource], jobs: int, pack_size: int,
-               progress: Progress | None = None,
-               node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None) -> PushResult:
+async def push(  # noqa: C901, PLR0915 - to be rebuilt as stages
+    store: Store, cache: LocalObjects, mirror: RemoteIndex, files: FileSource, trees: list[bytes],
+    records: list[FileRecord], roots: dict[bytes, FileSource], jobs: int, pack_size: int,
+    progress: Progress | None = None,
+    node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None) -> PushResult:
     """Upload what the remote lacks. `files` and each of `roots` are sources: called, they walk
     the files again (twice here: to estimate, then to pack), so the push holds no list of files.
     A file whose chunks are all on the remote is never read; any other file must be in `cache`."""
