@@ -355,6 +355,9 @@ def cmd_push(args: argparse.Namespace) -> int:
                    f"({_count(res.requests, 'request')})")
     elif res.remote:
         _say(args, f"Everything is already in {res.remote} ({_count(res.requests, 'request')})")
+    if res.repaired:
+        _say(args, f"Repaired {_count(res.repaired, 'damaged pack')} that `fastreg check` found: their chunks are "
+                   "in new packs, the damaged ones withdrawn from the index")
     if res.imports:
         _say(args, f"Skipped {_count(res.imports, 'import')}: imported data is pushed by its registry")
     return 0
@@ -519,6 +522,76 @@ def _print_diff(args: argparse.Namespace, res: object) -> None:
             print(f"{c.kind:9} {_human(c.size).replace(' ', ''):>9}  {path}")
     print(", ".join(f"{_count(summary[k]['files'], 'file')} {k} ({_human(summary[k]['bytes'])})"
                     if summary[k]["files"] else f"0 {k}" for k in KINDS))
+
+
+def _subset(text: str) -> float | int:
+    """--read-data-subset: a percentage (5%) or a number of packs (10)."""
+    t = text.strip()
+    try:
+        if t.endswith("%"):
+            pct = float(t[:-1])
+            if not 0 < pct <= 100:
+                raise ValueError
+            return pct / 100
+        n = int(t)
+        if n < 1:
+            raise ValueError
+        return n
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a percentage (e.g. 5%) or a number of packs") from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when everything checked is whole, 3 when something is damaged or missing."""
+    import json
+
+    from fastreg.repo import check
+    from fastreg.repo.project import Project
+
+    project = Project.find()
+    if args.repair and not args.cache:
+        raise UsageError("--repair goes with --cache (a remote is repaired by `fastreg push`)")
+    if args.cache:
+        with project.lock():
+            cres = check.check_cache(project, args.repair)
+        problems = cres.problems
+        summary = {"cache": str(project.cache.root), "files": cres.files, "trees": cres.trees,
+                   "bytes_read": cres.bytes_read, "moved_aside": cres.moved_aside}
+        head = (f"Checked the cache {project.cache.root}: {_count(cres.files, 'file')}, "
+                f"{_count(cres.trees, 'tree node')} ({_human(cres.bytes_read)} read)")
+    else:
+        read: float | int | bool | None = (True if args.read_data else
+                                           args.read_data_subset if args.read_data_subset is not None else False)
+        name, rep = check.check_remote(project, args.targets, args.remote, args.all_commits, read, args.jobs)
+        problems = rep.problems
+        summary = {"remote": name, "packs": rep.packs, "segments": rep.segments, "trees": rep.trees,
+                   "files": rep.files, "chunks": rep.chunks, "packs_read": rep.packs_read, "bytes_read": rep.bytes_read}
+        head = (f"Checked remote {name}: {_count(rep.segments, 'index segment')}, {_count(rep.trees, 'tree node')}, "
+                f"{_count(rep.files, 'file')} ({_count(rep.chunks, 'chunk')})"
+                + (f"; read {_count(rep.packs_read, 'pack')} ({_human(rep.bytes_read)})" if read is not False else ""))
+    if args.json:
+        print(json.dumps({**summary, "clean": not problems, "problems": [
+            {"kind": p.kind, "object": p.key, "detail": p.detail, "affects": p.affects, "affected": p.affected}
+            for p in problems]}, indent=1))
+        return 3 if problems else 0
+    if not args.quiet:
+        print(head)
+        for p in problems:
+            more = f" (and {p.affected - len(p.affects)} more)" if p.affected > len(p.affects) else ""
+            breaks = f"; breaks {', '.join(p.affects)}{more}" if p.affects else ""
+            print(f"{p.kind}: {p.key}: {p.detail}{breaks}")
+        if not problems:
+            print("No problems found.")
+        elif args.cache:
+            kinds = sorted({p.kind for p in problems})
+            print(f"{_count(len(problems), 'problem')} ({', '.join(kinds)})"
+                  + ("; moved aside: the next `fastreg pull` or `fastreg add` stores them again" if args.repair
+                     else "; `fastreg check --cache --repair` moves them aside"))
+        else:
+            kinds = sorted({p.kind for p in problems})
+            print(f"{_count(len(problems), 'problem')} ({', '.join(kinds)}); recorded: the next `fastreg push` "
+                  "from a project that has the data puts it back")
+    return 3 if problems else 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -782,6 +855,26 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one declaratio
     p.add_argument("--tracked-only", action="store_true", help="only tracked data")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("check", parents=[common], help="verify that a remote (or the cache) is whole",
+                       description="Check that everything the tracked data needs is on the remote: every tree "
+                       "node, file record and index segment, every chunk named by a committed segment and inside "
+                       "its pack. With --read-data (or a random --read-data-subset) packs are downloaded and every "
+                       "chunk verified. Damage is recorded, so the next `fastreg push` of a project that has the "
+                       "data puts it back. --cache checks the local cache's objects instead. Exit 0: whole; 3: "
+                       "damage found (one line per problem, naming the object and the files it breaks).")
+    p.add_argument("targets", nargs="*", metavar="TARGET")
+    p.add_argument("-r", "--remote", metavar="NAME", help="the remote (default: the project's default remote)")
+    p.add_argument("-a", "--all-commits", action="store_true", help="also every version in the Git history")
+    data = p.add_mutually_exclusive_group()
+    data.add_argument("--read-data", action="store_true", help="download and verify every pack")
+    data.add_argument("--read-data-subset", type=_subset, metavar="P%|N",
+                      help="download and verify a random subset of the packs: a percentage or a count")
+    p.add_argument("--cache", action="store_true", help="check the local cache's objects instead of a remote")
+    p.add_argument("--repair", action="store_true", help="with --cache: move damaged objects aside")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-j", "--jobs", type=_jobs, default=None, help="concurrent requests")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("remove", parents=[common], help="stop tracking a path",
                        description="Remove the metafile of each TARGET and its line in the .gitignore beside "

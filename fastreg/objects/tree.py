@@ -212,6 +212,12 @@ def lookup(store: TreeStore, digest: bytes, relpath: str) -> Record | None:
     return None if found is None else found[1]
 
 
+def shards_of(data: bytes, digest: bytes) -> list[bytes]:
+    """The shard digests of an index node (a large directory); [] for a plain directory node."""
+    kind, body = _decode_node(data, digest)
+    return [s[1] for s in body] if kind == "index" else []
+
+
 def child_nodes(data: bytes, digest: bytes) -> list[bytes]:
     """Digests of the nodes a node points to (its shards, or its subdirectories)."""
     kind, body = _decode_node(data, digest)

@@ -31,6 +31,7 @@ from fastreg.repo.checkout import CheckoutResult, checkout
 from fastreg.repo.gc import referenced_metas
 from fastreg.repo.project import Project, Target
 from fastreg.repo.workspace import resolve_selection, under
+from fastreg.transfer.check import clear_damage, load_damage
 from fastreg.transfer.fetch import FetchResult
 from fastreg.transfer.gc import RemoteGcResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
@@ -163,6 +164,7 @@ class SyncResult:
     requests: int
     skipped: int  # files already there
     imports: int = 0  # imported targets a push left alone (their data is in their registry)
+    repaired: int = 0  # damaged packs (found by `fastreg check`) whose chunks a push put back
 
 
 def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None,
@@ -176,12 +178,29 @@ def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
     if remote.read_only:
         raise ReadOnlyStore(f"remote {remote.name!r} ({remote.url}) is read-only; push to another remote")
     with session:
+        damaged = load_damage(session.mirror.path)  # what `fastreg check` found damaged there
+        distrust: frozenset[bytes] = frozenset()
+        if damaged:
+            session.refresh([])  # the damaged packs' segments, to know their chunks
+            distrust = frozenset(session.damaged_chunks(damaged))
         sel = _push_selection(project, selected, session)
-        node_files = (nf for s in selected if s.meta.kind == "dir"
-                      for nf in tr.file_nodes(project.cache, s.meta.digest))
-        res = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, progress, node_files)
-        requests = res.requests + _record_snapshot(project, session)
-    return SyncResult(remote.name, res.files, res.bytes, res.packs, requests, 0, imports)
+
+        def node_files() -> Iterator[tuple[bytes, Iterable[FileRecord]]]:
+            return (nf for s in selected if s.meta.kind == "dir" for nf in tr.file_nodes(project.cache, s.meta.digest))
+
+        res = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, progress, node_files(),
+                           distrust)
+        requests = res.requests
+        repaired = 0
+        if damaged:
+            # The chunks are back in new packs: withdraw the damaged packs' index entries, then
+            # write the locator hints again (they named the old segments).
+            repaired = session.repair_damaged(damaged)
+            clear_damage(session.mirror.path)
+            again = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, None, node_files())
+            requests += again.requests
+        requests += _record_snapshot(project, session)
+    return SyncResult(remote.name, res.files, res.bytes, res.packs, requests, 0, imports, repaired)
 
 
 def project_roots(project: Project) -> tuple[pk.Root, ...]:

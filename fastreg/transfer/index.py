@@ -98,6 +98,7 @@ class RemoteIndex:
         self.segments, self.packs, self.pack_segment, self.table = set(), [], [], b""
         self.trees, self.records, self.roots, self._pack_no = set(), set(), set(), {}
         self.gc_marks = set()
+        self.refreshed = False
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
@@ -117,6 +118,9 @@ class RemoteIndex:
 
     def __len__(self) -> int:
         return len(self.table) // REC.size
+
+    def knows_pack(self, pack: bytes) -> bool:
+        return pack in self._pack_no
 
     def segment_of(self, pack: bytes) -> str:
         return self.pack_segment[self._pack_no[pack]]

@@ -13,6 +13,7 @@ uploaded at once follows a budget (PACK_BUDGET bytes), not --jobs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import xxhash
 
 from fastreg.chunking import iter_chunks
 from fastreg.errors import (
+    DecodeError,
     IntegrityError,
     InvariantError,
     MissingDataError,
@@ -142,10 +144,13 @@ async def push(  # noqa: C901, PLR0915 - to be rebuilt as stages
     store: Store, cache: LocalObjects, mirror: RemoteIndex, files: FileSource, trees: list[bytes],
     records: list[FileRecord], roots: dict[bytes, FileSource], jobs: int, pack_size: int,
     progress: Progress | None = None,
-    node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None) -> PushResult:
+    node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None,
+    distrust: frozenset[bytes] = frozenset()) -> PushResult:
     """Upload what the remote lacks. `files` and each of `roots` are sources: called, they walk
     the files again (twice here: to estimate, then to pack), so the push holds no list of files.
-    A file whose chunks are all on the remote is never read; any other file must be in `cache`."""
+    A file whose chunks are all on the remote is never read; any other file must be in `cache`.
+    Chunks in `distrust` are uploaded again whatever the index says (`fastreg check` found
+    their pack damaged; see repair_damaged)."""
     if not mirror.refreshed:
         await mirror.refresh(store)
     await ensure_format(store, mirror, create=True)  # checked whenever the mirror knows no segment
@@ -155,11 +160,14 @@ async def push(  # noqa: C901, PLR0915 - to be rebuilt as stages
     # whole push. `pending` holds the chunks of packs taken but not committed yet.
     pending: set[bytes] = set()
 
+    def on_remote(digest: bytes) -> bool:
+        return mirror.has(digest) and digest not in distrust
+
     def known(digest: bytes) -> bool:
-        return digest in pending or mirror.has(digest)
+        return digest in pending or on_remote(digest)
 
     estimate = sum(r.size for r in files()
-                   if not all(mirror.has(d) for d, _ in iter_chunks(r.chunks, r.digest, r.size)))
+                   if not all(on_remote(d) for d, _ in iter_chunks(r.chunks, r.digest, r.size)))
     phase(progress, "upload", estimate)
     # Packs in memory: at most `uploads` being sent plus one being built (a slot is taken before a
     # pack is built and given back once it is on the remote). Their number follows a memory
@@ -278,3 +286,52 @@ async def push(  # noqa: C901, PLR0915 - to be rebuilt as stages
     mirror.save()
     return PushResult(totals["packs"], totals["bytes"], totals["chunks"], objects,
                       requests + totals["requests"] + objects, totals["files"])
+
+
+async def damaged_chunks(store: Store, mirror: RemoteIndex, damaged: dict[bytes, set[bytes] | None]) -> set[bytes]:
+    """Every chunk that cannot be read from the damaged packs (all of a pack marked None)."""
+    out: set[bytes] = set()
+    for pack, bad in damaged.items():
+        if bad is not None:
+            out |= bad
+            continue
+        seg = await _segment_of(store, mirror, pack)
+        if seg is not None:
+            out.update(d for d, _, _ in seg[1].items())
+    return out
+
+
+async def _segment_of(store: Store, mirror: RemoteIndex, pack: bytes) -> tuple[str, pk.IndexSegment] | None:
+    if not mirror.knows_pack(pack):
+        return None
+    name = mirror.segment_of(pack)
+    try:
+        return name, pk.decode_segment(await store.get(pk.index_key(name)), name)
+    except (ObjectNotFound, DecodeError):
+        return None
+
+
+async def repair_damaged(store: Store, mirror: RemoteIndex, damaged: dict[bytes, set[bytes] | None]) -> int:
+    """After a push re-uploaded their chunks: withdraw the damaged packs' index entries so no
+    reader is sent to them again. A pack none of whose chunks can be read loses its segment (the
+    pack becomes an orphan, which remote gc removes); otherwise its segment is replaced by one
+    without the bad entries (new segment first, then the old one goes). The mirror is rebuilt
+    from the remote afterwards. Returns how many packs were withdrawn in whole or in part."""
+    done = 0
+    for pack, bad in damaged.items():
+        found = await _segment_of(store, mirror, pack)
+        if found is None:
+            continue
+        name, seg = found
+        keep = [e for e in seg.items() if bad is not None and e[0] not in bad]
+        if keep:
+            new = pk.make_segment(pack, max(off + ln for _, off, ln in keep), keep)
+            encoded = new.encode()
+            await store.put(pk.index_key(digest_bytes(encoded).hex()), encoded)
+        await store.delete(pk.index_key(name))
+        if not keep:
+            with contextlib.suppress(ObjectNotFound):
+                await store.delete(pk.pack_key(pack))
+        done += 1
+    mirror.forget()
+    return done

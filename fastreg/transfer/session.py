@@ -12,6 +12,7 @@ from fastreg.objects import pack as pk
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
 from fastreg.storage.base import Store
+from fastreg.transfer import check as check_mod
 from fastreg.transfer import fetch as fetch_mod
 from fastreg.transfer import gc as gc_mod
 from fastreg.transfer import push as push_mod
@@ -40,9 +41,22 @@ class RemoteSession:
     def push(self, files: push_mod.FileSource, trees: list[bytes], records: list[FileRecord],
              roots: dict[bytes, push_mod.FileSource], pack_size: int,
              progress: Progress | None = None,
-             node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None) -> push_mod.PushResult:
+             node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None,
+             distrust: frozenset[bytes] = frozenset()) -> push_mod.PushResult:
         return self._runner.run(push_mod.push(self.store, self.cache, self.mirror, files, trees, records, roots,
-                                              self.jobs, pack_size, progress, node_files))
+                                              self.jobs, pack_size, progress, node_files, distrust))
+
+    def damaged_chunks(self, damaged: dict[bytes, set[bytes] | None]) -> set[bytes]:
+        return self._runner.run(push_mod.damaged_chunks(self.store, self.mirror, damaged))
+
+    def repair_damaged(self, damaged: dict[bytes, set[bytes] | None]) -> int:
+        n = self._runner.run(push_mod.repair_damaged(self.store, self.mirror, damaged))
+        self.mirror.save()
+        return n
+
+    def check(self, roots: list[check_mod.CheckRoot], read: float | int | bool | None) -> check_mod.CheckReport:
+        return self._runner.run(check_mod.check(self.store, self.cache, self.mirror.path.with_name("check"), roots,
+                                                read, self.jobs))
 
     def refresh_from_hints(self, nodes: list[bytes]) -> int:
         """Merge only the index segments the locator hints of `nodes` name (no listing)."""
