@@ -87,9 +87,14 @@ def damage_found_and_repaired(tmp_path: Path, project: Path, run, monkeypatch, r
     doc = json.loads(out)
     assert not doc["clean"] and [p["kind"] for p in doc["problems"]] == [kind]
     assert doc["problems"][0]["affected"] >= 1 and doc["problems"][0]["affects"][0].startswith("ds")
+    if kind in ("missing-pack", "truncated-pack", "damaged-pack", "missing-chunk"):
+        out, _ = run("status", "--remote")
+        assert "not in remote store" in out  # what check found is not counted as there any more
     out, _ = run("push")
     if kind in ("missing-pack", "truncated-pack", "damaged-pack"):
         assert "Repaired 1 damaged pack" in out
+    out, _ = run("status", "--remote")
+    assert "Everything is in remote store" in out
     out, _ = run("check", "--read-data")
     assert out.splitlines()[-1] == "No problems found."
     mate = tmp_path / f"mate-{kind}"

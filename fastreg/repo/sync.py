@@ -369,6 +369,8 @@ def status_remote(project: Project, paths: Iterable[str], remote_name: str | Non
     with session:
         session.check_format()
         session.refresh([s.meta.digest for s in selected])
+        damaged = load_damage(session.mirror.path)  # what `fastreg check` found: not really there
+        distrust = session.damaged_chunks(damaged) if damaged else set()
         out = []
         for s in selected:
             st = RemoteStatus(s.target)
@@ -380,17 +382,14 @@ def status_remote(project: Project, paths: Iterable[str], remote_name: str | Non
             else:
                 session.fetch_trees([s.meta.digest])
                 recs = [r for p, r in tr.walk(project.cache, s.meta.digest) if _under(p, s.subpath)]
-            from fastreg.chunking import iter_chunks
-
             for r in recs:
                 st.total_files += 1
-                if not all(session.mirror.has(d) for d, _ in iter_chunks(r.chunks, r.digest, r.size)):
+                if not all(session.mirror.has(d) and d not in distrust
+                           for d, _ in iter_chunks(r.chunks, r.digest, r.size)):
                     st.missing_files += 1
                     st.missing_bytes += r.size
             out.append(st)
     return remote.name, out
-
-
 
 
 @dataclass(frozen=True, slots=True)
