@@ -92,6 +92,39 @@ async def read_chunk(store: Store, mirror: RemoteIndex, digest: bytes, length: i
     return data
 
 
+async def read_chunks(store: Store, mirror: RemoteIndex, wanted: list[tuple[bytes, int]],
+                      jobs: int) -> dict[bytes, bytes]:
+    """Several chunks straight from their packs, verified: neighbours in one pack are read with
+    one ranged GET (plan_download's coalescing), the requests `jobs` at a time. For streaming
+    reads that want more than one chunk (a read-ahead window)."""
+    needs: dict[bytes, list[tuple[bytes, int]]] = {}
+    for digest, _ in wanted:
+        if mirror.find(digest) is None:
+            raise MissingDataError(f"{store.url} does not have chunk {digest.hex()}; was it pushed?")
+        needs[digest] = []
+
+    def where(digest: bytes) -> Location:
+        loc = mirror.find(digest)
+        assert loc is not None
+        return loc
+
+    out: dict[bytes, bytes] = {}
+    sem = asyncio.Semaphore(max(1, jobs))
+
+    async def one(req: RangeRequest) -> None:
+        key = pk.pack_key(req.pack)
+        async with sem:
+            body = await store.get(key, req.start, req.end)
+        for piece in req.pieces:
+            data = body[piece.at : piece.at + piece.length]
+            if len(data) != piece.length or xxhash.xxh3_128_digest(data) != piece.digest:
+                raise IntegrityError(f"{store.where(key)} is corrupt or truncated at chunk {piece.digest.hex()}")
+            out[piece.digest] = data
+
+    await asyncio.gather(*(one(r) for r in plan_download(needs, where, max_request=MAX_REQUEST)))
+    return out
+
+
 async def fetch_record(store: Store, digest: bytes, size: int) -> FileRecord:
     """The chunk list of a single-file target (files up to the whole-file limit have none)."""
     key = pk.record_key(digest)

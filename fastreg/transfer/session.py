@@ -110,6 +110,10 @@ class RemoteSession:
     def retire(self, entries: list[snap_mod.ProjectEntry]) -> int:
         return self._runner.run(snap_mod.retire(self.store, entries))
 
+    def read_chunks(self, wanted: list[tuple[bytes, int]]) -> dict[bytes, bytes]:
+        """Several chunks, neighbours coalesced into one ranged GET, verified."""
+        return self._runner.run(fetch_mod.read_chunks(self.store, self.mirror, wanted, self.jobs))
+
     def read_chunk(self, digest: bytes, length: int) -> bytes:
         """One chunk straight from its pack (a ranged GET), verified; for streaming reads."""
         return self._runner.run(fetch_mod.read_chunk(self.store, self.mirror, digest, length))
