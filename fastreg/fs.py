@@ -206,9 +206,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
     def get(self, rpath: Any, lpath: Any, recursive: bool = False, **kwargs: Any) -> None:
         """Download files or folders: one planned fetch for all of them, then copies out of the
         user cache (each verified), written under temp names and renamed."""
-        if isinstance(rpath, str) and not self.isdir(rpath) and isinstance(lpath, str) and os.path.isdir(lpath):
-            lpath = os.path.join(lpath, os.path.basename(self._strip_protocol(rpath)))
-        sources = self.expand_path(rpath, recursive=recursive)
+        sources = self.expand_path(rpath, recursive=recursive, maxdepth=kwargs.get("maxdepth"))
         self._prefetch([p for p in sources if not self.isdir(p)])
         super().get(rpath, lpath, recursive=recursive, **kwargs)
 
@@ -217,6 +215,9 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if self.isdir(rpath):
             os.makedirs(lpath, exist_ok=True)
             return
+        parent = os.path.dirname(lpath)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
         tmp = f"{lpath}.fastreg-get-{os.urandom(4).hex()}"
         try:
             with self._open(rpath) as src, open(tmp, "wb") as dst:
