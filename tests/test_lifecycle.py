@@ -490,3 +490,22 @@ def test_remote_gc_keeps_what_other_projects_pushed(tmp_path: Path, project: Pat
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "fresh-xdg"))
     _, err = run("pull", rc=1)
     assert "missing" in err  # retired and collected: B's data is gone, as asked
+
+
+def test_list_of_one_folder_reads_only_its_path(tmp_path: Path, project: Path, run, make_images, monkeypatch,
+                                                user_cache_home: Path) -> None:
+    ds = project / "ds"
+    for i, part in enumerate(("a", "b", "c", "d")):
+        make_images(ds / part, train=20, validation=20, mean_kb=1, start=1 + 100 * i)  # distinct content
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("add", "ds")
+    run("push")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "ds")
+    monkeypatch.chdir(tmp_path)
+    all_nodes = [p for p in (project / ".fastreg/cache/trees").rglob("*") if p.is_file()]
+    out, _ = run("list", str(project), "ds/b/data/train/cats")
+    assert len(out.splitlines()) == 10
+    read = [p for p in (user_cache_home / "fastreg/cache/trees").rglob("*") if p.is_file()]
+    assert len(read) == 5, (len(read), len(all_nodes))  # ds, ds/b, data, train, cats: not the other folders
+    assert len(all_nodes) > 3 * len(read)

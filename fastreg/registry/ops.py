@@ -510,26 +510,28 @@ def list_(url: str, path: str | None, rev: str | None, recursive: bool, tracked_
 
 
 def _list_tracked(reg: Registry, loc: Located, recursive: bool) -> list[Entry]:
-    """Entries inside a tracked directory, from its tree (the remote's, or the cache); no data."""
+    """Entries inside a tracked directory, from its tree; no data. A folder's listing reads only
+    the tree nodes on its path (one node, plus one shard of a sharded directory, per level) and
+    the folder's own nodes; -R reads the folder's whole subtree (in parallel)."""
     assert loc.meta is not None
     cache = user_cache()
     with reg.session(cache, None) as session:
-        session.fetch_trees([loc.meta.digest])
-    digest = loc.meta.digest
-    prefix = loc.target
-    if loc.subpath:
-        found = tr.lookup(cache, digest, loc.subpath)
-        if found is None:
-            raise MissingPathError(f"{loc.target}/{loc.subpath}: not in the tracked directory {loc.target}")
-        if isinstance(found, FileRecord):
-            return [Entry(f"{loc.target}/{loc.subpath}", "file", found.size, True)]
-        digest, prefix = found.digest, f"{loc.target}/{loc.subpath}"
-    if recursive:
-        return [Entry(f"{prefix}/{rel}", "file", rec.size, True) for rel, rec in tr.walk(cache, digest)]
-    out = []
-    for name, rec in tr.iter_dir(cache, digest):
-        if isinstance(rec, DirRecord):
-            out.append(Entry(f"{prefix}/{name}", "dir", rec.size, True, rec.files))
-        else:
-            out.append(Entry(f"{prefix}/{name}", "file", rec.size, True))
-    return out
+        trees = _LazyTrees(session, cache)
+        digest, prefix = loc.meta.digest, loc.target
+        if loc.subpath:
+            found = tr.lookup(trees, digest, loc.subpath)
+            if found is None:
+                raise MissingPathError(f"{loc.target}/{loc.subpath}: not in the tracked directory {loc.target}")
+            if isinstance(found, FileRecord):
+                return [Entry(f"{loc.target}/{loc.subpath}", "file", found.size, True)]
+            digest, prefix = found.digest, f"{loc.target}/{loc.subpath}"
+        if recursive:
+            session.fetch_trees([digest])
+            return [Entry(f"{prefix}/{rel}", "file", rec.size, True) for rel, rec in tr.walk(cache, digest)]
+        out = []
+        for name, rec in tr.iter_dir(trees, digest):
+            if isinstance(rec, DirRecord):
+                out.append(Entry(f"{prefix}/{name}", "dir", rec.size, True, rec.files))
+            else:
+                out.append(Entry(f"{prefix}/{name}", "file", rec.size, True))
+        return out
