@@ -123,7 +123,7 @@ def round_trip(path: Path, make_store: Any, jobs: int, pack_size: int) -> Datase
         store: Store = make_store()
         with RemoteSession(store, push_cache, RemoteIndex(tmp / "push-mirror", store.url), jobs) as session:
             t0 = time.perf_counter()
-            pushed = session.push(lambda: files, list(tr.walk_dirs(push_cache, root.digest)), [],
+            pushed = session.push(lambda: files, tr.levels_pruned(push_cache, root.digest, set()), [],
                                   {root.digest: lambda: records}, pack_size, None,
                                   tr.file_nodes(push_cache, root.digest))
             res.phases["upload"] = time.perf_counter() - t0

@@ -22,7 +22,7 @@ the directory being built; finished directories keep only their 16-byte digest.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -310,3 +310,78 @@ def _one_side(store: TreeStore, path: str, rec: Record, deleted: bool) -> Iterat
         return
     for rel, frec in walk(store, rec.digest, path + "/"):
         yield (rel, frec, None) if deleted else (rel, None, frec)
+
+
+# -- certificates: subtrees a remote holds whole ---------------------------------------------------
+def certified_nodes(store: TreeStore, digest: bytes, on_remote: Callable[[bytes], bool],
+                    trusted: set[bytes] | frozenset[bytes] = frozenset()) -> set[bytes]:
+    """The nodes under digest (itself included) that a remote holds together with every node
+    below them. A push writes tree nodes only after every pack, and a node only after the nodes
+    below it, so such a node certifies its whole subtree: every chunk under it is committed and
+    every node below it is there. A node in `trusted` (found whole before, or written by a push
+    of this client) is taken as certified without reading below it, so the work follows what
+    changed: the nodes on the paths to new data, and the children of the nodes on those paths.
+    Only the topmost certified nodes matter to a walk that prunes them."""
+    out: set[bytes] = set()
+
+    def visit(node: bytes) -> bool:
+        if node in trusted and on_remote(node):
+            out.add(node)
+            return True
+        whole = on_remote(node)
+        for child in child_nodes(store.get_tree(node), node):
+            whole = visit(child) and whole
+        if whole:
+            out.add(node)
+        return whole
+
+    visit(digest)
+    return out
+
+
+def walk_pruned(store: TreeStore, digest: bytes, skip: set[bytes],
+                prefix: str = "") -> Iterator[tuple[str, FileRecord]]:
+    """walk(), leaving out the subdirectories whose node is in skip (and everything if digest is)."""
+    if digest in skip:
+        return
+    for name, rec in iter_dir(store, digest):
+        path = prefix + name
+        if isinstance(rec, DirRecord):
+            yield from walk_pruned(store, rec.digest, skip, path + "/")
+        else:
+            yield path, rec
+
+
+def levels_pruned(store: TreeStore, digest: bytes, skip: set[bytes]) -> list[list[bytes]]:
+    """The nodes under digest not in skip (subtrees in skip left out), by depth: [[root], [its
+    children and shards], ...]. Uploading the deepest level first writes a node after all nodes
+    below it."""
+    levels: list[list[bytes]] = []
+    todo = [digest] if digest not in skip else []
+    while todo:
+        levels.append(todo)
+        nxt = []
+        for node in todo:
+            nxt += [c for c in child_nodes(store.get_tree(node), node) if c not in skip]
+        todo = nxt
+    return levels
+
+
+def file_nodes_pruned(store: TreeStore, digest: bytes, skip: set[bytes]) -> Iterator[tuple[bytes, list[FileRecord]]]:
+    """file_nodes(), leaving out the subtrees in skip."""
+    if digest in skip:
+        return
+    kind, body = _decode_node(store.get_tree(digest), digest)
+    if kind == "index":
+        for shard in body:
+            yield from file_nodes_pruned(store, shard[1], skip)
+        return
+    files = []
+    for raw in body:
+        _, rec = _decode_entry(raw, digest)
+        if isinstance(rec, DirRecord):
+            yield from file_nodes_pruned(store, rec.digest, skip)
+        else:
+            files.append(rec)
+    if files:
+        yield digest, files

@@ -31,7 +31,7 @@ from fastreg.repo.checkout import CheckoutResult, checkout
 from fastreg.repo.gc import referenced_metas
 from fastreg.repo.project import Project, Target
 from fastreg.repo.workspace import resolve_selection, under
-from fastreg.transfer.check import clear_damage, load_damage
+from fastreg.transfer.check import clear_damage, damage_recorded, load_damage
 from fastreg.transfer.fetch import FetchResult
 from fastreg.transfer.gc import RemoteGcResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
@@ -52,15 +52,28 @@ FileSource = Callable[[], Iterable[FileRecord]]
 @dataclass(slots=True)
 class PushSources:
     """What a push sends, as sources that walk the trees again each time they are called (the
-    upload walks them twice: to estimate, then to pack), so no list of every file is held."""
+    upload walks them twice: to estimate, then to pack), so no list of every file is held.
+    Subtrees the remote already holds whole (certified) are left out of the files to pack, the
+    tree nodes to write and the node hints: a push with nothing new walks no file."""
 
-    trees: list[bytes] = field(default_factory=list)  # tree nodes (a few per thousand files)
+    trees: list[list[bytes]] = field(default_factory=list)  # tree nodes to write, by depth
     records: list[FileRecord] = field(default_factory=list)  # chunk lists of single-file targets
-    roots: dict[bytes, FileSource] = field(default_factory=dict)
+    # every file of each target, for its locator hint (None: walking it would cross certified
+    # subtrees, so the hint names every segment instead)
+    roots: dict[bytes, FileSource | None] = field(default_factory=dict)
+    sources: list[FileSource] = field(default_factory=list)  # the files not under a certified subtree
+    certified: set[bytes] = field(default_factory=set)
 
     def files(self) -> Iterator[FileRecord]:
-        for source in self.roots.values():
+        for source in self.sources:
             yield from source()
+
+    def add_levels(self, levels: list[list[bytes]]) -> None:
+        seen = {d for level in self.trees for d in level}
+        for depth, level in enumerate(levels):
+            if depth == len(self.trees):
+                self.trees.append([])
+            self.trees[depth] += [d for d in level if d not in seen]
 
 
 def select(project: Project, paths: Iterable[str]) -> list[Selected]:
@@ -104,11 +117,14 @@ def _chain(a: FileSource, b: FileSource) -> FileSource:
     return lambda: itertools.chain(a(), b())
 
 
-def _push_selection(project: Project, selected: list[Selected], session: RemoteSession) -> PushSources:
+def _push_selection(project: Project, selected: list[Selected], session: RemoteSession,
+                    certificates: bool = True) -> PushSources:
     """What to push. Data that is not in the local cache is fine when the remote has it already
     (a clone that never pulled everything); anything else missing is an error, found by one
     streaming pass before anything is uploaded."""
     sel = PushSources()
+    if not session.mirror.refreshed:
+        session.refresh([])  # first: a remote gc since the last push makes the mirror forget what it knew
     lacking: list[str] = []  # the first few, and how many
     nlacking = 0
     cache = project.cache
@@ -118,10 +134,11 @@ def _push_selection(project: Project, selected: list[Selected], session: RemoteS
             session.refresh([])
         return all(session.mirror.has(d) for d, _ in iter_chunks(rec.chunks, rec.digest, rec.size))
 
-    def walker(digest: bytes, subpath: str | None) -> FileSource:
-        return lambda: (rec for path, rec in tr.walk(cache, digest) if _under(path, subpath))
+    def walker(digest: bytes, subpath: str | None, skip: set[bytes]) -> FileSource:
+        return lambda: (rec for path, rec in tr.walk_pruned(cache, digest, skip) if _under(path, subpath))
 
     for s in selected:
+        certified: set[bytes] = set()
         if s.meta.kind == "file":
             rec = _chunks_of_cached(project, s.meta)
             if rec is None:
@@ -136,13 +153,17 @@ def _push_selection(project: Project, selected: list[Selected], session: RemoteS
                 except FastregError:
                     raise MissingDataError(f"{s.target.rel}: its data is neither in the local cache nor on the remote; "
                                        "nothing to push from here") from None
-            seen_trees = set(sel.trees)
-            sel.trees += [d for d in tr.walk_dirs(cache, s.meta.digest) if d not in seen_trees]
-            source = walker(s.meta.digest, s.subpath)
+            certified = _certified(session, cache, s.meta.digest) if certificates else set()
+            sel.certified |= certified
+            sel.add_levels(tr.levels_pruned(cache, s.meta.digest, certified))
+            source = walker(s.meta.digest, s.subpath, certified)
+        whole = None if s.meta.kind == "dir" and certified else source
+        sel.sources.append(source)
         if s.meta.digest in sel.roots:  # the same data selected twice (two subfolders of one target)
-            sel.roots[s.meta.digest] = _chain(sel.roots[s.meta.digest], source)
+            before = sel.roots[s.meta.digest]
+            sel.roots[s.meta.digest] = _chain(before, whole) if before is not None and whole is not None else None
         else:
-            sel.roots[s.meta.digest] = source
+            sel.roots[s.meta.digest] = whole
         for rec in source():
             if not cache.has_file(rec.digest) and not on_remote(rec):
                 nlacking += 1
@@ -153,6 +174,19 @@ def _push_selection(project: Project, selected: list[Selected], session: RemoteS
         raise MissingDataError(f"{lacking[0]}{more}: not in the local cache and not on the remote; run `fastreg add` "
                            "(or `fastreg fetch` from where it was pushed) first")
     return sel
+
+
+def _certified(session: RemoteSession, cache: Cache, root: bytes) -> set[bytes]:
+    """The nodes under root whose whole subtree the remote holds (tree.certified_nodes), from
+    what the mirror knows of the remote's tree nodes; trees/ is listed once when the mirror does
+    not know the root's node (a clone that did not push it). Empty for a remote that cannot be
+    listed: then every file is looked at, as before."""
+    mirror = session.mirror
+    if root not in mirror.trees and not mirror.trees_listed:
+        session.learn_trees()
+    found = tr.certified_nodes(cache, root, mirror.trees.__contains__, mirror.certified)
+    mirror.certified |= found
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +203,7 @@ class SyncResult:
 
 def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: int | None,
          progress: Progress | None = None) -> SyncResult:
+    paths = list(paths)
     everything = select(project, paths)
     selected = [s for s in everything if s.meta.source is None]  # an import's bytes are in its registry
     imports = len(everything) - len(selected)
@@ -183,10 +218,12 @@ def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
         if damaged:
             session.refresh([])  # the damaged packs' segments, to know their chunks
             distrust = frozenset(session.damaged_chunks(damaged))
-        sel = _push_selection(project, selected, session)
+        suspect = damage_recorded(session.mirror.path)
+        sel = _push_selection(project, selected, session, certificates=not suspect)
 
         def node_files() -> Iterator[tuple[bytes, Iterable[FileRecord]]]:
-            return (nf for s in selected if s.meta.kind == "dir" for nf in tr.file_nodes(project.cache, s.meta.digest))
+            return (nf for s in selected if s.meta.kind == "dir"
+                    for nf in tr.file_nodes_pruned(project.cache, s.meta.digest, sel.certified))
 
         res = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, progress, node_files(),
                            distrust)
@@ -196,7 +233,9 @@ def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
             # The chunks are back in new packs: withdraw the damaged packs' index entries, then
             # write the locator hints again (they named the old segments).
             repaired = session.repair_damaged(damaged)
+        if suspect and not paths:  # every target was looked at file by file again
             clear_damage(session.mirror.path)
+        if damaged:
             again = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, None, node_files())
             requests += again.requests
         requests += _record_snapshot(project, session)
@@ -371,19 +410,26 @@ def status_remote(project: Project, paths: Iterable[str], remote_name: str | Non
         session.refresh([s.meta.digest for s in selected])
         damaged = load_damage(session.mirror.path)  # what `fastreg check` found: not really there
         distrust = session.damaged_chunks(damaged) if damaged else set()
+        suspect = damage_recorded(session.mirror.path)
         out = []
         for s in selected:
             st = RemoteStatus(s.target)
+            recs: Iterable[FileRecord]
             if s.meta.kind == "file":
                 local = _chunks_of_cached(project, s.meta)
                 recs = [local if local is not None else session.fetch_record(s.meta.digest, s.meta.size)]
-            elif project.cache.tree_path(s.meta.digest).exists():
-                recs = [r for p, r in tr.walk(project.cache, s.meta.digest) if _under(p, s.subpath)]
             else:
-                session.fetch_trees([s.meta.digest])
-                recs = [r for p, r in tr.walk(project.cache, s.meta.digest) if _under(p, s.subpath)]
+                if not project.cache.tree_path(s.meta.digest).exists():
+                    session.fetch_trees([s.meta.digest])
+                # Files under a subtree the remote holds whole are not looked at one by one.
+                certified = set() if suspect else _certified(session, project.cache, s.meta.digest)
+                found = tr.lookup(project.cache, s.meta.digest, s.subpath) if s.subpath else None
+                st.total_files = s.meta.files if s.subpath is None else \
+                    found.files if isinstance(found, tr.DirRecord) else 1
+                recs = (r for p, r in tr.walk_pruned(project.cache, s.meta.digest, certified) if _under(p, s.subpath))
             for r in recs:
-                st.total_files += 1
+                if s.meta.kind == "file":
+                    st.total_files += 1
                 if not all(session.mirror.has(d) and d not in distrust
                            for d, _ in iter_chunks(r.chunks, r.digest, r.size)):
                     st.missing_files += 1

@@ -438,6 +438,12 @@ def load_damage(mirror_path: Path) -> dict[bytes, set[bytes] | None]:
         return {}
 
 
+def damage_recorded(mirror_path: Path) -> bool:
+    """A check found problems there that no push has repaired yet: tree nodes do not certify
+    their subtrees until one has looked at every file again (a segment may be gone)."""
+    return _damage_path(mirror_path).exists()
+
+
 def clear_damage(mirror_path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         _damage_path(mirror_path).unlink()

@@ -6,8 +6,9 @@ Given everything the kept metafiles refer to (chunks, tree nodes, file records, 
 - a pack whose live bytes are under half of it is rewritten: the live chunks are copied (and
   verified) into a new pack with its own segment, and only then are the old segment and pack
   deleted;
-- packs without a segment (left by an interrupted push), and tree nodes, file records and root
-  hints no kept metafile refers to, are deleted;
+- tree nodes, file records and root hints no kept metafile refers to are deleted first, before
+  any pack (a tree node on the remote certifies its subtree to a push: it must go before the
+  chunks under it); packs without a segment (left by an interrupted push) are deleted too;
 - root hints of the kept targets are rewritten for the new segment names.
 
 The concurrency rule: nothing younger than `grace` seconds (default one hour) is touched, so a
@@ -126,6 +127,17 @@ async def gc(  # noqa: C901, PLR0915 - to be rebuilt as a planner and stages
         res.packs_rewritten += 1
         res.bytes_freed -= len(data)
 
+    # Certificates go first: a tree node no kept metafile reaches (and its root hint and file
+    # record) is deleted before any pack, so a push never takes a subtree whose chunks are being
+    # deleted as one the remote holds whole (tree.certified_nodes).
+    withdraw = []
+    for listing, keep in ((trees, keep_trees), (records, keep_records), (roots, set(keep_roots))):
+        for o in listing:
+            d = _digest_of(o.key)
+            if d not in keep and not young(o):
+                withdraw.append(delete(o.key, o.size))
+    await asyncio.gather(*withdraw)
+
     tasks = []
     for o, seg, live in plans:
         info = pack_info.get(seg.pack)
@@ -144,11 +156,6 @@ async def gc(  # noqa: C901, PLR0915 - to be rebuilt as a planner and stages
     for o in packs:
         if _digest_of(o.key) not in with_segment and not young(o):
             others.append(delete(o.key, o.size))  # orphan of an interrupted push
-    for listing, keep in ((trees, keep_trees), (records, keep_records), (roots, set(keep_roots))):
-        for o in listing:
-            d = _digest_of(o.key)
-            if d not in keep and not young(o):
-                others.append(delete(o.key, o.size))
     await asyncio.gather(*others)
 
     # The mirror is rebuilt from the remote, then root hints are rewritten for the new segments.

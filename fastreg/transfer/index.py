@@ -1,7 +1,8 @@
 """The client's mirror of a remote's index: which chunks the remote has, and where.
 
 Kept under .fastreg/state/remotes/<id>/mirror as one msgpack value:
-["fastreg.mirror", 2, url, segments, packs, pack_segment, table, trees, records, roots, gc_marks, 0]
+["fastreg.mirror", 2, url, segments, packs, pack_segment, table, trees, records, roots, gc_marks,
+certified] (certified: 16 bytes per tree node known to certify its subtree; 0 in older mirrors)
 where `table` is a blob of sorted
 28-byte records (chunk digest 16 + pack number uint32 + offset uint32 + length uint32), `packs`
 maps pack numbers to pack digests, `segments` lists the index segments merged so far and
@@ -56,12 +57,16 @@ class RemoteIndex:
         self.table = b""
         self.pack_segment: list[str] = []  # the index segment of each pack number
         self.trees: set[bytes] = set()
+        # Tree nodes known to certify their whole subtree on the remote (written children-first by
+        # this client, or found whole below): a push need not look under them again.
+        self.certified: set[bytes] = set()
         self.records: set[bytes] = set()
         self.roots: set[bytes] = set()  # targets whose root hint is up to date
         self.gc_marks: set[str] = set()  # remote gc runs seen (each leaves a gc/<name> object)
         self._pack_no: dict[bytes, int] = {}
         self.requests = 0
         self.refreshed = False  # refreshed from the remote during this command
+        self.trees_listed = False  # trees/ listed during this command
 
     # -- persistence -------------------------------------------------------------------------
     def load(self) -> RemoteIndex:
@@ -75,12 +80,14 @@ class RemoteIndex:
             segments, packs, pack_segment, table = set(v[3]), list(v[4]), list(v[5]), bytes(v[6])
             trees, records, roots = (_split16(b) for b in v[7:10])
             gc_marks = set(v[10])
+            certified = _split16(v[11]) if isinstance(v[11], bytes) else set()
             if len(packs) != len(pack_segment) or len(table) % REC.size:
                 raise DecodeError("inconsistent")
         except (FileNotFoundError, DecodeError, IndexError, TypeError, ValueError):
             return self
         self.segments, self.packs, self.pack_segment, self.table = segments, packs, pack_segment, table
         self.trees, self.records, self.roots, self.gc_marks = trees, records, roots, gc_marks
+        self.certified = certified
         self._pack_no = {p: i for i, p in enumerate(self.packs)}
         return self
 
@@ -90,13 +97,15 @@ class RemoteIndex:
         data = codec.packb(["fastreg.mirror", MIRROR_VERSION, self.url, sorted(self.segments), self.packs,
                             self.pack_segment, self.table,
                             *(b"".join(sorted(s)) for s in (self.trees, self.records, self.roots)),
-                            sorted(self.gc_marks), 0])
+                            sorted(self.gc_marks), b"".join(sorted(self.certified))])
         tmp.write_bytes(data)
         os.replace(tmp, self.path)
 
     def forget(self) -> None:
         self.segments, self.packs, self.pack_segment, self.table = set(), [], [], b""
         self.trees, self.records, self.roots, self._pack_no = set(), set(), set(), {}
+        self.certified = set()
+        self.trees_listed = False
         self.gc_marks = set()
         self.refreshed = False
         with contextlib.suppress(FileNotFoundError):
@@ -156,6 +165,21 @@ class RemoteIndex:
             self.requests += 1
             names += pk.decode_roots(data, store.where(pk.roots_key(node)))
         return await self._merge_named(store, names)
+
+    async def learn_trees(self, store: Store) -> None:
+        """The remote's tree nodes, from one listing of trees/ (a few thousand keys for a
+        million files): a tree node there is a certificate for its subtree when every node
+        below it is there too (tree.certified_nodes)."""
+        if not store.can_list:
+            return
+        listing = await store.list("trees/")
+        self.requests += 1 + len(listing) // 1000
+        for o in listing:
+            with contextlib.suppress(ValueError):
+                digest = bytes.fromhex(o.key.rsplit("/", 1)[-1])
+                if len(digest) == 16:
+                    self.trees.add(digest)
+        self.trees_listed = True
 
     async def refresh(self, store: Store, roots: Iterable[bytes] = ()) -> int:
         """Merge segments the mirror has not seen: by listing index/, or, on a remote that

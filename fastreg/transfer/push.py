@@ -141,14 +141,15 @@ def build_pack(cache: LocalObjects, plan: PackPlan, buf: bytearray) -> tuple[byt
 
 
 async def push(  # noqa: C901, PLR0915 - to be rebuilt as stages
-    store: Store, cache: LocalObjects, mirror: RemoteIndex, files: FileSource, trees: list[bytes],
-    records: list[FileRecord], roots: dict[bytes, FileSource], jobs: int, pack_size: int,
+    store: Store, cache: LocalObjects, mirror: RemoteIndex, files: FileSource, trees: list[list[bytes]],
+    records: list[FileRecord], roots: dict[bytes, FileSource | None], jobs: int, pack_size: int,
     progress: Progress | None = None,
     node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None,
     distrust: frozenset[bytes] = frozenset()) -> PushResult:
     """Upload what the remote lacks. `files` and each of `roots` are sources: called, they walk
     the files again (twice here: to estimate, then to pack), so the push holds no list of files.
     A file whose chunks are all on the remote is never read; any other file must be in `cache`.
+    `trees`: the tree nodes to write, by depth (tree.levels_pruned), the root level first.
     Chunks in `distrust` are uploaded again whatever the index says (`fastreg check` found
     their pack damaged; see repair_damaged)."""
     if not mirror.refreshed:
@@ -246,24 +247,24 @@ async def push(  # noqa: C901, PLR0915 - to be rebuilt as stages
             await store.put(key, data)
         objects += 1
 
-    tasks = []
-    for digest in trees:
-        if digest not in mirror.trees:
-            data = await asyncio.to_thread(cache.get_tree, digest)
-            tasks.append(put_object(pk.tree_key(digest), data))
-    for rec in records:
-        if rec.digest not in mirror.records:
-            tasks.append(put_object(pk.record_key(rec.digest), pk.encode_record(rec.size, rec.chunks)))
-    await asyncio.gather(*tasks)
-    mirror.trees.update(trees)
+    await asyncio.gather(*(put_object(pk.record_key(rec.digest), pk.encode_record(rec.size, rec.chunks))
+                           for rec in records if rec.digest not in mirror.records))
     mirror.records.update(r.digest for r in records)
+    # Tree nodes after every pack, the deepest first: a node is written only once everything
+    # below it is on the remote, which makes it a certificate for its subtree (tree.certified_nodes).
+    for level in reversed(trees):
+        todo = [d for d in level if d not in mirror.trees]
+        datas = [await asyncio.to_thread(cache.get_tree, d) for d in todo]
+        await asyncio.gather(*(put_object(pk.tree_key(d), data) for d, data in zip(todo, datas, strict=True)))
+        mirror.trees.update(level)
+        mirror.certified.update(level)  # written after everything below them
     # Locator hints: which segments hold the chunks of each target, and of each tree node that
     # holds files (so one file is found by reading its node's hint and a segment or two, and a
     # reader that cannot list finds what it needs at all).
     hint_tasks = []
-    def hinted() -> Iterator[tuple[bytes, Iterable[FileRecord]]]:
+    def hinted() -> Iterator[tuple[bytes, Iterable[FileRecord] | None]]:
         for root, source in roots.items():
-            yield root, source()
+            yield root, source() if source is not None else None
         yield from node_files or ()  # walked lazily: no second copy of every record
 
     done_nodes: list[bytes] = []
@@ -272,6 +273,11 @@ async def push(  # noqa: C901, PLR0915 - to be rebuilt as stages
             continue
         if root not in roots:
             done_nodes.append(root)
+        if recs is None:
+            # The target's walk left out subtrees the remote holds whole: name every segment
+            # (what a reader that lists the index would read anyway) instead of walking them.
+            hint_tasks.append(put_object(pk.roots_key(root), pk.encode_roots(sorted(mirror.segments))))
+            continue
         names = set()
         for rec in recs:
             for digest, _ in iter_chunks(rec.chunks, rec.digest, rec.size):

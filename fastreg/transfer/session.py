@@ -38,8 +38,8 @@ class RemoteSession:
         finally:
             self._runner.close()
 
-    def push(self, files: push_mod.FileSource, trees: list[bytes], records: list[FileRecord],
-             roots: dict[bytes, push_mod.FileSource], pack_size: int,
+    def push(self, files: push_mod.FileSource, trees: list[list[bytes]], records: list[FileRecord],
+             roots: dict[bytes, push_mod.FileSource | None], pack_size: int,
              progress: Progress | None = None,
              node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None,
              distrust: frozenset[bytes] = frozenset()) -> push_mod.PushResult:
@@ -57,6 +57,11 @@ class RemoteSession:
     def check(self, roots: list[check_mod.CheckRoot], read: float | int | bool | None) -> check_mod.CheckReport:
         return self._runner.run(check_mod.check(self.store, self.cache, self.mirror.path.with_name("check"), roots,
                                                 read, self.jobs))
+
+    def learn_trees(self) -> None:
+        """Add the tree nodes the remote holds (one listing of trees/) to what the mirror knows."""
+        self._runner.run(self.mirror.learn_trees(self.store))
+        self.mirror.save()
 
     def refresh_from_hints(self, nodes: list[bytes]) -> int:
         """Merge only the index segments the locator hints of `nodes` name (no listing)."""
