@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import xxhash
@@ -95,7 +96,7 @@ class StatCache:
         tmp = self.path.with_name(f"{self.path.name}.{os.urandom(4).hex()}.tmp")
         try:
             with open(tmp, "wb") as f:
-                for rel in sorted(self.entries):
+                for rel in sorted(self.entries, key=canonical):
                     if keep is not None and rel not in keep:
                         continue
                     f.write(codec.packb([rel, *self.entries[rel]]))
@@ -103,6 +104,29 @@ class StatCache:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+def canonical(rel: str) -> list[str]:
+    """The order of a tree walk (names compared folder by folder): stat caches are written in
+    it, so a status can stream one alongside the tree and the workspace (stream())."""
+    return rel.split("/")
+
+
+def stream(path: Path) -> Iterator[tuple[str, Entry]]:
+    """The entries of a stat cache file in the order they were written, one at a time; a
+    missing or damaged file ends the stream (its entries then only cost a re-hash)."""
+    try:
+        with open(path, "rb") as f:
+            for rec in codec.stream_unpacker(f):
+                rel, ino, size, mtime, digest, chunks = rec
+                yield rel, (ino, size, mtime, digest, chunks)
+    except FileNotFoundError:
+        return
+    except (ValueError, TypeError, DecodeError):
+        return
+    except Exception as exc:  # msgpack's own exception types
+        if not type(exc).__module__.startswith("msgpack"):
+            raise
 
 
 def settle(tmp: str | Path) -> tuple[int, int, int] | None:

@@ -9,18 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from fastreg.errors import (
-    FastregError,
-)
+from fastreg.errors import DecodeError, FastregError, MetafileError, MissingDataError
 from fastreg.objects import metafile as mf
+from fastreg.objects import tree as tr
 from fastreg.repo.build import now_ns
 from fastreg.repo.project import Project, Target
-from fastreg.repo.statcache import StatCache
+from fastreg.repo.scan import scan
+from fastreg.repo.statcache import StatCache, StatCacheWriter
 from fastreg.repo.workspace import (
     default_jobs,
     resolve_targets,
-    tree_files,
-    walk_workspace,
     workspace_digests,
 )
 
@@ -92,24 +90,26 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
         res.state = State.CHANGED
         res.modified.append(t.name)
         return res
-    try:
-        expected = tree_files(project, meta)
-    except FastregError:
+    if not project.cache.tree_path(meta.digest).exists():
         res.state = State.NOT_IN_CACHE
         return res
-    ws = workspace_digests(t.data, walk_workspace(t.data), sc, pool, started)
-    for rel, digest in ws.items():
-        rec = expected.get(rel)
-        if rec is None:
-            res.added.append(rel)
-        elif rec.digest != digest:
-            res.modified.append(rel)
-    for rel, rec in expected.items():
-        if rel not in ws:
-            (res.deleted if project.cache.has_file(rec.digest) else res.not_pulled).append(rel)
-    res.added.sort()
-    res.modified.sort()
+    writer = StatCacheWriter(StatCache(project.state_dir, t.rel), started)
+    try:
+        found = scan(t.data, tr.walk(project.cache, meta.digest), sc.path, writer, project.cache, pool)
+    except DecodeError as exc:
+        writer.abort()
+        raise MetafileError(f"{meta.path}: {exc}") from None
+    except FastregError as exc:
+        writer.abort()
+        if isinstance(exc, MissingDataError):  # a tree node below the root is not in the cache
+            res.state = State.NOT_IN_CACHE
+            return res
+        raise
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+    res.added, res.modified, res.deleted, res.not_pulled = found.added, found.modified, found.deleted, found.not_pulled
     if res.added or res.modified or res.deleted:
         res.state = State.CHANGED
-    sc.save()
     return res
