@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastreg import tmpnames
 from fastreg.chunking import file_digest
@@ -36,12 +36,13 @@ from fastreg.registry.git import Mirror, Resolved, user_cache_dir
 from fastreg.repo import remotes as rm
 from fastreg.repo.arrivals import Alongside, Arrivals
 from fastreg.repo.cache import Cache
-from fastreg.repo.checkout import checkout, checkout_new
-from fastreg.repo.diff import DiffResult, classify, compare_metas, overlaps
 from fastreg.repo.project import Project, Target
 from fastreg.transfer.fetch import FetchResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
 from fastreg.transfer.session import RemoteSession
+
+if TYPE_CHECKING:
+    from fastreg.repo.diff import DiffResult
 
 
 def clean_path(path: str) -> str:
@@ -351,6 +352,8 @@ def _materialize_into_project(project: Project, reg: Registry, loc: Located, t: 
     """Fetch what loc points at into the project cache; the metafile that describes it. fresh:
     t's data path does not exist, and a directory is checked out there while it downloads (on
     failure what was placed is removed again)."""
+    from fastreg.repo.checkout import checkout_new
+
     project.cache.ensure()
     source = mf.ImportSource(reg.url, loc.target + (f"/{loc.subpath}" if loc.subpath else ""),
                              reg.resolved.rev, reg.commit)
@@ -381,6 +384,8 @@ def _materialize_into_project(project: Project, reg: Registry, loc: Located, t: 
 
 def import_(project: Project, url: str, path: str, out: str | None, rev: str | None, force: bool, jobs: int | None,
             progress: Progress | None = None) -> ImportResult:
+    from fastreg.repo.checkout import checkout
+
     reg = Registry(url, rev)
     loc = reg.locate(path)
     t = project.target(out or PurePosixPath(clean_path(path)).name)
@@ -407,6 +412,8 @@ def update(project: Project, target: str, rev: str | None, jobs: int | None,
            progress: Progress | None = None) -> ImportResult:
     """Re-resolve an import: without rev, follow the recorded rev (a branch moves, a tag or
     commit stays); with rev, switch to it. Only what the cache lacks is downloaded."""
+    from fastreg.repo.checkout import checkout
+
     t = project.target(target, must_exist=True)
     meta = project.read_meta(t)
     if meta.source is None:
@@ -434,6 +441,8 @@ def update(project: Project, target: str, rev: str | None, jobs: int | None,
 def diff(url: str, a: str, b: str | None, path: str | None) -> DiffResult:
     """What changed in the registry's tracked data from revision a to b (default: the default
     branch), under path if given: from metafiles and the tree nodes that differ, no data."""
+    from fastreg.repo.diff import DiffResult, classify, compare_metas, overlaps
+
     reg_a, reg_b = Registry(url, a), Registry(url, b)
     metas_a = reg_a.git.metafiles(reg_a.commit)
     metas_b = reg_b.git.metafiles(reg_b.commit)
