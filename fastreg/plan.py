@@ -108,3 +108,51 @@ def _request(pack: bytes, start: int, end: int, group: list[tuple[Location, byte
              needs: dict[bytes, list[tuple[bytes, int]]]) -> RangeRequest:
     pieces = tuple(Piece(d, loc.offset - start, loc.length, tuple(needs[d])) for loc, d in group)
     return RangeRequest(pack, start, end, pieces)
+
+
+# -- remote gc ---------------------------------------------------------------------------------
+Entry = tuple[bytes, int, int]  # chunk digest, offset in its pack, length
+
+
+@dataclass(frozen=True, slots=True)
+class PackState:
+    """One pack as remote gc sees it: its index segment's entries, and whether the segment or the
+    pack is younger than the grace period (a push may still be using it)."""
+
+    segment: str
+    pack: bytes
+    pack_size: int
+    entries: tuple[Entry, ...]
+    young: bool
+
+
+@dataclass(slots=True)
+class GcPlan:
+    drop: list[PackState] = field(default_factory=list)  # no kept chunk: segment, then pack, go
+    rewrite: list[tuple[PackState, list[Entry]]] = field(default_factory=list)  # live chunks into a new pack
+    keep: list[PackState] = field(default_factory=list)  # mostly live: left as it is
+    young: list[PackState] = field(default_factory=list)  # inside the grace period: not judged
+
+
+def plan_gc(packs: Iterable[PackState], keep_chunks: set[bytes], rewrite_below: float, header: int) -> GcPlan:
+    """What remote gc does with each pack. A kept chunk counts once, in the first pack (by segment
+    name) that has it, so duplicates left by concurrent pushers are freed; a young pack's chunks
+    count too, so a chunk is never kept only in a pack that is dropped. A pack whose live bytes are
+    under `rewrite_below` of its chunk bytes is rewritten, one with none is dropped."""
+    plan = GcPlan()
+    covered: set[bytes] = set()
+    for p in sorted(packs, key=lambda x: x.segment):
+        live = []
+        for entry in p.entries:
+            if entry[0] in keep_chunks and entry[0] not in covered:
+                covered.add(entry[0])
+                live.append(entry)
+        if p.young:
+            plan.young.append(p)
+        elif not live:
+            plan.drop.append(p)
+        elif sum(e[2] for e in live) < rewrite_below * max(1, p.pack_size - header):
+            plan.rewrite.append((p, live))
+        else:
+            plan.keep.append(p)
+    return plan

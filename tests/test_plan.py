@@ -116,3 +116,42 @@ def test_coalescing_never_drops_duplicates_or_exceeds_the_cap(chunks_at, gap, ma
             loc = locs[p.digest]
             assert (r.pack, r.start + p.at, p.length) == (loc.pack, loc.offset, loc.length)  # exact bytes
             assert p.targets == tuple(needs[p.digest])
+
+
+# -- remote gc -------------------------------------------------------------------------------------
+def test_gc_plan_drops_rewrites_keeps_and_leaves_young_packs() -> None:
+    from fastreg.plan import PackState, plan_gc
+
+    def pack(name: str, chunks: list[str], young: bool = False) -> PackState:
+        entries = tuple((d(c), 8 + 100 * i, 100) for i, c in enumerate(chunks))
+        return PackState(name, d("pack-" + name), 8 + 100 * len(chunks), entries, young)
+
+    packs = [pack("a", ["1", "2", "3", "4"]), pack("b", ["5", "6"]), pack("c", ["7", "8", "9", "10"]),
+             pack("d", ["11"], young=True), pack("e", ["1", "12", "13"])]
+    plan = plan_gc(packs, {d(c) for c in ("1", "2", "3", "4", "7", "11", "12")}, 0.5, 8)
+    assert [p.segment for p in plan.keep] == ["a"]  # all live
+    assert [p.segment for p in plan.drop] == ["b"]  # nothing live
+    assert [(p.segment, [e[0] for e in live]) for p, live in plan.rewrite] == [("c", [d("7")]), ("e", [d("12")])]
+    assert [p.segment for p in plan.young] == ["d"]  # not judged, whatever it holds
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 20), min_size=1, max_size=6, unique=True), st.booleans()),
+                max_size=8),
+       st.sets(st.integers(0, 20)), st.floats(0, 1))
+def test_gc_plan_never_loses_a_kept_chunk(packs_spec, keep, rewrite_below) -> None:
+    from fastreg.plan import PackState, plan_gc
+
+    packs = [PackState(f"s{i:02d}", d(f"p{i}"), 8 + 10 * len(cs), tuple((d(f"c{c}"), 8 + 10 * j, 10)
+                                                                       for j, c in enumerate(cs)), young)
+             for i, (cs, young) in enumerate(packs_spec)]
+    keep_chunks = {d(f"c{c}") for c in keep}
+    plan = plan_gc(packs, keep_chunks, rewrite_below, 8)
+    decided = plan.drop + plan.keep + plan.young + [p for p, _ in plan.rewrite]
+    assert sorted(p.segment for p in decided) == sorted(p.segment for p in packs)  # each pack decided once
+    surviving = {e[0] for p in plan.keep + plan.young for e in p.entries}
+    surviving |= {e[0] for _, live in plan.rewrite for e in live}
+    on_remote = {e[0] for p in packs for e in p.entries}
+    assert keep_chunks & on_remote <= surviving  # a kept chunk is never only in a dropped pack
+    for p in plan.drop:
+        assert not any(e[0] in keep_chunks and e[0] not in surviving for e in p.entries)

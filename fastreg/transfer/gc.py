@@ -30,6 +30,7 @@ import xxhash
 from fastreg.errors import DecodeError, IntegrityError
 from fastreg.objects import pack as pk
 from fastreg.objects.digest import digest_bytes
+from fastreg.plan import PackState, plan_gc
 from fastreg.storage.base import ObjectInfo, Store
 from fastreg.transfer.index import RemoteIndex
 
@@ -53,7 +54,7 @@ def _digest_of(key: str) -> bytes | None:
         return None
 
 
-async def gc(  # noqa: C901, PLR0915 - to be rebuilt as a planner and stages
+async def gc(  # noqa: PLR0915 - decisions in plan.plan_gc; the I/O stages still to split
     store: Store, mirror: RemoteIndex, keep_chunks: set[bytes], keep_trees: set[bytes],
     keep_records: set[bytes], keep_roots: dict[bytes, list[bytes]], grace: float,
     jobs: int) -> RemoteGcResult:
@@ -85,17 +86,15 @@ async def gc(  # noqa: C901, PLR0915 - to be rebuilt as a planner and stages
             raise IntegrityError(f"{store.where(o.key)}: {exc}; remote gc stopped without deleting anything") from None
 
     loaded = await asyncio.gather(*(load_segment(o) for o in segments))
-    covered: set[bytes] = set()  # live chunks already kept in some pack
-    with_segment: set[bytes] = set()
-    plans: list[tuple[ObjectInfo, pk.IndexSegment, list[tuple[bytes, int, int]]]] = []
-    for o, seg in sorted(loaded, key=lambda x: x[0].key):
-        with_segment.add(seg.pack)
-        live = []
-        for digest, offset, length in seg.items():
-            if digest in keep_chunks and digest not in covered:
-                covered.add(digest)
-                live.append((digest, offset, length))
-        plans.append((o, seg, live))
+    with_segment = {seg.pack for _, seg in loaded}
+    by_name = {o.key[len("index/"):]: (o, seg) for o, seg in loaded}
+
+    def state(o: ObjectInfo, seg: pk.IndexSegment) -> PackState:
+        info = pack_info.get(seg.pack)
+        return PackState(o.key[len("index/"):], seg.pack, seg.pack_size, tuple(seg.items()),
+                         young(o) or (info is not None and young(info)))
+
+    plan = plan_gc([state(o, seg) for o, seg in loaded], keep_chunks, REWRITE_BELOW, len(pk.PACK_HEADER))
 
     async def drop_pack(o: ObjectInfo, seg: pk.IndexSegment) -> None:
         await delete(o.key)  # the segment first: then no reader finds entries for the pack
@@ -138,19 +137,12 @@ async def gc(  # noqa: C901, PLR0915 - to be rebuilt as a planner and stages
                 withdraw.append(delete(o.key, o.size))
     await asyncio.gather(*withdraw)
 
-    tasks = []
-    for o, seg, live in plans:
-        info = pack_info.get(seg.pack)
-        if young(o) or (info is not None and young(info)):
-            res.kept_young += 1
-            res.kept_young_bytes += info.size if info is not None else seg.pack_size
-            continue
-        live_bytes = sum(x[2] for x in live)
-        if not live:
-            tasks.append(drop_pack(o, seg))
-        elif live_bytes < REWRITE_BELOW * max(1, seg.pack_size - len(pk.PACK_HEADER)):
-            tasks.append(rewrite(o, seg, live))
-    await asyncio.gather(*tasks)
+    for p in plan.young:
+        info = pack_info.get(p.pack)
+        res.kept_young += 1
+        res.kept_young_bytes += info.size if info is not None else p.pack_size
+    await asyncio.gather(*(drop_pack(*by_name[p.segment]) for p in plan.drop),
+                         *(rewrite(*by_name[p.segment], live) for p, live in plan.rewrite))
 
     others = []
     for o in packs:
