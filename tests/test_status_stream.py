@@ -88,6 +88,15 @@ def test_streamed_status_equals_the_plain_answer(before: set[str], extra: set[st
         assert (res.added, res.modified, res.deleted, res.not_pulled) == want
         [again] = status_mod.status(project, ["ds"])
         assert (again.added, again.modified, again.deleted, again.not_pulled) == want
+        # add again (stat cache streamed alongside the walk) records what a fresh add records
+        assert main(["-q", "add", "--force", "ds"]) == 0
+        fresh = top / "fresh"
+        fresh.mkdir()
+        shutil.copytree(ds, fresh / "ds")
+        os.chdir(fresh)
+        assert main(["-q", "init", "--no-scm"]) == 0
+        assert main(["-q", "add", "ds"]) == 0
+        assert (fresh / "ds.fastreg").read_text() == (top / "ds.fastreg").read_text()
     finally:
         os.chdir(cwd)
         shutil.rmtree(top, ignore_errors=True)

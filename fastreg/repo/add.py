@@ -17,7 +17,7 @@ from fastreg.objects import tree as tr
 from fastreg.progress import Progress, phase
 from fastreg.repo.build import Builder, now_ns
 from fastreg.repo.project import Project, Target
-from fastreg.repo.statcache import StatCache, StatCacheWriter
+from fastreg.repo.statcache import StatCache, StatCacheWriter, StatStream
 from fastreg.repo.workspace import (
     default_jobs,
     read_meta_quiet,
@@ -91,13 +91,13 @@ def _never_pulled(project: Project, old: mf.Metafile, new_digest: bytes) -> tupl
 def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Progress | None,
              force: bool) -> AddResult:
     started = now_ns()
-    old = StatCache(project.state_dir, t.rel).load()
-    writer = StatCacheWriter(old, started)
+    cache_file = StatCache(project.state_dir, t.rel)
+    old = StatStream(cache_file.path)  # read while the new one is written: replaced at commit()
+    writer = StatCacheWriter(cache_file, started)
     builder = Builder(project.cache, old, writer, pool, progress)
     try:
         if t.data.is_dir():
             rec = builder.build_dir(str(t.data), "")
-            old.forget()
             meta = mf.Metafile(t.name, "dir", rec.digest, rec.size, rec.files)
         else:
             frec = builder.build_file(str(t.data), t.name)

@@ -27,7 +27,7 @@ from fastreg.errors import ChangedWhileReadingError, FileSystemError, PathError
 from fastreg.objects.tree import DirBuilder, DirRecord, FileRecord
 from fastreg.progress import Progress
 from fastreg.repo.cache import Cache, is_workspace_tmp
-from fastreg.repo.statcache import StatCache, StatCacheWriter
+from fastreg.repo.statcache import StatCacheWriter, StatStream
 
 BATCH_FILES = 128
 WINDOW = 8  # batches in flight per directory level
@@ -42,11 +42,12 @@ class _Item:
 
 
 StatKey = tuple[int, int, int]  # ino, size, mtime_ns of the file as it was read
+Hit = tuple[bytes, bytes, StatKey, int]  # digest, chunks, stat key, mode of a stat-cache hit
 Done = tuple[_Item, FileRecord, StatKey]
 
 
 class Builder:
-    def __init__(self, cache: Cache, old: StatCache, writer: StatCacheWriter, pool: ThreadPoolExecutor,
+    def __init__(self, cache: Cache, old: StatStream, writer: StatCacheWriter, pool: ThreadPoolExecutor,
                  progress: Progress | None = None) -> None:
         self.cache = cache
         self.old = old
@@ -60,20 +61,26 @@ class Builder:
         self.skipped: list[tuple[str, str]] = []
 
     # -- worker side -------------------------------------------------------------------------
-    def _work(self, batch: list[_Item]) -> list[Done]:
+    def lookups(self, batch: list[_Item]) -> list[Hit | None] | None:
+        """The stat-cache hits of a batch, found in the walking thread, in tree order (the old
+        cache is read as a stream: StatStream). None when there is no old cache."""
+        if not self.old:
+            return None
+        try:
+            stats = stat_files([it.path for it in batch])
+        except OSError as exc:
+            raise FileSystemError(f"cannot stat {exc.filename}: {exc.strerror}") from None
+        hits: list[Hit | None] = []
+        for it, st in zip(batch, stats, strict=True):
+            found = self.old.lookup(it.rel, st) if st is not None else None
+            hits.append(None if st is None or found is None else (found[0], found[1], (st[0], st[1], st[2]), st[3]))
+        return hits
+
+    def _work(self, batch: list[_Item], pre: list[Hit | None] | None = None) -> list[Done]:
         paths = [it.path for it in batch]
-        hits: list[tuple[bytes, bytes, StatKey, int] | None] = [None] * len(batch)
-        if self.old:
-            try:
-                stats = stat_files(paths)
-            except OSError as exc:
-                raise FileSystemError(f"cannot stat {exc.filename}: {exc.strerror}") from None
-            candidates: list[int] = []
-            for i, (it, st) in enumerate(zip(batch, stats, strict=True)):
-                found = self.old.lookup(it.rel, st) if st is not None else None
-                if st is not None and found is not None:
-                    hits[i] = (found[0], found[1], (st[0], st[1], st[2]), st[3])
-                    candidates.append(i)
+        hits: list[Hit | None] = list(pre) if pre is not None else [None] * len(batch)
+        if pre is not None:
+            candidates = [i for i, h in enumerate(hits) if h is not None]
             # A stat-cache hit still needs its object in the cache (someone may have deleted it):
             # one native stat pass for the whole batch instead of an exists() per file.
             present = stat_files([self.cache.file_path_str(hits[i][0]) for i in candidates])  # type: ignore[index]
@@ -126,7 +133,8 @@ class Builder:
     def build_file(self, path: str, rel: str) -> FileRecord:
         if not os.path.isfile(path):
             raise PathError(f"{path}: no such file or directory")
-        [(_, rec, key)] = self._work([_Item(os.path.basename(path), rel, path)])
+        item = _Item(os.path.basename(path), rel, path)
+        [(_, rec, key)] = self._work([item], self.lookups([item]))
         self.writer.append(rel, key, rec.digest, rec.chunks)
         if self.progress:
             self.progress(1, rec.size)
@@ -158,7 +166,7 @@ class Builder:
         def submit() -> None:
             nonlocal batch, in_flight
             if batch:
-                fifo.append(("", self.pool.submit(self._work, batch)))
+                fifo.append(("", self.pool.submit(self._work, batch, self.lookups(batch))))
                 in_flight += 1
                 batch = []
 

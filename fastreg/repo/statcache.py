@@ -129,6 +129,31 @@ def stream(path: Path) -> Iterator[tuple[str, Entry]]:
             raise
 
 
+class StatStream:
+    """A stat cache read as a stream for lookups in tree order (add walks in that order): memory
+    is one entry, not one per file. Lookups must come with non-decreasing canonical keys; an
+    entry passed over is simply not found (a re-hash)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._it = stream(path)
+        self._head: tuple[str, Entry] | None = next(self._it, None)
+        self._key = canonical(self._head[0]) if self._head is not None else None
+
+    def __bool__(self) -> bool:
+        return self._head is not None
+
+    def lookup(self, rel: str, st: os.stat_result | tuple[int, ...]) -> tuple[bytes, bytes] | None:
+        key = canonical(rel)
+        while self._head is not None and self._key is not None and self._key < key:
+            self._head = next(self._it, None)
+            self._key = canonical(self._head[0]) if self._head is not None else None
+        if self._head is None or self._head[0] != rel:
+            return None
+        e = self._head[1]
+        return (e[3], e[4]) if (e[0], e[1], e[2]) == _key(st) else None
+
+
 def settle(tmp: str | Path) -> tuple[int, int, int] | None:
     """Make a freshly written file, still under a temp name no one else knows, safe to record
     in the stat cache at once: set its mtime 1 ns before the time of our last write (M).  Any
