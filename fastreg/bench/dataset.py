@@ -125,7 +125,7 @@ def round_trip(path: Path, make_store: Any, jobs: int, pack_size: int) -> Datase
             t0 = time.perf_counter()
             pushed = session.push(lambda: files, tr.levels_pruned(push_cache, root.digest, set()), [],
                                   {root.digest: lambda: records}, pack_size, None,
-                                  tr.file_nodes(push_cache, root.digest))
+                                  tr.file_nodes_pruned(push_cache, root.digest, frozenset()))
             res.phases["upload"] = time.perf_counter() - t0
         res.uploaded_bytes, res.packs, res.push_requests = pushed.bytes, pushed.packs, pushed.requests
         shutil.rmtree(push_cache.root)

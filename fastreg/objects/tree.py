@@ -185,12 +185,7 @@ def iter_dir(store: TreeStore, digest: bytes) -> Iterator[tuple[str, Record]]:
 
 def walk(store: TreeStore, digest: bytes, prefix: str = "") -> Iterator[tuple[str, FileRecord]]:
     """Every file under a directory as (relative POSIX path, record), in canonical order."""
-    for name, rec in iter_dir(store, digest):
-        path = prefix + name
-        if isinstance(rec, DirRecord):
-            yield from walk(store, rec.digest, path + "/")
-        else:
-            yield path, rec
+    return walk_pruned(store, digest, frozenset(), prefix)
 
 
 def walk_dirs(store: TreeStore, digest: bytes) -> Iterator[bytes]:
@@ -249,24 +244,6 @@ def locate(store: TreeStore, digest: bytes, relpath: str) -> tuple[bytes, Record
             return None
         rec = _decode_entry(body[i], node)[1]
     return node, rec
-
-
-def file_nodes(store: TreeStore, digest: bytes) -> Iterator[tuple[bytes, list[FileRecord]]]:
-    """Every node (directory or shard) under digest that holds file entries, with its files."""
-    kind, body = _decode_node(store.get_tree(digest), digest)
-    if kind == "index":
-        for shard in body:
-            yield from file_nodes(store, shard[1])
-        return
-    files = []
-    for raw in body:
-        _, rec = _decode_entry(raw, digest)
-        if isinstance(rec, DirRecord):
-            yield from file_nodes(store, rec.digest)
-        else:
-            files.append(rec)
-    if files:
-        yield digest, files
 
 
 #: (path, record before, record after): None before = added, None after = deleted
@@ -339,7 +316,7 @@ def certified_nodes(store: TreeStore, digest: bytes, on_remote: Callable[[bytes]
     return out
 
 
-def walk_pruned(store: TreeStore, digest: bytes, skip: set[bytes],
+def walk_pruned(store: TreeStore, digest: bytes, skip: set[bytes] | frozenset[bytes],
                 prefix: str = "") -> Iterator[tuple[str, FileRecord]]:
     """walk(), leaving out the subdirectories whose node is in skip (and everything if digest is)."""
     if digest in skip:
@@ -367,8 +344,10 @@ def levels_pruned(store: TreeStore, digest: bytes, skip: set[bytes]) -> list[lis
     return levels
 
 
-def file_nodes_pruned(store: TreeStore, digest: bytes, skip: set[bytes]) -> Iterator[tuple[bytes, list[FileRecord]]]:
-    """file_nodes(), leaving out the subtrees in skip."""
+def file_nodes_pruned(store: TreeStore, digest: bytes,
+                      skip: set[bytes] | frozenset[bytes]) -> Iterator[tuple[bytes, list[FileRecord]]]:
+    """Every node (directory or shard) under digest that holds file entries, with its files,
+    leaving out the subtrees in skip."""
     if digest in skip:
         return
     kind, body = _decode_node(store.get_tree(digest), digest)

@@ -62,13 +62,6 @@ class StatCache:
                 raise
         return self
 
-    def __bool__(self) -> bool:
-        return bool(self.entries)
-
-    def forget(self) -> None:
-        """Drop the loaded entries (a caller that streamed a new cache does not need them)."""
-        self.entries.clear()
-
     def lookup(self, rel: str, st: os.stat_result | tuple[int, ...]) -> tuple[bytes, bytes] | None:
         e = self.entries.get(rel)
         if e is not None and (e[0], e[1], e[2]) == _key(st):
