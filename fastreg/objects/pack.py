@@ -45,6 +45,16 @@ def fanout_key(prefix: str, digest: bytes) -> str:
     return f"{prefix}/{h[:2]}/{h}"
 
 
+def digest_of_key(key: str) -> bytes | None:
+    """The digest an object's key ends with (packs/ab/<hex>, trees/..., roots/<hex>), or None for
+    a key that does not end with 32 hex characters."""
+    try:
+        d = bytes.fromhex(key.rsplit("/", 1)[-1])
+    except ValueError:
+        return None
+    return d if len(d) == 16 else None
+
+
 def pack_key(digest: bytes) -> str:
     return fanout_key("packs", digest)
 

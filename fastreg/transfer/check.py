@@ -231,9 +231,9 @@ class _Checker:
             return sorted(names)
         packs_l, index_l, trees_l, records_l = await asyncio.gather(
             store.list("packs/"), store.list("index/"), store.list("trees/"), store.list("records/"))
-        self.pack_sizes = {d: o.size for o in packs_l if (d := _digest_of(o.key)) is not None}
-        self.listed_trees = {d for o in trees_l if (d := _digest_of(o.key)) is not None}
-        self.listed_records = {d for o in records_l if (d := _digest_of(o.key)) is not None}
+        self.pack_sizes = {d: o.size for o in packs_l if (d := pk.digest_of_key(o.key)) is not None}
+        self.listed_trees = {d for o in trees_l if (d := pk.digest_of_key(o.key)) is not None}
+        self.listed_records = {d for o in records_l if (d := pk.digest_of_key(o.key)) is not None}
         self.report.packs = len(self.pack_sizes)
         return [o.key[len("index/"):] for o in index_l]
 
@@ -397,12 +397,6 @@ async def _chain(walk: AsyncIterator[tuple[str, FileRecord]] | None,
         yield item
 
 
-def _digest_of(key: str) -> bytes | None:
-    try:
-        d = bytes.fromhex(key.rsplit("/", 1)[-1])
-    except ValueError:
-        return None
-    return d if len(d) == 16 else None
 
 
 # -- the record a push repairs from (beside the remote's index mirror) --------------------------

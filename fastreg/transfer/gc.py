@@ -47,13 +47,6 @@ class RemoteGcResult:
     kept_young_bytes: int = 0
 
 
-def _digest_of(key: str) -> bytes | None:
-    try:
-        return bytes.fromhex(key.rsplit("/", 1)[-1])
-    except ValueError:
-        return None
-
-
 async def gc(  # noqa: PLR0915 - decisions in plan.plan_gc; the I/O stages still to split
     store: Store, mirror: RemoteIndex, keep_chunks: set[bytes], keep_trees: set[bytes],
     keep_records: set[bytes], keep_roots: dict[bytes, list[bytes]], grace: float,
@@ -64,7 +57,7 @@ async def gc(  # noqa: PLR0915 - decisions in plan.plan_gc; the I/O stages still
     now = time.time()
     listings = await asyncio.gather(*(store.list(p) for p in ("packs/", "index/", "trees/", "records/", "roots/")))
     packs, segments, trees, records, roots = listings
-    pack_info = {_digest_of(o.key): o for o in packs}
+    pack_info = {pk.digest_of_key(o.key): o for o in packs}
     sem = asyncio.Semaphore(max(1, jobs))
 
     def young(o: ObjectInfo) -> bool:
@@ -132,7 +125,7 @@ async def gc(  # noqa: PLR0915 - decisions in plan.plan_gc; the I/O stages still
     withdraw = []
     for listing, keep in ((trees, keep_trees), (records, keep_records), (roots, set(keep_roots))):
         for o in listing:
-            d = _digest_of(o.key)
+            d = pk.digest_of_key(o.key)
             if d not in keep and not young(o):
                 withdraw.append(delete(o.key, o.size))
     await asyncio.gather(*withdraw)
@@ -146,7 +139,7 @@ async def gc(  # noqa: PLR0915 - decisions in plan.plan_gc; the I/O stages still
 
     others = []
     for o in packs:
-        if _digest_of(o.key) not in with_segment and not young(o):
+        if pk.digest_of_key(o.key) not in with_segment and not young(o):
             others.append(delete(o.key, o.size))  # orphan of an interrupted push
     await asyncio.gather(*others)
 

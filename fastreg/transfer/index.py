@@ -174,11 +174,7 @@ class RemoteIndex:
             return
         listing = await store.list("trees/")
         self.requests += 1 + len(listing) // 1000
-        for o in listing:
-            with contextlib.suppress(ValueError):
-                digest = bytes.fromhex(o.key.rsplit("/", 1)[-1])
-                if len(digest) == 16:
-                    self.trees.add(digest)
+        self.trees.update(d for o in listing if (d := pk.digest_of_key(o.key)) is not None)
         self.trees_listed = True
 
     async def refresh(self, store: Store, roots: Iterable[bytes] = ()) -> int:
