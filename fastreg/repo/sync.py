@@ -33,8 +33,9 @@ from fastreg.repo.project import Project, Target
 from fastreg.repo.workspace import resolve_selection, under
 from fastreg.transfer.check import clear_damage, damage_recorded, load_damage
 from fastreg.transfer.fetch import FetchResult
-from fastreg.transfer.gc import RemoteGcResult
+from fastreg.transfer.gc import GcKeep, RemoteGcResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
+from fastreg.transfer.push import PushWork
 from fastreg.transfer.session import RemoteSession
 from fastreg.transfer.snapshots import roots_digest
 
@@ -225,8 +226,8 @@ def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
             return (nf for s in selected if s.meta.kind == "dir"
                     for nf in tr.file_nodes_pruned(project.cache, s.meta.digest, sel.certified))
 
-        res = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, progress, node_files(),
-                           distrust)
+        work = PushWork(sel.files, sel.trees, sel.records, sel.roots, node_files)
+        res = session.push(work, remote.pack_size, progress, distrust)
         requests = res.requests
         repaired = 0
         if damaged:
@@ -236,7 +237,7 @@ def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
         if suspect and not paths:  # every target was looked at file by file again
             clear_damage(session.mirror.path)
         if damaged:
-            again = session.push(sel.files, sel.trees, sel.records, sel.roots, remote.pack_size, None, node_files())
+            again = session.push(work, remote.pack_size)
             requests += again.requests
         requests += _record_snapshot(project, session)
     return SyncResult(remote.name, res.files, res.bytes, res.packs, requests, 0, imports, repaired)
@@ -353,7 +354,7 @@ def _fetch_files(cache: Cache, session: RemoteSession, selected: list[Selected],
 
     def records() -> Iterator[FileRecord]:
         """Every file of the selection, streamed from the trees (a pull of a million files
-        never holds a million records). Runs inside the download's event loop: local reads only."""
+        never holds a million records). Advanced by the download's planner, in a thread."""
         yield from singles
         for s in selected:
             if s.meta.kind == "dir":
@@ -469,7 +470,7 @@ def gc_remote(project: Project, metas: list[mf.Metafile], remote_name: str | Non
             snap = session.read_snapshot(e.latest.key)
             for root in snap.roots if snap is not None else ():
                 keep.add(root, only_if_here=True)
-        result = session.gc(keep.chunks, keep.trees, keep.records, keep.roots, grace)
+        result = session.gc(GcKeep(keep.chunks, keep.trees, keep.records, keep.roots), grace)
         import time
 
         now = time.time()

@@ -1,5 +1,7 @@
-"""Fetch: plan ranged reads (grouped by pack, coalesced) -> GET with --jobs concurrency ->
-verify every chunk and every file -> temp file -> rename into the cache.
+"""Fetch, in stages: FetchPlanner (a thread: which files the cache lacks, a batch at a time, as
+coalesced ranged reads) -> bounded queue -> `jobs` workers (GET into a reused buffer) ->
+FetchWriter (threads: verify every chunk, write, verify every file, rename into the cache) ->
+FetchTally (counts, progress, the check-out waiting alongside).
 
 Nothing lands under a final cache name before its whole-file digest is checked, so a corrupt or
 truncated remote object fails the command with an IntegrityError naming the object and a file
@@ -201,113 +203,117 @@ class _Batch:
         self.assemblies.clear()
 
 
-async def fetch_files(  # noqa: C901, PLR0915 - to be rebuilt as stages
-    store: Store, cache: LocalObjects, mirror: RemoteIndex, files: Iterable[FileRecord],
-    roots: list[bytes], jobs: int, progress: Progress | None = None,
-    total_bytes: int | None = None,
-    on_arrival: Callable[[], None] | None = None) -> FetchResult:
-    """Download the files (by record) that the local cache lacks. `files` may be a generator: it
-    is consumed BATCH_FILES at a time, each batch planned (coalesced ranged reads) and fed to
-    `jobs` workers while the next one is planned, so memory does not grow with the number of
-    files. `total_bytes` (if known) is what the progress bar counts down from; `on_arrival` is
-    called (from a worker thread) after each response's files are in the cache."""
-    phase(progress, "download", total_bytes)
-    # The file writes run on a pool of this call's own, so that after a failure every thread has
-    # finished before the temp files of unfinished files are removed (asyncio.to_thread's shared
-    # pool cannot be waited for: a write could land after the clean-up).
-    pool = ThreadPoolExecutor(max(2, jobs), thread_name_prefix="fastreg-fetch")
-    loop = asyncio.get_running_loop()
+@dataclass(frozen=True, slots=True)
+class FetchOptions:
+    """How a download runs: `jobs` ranged GETs at a time; `progress` counts down from
+    `total_bytes` (when known); `on_arrival` is called after each response's files are in the
+    cache (a check-out running alongside waits on it). `batch_files` (0: BATCH_FILES) files are
+    planned at a time and `max_request` bytes is the largest GET."""
 
-    def in_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        return loop.run_in_executor(pool, fn, *args)
+    jobs: int = 8
+    progress: Progress | None = None
+    total_bytes: int | None = None
+    on_arrival: Callable[[], None] | None = None
+    batch_files: int = 0
+    max_request: int = 0
 
-    done = {"files": 0, "bytes": 0, "requests": 0, "skipped": 0}
-    refreshed = False
-    queue: asyncio.Queue[tuple[_Batch, RangeRequest] | None] = asyncio.Queue(maxsize=max(1, jobs))
-    live: set[_Batch] = set()
+    @property
+    def workers(self) -> int:
+        return max(1, self.jobs)
 
-    def batches() -> Iterator[dict[bytes, FileRecord]]:
+
+class FetchPlanner:
+    """Stage 1: the files the cache lacks, a batch at a time, each batch as coalesced ranged
+    reads. It walks the caller's file source and stats the cache, so it runs in a thread."""
+
+    def __init__(self, store: Store, cache: LocalObjects, mirror: RemoteIndex, opts: FetchOptions) -> None:
+        self.store, self.cache, self.mirror = store, cache, mirror
+        self.batch_files = opts.batch_files or BATCH_FILES
+        self.max_request = opts.max_request or MAX_REQUEST
+        self.skipped = 0  # files the cache had already
+
+    def batches(self, files: Iterable[FileRecord]) -> Iterator[_Batch]:
         todo: dict[bytes, FileRecord] = {}
         for rec in files:
             if rec.digest in todo:
                 continue
-            if cache.has_file(rec.digest):
-                done["skipped"] += 1
+            if self.cache.has_file(rec.digest):
+                self.skipped += 1
                 continue
             todo[rec.digest] = rec
-            if len(todo) >= BATCH_FILES:
-                yield todo
+            if len(todo) >= self.batch_files:
+                yield _Batch(self.cache, todo)
                 todo = {}
         if todo:
-            yield todo
+            yield _Batch(self.cache, todo)
 
-    async def produce() -> None:
-        nonlocal refreshed
-        for todo in batches():
-            batch = _Batch(cache, todo)
-            if not refreshed and any(not mirror.has(d) for d in batch.needs):
-                await mirror.refresh(store, roots)
-                mirror.save()
-                refreshed = True
-            owner = {d: targets[0][0] for d, targets in batch.needs.items()}
+    def lacks_chunks(self, batch: _Batch) -> bool:
+        """Whether the mirror misses a chunk the batch needs (then it is refreshed first)."""
+        return any(not self.mirror.has(d) for d in batch.needs)
 
-            def where(digest: bytes, owner: dict[bytes, bytes] = owner) -> Location:
-                loc = mirror.find(digest)
-                if loc is None:
-                    raise MissingDataError(f"{store.url} does not have chunk {digest.hex()} of file "
+    def plan(self, batch: _Batch) -> list[RangeRequest]:
+        owner = {d: targets[0][0] for d, targets in batch.needs.items()}
+
+        def where(digest: bytes) -> Location:
+            loc = self.mirror.find(digest)
+            if loc is None:
+                raise MissingDataError(f"{self.store.url} does not have chunk {digest.hex()} of file "
                                        f"{owner[digest].hex()}; was it pushed? Run `fastreg push` where the "
                                        "data was added")
-                return loc
+            return loc
 
-            plan = plan_download(batch.needs, where, max_request=MAX_REQUEST)
-            del owner
-            batch.pending = len(plan)
-            live.add(batch)
-            for req in plan:
-                await queue.put((batch, req))
-            del plan, batch
-        # Only after a normal end: on an error the task group cancels the workers, and a put
-        # into a full queue nobody reads would never return.
-        for _ in range(max(1, jobs)):
-            await queue.put(None)
+        plan = plan_download(batch.needs, where, max_request=self.max_request)
+        batch.pending = len(plan)
+        return plan
 
-    def finish(asm: _Assembly) -> None:
-        asm.close()
-        if file_digest(asm.tmp) != asm.rec.digest:
-            raise IntegrityError(f"downloaded file {asm.rec.digest.hex()} does not match its digest")
-        cache.adopt(asm.tmp, asm.rec.digest)
 
-    def verify(batch: _Batch, req: RangeRequest, body: memoryview) -> None:
+class FetchWriter:
+    """Stage 3: a response's bytes into the cache. Every chunk is verified first; files of one
+    chunk are written and renamed into the cache in one native pass, chunks of larger files are
+    written at their offsets in a temp file, which is renamed in once its whole-file digest
+    matches. Every method runs in a worker thread."""
+
+    def __init__(self, store: Store, cache: LocalObjects) -> None:
+        self.store, self.cache = store, cache
+
+    def write(self, batch: _Batch, req: RangeRequest, body: memoryview) -> list[FileRecord]:
+        """Verify the response, write its one-chunk files; return those files."""
+        self.verify(batch, req, body)
+        return self.write_whole(batch, req, body)
+
+    def verify(self, batch: _Batch, req: RangeRequest, body: memoryview) -> None:
+        if len(body) != req.end - req.start:
+            first = batch.todo[req.pieces[0].targets[0][0]]
+            raise IntegrityError(f"{self.store.where(pk.pack_key(req.pack))} is truncated (needed by file "
+                                 f"{first.digest.hex()}); nothing was written")
         for piece in req.pieces:
             data = body[piece.at : piece.at + piece.length]
             if len(data) != piece.length or xxhash.xxh3_128_digest(data) != piece.digest:
                 first = batch.todo[piece.targets[0][0]]
                 raise IntegrityError(
-                    f"{store.where(pk.pack_key(req.pack))} is corrupt or truncated: chunk {piece.digest.hex()} "
-                    f"(needed by file {first.digest.hex()}) does not match its digest; nothing was written")
+                    f"{self.store.where(pk.pack_key(req.pack))} is corrupt or truncated: chunk "
+                    f"{piece.digest.hex()} (needed by file {first.digest.hex()}) does not match its digest; "
+                    "nothing was written")
 
-    def write_whole(batch: _Batch, req: RangeRequest, body: memoryview) -> list[FileRecord]:
-        """Files that are one chunk: verified already, written and renamed straight into the
-        cache by the native core in one GIL-free pass (temp name in the object's folder, then
-        rename), no shared state (so responses are written in parallel). Runs in a thread."""
+    def write_whole(self, batch: _Batch, req: RangeRequest, body: memoryview) -> list[FileRecord]:
+        """Files that are one chunk, verified already: temp name in the object's folder, then
+        rename, GIL-free and with no shared state (responses are written in parallel)."""
         recs = [batch.todo[file] for piece in req.pieces for file, _ in piece.targets if batch.counts[file] == 1]
         if not recs:
             return recs
+        cache = self.cache
         at = {piece.digest: piece.at for piece in req.pieces}
         errs = write_files(body, [at[r.digest] for r in recs], [r.size for r in recs],
-                                 [str(cache.tmp_path(r.digest)) for r in recs],
-                                 [cache.file_path_str(r.digest) for r in recs])
+                           [str(cache.tmp_path(r.digest)) for r in recs],
+                           [cache.file_path_str(r.digest) for r in recs])
         for rec, err in zip(recs, errs, strict=True):
             if err > 0:
                 raise FileSystemError(f"cannot write {cache.file_path_str(rec.digest)}: {os.strerror(err)}")
         return recs
 
-    def verify_and_write(batch: _Batch, req: RangeRequest, body: memoryview) -> list[FileRecord]:
-        verify(batch, req, body)
-        return write_whole(batch, req, body)
-
-    def apply(batch: _Batch, req: RangeRequest, body: memoryview) -> list[_Assembly]:
-        """Write one response's chunks of multi-chunk files; return the files it completed."""
+    def assemble(self, batch: _Batch, req: RangeRequest, body: memoryview) -> list[_Assembly]:
+        """Write the response's chunks of multi-chunk files; return the files it completed (taken
+        out of the batch). Callers hold batch.lock: assemblies are shared between responses."""
         completed = []
         for piece in req.pieces:
             for file, offset in piece.targets:
@@ -315,68 +321,136 @@ async def fetch_files(  # noqa: C901, PLR0915 - to be rebuilt as stages
                     continue
                 asm = batch.assemblies.get(file)
                 if asm is None:
-                    asm = batch.assemblies[file] = _Assembly(cache, batch.todo[file], batch.counts[file])
+                    asm = batch.assemblies[file] = _Assembly(self.cache, batch.todo[file], batch.counts[file])
                 asm.write(offset, body[piece.at : piece.at + piece.length])
                 asm.remaining -= 1
                 if asm.remaining == 0:
                     completed.append(asm)
+        for asm in completed:
+            del batch.assemblies[asm.rec.digest]
         return completed
 
-    async def run_one(batch: _Batch, req: RangeRequest, buf: bytearray) -> None:
-        # one buffer per worker, reused: at most `jobs` bodies in memory, none allocated per request
-        body = await store.get_into(pk.pack_key(req.pack), req.start, req.end, buf)
-        if len(body) != req.end - req.start:
-            first = batch.todo[req.pieces[0].targets[0][0]]
-            raise IntegrityError(f"{store.where(pk.pack_key(req.pack))} is truncated (needed by file "
-                                 f"{first.digest.hex()}); nothing was written")
-        whole = await in_thread(verify_and_write, batch, req, body)
-        completed: list[_Assembly] = []
-        if any(batch.counts[f] != 1 for p in req.pieces for f, _ in p.targets):
-            async with batch.lock:  # assemblies of multi-chunk files are shared between requests
-                completed = await in_thread(apply, batch, req, body)
-                for asm in completed:
-                    del batch.assemblies[asm.rec.digest]
-        del body
-        for rec in whole:
-            done["files"] += 1
-            done["bytes"] += rec.size
-            if progress:
-                progress(1, rec.size)
-        for asm in completed:
-            try:
-                await in_thread(finish, asm)
-            except BaseException:
-                asm.discard()
-                raise
-            done["files"] += 1
-            done["bytes"] += asm.rec.size
-            if progress:
-                progress(1, asm.rec.size)
-        done["requests"] += 1
-        if (whole or completed) and on_arrival is not None:
-            on_arrival()  # a check-out running alongside may be waiting for these
+    def finish(self, asm: _Assembly) -> None:
+        """Rename a complete multi-chunk file into the cache once its digest matches."""
+        try:
+            asm.close()
+            if file_digest(asm.tmp) != asm.rec.digest:
+                raise IntegrityError(f"downloaded file {asm.rec.digest.hex()} does not match its digest")
+            self.cache.adopt(asm.tmp, asm.rec.digest)
+        except BaseException:
+            asm.discard()
+            raise
+
+
+class FetchTally:
+    """Stage 4: what has arrived (files, bytes, requests), reported to the progress bar and to a
+    check-out waiting alongside; and the batches still in flight (their temp files go on error)."""
+
+    def __init__(self, opts: FetchOptions) -> None:
+        self.opts = opts
+        self.files = self.bytes = self.requests = 0
+        self.live: set[_Batch] = set()
+
+    def arrived(self, recs: Iterable[FileRecord]) -> None:
+        for rec in recs:
+            self.files += 1
+            self.bytes += rec.size
+            if self.opts.progress:
+                self.opts.progress(1, rec.size)
+
+    def request_done(self, batch: _Batch, any_file: bool) -> None:
+        self.requests += 1
+        if any_file and self.opts.on_arrival is not None:
+            self.opts.on_arrival()
         batch.pending -= 1
         if batch.pending == 0:
-            live.discard(batch)
+            self.live.discard(batch)
 
-    async def work() -> None:
-        buf = bytearray()
-        while (item := await queue.get()) is not None:
-            batch, req = item
-            if len(buf) < req.end - req.start:  # once per worker: requests are at most MAX_REQUEST
-                buf = bytearray(max(req.end - req.start, MAX_REQUEST))
-            await run_one(batch, req, buf)
-
-    try:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(produce())
-            for _ in range(max(1, jobs)):
-                tg.create_task(work())
-    except BaseExceptionGroup as group:
-        first = group.exceptions[0]
-        raise first from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        for batch in live:
+    def discard(self) -> None:
+        for batch in self.live:
             batch.discard()
-    return FetchResult(done["files"], done["bytes"], mirror.requests + done["requests"], done["skipped"])
+
+
+class _Download:
+    """Planner (a thread) -> bounded queue of ranged requests -> `jobs` workers (GET into a
+    reused buffer) -> writer (threads) -> tally. The writes run on a pool of this download's own,
+    so that after a failure every thread has finished before unfinished temp files are removed
+    (asyncio.to_thread's shared pool cannot be waited for: a write could land after the clean-up)."""
+
+    def __init__(self, store: Store, cache: LocalObjects, mirror: RemoteIndex, roots: list[bytes],
+                 opts: FetchOptions) -> None:
+        self.store, self.mirror, self.roots, self.opts = store, mirror, roots, opts
+        self.planner = FetchPlanner(store, cache, mirror, opts)
+        self.writer = FetchWriter(store, cache)
+        self.tally = FetchTally(opts)
+        self.pool = ThreadPoolExecutor(max(2, opts.jobs), thread_name_prefix="fastreg-fetch")
+        self.queue: asyncio.Queue[tuple[_Batch, RangeRequest] | None] = asyncio.Queue(maxsize=opts.workers)
+
+    def in_thread(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def run(self, files: Iterable[FileRecord]) -> FetchResult:
+        phase(self.opts.progress, "download", self.opts.total_bytes)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.produce(files))
+                for _ in range(self.opts.workers):
+                    tg.create_task(self.work())
+        except BaseExceptionGroup as group:
+            raise group.exceptions[0] from None
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.tally.discard()
+        t = self.tally
+        return FetchResult(t.files, t.bytes, self.mirror.requests + t.requests, self.planner.skipped)
+
+    async def produce(self, files: Iterable[FileRecord]) -> None:
+        batches = self.planner.batches(files)
+        refreshed = False
+        while (batch := await self.in_thread(next, batches, None)) is not None:
+            if not refreshed and self.planner.lacks_chunks(batch):
+                await self.mirror.refresh(self.store, self.roots)
+                await self.in_thread(self.mirror.save)
+                refreshed = True
+            plan = await self.in_thread(self.planner.plan, batch)
+            self.tally.live.add(batch)
+            for req in plan:
+                await self.queue.put((batch, req))
+            del plan, batch
+        # Only after a normal end: on an error the task group cancels the workers, and a put
+        # into a full queue nobody reads would never return.
+        for _ in range(self.opts.workers):
+            await self.queue.put(None)
+
+    async def work(self) -> None:
+        buf = bytearray()
+        while (item := await self.queue.get()) is not None:
+            batch, req = item
+            if len(buf) < req.end - req.start:  # once per worker: requests are at most max_request
+                buf = bytearray(max(req.end - req.start, self.planner.max_request))
+            await self.run_one(batch, req, buf)
+
+    async def run_one(self, batch: _Batch, req: RangeRequest, buf: bytearray) -> None:
+        # one buffer per worker, reused: at most `jobs` bodies in memory, none allocated per request
+        body = await self.store.get_into(pk.pack_key(req.pack), req.start, req.end, buf)
+        whole = await self.in_thread(self.writer.write, batch, req, body)
+        completed: list[_Assembly] = []
+        if any(batch.counts[f] != 1 for p in req.pieces for f, _ in p.targets):
+            async with batch.lock:
+                completed = await self.in_thread(self.writer.assemble, batch, req, body)
+        del body
+        self.tally.arrived(whole)
+        for asm in completed:
+            await self.in_thread(self.writer.finish, asm)
+            self.tally.arrived([asm.rec])
+        self.tally.request_done(batch, bool(whole or completed))
+
+
+async def fetch_files(store: Store, cache: LocalObjects, mirror: RemoteIndex, files: Iterable[FileRecord],
+                      roots: list[bytes], opts: FetchOptions) -> FetchResult:
+    """Download the files (by record) that the local cache lacks. `files` may be a generator: it
+    is consumed a batch at a time (in a thread: it may walk trees on disk), each batch planned
+    (coalesced ranged reads) and fed to the workers while the next one is planned, so memory
+    does not grow with the number of files. `roots` name the targets whose locator hints a
+    mirror that cannot list reads."""
+    return await _Download(store, cache, mirror, roots, opts).run(files)

@@ -23,14 +23,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import xxhash
 
 from fastreg.errors import DecodeError, IntegrityError
 from fastreg.objects import pack as pk
 from fastreg.objects.digest import digest_bytes
-from fastreg.plan import PackState, plan_gc
+from fastreg.plan import Entry, GcPlan, PackState, plan_gc
 from fastreg.storage.base import ObjectInfo, Store
 from fastreg.transfer.index import RemoteIndex
 
@@ -47,107 +48,151 @@ class RemoteGcResult:
     kept_young_bytes: int = 0
 
 
-async def gc(  # noqa: PLR0915 - decisions in plan.plan_gc; the I/O stages still to split
-    store: Store, mirror: RemoteIndex, keep_chunks: set[bytes], keep_trees: set[bytes],
-    keep_records: set[bytes], keep_roots: dict[bytes, list[bytes]], grace: float,
-    jobs: int) -> RemoteGcResult:
-    res = RemoteGcResult()
-    # Announce the gc before deleting anything: every client's mirror notices and rebuilds.
-    await store.put(f"gc/{time.time_ns():x}-{os.urandom(4).hex()}", b"")
-    now = time.time()
-    listings = await asyncio.gather(*(store.list(p) for p in ("packs/", "index/", "trees/", "records/", "roots/")))
-    packs, segments, trees, records, roots = listings
-    pack_info = {pk.digest_of_key(o.key): o for o in packs}
-    sem = asyncio.Semaphore(max(1, jobs))
+@dataclass(frozen=True, slots=True)
+class GcKeep:
+    """What the kept metafiles refer to: chunks, tree nodes, file records, and the targets whose
+    root hints stay (each with its chunks, to name their segments again after packs moved)."""
 
-    def young(o: ObjectInfo) -> bool:
-        return now - o.mtime < grace
+    chunks: set[bytes] = field(default_factory=set)
+    trees: set[bytes] = field(default_factory=set)
+    records: set[bytes] = field(default_factory=set)
+    roots: dict[bytes, list[bytes]] = field(default_factory=dict)
 
-    async def delete(key: str, size: int = 0) -> None:
-        async with sem:
-            await store.delete(key)
-        res.objects_deleted += 1
-        res.bytes_freed += size
 
-    async def load_segment(o: ObjectInfo) -> tuple[ObjectInfo, pk.IndexSegment]:
-        name = o.key[len("index/"):]
-        async with sem:
-            data = await store.get(o.key)
-        try:
-            return o, pk.decode_segment(data, name)
-        except DecodeError as exc:
-            raise IntegrityError(f"{store.where(o.key)}: {exc}; remote gc stopped without deleting anything") from None
+@dataclass(frozen=True, slots=True)
+class GcOptions:
+    grace: float = 3600.0  # seconds: nothing younger is touched
+    jobs: int = 8
+    rewrite_below: float = REWRITE_BELOW
 
-    loaded = await asyncio.gather(*(load_segment(o) for o in segments))
-    with_segment = {seg.pack for _, seg in loaded}
-    by_name = {o.key[len("index/"):]: (o, seg) for o, seg in loaded}
 
-    def state(o: ObjectInfo, seg: pk.IndexSegment) -> PackState:
-        info = pack_info.get(seg.pack)
-        return PackState(o.key[len("index/"):], seg.pack, seg.pack_size, tuple(seg.items()),
-                         young(o) or (info is not None and young(info)))
+@dataclass(slots=True)
+class RemoteSurvey:
+    """Stage 1: what the remote holds, from one listing per prefix and every index segment."""
 
-    plan = plan_gc([state(o, seg) for o, seg in loaded], keep_chunks, REWRITE_BELOW, len(pk.PACK_HEADER))
+    packs: list[ObjectInfo]
+    trees: list[ObjectInfo]
+    records: list[ObjectInfo]
+    roots: list[ObjectInfo]
+    segments: dict[str, tuple[ObjectInfo, pk.IndexSegment]]  # by segment name
 
-    async def drop_pack(o: ObjectInfo, seg: pk.IndexSegment) -> None:
-        await delete(o.key)  # the segment first: then no reader finds entries for the pack
-        info = pack_info.get(seg.pack)
-        await delete(pk.pack_key(seg.pack), info.size if info else seg.pack_size)
-        res.packs_deleted += 1
+    @classmethod
+    async def take(cls, store: Store, jobs: int) -> RemoteSurvey:
+        listings = await asyncio.gather(*(store.list(p) for p in ("packs/", "index/", "trees/", "records/", "roots/")))
+        packs, segments, trees, records, roots = listings
+        sem = asyncio.Semaphore(max(1, jobs))
 
-    async def rewrite(o: ObjectInfo, seg: pk.IndexSegment, live: list[tuple[bytes, int, int]]) -> None:
-        buf = bytearray(pk.PACK_HEADER)
-        entries = []
-        async with sem:
-            body = await store.get(pk.pack_key(seg.pack))
-        for digest, offset, length in sorted(live, key=lambda x: x[1]):
-            data = body[offset : offset + length]
-            if len(data) != length or xxhash.xxh3_128_digest(data) != digest:
-                raise IntegrityError(f"{store.where(pk.pack_key(seg.pack))} is corrupt (chunk {digest.hex()}); "
-                                     "it was left in place")
-            entries.append((digest, len(buf), length))
-            buf += data
-        data = bytes(buf)
+        async def load(o: ObjectInfo) -> tuple[str, tuple[ObjectInfo, pk.IndexSegment]]:
+            name = o.key[len("index/"):]
+            async with sem:
+                data = await store.get(o.key)
+            try:
+                return name, (o, pk.decode_segment(data, name))
+            except DecodeError as exc:
+                raise IntegrityError(f"{store.where(o.key)}: {exc}; remote gc stopped without deleting "
+                                     "anything") from None
+
+        return cls(packs, trees, records, roots, dict(await asyncio.gather(*(load(o) for o in segments))))
+
+    def pack_states(self, young: Callable[[ObjectInfo], bool]) -> list[PackState]:
+        """Each segment's pack as plan_gc sees it; young if its segment or its pack is."""
+        info = {pk.digest_of_key(o.key): o for o in self.packs}
+        out = []
+        for name, (o, seg) in self.segments.items():
+            pack = info.get(seg.pack)
+            out.append(PackState(name, seg.pack, seg.pack_size, tuple(seg.items()),
+                                 young(o) or (pack is not None and young(pack))))
+        return out
+
+
+class GcExecutor:
+    """Stage 3: carries out the plan, in the order that keeps every reader safe: certificates
+    (unreferenced tree nodes, records, hints) first, then packs (segment before pack; a rewrite's
+    new pack and segment before the old ones go), then orphan packs of interrupted pushes."""
+
+    def __init__(self, store: Store, survey: RemoteSurvey, young: Callable[[ObjectInfo], bool], jobs: int) -> None:
+        self.store, self.survey, self.young = store, survey, young
+        self.sem = asyncio.Semaphore(max(1, jobs))
+        self.pack_info = {pk.digest_of_key(o.key): o for o in survey.packs}
+        self.res = RemoteGcResult()
+
+    async def delete(self, key: str, size: int = 0) -> None:
+        async with self.sem:
+            await self.store.delete(key)
+        self.res.objects_deleted += 1
+        self.res.bytes_freed += size
+
+    async def withdraw(self, keep: GcKeep) -> None:
+        """Tree nodes no kept metafile reaches (and their root hints and file records) go before
+        any pack, so a push never takes a subtree whose chunks are being deleted as one the
+        remote holds whole (tree.certified_nodes)."""
+        todo = []
+        for listing, kept in ((self.survey.trees, keep.trees), (self.survey.records, keep.records),
+                              (self.survey.roots, keep.roots)):
+            todo += [self.delete(o.key, o.size) for o in listing
+                     if pk.digest_of_key(o.key) not in kept and not self.young(o)]
+        await asyncio.gather(*todo)
+
+    def count_young(self, plan: GcPlan) -> None:
+        for p in plan.young:
+            info = self.pack_info.get(p.pack)
+            self.res.kept_young += 1
+            self.res.kept_young_bytes += info.size if info is not None else p.pack_size
+
+    async def packs(self, plan: GcPlan) -> None:
+        await asyncio.gather(*(self.drop(p) for p in plan.drop),
+                             *(self.rewrite(p, live) for p, live in plan.rewrite))
+
+    async def drop(self, p: PackState) -> None:
+        o, _ = self.survey.segments[p.segment]
+        await self.delete(o.key)  # the segment first: then no reader finds entries for the pack
+        info = self.pack_info.get(p.pack)
+        await self.delete(pk.pack_key(p.pack), info.size if info else p.pack_size)
+        self.res.packs_deleted += 1
+
+    async def rewrite(self, p: PackState, live: list[Entry]) -> None:
+        key = pk.pack_key(p.pack)
+        async with self.sem:
+            body = await self.store.get(key)
+        data, entries = repack(body, live, lambda d: f"{self.store.where(key)} is corrupt (chunk {d.hex()}); "
+                                                    "it was left in place")
         new = digest_bytes(data)
-        new_seg = pk.make_segment(new, len(data), entries)
-        encoded = new_seg.encode()
-        async with sem:
-            await store.put(pk.pack_key(new), data)
-            await store.put(pk.index_key(digest_bytes(encoded).hex()), encoded)
-        await drop_pack(o, seg)
-        res.packs_deleted -= 1
-        res.packs_rewritten += 1
-        res.bytes_freed -= len(data)
+        encoded = pk.make_segment(new, len(data), entries).encode()
+        async with self.sem:
+            await self.store.put(pk.pack_key(new), data)
+            await self.store.put(pk.index_key(digest_bytes(encoded).hex()), encoded)
+        await self.drop(p)
+        self.res.packs_deleted -= 1
+        self.res.packs_rewritten += 1
+        self.res.bytes_freed -= len(data)
 
-    # Certificates go first: a tree node no kept metafile reaches (and its root hint and file
-    # record) is deleted before any pack, so a push never takes a subtree whose chunks are being
-    # deleted as one the remote holds whole (tree.certified_nodes).
-    withdraw = []
-    for listing, keep in ((trees, keep_trees), (records, keep_records), (roots, set(keep_roots))):
-        for o in listing:
-            d = pk.digest_of_key(o.key)
-            if d not in keep and not young(o):
-                withdraw.append(delete(o.key, o.size))
-    await asyncio.gather(*withdraw)
+    async def orphans(self) -> None:
+        """Packs without a segment (left by an interrupted push), once past the grace period."""
+        indexed = {seg.pack for _, seg in self.survey.segments.values()}
+        await asyncio.gather(*(self.delete(o.key, o.size) for o in self.survey.packs
+                               if pk.digest_of_key(o.key) not in indexed and not self.young(o)))
 
-    for p in plan.young:
-        info = pack_info.get(p.pack)
-        res.kept_young += 1
-        res.kept_young_bytes += info.size if info is not None else p.pack_size
-    await asyncio.gather(*(drop_pack(*by_name[p.segment]) for p in plan.drop),
-                         *(rewrite(*by_name[p.segment], live) for p, live in plan.rewrite))
 
-    others = []
-    for o in packs:
-        if pk.digest_of_key(o.key) not in with_segment and not young(o):
-            others.append(delete(o.key, o.size))  # orphan of an interrupted push
-    await asyncio.gather(*others)
+def repack(body: bytes, live: list[Entry], corrupt: Callable[[bytes], str]) -> tuple[bytes, list[Entry]]:
+    """A new pack of the live chunks of `body` (verified, in their old order) and its entries."""
+    buf = bytearray(pk.PACK_HEADER)
+    entries = []
+    for digest, offset, length in sorted(live, key=lambda x: x[1]):
+        data = body[offset : offset + length]
+        if len(data) != length or xxhash.xxh3_128_digest(data) != digest:
+            raise IntegrityError(corrupt(digest))
+        entries.append((digest, len(buf), length))
+        buf += data
+    return bytes(buf), entries
 
-    # The mirror is rebuilt from the remote, then root hints are rewritten for the new segments.
+
+async def rehint(store: Store, mirror: RemoteIndex, keep: GcKeep) -> None:
+    """Stage 4: the mirror rebuilt from the remote, the kept targets' root hints written again
+    for the segments that now hold their chunks."""
     mirror.forget()
     await mirror.refresh(store)  # also records this gc's own mark
     hints = []
-    for root, chunks in keep_roots.items():
+    for root, chunks in keep.roots.items():
         names = set()
         for digest in chunks:
             loc = mirror.find(digest)
@@ -155,10 +200,27 @@ async def gc(  # noqa: PLR0915 - decisions in plan.plan_gc; the I/O stages still
                 names.add(mirror.segment_of(loc.pack))
         hints.append(store.put(pk.roots_key(root), pk.encode_roots(sorted(names))))
     await asyncio.gather(*hints)
-    mirror.roots.update(keep_roots)
-    mirror.trees.update(d for d in keep_trees)
-    mirror.records.update(keep_records)
-    mirror.save()
-    return res
+    mirror.roots.update(keep.roots)
+    mirror.trees.update(keep.trees)
+    mirror.records.update(keep.records)
+    await asyncio.to_thread(mirror.save)
 
 
+async def gc(store: Store, mirror: RemoteIndex, keep: GcKeep, opts: GcOptions) -> RemoteGcResult:
+    """Survey -> plan (plan.plan_gc, pure) -> execute -> rehint."""
+    # Announce the gc before deleting anything: every client's mirror notices and rebuilds.
+    await store.put(f"gc/{time.time_ns():x}-{os.urandom(4).hex()}", b"")
+    now = time.time()
+
+    def young(o: ObjectInfo) -> bool:
+        return now - o.mtime < opts.grace
+
+    survey = await RemoteSurvey.take(store, opts.jobs)
+    plan = plan_gc(survey.pack_states(young), keep.chunks, opts.rewrite_below, len(pk.PACK_HEADER))
+    run = GcExecutor(store, survey, young, opts.jobs)
+    await run.withdraw(keep)
+    run.count_young(plan)
+    await run.packs(plan)
+    await run.orphans()
+    await rehint(store, mirror, keep)
+    return run.res

@@ -1,4 +1,7 @@
-"""Push: plan (what the remote lacks) -> pack -> upload, with bounded memory.
+"""Push, in stages: PackPlanner (a thread: the chunks the remote lacks, packed lazily) -> build_pack
+(a thread: chunks read and verified into a reused buffer) -> queue -> uploaders (pack, then its
+index segment) -> PackCommitter (segments merged into the mirror) -> MetadataWriter (records,
+tree nodes deepest first, locator hints).
 
 Order on the remote: each pack, then its index segment (the commit point: a reader never sees
 an index entry whose bytes are not there), then the tree nodes and file records, then the root
@@ -16,7 +19,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import xxhash
 
@@ -140,158 +143,238 @@ def build_pack(cache: LocalObjects, plan: PackPlan, buf: bytearray) -> tuple[byt
     return digest, pk.make_segment(digest, len(buf), entries)
 
 
-async def push(  # noqa: C901, PLR0915 - to be rebuilt as stages
-    store: Store, cache: LocalObjects, mirror: RemoteIndex, files: FileSource, trees: list[list[bytes]],
-    records: list[FileRecord], roots: dict[bytes, FileSource | None], jobs: int, pack_size: int,
-    progress: Progress | None = None,
-    node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None,
-    distrust: frozenset[bytes] = frozenset()) -> PushResult:
-    """Upload what the remote lacks. `files` and each of `roots` are sources: called, they walk
-    the files again (twice here: to estimate, then to pack), so the push holds no list of files.
-    A file whose chunks are all on the remote is never read; any other file must be in `cache`.
+@dataclass(frozen=True, slots=True)
+class PushOptions:
+    """How a push runs: packs of about `pack_size` bytes; `jobs` small objects (tree nodes,
+    records, hints) at a time; chunks in `distrust` are uploaded again whatever the index says
+    (`fastreg check` found their pack damaged: see repair_damaged)."""
+
+    pack_size: int
+    jobs: int = 8
+    progress: Progress | None = None
+    distrust: frozenset[bytes] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class PushWork:
+    """What a push uploads. `files` and each of `roots` are sources: called, they walk the files
+    again (twice: to estimate, then to pack), so the push holds no list of files. A file whose
+    chunks are all on the remote is never read; any other must be in the local cache.
     `trees`: the tree nodes to write, by depth (tree.levels_pruned), the root level first.
-    Chunks in `distrust` are uploaded again whatever the index says (`fastreg check` found
-    their pack damaged; see repair_damaged)."""
+    `records`: chunk lists of single-file targets. `node_files`: (tree node, its files) of
+    every node that holds files, for the nodes' locator hints. A root whose source is None
+    left subtrees out (the remote holds them whole): its hint names every segment."""
+
+    files: FileSource
+    trees: list[list[bytes]] = field(default_factory=list)
+    records: list[FileRecord] = field(default_factory=list)
+    roots: dict[bytes, FileSource | None] = field(default_factory=dict)
+    node_files: Callable[[], Iterable[tuple[bytes, Iterable[FileRecord]]]] | None = None
+
+
+class PackPlanner:
+    """Stage 1: which chunks the remote lacks, as packs planned lazily one at a time (memory
+    holds the packs in flight, not a plan of the whole push). Walks the file sources: its
+    methods run in a thread. `pending`: chunks of packs taken but not committed yet."""
+
+    def __init__(self, mirror: RemoteIndex, distrust: frozenset[bytes]) -> None:
+        self.mirror = mirror
+        self.distrust = distrust
+        self.pending: set[bytes] = set()
+
+    def on_remote(self, digest: bytes) -> bool:
+        return self.mirror.has(digest) and digest not in self.distrust
+
+    def known(self, digest: bytes) -> bool:
+        return digest in self.pending or self.on_remote(digest)
+
+    def estimate(self, files: Iterable[FileRecord]) -> int:
+        """Bytes of the files with a chunk the remote lacks (the progress bar's total)."""
+        return sum(r.size for r in files
+                   if not all(self.on_remote(d) for d, _ in iter_chunks(r.chunks, r.digest, r.size)))
+
+    def packs(self, files: Iterable[FileRecord], pack_size: int) -> Iterator[PackPlan]:
+        for plan in iter_packs(files, self.known, pack_size):
+            self.pending.update(c.digest for c in plan.chunks)
+            yield plan
+
+    def committed(self, segments: Iterable[pk.IndexSegment]) -> None:
+        for seg in segments:
+            self.pending.difference_update(d for d, _, _ in seg.items())
+
+
+class PackCommitter:
+    """Stage 4: packs whose segment is on the remote, merged into the mirror. Merging copies the
+    mirror's table, so it happens when the committed segments add up to a quarter of it (and at
+    the end), not once per pack: linear, not quadratic, in the pushes of a large dataset. Until
+    then their chunks stay pending in the planner."""
+
+    def __init__(self, mirror: RemoteIndex, planner: PackPlanner) -> None:
+        self.mirror, self.planner = mirror, planner
+        self.waiting: list[tuple[str, pk.IndexSegment]] = []
+        self.packs = self.bytes = self.chunks = self.files = 0
+
+    def commit(self, name: str, seg: pk.IndexSegment, files: int) -> None:
+        self.waiting.append((name, seg))
+        self.packs += 1
+        self.files += files
+        self.bytes += seg.pack_size
+        self.chunks += len(seg.entries) // pk.ENTRY.size
+        if sum(len(s.entries) for _, s in self.waiting) // pk.ENTRY.size > max(MERGE_MIN, len(self.mirror) // 4):
+            self.merge()
+
+    def merge(self) -> None:
+        self.mirror.merge(self.waiting)
+        self.planner.committed(s for _, s in self.waiting)
+        self.waiting.clear()
+
+
+class _Upload:
+    """Planner (a thread) -> builder (a thread: chunks read from the cache and verified into a
+    reused buffer) -> queue -> uploaders (pack, then its segment) -> committer. Packs in memory:
+    at most `uploads` being sent plus one being built (a slot is taken before a pack is built and
+    given back once it is on the remote); their number follows a memory budget (PACK_BUDGET),
+    not --jobs: one or two streams already fill the pipe to a nearby S3 with 16 MiB packs."""
+
+    def __init__(self, store: Store, cache: LocalObjects, planner: PackPlanner, committer: PackCommitter,
+                 opts: PushOptions) -> None:
+        self.store, self.cache, self.planner, self.committer, self.opts = store, cache, planner, committer, opts
+        self.uploads = max(1, min(opts.jobs, PACK_BUDGET // max(1, opts.pack_size)))
+        self.slots = asyncio.Semaphore(self.uploads + 1)
+        self.buffers = PackBuffers()
+        self.queue: asyncio.Queue[tuple[bytes, bytearray, pk.IndexSegment, int] | None] = asyncio.Queue()
+
+    async def run(self, files: FileSource) -> None:
+        workers = [asyncio.create_task(self.upload()) for _ in range(self.uploads)]
+        producer = asyncio.create_task(self.produce(files))
+        try:
+            await asyncio.gather(producer, *workers)
+        except BaseException:
+            for t in (producer, *workers):
+                t.cancel()
+            # let a plan being made in a thread finish before the planner's state is read again
+            await asyncio.gather(producer, *workers, return_exceptions=True)
+            raise
+        finally:
+            self.committer.merge()  # keep what was committed: the next push resumes from it
+
+    async def produce(self, files: FileSource) -> None:
+        try:
+            plans = self.planner.packs(files(), self.opts.pack_size)
+            while (plan := await asyncio.to_thread(next, plans, None)) is not None:
+                await self.slots.acquire()
+                data = self.buffers.take(pack_size_of(plan))
+                digest, seg = await asyncio.to_thread(build_pack, self.cache, plan, data)
+                nfiles = len({c.file for c in plan.chunks})
+                await self.queue.put((digest, data, seg, nfiles))
+        finally:
+            for _ in range(self.uploads):
+                self.queue.put_nowait(None)
+
+    async def upload(self) -> None:
+        while (item := await self.queue.get()) is not None:
+            digest, data, seg, nfiles = item
+            await self.store.put(pk.pack_key(digest), data)
+            self.buffers.give(data)  # the store is done with it: the next pack is built in it
+            del item, data
+            self.slots.release()
+            encoded = seg.encode()
+            name = digest_bytes(encoded).hex()
+            await self.store.put(pk.index_key(name), encoded)  # the commit point
+            self.committer.commit(name, seg, nfiles)
+            if self.opts.progress:
+                self.opts.progress(nfiles, seg.pack_size)
+
+
+class MetadataWriter:
+    """Stage 5, after every pack: file records, then tree nodes the deepest first (a node is
+    written only once everything below it is on the remote, which makes it a certificate for its
+    subtree: tree.certified_nodes), then locator hints (which segments hold the chunks of each
+    target and of each node that holds files, so one file is found by reading its node's hint and
+    a segment or two, and a reader that cannot list finds what it needs at all)."""
+
+    def __init__(self, store: Store, cache: LocalObjects, mirror: RemoteIndex, jobs: int) -> None:
+        self.store, self.cache, self.mirror = store, cache, mirror
+        self.sem = asyncio.Semaphore(max(1, jobs))
+        self.objects = 0
+
+    async def put(self, key: str, data: bytes) -> None:
+        async with self.sem:
+            await self.store.put(key, data)
+        self.objects += 1
+
+    async def records(self, records: list[FileRecord]) -> None:
+        await asyncio.gather(*(self.put(pk.record_key(rec.digest), pk.encode_record(rec.size, rec.chunks))
+                               for rec in records if rec.digest not in self.mirror.records))
+        self.mirror.records.update(r.digest for r in records)
+
+    async def trees(self, levels: list[list[bytes]]) -> None:
+        for level in reversed(levels):
+            todo = [d for d in level if d not in self.mirror.trees]
+            datas = await asyncio.to_thread(self.read_trees, todo)
+            await asyncio.gather(*(self.put(pk.tree_key(d), data) for d, data in zip(todo, datas, strict=True)))
+            self.mirror.trees.update(level)
+            self.mirror.certified.update(level)  # written after everything below them
+
+    def read_trees(self, digests: list[bytes]) -> list[bytes]:
+        return [self.cache.get_tree(d) for d in digests]
+
+    def segments_of(self, recs: Iterable[FileRecord] | None) -> list[str]:
+        """The segments holding the chunks of `recs` (every segment for None). In a thread."""
+        if recs is None:
+            return sorted(self.mirror.segments)
+        names = set()
+        for rec in recs:
+            for digest, _ in iter_chunks(rec.chunks, rec.digest, rec.size):
+                loc = self.mirror.find(digest)
+                if loc is None:
+                    raise InvariantError(f"internal error: chunk {digest.hex()} is not on {self.store.url} after push")
+                names.add(self.mirror.segment_of(loc.pack))
+        return sorted(names)
+
+    def hints_to_write(self, work: PushWork) -> list[tuple[bytes, list[str]]]:
+        """(root or node, segment names) of every hint the remote lacks. Walks the trees: in a thread."""
+        out = []
+        for root, source in work.roots.items():
+            if root not in self.mirror.roots:
+                out.append((root, self.segments_of(source() if source is not None else None)))
+        for node, recs in work.node_files() if work.node_files is not None else ():
+            if node not in self.mirror.roots:
+                out.append((node, self.segments_of(recs)))
+        return out
+
+    async def hints(self, work: PushWork) -> None:
+        todo = await asyncio.to_thread(self.hints_to_write, work)
+        await asyncio.gather(*(self.put(pk.roots_key(root), pk.encode_roots(names)) for root, names in todo))
+        self.mirror.roots.update(root for root, _ in todo)
+        self.mirror.roots.update(work.roots)
+
+
+async def push(store: Store, cache: LocalObjects, mirror: RemoteIndex, work: PushWork,
+               opts: PushOptions) -> PushResult:
+    """Upload what the remote lacks: packs (planned, built, uploaded, committed), then the
+    metadata that refers to them. An interrupted push keeps what it committed in the mirror."""
     if not mirror.refreshed:
         await mirror.refresh(store)
     await ensure_format(store, mirror, create=True)  # checked whenever the mirror knows no segment
     requests = mirror.requests
-    phase(progress, "plan")
-    # Packs are planned lazily, one at a time: memory holds the packs in flight, not a plan of the
-    # whole push. `pending` holds the chunks of packs taken but not committed yet.
-    pending: set[bytes] = set()
-
-    def on_remote(digest: bytes) -> bool:
-        return mirror.has(digest) and digest not in distrust
-
-    def known(digest: bytes) -> bool:
-        return digest in pending or on_remote(digest)
-
-    estimate = sum(r.size for r in files()
-                   if not all(on_remote(d) for d, _ in iter_chunks(r.chunks, r.digest, r.size)))
-    phase(progress, "upload", estimate)
-    # Packs in memory: at most `uploads` being sent plus one being built (a slot is taken before a
-    # pack is built and given back once it is on the remote). Their number follows a memory
-    # budget, not --jobs: one or two streams already fill the pipe to a nearby S3 with packs of
-    # 16 MiB; --jobs still applies to the small objects below.
-    uploads = max(1, min(jobs, PACK_BUDGET // max(1, pack_size)))
-    slots = asyncio.Semaphore(uploads + 1)
-    buffers = PackBuffers()
-    queue: asyncio.Queue[tuple[bytes, bytearray, pk.IndexSegment, int] | None] = asyncio.Queue()
-    totals = {"packs": 0, "bytes": 0, "chunks": 0, "requests": 0, "files": 0}
-
-    async def produce() -> None:
-        try:
-            for plan in iter_packs(files(), known, pack_size):
-                pending.update(c.digest for c in plan.chunks)
-                await slots.acquire()
-                data = buffers.take(pack_size_of(plan))
-                digest, seg = await asyncio.to_thread(build_pack, cache, plan, data)
-                nfiles = len({c.file for c in plan.chunks})
-                await queue.put((digest, data, seg, nfiles))
-        finally:
-            for _ in range(uploads):
-                await queue.put(None)
-
-    committed: list[tuple[str, pk.IndexSegment]] = []  # on the remote, not merged into the mirror yet
-
-    def merge_committed() -> None:
-        """Merging copies the mirror's table, so it happens when the committed segments add up to
-        a quarter of it (and at the end), not once per pack: linear, not quadratic, in the pushes
-        of a large dataset. Until then their chunks stay in `pending`."""
-        mirror.merge(committed)
-        for _, seg in committed:
-            pending.difference_update(d for d, _, _ in seg.items())
-        committed.clear()
-
-    async def upload() -> None:
-        while (item := await queue.get()) is not None:
-            digest, data, seg, nfiles = item
-            await store.put(pk.pack_key(digest), data)
-            size = len(data)
-            buffers.give(data)  # the store is done with it: the next pack is built in it
-            del item, data
-            slots.release()
-            encoded = seg.encode()
-            name = digest_bytes(encoded).hex()
-            await store.put(pk.index_key(name), encoded)
-            committed.append((name, seg))
-            if sum(len(c.entries) for _, c in committed) // pk.ENTRY.size > max(MERGE_MIN, len(mirror) // 4):
-                merge_committed()
-            totals["packs"] += 1
-            totals["files"] += nfiles
-            totals["bytes"] += size
-            totals["chunks"] += len(seg.entries) // pk.ENTRY.size
-            totals["requests"] += 2
-            if progress:
-                progress(nfiles, size)
-
-    workers = [asyncio.create_task(upload()) for _ in range(uploads)]
-    producer = asyncio.create_task(produce())
+    planner = PackPlanner(mirror, opts.distrust)
+    committer = PackCommitter(mirror, planner)
+    phase(opts.progress, "plan")
+    estimate = await asyncio.to_thread(lambda: planner.estimate(work.files()))
+    phase(opts.progress, "upload", estimate)
     try:
-        await asyncio.gather(producer, *workers)
+        await _Upload(store, cache, planner, committer, opts).run(work.files)
     except BaseException:
-        for t in (producer, *workers):
-            t.cancel()
-        merge_committed()
-        mirror.save()  # keep what was committed: the next push resumes from it
+        await asyncio.to_thread(mirror.save)
         raise
-    merge_committed()
-
-    objects = 0
-    sem = asyncio.Semaphore(max(1, jobs))
-
-    async def put_object(key: str, data: bytes) -> None:
-        nonlocal objects
-        async with sem:
-            await store.put(key, data)
-        objects += 1
-
-    await asyncio.gather(*(put_object(pk.record_key(rec.digest), pk.encode_record(rec.size, rec.chunks))
-                           for rec in records if rec.digest not in mirror.records))
-    mirror.records.update(r.digest for r in records)
-    # Tree nodes after every pack, the deepest first: a node is written only once everything
-    # below it is on the remote, which makes it a certificate for its subtree (tree.certified_nodes).
-    for level in reversed(trees):
-        todo = [d for d in level if d not in mirror.trees]
-        datas = [await asyncio.to_thread(cache.get_tree, d) for d in todo]
-        await asyncio.gather(*(put_object(pk.tree_key(d), data) for d, data in zip(todo, datas, strict=True)))
-        mirror.trees.update(level)
-        mirror.certified.update(level)  # written after everything below them
-    # Locator hints: which segments hold the chunks of each target, and of each tree node that
-    # holds files (so one file is found by reading its node's hint and a segment or two, and a
-    # reader that cannot list finds what it needs at all).
-    hint_tasks = []
-    def hinted() -> Iterator[tuple[bytes, Iterable[FileRecord] | None]]:
-        for root, source in roots.items():
-            yield root, source() if source is not None else None
-        yield from node_files or ()  # walked lazily: no second copy of every record
-
-    done_nodes: list[bytes] = []
-    for root, recs in hinted():
-        if root in mirror.roots:
-            continue
-        if root not in roots:
-            done_nodes.append(root)
-        if recs is None:
-            # The target's walk left out subtrees the remote holds whole: name every segment
-            # (what a reader that lists the index would read anyway) instead of walking them.
-            hint_tasks.append(put_object(pk.roots_key(root), pk.encode_roots(sorted(mirror.segments))))
-            continue
-        names = set()
-        for rec in recs:
-            for digest, _ in iter_chunks(rec.chunks, rec.digest, rec.size):
-                loc = mirror.find(digest)
-                if loc is None:
-                    raise InvariantError(f"internal error: chunk {digest.hex()} is not on {store.url} after push")
-                names.add(mirror.segment_of(loc.pack))
-        hint_tasks.append(put_object(pk.roots_key(root), pk.encode_roots(sorted(names))))
-    await asyncio.gather(*hint_tasks)
-    mirror.roots.update(roots)
-    mirror.roots.update(done_nodes)
-    mirror.save()
-    return PushResult(totals["packs"], totals["bytes"], totals["chunks"], objects,
-                      requests + totals["requests"] + objects, totals["files"])
+    meta = MetadataWriter(store, cache, mirror, opts.jobs)
+    await meta.records(work.records)
+    await meta.trees(work.trees)
+    await meta.hints(work)
+    await asyncio.to_thread(mirror.save)
+    c = committer
+    return PushResult(c.packs, c.bytes, c.chunks, meta.objects, requests + 2 * c.packs + meta.objects, c.files)
 
 
 async def damaged_chunks(store: Store, mirror: RemoteIndex, damaged: dict[bytes, set[bytes] | None]) -> set[bytes]:

@@ -38,13 +38,10 @@ class RemoteSession:
         finally:
             self._runner.close()
 
-    def push(self, files: push_mod.FileSource, trees: list[list[bytes]], records: list[FileRecord],
-             roots: dict[bytes, push_mod.FileSource | None], pack_size: int,
-             progress: Progress | None = None,
-             node_files: Iterable[tuple[bytes, Iterable[FileRecord]]] | None = None,
+    def push(self, work: push_mod.PushWork, pack_size: int, progress: Progress | None = None,
              distrust: frozenset[bytes] = frozenset()) -> push_mod.PushResult:
-        return self._runner.run(push_mod.push(self.store, self.cache, self.mirror, files, trees, records, roots,
-                                              self.jobs, pack_size, progress, node_files, distrust))
+        opts = push_mod.PushOptions(pack_size, self.jobs, progress, distrust)
+        return self._runner.run(push_mod.push(self.store, self.cache, self.mirror, work, opts))
 
     def damaged_chunks(self, damaged: dict[bytes, set[bytes] | None]) -> set[bytes]:
         return self._runner.run(push_mod.damaged_chunks(self.store, self.mirror, damaged))
@@ -89,13 +86,11 @@ class RemoteSession:
     def fetch_files(self, files: Iterable[FileRecord], roots: list[bytes],
                     progress: Progress | None = None, total_bytes: int | None = None,
                     on_arrival: Callable[[], None] | None = None) -> fetch_mod.FetchResult:
-        return self._runner.run(fetch_mod.fetch_files(self.store, self.cache, self.mirror, files, roots, self.jobs,
-                                                      progress, total_bytes, on_arrival))
+        opts = fetch_mod.FetchOptions(self.jobs, progress, total_bytes, on_arrival)
+        return self._runner.run(fetch_mod.fetch_files(self.store, self.cache, self.mirror, files, roots, opts))
 
-    def gc(self, keep_chunks: set[bytes], keep_trees: set[bytes], keep_records: set[bytes],
-           keep_roots: dict[bytes, list[bytes]], grace: float) -> gc_mod.RemoteGcResult:
-        return self._runner.run(gc_mod.gc(self.store, self.mirror, keep_chunks, keep_trees, keep_records,
-                                          keep_roots, grace, self.jobs))
+    def gc(self, keep: gc_mod.GcKeep, grace: float) -> gc_mod.RemoteGcResult:
+        return self._runner.run(gc_mod.gc(self.store, self.mirror, keep, gc_mod.GcOptions(grace, self.jobs)))
 
     def projects(self) -> list[snap_mod.ProjectEntry]:
         return self._runner.run(snap_mod.projects(self.store))
