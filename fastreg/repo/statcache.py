@@ -167,7 +167,7 @@ class StatCacheWriter:
     holds no per-file stat entries in memory; commit() replaces the old cache atomically."""
 
     def __init__(self, cache: StatCache, started_ns: int) -> None:
-        self._final = cache.path
+        self.path = self._final = cache.path
         self._final.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self._final.with_name(f"{self._final.name}.{os.urandom(4).hex()}.tmp")
         self._f = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort

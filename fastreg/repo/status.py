@@ -68,8 +68,8 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
         res.state = State.DELETED if in_cache else State.NOT_PULLED
         return res
     started = now_ns()
-    sc = StatCache(project.state_dir, t.rel).load()
     if meta.kind == "file":
+        sc = StatCache(project.state_dir, t.rel).load()  # one entry: a directory's is streamed
         try:
             st = os.stat(t.data)
         except FileNotFoundError:
@@ -93,9 +93,9 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
     if not project.cache.tree_path(meta.digest).exists():
         res.state = State.NOT_IN_CACHE
         return res
-    writer = StatCacheWriter(StatCache(project.state_dir, t.rel), started)
+    writer = StatCacheWriter(StatCache(project.state_dir, t.rel), started)  # replaces the file scan streams
     try:
-        found = scan(t.data, tr.walk(project.cache, meta.digest), sc.path, writer, project.cache, pool)
+        found = scan(t.data, tr.walk(project.cache, meta.digest), writer.path, writer, project.cache, pool)
     except DecodeError as exc:
         writer.abort()
         raise MetafileError(f"{meta.path}: {exc}") from None
