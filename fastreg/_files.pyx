@@ -5,11 +5,12 @@ one buffer. Mechanism only: which files, modes and names is decided by the calle
 (repo/cache.py, repo/build.py, transfer/fetch.py). Results are one errno (or stat record) per
 file, never an exception half-way, so a caller can report every file that failed."""
 
-from libc.errno cimport ENOENT, ENOTDIR, ESTALE, errno
-from libc.stdint cimport uint8_t
-from libc.stdlib cimport free, malloc
+from libc.errno cimport ENOENT, ENOMEM, ENOTDIR, ESTALE, errno
+from libc.stdint cimport int64_t, uint8_t
+from libc.stdlib cimport free, malloc, qsort, realloc
+from libc.string cimport memcpy, strcmp, strdup, strlen, strstr
 from posix.fcntl cimport O_CREAT, O_EXCL, O_WRONLY, open as c_open
-from posix.stat cimport chmod
+from posix.stat cimport chmod, struct_stat
 from posix.unistd cimport close as c_close, link, unlink
 
 from fastreg._posix cimport O_CLOEXEC, Stat, lstat_into, stat_into, write_all
@@ -164,3 +165,155 @@ def write_files(const uint8_t[::1] data, offsets, lengths, tmps, finals, unsigne
         free(off)
         free(ln)
         free(errs)
+
+
+cdef extern from "dirent.h" nogil:
+    ctypedef struct DIR:
+        pass
+    struct dirent:
+        unsigned char d_type
+        char d_name[256]
+    DIR* opendir(const char* name)
+    dirent* readdir(DIR* d)
+    int closedir(DIR* d)
+    int dirfd(DIR* d)
+    enum:
+        DT_DIR
+        DT_UNKNOWN
+
+cdef extern from "fcntl.h" nogil:
+    enum:
+        AT_SYMLINK_NOFOLLOW
+
+cdef extern from "sys/stat.h" nogil:
+    int fstatat(int fd, const char* path, struct_stat* buf, int flags)
+    bint S_ISDIR(unsigned int mode)
+    bint S_ISREG(unsigned int mode)
+
+
+cdef struct _Name:
+    char* name
+    size_t length
+    int is_dir
+
+
+cdef int _cmp_names(const void* a, const void* b) noexcept nogil:
+    return strcmp((<const _Name*>a).name, (<const _Name*>b).name)
+
+
+cdef struct _Buf:
+    uint8_t* data
+    size_t used
+    size_t cap
+
+
+cdef int _put(_Buf* b, const void* p, size_t n) noexcept nogil:
+    cdef size_t cap
+    cdef uint8_t* grown
+    if b.used + n > b.cap:
+        cap = b.cap * 2 if b.cap else 4096
+        while cap < b.used + n:
+            cap *= 2
+        grown = <uint8_t*>realloc(b.data, cap)
+        if grown == NULL:
+            return -1
+        b.data, b.cap = grown, cap
+    memcpy(b.data + b.used, p, n)
+    b.used += n
+    return 0
+
+
+cdef int _list(const char* path, const char* mark, _Name** out, size_t* count, _Buf* listing,
+               int64_t* files, int64_t* max_mtime, int64_t* odd) noexcept nogil:
+    """Read, sort and stat one folder (see list_folder); returns 0 or an errno."""
+    cdef DIR* d = opendir(path)
+    cdef dirent* e
+    cdef struct_stat st
+    cdef _Name* names = NULL
+    cdef _Name* grown
+    cdef size_t n = 0, cap = 0, k
+    cdef int fd, err = 0
+    cdef int64_t rec[4]
+    cdef char tag
+    if d == NULL:
+        return errno
+    fd = dirfd(d)
+    while True:
+        e = readdir(d)
+        if e == NULL:  # the end (a read error on an open folder is not told apart: EBADF only)
+            break
+        if e.d_name[0] == b'.' and (e.d_name[1] == 0 or (e.d_name[1] == b'.' and e.d_name[2] == 0)):
+            continue
+        if n == cap:
+            cap = cap * 2 if cap else 256
+            grown = <_Name*>realloc(names, cap * sizeof(_Name))
+            if grown == NULL:
+                err = ENOMEM
+                break
+            names = grown
+        names[n].length = strlen(e.d_name)
+        names[n].name = strdup(e.d_name)
+        if names[n].name == NULL:
+            err = ENOMEM
+            break
+        names[n].is_dir = e.d_type == DT_DIR
+        if e.d_type == DT_UNKNOWN and fstatat(fd, e.d_name, &st, AT_SYMLINK_NOFOLLOW) == 0:
+            names[n].is_dir = S_ISDIR(st.st_mode)
+        n += 1
+    out[0], count[0] = names, n
+    if err == 0:
+        qsort(names, n, sizeof(_Name), _cmp_names)
+        for k in range(n):
+            if names[k].is_dir:
+                tag = b'D'
+            elif fstatat(fd, names[k].name, &st, 0) != 0 or not S_ISREG(st.st_mode):
+                tag = b'X'  # a link to a folder, a broken link, a socket...: the slow path says what
+                odd[0] += 1
+            else:
+                tag = b'F'
+                if names[k].name[0] == b'.' and strstr(names[k].name, mark) != NULL:
+                    odd[0] += 1  # a workspace temp file
+                rec[0] = st.st_ino
+                rec[1] = st.st_size
+                rec[2] = <int64_t>st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec
+                rec[3] = st.st_mode
+                if rec[2] > max_mtime[0]:
+                    max_mtime[0] = rec[2]
+                files[0] += 1
+            if (_put(listing, &tag, 1) or _put(listing, names[k].name, names[k].length + 1)
+                    or (tag == b'F' and _put(listing, rec, sizeof(rec)))):
+                err = ENOMEM
+                break
+    closedir(d)
+    return err
+
+
+def list_folder(path, bytes tmp_mark):
+    """One folder in one GIL-free pass: readdir, names sorted bytewise (the code-point order of
+    their UTF-8), and stat (following links) of every entry that is not a folder. Returns
+    (listing, files, max_mtime_ns, subfolders, odd): `listing` is a byte string that changes
+    whenever a name, inode, size, mtime or mode of a file changes, or a name comes or goes (its
+    digest is the folder's fingerprint in the stat cache); `subfolders` are the names of the
+    folders in it (not links to folders), sorted; `odd` counts entries the caller must look at
+    itself (links to folders, broken links, special files, workspace temp files)."""
+    cdef bytes cpath = os.fsencode(path)
+    cdef const char* cp = cpath
+    cdef const char* cm = tmp_mark
+    cdef _Name* names = NULL
+    cdef size_t n = 0, k
+    cdef _Buf listing
+    cdef int64_t files = 0, max_mtime = 0, odd = 0
+    cdef int err
+    listing.data, listing.used, listing.cap = NULL, 0, 0
+    try:
+        with nogil:
+            err = _list(cp, cm, &names, &n, &listing, &files, &max_mtime, &odd)
+        if err:
+            raise OSError(err, os.strerror(err), os.fsdecode(path))
+        subs = [os.fsdecode(names[k].name[:names[k].length]) for k in range(n) if names[k].is_dir]
+        return (listing.data[:listing.used] if listing.used else b""), files, max_mtime, subs, odd
+    finally:
+        for k in range(n):
+            free(names[k].name)
+        free(names)
+        free(listing.data)

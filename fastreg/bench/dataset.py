@@ -33,7 +33,7 @@ from fastreg.errors import FileSystemError, IntegrityError, PathError
 from fastreg.objects import tree as tr
 from fastreg.repo.build import Builder, now_ns
 from fastreg.repo.cache import Cache
-from fastreg.repo.statcache import StatCache, StatCacheWriter, StatStream
+from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile
 from fastreg.storage.base import Store
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.push import PushWork
@@ -115,7 +115,7 @@ def round_trip(path: Path, make_store: Any, jobs: int, pack_size: int) -> Datase
         old = StatCache(tmp / "stat", "dataset")
         writer = StatCacheWriter(old, now_ns())
         with ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="fastreg-hash") as pool:
-            root = Builder(push_cache, StatStream(old.path), writer, pool).build_dir(str(path), "")
+            root = Builder(push_cache, StatFile(old.path), writer, pool).build_dir(str(path), "")
         writer.abort()
         res.phases["hash"] = time.perf_counter() - t0
         records = [rec for _, rec in tr.walk(push_cache, root.digest)]

@@ -31,6 +31,13 @@ def array_header(n: int) -> bytes:
     return msgpack.Packer(use_bin_type=True).pack_array_header(n)  # type: ignore[no-any-return]
 
 
+def unpack_stream(data: bytes) -> Any:
+    """An iterator of the values of concatenated msgpack values in memory."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, use_list=True)
+    unpacker.feed(data)
+    return unpacker
+
+
 def stream_unpacker(file: Any) -> Any:
     """An iterator of values from a file of concatenated msgpack values."""
     return msgpack.Unpacker(file, raw=False, strict_map_key=True, use_list=True)

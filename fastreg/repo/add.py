@@ -17,7 +17,7 @@ from fastreg.objects import tree as tr
 from fastreg.progress import Progress, phase
 from fastreg.repo.build import Builder, now_ns
 from fastreg.repo.project import Project, Target
-from fastreg.repo.statcache import StatCache, StatCacheWriter, StatStream
+from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile
 from fastreg.repo.workspace import (
     default_jobs,
     read_meta_quiet,
@@ -92,9 +92,10 @@ def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Pr
              force: bool) -> AddResult:
     started = now_ns()
     cache_file = StatCache(project.state_dir, t.rel)
-    old = StatStream(cache_file.path)  # read while the new one is written: replaced at commit()
-    writer = StatCacheWriter(cache_file, started)
-    builder = Builder(project.cache, old, writer, pool, progress)
+    removals = project.cache.removals()  # before any object is looked at
+    old = StatFile(cache_file.path)  # read while the new one is written: replaced at commit()
+    writer = StatCacheWriter(cache_file, started, removals)
+    builder = Builder(project.cache, old, writer, pool, progress, stored=old.removals == removals)
     try:
         if t.data.is_dir():
             rec = builder.build_dir(str(t.data), "")
@@ -102,10 +103,16 @@ def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Pr
         else:
             frec = builder.build_file(str(t.data), t.name)
             meta = mf.Metafile(t.name, "file", frec.digest, frec.size, 1, frec.executable)
+        if builder.folders_read or not t.data.is_dir():
+            builder.keep_clean()
+            writer.commit()
+        else:
+            writer.abort()  # every folder matched its fingerprint: the old cache is exact
     except BaseException:
         writer.abort()
         raise
-    writer.commit()
+    finally:
+        old.close()
     previous = read_meta_quiet(project, t)
     if previous is not None and previous.kind == "dir" and meta.kind == "dir" and not force:
         missing, first = _never_pulled(project, previous, meta.digest)

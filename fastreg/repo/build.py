@@ -27,7 +27,8 @@ from fastreg.errors import ChangedWhileReadingError, FileSystemError, PathError
 from fastreg.objects.tree import DirBuilder, DirRecord, FileRecord
 from fastreg.progress import Progress
 from fastreg.repo.cache import Cache, is_workspace_tmp
-from fastreg.repo.statcache import StatCacheWriter, StatStream
+from fastreg.repo.scan import AHEAD, Listing, listing
+from fastreg.repo.statcache import Entry, StatCacheWriter, StatFile, fingerprint
 
 BATCH_FILES = 128
 WINDOW = 8  # batches in flight per directory level
@@ -47,9 +48,12 @@ Done = tuple[_Item, FileRecord, StatKey]
 
 
 class Builder:
-    def __init__(self, cache: Cache, old: StatStream, writer: StatCacheWriter, pool: ThreadPoolExecutor,
-                 progress: Progress | None = None) -> None:
+    def __init__(self, cache: Cache, old: StatFile, writer: StatCacheWriter, pool: ThreadPoolExecutor,
+                 progress: Progress | None = None, stored: bool = False) -> None:
+        """stored: whether the old stat cache's "stored" folders may be trusted (no object left
+        the cache since it was written)."""
         self.cache = cache
+        self.stored = stored
         self.old = old
         self.writer = writer
         self.pool = pool
@@ -59,12 +63,14 @@ class Builder:
         self.core_copies = cache.copies()
         #: (path relative to the target, why) of entries that are not recorded (SYMLINK_POLICY)
         self.skipped: list[tuple[str, str]] = []
+        self.clean: list[str] = []  # folders that matched their stat cache record
+        self.folders_read = 0  # folders built file by file
 
     # -- worker side -------------------------------------------------------------------------
-    def lookups(self, batch: list[_Item]) -> list[Hit | None] | None:
-        """The stat-cache hits of a batch, found in the walking thread, in tree order (the old
-        cache is read as a stream: StatStream). None when there is no old cache."""
-        if not self.old:
+    def lookups(self, batch: list[_Item], known: dict[str, Entry]) -> list[Hit | None] | None:
+        """The stat-cache hits of a batch (`known`: the old cache's entries of its folder), found
+        in the walking thread. None when there is nothing to look up."""
+        if not known:
             return None
         try:
             stats = stat_files([it.path for it in batch])
@@ -72,8 +78,9 @@ class Builder:
             raise FileSystemError(f"cannot stat {exc.filename}: {exc.strerror}") from None
         hits: list[Hit | None] = []
         for it, st in zip(batch, stats, strict=True):
-            found = self.old.lookup(it.rel, st) if st is not None else None
-            hits.append(None if st is None or found is None else (found[0], found[1], (st[0], st[1], st[2]), st[3]))
+            e = known.get(it.name) if st is not None else None
+            hits.append(None if st is None or e is None or (e[0], e[1], e[2]) != st[:3]
+                        else (e[3], e[4], (st[0], st[1], st[2]), st[3]))
         return hits
 
     def _work(self, batch: list[_Item], pre: list[Hit | None] | None = None) -> list[Done]:
@@ -134,22 +141,58 @@ class Builder:
         if not os.path.isfile(path):
             raise PathError(f"{path}: no such file or directory")
         item = _Item(os.path.basename(path), rel, path)
-        [(_, rec, key)] = self._work([item], self.lookups([item]))
+        [(_, rec, key)] = self._work([item], self.lookups([item], self.old.entries("")))
         self.writer.append(rel, key, rec.digest, rec.chunks)
         if self.progress:
             self.progress(1, rec.size)
         return rec
 
-    def build_dir(self, path: str, rel_prefix: str) -> DirRecord:
+    def build_dir(self, path: str, rel_prefix: str, listed: Future[Listing] | None = None) -> DirRecord:
+        """A folder's tree: its subfolders first; then, if its fingerprint and theirs are those
+        the stat cache recorded, the tree node recorded (none of its files looked at), else its
+        files one by one. Subfolders are listed in the pool a few ahead of the walk."""
+        text, own, newest, subdirs, odd = listed.result() if listed is not None else listing(path)
+        fp = fingerprint(text)
+        subs: dict[str, DirRecord] = {}
+        ahead: deque[Future[Listing]] = deque()
+        for i, name in enumerate(subdirs):
+            while len(ahead) < AHEAD and i + len(ahead) < len(subdirs):
+                ahead.append(self.pool.submit(listing, os.path.join(path, subdirs[i + len(ahead)])))
+            child = os.path.join(path, name)
+            _check_name(name, child)
+            subs[name] = self.build_dir(child, rel_prefix + name + "/", ahead.popleft())
+        rec = self.old.folder(rel_prefix)
+        if (odd == 0 and rec is not None and rec.stored and self.stored and rec.fingerprint == fp and rec.tree
+                and {n: (d, sz, f) for n, d, sz, f in rec.subs} == {n: (r.digest, r.size, r.files)
+                                                                   for n, r in subs.items()}
+                and self.cache.tree_path(rec.tree).exists()):
+            self.clean.append(rel_prefix)
+            if self.progress:
+                self.progress(own, rec.size - sum(r.size for r in subs.values()))
+            return DirRecord(rec.size, rec.tree, rec.files)
+        self.folders_read += 1
+        result = self._build_files(path, rel_prefix, subs)
+        if odd == 0:
+            self.writer.summary(rel_prefix, fp, newest, result.digest, result.size, result.files,
+                                tuple((n, r.digest, r.size, r.files) for n, r in subs.items()), stored=True)
+        return result
+
+    def keep_clean(self) -> None:
+        """Into the new stat cache: the folders that matched their record, as they were."""
+        for prefix in self.clean:
+            rec = self.old.folder(prefix)
+            assert rec is not None
+            self.writer.keep(prefix, self.old.raw(prefix), rec, self.stored)
+
+    def _build_files(self, path: str, rel_prefix: str, subs: dict[str, DirRecord]) -> DirRecord:
         files: list[str] = []
-        dirs: list[str] = []
         try:
             with os.scandir(path) as it:
                 for entry in it:
                     # d_type from getdents: no stat per entry here (workers stat what they read).
                     if entry.is_dir(follow_symlinks=False):
-                        dirs.append(entry.name)
-                    elif entry.is_file():
+                        continue
+                    if entry.is_file():
                         if not is_workspace_tmp(entry.name):
                             files.append(entry.name)  # regular files, and symlinks to files (followed)
                     else:
@@ -157,7 +200,8 @@ class Builder:
         except OSError as exc:
             raise FileSystemError(f"cannot list {path}: {exc.strerror}") from None
         files.sort()
-        dirs.sort()
+        dirs = sorted(subs)
+        known = self.old.entries(rel_prefix)
         builder = DirBuilder(self.cache)
         fifo: deque[tuple[str, Any]] = deque()
         in_flight = 0
@@ -166,7 +210,7 @@ class Builder:
         def submit() -> None:
             nonlocal batch, in_flight
             if batch:
-                fifo.append(("", self.pool.submit(self._work, batch, self.lookups(batch))))
+                fifo.append(("", self.pool.submit(self._work, batch, self.lookups(batch, known))))
                 in_flight += 1
                 batch = []
 
@@ -206,11 +250,9 @@ class Builder:
             else:
                 name = dirs[di]
                 di += 1
-                child = os.path.join(path, name)
-                _check_name(name, child)
                 submit()
                 drain(WINDOW)
-                fifo.append((name, self.build_dir(child, rel_prefix + name + "/")))
+                fifo.append((name, subs[name]))
         submit()
         try:
             drain(0)

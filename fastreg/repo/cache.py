@@ -74,6 +74,22 @@ class Cache:
         for d in (self.files_dir, self.trees_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
 
+    def removals(self) -> bytes:
+        """A token that changes whenever fastreg removes objects from this cache (gc, `check
+        --cache --repair`): a stat cache written under another token no longer vouches that the
+        objects of the folders it records are here."""
+        try:
+            return (self.root / "removed").read_bytes()
+        except FileNotFoundError:
+            return b""
+
+    def note_removal(self) -> None:
+        """Called before objects are removed (see removals)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f"removed.{os.urandom(4).hex()}.tmp"
+        tmp.write_bytes(os.urandom(8).hex().encode())
+        os.replace(tmp, self.root / "removed")
+
     def copies(self) -> bool:
         """True when the first working cache.type is a plain copy (so the add pipeline can let
         the native core write the cache copy from the buffer it hashed)."""

@@ -81,7 +81,8 @@ def check_cache(project: Project, repair: bool) -> CacheReport:
                 bad[digest] = Problem(f"corrupt-{kind[:-1]}", str(path), "content does not match its digest")
     if bad:
         _name_affected(project, bad)
-    if repair:
+    if repair and bad:
+        cache.note_removal()
         aside = cache.root / "damaged"
         for digest, problem in bad.items():
             aside.mkdir(exist_ok=True)

@@ -89,6 +89,7 @@ def gc(project: Project, all_commits: bool = False, grace: float | None = None) 
 
     recent_after = time.time() - (SHARED_CACHE_GRACE if grace is None else grace) if project.shared_cache else None
     removed_files = removed_trees = removed_bytes = kept_recent = 0
+    project.cache.note_removal()  # stat caches written before no longer vouch for the cache
     for kind, keep in (("files", keep_files), ("trees", keep_trees)):
         for digest, path in project.cache.iter_objects(kind):
             if digest in keep:

@@ -1,26 +1,36 @@
-"""Status of a tracked directory, streamed: the workspace, the tree and the stat cache are walked
-side by side in one order (folder by folder, names in code-point order: the order of a tree
-walk), so memory holds one folder's names and the changes found, never a record per file of
-the dataset. Files whose stat matches the stat cache are not read; the others are hashed in
-parallel batches, one folder at a time. A fresh stat cache is written as the walk goes."""
+"""Status of a tracked directory, folder by folder.
+
+Each folder of the workspace is read and stat'ed in one native pass (_files.list_folder, in the
+pool, a few folders ahead of the walk) and its fingerprint compared with the stat cache's record
+for it: a folder with the fingerprint and the tree node that were recorded is unchanged, and none
+of its files or tree entries is looked at. Any other folder is compared file by file: the stat
+cache's entries for that folder, the tree node's entries, and a hash (parallel batches) of the
+files whose stat changed. Memory: the stat cache's index (a record per folder), one folder's
+entries at a time, the listings read ahead and the changes found. A fresh stat cache is written
+only when a folder was compared file by file."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+import stat
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastreg._files import stat_files
+from fastreg._files import list_folder, stat_files
 from fastreg._hash import HashedFile
 from fastreg.chunking import default_chunker
 from fastreg.errors import FileSystemError
 from fastreg.objects import tree as tr
-from fastreg.repo.cache import Cache, is_workspace_tmp
-from fastreg.repo.statcache import Entry, StatCacheWriter, canonical, stream
+from fastreg.repo.cache import WORKSPACE_TMP_MARK, Cache, is_workspace_tmp
+from fastreg.repo.statcache import StatCacheWriter, StatFile, canonical, fingerprint
 
 HASH_BATCH = 64
+AHEAD = 8  # folders listed ahead of the walk
+TMP_MARK = WORKSPACE_TMP_MARK.encode()
+
+Listing = tuple[bytes, int, int, list[str], int]  # list_folder's answer
 
 
 @dataclass(slots=True)
@@ -29,29 +39,32 @@ class Changes:
     modified: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # gone from the workspace, in the cache
     not_pulled: list[str] = field(default_factory=list)  # gone from the workspace, never in the cache
+    folders_read: int = 0  # folders compared file by file (the others matched their fingerprint)
+
+    def sort(self) -> None:
+        for lst in (self.added, self.modified, self.deleted, self.not_pulled):
+            lst.sort(key=canonical)
 
 
-class _Ahead:
-    """One item of look-ahead over an iterator of (rel, value) in canonical order."""
-
-    def __init__(self, it: Iterator[tuple[str, object]]) -> None:
-        self.it = it
-        self.head: tuple[str, object] | None = None
-        self.key: list[str] | None = None
-        self.advance()
-
-    def advance(self) -> None:
-        self.head = next(self.it, None)
-        self.key = canonical(self.head[0]) if self.head is not None else None
+def listing(path: str) -> Listing:
+    try:
+        return list_folder(path, TMP_MARK)
+    except OSError as exc:
+        raise FileSystemError(f"cannot list {path}: {exc.strerror}") from None
 
 
-def scan(root: Path, tree: Iterator[tuple[str, tr.FileRecord]], old_stats: Path, writer: StatCacheWriter,
-         cache: Cache, pool: ThreadPoolExecutor) -> Changes:
-    """Compare the files under root with a tree walk (`tree`, canonical order); `old_stats` is the
-    stat cache file to trust for unchanged files; `writer` receives the fresh one."""
-    s = _Scan(tree, old_stats, writer, cache, pool)
-    s.walk(str(root), "")
-    s.gone_before(None)
+def scan(root: Path, tree: tr.DirRecord, old: StatFile, writer: StatCacheWriter, cache: Cache,
+         pool: ThreadPoolExecutor, removals: bytes) -> Changes:
+    """Compare the files under root with the tree `tree`; `old` is the stat cache to trust for
+    unchanged files and folders; `writer` receives the fresh one (call commit() only if the
+    returned changes have folders_read: otherwise the old cache is still exact). `removals`: the
+    cache's removal token, read before anything was looked at."""
+    s = _Scan(old, writer, cache, pool)
+    s.stored = old.removals == removals
+    s.folder(str(root), "", tree, pool.submit(listing, str(root)))
+    if s.out.folders_read:
+        s.keep_clean()
+    s.out.sort()
     return s.out
 
 
@@ -59,89 +72,108 @@ Hashed = tuple[bytes, bytes, tuple[int, int, int], bool]  # digest, chunks, stat
 
 
 class _Scan:
-    def __init__(self, tree: Iterator[tuple[str, tr.FileRecord]], old_stats: Path, writer: StatCacheWriter,
-                 cache: Cache, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, old: StatFile, writer: StatCacheWriter, cache: Cache, pool: ThreadPoolExecutor) -> None:
         self.out = Changes()
-        self.expected = _Ahead(tree)
-        self.known = _Ahead(stream(old_stats))
+        self.old = old
         self.writer = writer
         self.cache = cache
         self.pool = pool
         self.chunker = default_chunker()
+        self.clean: list[str] = []  # folders that matched their record (copied if a new cache is written)
+        self.stored = False  # whether the old cache's "stored" marks still hold (Builder.stored)
 
-    def walk(self, d: str, prefix: str) -> None:
-        """Files in canonical order: a folder's entries by name, subfolders where they fall."""
-        try:
-            with os.scandir(d) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            raise FileSystemError(f"cannot list {d}: {exc.strerror}") from None
-        files: list[tuple[str, str]] = []
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                self.run(files)
-                files = []
-                self.walk(entry.path, prefix + entry.name + "/")
-            elif entry.is_file() and not is_workspace_tmp(entry.name):
-                files.append((prefix + entry.name, entry.path))
-        self.run(files)
+    def folder(self, path: str, prefix: str, tree: tr.DirRecord | None, listed: Future[Listing]) -> None:
+        text, _, newest, subdirs, odd = listed.result()
+        fp = fingerprint(text)
+        rec = self.old.folder(prefix)
+        if tree is not None and odd == 0 and rec is not None and rec.matches(fp, tree.digest):
+            self.clean.append(prefix)
+            subs = {name: tr.DirRecord(size, digest, files) for name, digest, size, files in rec.subs}
+        else:
+            self.out.folders_read += 1
+            subs = self.compare(path, prefix, tree, fp, newest, odd)
+        present = set(subdirs)
+        names = sorted(present | set(subs))
+        ahead: deque[tuple[str, Future[Listing]]] = deque()
+        todo = iter(n for n in names if n in present)
+        for name in names:
+            while len(ahead) < AHEAD and (nxt := next(todo, None)) is not None:
+                ahead.append((nxt, self.pool.submit(listing, os.path.join(path, nxt))))
+            if name in present:
+                _, fut = ahead.popleft()
+                self.folder(os.path.join(path, name), prefix + name + "/", subs.get(name), fut)
+            else:
+                self.gone(prefix + name + "/", subs[name].digest)
 
-    def gone_before(self, key: list[str] | None) -> None:
-        """Everything the tree has before key (None: all that is left) is not in the workspace."""
-        e = self.expected
-        while e.head is not None and e.key is not None and (key is None or e.key < key):
-            rel, rec = e.head
-            assert isinstance(rec, tr.FileRecord)
+    def gone(self, prefix: str, digest: bytes) -> None:
+        """A folder of the tree that is not in the workspace: every file under it."""
+        self.out.folders_read += 1
+        for rel, rec in tr.walk(self.cache, digest, prefix):
             (self.out.deleted if self.cache.has_file(rec.digest) else self.out.not_pulled).append(rel)
-            e.advance()
 
-    def cached(self, rel: str, st: tuple[int, int, int, int]) -> Entry | None:
-        """The old stat cache's entry for rel when its stat still matches."""
-        k, key = self.known, canonical(rel)
-        while k.head is not None and k.key is not None and k.key < key:
-            k.advance()
-        if k.head is None or k.head[0] != rel:
-            return None
-        entry = k.head[1]
-        assert isinstance(entry, tuple)
-        return entry if (entry[0], entry[1], entry[2]) == st[:3] else None
+    def keep_clean(self) -> None:
+        for prefix in self.clean:
+            rec = self.old.folder(prefix)
+            assert rec is not None
+            self.writer.keep(prefix, self.old.raw(prefix), rec, self.stored)
 
-    def run(self, files: list[tuple[str, str]]) -> None:
-        """Files of one folder (rel, path), in order, up to its next subfolder."""
-        if not files:
-            return
+    def compare(self, path: str, prefix: str, tree: tr.DirRecord | None, fp: bytes, newest: int,
+                odd: int) -> dict[str, tr.DirRecord]:
+        """One folder's files, one by one; returns the tree's subfolders of it."""
+        expected: dict[str, tr.FileRecord] = {}
+        subs: dict[str, tr.DirRecord] = {}
+        if tree is not None:
+            for name, r in tr.iter_dir(self.cache, tree.digest):
+                if isinstance(r, tr.DirRecord):
+                    subs[name] = r
+                else:
+                    expected[name] = r
+        try:
+            with os.scandir(path) as it:
+                files = sorted((e.name, e.path) for e in it
+                               if not e.is_dir(follow_symlinks=False) and e.is_file() and not is_workspace_tmp(e.name))
+        except OSError as exc:
+            raise FileSystemError(f"cannot list {path}: {exc.strerror}") from None
         try:
             stats = stat_files([p for _, p in files])
         except OSError as exc:
             raise FileSystemError(f"cannot stat {exc.filename}: {exc.strerror}") from None
-        present = [(rel, path, st) for (rel, path), st in zip(files, stats, strict=True) if st is not None]
-        digests = self._digests(present)
-        e = self.expected
-        for rel, _, _ in present:
-            self.gone_before(canonical(rel))
-            digest, chunks, stat_key, trusted = digests[rel]
-            if e.head is not None and e.head[0] == rel:
-                rec = e.head[1]
-                assert isinstance(rec, tr.FileRecord)
-                if rec.digest != digest:
-                    self.out.modified.append(rel)
-                e.advance()
-            else:
-                self.out.added.append(rel)
+        present = [(name, p, st) for (name, p), st in zip(files, stats, strict=True) if st is not None]
+        digests = self._digests(self.old.entries(prefix), present)
+        changed = False
+        for name, _, st in present:
+            digest, chunks, stat_key, trusted = digests[name]
+            rec = expected.pop(name, None)
+            if rec is None:
+                self.out.added.append(prefix + name)
+                changed = True
+            elif rec.digest != digest:
+                self.out.modified.append(prefix + name)
+                changed = True
+            elif bool(st[3] & stat.S_IXUSR) != rec.executable:
+                changed = True  # not a change status reports, but the folder is not the tree node
             # An entry that matched the old cache stays (it was recordable then and nothing
             # changed); a new hash is recorded unless it is racy (the writer decides).
-            self.writer.append(rel, stat_key, digest, chunks, settled=trusted)
+            self.writer.append(prefix + name, stat_key, digest, chunks, settled=trusted)
+        for name, rec in expected.items():  # in the tree, not in the workspace
+            (self.out.deleted if self.cache.has_file(rec.digest) else self.out.not_pulled).append(prefix + name)
+            changed = True
+        if tree is not None and not changed and odd == 0:
+            self.writer.summary(prefix, fp, newest, tree.digest, tree.size, tree.files,
+                                tuple((n, r.digest, r.size, r.files) for n, r in subs.items()))
+        return subs
 
-    def _digests(self, present: list[tuple[str, str, tuple[int, int, int, int]]]) -> dict[str, Hashed]:
+    def _digests(self, known: dict[str, tuple[int, int, int, bytes, bytes]],
+                 present: list[tuple[str, str, tuple[int, int, int, int]]]) -> dict[str, Hashed]:
         """From the old stat cache where the stat matches, else hashed (parallel batches)."""
         out: dict[str, Hashed] = {}
         misses = []
-        for rel, path, st in present:
-            entry = self.cached(rel, st)
-            if entry is None:
-                misses.append((rel, path, st))
+        for name, path, st in present:
+            entry = known.get(name)
+            if entry is not None and (entry[0], entry[1], entry[2]) == st[:3]:
+                out[name] = (entry[3], entry[4], (st[0], st[1], st[2]), True)
             else:
-                out[rel] = (entry[3], entry[4], (st[0], st[1], st[2]), True)
+                misses.append((name, path, st))
         batches = [misses[i : i + HASH_BATCH] for i in range(0, len(misses), HASH_BATCH)]
 
         def work(batch: list[tuple[str, str, tuple[int, int, int, int]]]) -> list[HashedFile]:
@@ -151,6 +183,7 @@ class _Scan:
                 raise FileSystemError(f"cannot read {exc.filename}: {exc.strerror}") from None
 
         for batch, results in zip(batches, self.pool.map(work, batches), strict=True):
-            for (rel, _, st), h in zip(batch, results, strict=True):
-                out[rel] = (h.digest, h.chunks, (st[0], st[1], st[2]), False)
+            for (name, _, st), h in zip(batch, results, strict=True):
+                out[name] = (h.digest, h.chunks, (st[0], st[1], st[2]), False)
         return out
+

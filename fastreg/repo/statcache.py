@@ -1,13 +1,27 @@
 """The stat cache: (inode, size, mtime_ns) -> digest and chunks, per target, so that `add` and
-`status` with nothing changed read no file contents.
+`status` with nothing changed read no file contents; and per folder, a fingerprint that lets
+them skip the folder's files altogether.
 
-One file per target under .fastreg/state/stat/, a stream of msgpack arrays
-[relpath, ino, size, mtime_ns, digest, chunks] written temp-then-rename.  Memory when loaded:
-a dict entry per file (~250 bytes), only for targets that were added before.
+One file per target under .fastreg/state/stat/, written temp-then-rename:
+
+    MAGIC | blocks of entries | index | footer (index offset uint64, MAGIC)
+
+An entry is the msgpack array [name, ino, size, mtime_ns, digest, chunks]; the entries of one
+folder lie in one or a few blocks (spans). The index (msgpack) is [removal token, folders] with
+one record per folder: [prefix, spans, fingerprint, tree, size, files, subfolders, stored].
+`fingerprint` is the digest of the folder's listing (names, inodes, sizes, mtimes and modes of
+its files, names of its folders: _files.list_folder) at a moment when its files matched the tree
+node `tree`, and `subfolders` the (name, digest, size, files) of that node's folders. A status
+or add that finds the same fingerprint and the same node knows the folder is unchanged without
+reading one entry: memory holds the index (one record per folder) and one folder's entries at a
+time. `stored`: add wrote the record, having stored every file in the cache, so a later add may
+reuse the node as it is, unless an object left the cache since (the removal token changed:
+Cache.removals).
 
 Racy entries are never stored: a file whose mtime is within RACY_NS of the moment hashing began
 could be rewritten in the same timestamp tick without its stat changing, so it is left out and
-simply hashed again next time (the "racy git" problem).
+simply hashed again next time (the "racy git" problem). A fingerprint is stored under the same
+rule, for its newest file.
 
 Files that checkout writes are the exception ("settled"): their mtime is moved one nanosecond
 into the past while they still sit under a private temp name (see `settle`), so any later write
@@ -18,7 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import struct
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import xxhash
@@ -39,27 +54,120 @@ def _key(st: os.stat_result | tuple[int, ...]) -> tuple[int, int, int]:
     return st[0], st[1], st[2]
 
 
+MAGIC = b"FRSTAT2\n"
+FOOTER = struct.Struct(">Q8s")  # index offset, MAGIC
+Sub = tuple[str, bytes, int, int]  # name, digest, size, files of a folder in a tree node
+
+
+@dataclass(slots=True)
+class FolderRec:
+    """A folder's record in the index: where its entries are, and its fingerprint (empty when
+    none was recorded: the folder did not match its tree node, or its newest file was racy)."""
+
+    spans: list[tuple[int, int]] = field(default_factory=list)  # (offset, length) of its blocks
+    fingerprint: bytes = b""
+    tree: bytes = b""
+    size: int = 0
+    files: int = 0
+    subs: tuple[Sub, ...] = ()
+    # Written by add, which stored every file of the folder in the cache: add may reuse `tree`
+    # as it is (as long as no object left the cache since: StatFile.removals)
+    stored: bool = False
+
+    def matches(self, fingerprint: bytes, tree: bytes) -> bool:
+        return bool(self.fingerprint) and self.fingerprint == fingerprint and self.tree == tree
+
+
+def split(rel: str) -> tuple[str, str]:
+    """("a/b/", "c.jpg") for "a/b/c.jpg": the folder prefix the index is keyed by, and the name."""
+    i = rel.rfind("/") + 1
+    return rel[:i], rel[i:]
+
+
+def fingerprint(listing: bytes) -> bytes:
+    return xxhash.xxh3_128_digest(listing)
+
+
+class StatFile:
+    """An existing stat cache, read by folder: the index at once, a folder's entries when asked.
+    A missing, damaged or older-format file reads as empty (its entries only cost a re-hash)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.folders: dict[str, FolderRec] = {}
+        self.removals = b""  # the cache's removal token when this file was written (Cache.removals)
+        self._fd = -1
+        try:
+            self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            self.folders = self._index()
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, TypeError, DecodeError, struct.error):
+            self.folders = {}
+
+    def _index(self) -> dict[str, FolderRec]:
+        end = os.fstat(self._fd).st_size
+        if end < len(MAGIC) + FOOTER.size or os.pread(self._fd, len(MAGIC), 0) != MAGIC:
+            return {}
+        at, magic = FOOTER.unpack(os.pread(self._fd, FOOTER.size, end - FOOTER.size))
+        if magic != MAGIC or not len(MAGIC) <= at <= end - FOOTER.size:
+            return {}
+        out = {}
+        removals, folders = codec.unpackb(os.pread(self._fd, end - FOOTER.size - at, at))
+        for prefix, spans, fp, tree, size, files, subs, stored in folders:
+            out[prefix] = FolderRec([(o, n) for o, n in spans], fp, tree, size, files,
+                                    tuple((n, d, sz, f) for n, d, sz, f in subs), bool(stored))
+        self.removals = bytes(removals)
+        return out
+
+    def __bool__(self) -> bool:
+        return bool(self.folders)
+
+    def folder(self, prefix: str) -> FolderRec | None:
+        return self.folders.get(prefix)
+
+    def raw(self, prefix: str) -> bytes:
+        rec = self.folders.get(prefix)
+        if rec is None:
+            return b""
+        return b"".join(os.pread(self._fd, n, o) for o, n in rec.spans)
+
+    def entries(self, prefix: str) -> dict[str, Entry]:
+        """name -> entry for the files of one folder."""
+        out: dict[str, Entry] = {}
+        raw = self.raw(prefix)
+        if not raw:
+            return out
+        try:
+            for name, ino, size, mtime, digest, chunks in codec.unpack_stream(raw):
+                out[name] = (ino, size, mtime, digest, chunks)
+        except (ValueError, TypeError, DecodeError):
+            return {}
+        return out
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 class StatCache:
+    """A target's stat cache held whole, keyed by path: for single-file targets and for the
+    places that compare a (partial) file list at once (checkout's plan)."""
+
     def __init__(self, state_dir: Path, target_rel: str) -> None:
         self.path = state_dir / "stat" / xxhash.xxh3_64_hexdigest(target_rel.encode())
         self.entries: dict[str, Entry] = {}
         self.changed = False
 
     def load(self) -> StatCache:
+        old = StatFile(self.path)
         try:
-            with open(self.path, "rb") as f:
-                for rec in codec.stream_unpacker(f):
-                    rel, ino, size, mtime, digest, chunks = rec
-                    self.entries[rel] = (ino, size, mtime, digest, chunks)
-        except FileNotFoundError:
-            pass
-        except (ValueError, TypeError, DecodeError):
-            self.entries = {}  # a damaged stat cache only costs a re-hash
-        except Exception as exc:  # msgpack's own exception types
-            if type(exc).__module__.startswith("msgpack"):
-                self.entries = {}
-            else:
-                raise
+            for prefix in old.folders:
+                for name, entry in old.entries(prefix).items():
+                    self.entries[prefix + name] = entry
+        finally:
+            old.close()
         return self
 
     def lookup(self, rel: str, st: os.stat_result | tuple[int, ...]) -> tuple[bytes, bytes] | None:
@@ -85,66 +193,20 @@ class StatCache:
         """Write the cache (only entries in keep, if given) atomically."""
         if not self.changed and keep is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.{os.urandom(4).hex()}.tmp")
+        writer = StatCacheWriter(self, 0)
         try:
-            with open(tmp, "wb") as f:
-                for rel in sorted(self.entries, key=canonical):
-                    if keep is not None and rel not in keep:
-                        continue
-                    f.write(codec.packb([rel, *self.entries[rel]]))
-            os.replace(tmp, self.path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            for rel in sorted(self.entries, key=split):
+                if keep is None or rel in keep:
+                    writer.append(rel, self.entries[rel][:3], *self.entries[rel][3:], settled=True)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
 
 
 def canonical(rel: str) -> list[str]:
-    """The order of a tree walk (names compared folder by folder): stat caches are written in
-    it, so a status can stream one alongside the tree and the workspace (stream())."""
+    """The order of a tree walk (names compared folder by folder)."""
     return rel.split("/")
-
-
-def stream(path: Path) -> Iterator[tuple[str, Entry]]:
-    """The entries of a stat cache file in the order they were written, one at a time; a
-    missing or damaged file ends the stream (its entries then only cost a re-hash)."""
-    try:
-        with open(path, "rb") as f:
-            for rec in codec.stream_unpacker(f):
-                rel, ino, size, mtime, digest, chunks = rec
-                yield rel, (ino, size, mtime, digest, chunks)
-    except FileNotFoundError:
-        return
-    except (ValueError, TypeError, DecodeError):
-        return
-    except Exception as exc:  # msgpack's own exception types
-        if not type(exc).__module__.startswith("msgpack"):
-            raise
-
-
-class StatStream:
-    """A stat cache read as a stream for lookups in tree order (add walks in that order): memory
-    is one entry, not one per file. Lookups must come with non-decreasing canonical keys; an
-    entry passed over is simply not found (a re-hash)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._it = stream(path)
-        self._head: tuple[str, Entry] | None = next(self._it, None)
-        self._key = canonical(self._head[0]) if self._head is not None else None
-
-    def __bool__(self) -> bool:
-        return self._head is not None
-
-    def lookup(self, rel: str, st: os.stat_result | tuple[int, ...]) -> tuple[bytes, bytes] | None:
-        key = canonical(rel)
-        while self._head is not None and self._key is not None and self._key < key:
-            self._head = next(self._it, None)
-            self._key = canonical(self._head[0]) if self._head is not None else None
-        if self._head is None or self._head[0] != rel:
-            return None
-        e = self._head[1]
-        return (e[3], e[4]) if (e[0], e[1], e[2]) == _key(st) else None
 
 
 def settle(tmp: str | Path) -> tuple[int, int, int] | None:
@@ -163,23 +225,76 @@ def settle(tmp: str | Path) -> tuple[int, int, int] | None:
 
 
 class StatCacheWriter:
-    """Streams a fresh stat cache to disk while `add` walks a target, so a cold add of N files
-    holds no per-file stat entries in memory; commit() replaces the old cache atomically."""
+    """Streams a fresh stat cache to disk while a command walks a target, so it holds no per-file
+    entries in memory (only the index: a record per folder); commit() replaces the old cache
+    atomically. Entries may come in any order; each run of one folder's entries is a span."""
 
-    def __init__(self, cache: StatCache, started_ns: int) -> None:
+    def __init__(self, cache: StatCache, started_ns: int, removals: bytes = b"") -> None:
+        """removals: the cache's removal token read before the command looked at any object."""
         self.path = self._final = cache.path
+        self._removals = removals
         self._final.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self._final.with_name(f"{self._final.name}.{os.urandom(4).hex()}.tmp")
         self._f = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
+        self._f.write(MAGIC)
+        self._pos = len(MAGIC)
         self._started_ns = started_ns
+        self._folders: dict[str, FolderRec] = {}
+        self._open: str | None = None  # the folder whose span is being written
+        self._span_at = 0
+
+    def _to(self, prefix: str) -> None:
+        if prefix != self._open:
+            self._close_span()
+            self._open, self._span_at = prefix, self._pos
+
+    def _close_span(self) -> None:
+        if self._open is not None and self._pos > self._span_at:
+            self._folders.setdefault(self._open, FolderRec()).spans.append((self._span_at, self._pos - self._span_at))
+        self._open = None
+
+    def _write(self, data: bytes) -> None:
+        self._f.write(data)
+        self._pos += len(data)
 
     def append(self, rel: str, key: tuple[int, int, int], digest: bytes, chunks: bytes,
                settled: bool = False) -> None:
         """key: (ino, size, mtime_ns) of the file as it was read (or, settled, as settle() left it)."""
         if settled or key[2] < self._started_ns - RACY_NS:
-            self._f.write(codec.packb([rel, *key, digest, chunks]))
+            prefix, name = split(rel)
+            self._to(prefix)
+            self._write(codec.packb([name, *key, digest, chunks]))
+
+    def copy(self, prefix: str, raw: bytes) -> None:
+        """A folder's entries as an old stat cache holds them (StatFile.raw), unchanged."""
+        if raw:
+            self._to(prefix)
+            self._write(raw)
+
+    def keep(self, prefix: str, raw: bytes, rec: FolderRec, stored: bool) -> None:
+        """A folder that matched its record in the old cache: its entries and record, as they
+        were (`stored` only if no object left the cache since the old one was written)."""
+        self.copy(prefix, raw)
+        spans = self._folders[prefix].spans if prefix in self._folders else []
+        self._folders[prefix] = FolderRec(spans, rec.fingerprint, rec.tree, rec.size, rec.files, rec.subs,
+                                          rec.stored and stored)
+
+    def summary(self, prefix: str, fp: bytes, newest_mtime: int, tree: bytes, size: int, files: int,
+                subs: tuple[Sub, ...], stored: bool = False) -> None:
+        """The folder's fingerprint: its files matched tree node `tree` (of `size` bytes and
+        `files` files under it) when `fp` was taken. Left out if its newest file is racy."""
+        if newest_mtime < self._started_ns - RACY_NS:
+            rec = self._folders.setdefault(prefix, FolderRec())
+            rec.fingerprint, rec.tree, rec.size, rec.files, rec.subs, rec.stored = fp, tree, size, files, subs, stored
 
     def commit(self) -> None:
+        self._close_span()
+        index = codec.packb([self._removals, [[p, r.spans, r.fingerprint, r.tree, r.size, r.files,
+                                                [list(s) for s in r.subs], r.stored]
+                                               for p, r in self._folders.items()]])
+        at = self._pos
+        self._write(index)
+        self._write(FOOTER.pack(at, MAGIC))
         self._f.close()
         os.replace(self._tmp, self._final)
 

@@ -15,7 +15,7 @@ from fastreg.objects import tree as tr
 from fastreg.repo.build import now_ns
 from fastreg.repo.project import Project, Target
 from fastreg.repo.scan import scan
-from fastreg.repo.statcache import StatCache, StatCacheWriter
+from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile
 from fastreg.repo.workspace import (
     default_jobs,
     resolve_targets,
@@ -93,9 +93,12 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
     if not project.cache.tree_path(meta.digest).exists():
         res.state = State.NOT_IN_CACHE
         return res
-    writer = StatCacheWriter(StatCache(project.state_dir, t.rel), started)  # replaces the file scan streams
+    removals = project.cache.removals()
+    writer = StatCacheWriter(StatCache(project.state_dir, t.rel), started, removals)  # replaces the file read
+    old = StatFile(writer.path)
     try:
-        found = scan(t.data, tr.walk(project.cache, meta.digest), writer.path, writer, project.cache, pool)
+        found = scan(t.data, tr.DirRecord(meta.size, meta.digest, meta.files), old, writer, project.cache, pool,
+                     removals)
     except DecodeError as exc:
         writer.abort()
         raise MetafileError(f"{meta.path}: {exc}") from None
@@ -108,7 +111,12 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
     except BaseException:
         writer.abort()
         raise
-    writer.commit()
+    finally:
+        old.close()
+    if found.folders_read:
+        writer.commit()
+    else:
+        writer.abort()  # every folder matched its fingerprint: the old cache is exact
     res.added, res.modified, res.deleted, res.not_pulled = found.added, found.modified, found.deleted, found.not_pulled
     if res.added or res.modified or res.deleted:
         res.state = State.CHANGED

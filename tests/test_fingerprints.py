@@ -1,0 +1,145 @@
+"""Folder fingerprints in the stat cache: a status or add with nothing changed looks at no
+folder's files, and every kind of change (content with the same size, mode, a new file deep
+down, a folder gone, a rename, an odd entry) still makes the folder be read, so that add records
+exactly what a fresh add of the same tree records."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fastreg.repo import build as build_mod
+from fastreg.repo import scan as scan_mod
+from fastreg.repo.project import Project
+from fastreg.repo.statcache import StatCache
+
+from .conftest import OLD, Run, age
+
+
+def tree(root: Path) -> None:
+    for folder in ("a", "a/deep/er", "b", "c"):
+        for i in range(3):
+            p = root / folder / f"f{i}.bin"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(f"{folder} {i} ".encode() * 50)
+    age(root)
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """How many folders status and add read file by file."""
+    seen = {"status": 0, "add": 0}
+    compare, build_files = scan_mod._Scan.compare, build_mod.Builder._build_files
+
+    def counted_compare(self, *args, **kw):  # type: ignore[no-untyped-def]
+        seen["status"] += 1
+        return compare(self, *args, **kw)
+
+    def counted_build(self, *args, **kw):  # type: ignore[no-untyped-def]
+        seen["add"] += 1
+        return build_files(self, *args, **kw)
+
+    monkeypatch.setattr(scan_mod._Scan, "compare", counted_compare)
+    monkeypatch.setattr(build_mod.Builder, "_build_files", counted_build)
+    return seen
+
+
+def test_nothing_changed_reads_no_folder_and_writes_nothing(project: Path, run: Run,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    tree(project / "ds")
+    run("add", "ds")
+    seen = count_reads(monkeypatch)
+    stat_file = StatCache(Project.find().state_dir, "ds").path
+    before = os.stat(stat_file)
+    out, _ = run("status")
+    assert "up to date" in out and seen["status"] == 0  # add's records hold: no folder read
+    after = os.stat(stat_file)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # and not rewritten
+    meta = (project / "ds.fastreg").read_text()
+    run("add", "ds")
+    assert seen["add"] == 0 and (project / "ds.fastreg").read_text() == meta
+
+
+def fresh_add_equals(project: Path, tmp_path: Path, run: Run) -> None:
+    other = tmp_path / "fresh"
+    other.mkdir()
+    shutil.copytree(project / "ds", other / "ds", symlinks=True)
+    cwd = os.getcwd()
+    try:
+        os.chdir(other)
+        run("init", "--no-scm")
+        run("add", "ds")
+    finally:
+        os.chdir(cwd)
+    assert (other / "ds.fastreg").read_text() == (project / "ds.fastreg").read_text()
+
+
+def same_size_new_content(ds: Path) -> None:
+    p = ds / "a/deep/er/f1.bin"
+    p.write_bytes(p.read_bytes().upper())
+    os.utime(p, (OLD + 7, OLD + 7))
+
+
+def mode(ds: Path) -> None:
+    (ds / "b/f0.bin").chmod(0o755)
+
+
+def new_file_deep_down(ds: Path) -> None:
+    p = ds / "a/deep/er/new.bin"
+    p.write_bytes(b"new")
+    os.utime(p, (OLD, OLD))
+
+
+def folder_gone(ds: Path) -> None:
+    shutil.rmtree(ds / "a/deep")
+
+
+def renamed(ds: Path) -> None:
+    os.rename(ds / "c/f0.bin", ds / "c/g0.bin")
+
+
+def odd_entry(ds: Path) -> None:
+    (ds / "b/link").symlink_to(ds / "a")  # a link to a folder: left out, and add says so
+
+
+@pytest.mark.parametrize("status_first", [True, False])
+@pytest.mark.parametrize("change", [same_size_new_content, mode, new_file_deep_down, folder_gone, renamed,
+                                    odd_entry])
+def test_every_change_is_seen_and_add_records_what_a_fresh_add_does(
+        project: Path, tmp_path: Path, run: Run, change: Callable[[Path], None], status_first: bool) -> None:
+    tree(project / "ds")
+    run("add", "ds")
+    run("status")
+    run("add", "ds")  # the records of add and status in place: the next commands take them
+    meta = (project / "ds.fastreg").read_text()
+    change(project / "ds")
+    if status_first:
+        run("status", "-q", rc=1, error=False) if change not in (mode, odd_entry) else run("status")
+    run("add", "ds")
+    if change is not odd_entry:
+        assert (project / "ds.fastreg").read_text() != meta
+    fresh_add_equals(project, tmp_path, run)
+
+
+def test_add_stores_again_what_left_the_cache(project: Path, run: Run) -> None:
+    """An object removed by fastreg (gc, check --repair) makes add look at every folder again,
+    even where the fingerprint matches, so the object is stored again from the workspace."""
+    tree(project / "ds")
+    run("add", "ds")
+    run("add", "ds")
+    cache = Project.find().cache
+    victim = project / "ds/c/f2.bin"
+    import xxhash
+
+    obj = cache.file_path(xxhash.xxh3_128_digest(victim.read_bytes()))
+    obj.chmod(0o644)
+    obj.write_bytes(b"rot")
+    run("check", "--cache", "--repair", rc=3, error=False)
+    assert not obj.exists()
+    run("add", "ds")
+    assert obj.read_bytes() == victim.read_bytes()
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
