@@ -61,3 +61,46 @@ def sort_unique(data, Py_ssize_t width, Py_ssize_t key):
     del b
     del buf[kept * width:]
     return bytes(buf)
+
+
+def merge_unique(const uint8_t[::1] table, const uint8_t[::1] new, Py_ssize_t width, Py_ssize_t key):
+    """`table` (sorted and unique, as sort_unique leaves it) with the records of `new` (any
+    order) merged in: one linear pass into the result, so memory is the old table plus the new
+    one (no concatenated or sorted copies of the whole). Returns bytes."""
+    if width <= 0 or key <= 0 or key > width:
+        raise ValueError("need 0 < key <= width")
+    if table.shape[0] % width or new.shape[0] % width:
+        raise ValueError("data is not a whole number of records")
+    if new.shape[0] == 0:
+        return bytes(table)
+    add = sort_unique(new, width, key)
+    cdef const uint8_t[::1] b = add
+    cdef Py_ssize_t na = table.shape[0] // width, nb = b.shape[0] // width
+    out = bytearray((na + nb) * width)
+    cdef uint8_t[::1] o = out
+    cdef Py_ssize_t i = 0, j = 0, k = 0
+    cdef const uint8_t* pick
+    cdef int c
+    with nogil:
+        while i < na or j < nb:
+            if j >= nb:
+                pick = &table[i * width]
+                i += 1
+            elif i >= na:
+                pick = &b[j * width]
+                j += 1
+            else:
+                c = memcmp(&table[i * width], &b[j * width], <size_t>width)
+                if c <= 0:
+                    pick = &table[i * width]
+                    i += 1
+                else:
+                    pick = &b[j * width]
+                    j += 1
+            if k > 0 and memcmp(pick, &o[(k - 1) * width], <size_t>key) == 0:
+                continue  # the same digest again: the smaller record (first) stays
+            memcpy(&o[k * width], pick, <size_t>width)
+            k += 1
+    del o
+    del out[k * width:]
+    return out

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastreg.chunking import CHUNK_ENTRY
 from fastreg.errors import IntegrityError, InvariantError, MissingDataError, StorageError
@@ -363,3 +365,17 @@ async def test_gc_survey_and_executor_order(mirror: RemoteIndex, monkeypatch: py
     assert pk.pack_key(h(b"orphan")) not in store.objects
     assert pk.pack_key(p_keep) in store.objects
     assert (run.res.packs_deleted, run.res.packs_rewritten) == (1, 1)
+
+
+# -- the mirror's table ------------------------------------------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=6, max_size=6), max_size=40), st.lists(st.binary(min_size=6, max_size=6),
+                                                                          max_size=40))
+def test_merge_unique_equals_sorting_everything_again(old: list[bytes], new: list[bytes]) -> None:
+    """Records of 6 bytes keyed by their first 2 (collisions are frequent): the linear merge
+    keeps what sorting the concatenation keeps (the smallest record of each key)."""
+    from fastreg._index import merge_unique, sort_unique
+
+    table = sort_unique(b"".join(old), 6, 2)
+    assert bytes(merge_unique(table, b"".join(new), 6, 2)) == sort_unique(table + b"".join(new), 6, 2)

@@ -23,7 +23,7 @@ import struct
 from collections.abc import Iterable
 from pathlib import Path
 
-from fastreg._index import index_records, sort_unique
+from fastreg._index import index_records, merge_unique
 from fastreg.errors import DecodeError, IntegrityError, ObjectNotFound
 from fastreg.objects import codec
 from fastreg.objects import pack as pk
@@ -37,13 +37,13 @@ MIRROR_VERSION = 2
 class _Keys:
     """The chunk digests of a table blob as a sequence, for bisect (no per-entry objects)."""
 
-    def __init__(self, table: bytes) -> None:
+    def __init__(self, table: bytes | bytearray) -> None:
         self.table = table
 
     def __len__(self) -> int:
         return len(self.table) // REC.size
 
-    def __getitem__(self, i: int) -> bytes:
+    def __getitem__(self, i: int) -> bytes | bytearray:
         o = i * REC.size
         return self.table[o : o + 16]
 
@@ -54,7 +54,7 @@ class RemoteIndex:
         self.url = url
         self.segments: set[str] = set()
         self.packs: list[bytes] = []
-        self.table = b""
+        self.table: bytes | bytearray = b""  # never changed in place: a merge makes a new one
         self.pack_segment: list[str] = []  # the index segment of each pack number
         self.trees: set[bytes] = set()
         # Tree nodes known to certify their whole subtree on the remote (written children-first by
@@ -150,8 +150,9 @@ class RemoteIndex:
         if not parts:
             return
         # Sorted by record; the same chunk in two packs (concurrent pushers): one location per
-        # digest. Done natively on the blob: no Python object per chunk.
-        self.table = sort_unique(self.table + b"".join(parts), REC.size, 16)
+        # digest. Done natively on the blob, in one linear pass: no Python object per chunk, and
+        # memory of the old table and the new one only.
+        self.table = merge_unique(self.table, b"".join(parts), REC.size, 16)
 
     async def refresh_hints(self, store: Store, nodes: Iterable[bytes]) -> int:
         """Merge the segments named by the locator hints of `nodes` (a few small GETs instead of
