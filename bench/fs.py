@@ -76,10 +76,11 @@ def run_once(python: str, tool: str, url: str, env: dict[str, str]) -> dict[str,
 
 
 def main(repeat: int) -> list[str]:
-    from bench.run import ensure_dvc
+    from bench.run import ensure_bytecode, ensure_dvc
     from tests.servers import ACCESS_KEY, SECRET_KEY, free_ports, make_bucket, start_gateway, start_seaweed
 
     dvc = ensure_dvc()
+    ensure_bytecode()
     src = WORK / "images-10000"
     if not src.exists():
         images(src, 5000, 5000, 1, seed=7, mean_kb=100)

@@ -206,7 +206,10 @@ def main() -> int:
     ap.add_argument("--dvc", action="store_true", help="also DVC and fastreg side by side (local remotes)")
     ap.add_argument("--local", action="store_true", help="a local-directory remote instead of SeaweedFS")
     a = ap.parse_args()
+    from bench.run import ensure_bytecode
     from tests.servers import ACCESS_KEY, SECRET_KEY, make_bucket, start_seaweed
+
+    ensure_bytecode()
 
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "AWS_ACCESS_KEY_ID": ACCESS_KEY,
            "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "XDG_CACHE_HOME": str(WORK / "xdg-scale")}
