@@ -143,3 +143,32 @@ def test_add_stores_again_what_left_the_cache(project: Path, run: Run) -> None:
     run("add", "ds")
     assert obj.read_bytes() == victim.read_bytes()
     subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+
+
+def test_first_status_after_a_pull_reads_no_folder_yet_sees_an_edit(
+        project: Path, tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh check-out records the fingerprint of each folder whose files all have the stat it
+    gave them; a file written after that changes its folder's fingerprint."""
+    tree(project / "ds")
+    run("add", "ds")
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("push")
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "commit", "-qm", "ds"], cwd=project, check=True)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    monkeypatch.chdir(clone)
+    run("pull", "ds/a")  # a partial pull: only the folders under a/ are whole
+    seen = count_reads(monkeypatch)
+    out, _ = run("status")
+    assert "up to date" in out and seen["status"] == 0  # the folders not pulled are not looked into either
+    shutil.rmtree(clone / "ds")
+    run("pull")
+    seen["status"] = 0
+    out, _ = run("status")
+    assert "up to date" in out and seen["status"] == 0
+    p = clone / "ds/a/deep/er/f2.bin"
+    p.chmod(0o644)
+    p.write_bytes(p.read_bytes().swapcase())
+    out, _ = run("status")
+    assert "a/deep/er/f2.bin" in out and seen["status"] == 1  # that folder only

@@ -23,7 +23,8 @@ from fastreg.repo.arrivals import Arrivals
 from fastreg.repo.build import now_ns
 from fastreg.repo.cache import workspace_tmp
 from fastreg.repo.project import Project, Target
-from fastreg.repo.statcache import StatCache, StatCacheWriter, settle
+from fastreg.repo.scan import AHEAD, Listing, listed_files, listing
+from fastreg.repo.statcache import StatCache, StatCacheWriter, fingerprint, settle
 from fastreg.repo.workspace import (
     default_jobs,
     resolve_selection,
@@ -331,7 +332,43 @@ def _checkout_fresh(run: _Run, t: Target, meta: mf.Metafile, subpath: str | None
             fut.cancel()
         writer.abort()
         raise
+    try:
+        _fingerprints(project, base, tr.DirRecord(meta.size, meta.digest, meta.files), writer, run.pool)
+    except (OSError, FastregError):
+        pass  # fingerprints only spare the next status some work
     writer.commit()
+
+
+def _fingerprints(project: Project, base: Path, root: tr.DirRecord, writer: StatCacheWriter,
+                  pool: ThreadPoolExecutor) -> None:
+    """After a fresh check-out: the fingerprint of every folder that holds exactly the files of
+    its tree node, each with the stat settle() gave it (so none was written since), so that the
+    first status reads no folder. Folders are listed a few ahead in the pool."""
+    def visit(prefix: str, rec: tr.DirRecord, listed: Future[Listing] | None) -> None:
+        files, subs = [], {}
+        for name, r in tr.iter_dir(project.cache, rec.digest):
+            if isinstance(r, tr.DirRecord):
+                subs[name] = r
+            else:
+                files.append(name)
+        if listed is not None:
+            text, _, newest, _, odd = listed.result()
+            found = listed_files(text) if odd == 0 else None
+            placed = writer.written(prefix) if found is not None and len(found) == len(files) else {}
+            if found is not None and len(placed) == len(files) and all(
+                    (e := placed.get(name)) is not None and found[name] == e[:3] for name in found):
+                writer.summary(prefix, fingerprint(text), newest, rec.digest, rec.size, rec.files,
+                               tuple((n, r.digest, r.size, r.files) for n, r in subs.items()), settled=True)
+        here = os.path.join(base, prefix)
+        todo = iter([n for n in subs if os.path.isdir(os.path.join(here, n))])
+        ahead: deque[tuple[str, Future[Listing]]] = deque()
+        for name in subs:
+            while len(ahead) < AHEAD and (nxt := next(todo, None)) is not None:
+                ahead.append((nxt, pool.submit(listing, os.path.join(here, nxt))))
+            fut = ahead.popleft()[1] if ahead and ahead[0][0] == name else None
+            visit(prefix + name + "/", subs[name], fut)
+
+    visit("", root, pool.submit(listing, str(base)))
 
 
 def _remove_path(p: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +52,27 @@ def listing(path: str) -> Listing:
         return list_folder(path, TMP_MARK)
     except OSError as exc:
         raise FileSystemError(f"cannot list {path}: {exc.strerror}") from None
+
+
+_FILE = struct.Struct("=QqqQ")  # ino, size, mtime_ns, mode as list_folder packs them
+
+
+def listed_files(text: bytes) -> dict[str, tuple[int, int, int]] | None:
+    """name -> (ino, size, mtime_ns) of the files in a listing; None if it has odd entries."""
+    out = {}
+    i, n = 0, len(text)
+    while i < n:
+        tag = text[i]
+        end = text.index(b"\0", i + 1)
+        name = os.fsdecode(text[i + 1 : end])
+        i = end + 1
+        if tag == 0x46:  # F
+            ino, size, mtime, _ = _FILE.unpack_from(text, i)
+            out[name] = (ino, size, mtime)
+            i += _FILE.size
+        elif tag != 0x44:  # neither F nor D
+            return None
+    return out
 
 
 def scan(root: Path, tree: tr.DirRecord, old: StatFile, writer: StatCacheWriter, cache: Cache,

@@ -235,7 +235,7 @@ class StatCacheWriter:
         self._removals = removals
         self._final.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self._final.with_name(f"{self._final.name}.{os.urandom(4).hex()}.tmp")
-        self._f = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit/abort
+        self._f = open(self._tmp, "w+b")  # noqa: SIM115 - closed in commit/abort; read back by written()
         self._f.write(MAGIC)
         self._pos = len(MAGIC)
         self._started_ns = started_ns
@@ -279,11 +279,21 @@ class StatCacheWriter:
         self._folders[prefix] = FolderRec(spans, rec.fingerprint, rec.tree, rec.size, rec.files, rec.subs,
                                           rec.stored and stored)
 
+    def written(self, prefix: str) -> dict[str, Entry]:
+        """The entries appended for one folder so far, read back (for checkout's fingerprints)."""
+        self._close_span()
+        self._f.flush()
+        rec = self._folders.get(prefix)
+        raw = b"".join(os.pread(self._f.fileno(), n, o) for o, n in rec.spans) if rec is not None else b""
+        return {name: (ino, size, mtime, digest, chunks)
+                for name, ino, size, mtime, digest, chunks in codec.unpack_stream(raw)}
+
     def summary(self, prefix: str, fp: bytes, newest_mtime: int, tree: bytes, size: int, files: int,
-                subs: tuple[Sub, ...], stored: bool = False) -> None:
+                subs: tuple[Sub, ...], stored: bool = False, settled: bool = False) -> None:
         """The folder's fingerprint: its files matched tree node `tree` (of `size` bytes and
-        `files` files under it) when `fp` was taken. Left out if its newest file is racy."""
-        if newest_mtime < self._started_ns - RACY_NS:
+        `files` files under it) when `fp` was taken. Left out if its newest file is racy, unless
+        `settled`: every file's stat in the listing is the one settle() gave it (checkout)."""
+        if settled or newest_mtime < self._started_ns - RACY_NS:
             rec = self._folders.setdefault(prefix, FolderRec())
             rec.fingerprint, rec.tree, rec.size, rec.files, rec.subs, rec.stored = fp, tree, size, files, subs, stored
 
