@@ -104,3 +104,23 @@ def merge_unique(const uint8_t[::1] table, const uint8_t[::1] new, Py_ssize_t wi
     del o
     del out[k * width:]
     return out
+
+
+def find(const uint8_t[::1] table, const uint8_t[::1] key, Py_ssize_t width):
+    """Index of the record of `table` (sorted, `width`-byte records) whose first len(key) bytes
+    are `key`, or -1: a binary search in C (the mirror's lookups, millions per push)."""
+    cdef Py_ssize_t lo = 0, hi = table.shape[0] // width, mid
+    cdef size_t klen = key.shape[0]
+    cdef int c
+    if klen == 0 or <Py_ssize_t>klen > width:
+        raise ValueError("need 0 < len(key) <= width")
+    while lo < hi:
+        mid = (lo + hi) // 2
+        c = memcmp(&table[mid * width], &key[0], klen)
+        if c < 0:
+            lo = mid + 1
+        elif c > 0:
+            hi = mid
+        else:
+            return mid
+    return -1

@@ -16,13 +16,13 @@ misses a segment it knew, rebuilds itself instead of trusting what may have been
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import os
 import struct
 from collections.abc import Iterable
 from pathlib import Path
 
+from fastreg._index import find as find_record
 from fastreg._index import index_records, merge_unique
 from fastreg.errors import DecodeError, IntegrityError, ObjectNotFound
 from fastreg.objects import codec
@@ -32,20 +32,6 @@ from fastreg.storage.base import Store
 
 REC = struct.Struct(">16sIII")
 MIRROR_VERSION = 2
-
-
-class _Keys:
-    """The chunk digests of a table blob as a sequence, for bisect (no per-entry objects)."""
-
-    def __init__(self, table: bytes | bytearray) -> None:
-        self.table = table
-
-    def __len__(self) -> int:
-        return len(self.table) // REC.size
-
-    def __getitem__(self, i: int) -> bytes | bytearray:
-        o = i * REC.size
-        return self.table[o : o + 16]
 
 
 class RemoteIndex:
@@ -113,17 +99,15 @@ class RemoteIndex:
 
     # -- lookups -----------------------------------------------------------------------------
     def find(self, digest: bytes) -> Location | None:
-        keys = _Keys(self.table)
-        i = bisect.bisect_left(keys, digest)
-        if i < len(keys) and keys[i] == digest:
-            _, pack_no, offset, length = REC.unpack_from(self.table, i * REC.size)
-            return Location(self.packs[pack_no], offset, length)
-        return None
+        table = self.table  # one table per lookup: a merge replaces it, never changes it
+        i = find_record(table, digest, REC.size)
+        if i < 0:
+            return None
+        _, pack_no, offset, length = REC.unpack_from(table, i * REC.size)
+        return Location(self.packs[pack_no], offset, length)
 
     def has(self, digest: bytes) -> bool:
-        keys = _Keys(self.table)
-        i = bisect.bisect_left(keys, digest)
-        return i < len(keys) and keys[i] == digest
+        return find_record(self.table, digest, REC.size) >= 0
 
     def __len__(self) -> int:
         return len(self.table) // REC.size
