@@ -4,6 +4,7 @@ place fastreg starts git and parses its output. Git is never asked to prompt for
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -27,6 +28,25 @@ def run(args: list[str], cwd: Path | None = None, data: bytes | None = None, che
         err = p.stderr.decode(errors="replace").strip().splitlines()
         raise GitError(f"{what or 'git ' + args[0]} failed: {err[-1] if err else 'exit ' + str(p.returncode)}")
     return p
+
+
+@contextlib.contextmanager
+def started(args: list[str], cwd: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A git command running in the background while the caller does something else; read its
+    output with communicate(). Stopped if the caller leaves early."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+    try:
+        p = subprocess.Popen(["git", *args], cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, env=env)
+    except FileNotFoundError:
+        raise GitError("git is not installed; fastreg needs it for this") from None
+    try:
+        yield p
+    finally:
+        if p.stdout is not None and not p.stdout.closed:  # the caller did not read it
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
 
 
 def commit_of(cwd: Path, rev: str) -> str | None:
@@ -67,6 +87,27 @@ def cat_blobs(cwd: Path, shas: list[str]) -> Iterator[bytes]:
         size = int(header[2])
         yield out[header_end + 1 : header_end + 1 + size]
         pos = header_end + 1 + size + 1
+
+
+def cat_files(cwd: Path, specs: list[str]) -> list[bytes | None]:
+    """Blobs by name (`<commit>:<path>`), in order, with one `git cat-file --batch`; None for a
+    name that is missing or not a blob."""
+    if not specs:
+        return []
+    out = run(["cat-file", "--batch"], cwd=cwd, data="".join(s + "\n" for s in specs).encode()).stdout
+    found: list[bytes | None] = []
+    pos = 0
+    for _ in specs:
+        header_end = out.index(b"\n", pos)
+        header = out[pos:header_end].split()
+        if header[-1] == b"missing" or len(header) < 3:
+            found.append(None)
+            pos = header_end + 1
+            continue
+        size = int(header[2])
+        found.append(out[header_end + 1 : header_end + 1 + size] if header[1] == b"blob" else None)
+        pos = header_end + 1 + size + 1
+    return found
 
 
 def metafiles_at(cwd: Path, commit: str, where: str) -> dict[str, mf.Metafile]:

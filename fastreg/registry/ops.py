@@ -99,7 +99,9 @@ class Registry:
         return self.resolved.commit
 
     def meta_at(self, target: str) -> mf.Metafile | None:
-        data = self.git.read(self.commit, target + mf.METAFILE_SUFFIX)
+        return self._meta(target, self.git.read(self.commit, target + mf.METAFILE_SUFFIX))
+
+    def _meta(self, target: str, data: bytes | None) -> mf.Metafile | None:
         if data is None:
             return None
         try:
@@ -109,17 +111,18 @@ class Registry:
 
     def locate(self, path: str) -> Located:
         path = clean_path(path)
-        meta = self.meta_at(path)
-        if meta is not None:
-            return Located(path, meta, None)
         parts = path.split("/")
-        for i in range(len(parts) - 1, 0, -1):
-            owner = "/".join(parts[:i])
-            meta = self.meta_at(owner)
-            if meta is not None:
-                if meta.kind != "dir":
-                    break
-                return Located(owner, meta, "/".join(parts[i:]))
+        owners = ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]  # the path, then its parents
+        datas = self.git.read_many(self.commit, [o + mf.METAFILE_SUFFIX for o in owners])
+        for owner, data in zip(owners, datas, strict=True):
+            meta = self._meta(owner, data)
+            if meta is None:
+                continue
+            if owner == path:
+                return Located(path, meta, None)
+            if meta.kind != "dir":
+                break
+            return Located(owner, meta, path[len(owner) + 1:])
         kind = self.git.kind(self.commit, path)
         if kind == "blob":
             return Located(path, None, None)
