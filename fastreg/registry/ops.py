@@ -480,13 +480,16 @@ class Entry:
 def list_(url: str, path: str | None, rev: str | None, recursive: bool, tracked_only: bool) -> list[Entry]:
     reg = Registry(url, rev)
     base = clean_path(path) if path else ""
-    if base and not (reg.meta_at(base) is None and reg.git.kind(reg.commit, base) == "tree"):
-        loc = reg.locate(base)
-        if loc.meta is not None and (loc.meta.kind == "dir"):
-            return _list_tracked(reg, loc, recursive)
-        if loc.meta is not None or (loc.meta is None and reg.git.kind(reg.commit, base) == "blob"):
-            if loc.meta is not None:
-                return [Entry(loc.target, "file", loc.meta.size, True)]
+    if base:
+        try:
+            loc: Located | None = reg.locate(base)
+        except DirectoryPathError:
+            loc = None  # a folder of the Git repository: listed from Git below
+        if loc is not None and loc.meta is not None:
+            if loc.meta.kind == "dir":
+                return _list_tracked(reg, loc, recursive)
+            return [Entry(loc.target, "file", loc.meta.size, True)]
+        if loc is not None:
             return [Entry(base, "file", len(reg.git.read(reg.commit, base) or b""), False)]
     git_entries = reg.git.ls_tree(reg.commit, base, recursive=True)
     items: dict[str, Entry] = {}
