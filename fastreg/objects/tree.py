@@ -218,7 +218,15 @@ def child_nodes(data: bytes, digest: bytes) -> list[bytes]:
     kind, body = _decode_node(data, digest)
     if kind == "index":
         return [s[1] for s in body]
-    return [rec.digest for _, rec in (_decode_entry(raw, digest) for raw in body) if isinstance(rec, DirRecord)]
+    # Only folder entries are decoded (file entries, the bulk of a node, are checked by the walks
+    # that read them).
+    out = []
+    for raw in body:
+        if isinstance(raw, list) and len(raw) == 5 and raw[1] == KIND_DIR:
+            rec = _decode_entry(raw, digest)[1]
+            assert isinstance(rec, DirRecord)
+            out.append(rec.digest)
+    return out
 
 
 def locate(store: TreeStore, digest: bytes, relpath: str) -> tuple[bytes, Record] | None:

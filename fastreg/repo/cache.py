@@ -168,7 +168,7 @@ class Cache:
         return _fanout(self.trees_dir, digest)
 
     def has_file(self, digest: bytes) -> bool:
-        return os.path.exists(self.file_path(digest))
+        return os.path.exists(self.file_path_str(digest))
 
     def _tmp(self) -> Path:
         return self.tmp_dir / f"{_TOKEN}-{next(_COUNTER)}"

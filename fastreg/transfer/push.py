@@ -120,7 +120,7 @@ def build_pack(cache: LocalObjects, plan: PackPlan, buf: bytearray) -> tuple[byt
             if ref.file != fd_digest:
                 if fd >= 0:
                     os.close(fd)
-                path = cache.file_path(ref.file)
+                path = cache.file_path_str(ref.file)
                 try:
                     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 except FileNotFoundError:
@@ -361,9 +361,10 @@ async def push(store: Store, cache: LocalObjects, mirror: RemoteIndex, work: Pus
     requests = mirror.requests
     planner = PackPlanner(mirror, opts.distrust)
     committer = PackCommitter(mirror, planner)
-    phase(opts.progress, "plan")
-    estimate = await asyncio.to_thread(lambda: planner.estimate(work.files()))
-    phase(opts.progress, "upload", estimate)
+    if opts.progress is not None:  # a walk of every file, for the bar's total only
+        phase(opts.progress, "plan")
+        estimate = await asyncio.to_thread(lambda: planner.estimate(work.files()))
+        phase(opts.progress, "upload", estimate)
     try:
         await _Upload(store, cache, planner, committer, opts).run(work.files)
     except BaseException:
