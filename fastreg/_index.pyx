@@ -5,7 +5,7 @@ millions of chunks never becomes millions of Python objects."""
 
 from libc.stdint cimport uint8_t, uint32_t
 from libc.stdlib cimport qsort
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memmove
 
 cdef size_t _sort_width = 0
 
@@ -39,16 +39,21 @@ def index_records(const uint8_t[::1] entries, uint32_t pack_no):
 def sort_unique(data, Py_ssize_t width, Py_ssize_t key):
     """Sort `width`-byte records in byte order and keep the first of each run of records whose
     first `key` bytes are equal. Returns bytes."""
+    buf = bytearray(data)
+    _sort_unique_in_place(buf, width, key)
+    return bytes(buf)
+
+
+cdef _sort_unique_in_place(bytearray buf, Py_ssize_t width, Py_ssize_t key):
     global _sort_width
     if width <= 0 or key <= 0 or key > width:
         raise ValueError("need 0 < key <= width")
-    buf = bytearray(data)
     cdef Py_ssize_t total = len(buf)
     if total % width:
         raise ValueError("data is not a whole number of records")
     cdef Py_ssize_t n = total // width
     if n == 0:
-        return b""
+        return
     cdef uint8_t[::1] b = buf
     cdef Py_ssize_t i, kept = 1
     _sort_width = <size_t>width  # under the GIL: one sort at a time
@@ -60,50 +65,6 @@ def sort_unique(data, Py_ssize_t width, Py_ssize_t key):
             kept += 1
     del b
     del buf[kept * width:]
-    return bytes(buf)
-
-
-def merge_unique(const uint8_t[::1] table, const uint8_t[::1] new, Py_ssize_t width, Py_ssize_t key):
-    """`table` (sorted and unique, as sort_unique leaves it) with the records of `new` (any
-    order) merged in: one linear pass into the result, so memory is the old table plus the new
-    one (no concatenated or sorted copies of the whole). Returns bytes."""
-    if width <= 0 or key <= 0 or key > width:
-        raise ValueError("need 0 < key <= width")
-    if table.shape[0] % width or new.shape[0] % width:
-        raise ValueError("data is not a whole number of records")
-    if new.shape[0] == 0:
-        return bytes(table)
-    add = sort_unique(new, width, key)
-    cdef const uint8_t[::1] b = add
-    cdef Py_ssize_t na = table.shape[0] // width, nb = b.shape[0] // width
-    out = bytearray((na + nb) * width)
-    cdef uint8_t[::1] o = out
-    cdef Py_ssize_t i = 0, j = 0, k = 0
-    cdef const uint8_t* pick
-    cdef int c
-    with nogil:
-        while i < na or j < nb:
-            if j >= nb:
-                pick = &table[i * width]
-                i += 1
-            elif i >= na:
-                pick = &b[j * width]
-                j += 1
-            else:
-                c = memcmp(&table[i * width], &b[j * width], <size_t>width)
-                if c <= 0:
-                    pick = &table[i * width]
-                    i += 1
-                else:
-                    pick = &b[j * width]
-                    j += 1
-            if k > 0 and memcmp(pick, &o[(k - 1) * width], <size_t>key) == 0:
-                continue  # the same digest again: the smaller record (first) stays
-            memcpy(&o[k * width], pick, <size_t>width)
-            k += 1
-    del o
-    del out[k * width:]
-    return out
 
 
 def find(const uint8_t[::1] table, const uint8_t[::1] key, Py_ssize_t width):
@@ -124,3 +85,69 @@ def find(const uint8_t[::1] table, const uint8_t[::1] key, Py_ssize_t width):
         else:
             return mid
     return -1
+
+
+def merge_into(bytearray table, parts, Py_ssize_t width, Py_ssize_t key):
+    """Merge the records of `parts` (byte strings of `width`-byte records, any order) into
+    `table` (sorted, one record per `key`-byte key, as sort_unique leaves it), in place: the new
+    records are sorted in a buffer of their own, the table grows by their size (glibc moves
+    a large block by remapping it, not copying) and the merge runs from the end. Memory is the
+    table plus the new records, never two tables. For the same key the smaller record stays."""
+    if width <= 0 or key <= 0 or key > width:
+        raise ValueError("need 0 < key <= width")
+    if len(table) % width:
+        raise ValueError("table is not a whole number of records")
+    cdef Py_ssize_t total = 0
+    for p in parts:
+        if len(p) % width:
+            raise ValueError("data is not a whole number of records")
+        total += len(p)
+    if total == 0:
+        return
+    add = bytearray(total)
+    cdef Py_ssize_t at = 0
+    for p in parts:
+        add[at : at + len(p)] = p
+        at += len(p)
+    _sort_unique_in_place(add, width, key)
+    cdef Py_ssize_t na = len(table) // width, nb = len(add) // width
+    table.extend(bytes(nb * width))
+    cdef uint8_t[::1] t = table
+    cdef const uint8_t[::1] b = add
+    cdef Py_ssize_t i = na - 1, j = nb - 1, k = na + nb - 1, gap
+    cdef int c
+    while j >= 0:
+        if i >= 0:
+            c = memcmp(&t[i * width], &b[j * width], <size_t>key)
+            if c > 0:
+                memmove(&t[k * width], &t[i * width], <size_t>width)
+                i -= 1
+                k -= 1
+                continue
+            if c == 0:  # the same key in both: the smaller record stays
+                if memcmp(&t[i * width], &b[j * width], <size_t>width) > 0:
+                    memmove(&t[k * width], &b[j * width], <size_t>width)
+                else:
+                    memmove(&t[k * width], &t[i * width], <size_t>width)
+                i -= 1
+                j -= 1
+                k -= 1
+                continue
+        memcpy(&t[k * width], &b[j * width], <size_t>width)
+        j -= 1
+        k -= 1
+    gap = k - i  # records dropped as duplicates: close the hole between the untouched front and the merged back
+    if gap > 0:
+        memmove(&t[(i + 1) * width], &t[(k + 1) * width], <size_t>((na + nb - 1 - k) * width))
+    del t
+    if gap > 0:
+        del table[len(table) - gap * width:]
+
+
+def lookup(const uint8_t[::1] table, const uint8_t[::1] key, Py_ssize_t width):
+    """The record of `table` whose first len(key) bytes are `key` (a copy), or None: find() and
+    the read in one step, so a merge in another thread cannot move the record in between."""
+    cdef Py_ssize_t i = find(table, key, width)
+    if i < 0:
+        return None
+    return bytes(table[i * width : (i + 1) * width])

@@ -369,13 +369,37 @@ async def test_gc_survey_and_executor_order(mirror: RemoteIndex, monkeypatch: py
 
 # -- the mirror's table ------------------------------------------------------------------------
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.binary(min_size=6, max_size=6), max_size=40), st.lists(st.binary(min_size=6, max_size=6),
-                                                                          max_size=40))
-def test_merge_unique_equals_sorting_everything_again(old: list[bytes], new: list[bytes]) -> None:
-    """Records of 6 bytes keyed by their first 2 (collisions are frequent): the linear merge
-    keeps what sorting the concatenation keeps (the smallest record of each key)."""
-    from fastreg._index import merge_unique, sort_unique
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=6, max_size=6), max_size=40),
+       st.lists(st.lists(st.binary(min_size=6, max_size=6), max_size=20), max_size=4))
+def test_merge_into_equals_sorting_everything_again(old: list[bytes], new: list[list[bytes]]) -> None:
+    """Records of 6 bytes keyed by their first 2 (collisions are frequent, within the new records
+    and against the table): merging in place keeps what sorting the concatenation keeps (the
+    smallest record of each key)."""
+    from fastreg._index import merge_into, sort_unique
 
-    table = sort_unique(b"".join(old), 6, 2)
-    assert bytes(merge_unique(table, b"".join(new), 6, 2)) == sort_unique(table + b"".join(new), 6, 2)
+    table = bytearray(sort_unique(b"".join(old), 6, 2))
+    parts = [b"".join(p) for p in new]
+    want = sort_unique(bytes(table) + b"".join(parts), 6, 2)
+    merge_into(table, parts, 6, 2)
+    assert bytes(table) == want
+
+
+def test_mirror_lookups_while_it_grows(tmp_path: Path) -> None:
+    """find() and has() agree with the segments merged so far, across many merges."""
+    mirror = RemoteIndex(tmp_path / "m", "memory://")
+    seen: dict[bytes, tuple[bytes, int, int]] = {}
+    for p in range(30):
+        pack = h(f"pack {p}".encode())
+        entries = [(h(f"{p}-{i}".encode()), 8 + 100 * i, 100) for i in range(50)]
+        entries.append((h(b"in every pack"), 4, 4))
+        seg = pk.make_segment(pack, 8 + 100 * 50, entries)
+        mirror.merge([(f"seg{p}", seg)])
+        for d, off, ln in entries:
+            seen.setdefault(d, (pack, off, ln))
+        for d, want in list(seen.items())[:: 7]:
+            loc = mirror.find(d)
+            assert loc is not None and mirror.has(d)
+            assert (loc.pack, loc.offset, loc.length) == want  # the first pack for the shared chunk
+        assert not mirror.has(h(b"never"))
+    assert len(mirror) == len(seen)

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fastreg._index import find as find_record
-from fastreg._index import index_records, merge_unique
+from fastreg._index import index_records, lookup, merge_into
 from fastreg.errors import DecodeError, IntegrityError, ObjectNotFound
 from fastreg.objects import codec
 from fastreg.objects import pack as pk
@@ -31,6 +31,7 @@ from fastreg.plan import Location
 from fastreg.storage.base import Store
 
 REC = struct.Struct(">16sIII")
+MERGE_BYTES = 4 << 20  # new records merged into the table at a time
 MIRROR_VERSION = 2
 
 
@@ -40,7 +41,7 @@ class RemoteIndex:
         self.url = url
         self.segments: set[str] = set()
         self.packs: list[bytes] = []
-        self.table: bytes | bytearray = b""  # never changed in place: a merge makes a new one
+        self.table = bytearray()  # merged into in place (merge_into), under the GIL
         self.pack_segment: list[str] = []  # the index segment of each pack number
         self.trees: set[bytes] = set()
         # Tree nodes known to certify their whole subtree on the remote (written children-first by
@@ -63,7 +64,7 @@ class RemoteIndex:
             if not (isinstance(v, list) and len(v) == 12 and v[0] == "fastreg.mirror" and v[1] == MIRROR_VERSION
                     and v[2] == self.url):
                 raise DecodeError("stale")
-            segments, packs, pack_segment, table = set(v[3]), list(v[4]), list(v[5]), bytes(v[6])
+            segments, packs, pack_segment, table = set(v[3]), list(v[4]), list(v[5]), bytearray(v[6])
             trees, records, roots = (_split16(b) for b in v[7:10])
             gc_marks = set(v[10])
             certified = _split16(v[11]) if isinstance(v[11], bytes) else set()
@@ -88,7 +89,7 @@ class RemoteIndex:
         os.replace(tmp, self.path)
 
     def forget(self) -> None:
-        self.segments, self.packs, self.pack_segment, self.table = set(), [], [], b""
+        self.segments, self.packs, self.pack_segment, self.table = set(), [], [], bytearray()
         self.trees, self.records, self.roots, self._pack_no = set(), set(), set(), {}
         self.certified = set()
         self.trees_listed = False
@@ -99,11 +100,10 @@ class RemoteIndex:
 
     # -- lookups -----------------------------------------------------------------------------
     def find(self, digest: bytes) -> Location | None:
-        table = self.table  # one table per lookup: a merge replaces it, never changes it
-        i = find_record(table, digest, REC.size)
-        if i < 0:
+        rec = lookup(self.table, digest, REC.size)  # one native step: a merge cannot move it meanwhile
+        if rec is None:
             return None
-        _, pack_no, offset, length = REC.unpack_from(table, i * REC.size)
+        _, pack_no, offset, length = REC.unpack(rec)
         return Location(self.packs[pack_no], offset, length)
 
     def has(self, digest: bytes) -> bool:
@@ -121,6 +121,7 @@ class RemoteIndex:
     # -- updates -----------------------------------------------------------------------------
     def merge(self, segments: Iterable[tuple[str, pk.IndexSegment]]) -> None:
         parts: list[bytes] = []
+        pending = 0
         for name, seg in segments:
             if name in self.segments:
                 continue
@@ -131,12 +132,15 @@ class RemoteIndex:
                 self.packs.append(seg.pack)
                 self.pack_segment.append(name)
             parts.append(index_records(seg.entries, no))
-        if not parts:
-            return
+            pending += len(parts[-1])
+            if pending >= MERGE_BYTES:
+                merge_into(self.table, parts, REC.size, 16)
+                parts, pending = [], 0
         # Sorted by record; the same chunk in two packs (concurrent pushers): one location per
-        # digest. Done natively on the blob, in one linear pass: no Python object per chunk, and
-        # memory of the old table and the new one only.
-        self.table = merge_unique(self.table, b"".join(parts), REC.size, 16)
+        # digest. Done natively on the table, in place: no Python object per chunk, and memory of
+        # the table plus at most MERGE_BYTES of new records (a mirror rebuilt from a remote of
+        # millions of chunks never holds a second copy of it).
+        merge_into(self.table, parts, REC.size, 16)
 
     async def refresh_hints(self, store: Store, nodes: Iterable[bytes]) -> int:
         """Merge the segments named by the locator hints of `nodes` (a few small GETs instead of

@@ -41,7 +41,7 @@ from fastreg.storage.base import Store
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects
 
-PACK_BUDGET = 64 << 20  # bytes of packs being uploaded at once
+PACK_BUDGET = 48 << 20  # bytes of packs being uploaded at once (three 16 MiB packs)
 MERGE_MIN = 1 << 13  # chunks committed before they are merged into the mirror
 FileSource = Callable[[], Iterable[FileRecord]]
 
