@@ -403,3 +403,24 @@ def test_mirror_lookups_while_it_grows(tmp_path: Path) -> None:
             assert (loc.pack, loc.offset, loc.length) == want  # the first pack for the shared chunk
         assert not mirror.has(h(b"never"))
     assert len(mirror) == len(seen)
+
+
+def test_mirror_file_round_trip_and_damage(tmp_path: Path) -> None:
+    """The mirror is saved as a header and the table's raw bytes; loading reads them back whole,
+    and a truncated or foreign file is simply a mirror to rebuild (empty), never an error."""
+    mirror = RemoteIndex(tmp_path / "m", "memory://")
+    entries = [(h(f"c{i}".encode()), 8 + 10 * i, 10) for i in range(500)]
+    mirror.merge([("seg", pk.make_segment(h(b"pack"), 5008, entries))])
+    mirror.trees.add(h(b"node"))
+    mirror.certified.add(h(b"node"))
+    mirror.save()
+    again = RemoteIndex(tmp_path / "m", "memory://").load()
+    assert bytes(again.table) == bytes(mirror.table) and again.segments == {"seg"}
+    assert again.find(entries[7][0]) == mirror.find(entries[7][0]) is not None
+    assert again.certified == {h(b"node")}
+    data = (tmp_path / "m").read_bytes()
+    for broken in (data[:-1], data + b"x", b"\x93garbage", b""):
+        (tmp_path / "m").write_bytes(broken)
+        assert len(RemoteIndex(tmp_path / "m", "memory://").load()) == 0
+    (tmp_path / "m").write_bytes(data)
+    assert len(RemoteIndex(tmp_path / "m", "s3://another").load()) == 0  # another remote's mirror

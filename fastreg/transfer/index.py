@@ -1,8 +1,9 @@
 """The client's mirror of a remote's index: which chunks the remote has, and where.
 
-Kept under .fastreg/state/remotes/<id>/mirror as one msgpack value:
-["fastreg.mirror", 2, url, segments, packs, pack_segment, table, trees, records, roots, gc_marks,
-certified] (certified: 16 bytes per tree node known to certify its subtree; 0 in older mirrors)
+Kept under .fastreg/state/remotes/<id>/mirror as a msgpack header followed by the table's raw
+bytes (read straight into the table's buffer, so loading holds one copy of it):
+["fastreg.mirror", 3, url, segments, packs, pack_segment, table length, trees, records, roots,
+gc_marks, certified] (certified: 16 bytes per tree node known to certify its subtree)
 where `table` is a blob of sorted
 28-byte records (chunk digest 16 + pack number uint32 + offset uint32 + length uint32), `packs`
 maps pack numbers to pack digests, `segments` lists the index segments merged so far and
@@ -32,7 +33,7 @@ from fastreg.storage.base import Store
 
 REC = struct.Struct(">16sIII")
 MERGE_BYTES = 4 << 20  # new records merged into the table at a time
-MIRROR_VERSION = 2
+MIRROR_VERSION = 3
 
 
 class RemoteIndex:
@@ -60,17 +61,27 @@ class RemoteIndex:
         """Read the mirror; a missing, damaged or older-format one is simply rebuilt from the
         remote (nothing is assigned unless the whole file parses)."""
         try:
-            v = codec.unpackb(self.path.read_bytes())
-            if not (isinstance(v, list) and len(v) == 12 and v[0] == "fastreg.mirror" and v[1] == MIRROR_VERSION
-                    and v[2] == self.url):
-                raise DecodeError("stale")
-            segments, packs, pack_segment, table = set(v[3]), list(v[4]), list(v[5]), bytearray(v[6])
+            with open(self.path, "rb") as f:
+                header = codec.stream_unpacker(f)
+                v = next(header)
+                if not (isinstance(v, list) and len(v) == 12 and v[0] == "fastreg.mirror" and v[1] == MIRROR_VERSION
+                        and v[2] == self.url and isinstance(v[6], int)):
+                    raise DecodeError("stale")
+                f.seek(header.tell())
+                table = bytearray(v[6])
+                if f.readinto(table) != len(table) or f.read(1):
+                    raise DecodeError("truncated")
+            segments, packs, pack_segment = set(v[3]), list(v[4]), list(v[5])
             trees, records, roots = (_split16(b) for b in v[7:10])
             gc_marks = set(v[10])
-            certified = _split16(v[11]) if isinstance(v[11], bytes) else set()
+            certified = _split16(v[11])
             if len(packs) != len(pack_segment) or len(table) % REC.size:
                 raise DecodeError("inconsistent")
-        except (FileNotFoundError, DecodeError, IndexError, TypeError, ValueError):
+        except (FileNotFoundError, DecodeError, IndexError, TypeError, ValueError, StopIteration):
+            return self
+        except Exception as exc:  # msgpack's own exception types: a damaged mirror is rebuilt
+            if not type(exc).__module__.startswith("msgpack"):
+                raise
             return self
         self.segments, self.packs, self.pack_segment, self.table = segments, packs, pack_segment, table
         self.trees, self.records, self.roots, self.gc_marks = trees, records, roots, gc_marks
@@ -81,11 +92,13 @@ class RemoteIndex:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.{os.urandom(4).hex()}.tmp")
-        data = codec.packb(["fastreg.mirror", MIRROR_VERSION, self.url, sorted(self.segments), self.packs,
-                            self.pack_segment, self.table,
-                            *(b"".join(sorted(s)) for s in (self.trees, self.records, self.roots)),
-                            sorted(self.gc_marks), b"".join(sorted(self.certified))])
-        tmp.write_bytes(data)
+        header = codec.packb(["fastreg.mirror", MIRROR_VERSION, self.url, sorted(self.segments), self.packs,
+                              self.pack_segment, len(self.table),
+                              *(b"".join(sorted(s)) for s in (self.trees, self.records, self.roots)),
+                              sorted(self.gc_marks), b"".join(sorted(self.certified))])
+        with open(tmp, "wb") as f:
+            f.write(header)
+            f.write(self.table)  # the buffer itself: no copy of a table of millions of chunks
         os.replace(tmp, self.path)
 
     def forget(self) -> None:
