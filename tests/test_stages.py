@@ -424,3 +424,27 @@ def test_mirror_file_round_trip_and_damage(tmp_path: Path) -> None:
         assert len(RemoteIndex(tmp_path / "m", "memory://").load()) == 0
     (tmp_path / "m").write_bytes(data)
     assert len(RemoteIndex(tmp_path / "m", "s3://another").load()) == 0  # another remote's mirror
+
+
+def test_mirror_table_is_read_when_needed_from_the_file_as_loaded(tmp_path: Path) -> None:
+    """A command that looks no chunk up never reads the table (it is copied file to file when the
+    mirror is saved again), and a mirror saved meanwhile by another command does not change what
+    this one reads."""
+    path = tmp_path / "m"
+    first = RemoteIndex(path, "memory://")
+    entries = [(h(f"c{i}".encode()), 8 + 10 * i, 10) for i in range(300)]
+    first.merge([("seg", pk.make_segment(h(b"pack"), 3008, entries))])
+    first.save()
+    lazy = RemoteIndex(path, "memory://").load()
+    assert len(lazy) == 300 and lazy._table is None
+    lazy.trees.add(h(b"node"))
+    lazy.save()  # the table never read: copied from the file
+    assert lazy._table is None
+    reread = RemoteIndex(path, "memory://").load()
+    assert reread.has(entries[5][0]) and reread.trees == {h(b"node")}
+
+    other = RemoteIndex(path, "memory://").load()
+    replaced = RemoteIndex(path, "memory://")
+    replaced.merge([("other", pk.make_segment(h(b"pack2"), 18, [(h(b"x"), 8, 10)]))])
+    replaced.save()  # another command's mirror takes the file's name
+    assert other.has(entries[9][0]) and not other.has(h(b"x"))  # read from the file it loaded

@@ -20,8 +20,11 @@ import asyncio
 import contextlib
 import os
 import struct
+import threading
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from fastreg._index import find as find_record
 from fastreg._index import index_records, lookup, merge_into
@@ -42,7 +45,14 @@ class RemoteIndex:
         self.url = url
         self.segments: set[str] = set()
         self.packs: list[bytes] = []
-        self.table = bytearray()  # merged into in place (merge_into), under the GIL
+        # The table is read from the file on first use (a push with nothing new, a `status
+        # --remote` answered by certified trees, never look a chunk up): see `table`.
+        self._table: bytearray | None = bytearray()  # merged into in place (merge_into), under the GIL
+        # (offset, length) of the unread table in the mirror file, kept open as it was parsed (a
+        # mirror saved meanwhile by another command replaces the file, not this one's bytes)
+        self._table_at: tuple[int, int] = (0, 0)
+        self._table_fd: weakref.finalize[Any, Any] | None = None  # closes the file descriptor
+        self._table_lock = threading.RLock()
         self.pack_segment: list[str] = []  # the index segment of each pack number
         self.trees: set[bytes] = set()
         # Tree nodes known to certify their whole subtree on the remote (written children-first by
@@ -61,29 +71,36 @@ class RemoteIndex:
         """Read the mirror; a missing, damaged or older-format one is simply rebuilt from the
         remote (nothing is assigned unless the whole file parses)."""
         try:
-            with open(self.path, "rb") as f:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return self
+        keep = weakref.finalize(self, os.close, fd)
+        try:
+            with open(fd, "rb", closefd=False) as f:
                 header = codec.stream_unpacker(f)
                 v = next(header)
                 if not (isinstance(v, list) and len(v) == 12 and v[0] == "fastreg.mirror" and v[1] == MIRROR_VERSION
                         and v[2] == self.url and isinstance(v[6], int)):
                     raise DecodeError("stale")
-                f.seek(header.tell())
-                table = bytearray(v[6])
-                if f.readinto(table) != len(table) or f.read(1):
+                at = header.tell()
+                if f.seek(0, os.SEEK_END) != at + v[6]:
                     raise DecodeError("truncated")
             segments, packs, pack_segment = set(v[3]), list(v[4]), list(v[5])
             trees, records, roots = (_split16(b) for b in v[7:10])
             gc_marks = set(v[10])
             certified = _split16(v[11])
-            if len(packs) != len(pack_segment) or len(table) % REC.size:
+            if len(packs) != len(pack_segment) or v[6] % REC.size:
                 raise DecodeError("inconsistent")
-        except (FileNotFoundError, DecodeError, IndexError, TypeError, ValueError, StopIteration):
+        except (OSError, DecodeError, IndexError, TypeError, ValueError, StopIteration):
+            keep()
             return self
         except Exception as exc:  # msgpack's own exception types: a damaged mirror is rebuilt
+            keep()
             if not type(exc).__module__.startswith("msgpack"):
                 raise
             return self
-        self.segments, self.packs, self.pack_segment, self.table = segments, packs, pack_segment, table
+        self.segments, self.packs, self.pack_segment = segments, packs, pack_segment
+        self._table, self._table_at, self._table_fd = None, (at, v[6]), keep
         self.trees, self.records, self.roots, self.gc_marks = trees, records, roots, gc_marks
         self.certified = certified
         self._pack_no = {p: i for i, p in enumerate(self.packs)}
@@ -93,16 +110,23 @@ class RemoteIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.{os.urandom(4).hex()}.tmp")
         header = codec.packb(["fastreg.mirror", MIRROR_VERSION, self.url, sorted(self.segments), self.packs,
-                              self.pack_segment, len(self.table),
+                              self.pack_segment, len(self) * REC.size,
                               *(b"".join(sorted(s)) for s in (self.trees, self.records, self.roots)),
                               sorted(self.gc_marks), b"".join(sorted(self.certified))])
         with open(tmp, "wb") as f:
             f.write(header)
-            f.write(self.table)  # the buffer itself: no copy of a table of millions of chunks
+            if self._table is not None:
+                f.write(self._table)  # the buffer itself: no copy of a table of millions of chunks
+            else:
+                f.flush()
+                self._copy_table(f.fileno())  # never read in this command: file to file
         os.replace(tmp, self.path)
 
     def forget(self) -> None:
-        self.segments, self.packs, self.pack_segment, self.table = set(), [], [], bytearray()
+        if self._table_fd is not None:
+            self._table_fd()
+            self._table_fd = None
+        self.segments, self.packs, self.pack_segment, self._table = set(), [], [], bytearray()
         self.trees, self.records, self.roots, self._pack_no = set(), set(), set(), {}
         self.certified = set()
         self.trees_listed = False
@@ -123,7 +147,46 @@ class RemoteIndex:
         return find_record(self.table, digest, REC.size) >= 0
 
     def __len__(self) -> int:
-        return len(self.table) // REC.size
+        return (len(self._table) if self._table is not None else self._table_at[1]) // REC.size
+
+    def _copy_table(self, out: int) -> None:
+        """The unread table, from the mirror file as loaded to `out`, file to file."""
+        with self._table_lock:  # held: a lookup in another thread must not close the file meanwhile
+            found = self._table_fd.peek() if self._table_fd is not None else None
+            if self._table is None and found is not None:
+                at, left = self._table_at
+                while left:
+                    n = os.copy_file_range(found[2][0], out, left, at)
+                    if n <= 0:
+                        raise DecodeError(f"{self.path} ended early")
+                    at, left = at + n, left - n
+                return
+        table, done = memoryview(self.table), 0
+        while done < len(table):
+            done += os.write(out, table[done:])
+
+    @property
+    def table(self) -> bytearray:
+        """The chunk table, read from the mirror file (as it was when loaded) on first use."""
+        if self._table is None:
+            with self._table_lock:  # a planner thread and the event loop may both ask first
+                if self._table is None:
+                    assert self._table_fd is not None
+                    found = self._table_fd.peek()
+                    fd = found[2][0] if found is not None else -1
+                    at, length = self._table_at
+                    table = bytearray(length)
+                    view, done = memoryview(table), 0
+                    while done < length:
+                        n = os.preadv(fd, [view[done:]], at + done)
+                        if n <= 0:
+                            raise DecodeError(f"{self.path} ended early")
+                        done += n
+                    view.release()
+                    self._table_fd()  # closed: the table is in memory now
+                    self._table_fd = None
+                    self._table = table
+        return self._table
 
     def knows_pack(self, pack: bytes) -> bool:
         return pack in self._pack_no
