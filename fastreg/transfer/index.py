@@ -216,7 +216,8 @@ class RemoteIndex:
         # digest. Done natively on the table, in place: no Python object per chunk, and memory of
         # the table plus at most MERGE_BYTES of new records (a mirror rebuilt from a remote of
         # millions of chunks never holds a second copy of it).
-        merge_into(self.table, parts, REC.size, 16)
+        if parts:
+            merge_into(self.table, parts, REC.size, 16)
 
     async def refresh_hints(self, store: Store, nodes: Iterable[bytes]) -> int:
         """Merge the segments named by the locator hints of `nodes` (a few small GETs instead of
