@@ -172,3 +172,23 @@ def test_first_status_after_a_pull_reads_no_folder_yet_sees_an_edit(
     p.write_bytes(p.read_bytes().swapcase())
     out, _ = run("status")
     assert "a/deep/er/f2.bin" in out and seen["status"] == 1  # that folder only
+
+
+def test_checkout_of_one_file_keeps_the_other_folders_fingerprints(project: Path, run: Run,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a check-out that restores one file, the next status reads that file's folder only; a
+    folder edited after the check-out is still read."""
+    tree(project / "ds")
+    run("add", "ds")
+    p = project / "ds/b/f1.bin"
+    p.write_bytes(b"changed")
+    run("checkout", "--force", "ds")
+    assert p.read_bytes() == b"b 1 " * 50
+    seen = count_reads(monkeypatch)
+    out, _ = run("status")
+    assert "up to date" in out and seen["status"] == 1  # ds/b only
+    q = project / "ds/c/f0.bin"
+    q.chmod(0o644)
+    q.write_bytes(b"edited")
+    out, _ = run("status")
+    assert "c/f0.bin" in out and seen["status"] == 2 + 1  # b again (its record is new), and c

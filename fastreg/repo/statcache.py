@@ -159,6 +159,7 @@ class StatCache:
         self.path = state_dir / "stat" / xxhash.xxh3_64_hexdigest(target_rel.encode())
         self.entries: dict[str, Entry] = {}
         self.changed = False
+        self._touched: set[str] = set()  # folders whose entries record() changed
 
     def load(self) -> StatCache:
         old = StatFile(self.path)
@@ -183,24 +184,43 @@ class StatCache:
             if rel in self.entries:
                 del self.entries[rel]
                 self.changed = True
+                self._touched.add(split(rel)[0])
             return
         new = (ino, size, mtime_ns, digest, chunks)
         if self.entries.get(rel) != new:
             self.entries[rel] = new
             self.changed = True
+            self._touched.add(split(rel)[0])
 
-    def save(self, keep: set[str] | None = None) -> None:
-        """Write the cache (only entries in keep, if given) atomically."""
-        if not self.changed and keep is None:
+    def save(self) -> None:
+        """Write the cache atomically. A folder none of whose entries changed keeps its block and
+        its fingerprint record as they were (a fingerprint checks itself against the folder's
+        listing, so it can only ever send status back to the file-by-file path), under the old
+        file's removal token."""
+        if not self.changed:
             return
-        writer = StatCacheWriter(self, 0)
+        old = StatFile(self.path)
+        writer = StatCacheWriter(self, 0, old.removals)
         try:
+            by_folder: dict[str, list[str]] = {}
             for rel in sorted(self.entries, key=split):
-                if keep is None or rel in keep:
-                    writer.append(rel, self.entries[rel][:3], *self.entries[rel][3:], settled=True)
+                by_folder.setdefault(split(rel)[0], []).append(rel)
+            for prefix, rels in by_folder.items():
+                rec = old.folder(prefix)
+                if rec is not None and prefix not in self._touched:
+                    writer.keep(prefix, old.raw(prefix), rec, stored=True)
+                    continue
+                for rel in rels:
+                    e = self.entries[rel]
+                    writer.append(rel, (e[0], e[1], e[2]), e[3], e[4], settled=True)
+            for prefix, rec in old.folders.items():  # folders without files of their own (only subfolders)
+                if prefix not in by_folder and prefix not in self._touched and not rec.spans:
+                    writer.keep(prefix, b"", rec, stored=True)
         except BaseException:
             writer.abort()
             raise
+        finally:
+            old.close()
         writer.commit()
 
 
