@@ -192,3 +192,28 @@ def test_checkout_of_one_file_keeps_the_other_folders_fingerprints(project: Path
     q.write_bytes(b"edited")
     out, _ = run("status")
     assert "c/f0.bin" in out and seen["status"] == 2 + 1  # b again (its record is new), and c
+
+
+def test_checkout_of_an_existing_workspace_plans_from_the_changed_folders(project: Path, run: Run,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan of a check-out into a workspace that has the directory reads only folders whose
+    fingerprint changed, honours a subpath, and restores, removes and recreates what changed."""
+    tree(project / "ds")
+    run("add", "ds")
+    (project / "ds/b/f1.bin").write_bytes(b"changed")
+    (project / "ds/c/new.bin").write_bytes(b"new")
+    (project / "ds/a/f0.bin").unlink()
+    seen = count_reads(monkeypatch)
+    out, _ = run("checkout", "--force", "ds/c")
+    assert seen["status"] == 3  # a, b and c: the folders that changed
+    assert not (project / "ds/c/new.bin").exists()
+    assert (project / "ds/b/f1.bin").read_bytes() == b"changed" and not (project / "ds/a/f0.bin").exists()
+    _, err = run("checkout", "ds", rc=1)  # b/f1.bin's content is nowhere else
+    assert "ds/b/f1.bin" in err
+    run("checkout", "--force", "ds")
+    assert (project / "ds/b/f1.bin").read_bytes() == b"b 1 " * 50
+    assert (project / "ds/a/f0.bin").read_bytes() == b"a 0 " * 50
+    out, _ = run("status")
+    assert "up to date" in out
+    _, err = run("checkout", "ds/nothing/here", rc=1)
+    assert "not in the tracked directory" in err

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from fastreg.errors import (
     ConflictError,
+    DecodeError,
     FastregError,
+    MetafileError,
     PathError,
 )
 from fastreg.objects import metafile as mf
@@ -23,8 +25,8 @@ from fastreg.repo.arrivals import Arrivals
 from fastreg.repo.build import now_ns
 from fastreg.repo.cache import workspace_tmp
 from fastreg.repo.project import Project, Target
-from fastreg.repo.scan import AHEAD, Listing, listed_files, listing
-from fastreg.repo.statcache import StatCache, StatCacheWriter, fingerprint, settle
+from fastreg.repo.scan import AHEAD, Listing, listed_files, listing, scan
+from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile, canonical, fingerprint, settle
 from fastreg.repo.workspace import (
     default_jobs,
     resolve_selection,
@@ -138,6 +140,8 @@ def _plan_checkout(project: Project, t: Target, pool: ThreadPoolExecutor, force:
                    subpath: str | None = None) -> _CheckoutPlan:
     meta = project.read_meta(t)
     started = now_ns()
+    if meta.kind == "dir" and t.data.is_dir() and not t.data.is_symlink():
+        return _plan_dir(project, t, meta, pool, subpath, started)
     sc = StatCache(project.state_dir, t.rel).load()
     expected = tree_files(project, meta)
     if subpath is not None:
@@ -185,6 +189,60 @@ def _plan_checkout(project: Project, t: Target, pool: ThreadPoolExecutor, force:
         conflicts.append(t.rel)
         remove = []
     return _CheckoutPlan(t, meta, place, remove, replace_self, conflicts, unchanged, sc, started)
+
+
+def _plan_dir(project: Project, t: Target, meta: mf.Metafile, pool: ThreadPoolExecutor, subpath: str | None,
+              started: int) -> _CheckoutPlan:
+    """The plan for a tracked directory that is in the workspace, from status's folder-by-folder
+    comparison (repo/scan.py): memory follows the changes and the largest folder, not the
+    dataset, and folders whose fingerprint matches are not read at all."""
+    total = meta.files
+    if subpath is not None:
+        try:
+            found = tr.lookup(project.cache, meta.digest, subpath)
+        except DecodeError as exc:
+            raise MetafileError(f"{meta.path}: {exc}") from None
+        if found is None:
+            raise PathError(f"{t.rel}/{subpath}: not in the tracked directory {t.rel}")
+        total = found.files if isinstance(found, tr.DirRecord) else 1
+    removals = project.cache.removals()
+    writer = StatCacheWriter(StatCache(project.state_dir, t.rel), started, removals)
+    old = StatFile(writer.path)
+    try:
+        ch = scan(t.data, tr.DirRecord(meta.size, meta.digest, meta.files), old, writer, project.cache, pool,
+                  removals)
+    except DecodeError as exc:
+        writer.abort()
+        raise MetafileError(f"{meta.path}: {exc}") from None
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        old.close()
+    if ch.folders_read:
+        writer.commit()
+    else:
+        writer.abort()
+    for path in ch.leftovers:  # temp files of an interrupted checkout
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    place: list[tuple[str, tr.FileRecord]] = []
+    remove: list[str] = []
+    conflicts: list[str] = []
+    for rel in ch.modified:
+        if under(rel, subpath):
+            if not project.cache.has_file(ch.digests[rel]):
+                conflicts.append(f"{t.rel}/{rel}")
+            place.append((rel, ch.records[rel]))
+    place += [(rel, ch.records[rel]) for rel in ch.deleted + ch.not_pulled if under(rel, subpath)]
+    for rel in ch.added:
+        if under(rel, subpath):
+            remove.append(rel)
+            if not project.cache.has_file(ch.digests[rel]):
+                conflicts.append(f"{t.rel}/{rel}")
+    place.sort(key=lambda p: canonical(p[0]))
+    return _CheckoutPlan(t, meta, place, remove, False, conflicts, total - len(place),
+                         StatCache(project.state_dir, t.rel), started)
 
 
 def _apply_checkout(run: _Run, plan: _CheckoutPlan) -> None:

@@ -41,6 +41,12 @@ class Changes:
     deleted: list[str] = field(default_factory=list)  # gone from the workspace, in the cache
     not_pulled: list[str] = field(default_factory=list)  # gone from the workspace, never in the cache
     folders_read: int = 0  # folders compared file by file (the others matched their fingerprint)
+    # For a check-out's plan (memory follows the changes): the tree's record of each modified,
+    # deleted and not-pulled file, the workspace digest of each added and modified one, and temp
+    # files an interrupted check-out left.
+    records: dict[str, tr.FileRecord] = field(default_factory=dict)
+    digests: dict[str, bytes] = field(default_factory=dict)
+    leftovers: list[str] = field(default_factory=list)
 
     def sort(self) -> None:
         for lst in (self.added, self.modified, self.deleted, self.not_pulled):
@@ -132,6 +138,7 @@ class _Scan:
         self.out.folders_read += 1
         for rel, rec in tr.walk(self.cache, digest, prefix):
             (self.out.deleted if self.cache.has_file(rec.digest) else self.out.not_pulled).append(rel)
+            self.out.records[rel] = rec
 
     def keep_clean(self) -> None:
         for prefix in self.clean:
@@ -152,8 +159,14 @@ class _Scan:
                     expected[name] = r
         try:
             with os.scandir(path) as it:
-                files = sorted((e.name, e.path) for e in it
-                               if not e.is_dir(follow_symlinks=False) and e.is_file() and not is_workspace_tmp(e.name))
+                files = []
+                for e in it:
+                    if not e.is_dir(follow_symlinks=False) and e.is_file():
+                        if is_workspace_tmp(e.name):
+                            self.out.leftovers.append(e.path)
+                        else:
+                            files.append((e.name, e.path))
+            files.sort()
         except OSError as exc:
             raise FileSystemError(f"cannot list {path}: {exc.strerror}") from None
         try:
@@ -168,9 +181,12 @@ class _Scan:
             rec = expected.pop(name, None)
             if rec is None:
                 self.out.added.append(prefix + name)
+                self.out.digests[prefix + name] = digest
                 changed = True
             elif rec.digest != digest:
                 self.out.modified.append(prefix + name)
+                self.out.digests[prefix + name] = digest
+                self.out.records[prefix + name] = rec
                 changed = True
             elif bool(st[3] & stat.S_IXUSR) != rec.executable:
                 changed = True  # not a change status reports, but the folder is not the tree node
@@ -179,6 +195,7 @@ class _Scan:
             self.writer.append(prefix + name, stat_key, digest, chunks, settled=trusted)
         for name, rec in expected.items():  # in the tree, not in the workspace
             (self.out.deleted if self.cache.has_file(rec.digest) else self.out.not_pulled).append(prefix + name)
+            self.out.records[prefix + name] = rec
             changed = True
         if tree is not None and not changed and odd == 0:
             self.writer.summary(prefix, fp, newest, tree.digest, tree.size, tree.files,

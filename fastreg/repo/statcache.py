@@ -152,26 +152,38 @@ class StatFile:
 
 
 class StatCache:
-    """A target's stat cache held whole, keyed by path: for single-file targets and for the
-    places that compare a (partial) file list at once (checkout's plan)."""
+    """A target's stat cache keyed by path, for single-file targets and a check-out's plan.
+    Without load(), a folder's entries are read when one of its files is first looked up or
+    recorded (memory follows the folders touched); load() reads them all."""
 
     def __init__(self, state_dir: Path, target_rel: str) -> None:
         self.path = state_dir / "stat" / xxhash.xxh3_64_hexdigest(target_rel.encode())
         self.entries: dict[str, Entry] = {}
         self.changed = False
         self._touched: set[str] = set()  # folders whose entries record() changed
+        self._old: StatFile | None = None
+        self._read: set[str] | None = set()  # folders read so far (None: all)
 
     def load(self) -> StatCache:
-        old = StatFile(self.path)
-        try:
-            for prefix in old.folders:
-                for name, entry in old.entries(prefix).items():
-                    self.entries[prefix + name] = entry
-        finally:
-            old.close()
+        old = self._file()
+        for prefix in old.folders:
+            self._folder(prefix)
+        self._read = None
         return self
 
+    def _file(self) -> StatFile:
+        if self._old is None:
+            self._old = StatFile(self.path)
+        return self._old
+
+    def _folder(self, prefix: str) -> None:
+        if self._read is not None and prefix not in self._read:
+            self._read.add(prefix)
+            for name, entry in self._file().entries(prefix).items():
+                self.entries.setdefault(prefix + name, entry)
+
     def lookup(self, rel: str, st: os.stat_result | tuple[int, ...]) -> tuple[bytes, bytes] | None:
+        self._folder(split(rel)[0])
         e = self.entries.get(rel)
         if e is not None and (e[0], e[1], e[2]) == _key(st):
             return e[3], e[4]
@@ -179,49 +191,51 @@ class StatCache:
 
     def record(self, rel: str, st: os.stat_result | tuple[int, ...], digest: bytes, chunks: bytes,
                started_ns: int, settled: bool = False) -> None:
+        prefix = split(rel)[0]
+        self._folder(prefix)
         ino, size, mtime_ns = _key(st)
         if not settled and mtime_ns >= started_ns - RACY_NS:
             if rel in self.entries:
                 del self.entries[rel]
                 self.changed = True
-                self._touched.add(split(rel)[0])
+                self._touched.add(prefix)
             return
         new = (ino, size, mtime_ns, digest, chunks)
         if self.entries.get(rel) != new:
             self.entries[rel] = new
             self.changed = True
-            self._touched.add(split(rel)[0])
+            self._touched.add(prefix)
 
     def save(self) -> None:
         """Write the cache atomically. A folder none of whose entries changed keeps its block and
         its fingerprint record as they were (a fingerprint checks itself against the folder's
         listing, so it can only ever send status back to the file-by-file path), under the old
         file's removal token."""
-        if not self.changed:
-            return
-        old = StatFile(self.path)
-        writer = StatCacheWriter(self, 0, old.removals)
+        old = self._file()
         try:
-            by_folder: dict[str, list[str]] = {}
-            for rel in sorted(self.entries, key=split):
-                by_folder.setdefault(split(rel)[0], []).append(rel)
-            for prefix, rels in by_folder.items():
-                rec = old.folder(prefix)
-                if rec is not None and prefix not in self._touched:
-                    writer.keep(prefix, old.raw(prefix), rec, stored=True)
-                    continue
-                for rel in rels:
-                    e = self.entries[rel]
-                    writer.append(rel, (e[0], e[1], e[2]), e[3], e[4], settled=True)
-            for prefix, rec in old.folders.items():  # folders without files of their own (only subfolders)
-                if prefix not in by_folder and prefix not in self._touched and not rec.spans:
-                    writer.keep(prefix, b"", rec, stored=True)
-        except BaseException:
-            writer.abort()
-            raise
+            if not self.changed:
+                return
+            writer = StatCacheWriter(self, 0, old.removals)
+            try:
+                by_folder: dict[str, list[str]] = {}
+                for rel in sorted(self.entries, key=split):
+                    prefix = split(rel)[0]
+                    if prefix in self._touched:
+                        by_folder.setdefault(prefix, []).append(rel)
+                for prefix, rec in old.folders.items():
+                    if prefix not in self._touched:
+                        writer.keep(prefix, old.raw(prefix), rec, stored=True)
+                for rels in by_folder.values():
+                    for rel in rels:
+                        e = self.entries[rel]
+                        writer.append(rel, (e[0], e[1], e[2]), e[3], e[4], settled=True)
+            except BaseException:
+                writer.abort()
+                raise
+            writer.commit()
         finally:
             old.close()
-        writer.commit()
+            self._old = None
 
 
 def canonical(rel: str) -> list[str]:
