@@ -25,8 +25,8 @@ from fastreg.repo.arrivals import Arrivals
 from fastreg.repo.build import now_ns
 from fastreg.repo.cache import workspace_tmp
 from fastreg.repo.project import Project, Target
-from fastreg.repo.scan import AHEAD, Listing, listed_files, listing, scan
-from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile, canonical, fingerprint, settle
+from fastreg.repo.scan import AHEAD, Listing, listed_files, listing, scan_target
+from fastreg.repo.statcache import StatCache, StatCacheWriter, canonical, fingerprint, settle
 from fastreg.repo.workspace import (
     default_jobs,
     resolve_selection,
@@ -205,24 +205,7 @@ def _plan_dir(project: Project, t: Target, meta: mf.Metafile, pool: ThreadPoolEx
         if found is None:
             raise PathError(f"{t.rel}/{subpath}: not in the tracked directory {t.rel}")
         total = found.files if isinstance(found, tr.DirRecord) else 1
-    removals = project.cache.removals()
-    writer = StatCacheWriter(StatCache(project.state_dir, t.rel), started, removals)
-    old = StatFile(writer.path)
-    try:
-        ch = scan(t.data, tr.DirRecord(meta.size, meta.digest, meta.files), old, writer, project.cache, pool,
-                  removals)
-    except DecodeError as exc:
-        writer.abort()
-        raise MetafileError(f"{meta.path}: {exc}") from None
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        old.close()
-    if ch.folders_read:
-        writer.commit()
-    else:
-        writer.abort()
+    ch = scan_target(t.data, meta, project.cache, StatCache(project.state_dir, t.rel), pool, started)
     for path in ch.leftovers:  # temp files of an interrupted checkout
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

@@ -22,10 +22,11 @@ from pathlib import Path
 from fastreg._files import list_folder, stat_files
 from fastreg._hash import HashedFile
 from fastreg.chunking import default_chunker
-from fastreg.errors import FileSystemError
+from fastreg.errors import DecodeError, FileSystemError, MetafileError
+from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.repo.cache import WORKSPACE_TMP_MARK, Cache, is_workspace_tmp
-from fastreg.repo.statcache import StatCacheWriter, StatFile, canonical, fingerprint
+from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile, canonical, fingerprint
 
 HASH_BATCH = 64
 AHEAD = 8  # folders listed ahead of the walk
@@ -94,6 +95,31 @@ def scan(root: Path, tree: tr.DirRecord, old: StatFile, writer: StatCacheWriter,
         s.keep_clean()
     s.out.sort()
     return s.out
+
+
+def scan_target(root: Path, meta: mf.Metafile, cache: Cache, stat: StatCache, pool: ThreadPoolExecutor,
+                started: int) -> Changes:
+    """scan() of a tracked directory with its stat cache: the fresh cache replaces the old one
+    only if a folder was read (otherwise the old one is still exact); a tree node that cannot be
+    decoded is a MetafileError naming the metafile. `started`: when the command began (racy rule)."""
+    removals = cache.removals()  # before anything is looked at
+    writer = StatCacheWriter(stat, started, removals)
+    old = StatFile(writer.path)
+    try:
+        found = scan(root, tr.DirRecord(meta.size, meta.digest, meta.files), old, writer, cache, pool, removals)
+    except DecodeError as exc:
+        writer.abort()
+        raise MetafileError(f"{meta.path}: {exc}") from None
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        old.close()
+    if found.folders_read:
+        writer.commit()
+    else:
+        writer.abort()
+    return found
 
 
 Hashed = tuple[bytes, bytes, tuple[int, int, int], bool]  # digest, chunks, stat key, from the old cache

@@ -9,13 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from fastreg.errors import DecodeError, FastregError, MetafileError, MissingDataError
+from fastreg.errors import MissingDataError
 from fastreg.objects import metafile as mf
-from fastreg.objects import tree as tr
 from fastreg.repo.build import now_ns
 from fastreg.repo.project import Project, Target
-from fastreg.repo.scan import scan
-from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile
+from fastreg.repo.scan import scan_target
+from fastreg.repo.statcache import StatCache
 from fastreg.repo.workspace import (
     default_jobs,
     resolve_targets,
@@ -93,30 +92,11 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
     if not project.cache.tree_path(meta.digest).exists():
         res.state = State.NOT_IN_CACHE
         return res
-    removals = project.cache.removals()
-    writer = StatCacheWriter(StatCache(project.state_dir, t.rel), started, removals)  # replaces the file read
-    old = StatFile(writer.path)
     try:
-        found = scan(t.data, tr.DirRecord(meta.size, meta.digest, meta.files), old, writer, project.cache, pool,
-                     removals)
-    except DecodeError as exc:
-        writer.abort()
-        raise MetafileError(f"{meta.path}: {exc}") from None
-    except FastregError as exc:
-        writer.abort()
-        if isinstance(exc, MissingDataError):  # a tree node below the root is not in the cache
-            res.state = State.NOT_IN_CACHE
-            return res
-        raise
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        old.close()
-    if found.folders_read:
-        writer.commit()
-    else:
-        writer.abort()  # every folder matched its fingerprint: the old cache is exact
+        found = scan_target(t.data, meta, project.cache, StatCache(project.state_dir, t.rel), pool, started)
+    except MissingDataError:  # a tree node below the root is not in the cache
+        res.state = State.NOT_IN_CACHE
+        return res
     res.added, res.modified, res.deleted, res.not_pulled = found.added, found.modified, found.deleted, found.not_pulled
     if res.added or res.modified or res.deleted:
         res.state = State.CHANGED
