@@ -126,7 +126,8 @@ def cmd_add(args: argparse.Namespace) -> int:
 
     project = Project.find()
     with project.lock(), _progress(args, "add") as progress:
-        results = add.add(project, args.targets, jobs=args.jobs, progress=progress, force=args.force)
+        results = add.add(project, args.targets, jobs=args.jobs, progress=progress, force=args.force,
+                          prune=args.prune)
     for r in results:
         what = f"{_count(r.meta.files, 'file')}, " if r.meta.kind == "dir" else ""
         verb = "Added" if r.new else "Updated" if r.changed else "Unchanged"
@@ -137,6 +138,9 @@ def cmd_add(args: argparse.Namespace) -> int:
             print(f"warning: {r.target.rel}: left out {left} not a file or folder: "
                   + ", ".join(f"{p} ({why})" for p, why in shown) + more, file=sys.stderr)
         _say(args, f"{verb} {r.target.rel}.fastreg ({what}{_human(r.meta.size)})")
+        if r.kept:
+            _say(args, f"    kept {_count(r.kept, 'file')} never checked out here (not in the workspace); "
+                       f"`fastreg add --prune {r.target.rel}` records them as deleted")
     if results and any(r.changed for r in results):
         import os.path
 
@@ -190,7 +194,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 _STATE_TEXT = {
     "deleted": "deleted (data is missing; `fastreg checkout {0}` restores it)",
-    "not-pulled": "not in the workspace or the cache (run `fastreg pull {0}`)",
+    "not-pulled": "not in the workspace (never pulled here; run `fastreg pull {0}`)",
     "not-in-cache": "not in cache (run `fastreg pull {0}`)",
 }  # keyed by status.State values
 
@@ -718,7 +722,10 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one declaratio
     p.add_argument("-j", "--jobs", type=_jobs, default=None, help="hashing threads (default: cores)")
     p.add_argument("-f", "--force", action="store_true",
                    help="also record an imported path as this project's own data (dropping its import "
-                   "record), or a partly pulled directory as it is (files never pulled become deleted)")
+                   "record); implies --prune")
+    p.add_argument("--prune", action="store_true",
+                   help="record the workspace exactly: recorded files never checked out here (a partial "
+                   "pull) become deleted too (by default they are kept in the new version)")
     p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("status", parents=[common], help="show what changed in the workspace",

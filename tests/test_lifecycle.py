@@ -39,7 +39,7 @@ def teammate_pulls_imports(tmp_path: Path, project: Path, run, make_images, cons
     mate = clone(consumer, tmp_path / "teammate")
     monkeypatch.chdir(mate)
     out, _ = run("status")
-    assert "not in the workspace or the cache" in out and "fastreg pull cats-dogs" in out
+    assert "not in the workspace (never pulled here" in out and "fastreg pull cats-dogs" in out
     out, _ = run("pull")  # the consumer has no remote of its own
     assert f"registry {project}" in out
     assert files_under(mate / "cats-dogs") == versions["v1"]
@@ -159,8 +159,8 @@ def test_partial_pull_status_and_add(tmp_path: Path, project: Path, run, make_im
     run("-q", "status")
     doc = json.loads(run("status", "--json")[0])
     assert doc["changed"] is False and len(doc["targets"][0]["not_pulled"]) == 10
-    _, err = run("add", "ds", rc=1)
-    assert "10 recorded files are neither in the workspace nor in the cache" in err and "fastreg pull ds" in err
+    out, _ = run("add", "ds")  # keeps what was never here: the version is unchanged
+    assert "Unchanged ds.fastreg" in out and "kept 10 files never checked out here" in out
     assert (mate / "ds.fastreg").read_text() == (project / "ds.fastreg").read_text()
     # a file the user deletes (its object is in the cache) is a change
     victim = sorted((mate / "ds/data/validation").rglob("*.jpg"))[0]

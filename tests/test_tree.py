@@ -124,3 +124,66 @@ def test_metafile_round_trip_and_rejects_hand_edits() -> None:
                    text.replace("size = 123", "size = -1"), text + "extra = 1\n", "nonsense ["):
         with pytest.raises(mf.MetafileError):
             mf.loads(broken, "m")
+
+
+def build_nested(store: MemoryTrees, files: dict[str, tr.FileRecord]) -> tr.DirRecord:
+    """A tree from {path: record} (folders made as the paths say)."""
+    top: dict = {}
+    for path, r in files.items():
+        *dirs, name = path.split("/")
+        node = top
+        for d in dirs:
+            node = node.setdefault(d, {})
+        node[name] = r
+
+    def build(node: dict) -> tr.DirRecord:
+        b = tr.DirBuilder(store)
+        for name in sorted(node):
+            v = node[name]
+            if isinstance(v, dict):
+                b.add_dir(name, build(v))
+            else:
+                b.add_file(name, v)
+        return b.finish()
+
+    return build(top)
+
+
+tree_paths = st.lists(st.sampled_from(["a", "b", "c.d", "a-"]), min_size=1, max_size=3).map("/".join)
+
+
+def file_maps(draw_from: st.SearchStrategy[str] = tree_paths) -> st.SearchStrategy[dict[str, tr.FileRecord]]:
+    def consistent(paths: set[str]) -> dict[str, tr.FileRecord]:
+        out: dict[str, tr.FileRecord] = {}
+        for i, p in enumerate(sorted(paths)):
+            parts = p.split("/")
+            if any("/".join(parts[:k]) in out for k in range(1, len(parts))) or any(q.startswith(p + "/") for q in out):
+                continue  # a path under a file, or a file where a folder is
+            out[p] = rec(i % 5)
+        return out
+
+    return st.sets(draw_from, max_size=14).map(consistent)
+
+
+@settings(max_examples=200, deadline=None)
+@given(file_maps(), file_maps(), st.sets(tree_paths))
+def test_graft_puts_back_exactly_the_kept_missing_files(old: dict, new: dict, here: set[str]) -> None:
+    """graft(new, old) = new, plus every file of old that new lacks (no file, no folder of new
+    in its way) and that was never `here`; a folder none of whose files were here is taken whole."""
+    store = MemoryTrees()
+    old_rec, new_rec = build_nested(store, old), build_nested(store, new)
+    had = {p for p in here if p in old}
+    keep_file = lambda p: p not in had  # noqa: E731
+    keep_folder = lambda prefix: not any(p.startswith(prefix) for p in had)  # noqa: E731
+    got, n = tr.graft(store, new_rec.digest, old_rec.digest, keep_file, keep_folder)
+    want = dict(new)
+    for p, r in old.items():
+        parts = p.split("/")
+        blocked = p in new or any("/".join(parts[:k]) in new for k in range(1, len(parts))) \
+            or any(q.startswith(p + "/") for q in new)
+        if not blocked and p not in had:
+            want[p] = r
+    result = dict(tr.walk(store, got.digest)) if got is not None else new
+    assert result == want
+    assert n == len(want) - len(new)
+    assert (got is None) == (n == 0)

@@ -289,6 +289,59 @@ def diff(store: TreeStore, old: bytes | None, new: bytes | None, prefix: str = "
             a, b = next(before, None), next(after, None)
 
 
+def graft(store: TreeStore, new: bytes | None, old: bytes, keep_file: Callable[[str], bool],
+          keep_folder: Callable[[str], bool], prefix: str = "") -> tuple[DirRecord | None, int]:
+    """Directory `new` with the entries of `old` that new lacks put back where `keep_file(path)`
+    (a file) or `keep_folder(path + "/")` (a whole folder, taken as it is) says so; a folder
+    that is not kept whole is grafted entry by entry. Returns the new directory's record and how
+    many files were put back, or (None, 0) when none was: then no node was changed. Where both
+    sides have a name, new's entry wins (a file that became a folder stays a folder). Nodes are
+    rebuilt only on the paths where something is put back, plus the folders that differ."""
+    if new == old:
+        return None, 0
+    before = iter_dir(store, old)
+    after = iter_dir(store, new) if new is not None else iter(())
+    out = DirBuilder(store)
+    put_back = 0
+    a, b = next(before, None), next(after, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            assert a is not None
+            name, rec = a
+            path = prefix + name
+            if isinstance(rec, FileRecord):
+                if keep_file(path):
+                    out.add_file(name, rec)
+                    put_back += 1
+            elif keep_folder(path + "/"):
+                out.add_dir(name, rec)
+                put_back += rec.files
+            else:
+                sub, n = graft(store, None, rec.digest, keep_file, keep_folder, path + "/")
+                if sub is not None:
+                    out.add_dir(name, sub)
+                    put_back += n
+            a = next(before, None)
+            continue
+        name, rec_b = b
+        if a is not None and a[0] == name:
+            rec_a = a[1]
+            if isinstance(rec_a, DirRecord) and isinstance(rec_b, DirRecord) and rec_a.digest != rec_b.digest:
+                sub, n = graft(store, rec_b.digest, rec_a.digest, keep_file, keep_folder, prefix + name + "/")
+                if sub is not None:
+                    rec_b = sub
+                    put_back += n
+            a = next(before, None)
+        if isinstance(rec_b, DirRecord):
+            out.add_dir(name, rec_b)
+        else:
+            out.add_file(name, rec_b)
+        b = next(after, None)
+    if not put_back:
+        return None, 0
+    return out.finish(), put_back
+
+
 def _one_side(store: TreeStore, path: str, rec: Record, deleted: bool) -> Iterator[Change]:
     if isinstance(rec, FileRecord):
         yield (path, rec, None) if deleted else (path, None, rec)

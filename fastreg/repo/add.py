@@ -17,7 +17,7 @@ from fastreg.objects import tree as tr
 from fastreg.progress import Progress, phase
 from fastreg.repo.build import Builder, now_ns
 from fastreg.repo.project import Project, Target
-from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile
+from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile, split
 from fastreg.repo.workspace import (
     default_jobs,
     read_meta_quiet,
@@ -32,14 +32,16 @@ class AddResult:
     changed: bool
     new: bool = False  # the path was not tracked before
     skipped: tuple[tuple[str, str], ...] = ()  # (path, why) of entries not recorded (build.SYMLINK_POLICY)
+    kept: int = 0  # recorded files never checked out here, kept in the new version (not deleted)
 
 
 def add(project: Project, paths: Iterable[str], jobs: int | None = None,
-        progress: Progress | None = None, force: bool = False) -> list[AddResult]:
+        progress: Progress | None = None, force: bool = False, prune: bool = False) -> list[AddResult]:
     """Track paths. Without force, an imported path is refused (`update` follows its source;
-    recording it as the project's own data would drop the import), and so is a directory whose
-    metafile names files that are neither in the workspace nor in the cache (a partial pull:
-    recording it would silently drop them)."""
+    recording it as the project's own data would drop the import). A directory's recorded files
+    that were never in this workspace (no stat cache entry: a partial pull, a killed pull, a
+    shared cache) stay in the new version, as they are; only files that were here and are gone
+    are recorded as deleted. With prune (or force), the workspace is recorded exactly."""
     targets = [project.target(p) for p in paths]
     for t in targets:
         if not os.path.lexists(t.data):
@@ -68,37 +70,42 @@ def add(project: Project, paths: Iterable[str], jobs: int | None = None,
     phase(progress, "scan + hash")
     with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-hash") as pool:
         for t in targets:
-            results.append(_add_one(project, t, pool, progress, force))
+            results.append(_add_one(project, t, pool, progress, force, prune or force))
     return results
 
 
-def _never_pulled(project: Project, old: mf.Metafile, new_digest: bytes) -> tuple[int, str | None]:
-    """How many files the old version of a directory has that its new version lacks and the
-    cache never had (so they were never in this workspace), and the first of them."""
+def _keep_never_here(project: Project, old: mf.Metafile, new: tr.DirRecord, here: StatFile) -> tuple[tr.DirRecord, int]:
+    """The new version of a directory with the old version's files that were never in this
+    workspace put back (`here`: the stat cache as it was before this add), and how many."""
     if not project.cache.tree_path(old.digest).exists():
-        return 0, None
-    count, first = 0, None
+        return new, 0  # nothing to compare with (a tree the cache lacks)
+
+    def keep_file(path: str) -> bool:
+        folder, name = split(path)
+        return name not in here.names(folder)
+
     try:
-        for path, before, after in tr.diff(project.cache, old.digest, new_digest):
-            if after is None and before is not None and not project.cache.has_file(before.digest):
-                count += 1
-                first = first or path
+        rec, kept = tr.graft(project.cache, new.digest, old.digest, keep_file, lambda p: not here.had_under(p))
     except (DecodeError, FastregError):
-        return 0, None  # an old tree the cache lacks in part: nothing to compare with
-    return count, first
+        return new, 0  # an old tree the cache lacks in part: nothing to compare with
+    return (rec, kept) if rec is not None else (new, 0)
 
 
 def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Progress | None,
-             force: bool) -> AddResult:
+             force: bool, prune: bool) -> AddResult:
     started = now_ns()
     cache_file = StatCache(project.state_dir, t.rel)
     removals = project.cache.removals()  # before any object is looked at
     old = StatFile(cache_file.path)  # read while the new one is written: replaced at commit()
     writer = StatCacheWriter(cache_file, started, removals)
     builder = Builder(project.cache, old, writer, pool, progress, stored=old.removals == removals)
+    previous = read_meta_quiet(project, t)
+    kept = 0
     try:
         if t.data.is_dir():
             rec = builder.build_dir(str(t.data), "")
+            if previous is not None and previous.kind == "dir" and not prune:
+                rec, kept = _keep_never_here(project, previous, rec, old)
             meta = mf.Metafile(t.name, "dir", rec.digest, rec.size, rec.files)
         else:
             frec = builder.build_file(str(t.data), t.name)
@@ -113,14 +120,6 @@ def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Pr
         raise
     finally:
         old.close()
-    previous = read_meta_quiet(project, t)
-    if previous is not None and previous.kind == "dir" and meta.kind == "dir" and not force:
-        missing, first = _never_pulled(project, previous, meta.digest)
-        if missing:
-            raise PathError(f"{t.rel}: {missing} recorded {'file is' if missing == 1 else 'files are'} neither in "
-                            f"the workspace nor in the cache (first: {first}; a partial pull?); run "
-                            f"`fastreg pull {t.rel}` first, or `fastreg add --force {t.rel}` to record them as "
-                            "deleted")
     changed = project.write_meta(t, meta)
     project.ignore(t)
-    return AddResult(t, meta, changed, previous is None, tuple(builder.skipped))
+    return AddResult(t, meta, changed, previous is None, tuple(builder.skipped), kept)

@@ -26,7 +26,7 @@ from fastreg.errors import DecodeError, FileSystemError, MetafileError
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.repo.cache import WORKSPACE_TMP_MARK, Cache, is_workspace_tmp
-from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile, canonical, fingerprint
+from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile, canonical, fingerprint, split
 
 HASH_BATCH = 64
 AHEAD = 8  # folders listed ahead of the walk
@@ -39,8 +39,8 @@ Listing = tuple[bytes, int, int, list[str], int]  # list_folder's answer
 class Changes:
     added: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)  # gone from the workspace, in the cache
-    not_pulled: list[str] = field(default_factory=list)  # gone from the workspace, never in the cache
+    deleted: list[str] = field(default_factory=list)  # was in the workspace (stat cache), is gone
+    not_pulled: list[str] = field(default_factory=list)  # never in this workspace (no stat cache entry)
     folders_read: int = 0  # folders compared file by file (the others matched their fingerprint)
     # For a check-out's plan (memory follows the changes): the tree's record of each modified,
     # deleted and not-pulled file, the workspace digest of each added and modified one, and temp
@@ -160,11 +160,19 @@ class _Scan:
                 self.gone(prefix + name + "/", subs[name].digest)
 
     def gone(self, prefix: str, digest: bytes) -> None:
-        """A folder of the tree that is not in the workspace: every file under it."""
+        """A folder of the tree that is not in the workspace: every file under it, a deletion if
+        it was here (the old stat cache has an entry for it), else never checked out here."""
         self.out.folders_read += 1
+        here = self.old.had_under(prefix)
+        names: dict[str, frozenset[str]] = {}
         for rel, rec in tr.walk(self.cache, digest, prefix):
-            (self.out.deleted if self.cache.has_file(rec.digest) else self.out.not_pulled).append(rel)
             self.out.records[rel] = rec
+            folder, name = split(rel)
+            if here and name in (names.get(folder) or names.setdefault(folder, self.old.names(folder))):
+                self.out.deleted.append(rel)
+                self.writer.seen(rel)
+            else:
+                self.out.not_pulled.append(rel)
 
     def keep_clean(self) -> None:
         for prefix in self.clean:
@@ -200,7 +208,8 @@ class _Scan:
         except OSError as exc:
             raise FileSystemError(f"cannot stat {exc.filename}: {exc.strerror}") from None
         present = [(name, p, st) for (name, p), st in zip(files, stats, strict=True) if st is not None]
-        digests = self._digests(self.old.entries(prefix), present)
+        known = self.old.entries(prefix)
+        digests = self._digests(known, present)
         changed = False
         for name, _, st in present:
             digest, chunks, stat_key, trusted = digests[name]
@@ -220,7 +229,11 @@ class _Scan:
             # changed); a new hash is recorded unless it is racy (the writer decides).
             self.writer.append(prefix + name, stat_key, digest, chunks, settled=trusted)
         for name, rec in expected.items():  # in the tree, not in the workspace
-            (self.out.deleted if self.cache.has_file(rec.digest) else self.out.not_pulled).append(prefix + name)
+            if name in known:  # it was here: deleted (and still known as such next time)
+                self.out.deleted.append(prefix + name)
+                self.writer.seen(prefix + name)
+            else:  # never checked out here: no change, but the folder is not its tree node either
+                self.out.not_pulled.append(prefix + name)
             self.out.records[prefix + name] = rec
             changed = True
         if tree is not None and not changed and odd == 0:

@@ -23,6 +23,13 @@ could be rewritten in the same timestamp tick without its stat changing, so it i
 simply hashed again next time (the "racy git" problem). A fingerprint is stored under the same
 rule, for its newest file.
 
+A file whose stat cannot be trusted yet (racy), and a tracked file found missing from the
+workspace after it was here, keep a *presence* entry: size -1 (which no stat matches), no digest.
+The stat cache so also answers "was this file ever in this workspace?": a recorded file with no
+entry at all was never checked out here (a partial pull, a pull killed midway, objects another
+project put in a shared cache) and is "not in the workspace", while one with an entry that is
+gone now was deleted by the user. `add` keeps the first kind in the new version.
+
 Files that checkout writes are the exception ("settled"): their mtime is moved one nanosecond
 into the past while they still sit under a private temp name (see `settle`), so any later write
 to them, even in the same timestamp tick, gives a different mtime.  They are stored at once;
@@ -44,6 +51,7 @@ from fastreg.objects import codec
 RACY_NS = 50_000_000  # 50 ms: several timestamp ticks on every Linux filesystem
 
 Entry = tuple[int, int, int, bytes, bytes]  # ino, size, mtime_ns, digest, chunks
+PRESENT = -1  # the size of a presence entry: the file was here; its stat is not trusted
 
 
 def _key(st: os.stat_result | tuple[int, ...]) -> tuple[int, int, int]:
@@ -96,6 +104,7 @@ class StatFile:
         self.path = path
         self.folders: dict[str, FolderRec] = {}
         self.removals = b""  # the cache's removal token when this file was written (Cache.removals)
+        self._had: set[str] | None = None  # folder prefixes with entries at or below them
         self._fd = -1
         try:
             self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -144,6 +153,21 @@ class StatFile:
         except (ValueError, TypeError, DecodeError):
             return {}
         return out
+
+    def names(self, prefix: str) -> frozenset[str]:
+        """The files of one folder that were in the workspace when this cache was written (any
+        entry, presence entries included)."""
+        return frozenset(self.entries(prefix))
+
+    def had_under(self, prefix: str) -> bool:
+        """Whether any file at or below the folder `prefix` ("" for the target) has an entry."""
+        if self._had is None:
+            self._had = set()
+            for p, rec in self.folders.items():
+                if rec.spans:
+                    parts = p.split("/")[:-1]
+                    self._had.update("".join(x + "/" for x in parts[:k]) for k in range(len(parts) + 1))
+        return prefix in self._had
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -195,12 +219,9 @@ class StatCache:
         self._folder(prefix)
         ino, size, mtime_ns = _key(st)
         if not settled and mtime_ns >= started_ns - RACY_NS:
-            if rel in self.entries:
-                del self.entries[rel]
-                self.changed = True
-                self._touched.add(prefix)
-            return
-        new = (ino, size, mtime_ns, digest, chunks)
+            new = (ino, PRESENT, mtime_ns, b"", b"")  # here, but too recent to trust
+        else:
+            new = (ino, size, mtime_ns, digest, chunks)
         if self.entries.get(rel) != new:
             self.entries[rel] = new
             self.changed = True
@@ -236,6 +257,16 @@ class StatCache:
         finally:
             old.close()
             self._old = None
+
+
+def ever_here(state_dir: Path, target_rel: str) -> bool:
+    """Whether any of a target's files was ever in this workspace (its stat cache has an entry):
+    a target that is gone now was deleted, one never here was never pulled."""
+    f = StatFile(StatCache(state_dir, target_rel).path)
+    try:
+        return f.had_under("")
+    finally:
+        f.close()
 
 
 def canonical(rel: str) -> list[str]:
@@ -293,11 +324,21 @@ class StatCacheWriter:
 
     def append(self, rel: str, key: tuple[int, int, int], digest: bytes, chunks: bytes,
                settled: bool = False) -> None:
-        """key: (ino, size, mtime_ns) of the file as it was read (or, settled, as settle() left it)."""
+        """key: (ino, size, mtime_ns) of the file as it was read (or, settled, as settle() left it).
+        A racy file gets a presence entry: it was here, its stat is not trusted."""
+        prefix, name = split(rel)
+        self._to(prefix)
         if settled or key[2] < self._started_ns - RACY_NS:
-            prefix, name = split(rel)
-            self._to(prefix)
             self._write(codec.packb([name, *key, digest, chunks]))
+        else:
+            self._write(codec.packb([name, key[0], PRESENT, key[2], b"", b""]))
+
+    def seen(self, rel: str) -> None:
+        """A tracked file that was in the workspace and is gone now: a presence entry keeps it a
+        deletion (not "never here") until a new version records it gone or a check-out restores it."""
+        prefix, name = split(rel)
+        self._to(prefix)
+        self._write(codec.packb([name, 0, PRESENT, 0, b"", b""]))
 
     def copy(self, prefix: str, raw: bytes) -> None:
         """A folder's entries as an old stat cache holds them (StatFile.raw), unchanged."""

@@ -14,7 +14,7 @@ from fastreg.objects import metafile as mf
 from fastreg.repo.build import now_ns
 from fastreg.repo.project import Project, Target
 from fastreg.repo.scan import scan_target
-from fastreg.repo.statcache import StatCache
+from fastreg.repo.statcache import StatCache, ever_here
 from fastreg.repo.workspace import (
     default_jobs,
     resolve_targets,
@@ -28,8 +28,8 @@ class State(StrEnum):
 
     OK = "ok"
     CHANGED = "changed"  # files added, modified or deleted (listed), or the path changed kind
-    DELETED = "deleted"  # the whole path is gone from the workspace; the cache has it
-    NOT_PULLED = "not-pulled"  # neither in the workspace nor in the cache: never pulled here
+    DELETED = "deleted"  # the whole path is gone from the workspace, where it was (stat cache)
+    NOT_PULLED = "not-pulled"  # not in the workspace and never was: never pulled here
     NOT_IN_CACHE = "not-in-cache"  # in the workspace, but its tree is not in the cache to compare with
 
 
@@ -40,9 +40,9 @@ class TargetStatus:
     state: State = State.OK
     added: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)  # gone from the workspace, still in the cache
-    # Recorded files that are neither in the workspace nor in the cache: never pulled here (a
-    # partial pull), not deleted. Not a change: `fastreg pull TARGET` brings them.
+    deleted: list[str] = field(default_factory=list)  # were in the workspace, are gone
+    # Recorded files this workspace never had (no stat cache entry: a partial or killed pull, a
+    # shared cache): not deleted and not a change; `add` keeps them, `fastreg pull TARGET` brings them.
     not_pulled: list[str] = field(default_factory=list)
 
     @property
@@ -62,9 +62,7 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
     meta = project.read_meta(t)
     res = TargetStatus(t, meta)
     if not os.path.lexists(t.data):
-        in_cache = (project.cache.has_file(meta.digest) if meta.kind == "file"
-                    else project.cache.tree_path(meta.digest).exists())
-        res.state = State.DELETED if in_cache else State.NOT_PULLED
+        res.state = State.DELETED if ever_here(project.state_dir, t.rel) else State.NOT_PULLED
         return res
     started = now_ns()
     if meta.kind == "file":

@@ -23,7 +23,7 @@ from fastreg.objects import tree as tr
 from fastreg.repo.build import now_ns
 from fastreg.repo.cache import is_workspace_tmp
 from fastreg.repo.project import Project, Target
-from fastreg.repo.statcache import StatCache
+from fastreg.repo.statcache import StatCache, ever_here
 
 
 def default_jobs() -> int:
@@ -144,12 +144,10 @@ def workspace_records(project: Project, t: Target, meta: mf.Metafile,
                       pool: ThreadPoolExecutor) -> dict[str, tr.FileRecord] | None:
     """What t's data in the workspace is, as {path relative to t (a file target: its name):
     record without chunks}, through the stat cache as status reads it. Files the metafile names
-    that were never pulled here (neither in the workspace nor in the cache) count as they are
-    recorded. None when none of t's data was ever here: the metafile says what it is."""
+    that were never in this workspace (no stat cache entry) count as they are recorded, as `add`
+    keeps them. None when none of t's data was ever here: the metafile says what it is."""
     if not os.path.lexists(t.data):
-        in_cache = (project.cache.has_file(meta.digest) if meta.kind == "file"
-                    else project.cache.tree_path(meta.digest).exists())
-        return {} if in_cache else None
+        return {} if ever_here(project.state_dir, t.rel) else None
     started = now_ns()
     sc = StatCache(project.state_dir, t.rel).load()
     if t.data.is_dir():
@@ -158,11 +156,12 @@ def workspace_records(project: Project, t: Target, meta: mf.Metafile,
     else:
         files = {t.name: os.stat(t.data)}
         digests = workspace_digests(t.data.parent, files, sc, pool, started)
+    known = set(sc.entries)  # before save(), which keeps them: files that were here
     sc.save()
     out = {rel: tr.FileRecord(_stat_size(files[rel]), d, b"", _is_exec(files[rel])) for rel, d in digests.items()}
     if meta.kind == "dir" and t.data.is_dir() and project.cache.tree_path(meta.digest).exists():
         for rel, rec in walk_tree(project, meta):
-            if rel not in out and not project.cache.has_file(rec.digest):
+            if rel not in out and rel not in known:
                 out[rel] = rec
     return out
 
