@@ -11,7 +11,7 @@ import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 from fastreg import __version__
 from fastreg.errors import DependencyError, FastregError, ReadOnlyStore, UsageError, one_line
@@ -113,10 +113,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     from fastreg.repo.project import Project
 
-    p = Project.init(Path.cwd(), args.no_scm)
+    p, existed = Project.init(Path.cwd(), args.no_scm)
+    if existed:
+        no_scm = p.config.get("core", {}).get("no_scm")
+        _say(args, f"{p.dir} is a fastreg project already" + ("" if no_scm else "; its Git set-up is in place (the "
+             "metafile merge driver registered in this clone, .gitattributes: commit it)"))
+        return 0
     _say(args, f"Initialized fastreg project in {p.dir}")
     if not args.no_scm:
-        _say(args, "Commit .fastreg/config and .fastreg/.gitignore to Git.")
+        _say(args, "Commit .fastreg/config, .fastreg/.gitignore and .gitattributes to Git.")
     return 0
 
 
@@ -150,6 +155,40 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from fastreg.errors import UnmergedError
+    from fastreg.repo import merging
+    from fastreg.repo.project import Project
+
+    project = Project.find()
+    side: Literal["ours", "theirs"] | None = "ours" if args.ours else "theirs" if args.theirs else None
+    with project.lock():
+        outcomes = merging.merge(project, args.paths, side)
+    left = 0
+    for o in outcomes:
+        meta_rel = f"{o.target}.fastreg"
+        if o.conflicts:
+            left += len(o.conflicts)
+            for c in o.conflicts:
+                print(f"CONFLICT {c.line(o.target)}", file=sys.stderr)
+        elif o.meta is None:
+            _say(args, f"Merged {meta_rel}: deleted; run `git rm {meta_rel}`")
+        else:
+            what = f"{_count(o.meta.files, 'file')}, " if o.meta.kind == "dir" else ""
+            _say(args, f"Merged {meta_rel} ({what}{_human(o.meta.size)}); run `git add {meta_rel}`, and "
+                       f"`fastreg pull {o.target}` for the files this workspace lacks")
+    if left:
+        raise UnmergedError(f"{_count(left, 'conflict')} left (listed above); take a side with `fastreg merge "
+                            "--ours|--theirs [PATH...]`, or fix the data and `fastreg add`")
+    return 0
+
+
+def cmd_merge_driver(args: argparse.Namespace) -> int:
+    from fastreg.repo import merging
+
+    return merging.run_driver(args.base, args.ours, args.theirs, args.path)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit 0 when nothing changed; with -q nothing is printed and a change exits 1 (as `dvc
     status -q`, so scripts can test it)."""
@@ -178,7 +217,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from fastreg.registry.ops import moved_sources
 
     results = status.status(project, args.targets, jobs=args.jobs)
-    moved = moved_sources([r.meta for r in results])
+    moved = moved_sources([r.meta for r in results if r.meta is not None])
+    if len(moved) != len(results):  # unmerged metafiles have no source to follow
+        it = iter(moved)
+        moved = [next(it) if r.meta is not None else None for r in results]
     dirty = any(r.changed for r in results) or any(moved)
     if args.json:
         print(json.dumps({"changed": dirty, "targets": [_status_json(r, m) for r, m in zip(results, moved,
@@ -201,9 +243,18 @@ _STATE_TEXT = {
 
 def _print_status(r: TargetStatus, moved: str | None, verbose: bool) -> None:
     lines = []
-    if r.state in _STATE_TEXT:
+    if r.state == "unmerged":  # State.UNMERGED
+        from fastreg.objects.metafile import unmerged_hint
+
+        limit = None if verbose else 20
+        lines.append(f"unmerged: a Git merge left {_count(len(r.conflicts), 'conflict')}")
+        lines += [f"conflict: {c}" for c in r.conflicts[:limit]]
+        if limit is not None and len(r.conflicts) > limit:
+            lines.append(f"conflict: ... and {len(r.conflicts) - limit} more (-v lists all)")
+        lines.append(unmerged_hint(r.target.rel) + f"; or fix the data and `fastreg add {r.target.rel}`")
+    elif r.state in _STATE_TEXT:
         lines.append(_STATE_TEXT[r.state].format(r.target.rel))
-    elif r.state == "changed" and r.meta.kind == "file":  # State.CHANGED
+    elif r.meta is not None and r.state == "changed" and r.meta.kind == "file":  # State.CHANGED
         lines.append("modified")
     else:
         limit = None if verbose else 20
@@ -215,7 +266,7 @@ def _print_status(r: TargetStatus, moved: str | None, verbose: bool) -> None:
     if r.not_pulled:
         lines.append(f"{_count(len(r.not_pulled), 'file')} not in the workspace (never pulled here; "
                      f"`fastreg pull {r.target.rel}` brings them)")
-    if moved is not None and r.meta.source is not None:
+    if moved is not None and r.meta is not None and r.meta.source is not None:
         lines.append(f"import source {r.meta.source.rev or 'default branch'} moved to {moved[:10]}; "
                      f"run `fastreg update {r.target.rel}.fastreg`")
     if lines:
@@ -227,7 +278,9 @@ def _print_status(r: TargetStatus, moved: str | None, verbose: bool) -> None:
 def _status_json(r: TargetStatus, moved: str | None) -> dict[str, object]:
     out: dict[str, object] = {"path": r.target.rel, "state": r.state.value, "added": r.added, "modified": r.modified,
                               "deleted": r.deleted, "not_pulled": r.not_pulled}
-    if r.meta.source is not None:
+    if r.conflicts:
+        out["conflicts"] = r.conflicts
+    if r.meta is not None and r.meta.source is not None:
         src = r.meta.source
         out["import"] = {"url": src.url, "path": src.path, "rev": src.rev, "rev_lock": src.rev_lock,
                          "moved_to": moved}
@@ -882,6 +935,31 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one declaratio
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-j", "--jobs", type=_jobs, default=None, help="concurrent requests")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("merge", parents=[common], help="resolve metafiles a Git merge left unmerged",
+                       description="Merge again every metafile Git has unmerged (or those PATH names), from "
+                       "the three versions in Git's index: files and folders added, deleted or modified on one "
+                       "side merge by path, only a path changed two different ways is a conflict. --ours or "
+                       "--theirs settles conflicts (all of them, or those under each PATH inside a tracked folder) "
+                       "with that side's version, as Git's `checkout --ours/--theirs` means it (during a rebase "
+                       "'ours' is the branch being rebased onto). Then `git add` the metafile. Exit 5 when "
+                       "conflicts are left. Git runs the same merge by itself for `*.fastreg` (merge driver).")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="a metafile or tracked path, or a path inside one")
+    side = p.add_mutually_exclusive_group()
+    side.add_argument("--ours", action="store_true", help="settle conflicts with our version")
+    side.add_argument("--theirs", action="store_true", help="settle conflicts with their version")
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("merge-driver", parents=[common], help="Git's merge driver for metafiles (run by Git)",
+                       description="Run by Git (`.gitattributes`: `*.fastreg merge=fastreg`; every fastreg command "
+                       "registers the command in the clone's Git config) with the ancestor's, our and their "
+                       "version of a metafile; writes the merge over OURS. Exit 0: merged; 1: conflicts "
+                       "(one line per path on stderr).")
+    p.add_argument("base", metavar="BASE")
+    p.add_argument("ours", metavar="OURS")
+    p.add_argument("theirs", metavar="THEIRS")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_merge_driver)
 
     p = sub.add_parser("remove", parents=[common], help="stop tracking a path",
                        description="Remove the metafile of each TARGET and its line in the .gitignore beside "

@@ -135,6 +135,12 @@ class MetafileError(FastregError):
     """A .fastreg metafile cannot be read: corrupt, hand-edited or from a newer fastreg."""
 
 
+class UnmergedError(MetafileError):
+    """A metafile in the middle of a Git merge: conflict markers, or conflicts a merge left."""
+
+    exit_code = 5
+
+
 class ConfigError(FastregError):
     """.fastreg/config (or config.local) is invalid."""
 

@@ -58,7 +58,7 @@ def registry(tmp_path: Path, project: Path, run, make_images, seaweed, bucket, m
 def test_listing_reading_and_fetching(registry) -> None:
     url, files, proxy = registry
     fs = fsspec.filesystem("fastreg", repo=url, rev="v1")
-    assert fs.ls("", detail=False) == ["README.md", "data"]
+    assert fs.ls("", detail=False) == [".gitattributes", "README.md", "data"]
     assert fs.info("data") == {"name": "data", "size": sum(map(len, files.values())), "type": "directory"}
     assert fs.info("data/tables/people.csv")["size"] == len(files["tables/people.csv"])
     assert sorted(fs.find("data")) == sorted(f"data/{k}" for k in files)

@@ -417,7 +417,7 @@ def test_list_of_an_empty_registry_and_of_one_without_remote(tmp_path: Path, pro
     monkeypatch.chdir(tmp_path)
     for args in ([], ["-R"]):
         out, _ = run("list", str(project), *args)
-        assert [line.split()[-1] for line in out.splitlines()] == ["README.md", "ds/"]
+        assert [line.split()[-1] for line in out.splitlines()] == [".gitattributes", "README.md", "ds/"]
     _, err = run("list", str(project), "ds", rc=1)
     assert "has no default remote" in err
 

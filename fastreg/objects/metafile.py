@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fastreg.errors import MetafileError
+from fastreg.errors import MetafileError, UnmergedError
 from fastreg.objects.digest import from_hex, to_hex
 
 METAFILE_SUFFIX = ".fastreg"
@@ -33,6 +33,10 @@ class Metafile:
     files: int
     executable: bool = False
     source: ImportSource | None = None
+    # Left by a merge that could not decide (objects/merge.py): one line per path changed two
+    # ways ("PATH: modified in ours, deleted in theirs"). Such a metafile is unmerged: only status,
+    # add and `fastreg merge` read it.
+    conflicts: tuple[str, ...] = ()
 
 
 def dumps(meta: Metafile) -> str:
@@ -54,7 +58,21 @@ def dumps(meta: Metafile) -> str:
             src["rev"] = meta.source.rev
         src["rev_lock"] = meta.source.rev_lock
         doc["import"] = src
+    if meta.conflicts:
+        doc["merge"] = {"conflicts": list(meta.conflicts)}
+        return _HEADER + _CONFLICT_HEADER + tomli_w.dumps(doc)
     return _HEADER + tomli_w.dumps(doc)
+
+
+_CONFLICT_HEADER = ("# UNMERGED: both sides changed the paths under [merge]; `fastreg merge --ours|--theirs` "
+                    "or `fastreg add` resolves it.\n")
+CONFLICT_MARKER = "<<<<<<< "
+
+
+def unmerged_hint(where: str) -> str:
+    """The commands that resolve an unmerged metafile, for every message that meets one."""
+    return (f"keep both sides with `fastreg merge {where}`, or take one side with `fastreg merge --ours {where}` "
+            f"(or --theirs); then `git add {where}`")
 
 
 def loads(text: str, where: str) -> Metafile:
@@ -66,6 +84,9 @@ def loads(text: str, where: str) -> Metafile:
             "or re-create it with `fastreg add`"
         )
 
+    if text.startswith(CONFLICT_MARKER) or "\n" + CONFLICT_MARKER in text:
+        raise UnmergedError(f"{where}: unmerged (Git left conflict markers in it: fastreg's merge driver was "
+                            f"not registered in this clone when it merged); {unmerged_hint(where)}")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -75,7 +96,7 @@ def loads(text: str, where: str) -> Metafile:
         raise MetafileError(f"{where}: metafile format {fmt} is newer than this fastreg reads; upgrade fastreg")
     if fmt != METAFILE_VERSION:
         raise bad(f"format must be {METAFILE_VERSION}")
-    known = {"format", "path", "type", "digest", "size", "files", "executable", "import"}
+    known = {"format", "path", "type", "digest", "size", "files", "executable", "import", "merge"}
     if unknown := set(doc) - known:
         raise bad(f"unknown keys {sorted(unknown)}")
     path, kind = doc.get("path"), doc.get("type")
@@ -104,4 +125,11 @@ def loads(text: str, where: str) -> Metafile:
         if not all(isinstance(v, str) and v for v in vals) or not isinstance(src.get("rev", ""), str):
             raise bad("[import] needs url, path and rev_lock strings")
         source = ImportSource(src["url"], src["path"], src.get("rev"), src["rev_lock"])
-    return Metafile(path, kind, digest, size, files, executable, source)
+    conflicts: tuple[str, ...] = ()
+    if "merge" in doc:
+        m = doc["merge"]
+        if not (isinstance(m, dict) and set(m) == {"conflicts"} and isinstance(m["conflicts"], list)
+                and all(isinstance(c, str) for c in m["conflicts"]) and m["conflicts"]):
+            raise bad("[merge] may only hold a non-empty list of conflicts")
+        conflicts = tuple(m["conflicts"])
+    return Metafile(path, kind, digest, size, files, executable, source, conflicts)

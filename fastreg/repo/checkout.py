@@ -236,6 +236,7 @@ def _apply_checkout(run: _Run, plan: _CheckoutPlan) -> None:
     for rel in plan.remove:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(base / rel)
+        plan.statcache.forget(rel)  # the version lacks it: not a file the user deleted here
         result.removed += 1
     if plan.remove:
         _prune_empty_dirs(base, {os.path.dirname(r) for r in plan.remove})

@@ -130,7 +130,7 @@ def project_diff(project: Project, a: str | None, b: str | None, targets: list[s
     within = [_rel(project, p) for p in targets] or None
     paths = sorted(p for p in metas_a.keys() | metas_b.keys()
                    if within is None or any(overlaps(p, w) for w in within))
-    _ensure_trees(project, [metas_a.get(p) for p in paths] + [metas_b.get(p) for p in paths], imports, jobs)
+    ensure_trees(project, [metas_a.get(p) for p in paths] + [metas_b.get(p) for p in paths], imports, jobs)
     changes: list[tr.Change] = []
     with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-hash") as pool:
         for p in paths:
@@ -172,7 +172,7 @@ def overlaps(target: str, within: str) -> bool:
     return target == within or within.startswith(target + "/") or target.startswith(within + "/")
 
 
-def _ensure_trees(project: Project, metas: list[mf.Metafile | None], imports: ImportOpener | None,
+def ensure_trees(project: Project, metas: list[mf.Metafile | None], imports: ImportOpener | None,
                   jobs: int | None) -> None:
     """Bring the tree nodes of the directories in metas into the project cache: own data from
     the project's remote, imports from their registry (only what the cache lacks)."""

@@ -53,29 +53,47 @@ class Project:
         here = (start or Path.cwd()).absolute()
         for d in (here, *here.parents):
             if (d / FASTREG_DIR).is_dir():
-                return cls(d)
+                project = cls(d)
+                from fastreg.repo.merging import ensure_driver
+
+                ensure_driver(project)  # per clone: a fresh clone gets it at its first command
+                return project
         raise NotAProjectError(
             f"not inside a fastreg project ({here} and its parents have no {FASTREG_DIR}/); "
             "run `fastreg init` first"
         )
 
     @classmethod
-    def init(cls, root: Path, no_scm: bool) -> Project:
+    def init(cls, root: Path, no_scm: bool) -> tuple[Project, bool]:
+        """Make root a project (in a Git work tree: with the .gitattributes that merge metafiles
+        and the merge driver registered). In an existing project, only the Git set-up is added.
+        Returns the project and whether it existed already."""
+        from fastreg.repo.merging import ensure_attributes, ensure_driver
+
         root = root.absolute()
-        if (root / FASTREG_DIR).exists():
-            raise PathError(f"{root / FASTREG_DIR} already exists: this is a fastreg project already")
+        d = root / FASTREG_DIR
+        if d.exists():
+            if not d.is_dir() or not (d / "config").exists():
+                raise PathError(f"{d} exists but is not a fastreg project's folder; move it away first")
+            project = cls(root)
+            if not project.config.get("core", {}).get("no_scm"):
+                ensure_attributes(root)
+                ensure_driver(project)
+            return project, True
         if not no_scm and not _in_git_work_tree(root):
             raise NotAProjectError(
                 f"{root} is not inside a Git work tree; run `git init` first, or use "
                 "`fastreg init --no-scm` to track data without Git"
             )
-        d = root / FASTREG_DIR
         d.mkdir()
         cfg.write_toml(d / "config", {"core": {"no_scm": no_scm}} if no_scm else {})
         (d / ".gitignore").write_text(_FASTREG_GITIGNORE)
         project = cls(root)
         project.cache.ensure()
-        return project
+        if not no_scm:
+            ensure_attributes(root)
+            ensure_driver(project)
+        return project, False
 
     @property
     def state_dir(self) -> Path:
@@ -202,7 +220,10 @@ class Project:
         walk(self.root)
         return found
 
-    def read_meta(self, t: Target) -> mf.Metafile:
+    def read_meta(self, t: Target, unmerged_ok: bool = False) -> mf.Metafile:
+        """The metafile of t. One that a Git merge left unmerged (conflict markers, or the
+        conflicts the merge driver recorded) is an UnmergedError naming the commands that resolve
+        it, unless unmerged_ok and it is the driver's (status and add read those)."""
         try:
             text = t.meta.read_text()
         except FileNotFoundError:
@@ -215,6 +236,10 @@ class Project:
                 f"{t.rel}{mf.METAFILE_SUFFIX}: says path = {meta.path!r} but sits beside {t.name!r}; "
                 "restore it from Git or re-run `fastreg add`"
             )
+        if meta.conflicts and not unmerged_ok:
+            from fastreg.repo.merging import unmerged_error
+
+            raise unmerged_error(t, meta)
         return meta
 
     def write_meta(self, t: Target, meta: mf.Metafile) -> bool:

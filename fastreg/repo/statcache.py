@@ -227,6 +227,15 @@ class StatCache:
             self.changed = True
             self._touched.add(prefix)
 
+    def forget(self, rel: str) -> None:
+        """Drop a file's entry: a check-out removed it because the version it places lacks it
+        (so it is neither a file of this workspace nor one the user deleted)."""
+        prefix = split(rel)[0]
+        self._folder(prefix)
+        if self.entries.pop(rel, None) is not None:
+            self.changed = True
+            self._touched.add(prefix)
+
     def save(self) -> None:
         """Write the cache atomically. A folder none of whose entries changed keeps its block and
         its fingerprint record as they were (a fingerprint checks itself against the folder's

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from fastreg.errors import MissingDataError
+from fastreg.errors import MissingDataError, UnmergedError
 from fastreg.objects import metafile as mf
 from fastreg.repo.build import now_ns
 from fastreg.repo.project import Project, Target
@@ -31,12 +31,13 @@ class State(StrEnum):
     DELETED = "deleted"  # the whole path is gone from the workspace, where it was (stat cache)
     NOT_PULLED = "not-pulled"  # not in the workspace and never was: never pulled here
     NOT_IN_CACHE = "not-in-cache"  # in the workspace, but its tree is not in the cache to compare with
+    UNMERGED = "unmerged"  # a Git merge left conflicts in the metafile (listed in `conflicts`)
 
 
 @dataclass(slots=True)
 class TargetStatus:
     target: Target
-    meta: mf.Metafile
+    meta: mf.Metafile | None  # None: unmerged with Git's conflict markers, unreadable
     state: State = State.OK
     added: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
@@ -44,6 +45,7 @@ class TargetStatus:
     # Recorded files this workspace never had (no stat cache entry: a partial or killed pull, a
     # shared cache): not deleted and not a change; `add` keeps them, `fastreg pull TARGET` brings them.
     not_pulled: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)  # UNMERGED: one line per conflicting path
 
     @property
     def changed(self) -> bool:
@@ -59,8 +61,15 @@ def status(project: Project, paths: Iterable[str], jobs: int | None = None) -> l
 
 
 def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> TargetStatus:
-    meta = project.read_meta(t)
+    try:
+        meta = project.read_meta(t, unmerged_ok=True)
+    except UnmergedError as exc:  # Git's conflict markers: nothing to compare with
+        return TargetStatus(t, None, State.UNMERGED, conflicts=[exc.message.split("; ")[0]])
     res = TargetStatus(t, meta)
+    if meta.conflicts:
+        res.state = State.UNMERGED
+        res.conflicts = list(meta.conflicts)
+        return res
     if not os.path.lexists(t.data):
         res.state = State.DELETED if ever_here(project.state_dir, t.rel) else State.NOT_PULLED
         return res

@@ -17,6 +17,7 @@ from fastreg.errors import (
     FileSystemError,
     MetafileError,
     PathError,
+    UnmergedError,
 )
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
@@ -31,8 +32,12 @@ def default_jobs() -> int:
 
 
 def read_meta_quiet(project: Project, t: Target) -> mf.Metafile | None:
+    """The metafile, None if there is none or it cannot be read; one a Git merge left with
+    conflict markers is an error (recording over it would drop the other side)."""
     try:
-        return project.read_meta(t)
+        return project.read_meta(t, unmerged_ok=True)
+    except UnmergedError:
+        raise
     except FastregError:
         return None
 

@@ -1,0 +1,271 @@
+"""Metafiles under Git merges: the merge driver, its registration, and `fastreg merge`.
+
+`.gitattributes` (committed, written by `fastreg init`) names the driver for `*.fastreg`; the
+driver's command lives in each clone's Git config, which is never shared, so every fastreg
+command registers it in a clone that lacks it (one read of .git/config when it is there). Git
+runs it for `git merge`, `pull`, `pull --rebase`, `rebase` and `cherry-pick` alike; the merge
+itself is objects/merge.py. Tree nodes a side has that the clone lacks are fetched from the
+project's remote (trees only, never data); merged nodes go into the cache, and the next push
+uploads them like any others."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastreg import git
+from fastreg.errors import FastregError, PathError, UnmergedError
+from fastreg.objects import merge as mg
+from fastreg.objects import metafile as mf
+from fastreg.objects import tree as tr
+from fastreg.repo.project import Project, Target
+
+ATTRIBUTES = ("*.fastreg merge=fastreg", ".gitignore merge=union")
+_ATTR_HEADER = "# fastreg: metafiles merge by path, .gitignore lines from both sides are kept\n"
+DRIVER_NAME = "fastreg metafile merge (by path)"
+
+
+def driver_command() -> str:
+    """The command Git runs: this interpreter, so a virtualenv that is not on PATH still works
+    (registration follows it when it moves: every command checks)."""
+    return f"{shlex.quote(sys.executable)} -m fastreg merge-driver %O %A %B %P"
+
+
+def _git_config_file(start: Path) -> Path | None:
+    """The clone's .git/config without running git (a linked worktree or submodule: None)."""
+    for d in (start, *start.parents):
+        g = d / ".git"
+        if g.is_dir():
+            return g / "config"
+        if g.exists():
+            return None
+    return None
+
+
+def ensure_driver(project: Project) -> bool:
+    """Register the merge driver in this clone's Git config if it is not there (or names another
+    interpreter). True when it was registered now. Never fails a command: a clone whose config
+    cannot be written keeps working, and the unmerged-metafile error says what to run."""
+    if project.config.get("core", {}).get("no_scm"):
+        return False
+    want = driver_command()
+    cfg = _git_config_file(project.root)
+    if cfg is not None:
+        try:
+            if f"driver = {want}\n" in cfg.read_text(errors="replace"):
+                return False
+        except OSError:
+            pass
+    try:
+        git.run(["config", "merge.fastreg.name", DRIVER_NAME], cwd=project.root)
+        git.run(["config", "merge.fastreg.driver", want], cwd=project.root)
+    except FastregError:
+        return False
+    return True
+
+
+def ensure_attributes(root: Path) -> bool:
+    """The .gitattributes lines at the project's root (added to what is there). True if written."""
+    path = root / ".gitattributes"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        text = ""
+    have = {line.strip() for line in text.splitlines()}
+    missing = [a for a in ATTRIBUTES if a not in have]
+    if not missing:
+        return False
+    if text and not text.endswith("\n"):
+        text += "\n"
+    Project.write_text_atomic(path, text + (_ATTR_HEADER if _ATTR_HEADER.strip() not in have else "")
+                              + "".join(a + "\n" for a in missing))
+    return True
+
+
+def _parse(text: str, where: str) -> mf.Metafile | None:
+    return mf.loads(text, where) if text.strip() else None
+
+
+def _ensure_trees(project: Project, metas: Iterable[mf.Metafile | None]) -> None:
+    from fastreg.repo.diff import ensure_trees
+
+    own: list[mf.Metafile | None] = [m for m in metas if m is not None and m.source is None]
+    ensure_trees(project, own, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeOutcome:
+    target: str  # project-relative data path
+    meta: mf.Metafile | None
+    conflicts: tuple[mg.Conflict, ...]
+
+
+def _merge(project: Project, rel: str, base: mf.Metafile | None, ours: mf.Metafile | None,
+           theirs: mf.Metafile | None, resolve: mg.Resolver) -> MergeOutcome:
+    _ensure_trees(project, (base, ours, theirs))
+    merged, conflicts = mg.merge_metafiles(project.cache, base, ours, theirs, resolve)
+    return MergeOutcome(rel, merged, conflicts)
+
+
+def run_driver(base_file: str, ours_file: str, theirs_file: str, path: str) -> int:
+    """Git's merge driver: merge the three versions, write the result over `ours_file`; exit 0
+    when merged, 1 (Git's "conflict") with one line per conflicting path on stderr."""
+    where = Path.cwd() / path
+    project = Project.find(where.parent)
+    t = project.target_from_meta(where)
+    rel_meta = f"{t.rel}{mf.METAFILE_SUFFIX}"
+    ours_text = Path(ours_file).read_text()
+    try:
+        base = _parse(Path(base_file).read_text(), rel_meta)
+        ours = _parse(ours_text, rel_meta)
+        theirs = _parse(Path(theirs_file).read_text(), rel_meta)
+        out = _merge(project, t.rel, base, ours, theirs, lambda _: None)
+    except FastregError as exc:
+        # Nothing merged: our side stays, marked unmerged so `fastreg status` explains it, and
+        # `fastreg merge` retries from Git's index once the cause is fixed.
+        print(f"fastreg merge: {rel_meta}: cannot merge: {exc.message}", file=sys.stderr)
+        try:
+            kept = mf.loads(ours_text, rel_meta)
+        except FastregError:
+            return 1
+        Path(ours_file).write_text(mf.dumps(_mark(kept, (f"not merged: {exc.message}",))))
+        return 1
+    if out.meta is not None:
+        Path(ours_file).write_text(mf.dumps(out.meta))
+    for c in out.conflicts:
+        print(f"fastreg merge: CONFLICT {c.line(t.rel)}", file=sys.stderr)
+    if out.conflicts:
+        print(f"fastreg merge: resolve with `fastreg merge --ours|--theirs {t.rel}` (or fix the data and "
+              f"`fastreg add {t.rel}`), then `git add {rel_meta}`", file=sys.stderr)
+    return 1 if out.conflicts else 0
+
+
+def _mark(meta: mf.Metafile, lines: tuple[str, ...]) -> mf.Metafile:
+    from dataclasses import replace
+
+    return replace(meta, conflicts=lines)
+
+
+def _top(project: Project) -> Path:
+    out = git.run(["rev-parse", "--show-toplevel"], cwd=project.root).stdout.decode().strip()
+    return Path(out)
+
+
+def unmerged_metafiles(project: Project) -> dict[str, dict[int, str]]:
+    """Project-relative metafile path -> {stage: blob} for every metafile Git has unmerged."""
+    top = _top(project)
+    out: dict[str, dict[int, str]] = {}
+    listing = git.run(["ls-files", "-u", "-z", "--full-name", "--", "*" + mf.METAFILE_SUFFIX], cwd=top).stdout
+    for item in listing.split(b"\0"):
+        if not item:
+            continue
+        info, _, name = item.partition(b"\t")
+        _, blob, stage = info.decode().split()
+        full = top / os.fsdecode(name)
+        try:
+            rel = full.relative_to(project.root).as_posix()
+        except ValueError:
+            continue
+        out.setdefault(rel, {})[int(stage)] = blob
+    return out
+
+
+def _blob(project: Project, blob: str | None) -> str:
+    if blob is None:
+        return ""
+    return git.run(["cat-file", "blob", blob], cwd=project.root).stdout.decode()
+
+
+def merge(project: Project, paths: list[str], side: mg.Side | None) -> list[MergeOutcome]:
+    """`fastreg merge [--ours|--theirs] [PATH...]`: merge again, from the three versions Git keeps
+    in its index, every unmerged metafile (or those PATH names; a PATH inside a tracked folder
+    limits --ours/--theirs to the conflicts under it). Writes each result; conflicts that remain
+    are returned (the metafile then records them)."""
+    pending = unmerged_metafiles(project)
+    chosen: dict[str, list[str]] = {}  # metafile rel -> inner paths ([]: all)
+    for p in paths:
+        t = project.target(p)
+        meta_rel = f"{t.rel}{mf.METAFILE_SUFFIX}"
+        if meta_rel in pending:
+            chosen.setdefault(meta_rel, [])
+            continue
+        owner = project.tracked_ancestor(t) or _unmerged_owner(project, t, pending)
+        if owner is None or f"{owner.rel}{mf.METAFILE_SUFFIX}" not in pending:
+            raise PathError(f"{p}: no merge in progress for it (Git has no unmerged metafile there); "
+                            f"`git status` shows what is unmerged")
+        chosen.setdefault(f"{owner.rel}{mf.METAFILE_SUFFIX}", []).append(t.rel[len(owner.rel) + 1 :])
+    if not paths:
+        chosen = {rel: [] for rel in pending}
+        if not chosen:
+            raise PathError("no metafile is unmerged (nothing to merge; `git status` shows what is)")
+    out = []
+    for meta_rel, inner in sorted(chosen.items()):
+        stages = pending[meta_rel]
+        texts = [_blob(project, stages.get(n)) for n in (1, 2, 3)]
+        base, ours, theirs = (_parse(x, meta_rel) for x in texts)
+
+        t = project.target(str(project.root / meta_rel))
+        settled = _settled(project, t, ours, theirs)
+
+        def resolve(path: str, inner: list[str] = inner,
+                    settled: dict[str, mg.Side] | None = settled) -> mg.Side | None:
+            if side is not None and any(path == i or path.startswith(i + "/") for i in inner):
+                return side  # named now
+            if settled is not None and path in settled:
+                return settled[path]  # settled by an earlier call
+            return side if not inner else None
+
+        result = _merge(project, t.rel, base, ours, theirs, resolve)
+        if result.meta is None:
+            if t.meta.exists():
+                t.meta.unlink()
+        else:
+            project.write_meta(t, result.meta)
+        out.append(result)
+    return out
+
+
+def _settled(project: Project, t: Target, ours: mf.Metafile | None,
+             theirs: mf.Metafile | None) -> dict[str, mg.Side] | None:
+    """Conflicts an earlier `fastreg merge --ours/--theirs PATH` settled in the metafile as it is
+    now: path -> the side it took (a later call keeps them). None when nothing was settled."""
+    try:
+        current = project.read_meta(t, unmerged_ok=True)
+    except FastregError:
+        return None
+    if not current.conflicts or ours is None or theirs is None or current.kind != "dir" or ours.kind != "dir" \
+            or theirs.kind != "dir":
+        return None
+    open_paths = {line.rsplit(": ", 1)[0].removeprefix(current.path + "/") for line in current.conflicts}
+    base_text = _blob(project, unmerged_metafiles(project).get(f"{t.rel}{mf.METAFILE_SUFFIX}", {}).get(1))
+    base = _parse(base_text, t.rel)
+    _ensure_trees(project, (base, ours, theirs))
+    first = mg.merge_trees(project.cache, base.digest if base else None, ours.digest, theirs.digest)
+    out: dict[str, mg.Side] = {}
+    for c in first.conflicts:
+        if c.path in open_paths:
+            continue
+        now = tr.lookup(project.cache, current.digest, c.path)
+        out[c.path] = "theirs" if now == tr.lookup(project.cache, theirs.digest, c.path) else "ours"
+    return out
+
+
+def _unmerged_owner(project: Project, t: Target, pending: dict[str, dict[int, str]]) -> Target | None:
+    """The unmerged tracked folder that contains t (its metafile may not be readable)."""
+    for meta_rel in pending:
+        rel = meta_rel[: -len(mf.METAFILE_SUFFIX)]
+        if t.rel.startswith(rel + "/"):
+            return project.target_from_meta(project.root / meta_rel)
+    return None
+
+
+def unmerged_error(t: Target, meta: mf.Metafile) -> UnmergedError:
+    where = f"{t.rel}{mf.METAFILE_SUFFIX}"
+    n = len(meta.conflicts)
+    return UnmergedError(f"{where}: unmerged: {n} conflict{'s' if n != 1 else ''} from a Git merge (first: "
+                         f"{meta.conflicts[0]}); {mf.unmerged_hint(t.rel)}, or fix the data and `fastreg add {t.rel}`")
+
