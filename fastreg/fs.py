@@ -278,7 +278,11 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 roots.add(meta.digest)
         if records:
             with self._lock:
-                self.session.fetch_files(records, sorted(roots))
+                res = self.session.fetch_files(records, sorted(roots))
+            if res.damaged:
+                from fastreg.transfer.fetch import damage_error
+
+                raise damage_error(res.damaged, lambda d: f"file {d.hex()}", res.files)
 
     def _with_chunks(self, meta: mf.Metafile) -> FileRecord:
         """A single-file target's record with its chunk list (from the remote's file record)."""

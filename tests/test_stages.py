@@ -118,21 +118,21 @@ async def planned(store: MemoryStore, cache: Cache, mirror: RemoteIndex,
     return batch, planner.plan(batch)
 
 
-async def test_fetch_writer_refuses_a_corrupt_response_and_writes_nothing(cache: Cache, mirror: RemoteIndex) -> None:
+async def test_fetch_writer_writes_only_the_good_files_of_a_damaged_response(cache: Cache, mirror: RemoteIndex) -> None:
     store = MemoryStore()
     x, y = os.urandom(1000), os.urandom(1000)
     await put_pack(store, mirror, [x, y])
     batch, (req,) = await planned(store, cache, mirror, [whole(x), whole(y)])
     body = bytearray(await store.get(pk.pack_key(req.pack), req.start, req.end))
     writer = fe.FetchWriter(store, cache)
-    bad = bytearray(body)
-    bad[1500] ^= 1
-    with pytest.raises(IntegrityError, match=h(y).hex()):
-        writer.write(batch, req, memoryview(bad))
-    with pytest.raises(IntegrityError, match="truncated"):
-        writer.write(batch, req, memoryview(body)[:-1])
+    short = writer.write(batch, req, memoryview(body)[:-1])
+    assert short == ([], {h(x): "truncated", h(y): "truncated"})
     assert not cache.has_file(h(x)) and not cache.has_file(h(y))
-    assert writer.write(batch, req, memoryview(body)) == [whole(x), whole(y)]
+    bad = bytearray(body)
+    bad[1500] ^= 1  # y's bytes: x is still good and written
+    assert writer.write(batch, req, memoryview(bad)) == ([whole(x)], {h(y): "corrupt"})
+    assert cache.has_file(h(x)) and not cache.has_file(h(y))
+    assert writer.write(batch, req, memoryview(body)) == ([whole(x), whole(y)], {})  # x: already there
     assert cache.file_path(h(y)).read_bytes() == y
     assert leftovers(cache) == []
 
@@ -149,7 +149,7 @@ async def test_fetch_writer_assembles_a_file_from_two_packs(cache: Cache, mirror
     done = []
     for req in reqs:
         body = memoryview(await store.get(pk.pack_key(req.pack), req.start, req.end))
-        assert writer.write(batch, req, body) == []  # no one-chunk file here
+        assert writer.write(batch, req, body) == ([], {})  # no one-chunk file here
         done.append(writer.assemble(batch, req, body))
     assert done[0] == [] and len(done[1]) == 1  # complete only with its last chunk
     assert not cache.has_file(rec.digest)  # not before its whole-file digest is checked
@@ -192,7 +192,7 @@ async def test_fetch_files_downloads_everything_once_and_counts_it(cache: Cache,
     assert (again.files, again.skipped) == (0, 42)
 
 
-async def test_fetch_files_failure_leaves_no_temp_files(cache: Cache, mirror: RemoteIndex) -> None:
+async def test_fetch_files_reports_damage_and_leaves_no_temp_files(cache: Cache, mirror: RemoteIndex) -> None:
     store = MemoryStore()
     parts = [os.urandom(4000) for _ in range(4)]
     pack = await put_pack(store, mirror, parts[:2])
@@ -201,9 +201,12 @@ async def test_fetch_files_failure_leaves_no_temp_files(cache: Cache, mirror: Re
     data = bytearray(store.objects[key][0])
     data[-1] ^= 1
     store.objects[key] = (bytes(data), 0.0)
-    with pytest.raises(IntegrityError, match=key):
-        await fe.fetch_files(store, cache, mirror, [chunked(parts)], [], fe.FetchOptions(jobs=2))
+    res = await fe.fetch_files(store, cache, mirror, [chunked(parts)], [], fe.FetchOptions(jobs=2))
+    assert [(d.file, d.why) for d in res.damaged] == [(chunked(parts), "corrupt")] and key in res.damaged[0].where
     assert leftovers(cache) == [] and not cache.has_file(chunked(parts).digest)
+    store.objects.pop(key)  # a pack that is gone is damage too, named as missing
+    res = await fe.fetch_files(store, cache, mirror, [chunked(parts)], [], fe.FetchOptions(jobs=2))
+    assert [d.why for d in res.damaged] == ["missing"] and leftovers(cache) == []
 
 
 # -- push --------------------------------------------------------------------------------------

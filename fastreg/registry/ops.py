@@ -37,7 +37,7 @@ from fastreg.repo import remotes as rm
 from fastreg.repo.arrivals import Alongside, Arrivals
 from fastreg.repo.cache import Cache
 from fastreg.repo.project import Project, Target
-from fastreg.transfer.fetch import FetchResult
+from fastreg.transfer.fetch import FetchResult, damage_error
 from fastreg.transfer.index import RemoteIndex, mirror_path
 from fastreg.transfer.session import RemoteSession
 
@@ -334,8 +334,18 @@ def _fetch_while(session: RemoteSession, cache: Cache, files: list[tuple[str, Fi
         res = session.fetch_files([r for _, r in files], [root], progress, on_arrival=side.arrivals.note)
     finally:
         side.close()
+    _raise_damage(res, files)
     side.result()
     return res
+
+
+def _raise_damage(res: FetchResult, files: list[tuple[str, FileRecord]]) -> None:
+    """A download that found damaged files fails naming each by its path (exit 3); the rest of
+    what it brought is in the cache."""
+    if res.damaged:
+        wanted = {d.file.digest for d in res.damaged}
+        names = {r.digest: p for p, r in files if r.digest in wanted}
+        raise damage_error(res.damaged, lambda d: names.get(d, d.hex()), res.files)
 
 
 # -- import / update (inside a project) ------------------------------------------------------
@@ -382,6 +392,7 @@ def _materialize_into_project(project: Project, reg: Registry, loc: Located, t: 
                 raise
         else:
             res = session.fetch_files([r for _, r in files], [loc.meta.digest], progress)
+            _raise_damage(res, files)
     return meta, res.bytes
 
 

@@ -32,7 +32,7 @@ from fastreg.repo.gc import referenced_metas
 from fastreg.repo.project import Project, Target
 from fastreg.repo.workspace import resolve_selection, under
 from fastreg.transfer.check import clear_damage, damage_recorded, load_damage
-from fastreg.transfer.fetch import FetchResult
+from fastreg.transfer.fetch import Damage, FetchResult, damage_error
 from fastreg.transfer.gc import GcKeep, RemoteGcResult
 from fastreg.transfer.index import RemoteIndex, mirror_path
 from fastreg.transfer.push import PushWork
@@ -337,12 +337,32 @@ def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs:
 
         if trees_ready is not None:
             trees_ready()
+        damaged: list[Damage] = []
         for src in sources:
             res = _fetch_files(cache, src.session, src.selected, progress, on_arrival)
             files, nbytes, requests, skipped = (files + res.files, nbytes + res.bytes, requests + res.requests,
                                                 skipped + res.skipped)
+            damaged += res.damaged
+        if damaged:
+            raise damage_error(tuple(damaged),
+                               _paths_of(cache, {d.file.digest for d in damaged}, selected), files)
     names = ", ".join(src.name for src in sources) or "nowhere (nothing selected)"
     return SyncResult(names, files, nbytes, 0, requests, skipped), selected
+
+
+def _paths_of(cache: Cache, digests: set[bytes], selected: list[Selected]) -> Callable[[bytes], str]:
+    """file digest -> its project path (the first of them) in the selection: a walk of the trees,
+    paid only when something was damaged."""
+    found: dict[bytes, str] = {}
+    for s in selected:
+        if s.meta.kind == "file":
+            if s.meta.digest in digests:
+                found.setdefault(s.meta.digest, s.target.rel)
+            continue
+        for p, r in tr.walk(cache, s.meta.digest):
+            if r.digest in digests and _under(p, s.subpath):
+                found.setdefault(r.digest, f"{s.target.rel}/{p}")
+    return lambda d: found.get(d, f"file {d.hex()}")
 
 
 def _fetch_files(cache: Cache, session: RemoteSession, selected: list[Selected],

@@ -16,7 +16,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import xxhash
@@ -41,6 +41,30 @@ class FetchResult:
     bytes: int
     requests: int
     skipped: int = 0  # files the cache had already
+    # Files that could not be fetched whole: a chunk that does not match its digest, a pack that
+    # is truncated or gone, even after the mirror was refreshed from the remote and they were
+    # asked for again. Nothing of them was written; every other file was.
+    damaged: tuple[Damage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    file: FileRecord
+    where: str  # the pack (its URL) the file needed
+    why: str  # "corrupt" (bytes that do not match their digest), "truncated" or "missing"
+
+
+def damage_error(damaged: tuple[Damage, ...], name: Callable[[bytes], str], fetched: int) -> IntegrityError:
+    """The one error for files a download found damaged: each named (`name`: a file digest ->
+    its path, or what the caller calls it), with the pack it needed and what was wrong, and the
+    truth about the rest (exit 3, as `fastreg check`)."""
+    shown = [f"{name(d.file.digest)} ({d.why} in {d.where})" for d in damaged[:10]]
+    more = f", and {len(damaged) - 10} more" if len(damaged) > 10 else ""
+    return IntegrityError(
+        f"{len(damaged)} file{'s are' if len(damaged) != 1 else ' is'} damaged on the remote and "
+        f"{'were' if len(damaged) != 1 else 'was'} not written: {', '.join(shown)}{more}; every other file was "
+        f"fetched ({fetched} downloaded now). `fastreg check --read-data` on the producer's side finds the "
+        "damage and its next `fastreg push` repairs it")
 
 
 async def fetch_trees(store: Store, cache: LocalObjects, roots: list[bytes]) -> int:
@@ -276,29 +300,32 @@ class FetchWriter:
     def __init__(self, store: Store, cache: LocalObjects) -> None:
         self.store, self.cache = store, cache
 
-    def write(self, batch: _Batch, req: RangeRequest, body: memoryview) -> list[FileRecord]:
-        """Verify the response, write its one-chunk files; return those files."""
-        self.verify(batch, req, body)
-        return self.write_whole(batch, req, body)
+    def write(self, batch: _Batch, req: RangeRequest, body: memoryview) -> tuple[list[FileRecord], dict[bytes, str]]:
+        """Verify the response, write its one-chunk files whose bytes are good; return those files
+        and the pieces that are not (chunk digest -> "corrupt" or "truncated")."""
+        bad = self.verify(req, body)
+        return self.write_whole(batch, req, body, bad), bad
 
-    def verify(self, batch: _Batch, req: RangeRequest, body: memoryview) -> None:
+    @staticmethod
+    def verify(req: RangeRequest, body: memoryview) -> dict[bytes, str]:
+        """The pieces of a response that cannot be used: all of them if it is short, else those
+        whose bytes do not match their digest."""
         if len(body) != req.end - req.start:
-            first = batch.todo[req.pieces[0].targets[0][0]]
-            raise IntegrityError(f"{self.store.where(pk.pack_key(req.pack))} is truncated (needed by file "
-                                 f"{first.digest.hex()}); nothing was written")
+            return {piece.digest: "truncated" for piece in req.pieces}
+        bad = {}
         for piece in req.pieces:
             data = body[piece.at : piece.at + piece.length]
             if len(data) != piece.length or xxhash.xxh3_128_digest(data) != piece.digest:
-                first = batch.todo[piece.targets[0][0]]
-                raise IntegrityError(
-                    f"{self.store.where(pk.pack_key(req.pack))} is corrupt or truncated: chunk "
-                    f"{piece.digest.hex()} (needed by file {first.digest.hex()}) does not match its digest; "
-                    "nothing was written")
+                bad[piece.digest] = "corrupt"
+        return bad
 
-    def write_whole(self, batch: _Batch, req: RangeRequest, body: memoryview) -> list[FileRecord]:
-        """Files that are one chunk, verified already: temp name in the object's folder, then
-        rename, GIL-free and with no shared state (responses are written in parallel)."""
-        recs = [batch.todo[file] for piece in req.pieces for file, _ in piece.targets if batch.counts[file] == 1]
+    def write_whole(self, batch: _Batch, req: RangeRequest, body: memoryview,
+                    bad: dict[bytes, str] | None = None) -> list[FileRecord]:
+        """Files that are one chunk, verified already (`bad`: pieces to leave out): temp name in
+        the object's folder, then rename, GIL-free and with no shared state (responses are
+        written in parallel)."""
+        recs = [batch.todo[file] for piece in req.pieces if not bad or piece.digest not in bad
+                for file, _ in piece.targets if batch.counts[file] == 1]
         if not recs:
             return recs
         cache = self.cache
@@ -311,11 +338,15 @@ class FetchWriter:
                 raise FileSystemError(f"cannot write {cache.file_path_str(rec.digest)}: {os.strerror(err)}")
         return recs
 
-    def assemble(self, batch: _Batch, req: RangeRequest, body: memoryview) -> list[_Assembly]:
-        """Write the response's chunks of multi-chunk files; return the files it completed (taken
-        out of the batch). Callers hold batch.lock: assemblies are shared between responses."""
+    def assemble(self, batch: _Batch, req: RangeRequest, body: memoryview,
+                 bad: dict[bytes, str] | None = None) -> list[_Assembly]:
+        """Write the response's good chunks of multi-chunk files; return the files it completed
+        (taken out of the batch; a file with a bad chunk never completes, and its temp file goes
+        with the batch). Callers hold batch.lock: assemblies are shared between responses."""
         completed = []
         for piece in req.pieces:
+            if bad and piece.digest in bad:
+                continue
             for file, offset in piece.targets:
                 if batch.counts[file] == 1:
                     continue
@@ -365,6 +396,7 @@ class FetchTally:
         batch.pending -= 1
         if batch.pending == 0:
             self.live.discard(batch)
+            batch.discard()  # files left unassembled had a damaged chunk: their temp files go
 
     def discard(self) -> None:
         for batch in self.live:
@@ -384,6 +416,7 @@ class _Download:
         self.writer = FetchWriter(store, cache)
         self.tally = FetchTally(opts)
         self.pool = ThreadPoolExecutor(max(2, opts.jobs), thread_name_prefix="fastreg-fetch")
+        self.damage: dict[bytes, Damage] = {}  # file digest -> what was wrong with what it needed
         self.queue: asyncio.Queue[tuple[_Batch, RangeRequest] | None] = asyncio.Queue(maxsize=opts.workers)
 
     def in_thread(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -402,7 +435,8 @@ class _Download:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.tally.discard()
         t = self.tally
-        return FetchResult(t.files, t.bytes, self.mirror.requests + t.requests, self.planner.skipped)
+        return FetchResult(t.files, t.bytes, self.mirror.requests + t.requests, self.planner.skipped,
+                           tuple(self.damage.values()))
 
     async def produce(self, files: Iterable[FileRecord]) -> None:
         batches = self.planner.batches(files)
@@ -432,12 +466,24 @@ class _Download:
 
     async def run_one(self, batch: _Batch, req: RangeRequest, buf: bytearray) -> None:
         # one buffer per worker, reused: at most `jobs` bodies in memory, none allocated per request
-        body = await self.store.get_into(pk.pack_key(req.pack), req.start, req.end, buf)
-        whole = await self.in_thread(self.writer.write, batch, req, body)
+        key = pk.pack_key(req.pack)
+        try:
+            body = await self.store.get_into(key, req.start, req.end, buf)
+        except ObjectNotFound:
+            body = memoryview(b"")
+            bad = {piece.digest: "missing" for piece in req.pieces}
+            whole: list[FileRecord] = []
+        else:
+            whole, bad = await self.in_thread(self.writer.write, batch, req, body)
+        for digest, why in bad.items():
+            for piece in req.pieces:
+                if piece.digest == digest:
+                    for file, _ in piece.targets:
+                        self.damage.setdefault(file, Damage(batch.todo[file], self.store.where(key), why))
         completed: list[_Assembly] = []
-        if any(batch.counts[f] != 1 for p in req.pieces for f, _ in p.targets):
+        if len(bad) < len(req.pieces) and any(batch.counts[f] != 1 for p in req.pieces for f, _ in p.targets):
             async with batch.lock:
-                completed = await self.in_thread(self.writer.assemble, batch, req, body)
+                completed = await self.in_thread(self.writer.assemble, batch, req, body, bad)
         del body
         self.tally.arrived(whole)
         for asm in completed:
@@ -452,5 +498,19 @@ async def fetch_files(store: Store, cache: LocalObjects, mirror: RemoteIndex, fi
     is consumed a batch at a time (in a thread: it may walk trees on disk), each batch planned
     (coalesced ranged reads) and fed to the workers while the next one is planned, so memory
     does not grow with the number of files. `roots` name the targets whose locator hints a
-    mirror that cannot list reads."""
-    return await _Download(store, cache, mirror, roots, opts).run(files)
+    mirror that cannot list reads.
+
+    Damage does not stop the download: every file whose bytes are good is written. The damaged
+    ones are asked for once more after the mirror is refreshed from the remote (the local mirror
+    is a cache of the remote's index: a producer's push may have repaired the data, withdrawing
+    the damaged pack's entries, since it was last read); what is still damaged is reported in
+    the result, never written."""
+    first = await _Download(store, cache, mirror, roots, opts).run(files)
+    if not first.damaged:
+        return first
+    await mirror.refresh(store, roots)
+    await asyncio.to_thread(mirror.save)
+    again = await _Download(store, cache, mirror, roots, replace(opts, total_bytes=None)).run(
+        [d.file for d in first.damaged])
+    return FetchResult(first.files + again.files, first.bytes + again.bytes, first.requests + again.requests,
+                       first.skipped, again.damaged)
