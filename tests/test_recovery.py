@@ -3,6 +3,7 @@ pull, and a clone whose copy of the remote's index went stale after a repair rec
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -63,3 +64,34 @@ def test_an_existing_clone_pulls_after_the_producer_repairs(tmp_path: Path, proj
     assert files_under(mate / "ds") == original
     run("get", str(project), "ds", "-o", str(tmp_path / "all"))
     assert files_under(tmp_path / "all") == original
+
+
+def test_commands_make_the_cache_folders_they_need(tmp_path: Path, project: Path, run, make_images,
+                                                   monkeypatch) -> None:
+    import shutil
+
+    from tests.test_registry import make_registry
+
+    make_registry(project, run, make_images, str(tmp_path / "remote"))
+    shutil.rmtree(project / ".fastreg/cache")
+    out, _ = run("diff", "cats-dogs-v1", "cats-dogs-v2")  # trees fetched from the remote again
+    assert "20 files added" in out
+    mate = tmp_path / "mate"
+    subprocess.run(["git", "clone", "-q", str(project), str(mate)], check=True)
+    monkeypatch.chdir(mate)
+    run("gc", "--all-commits", "-r")  # a fresh clone that never pulled
+
+
+def test_a_killed_commands_stat_temp_files_are_removed(project: Path, run) -> None:
+    (project / "ds").mkdir()
+    (project / "ds/a").write_text("a")
+    run("add", "ds")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stat = project / ".fastreg/state/stat"
+    leftover = stat / f"{next(stat.iterdir()).name}.{dead.pid}.0badcafe.tmp"
+    leftover.write_bytes(b"half a stat cache")
+    live = stat / f"x.{os.getpid()}.0badcafe.tmp"  # a command still writing: kept
+    live.write_bytes(b"")
+    run("status")
+    assert not leftover.exists() and live.exists()

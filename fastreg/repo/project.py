@@ -42,6 +42,8 @@ class Project:
         self.config = doc
         self.cache = Cache(cache_cfg.directory or self.dir / "cache", cache_cfg.link_types)
         self._migrate_state()
+        if self.dir.is_dir():
+            self._tidy()
         self.shared_cache = cache_cfg.directory is not None
         if self.shared_cache and self.dir.is_dir():
             with contextlib.suppress(OSError):  # a read-only cache dir: nothing of ours to protect there
@@ -125,6 +127,17 @@ class Project:
         import socket
 
         return f"{socket.gethostname()}:{self.root}"
+
+    def _tidy(self) -> None:
+        """What every command puts right first: cache folders that are gone (`rm -rf
+        .fastreg/cache`, a fresh clone) are made again, and stat cache temp files left by a
+        killed command are removed."""
+        from fastreg.repo.statcache import sweep_temps
+
+        if not self.cache.tmp_dir.is_dir():
+            with contextlib.suppress(OSError):  # a read-only shared cache: its users keep it whole
+                self.cache.ensure()
+        sweep_temps(self.state_dir)
 
     def _migrate_state(self) -> None:
         """Projects made before `.fastreg/state/` kept the same files in `.fastreg/tmp/`: move them

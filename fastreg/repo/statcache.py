@@ -268,6 +268,28 @@ class StatCache:
             self._old = None
 
 
+def sweep_temps(state_dir: Path) -> None:
+    """Remove the temp files of stat caches whose writer is gone (a command killed while it
+    wrote one): `NAME.PID.RANDOM.tmp` with no process PID. Older names (no PID) are left alone."""
+    try:
+        names = os.listdir(state_dir / "stat")
+    except OSError:
+        return
+    for name in names:
+        parts = name.split(".")
+        if len(parts) != 4 or parts[3] != "tmp" or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+            continue  # alive (or not ours to signal): leave it
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(state_dir / "stat" / name)
+
+
 def ever_here(state_dir: Path, target_rel: str) -> bool:
     """Whether any of a target's files was ever in this workspace (its stat cache has an entry):
     a target that is gone now was deleted, one never here was never pulled."""
@@ -308,7 +330,9 @@ class StatCacheWriter:
         self.path = self._final = cache.path
         self._removals = removals
         self._final.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self._final.with_name(f"{self._final.name}.{os.urandom(4).hex()}.tmp")
+        # The writer's PID in the name: a temp file whose process is gone (killed) is swept
+        # by the next command (sweep_temps), never one a live command is still writing.
+        self._tmp = self._final.with_name(f"{self._final.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         self._f = open(self._tmp, "w+b")  # noqa: SIM115 - closed in commit/abort; read back by written()
         self._f.write(MAGIC)
         self._pos = len(MAGIC)
