@@ -1045,11 +1045,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except Exception as exc:
+    except OSError as exc:
+        if exc.errno not in (28, 122):  # ENOSPC, EDQUOT: a full disk is no bug, wherever it was met
+            return _internal(exc, verbose)
         if verbose:
             traceback.print_exc()
-        print(f"error: internal error: {type(exc).__name__}: {one_line(str(exc))} (run with -v for details and "
-              "report it)", file=sys.stderr)
-        return 70
+        print(f"error: no space left on the device while writing {one_line(str(exc.filename or ''))}; free space "
+              "and run the command again", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        return _internal(exc, verbose)
+
+
+def _internal(exc: BaseException, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exc()
+    print(f"error: internal error: {type(exc).__name__}: {one_line(str(exc))} (run with -v for details and "
+          "report it)", file=sys.stderr)
+    return 70
 
 

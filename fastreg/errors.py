@@ -131,6 +131,22 @@ class DirectoryPathError(PathError, IsADirectoryError):
     """A directory where a file was asked for (opening a tracked directory); an IsADirectoryError too."""
 
 
+class NoSpaceError(FileSystemError):
+    """A disk (or quota) ran full while fastreg wrote: says where, and what helps."""
+
+
+NO_SPACE = (28, 122)  # ENOSPC, EDQUOT
+
+
+def no_space(path: object, what: str) -> NoSpaceError:
+    """The error for a write that ran out of space at `path`; `what` says whose disk it is ("the
+    cache", "the workspace"). Callers remove their temp files before raising it."""
+    hint = (" or move the cache to a larger disk (`dir` under [cache] in .fastreg/config.local)"
+            if "cache" in what else "")
+    return NoSpaceError(f"no space left on the device of {what} while writing {path}; nothing half-written was "
+                        f"left: free space and run the command again{hint}")
+
+
 class MetafileError(FastregError):
     """A .fastreg metafile cannot be read: corrupt, hand-edited or from a newer fastreg."""
 

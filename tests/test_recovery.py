@@ -7,6 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.test_check import Remote, largest, setup_project
 from tests.test_registry import files_under
 
@@ -95,3 +97,130 @@ def test_a_killed_commands_stat_temp_files_are_removed(project: Path, run) -> No
     live.write_bytes(b"")
     run("status")
     assert not leftover.exists() and live.exists()
+
+
+@pytest.fixture
+def tiny(tmp_path: Path):
+    """A 2 MiB filesystem of its own (tmpfs), to run out of space on; grown by remounting."""
+    d = tmp_path / "tiny"
+    d.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(d)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+
+    def grow() -> None:
+        subprocess.run(["mount", "-o", "remount,size=64m", str(d)], check=True)
+
+    yield d, grow
+    subprocess.run(["umount", "-l", str(d)], check=True)
+
+
+def test_no_space_during_a_pull_is_one_line_and_the_retry_works(tmp_path: Path, project: Path, run, make_images,
+                                                                 monkeypatch, tiny) -> None:
+    where, grow = tiny
+    original = setup_project(project, run, make_images, str(tmp_path / "remote"))  # 50 images, ~1.5 MB
+    make_images(project / "ds", train=40, validation=0, start=500)
+    (project / "ds/big.bin").write_bytes(os.urandom(3 << 20))  # chunked: assembled in a temp file
+    run("add", "ds")
+    run("push")
+    subprocess.run(["git", "commit", "-qam", "more"], cwd=project, check=True)
+    original = files_under(project / "ds")
+    mate = where / "mate"
+    subprocess.run(["git", "clone", "-q", str(project), str(mate)], check=True)
+    monkeypatch.chdir(mate)
+    _, err = run("pull", rc=1)
+    assert "no space left on the device" in err and ("cache" in err or "workspace" in err)
+    assert not list((mate / ".fastreg/cache").rglob(".tmp-*"))
+    grow()
+    run("pull")
+    assert files_under(mate / "ds") == original
+
+
+def test_no_space_in_the_cache_during_add_names_the_cache(tmp_path: Path, project: Path, run, make_images,
+                                                          tiny) -> None:
+    where, grow = tiny
+    (project / ".fastreg/config.local").write_text(f'[cache]\ndir = "{where / "cache"}"\n')
+    make_images(project / "ds", train=100, validation=0)  # ~3 MB
+    _, err = run("add", "ds", rc=1)
+    assert "no space left on the device of the cache" in err and str(where / "cache") in err
+    assert "cannot read" not in err and "[cache]" in err
+    grow()
+    run("add", "ds")
+    run("check", "--cache")
+
+
+def test_no_space_in_the_workspace_during_a_pull_names_the_workspace(tmp_path: Path, project: Path, run,
+                                                                     make_images, monkeypatch, tiny) -> None:
+    where, grow = tiny
+    setup_project(project, run, make_images, str(tmp_path / "remote"))
+    (project / "ds/big.bin").write_bytes(os.urandom(3 << 20))
+    run("add", "ds")
+    run("push")
+    subprocess.run(["git", "commit", "-qam", "big"], cwd=project, check=True)
+    original = files_under(project / "ds")
+    mate = where / "mate"
+    subprocess.run(["git", "clone", "-q", str(project), str(mate)], check=True)
+    (mate / ".fastreg/config.local").write_text(f'[cache]\ndir = "{tmp_path / "cache"}"\n')
+    monkeypatch.chdir(mate)
+    _, err = run("pull", rc=1)
+    assert "no space left on the device of the workspace" in err
+    assert not [p for p in (mate / "ds").rglob("*") if ".fastreg-tmp" in p.name or p.name.startswith(".tmp")]
+    grow()
+    run("pull")
+    assert files_under(mate / "ds") == original
+
+
+def test_an_import_killed_at_any_point_can_be_run_again(tmp_path: Path, project: Path, run, make_images,
+                                                         consumer: Path, monkeypatch) -> None:
+    """SIGKILL at a spread of moments (Git mirror, trees, download, check-out, metafile,
+    .gitignore); the same import run again finishes and equals a clean import."""
+    import signal
+    import sys
+    import time
+
+    from tests.test_registry import make_registry
+
+    make_registry(project, run, make_images, str(tmp_path / "remote"))
+    fastreg = str(Path(sys.executable).parent / "fastreg")
+    monkeypatch.chdir(consumer)
+    run("import", str(project), "use-cases/cats-dogs", "--rev", "cats-dogs-v2", "-o", "clean")
+    want_meta = (consumer / "clean.fastreg").read_text().replace("clean", "cd")
+    want = files_under(consumer / "clean")
+    for i, delay in enumerate([0.05, 0.15, 0.25, 0.35, 0.45, 0.6, 0.8, 1.2]):
+        out = f"cd{i}"
+        env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / f"xdg{i}")}  # a cold user cache each time
+        p = subprocess.Popen([fastreg, "import", str(project), "use-cases/cats-dogs", "--rev", "cats-dogs-v2",
+                              "-o", out], cwd=consumer, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        again = subprocess.run([fastreg, "import", str(project), "use-cases/cats-dogs", "--rev", "cats-dogs-v2",
+                                "-o", out], cwd=consumer, env=env, capture_output=True, text=True)
+        assert again.returncode == 0, f"after a kill at {delay} s: {again.stderr}"
+        assert files_under(consumer / out) == want
+        assert (consumer / f"{out}.fastreg").read_text() == want_meta.replace("cd", out)
+        assert f"/{out}" in (consumer / ".gitignore").read_text().split()
+        assert not [p.name for p in consumer.iterdir() if "fastreg-import" in p.name]
+    out, _ = run("status")
+    assert "up to date" in out
+
+
+def test_an_imported_git_file_is_pulled_in_a_teammates_clone(tmp_path: Path, project: Path, run, make_images,
+                                                              consumer: Path, monkeypatch) -> None:
+    from tests.test_lifecycle import clone, commit_consumer
+    from tests.test_registry import git, make_registry
+
+    make_registry(project, run, make_images, str(tmp_path / "remote"))
+    (project / "use-cases/classes.txt").write_text("cat\ndog\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "classes")
+    monkeypatch.chdir(consumer)
+    run("import", str(project), "use-cases/classes.txt")
+    run("import", str(project), "use-cases/cats-dogs/data/validation", "-o", "val")
+    commit_consumer(consumer, "imports")
+    mate = clone(consumer, tmp_path / "mate")
+    monkeypatch.chdir(mate)
+    run("pull")
+    assert (mate / "classes.txt").read_text() == "cat\ndog\n"
+    assert files_under(mate / "val") == files_under(project / "use-cases/cats-dogs/data/validation")
+    out, _ = run("status")
+    assert "up to date" in out

@@ -105,15 +105,21 @@ def test_corrupt_or_truncated_pack_fails_cleanly(tmp_path: Path, project: Path, 
     run("push")
     [packfile] = [p for p in (remote / "packs").rglob("*") if p.is_file()]
     good = packfile.read_bytes()
-    other = clone(project, tmp_path / "consumer", monkeypatch)
-    for damaged in (good[:100] + bytes([good[100] ^ 1]) + good[101:], good[: len(good) // 2]):
+    for i, damaged in enumerate((good[:100] + bytes([good[100] ^ 1]) + good[101:], good[: len(good) // 2])):
+        monkeypatch.chdir(project)
+        other = clone(project, tmp_path / f"consumer{i}", monkeypatch)
         packfile.write_bytes(damaged)
         _, err = run("pull", rc=3)
         assert packfile.name in err and ("corrupt" in err or "truncated" in err)
         cached = [p for p in (other / ".fastreg/cache/files").rglob("*") if p.is_file()]
         assert all(__import__("xxhash").xxh3_128_digest(p.read_bytes()).hex() == p.parent.name + p.name
                    for p in cached)
-        assert not (other / "ds").exists() or not any((other / "ds").rglob("*.jpg"))
+        # Every undamaged file was written, and only those, each with its true bytes.
+        originals = {p.relative_to(project / "ds"): p.read_bytes() for p in (project / "ds").rglob("*.jpg")}
+        placed = {p.relative_to(other / "ds"): p.read_bytes() for p in (other / "ds").rglob("*.jpg")} \
+            if (other / "ds").exists() else {}
+        assert all(originals[p] == b for p, b in placed.items()) and len(placed) < len(originals)
+        assert "were not written" in err or "was not written" in err
     packfile.write_bytes(good)
     run("pull")
 

@@ -148,11 +148,28 @@ class Registry:
         return RemoteSession(store, cache, mirror, n)
 
 
-def import_session(source: mf.ImportSource, cache: Cache, jobs: int | None) -> RemoteSession:
+def import_session(source: mf.ImportSource, cache: Cache, jobs: int | None) -> RemoteSession | None:
     """A session on the remote that holds an import's data: its registry's default remote as
     committed at rev_lock (not at the branch's newest commit: only `update` moves an import),
-    reading into `cache` (the project's)."""
-    return Registry(source.url, source.rev_lock).session(cache, jobs)
+    reading into `cache` (the project's). An import of a plain Git file has its bytes in the
+    registry's Git at rev_lock: they are read from there into the cache (as `import` did), and
+    there is no session (None)."""
+    reg = Registry(source.url, source.rev_lock)
+    loc = reg.locate(source.path)
+    if loc.meta is None:
+        _git_file_into(reg, loc, cache)
+        return None
+    return reg.session(cache, jobs)
+
+
+def _git_file_into(reg: Registry, loc: Located, cache: Cache) -> tuple[bytes, int]:
+    """A plain Git file of the registry into the cache; its digest and size."""
+    data = reg.git.read(reg.commit, loc.target) or b""
+    tmp = cache.tmp_path()
+    tmp.write_bytes(data)
+    digest = file_digest(tmp)
+    cache.adopt(tmp, digest)
+    return digest, len(data)
 
 
 def moved_sources(metas: list[mf.Metafile]) -> list[str | None]:
@@ -371,24 +388,26 @@ def _materialize_into_project(project: Project, reg: Registry, loc: Located, t: 
     source = mf.ImportSource(reg.url, loc.target + (f"/{loc.subpath}" if loc.subpath else ""),
                              reg.resolved.rev, reg.commit)
     if loc.meta is None:
-        data = reg.git.read(reg.commit, loc.target) or b""
-        tmp = project.cache.tmp_path()
-        tmp.write_bytes(data)
-        digest = file_digest(tmp)
-        project.cache.adopt(tmp, digest)
-        return mf.Metafile(t.name, "file", digest, len(data), 1, False, source), 0
+        digest, size = _git_file_into(reg, loc, project.cache)
+        return mf.Metafile(t.name, "file", digest, size, 1, False, source), 0
     with reg.session(project.cache, jobs) as session:
         got = select_files(reg, loc, session, project.cache)
         files = got.files
         executable = got.kind == "file" and files[0][1].executable
         meta = mf.Metafile(t.name, got.kind, got.digest, got.size, got.count, executable, source)
         if fresh and got.kind == "dir":
+            # Checked out beside its final name and renamed into place when whole: a command
+            # killed meanwhile leaves only that folder, which the next import of it removes. The
+            # stat cache is t's: the rename keeps every inode and stat the check-out recorded.
+            beside = _import_tmp(t)
+            _discard(beside)
+            into = Target(t.rel, beside, t.meta)
             try:
                 res = _fetch_while(session, project.cache, files, loc.meta.digest, progress,
-                                 lambda arrivals: checkout_new(project, t, meta, arrivals=arrivals))
+                                 lambda arrivals: checkout_new(project, into, meta, arrivals=arrivals))
+                os.rename(beside, t.data)
             except BaseException:
-                if os.path.lexists(t.data):
-                    _discard(t.data)
+                _discard(beside)
                 raise
         else:
             res = session.fetch_files([r for _, r in files], [loc.meta.digest], progress)
@@ -396,8 +415,18 @@ def _materialize_into_project(project: Project, reg: Registry, loc: Located, t: 
     return meta, res.bytes
 
 
+def _import_tmp(t: Target) -> Path:
+    """Where a new imported folder is checked out before it is renamed to t.data (one name per
+    target, so a rerun finds what a killed import left)."""
+    return tmpnames.beside(t.data, ".fastreg-import")
+
+
 def import_(project: Project, url: str, path: str, out: str | None, rev: str | None, force: bool, jobs: int | None,
             progress: Progress | None = None) -> ImportResult:
+    """Import path from the registry at url into the project. Without force, the target must
+    not exist, unless it is this same import (the same url and path recorded in its metafile):
+    then the import runs again, as a rerun after an interrupted one must (the check-out still
+    protects local changes)."""
     from fastreg.repo.checkout import checkout
 
     reg = Registry(url, rev)
@@ -406,19 +435,25 @@ def import_(project: Project, url: str, path: str, out: str | None, rev: str | N
     owner = project.tracked_ancestor(t)
     if owner is not None:
         raise PathError(f"{t.rel}: inside the tracked directory {owner.rel}; import somewhere else")
-    if (os.path.lexists(t.data) or t.meta.exists()) and not force:
+    wanted = loc.target + (f"/{loc.subpath}" if loc.subpath else "")
+    again = False
+    if t.meta.exists():
+        with contextlib.suppress(FastregError):
+            prior = project.read_meta(t).source
+            again = prior is not None and prior.url == reg.url and prior.path == wanted
+    if (os.path.lexists(t.data) or t.meta.exists()) and not force and not again:
         raise PathError(f"{t.rel}: exists already; use --force to replace it, or -o to choose another path")
     fresh = not os.path.lexists(t.data)
     meta, downloaded = _materialize_into_project(project, reg, loc, t, jobs, progress, fresh)
     changed = project.write_meta(t, meta)
     project.ignore(t)
-    if not fresh and force:
+    if not fresh and force and not again:
         if t.data.is_dir() and not t.data.is_symlink():
             shutil.rmtree(t.data)
         else:
             t.data.unlink()
     if not (fresh and meta.kind == "dir"):  # a new directory was checked out while it downloaded
-        checkout(project, [t.rel], force=force)
+        checkout(project, [t.rel], force=force and not again)
     return ImportResult(t.rel, changed, meta.files, meta.size, downloaded, reg.commit, rev)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from fastreg._files import stat_files
 from fastreg.chunking import default_chunker
-from fastreg.errors import ChangedWhileReadingError, FileSystemError, PathError
+from fastreg.errors import NO_SPACE, ChangedWhileReadingError, FileSystemError, PathError, no_space
 from fastreg.objects.tree import DirBuilder, DirRecord, FileRecord
 from fastreg.progress import Progress
 from fastreg.repo.cache import Cache, is_workspace_tmp
@@ -105,6 +105,8 @@ class Builder:
             if exc.errno == errno.ESTALE:
                 raise ChangedWhileReadingError(f"{exc.filename} changed while it was being added; run the command "
                                                "again") from None
+            if exc.errno in NO_SPACE:  # reading never runs out of space: storing the copy did
+                raise no_space(self.cache.root, "the cache") from None
             raise FileSystemError(f"cannot read {exc.filename}: {exc.strerror}") from None
         tmp_iter = iter(tmps or ())
         if tmps is None and misses and self.cache.hardlinks():

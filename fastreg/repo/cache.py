@@ -23,7 +23,14 @@ from pathlib import Path
 
 from fastreg import tmpnames
 from fastreg.chunking import file_digest
-from fastreg.errors import ChangedWhileReadingError, FileSystemError, IntegrityError, MissingDataError
+from fastreg.errors import (
+    NO_SPACE,
+    ChangedWhileReadingError,
+    FileSystemError,
+    IntegrityError,
+    MissingDataError,
+    no_space,
+)
 from fastreg.objects.digest import digest_bytes
 from fastreg.repo.statcache import settle
 
@@ -258,7 +265,7 @@ class Cache:
             else:
                 self._copy(src, tmp)
 
-        used = self._first_that_works(attempt, tmp, f"cannot store {src} in the cache")
+        used = self._first_that_works(attempt, tmp, f"cannot store {src} in the cache", "the cache")
         if used is None:
             raise FileSystemError(
                 f"cannot store {src} in the cache {self.root}: none of cache.type "
@@ -311,7 +318,12 @@ class Cache:
         with open(src, "rb") as fi, open(dst, "xb") as fo:
             remaining = os.fstat(fi.fileno()).st_size
             while remaining > 0:
-                n = os.copy_file_range(fi.fileno(), fo.fileno(), min(remaining, 1 << 30))
+                try:
+                    n = os.copy_file_range(fi.fileno(), fo.fileno(), min(remaining, 1 << 30))
+                except OSError as exc:  # across filesystems on older kernels, or not supported
+                    if exc.errno not in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                        raise
+                    break
                 if n == 0:
                     break
                 remaining -= n
@@ -355,7 +367,7 @@ class Cache:
                         settled.append(key)
             os.replace(tmp, dest)
 
-        used = self._first_that_works(attempt, tmp, f"cannot write {dest}")
+        used = self._first_that_works(attempt, tmp, f"cannot write {dest}", "the workspace")
         if used is None:
             raise FileSystemError(f"cannot check out {dest}: none of cache.type {','.join(self.link_types)} works")
         return used
@@ -385,7 +397,7 @@ class Cache:
                 "digest); it was not written: delete it and run `fastreg pull` or `fastreg add` again"))
         return out
 
-    def _first_that_works(self, attempt: Callable[[str], None], tmp: Path, what: str) -> str | None:
+    def _first_that_works(self, attempt: Callable[[str], None], tmp: Path, what: str, space: str) -> str | None:
         """Run attempt(kind) for each cache.type in order; a kind the filesystem does not support
         is remembered as failed and skipped from then on. Returns the kind that worked."""
         for kind in self.link_types:
@@ -397,6 +409,8 @@ class Cache:
             except OSError as exc:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+                if exc.errno in NO_SPACE:  # not the link type's fault: the next one would fail too
+                    raise no_space(tmp.parent, space) from None
                 if exc.errno in _FALLBACK_ERRNOS:
                     with self._lock:
                         self._failed.add(kind)

@@ -195,5 +195,8 @@ def ensure_trees(project: Project, metas: list[mf.Metafile | None], imports: Imp
         if m.source is not None:
             if imports is None:
                 raise MissingDataError(f"the tree of the import {m.path} is not in the cache")
-            with imports(m.source, project.cache, jobs) as session:
-                session.fetch_trees([m.digest])
+            opened = imports(m.source, project.cache, jobs)
+            if opened is None:  # a plain Git file: no tree
+                continue
+            with opened:
+                opened.fetch_trees([m.digest])

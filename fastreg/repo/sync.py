@@ -272,7 +272,9 @@ def _record_snapshot(project: Project, session: RemoteSession) -> int:
 
 #: Opens a session on the remote that holds an import's data (its registry's default remote at
 #: rev_lock); supplied by the registry layer, which repo/ must not import.
-ImportOpener = Callable[[mf.ImportSource, Cache, "int | None"], RemoteSession]
+#: A session on the remote that holds an import's data, or None when there is nothing to fetch
+#: from one (the import is a plain Git file of its registry: the opener put it in the cache).
+ImportOpener = Callable[[mf.ImportSource, Cache, "int | None"], "RemoteSession | None"]
 
 
 @dataclass(slots=True)
@@ -294,21 +296,25 @@ def _sources(project: Project, selected: list[Selected], remote_name: str | None
     if own:
         remote, session = open_remote(project, remote_name, jobs)
         out.append(_Source(remote.name, stack.enter_context(session), own))
-    by_source: dict[tuple[str, str], list[Selected]] = {}
+    # One session per registry commit; a single-file import asks on its own, since it may be a
+    # plain Git file of the registry, which the opener puts into the cache (then: no session).
+    by_source: dict[tuple[str, str, str], list[Selected]] = {}
     for s in selected:
         if s.meta.source is not None:
-            by_source.setdefault((s.meta.source.url, s.meta.source.rev_lock), []).append(s)
-    for (url, lock), group in by_source.items():
+            one = s.meta.source.path if s.meta.kind == "file" else ""
+            by_source.setdefault((s.meta.source.url, s.meta.source.rev_lock, one), []).append(s)
+    for (url, lock, _), group in by_source.items():
         if imports is None:
             raise InvariantError(f"{group[0].target.rel}: imported from {url}; this command cannot read registries")
         source = group[0].meta.source
         assert source is not None
         try:
-            session = imports(source, project.cache, jobs)
+            opened = imports(source, project.cache, jobs)
         except FastregError as exc:
             raise type(exc)(f"{group[0].target.rel}{mf.METAFILE_SUFFIX}: its import source {url} at "
                             f"{lock[:10]}: {exc.message}") from None
-        out.append(_Source(f"registry {url}", stack.enter_context(session), group))
+        if opened is not None:
+            out.append(_Source(f"registry {url}", stack.enter_context(opened), group))
     return out
 
 

@@ -23,7 +23,15 @@ import xxhash
 
 from fastreg._files import write_files
 from fastreg.chunking import file_digest, iter_chunks
-from fastreg.errors import DecodeError, FileSystemError, IntegrityError, MissingDataError, ObjectNotFound
+from fastreg.errors import (
+    NO_SPACE,
+    DecodeError,
+    FileSystemError,
+    IntegrityError,
+    MissingDataError,
+    ObjectNotFound,
+    no_space,
+)
 from fastreg.objects import pack as pk
 from fastreg.objects import tree as tr
 from fastreg.objects.digest import digest_bytes
@@ -334,6 +342,8 @@ class FetchWriter:
                            [str(cache.tmp_path(r.digest)) for r in recs],
                            [cache.file_path_str(r.digest) for r in recs])
         for rec, err in zip(recs, errs, strict=True):
+            if err in NO_SPACE:
+                raise no_space(cache.file_path_str(rec.digest), "the cache")
             if err > 0:
                 raise FileSystemError(f"cannot write {cache.file_path_str(rec.digest)}: {os.strerror(err)}")
         return recs
@@ -351,9 +361,15 @@ class FetchWriter:
                 if batch.counts[file] == 1:
                     continue
                 asm = batch.assemblies.get(file)
-                if asm is None:
-                    asm = batch.assemblies[file] = _Assembly(self.cache, batch.todo[file], batch.counts[file])
-                asm.write(offset, body[piece.at : piece.at + piece.length])
+                try:
+                    if asm is None:
+                        asm = batch.assemblies[file] = _Assembly(self.cache, batch.todo[file], batch.counts[file])
+                    asm.write(offset, body[piece.at : piece.at + piece.length])
+                except OSError as exc:  # the batch's temp files go with it (FetchTally.discard)
+                    if exc.errno in NO_SPACE:
+                        raise no_space(self.cache.tmp_path(file).parent, "the cache") from None
+                    raise FileSystemError(f"cannot write a download into {self.cache.tmp_path(file).parent}: "
+                                          f"{exc.strerror}") from None
                 asm.remaining -= 1
                 if asm.remaining == 0:
                     completed.append(asm)
@@ -368,6 +384,11 @@ class FetchWriter:
             if file_digest(asm.tmp) != asm.rec.digest:
                 raise IntegrityError(f"downloaded file {asm.rec.digest.hex()} does not match its digest")
             self.cache.adopt(asm.tmp, asm.rec.digest)
+        except OSError as exc:
+            asm.discard()
+            if exc.errno in NO_SPACE:
+                raise no_space(asm.tmp.parent, "the cache") from None
+            raise FileSystemError(f"cannot write {asm.tmp}: {exc.strerror}") from None
         except BaseException:
             asm.discard()
             raise
