@@ -206,11 +206,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"remote": name, "changed": bool(behind), "targets": [
                 {"path": rs.target.rel, "files": rs.total_files, "missing_files": rs.missing_files,
-                 "missing_bytes": rs.missing_bytes} for rs in remote_status]}, indent=1))
+                 "missing_chunks": rs.missing_chunks, "missing_bytes": rs.missing_bytes}
+                for rs in remote_status]}, indent=1))
         elif not args.quiet:
             for rs in behind:
                 print(f"{rs.target.rel}:\n    not in remote {name}: {rs.missing_files} of "
-                      f"{_count(rs.total_files, 'file')} ({_human(rs.missing_bytes)}); run `fastreg push`")
+                      f"{_count(rs.total_files, 'file')} ({_human(rs.missing_bytes)} in "
+                      f"{_count(rs.missing_chunks, 'chunk')} to upload); run `fastreg push`")
             if not behind:
                 print(f"Everything is in remote {name}.")
         return 1 if args.quiet and behind else 0

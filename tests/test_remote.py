@@ -3,6 +3,7 @@ SeaweedFS (S3), a real HTTP server (read-only) and a fault-injecting proxy."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -95,8 +96,15 @@ def test_edit_inside_large_file_uploads_little(tmp_path: Path, project: Path, ru
     edit(big, 32 << 20, 1 << 20, seed=9)
     age(project)
     run("add", "model.bin")
+    # status --remote counts what the push will send (the missing chunks), not the file's size
+    doc = json.loads(run("status", "--remote", "--json")[0])
+    [st] = doc["targets"]
+    assert st["missing_files"] == 1 and 1 << 20 <= st["missing_bytes"] <= 2 << 20 and st["missing_chunks"] >= 1
+    out, _ = run("status", "--remote")
+    assert "64.0 MiB" not in out and "chunks to upload" in out
     res = sync.push(Project.find(), [], None, None)
     assert 1 << 20 <= res.bytes <= 2 << 20, res.bytes
+    assert abs(res.bytes - len(pk.PACK_HEADER) * res.packs - st["missing_bytes"]) < 1024
 
 
 def test_corrupt_or_truncated_pack_fails_cleanly(tmp_path: Path, project: Path, run, make_images, monkeypatch) -> None:

@@ -423,10 +423,14 @@ def pull(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
 
 @dataclass(slots=True)
 class RemoteStatus:
+    """What a push of one target would send: files with a chunk the remote lacks, and those
+    chunks (each counted once: what the upload costs, not the size of the files)."""
+
     target: Target
     missing_files: int = 0
-    missing_bytes: int = 0
+    missing_bytes: int = 0  # of the missing chunks
     total_files: int = 0
+    missing_chunks: int = 0
 
 
 def status_remote(project: Project, paths: Iterable[str], remote_name: str | None) -> tuple[str, list[RemoteStatus]]:
@@ -454,13 +458,20 @@ def status_remote(project: Project, paths: Iterable[str], remote_name: str | Non
                 st.total_files = s.meta.files if s.subpath is None else \
                     found.files if isinstance(found, tr.DirRecord) else 1
                 recs = (r for p, r in tr.walk_pruned(project.cache, s.meta.digest, certified) if _under(p, s.subpath))
+            seen: set[bytes] = set()
             for r in recs:
                 if s.meta.kind == "file":
                     st.total_files += 1
-                if not all(session.mirror.has(d) and d not in distrust
-                           for d, _ in iter_chunks(r.chunks, r.digest, r.size)):
-                    st.missing_files += 1
-                    st.missing_bytes += r.size
+                lacks = False
+                for d, length in iter_chunks(r.chunks, r.digest, r.size):
+                    if session.mirror.has(d) and d not in distrust:
+                        continue
+                    lacks = True
+                    if d not in seen:
+                        seen.add(d)
+                        st.missing_chunks += 1
+                        st.missing_bytes += length
+                st.missing_files += lacks
             out.append(st)
     return remote.name, out
 
