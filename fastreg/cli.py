@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, NoReturn
 
 from fastreg import __version__
 from fastreg.errors import DependencyError, FastregError, ReadOnlyStore, UsageError, one_line
+from fastreg.quoting import quote, unquote
 
 if TYPE_CHECKING:
     from fastreg.repo.checkout import CheckoutResult
@@ -186,7 +187,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_merge_driver(args: argparse.Namespace) -> int:
     from fastreg.repo import merging
 
-    return merging.run_driver(args.base, args.ours, args.theirs, args.path)
+    return merging.run_driver(args.base, args.ours, args.theirs, args.merged)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -262,7 +263,7 @@ def _print_status(r: TargetStatus, moved: str | None, verbose: bool) -> None:
         limit = None if verbose else 20
         for label, items in (("added", r.added), ("modified", r.modified), ("deleted", r.deleted)):
             for item in items[:limit]:
-                lines.append(f"{label + ':':10} {item}")
+                lines.append(f"{label + ':':10} {quote(item)}")
             if limit is not None and len(items) > limit:
                 lines.append(f"{label + ':':10} ... and {len(items) - limit} more (-v lists all)")
     if r.not_pulled:
@@ -272,7 +273,7 @@ def _print_status(r: TargetStatus, moved: str | None, verbose: bool) -> None:
         lines.append(f"import source {r.meta.source.rev or 'default branch'} moved to {moved[:10]}; "
                      f"run `fastreg update {r.target.rel}.fastreg`")
     if lines:
-        print(f"{r.target.rel}:")
+        print(f"{quote(r.target.rel)}:")
         for line in lines:
             print(f"    {line}")
 
@@ -489,7 +490,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     project = Project.find()
     with project.lock(), _progress(args, "update") as progress:
         for target in args.targets:
-            res = reg.update(project, target, args.rev, args.jobs, progress)
+            res = reg.update(project, target, args.rev, args.jobs, progress, args.path)
             if res.changed:
                 _say(args, f"Updated {res.target} to {res.rev or 'the default branch'} ({res.commit[:10]}): "
                            f"{_count(res.files, 'file')}, {_human(res.size)}; downloaded {_human(res.downloaded)}")
@@ -513,8 +514,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for e in entries:
         mark = "*" if e.tracked else "-"
         files = str(e.files) if e.files is not None else "-"
-        print(f"{mark} {e.type:4} {_human(e.size).replace(' ', ''):>9} {files:>8}  {e.path}"
-              f"{'/' if e.type == 'dir' else ''}")
+        print(f"{mark} {e.type:4} {_human(e.size).replace(' ', ''):>9} {files:>8}  "
+              f"{quote(e.path + ('/' if e.type == 'dir' else ''))}")
     return 0
 
 
@@ -570,14 +571,14 @@ def _print_diff(args: argparse.Namespace, res: object) -> None:
     if args.md:
         print("| Status | Path | Size |\n|---|---|---|")
         for c in res.changes:
-            path = f"{c.old_path} -> {c.path}" if c.kind == "renamed" else c.path
+            path = f"{quote(c.old_path or '')} -> {quote(c.path)}" if c.kind == "renamed" else quote(c.path)
             size = f"{_human(c.old_size or 0)} -> {_human(c.size)}" if c.kind == "modified" else _human(c.size)
             cell = path.replace("|", "\\|")
             print(f"| {c.kind} | {cell} | {size} |")
     else:
         print(f"{res.a} -> {res.b}")
         for c in res.changes:
-            path = f"{c.old_path} -> {c.path}" if c.kind == "renamed" else c.path
+            path = f"{quote(c.old_path or '')} -> {quote(c.path)}" if c.kind == "renamed" else quote(c.path)
             print(f"{c.kind:9} {_human(c.size).replace(' ', ''):>9}  {path}")
     print(", ".join(f"{_count(summary[k]['files'], 'file')} {k} ({_human(summary[k]['bytes'])})"
                     if summary[k]["files"] else f"0 {k}" for k in KINDS))
@@ -902,6 +903,8 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one declaratio
                        "Only what the cache lacks is downloaded.")
     p.add_argument("targets", nargs="+", metavar="TARGET.fastreg")
     p.add_argument("--rev", metavar="REV", help="switch to this branch, tag or commit")
+    p.add_argument("--path", metavar="PATH", default=None,
+                   help="follow the data to this path in the registry (after it was moved there)")
     p.add_argument("-j", "--jobs", type=_jobs, default=None, help="concurrent requests")
     p.set_defaults(func=cmd_update)
 
@@ -960,7 +963,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one declaratio
     p.add_argument("base", metavar="BASE")
     p.add_argument("ours", metavar="OURS")
     p.add_argument("theirs", metavar="THEIRS")
-    p.add_argument("path", metavar="PATH")
+    p.add_argument("merged", metavar="PATH")  # as Git gives it: never unquoted
     p.set_defaults(func=cmd_merge_driver)
 
     p = sub.add_parser("remove", parents=[common], help="stop tracking a path",
@@ -1024,11 +1027,25 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one declaratio
     return parser
 
 
+#: Arguments that name paths: each may be given as Git quotes it ("a\nb.jpg"), as output shows it.
+_PATH_ARGS = ("targets", "paths", "path", "src", "dst", "args", "out")
+
+
+def _unquote_paths(args: argparse.Namespace) -> None:
+    for name in _PATH_ARGS:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            setattr(args, name, unquote(value))
+        elif isinstance(value, list):
+            setattr(args, name, [unquote(v) if isinstance(v, str) else v for v in value])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     verbose = False
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        _unquote_paths(args)
         args.quiet = getattr(args, "quiet", False)
         args.verbose = verbose = getattr(args, "verbose", False)
         if not getattr(args, "command", None):

@@ -47,7 +47,12 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
     protocol = "fastreg"
     root_marker = ""
 
-    def __init__(self, repo: str, rev: str | None = None, jobs: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, repo: str | None = None, rev: str | None = None, jobs: int | None = None,
+                 **kwargs: Any) -> None:
+        if not repo:
+            raise ValueError("the fastreg filesystem needs the registry: fsspec.filesystem(\"fastreg\", repo=URL, "
+                             "rev=REV) with URL any Git URL of a registry (rev: a branch, tag or commit; default: "
+                             "its default branch), or storage_options={\"repo\": URL}")
         super().__init__(**kwargs)
         self.repo = repo
         self.registry = reg.Registry(repo, rev)
@@ -168,7 +173,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
             raise PermissionError(f"fastreg://{path}: registry files are read-only (mode {mode!r})")
         path = self._strip_protocol(path)
         if path in self._files:
-            return io.BytesIO(self._git_bytes(path))
+            return _GitFile(self._git_bytes(path))
         found = self._record(path)
         if found is None:
             raise FileNotFoundError(path)
@@ -177,7 +182,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
             raise IsADirectoryError(path)
         local = self._cache.file_path(rec.digest)
         if self._cache.has_file(rec.digest):
-            return open(local, "rb")  # the caller closes it
+            return _CachedFile(local)  # the caller closes it
         return RegistryFile(self, path, target, meta, rec, block_size or READ_AHEAD, cache_options)
 
     def _git_bytes(self, path: str) -> bytes:
@@ -288,6 +293,23 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         """A single-file target's record with its chunk list (from the remote's file record)."""
         with self._lock:
             return self.session.fetch_record(meta.digest, meta.size)
+
+
+class _GitFile(io.BytesIO):
+    """A plain Git file's bytes; `size` as fsspec's readers expect of every file object
+    (`cat_file(start=-N)`, `read_block`, `tail`)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.size = len(data)
+
+
+class _CachedFile(io.BufferedReader):
+    """A file the user cache holds whole, read from there; with `size`, as _GitFile."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self.size = os.fstat(self.fileno()).st_size
 
 
 class _LazyNodes:

@@ -94,6 +94,9 @@ def cat_files(cwd: Path, specs: list[str]) -> list[bytes | None]:
     name that is missing or not a blob."""
     if not specs:
         return []
+    if any("\n" in s for s in specs):  # --batch reads one name a line: such a name is asked alone
+        batched = iter(cat_files(cwd, [s for s in specs if "\n" not in s]))
+        return [_cat_one(cwd, s) if "\n" in s else next(batched) for s in specs]
     out = run(["cat-file", "--batch"], cwd=cwd, data="".join(s + "\n" for s in specs).encode()).stdout
     found: list[bytes | None] = []
     pos = 0
@@ -108,6 +111,11 @@ def cat_files(cwd: Path, specs: list[str]) -> list[bytes | None]:
         found.append(out[header_end + 1 : header_end + 1 + size] if header[1] == b"blob" else None)
         pos = header_end + 1 + size + 1
     return found
+
+
+def _cat_one(cwd: Path, spec: str) -> bytes | None:
+    p = run(["cat-file", "blob", spec], cwd=cwd, check=False)
+    return p.stdout if p.returncode == 0 else None
 
 
 def metafiles_at(cwd: Path, commit: str, where: str) -> dict[str, mf.Metafile]:

@@ -143,3 +143,35 @@ def test_http_remote(tmp_path: Path, project: Path, run, make_images, monkeypatc
             assert f.read() == files["tables/wide.parquet"][-8:]
     finally:
         server.stop()
+
+
+def test_readers_that_need_the_size_dask_and_pyarrow_datasets(tmp_path: Path, project: Path, run,
+                                                              make_images, monkeypatch) -> None:
+    """cat_file with a negative start, read_block, tail (what dask's read_csv uses) on every kind
+    of file: remote, in the user cache, a plain Git file; dask and pyarrow.dataset over fastreg://."""
+    import dask.dataframe as dd
+    import pyarrow.dataset as pads
+
+    files = make_data(project, make_images)
+    (project / "notes.csv").write_text("k,v\na,1\nb,2\n")  # a plain Git file
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("add", "data")
+    run("push")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "data")
+    monkeypatch.chdir(tmp_path)
+    fs = fsspec.filesystem("fastreg", repo=str(project), skip_instance_cache=True)
+    csv = files["tables/people.csv"]
+    for _ in range(2):  # first from the remote, then from the user cache
+        assert fs.cat_file("data/tables/people.csv", start=-4) == csv[-4:]
+        assert fs.tail("data/tables/people.csv", 5) == csv[-5:]
+        assert fs.read_block("data/tables/people.csv", 0, 12, delimiter=b"\n") == b"name,age\nada,36\n"
+        fs.cat("data/tables/people.csv")
+    assert fs.cat_file("notes.csv", start=-2) == b"2\n" and fs.tail("notes.csv", 2) == b"2\n"
+    df = dd.read_csv("fastreg://data/tables/people.csv", storage_options={"repo": str(project)},
+                     blocksize=16).compute()
+    assert sorted(df["name"]) == ["ada", "alan", "grace"] and df["age"].sum() == 122
+    table = pads.dataset("data/tables/wide.parquet", filesystem=fs, format="parquet").to_table(columns=["x"])
+    assert table.num_rows == 200_000
+    with pytest.raises(ValueError, match="repo=URL"):
+        fsspec.filesystem("fastreg", skip_instance_cache=True)

@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.test_check import Remote, largest, setup_project
 from tests.test_registry import files_under
@@ -223,4 +225,70 @@ def test_an_imported_git_file_is_pulled_in_a_teammates_clone(tmp_path: Path, pro
     assert (mate / "classes.txt").read_text() == "cat\ndog\n"
     assert files_under(mate / "val") == files_under(project / "use-cases/cats-dogs/data/validation")
     out, _ = run("status")
+    assert "up to date" in out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(['"', "\\", "\n", "\t", "\x7f", "\udcff"])))
+def test_quoted_paths_read_back_and_stay_on_one_line(path: str) -> None:
+    from fastreg.quoting import quote, unquote
+
+    q = quote(path)
+    assert "\n" not in q and "\r" not in q
+    assert unquote(q) == path or (q == path and path.startswith('"') and path.endswith('"') and len(path) > 1)
+
+
+def test_a_name_with_a_newline_is_quoted_everywhere_and_reached_by_get(tmp_path: Path, project: Path, run,
+                                                                        monkeypatch) -> None:
+    ds = project / "ds"
+    ds.mkdir()
+    (ds / "a\nb.txt").write_text("x")
+    (ds / 'q"uote.txt').write_text("q")
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("add", "ds")
+    run("push")
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "commit", "-qm", "odd names"], cwd=project, check=True)
+    out, _ = run("list", str(project), "ds")
+    assert [line.split()[-1] for line in out.splitlines()] == ['"ds/a\\nb.txt"', '"ds/q\\"uote.txt"']
+    monkeypatch.chdir(tmp_path)
+    run("get", str(project), "ds/a\nb.txt", "-o", "raw")
+    run("get", str(project), '"ds/a\\nb.txt"', "-o", "quoted")  # the form list printed
+    assert (tmp_path / "raw").read_text() == (tmp_path / "quoted").read_text() == "x"
+    monkeypatch.chdir(project)
+    (ds / "new\nline").write_text("n")
+    out, _ = run("status")
+    assert 'added:     "new\\nline"' in out
+    out, _ = run("diff")
+    assert '"ds/new\\nline"' in out
+    out, _ = run("list", str(project), '"ds/a\\nb.txt"')  # a quoted path as input
+    assert out.split()[-1] == '"ds/a\\nb.txt"' and len(out.splitlines()) == 1
+
+
+def test_update_after_the_registry_moved_the_data_says_where(tmp_path: Path, project: Path, run, make_images,
+                                                              consumer: Path, monkeypatch) -> None:
+    from tests.test_registry import git
+
+    monkeypatch.chdir(project)
+    for i in range(3):
+        make_images(project / f"ds/{i:02}", train=2, validation=2, start=1 + 10 * i, mean_kb=2)
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("add", "ds")
+    run("push")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "ds")
+    monkeypatch.chdir(consumer)
+    run("import", str(project), "ds/01", "-o", "one")
+    before = files_under(consumer / "one")
+    monkeypatch.chdir(project)
+    run("move", "ds", "data/ds")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "moved")
+    monkeypatch.chdir(consumer)
+    _, err = run("update", "one.fastreg", rc=1)
+    assert "not found" in err and "data/ds/01" in err and "fastreg update one.fastreg --path data/ds/01" in err
+    run("update", "one.fastreg", "--path", "data/ds/01")
+    assert files_under(consumer / "one") == before
+    assert 'path = "data/ds/01"' in (consumer / "one.fastreg").read_text()
+    out, _ = run("update", "one.fastreg")
     assert "up to date" in out

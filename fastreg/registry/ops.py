@@ -421,6 +421,22 @@ def _import_tmp(t: Target) -> Path:
     return tmpnames.beside(t.data, ".fastreg-import")
 
 
+def _moved_to(source: mf.ImportSource, reg: Registry) -> str | None:
+    """Where an import's data went in the registry at reg's commit when its path is gone: the
+    tracked path whose metafile has the digest the import's tracked path had at rev_lock (a
+    `fastreg move`), with the import's path inside it kept. None when nothing matches."""
+    try:
+        old = Registry(source.url, source.rev_lock).locate(source.path)
+    except FastregError:
+        return None
+    if old.meta is None:
+        return None
+    same = sorted(p for p, m in reg.git.metafiles(reg.commit).items() if m.digest == old.meta.digest)
+    if not same:
+        return None
+    return same[0] + (f"/{old.subpath}" if old.subpath else "")
+
+
 def import_(project: Project, url: str, path: str, out: str | None, rev: str | None, force: bool, jobs: int | None,
             progress: Progress | None = None) -> ImportResult:
     """Import path from the registry at url into the project. Without force, the target must
@@ -458,9 +474,10 @@ def import_(project: Project, url: str, path: str, out: str | None, rev: str | N
 
 
 def update(project: Project, target: str, rev: str | None, jobs: int | None,
-           progress: Progress | None = None) -> ImportResult:
+           progress: Progress | None = None, path: str | None = None) -> ImportResult:
     """Re-resolve an import: without rev, follow the recorded rev (a branch moves, a tag or
-    commit stays); with rev, switch to it. Only what the cache lacks is downloaded."""
+    commit stays); with rev, switch to it; with path, follow the data to a new path in the
+    registry (it was moved there). Only what the cache lacks is downloaded."""
     from fastreg.repo.checkout import checkout
 
     t = project.target(target, must_exist=True)
@@ -470,9 +487,17 @@ def update(project: Project, target: str, rev: str | None, jobs: int | None,
                            "`fastreg update` only follows data imported with `fastreg import`")
     want = rev if rev is not None else meta.source.rev
     reg = Registry(meta.source.url, want)
-    if reg.commit == meta.source.rev_lock and want == meta.source.rev:
+    source_path = clean_path(path) if path is not None else meta.source.path
+    if reg.commit == meta.source.rev_lock and want == meta.source.rev and source_path == meta.source.path:
         return ImportResult(t.rel, False, meta.files, meta.size, 0, reg.commit, want)
-    loc = reg.locate(meta.source.path)
+    try:
+        loc = reg.locate(source_path)
+    except MissingPathError as exc:
+        moved = _moved_to(meta.source, reg) if path is None else None
+        if moved is None:
+            raise
+        raise MissingPathError(f"{exc.message}; it moved: the same data is at {moved} there; run `fastreg update "
+                               f"{t.rel}{mf.METAFILE_SUFFIX} --path {moved}` to follow it") from None
     new, downloaded = _materialize_into_project(project, reg, loc, t, jobs, progress)
     old_text = t.meta.read_text()
     changed = project.write_meta(t, new)
