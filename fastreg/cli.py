@@ -149,10 +149,15 @@ def cmd_add(args: argparse.Namespace) -> int:
                        f"`fastreg add --prune {r.target.rel}` records them as deleted")
     if results and any(r.changed for r in results):
         import os.path
+        import shlex
 
         names = [f"{r.target.rel}.fastreg" for r in results if r.changed]
         names += sorted({os.path.join(os.path.dirname(r.target.rel), ".gitignore") for r in results if r.changed})
-        _say(args, "To track the changes with Git, run:\n    git add " + " ".join(names))
+        # As the user would type them here: from the current folder, shell-quoted, after `--`
+        # when one could pass for an option (`fastreg add -- -n.txt`).
+        typed = [shlex.quote(os.path.relpath(project.root / n)) for n in names]
+        dashes = "-- " if any(n.startswith("-") for n in typed) else ""
+        _say(args, "To track the changes with Git, run:\n    git add " + dashes + " ".join(typed))
     return 0
 
 
@@ -192,7 +197,22 @@ def cmd_merge_driver(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit 0 when nothing changed; with -q nothing is printed and a change exits 1 (as `dvc
-    status -q`, so scripts can test it)."""
+    status -q`, so scripts can test it), and a failure exits 4, never 1 (as `git diff --quiet`
+    answers with 1 and fails with more)."""
+    if args.quiet and args.json:
+        raise UsageError("status: -q answers with the exit code alone and --json on stdout; use one of them")
+    try:
+        return _status(args)
+    except FastregError as exc:
+        if args.quiet and exc.exit_code == 1:
+            exc.exit_code = STATUS_FAILED
+        raise
+
+
+STATUS_FAILED = 4  # `status -q` could not tell (an error line says why): distinct from "changed" (1)
+
+
+def _status(args: argparse.Namespace) -> int:
     import json
 
     from fastreg.repo import status
@@ -279,8 +299,15 @@ def _print_status(r: TargetStatus, moved: str | None, verbose: bool) -> None:
 
 
 def _status_json(r: TargetStatus, moved: str | None) -> dict[str, object]:
-    out: dict[str, object] = {"path": r.target.rel, "state": r.state.value, "added": r.added, "modified": r.modified,
-                              "deleted": r.deleted, "not_pulled": r.not_pulled}
+    # Paths from the project's root, as in `diff --json` (one rule for every JSON output)
+    def full(items: list[str]) -> list[str]:
+        if r.meta is not None and r.meta.kind == "file":
+            return [r.target.rel for _ in items]
+        return [f"{r.target.rel}/{p}" for p in items]
+
+    out: dict[str, object] = {"path": r.target.rel, "state": r.state.value, "added": full(r.added),
+                              "modified": full(r.modified), "deleted": full(r.deleted),
+                              "not_pulled": full(r.not_pulled)}
     if r.conflicts:
         out["conflicts"] = r.conflicts
     if r.meta is not None and r.meta.source is not None:

@@ -169,12 +169,12 @@ def test_partial_pull_status_and_add(tmp_path: Path, project: Path, run, make_im
     assert "deleted:" in out and victim.name in out
     run("-q", "status", rc=1, error=False)
     doc = json.loads(run("status", "--json")[0])
-    assert doc["changed"] is True and doc["targets"][0]["deleted"] == [victim.relative_to(mate / "ds").as_posix()]
+    assert doc["changed"] is True and doc["targets"][0]["deleted"] == [victim.relative_to(mate).as_posix()]
     out, _ = run("add", "--force", "ds")
     assert "(9 files" in out
 
 
-def test_status_json_and_quiet(project: Path, run, make_images) -> None:
+def test_status_json_and_quiet(project: Path, run, make_images, monkeypatch) -> None:
     make_images(project / "ds", train=4, validation=2)
     (project / "model.bin").write_bytes(b"weights")
     run("add", "ds", "model.bin")
@@ -191,7 +191,23 @@ def test_status_json_and_quiet(project: Path, run, make_images) -> None:
     doc = json.loads(run("status", "--json")[0])
     assert doc["changed"] is True
     assert [(t["path"], t["state"], t["added"], t["modified"]) for t in doc["targets"]] == [
-        ("ds", "changed", ["new.txt"], []), ("model.bin", "changed", [], ["model.bin"])]
+        ("ds", "changed", ["ds/new.txt"], []), ("model.bin", "changed", [], ["model.bin"])]
+    # one rule for JSON paths: from the project's root, as diff --json has them
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "v1")
+    diff = json.loads(run("diff", "--json")[0])
+    assert [c["path"] for c in diff["added"]] == doc["targets"][0]["added"]
+    # -q answers with the exit code: 1 changed, 4 failed (never 1), and not together with --json
+    _, err = run("-q", "status", "nowhere", rc=4)
+    assert "nowhere" in err
+    run("-q", "status", "--json", rc=2)
+    # the git add hint is what the user would type here, `--` before a name that looks like an option
+    (project / "-n.txt").write_text("dash")
+    out, _ = run("add", "--", "-n.txt")
+    assert "git add -- -n.txt.fastreg .gitignore" in out
+    monkeypatch.chdir(project / "ds")
+    out, _ = run("add", "../model.bin")
+    assert "git add ../model.bin.fastreg ../.gitignore" in out
 
 
 def test_config_levels_merge_per_option(tmp_path: Path, project: Path, run, make_images, monkeypatch,
