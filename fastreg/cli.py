@@ -249,7 +249,17 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps({"changed": dirty, "targets": [_status_json(r, m) for r, m in zip(results, moved,
                                                                                              strict=True)]},
                          indent=1))
-    elif not args.quiet:
+    if not args.quiet:
+        for e in status.git_exposure(project, [r.target for r in results if os.path.lexists(r.target.data)]):
+            rel = quote(e.target.rel)
+            if e.staged:
+                print(f"warning: {rel}: {_count(e.staged, 'file')} of tracked data in Git's index (a commit would "
+                      f"carry the bytes); `git rm -r --cached -- {rel}` takes them out (the data stays)",
+                      file=sys.stderr)
+            if not e.ignored:
+                print(f"warning: {rel} is not git-ignored (`git add` would take its data); `fastreg add {rel}` "
+                      "writes its .gitignore line again", file=sys.stderr)
+    if not args.json and not args.quiet:
         for r, head in zip(results, moved, strict=True):
             _print_status(r, head, args.verbose)
         if not dirty:

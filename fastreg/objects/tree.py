@@ -183,9 +183,12 @@ def iter_dir(store: TreeStore, digest: bytes) -> Iterator[tuple[str, Record]]:
             yield _decode_entry(raw, shard_digest)
 
 
-def walk(store: TreeStore, digest: bytes, prefix: str = "") -> Iterator[tuple[str, FileRecord]]:
-    """Every file under a directory as (relative POSIX path, record), in canonical order."""
-    return walk_pruned(store, digest, frozenset(), prefix)
+def walk(store: TreeStore, digest: bytes, prefix: str = "",
+         empty: Callable[[str], None] | None = None) -> Iterator[tuple[str, FileRecord]]:
+    """Every file under a directory as (relative POSIX path, record), in canonical order;
+    `empty(path)` is called for each folder that holds no file at all (it is kept in the tree,
+    and a check-out makes it), at no extra read."""
+    return walk_pruned(store, digest, frozenset(), prefix, empty)
 
 
 def walk_dirs(store: TreeStore, digest: bytes) -> Iterator[bytes]:
@@ -378,16 +381,28 @@ def certified_nodes(store: TreeStore, digest: bytes, on_remote: Callable[[bytes]
 
 
 def walk_pruned(store: TreeStore, digest: bytes, skip: set[bytes] | frozenset[bytes],
-                prefix: str = "") -> Iterator[tuple[str, FileRecord]]:
+                prefix: str = "", empty: Callable[[str], None] | None = None) -> Iterator[tuple[str, FileRecord]]:
     """walk(), leaving out the subdirectories whose node is in skip (and everything if digest is)."""
     if digest in skip:
         return
     for name, rec in iter_dir(store, digest):
         path = prefix + name
         if isinstance(rec, DirRecord):
-            yield from walk_pruned(store, rec.digest, skip, path + "/")
+            if rec.files == 0 and empty is not None:
+                empty_folders(store, rec.digest, path, empty)
+            elif rec.files:
+                yield from walk_pruned(store, rec.digest, skip, path + "/", empty)
         else:
             yield path, rec
+
+
+def empty_folders(store: TreeStore, digest: bytes, path: str, empty: Callable[[str], None]) -> None:
+    """A folder without files: the deepest folders of it (making those makes it all)."""
+    subs = [(name, rec) for name, rec in iter_dir(store, digest) if isinstance(rec, DirRecord)]
+    if not subs:
+        empty(path)
+    for name, rec in subs:
+        empty_folders(store, rec.digest, f"{path}/{name}", empty)
 
 
 def levels_pruned(store: TreeStore, digest: bytes, skip: set[bytes]) -> list[list[bytes]]:

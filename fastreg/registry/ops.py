@@ -199,6 +199,7 @@ class Materials:
     digest: bytes
     size: int
     count: int
+    folders: tuple[str, ...] = ()  # folders of the tree with no file in them (made too)
 
     @staticmethod
     def single(rec: FileRecord) -> Materials:
@@ -238,14 +239,19 @@ def select_files(reg: Registry, loc: Located, session: RemoteSession, cache: Cac
             return Materials.single(found)
         digest = found.digest
     files = []
-    for rel, rec in tr.walk(cache, digest):
+    folders: list[str] = []
+    for rel, rec in tr.walk(cache, digest, empty=folders.append):
         for part in rel.split("/"):
             _safe_name(part, digest.hex())
         files.append((rel, rec))
-    return Materials(files, "dir", digest, sum(r.size for _, r in files), len(files))
+    for rel in folders:
+        for part in rel.split("/"):
+            _safe_name(part, digest.hex())
+    return Materials(files, "dir", digest, sum(r.size for _, r in files), len(files), tuple(folders))
 
 
-def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path, arrivals: Arrivals | None = None) -> None:
+def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path, arrivals: Arrivals | None = None,
+           folders: tuple[str, ...] = ()) -> None:
     """Materialize into a temp path beside out, then rename: nothing half-written at out.
     Each cache object is read, verified against its digest and copied in one native pass, in
     parallel batches."""
@@ -266,6 +272,8 @@ def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path, arrival
             copy_batch([(tmp, files[0][1])])
         else:
             tmp.mkdir()
+            for rel in folders:
+                (tmp / rel).mkdir(parents=True, exist_ok=True)
             todo = []
             for rel, rec in files:
                 dest = tmp / rel
@@ -336,7 +344,7 @@ def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
     with reg.session(cache, jobs) as session:
         got = select_files(reg, loc, session, cache)
         res = _fetch_while(session, cache, got.files, loc.meta.digest, progress,
-                           lambda arrivals: _place(cache, got.files, dest, arrivals))
+                           lambda arrivals: _place(cache, got.files, dest, arrivals, got.folders))
     return GetResult(dest, got.count, got.size, res.bytes, reg.commit)
 
 

@@ -134,6 +134,7 @@ class _CheckoutPlan:
     unchanged: int
     statcache: StatCache
     started: int
+    folders: list[str] = field(default_factory=list)  # empty folders of the tree the workspace lacks
 
 
 def _plan_checkout(project: Project, t: Target, pool: ThreadPoolExecutor, force: bool,
@@ -225,7 +226,8 @@ def _plan_dir(project: Project, t: Target, meta: mf.Metafile, pool: ThreadPoolEx
                 conflicts.append(f"{t.rel}/{rel}")
     place.sort(key=lambda p: canonical(p[0]))
     return _CheckoutPlan(t, meta, place, remove, False, conflicts, total - len(place),
-                         StatCache(project.state_dir, t.rel), started)
+                         StatCache(project.state_dir, t.rel), started,
+                         [d for d in ch.empty_folders if under(d, subpath)])
 
 
 def _apply_checkout(run: _Run, plan: _CheckoutPlan) -> None:
@@ -242,7 +244,7 @@ def _apply_checkout(run: _Run, plan: _CheckoutPlan) -> None:
         _prune_empty_dirs(base, {os.path.dirname(r) for r in plan.remove})
     if meta.kind == "dir":
         t.data.mkdir(parents=True, exist_ok=True)
-        for d in sorted({os.path.dirname(rel) for rel, _ in plan.place} - {""}):
+        for d in sorted({os.path.dirname(rel) for rel, _ in plan.place} - {""} | set(plan.folders)):
             (t.data / d).mkdir(parents=True, exist_ok=True)
 
     place_batch = _placer(run, base)
@@ -352,7 +354,12 @@ def _checkout_fresh(run: _Run, t: Target, meta: mf.Metafile, subpath: str | None
 
     try:
         batch: list[tuple[str, tr.FileRecord]] = []
-        for rel, rec in walk_tree(project, meta):
+
+        def make_empty(rel: str) -> None:  # a folder of the tree with no file in it
+            if under(rel, subpath):
+                (base / rel).mkdir(parents=True, exist_ok=True)
+
+        for rel, rec in walk_tree(project, meta, make_empty):
             if subpath is not None and not under(rel, subpath):
                 continue
             d = os.path.dirname(rel)

@@ -16,6 +16,7 @@ from fastreg.repo import config as cfg
 from fastreg.repo.cache import Cache
 
 FASTREG_DIR = ".fastreg"
+LOCK_TIMEOUT = 60.0  # seconds a command waits for another one in the same project
 _FASTREG_GITIGNORE = "/config.local\n/cache/\n/state/\n/lock\n"
 _SKIP_DIRS = {".git", FASTREG_DIR}
 
@@ -153,16 +154,36 @@ class Project:
                 self.write_text_atomic(gi, text + ("" if not text or text.endswith("\n") else "\n") + "/state/\n")
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Serializes commands that change the cache or workspace within one project."""
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
+        """Serializes commands that change the cache or workspace within one project. A command
+        that finds the lock taken waits for it (saying so once on stderr), up to `timeout`
+        seconds (default: $FASTREG_LOCK_TIMEOUT, else LOCK_TIMEOUT; 0: fail at once)."""
+        import sys
+        import time
+
+        if timeout is None:
+            try:
+                timeout = float(os.environ.get("FASTREG_LOCK_TIMEOUT", LOCK_TIMEOUT))
+            except ValueError:
+                timeout = LOCK_TIMEOUT
         self.dir.mkdir(exist_ok=True)
         with open(self.dir / "lock", "a") as f:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise LockedError(
-                    f"another fastreg command is running in {self.root}; wait for it to finish"
-                ) from None
+            deadline = time.monotonic() + timeout
+            said = False
+            while True:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockedError(
+                            f"another fastreg command is running in {self.root} (waited {timeout:.0f} s); let it "
+                            "finish and run this again (FASTREG_LOCK_TIMEOUT=SECONDS waits longer)") from None
+                    if not said:
+                        print(f"fastreg: waiting for another fastreg command in {self.root} to finish (up to "
+                              f"{timeout:.0f} s)...", file=sys.stderr, flush=True)
+                        said = True
+                    time.sleep(0.05)
             try:
                 yield
             finally:

@@ -48,6 +48,7 @@ class Changes:
     records: dict[str, tr.FileRecord] = field(default_factory=dict)
     digests: dict[str, bytes] = field(default_factory=dict)
     leftovers: list[str] = field(default_factory=list)
+    empty_folders: list[str] = field(default_factory=list)  # folders without files the workspace lacks
 
     def sort(self) -> None:
         for lst in (self.added, self.modified, self.deleted, self.not_pulled):
@@ -157,15 +158,18 @@ class _Scan:
                 _, fut = ahead.popleft()
                 self.folder(os.path.join(path, name), prefix + name + "/", subs.get(name), fut)
             else:
-                self.gone(prefix + name + "/", subs[name].digest)
+                self.gone(prefix + name + "/", subs[name])
 
-    def gone(self, prefix: str, digest: bytes) -> None:
+    def gone(self, prefix: str, rec_dir: tr.DirRecord) -> None:
         """A folder of the tree that is not in the workspace: every file under it, a deletion if
         it was here (the old stat cache has an entry for it), else never checked out here."""
         self.out.folders_read += 1
+        if rec_dir.files == 0:
+            tr.empty_folders(self.cache, rec_dir.digest, prefix[:-1], self.out.empty_folders.append)
+            return
         here = self.old.had_under(prefix)
         names: dict[str, frozenset[str]] = {}
-        for rel, rec in tr.walk(self.cache, digest, prefix):
+        for rel, rec in tr.walk(self.cache, rec_dir.digest, prefix, self.out.empty_folders.append):
             self.out.records[rel] = rec
             folder, name = split(rel)
             if here and name in (names.get(folder) or names.setdefault(folder, self.old.names(folder))):

@@ -108,3 +108,35 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
     if res.added or res.modified or res.deleted:
         res.state = State.CHANGED
     return res
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """Tracked data that Git would take: its .gitignore line is gone, or files of it are in
+    Git's index (data moved by hand, a `git add -f`). Either way a commit could carry the bytes."""
+
+    target: Target
+    ignored: bool
+    staged: int  # files of it in Git's index
+
+
+def git_exposure(project: Project, targets: list[Target]) -> list[Exposure]:
+    """Two git processes for all targets: `check-ignore --no-index --stdin` and `ls-files`."""
+    from fastreg import git
+
+    if not targets or project.config.get("core", {}).get("no_scm"):
+        return []
+    rels = [t.rel for t in targets]
+    p = git.run(["check-ignore", "--no-index", "--stdin", "-z"], cwd=project.root,
+                data=b"".join(os.fsencode(r) + b"\0" for r in rels), check=False)
+    if p.returncode not in (0, 1):  # 128: not a Git work tree, or git failed: nothing to say
+        return []
+    ignored = {os.fsdecode(x) for x in p.stdout.split(b"\0") if x}
+    listed = git.run(["ls-files", "-z", "--", *(f":(literal){r}" for r in rels)], cwd=project.root, check=False)
+    staged: dict[str, int] = {}
+    for name in (os.fsdecode(x) for x in listed.stdout.split(b"\0") if x):
+        for r in rels:
+            if name == r or name.startswith(r + "/"):
+                staged[r] = staged.get(r, 0) + 1
+    return [Exposure(t, t.rel in ignored, staged.get(t.rel, 0)) for t in targets
+            if t.rel not in ignored or staged.get(t.rel)]

@@ -4,7 +4,7 @@ tracked path with their digests (through the stat cache), and the records a tree
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -180,8 +180,9 @@ def _is_exec(st: os.stat_result | tuple[int, int, int, int]) -> bool:
     return bool(mode & 0o100)
 
 
-def walk_tree(project: Project, meta: mf.Metafile) -> Iterator[tuple[str, tr.FileRecord]]:
+def walk_tree(project: Project, meta: mf.Metafile,
+              empty: Callable[[str], None] | None = None) -> Iterator[tuple[str, tr.FileRecord]]:
     try:
-        yield from tr.walk(project.cache, meta.digest)
+        yield from tr.walk(project.cache, meta.digest, empty=empty)
     except DecodeError as exc:
         raise MetafileError(f"{meta.path}: {exc}") from None

@@ -274,17 +274,34 @@ class _Upload:
 
     async def upload(self) -> None:
         while (item := await self.queue.get()) is not None:
-            digest, data, seg, nfiles = item
-            await self.store.put(pk.pack_key(digest), data)
-            self.buffers.give(data)  # the store is done with it: the next pack is built in it
-            del item, data
-            self.slots.release()
-            encoded = seg.encode()
-            name = digest_bytes(encoded).hex()
-            await self.store.put(pk.index_key(name), encoded)  # the commit point
-            self.committer.commit(name, seg, nfiles)
-            if self.opts.progress:
-                self.opts.progress(nfiles, seg.pack_size)
+            # A task of its own, so that an interrupt (Ctrl-C cancels this uploader) lets a pack
+            # already on its way arrive and be committed: a rerun then does not send it again.
+            # Waiting costs at most the packs in flight (`uploads` x pack_size).
+            job = asyncio.ensure_future(self.send(item))
+            del item
+            try:
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                while not job.done():  # through every further cancel (gather, then run's clean-up)
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(job)
+                if not job.cancelled():
+                    job.exception()  # retrieved: the interrupt is what this command reports
+                raise
+
+    async def send(self, item: tuple[bytes, bytearray, pk.IndexSegment, int]) -> None:
+        """One pack, then its segment (the commit point)."""
+        digest, data, seg, nfiles = item
+        await self.store.put(pk.pack_key(digest), data)
+        self.buffers.give(data)  # the store is done with it: the next pack is built in it
+        del item, data
+        self.slots.release()
+        encoded = seg.encode()
+        name = digest_bytes(encoded).hex()
+        await self.store.put(pk.index_key(name), encoded)  # the commit point
+        self.committer.commit(name, seg, nfiles)
+        if self.opts.progress:
+            self.opts.progress(nfiles, seg.pack_size)
 
 
 class MetadataWriter:
