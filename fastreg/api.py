@@ -32,8 +32,9 @@ class _RemoteFile(Positioned, io.RawIOBase):
     """A read-only, seekable view of a registry file that fetches only the chunks a read
     touches (one ranged GET each, verified), keeping the last few in memory."""
 
-    def __init__(self, session: Any, chunks: list[tuple[bytes, int]], size: int) -> None:
+    def __init__(self, session: Any, chunks: list[tuple[bytes, int]], size: int, roots: list[bytes]) -> None:
         self._session = session
+        self._roots = roots
         self._chunks = chunks
         self._starts = list(itertools.accumulate([0] + [n for _, n in chunks]))[:-1]
         self._size = size
@@ -45,7 +46,7 @@ class _RemoteFile(Positioned, io.RawIOBase):
             if len(self._recent) >= 4:
                 self._recent.pop(next(iter(self._recent)))
             digest, length = self._chunks[i]
-            self._recent[i] = self._session.read_chunk(digest, length)
+            self._recent[i] = self._session.read_chunk(digest, length, self._roots)
         return self._recent[i]
 
     def readinto(self, b: Any) -> int:
@@ -91,7 +92,7 @@ def open(path: str, repo: str, rev: str | None = None, mode: str = "rb",
                 chunks = iter_chunks(rec.chunks, rec.digest, rec.size)
                 if any(not session.mirror.has(d) for d, _ in chunks):
                     session.refresh([loc.meta.digest])
-                raw = _RemoteFile(session, chunks, rec.size)
+                raw = _RemoteFile(session, chunks, rec.size, [loc.meta.digest])
         except BaseException:
             session.__exit__(None, None, None)
             raise

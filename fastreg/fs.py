@@ -230,7 +230,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
             session = self.session
             if any(not session.mirror.has(d) for d in chunks):
                 session.refresh(roots)
-            data = session.read_chunks(list(chunks.items()))
+            data = session.read_chunks(list(chunks.items()), roots)
         out = {}
         for r in records:
             content = b"".join(data[d] for d, _ in iter_chunks(r.chunks, r.digest, r.size))
@@ -379,7 +379,7 @@ class RegistryFile(AbstractBufferedFile):  # type: ignore[misc]
         if wanted:
             self._ensure_index()
             with self.fs._lock:
-                got = self.fs.session.read_chunks([self._chunks[i] for i in wanted])
+                got = self.fs.session.read_chunks([self._chunks[i] for i in wanted], [self.meta.digest])
             for i in wanted:
                 self._got[i] = got[self._chunks[i][0]]
         data = b"".join(self._got[i] for i in range(first, last + 1))

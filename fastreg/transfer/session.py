@@ -5,9 +5,11 @@ asyncio."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
+from typing import Any, TypeVar
 
+from fastreg.errors import IntegrityError, MissingDataError, ObjectNotFound
 from fastreg.objects import pack as pk
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
@@ -19,6 +21,8 @@ from fastreg.transfer import push as push_mod
 from fastreg.transfer import snapshots as snap_mod
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects
+
+T = TypeVar("T")
 
 
 class RemoteSession:
@@ -110,10 +114,21 @@ class RemoteSession:
     def retire(self, entries: list[snap_mod.ProjectEntry]) -> int:
         return self._runner.run(snap_mod.retire(self.store, entries))
 
-    def read_chunks(self, wanted: list[tuple[bytes, int]]) -> dict[bytes, bytes]:
-        """Several chunks, neighbours coalesced into one ranged GET, verified."""
-        return self._runner.run(fetch_mod.read_chunks(self.store, self.mirror, wanted, self.jobs))
+    def read_chunks(self, wanted: list[tuple[bytes, int]], roots: list[bytes] | None = None) -> dict[bytes, bytes]:
+        """Several chunks, neighbours coalesced into one ranged GET, verified. The mirror is a
+        cache of the remote's index: when what it points at is gone or damaged (a producer's push
+        may have repaired it since), it is refreshed from the remote (`roots`: the targets whose
+        locator hints a reader that cannot list follows) and the read tried once more."""
+        return self._again(lambda: fetch_mod.read_chunks(self.store, self.mirror, wanted, self.jobs), roots)
 
-    def read_chunk(self, digest: bytes, length: int) -> bytes:
-        """One chunk straight from its pack (a ranged GET), verified; for streaming reads."""
-        return self._runner.run(fetch_mod.read_chunk(self.store, self.mirror, digest, length))
+    def read_chunk(self, digest: bytes, length: int, roots: list[bytes] | None = None) -> bytes:
+        """One chunk straight from its pack (a ranged GET), verified; for streaming reads (the
+        same refresh-and-retry rule as read_chunks)."""
+        return self._again(lambda: fetch_mod.read_chunk(self.store, self.mirror, digest, length), roots)
+
+    def _again(self, read: Callable[[], Coroutine[Any, Any, T]], roots: list[bytes] | None) -> T:
+        try:
+            return self._runner.run(read())
+        except (IntegrityError, MissingDataError, ObjectNotFound):
+            self.refresh(roots or [])
+            return self._runner.run(read())
