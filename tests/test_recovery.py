@@ -3,6 +3,7 @@ pull, and a clone whose copy of the remote's index went stale after a repair rec
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -388,9 +389,14 @@ def test_an_interrupted_push_keeps_what_reached_s3(tmp_path: Path, project: Path
     ds.mkdir()
     for i in range(40):
         (ds / f"f{i:02}").write_bytes(os.urandom(4 << 20))
+    from tests.faultproxy import FaultProxy
+
     run("add", "ds")
+    proxy = FaultProxy(seaweed.endpoint, error_rate=0, reset_rate=0, delay_rate=1.0)  # every request 0.2 s later
+    stack = contextlib.ExitStack()
+    stack.enter_context(proxy)
     run("remote", "add", "-d", "store", f"s3://{bucket}/r")
-    run("remote", "modify", "store", "endpoint_url", seaweed.endpoint)
+    run("remote", "modify", "store", "endpoint_url", proxy.url)
     s3 = _client(seaweed.endpoint)
 
     def keys(under: str) -> list[dict]:
@@ -408,6 +414,7 @@ def test_an_interrupted_push_keeps_what_reached_s3(tmp_path: Path, project: Path
     packs, segments = keys("packs/"), keys("index/")
     assert 1 <= len(packs) == len(segments) < 10  # every pack that arrived is committed
     kept = sum(o["Size"] for o in packs)
-    out, _ = run("push")
+    with stack:
+        out, _ = run("push")
     sent = float(out.split("Pushed ")[1].split(" MiB")[0]) * (1 << 20)
     assert abs(sent + kept - (160 << 20)) < (1 << 20), (sent, kept)  # nothing sent twice

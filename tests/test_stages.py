@@ -451,3 +451,25 @@ def test_mirror_table_is_read_when_needed_from_the_file_as_loaded(tmp_path: Path
     replaced.merge([("other", pk.make_segment(h(b"pack2"), 18, [(h(b"x"), 8, 10)]))])
     replaced.save()  # another command's mirror takes the file's name
     assert other.has(entries[9][0]) and not other.has(h(b"x"))  # read from the file it loaded
+
+
+async def test_gc_takes_now_from_the_store_not_from_a_clock_that_runs_ahead(mirror: RemoteIndex,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A push is writing (a pack and its segment, no metafile refers to them yet); the gc host's
+    clock runs 3 h ahead: with the default grace nothing of the push may go."""
+    import time
+
+    real = time.time  # the store's clock; the gc host's is patched below (time.time, everywhere)
+    started = real()
+    store = MemoryStore(clock=real)
+    fresh = await put_pack(store, None, [os.urandom(2000)])
+    await store.put(pk.pack_key(h(b"orphan in flight")), b"orphan")  # a pack whose segment is coming
+    ahead = started + 3 * 3600
+    monkeypatch.setattr(gcm.time, "time", lambda: ahead + (real() - started))
+    res = await gcm.gc(store, mirror, gcm.GcKeep(), gcm.GcOptions(grace=3600.0, jobs=2))
+    assert pk.pack_key(fresh) in store.objects and pk.pack_key(h(b"orphan in flight")) in store.objects
+    assert res.packs_deleted == 0 and res.kept_young == 1
+    # The store's own clock moving past the grace is what lets them go.
+    store.clock = lambda: real() + 2 * 3600
+    res = await gcm.gc(store, mirror, gcm.GcKeep(), gcm.GcOptions(grace=3600.0, jobs=2))
+    assert pk.pack_key(fresh) not in store.objects and res.packs_deleted == 1

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from fastreg.errors import ObjectNotFound, ReadOnlyStore
 from fastreg.storage.base import Listing, ObjectInfo, Store, check_range
 
 
 class MemoryStore(Store):
-    def __init__(self, url: str = "memory://", read_only: bool = False) -> None:
+    def __init__(self, url: str = "memory://", read_only: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        """clock: the server's clock, which stamps objects (tests give it one of its own)."""
         self.url = url
+        self.clock = clock
         self.read_only = read_only
         self.objects: dict[str, tuple[bytes, float]] = {}
         self.requests: dict[str, int] = {"get": 0, "put": 0, "exists": 0, "list": 0, "delete": 0}
@@ -30,7 +34,7 @@ class MemoryStore(Store):
         if self.read_only:
             raise ReadOnlyStore(f"{self.url} is read-only")
         self.requests["put"] += 1
-        self.objects[key] = (bytes(data), time.time())
+        self.objects[key] = (bytes(data), self.clock())
 
     async def exists(self, key: str) -> bool:
         self.requests["exists"] += 1

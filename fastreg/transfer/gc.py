@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import xxhash
 
-from fastreg.errors import DecodeError, IntegrityError
+from fastreg.errors import DecodeError, IntegrityError, StorageError
 from fastreg.objects import pack as pk
 from fastreg.objects.digest import digest_bytes
 from fastreg.plan import Entry, GcPlan, PackState, plan_gc
@@ -206,11 +206,25 @@ async def rehint(store: Store, mirror: RemoteIndex, keep: GcKeep) -> None:
     await asyncio.to_thread(mirror.save)
 
 
+async def store_now(store: Store, marker: str) -> float:
+    """"Now" by the store's own clock: the modification time it gave the object `marker` just
+    written. Ages are judged against the times the store gave the objects, so a gc host whose
+    clock runs ahead (by more than the grace period) must not take its own clock: it would
+    delete objects a push is still writing. A marker the listing does not show yet is an error
+    (no gc at all is better than one on a guessed time)."""
+    for o in await store.list(marker):
+        if o.key == marker:
+            return o.mtime
+    raise StorageError(f"{store.url}: the object {marker} just written is not listed; cannot tell the store's "
+                       "time, so nothing was deleted (run the gc again)")
+
+
 async def gc(store: Store, mirror: RemoteIndex, keep: GcKeep, opts: GcOptions) -> RemoteGcResult:
     """Survey -> plan (plan.plan_gc, pure) -> execute -> rehint."""
     # Announce the gc before deleting anything: every client's mirror notices and rebuilds.
-    await store.put(f"gc/{time.time_ns():x}-{os.urandom(4).hex()}", b"")
-    now = time.time()
+    marker = f"gc/{time.time_ns():x}-{os.urandom(4).hex()}"
+    await store.put(marker, b"")
+    now = await store_now(store, marker)
 
     def young(o: ObjectInfo) -> bool:
         return now - o.mtime < opts.grace
