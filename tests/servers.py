@@ -214,3 +214,108 @@ def start_http(root: Path, ignore_range: bool = False) -> HttpServer:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, 20, proc)
     return HttpServer(f"http://127.0.0.1:{port}", proc)
+
+
+@dataclass
+class Cluster:
+    """A SeaweedFS cluster on 127.0.0.1: one master, volume servers on directories of their own,
+    a filer and the S3 gateway, each a process (group) of its own, so one volume server can be
+    stopped and started again while the rest serve."""
+
+    endpoint: str
+    workdir: str
+    master: str  # host:port.grpcport, for volume servers
+    procs: dict[str, subprocess.Popen[bytes]]
+    volume_cmds: list[list[str]]
+    log: Any
+
+    def _stop(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # SIGTERM takes a volume server ~10 s
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+    def stop_volume(self, i: int) -> None:
+        self._stop(f"volume{i}")
+
+    def grow(self, collection: str, per_server: int) -> None:
+        """Writable volumes for a bucket's collection on every volume server (the master's
+        /vol/grow): writes then land on all of them, not on whichever servers SeaweedFS's own
+        growth picked."""
+        import urllib.error
+        import urllib.request
+
+        host, port = self.master.rsplit(".", 1)[0].rsplit(":", 1)
+        for cmd in self.volume_cmds:
+            node = "127.0.0.1:" + next(a for a in cmd if a.startswith("-port=")).split("=")[1]
+            url = (f"http://{host}:{port}/vol/grow?collection={collection}&count={per_server}&replication=000"
+                   f"&dataNode={node}")
+            for attempt in range(100):  # a volume server just (re)started may not have checked in yet
+                try:
+                    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - 127.0.0.1 only
+                        resp.read()
+                    break
+                except urllib.error.HTTPError:
+                    if attempt == 99:
+                        raise
+                    time.sleep(0.2)
+
+    def start_volume(self, i: int) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        self.procs[f"volume{i}"] = subprocess.Popen(self.volume_cmds[i], stdout=self.log, stderr=subprocess.STDOUT,
+                                                    env=env, start_new_session=True)
+        port = int(next(a for a in self.volume_cmds[i] if a.startswith("-port=")).split("=")[1])
+        wait_port(port, 60, self.procs[f"volume{i}"])
+
+    def stop(self) -> None:
+        for name in ["s3", "filer", *sorted(n for n in self.procs if n.startswith("volume")), "master"]:
+            self._stop(name)
+        self.log.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_seaweed_cluster(volumes: int = 3, volume_size_mb: int = 8) -> Cluster:
+    """Volumes small enough (volume_size_mb) that a few tens of MB spread over every server."""
+    workdir = tempfile.mkdtemp(prefix="fastreg-cluster-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    log = open(os.path.join(workdir, "cluster.log"), "wb")  # noqa: SIM115 - lives as long as the cluster
+    p = free_ports(8 + 2 * volumes)
+    master = f"127.0.0.1:{p[0]}.{p[1]}"
+    weed = weed_binary()
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(name: str, cmd: list[str], port: int) -> None:
+        procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        wait_port(port, 60, procs[name])
+
+    volume_cmds = []
+    for i in range(volumes):
+        d = os.path.join(workdir, f"volume{i}")
+        os.makedirs(d)
+        volume_cmds.append([weed, "volume", f"-dir={d}", f"-mserver={master}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                            f"-port={p[8 + 2 * i]}", f"-port.grpc={p[9 + 2 * i]}", "-max=100"])
+    cluster = Cluster(f"http://127.0.0.1:{p[6]}", workdir, master, procs, volume_cmds, log)
+    try:
+        mdir = os.path.join(workdir, "master")
+        os.makedirs(mdir)
+        start("master", [weed, "master", f"-mdir={mdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-port={p[0]}",
+                         f"-port.grpc={p[1]}", f"-volumeSizeLimitMB={volume_size_mb}", "-defaultReplication=000"],
+              p[0])
+        for i in range(volumes):
+            cluster.start_volume(i)
+        fdir = os.path.join(workdir, "filer")
+        os.makedirs(fdir)
+        start("filer", [weed, "filer", f"-master={master}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-port={p[2]}",
+                        f"-port.grpc={p[3]}", f"-defaultStoreDir={fdir}"], p[2])
+        start("s3", [weed, "s3", f"-filer=127.0.0.1:{p[2]}.{p[3]}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                     f"-port={p[6]}", f"-port.grpc={p[7]}", "-port.iceberg=0", "-port.lance=0"], p[6])
+        _wait_s3_ready(cluster.endpoint, 60)
+    except BaseException as exc:
+        tail = Path(workdir, "cluster.log").read_text(errors="replace")[-3000:]
+        cluster.stop()
+        raise RuntimeError(f"the SeaweedFS cluster did not start: {exc}\n{tail}") from None
+    return cluster

@@ -78,7 +78,16 @@ def _keep_never_here(project: Project, old: mf.Metafile, new: tr.DirRecord, here
     """The new version of a directory with the old version's files that were never in this
     workspace put back (`here`: the stat cache as it was before this add), and how many."""
     if not project.cache.tree_path(old.digest).exists():
-        return new, 0  # nothing to compare with (a tree the cache lacks)
+        # A clone that never pulled: the recorded version's tree comes from the remote (trees
+        # only). Without it, recording the workspace would drop whatever was never here.
+        from fastreg.repo.diff import ensure_trees
+
+        try:
+            ensure_trees(project, [old], None, None)
+        except FastregError as exc:
+            raise PathError(f"{old.path}: the version recorded in its metafile cannot be read ({exc.message}); "
+                            "`fastreg fetch` brings it, or `fastreg add --prune` records the workspace as it is "
+                            "(files never checked out here then count as deleted)") from None
 
     def keep_file(path: str) -> bool:
         folder, name = split(path)
