@@ -256,7 +256,7 @@ class Cluster:
                    f"&dataNode={node}")
             for attempt in range(100):  # a volume server just (re)started may not have checked in yet
                 try:
-                    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - 127.0.0.1 only
+                    with urllib.request.urlopen(url, timeout=30) as resp:
                         resp.read()
                     break
                 except urllib.error.HTTPError:

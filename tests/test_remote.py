@@ -360,7 +360,11 @@ def test_concurrent_pushes_lose_nothing(tmp_path: Path, project: Path, run, make
     # the second machine has its own data (and a share of the same images)
     make_images(second / "ds", train=30, validation=10)
     make_images(second / "ds", train=10, validation=0, start=900)
-    run("add", "ds")
+    # The committed version was never pushed: its tree is nowhere to read, so what this clone
+    # never had cannot be kept; add says so, and --prune records the workspace as it is.
+    _, err = run("add", "ds", rc=1)
+    assert "cannot be read" in err and "--prune" in err
+    run("add", "--prune", "ds")
     commit(second, "second")
     # The second clone never pulled model.bin: it pushes what it has, the ds directory.
     procs = [subprocess.Popen([sys.executable, "-m", "fastreg", "push", *args], cwd=cwd, stdout=subprocess.DEVNULL,
