@@ -134,13 +134,18 @@ class GcPlan:
     young: list[PackState] = field(default_factory=list)  # inside the grace period: not judged
 
 
-def plan_gc(packs: Iterable[PackState], keep_chunks: set[bytes], rewrite_below: float, header: int) -> GcPlan:
+def plan_gc(packs: Iterable[PackState], keep_chunks: set[bytes], rewrite_below: float, header: int,
+            max_unused: float = 0.0) -> GcPlan:
     """What remote gc does with each pack. A kept chunk counts once, in the first pack (by segment
     name) that has it, so duplicates left by concurrent pushers are freed; a young pack's chunks
     count too, so a chunk is never kept only in a pack that is dropped. A pack whose live bytes are
-    under `rewrite_below` of its chunk bytes is rewritten, one with none is dropped."""
+    under `rewrite_below` of its chunk bytes is rewritten, one with none is dropped. Then, as
+    restic's prune does, the kept packs with the most dead bytes are rewritten too until the dead
+    bytes left in kept packs are at most `max_unused` of all the chunk bytes they hold (small
+    duplicates spread over mostly live packs would otherwise never go)."""
     plan = GcPlan()
     covered: set[bytes] = set()
+    kept_live: list[list[Entry]] = []  # the live entries of each pack in plan.keep
     for p in sorted(packs, key=lambda x: x.segment):
         live = []
         for entry in p.entries:
@@ -155,4 +160,19 @@ def plan_gc(packs: Iterable[PackState], keep_chunks: set[bytes], rewrite_below: 
             plan.rewrite.append((p, live))
         else:
             plan.keep.append(p)
+            kept_live.append(live)
+    if max_unused > 0 and plan.keep:
+        chunk_bytes = [max(1, p.pack_size - header) for p in plan.keep]
+        dead = [n - sum(e[2] for e in live) for n, live in zip(chunk_bytes, kept_live, strict=True)]
+        budget = max_unused * sum(chunk_bytes)
+        order = sorted(range(len(plan.keep)), key=lambda i: (-dead[i], plan.keep[i].segment))
+        left = sum(dead)
+        moved = set()
+        for i in order:
+            if left <= budget or dead[i] <= 0:
+                break
+            plan.rewrite.append((plan.keep[i], kept_live[i]))
+            left -= dead[i]
+            moved.add(i)
+        plan.keep = [p for i, p in enumerate(plan.keep) if i not in moved]
     return plan

@@ -19,10 +19,11 @@ _HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive
 
 class FaultProxy:
     def __init__(self, upstream: str, seed: int = 7, error_rate: float = 0.15, reset_rate: float = 0.05,
-                 delay_rate: float = 0.1, port: int | None = None) -> None:
+                 delay_rate: float = 0.1, port: int | None = None, delay: float = 0.2) -> None:
         self.upstream = upstream.rstrip("/")
         self.rnd = random.Random(seed)
         self.rates = (error_rate, reset_rate, delay_rate)
+        self.delay = delay  # seconds a delayed request waits
         self.counts: Counter[str] = Counter()
         [self.port] = [port] if port else free_ports(1)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -81,7 +82,7 @@ class FaultProxy:
             return web.Response(status=500)
         if r < error + reset + delay:
             self.counts["delay"] += 1
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(self.delay)
         self.counts["forwarded"] += 1
         if request.method == "HEAD":
             self.counts["heads"] += 1

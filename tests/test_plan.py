@@ -133,20 +133,27 @@ def test_gc_plan_drops_rewrites_keeps_and_leaves_young_packs() -> None:
     assert [p.segment for p in plan.drop] == ["b"]  # nothing live
     assert [(p.segment, [e[0] for e in live]) for p, live in plan.rewrite] == [("c", [d("7")]), ("e", [d("12")])]
     assert [p.segment for p in plan.young] == ["d"]  # not judged, whatever it holds
+    # Duplicates spread over mostly live packs: each copy past the first is dead; above the
+    # unused budget the packs with the most dead bytes are rewritten, the rest kept.
+    packs = [pack("a", ["1", "2", "3", "4"]), pack("b", ["1", "5", "6", "7"]), pack("c", ["8", "9", "10", "2"])]
+    every = {d(str(i)) for i in range(1, 11)}
+    assert [p.segment for p in plan_gc(packs, every, 0.5, 8).keep] == ["a", "b", "c"]  # 75% live: kept
+    plan = plan_gc(packs, every, 0.5, 8, max_unused=0.1)  # 200 of 1,200 bytes dead, budget 120
+    assert [p.segment for p, _ in plan.rewrite] == ["b"] and [p.segment for p in plan.keep] == ["a", "c"]
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.lists(st.integers(0, 20), min_size=1, max_size=6, unique=True), st.booleans()),
                 max_size=8),
-       st.sets(st.integers(0, 20)), st.floats(0, 1))
-def test_gc_plan_never_loses_a_kept_chunk(packs_spec, keep, rewrite_below) -> None:
+       st.sets(st.integers(0, 20)), st.floats(0, 1), st.floats(0, 0.5))
+def test_gc_plan_never_loses_a_kept_chunk(packs_spec, keep, rewrite_below, max_unused) -> None:
     from fastreg.plan import PackState, plan_gc
 
     packs = [PackState(f"s{i:02d}", d(f"p{i}"), 8 + 10 * len(cs), tuple((d(f"c{c}"), 8 + 10 * j, 10)
                                                                        for j, c in enumerate(cs)), young)
              for i, (cs, young) in enumerate(packs_spec)]
     keep_chunks = {d(f"c{c}") for c in keep}
-    plan = plan_gc(packs, keep_chunks, rewrite_below, 8)
+    plan = plan_gc(packs, keep_chunks, rewrite_below, 8, max_unused)
     decided = plan.drop + plan.keep + plan.young + [p for p, _ in plan.rewrite]
     assert sorted(p.segment for p in decided) == sorted(p.segment for p in packs)  # each pack decided once
     surviving = {e[0] for p in plan.keep + plan.young for e in p.entries}
@@ -155,3 +162,16 @@ def test_gc_plan_never_loses_a_kept_chunk(packs_spec, keep, rewrite_below) -> No
     assert keep_chunks & on_remote <= surviving  # a kept chunk is never only in a dropped pack
     for p in plan.drop:
         assert not any(e[0] in keep_chunks and e[0] not in surviving for e in p.entries)
+    # dead bytes left in kept packs stay within the budget
+    live_in = {p.segment: 0 for p in plan.keep}
+    covered: set[bytes] = set()
+    for p in sorted(packs, key=lambda x: x.segment):
+        for e in p.entries:
+            if e[0] in keep_chunks and e[0] not in covered:
+                covered.add(e[0])
+                if p.segment in live_in:
+                    live_in[p.segment] += e[2]
+    dead = [p.pack_size - 8 - live_in[p.segment] for p in plan.keep]
+    by_budget = [p for p, live in plan.rewrite if sum(e[2] for e in live) >= rewrite_below * max(1, p.pack_size - 8)]
+    budget = max_unused * sum(max(1, p.pack_size - 8) for p in plan.keep + by_budget)
+    assert max_unused == 0 or sum(dead) <= budget + 1e-6, (dead, budget)

@@ -36,6 +36,9 @@ from fastreg.storage.base import ObjectInfo, Store
 from fastreg.transfer.index import RemoteIndex
 
 REWRITE_BELOW = 0.5
+#: Dead bytes (unreferenced chunks, duplicate copies) that may stay in kept packs, as a share of
+#: their chunk bytes: restic's default for prune. Above it the worst packs are rewritten.
+MAX_UNUSED = 0.05
 
 
 @dataclass(slots=True)
@@ -64,6 +67,7 @@ class GcOptions:
     grace: float = 3600.0  # seconds: nothing younger is touched
     jobs: int = 8
     rewrite_below: float = REWRITE_BELOW
+    max_unused: float = MAX_UNUSED
 
 
 @dataclass(slots=True)
@@ -230,7 +234,8 @@ async def gc(store: Store, mirror: RemoteIndex, keep: GcKeep, opts: GcOptions) -
         return now - o.mtime < opts.grace
 
     survey = await RemoteSurvey.take(store, opts.jobs)
-    plan = plan_gc(survey.pack_states(young), keep.chunks, opts.rewrite_below, len(pk.PACK_HEADER))
+    plan = plan_gc(survey.pack_states(young), keep.chunks, opts.rewrite_below, len(pk.PACK_HEADER),
+                   opts.max_unused)
     run = GcExecutor(store, survey, young, opts.jobs)
     await run.withdraw(keep)
     run.count_young(plan)
