@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
@@ -55,6 +55,19 @@ def _what(before: tr.Record | None, after: tr.Record | None) -> str:
     return "modified"
 
 
+R = TypeVar("R", tr.FileRecord, tr.DirRecord)
+
+
+def _three_way(base: R | None, ours: R | None, theirs: R | None) -> tuple[bool, R | None]:
+    """The rule for one path: (True, the result) when one side changed it or both alike,
+    (False, None) when both changed it, differently."""
+    if ours == theirs or base == theirs:
+        return True, ours
+    if base == ours:
+        return True, theirs
+    return False, None
+
+
 def _entries(store: tr.TreeStore, digest: bytes | None) -> Iterator[tuple[str, tr.Record]]:
     return tr.iter_dir(store, digest) if digest is not None else iter(())
 
@@ -76,35 +89,28 @@ def merge_trees(store: tr.TreeStore, base: bytes | None, ours: bytes | None, the
         # deleted on one side while the other made it a folder merges like any deletion.
         af, of, tf = (r if isinstance(r, tr.FileRecord) else None for r in (a, o, t))
         ad, od, td = (r if isinstance(r, tr.DirRecord) else None for r in (a, o, t))
-        f: tr.FileRecord | None
-        if of == tf or af == tf:
-            f = of
-        elif af == of:
-            f = tf
-        else:
+        def side_for(path: str = path, a: tr.Record | None = a, o: tr.Record | None = o,
+                     t: tr.Record | None = t) -> Side:
+            """Who wins where both sides changed `path` differently (a conflict unless resolved)."""
             side = resolve(path)
             if side is None:
                 conflicts.append(Conflict(path, f"{_what(a, o)} in ours, {_what(a, t)} in theirs"))
-                side = "ours"
-            f = of if side == "ours" else tf
-        d: tr.DirRecord | None
-        if od == td or ad == td:
-            d = od
-        elif ad == od:
-            d = td
-        else:
+                return "ours"
+            return side
+
+        decided, f = _three_way(af, of, tf)
+        if not decided:
+            f = of if side_for() == "ours" else tf
+        decided, d = _three_way(ad, od, td)
+        if not decided:
             sub = merge_trees(store, ad.digest if ad else None, od.digest if od else None,
                               td.digest if td else None, resolve, path + "/")
-            conflicts += sub.conflicts
+            conflicts.extend(sub.conflicts)
             d = sub.record
             if d is not None and d.files == 0 and (od is None or td is None) and not sub.conflicts:
                 d = None  # deleted on one side, nothing the other side added survives in it
         if f is not None and d is not None:  # one name, a file on one side and a folder on the other
-            side = resolve(path)
-            if side is None:
-                conflicts.append(Conflict(path, f"{_what(a, o)} in ours, {_what(a, t)} in theirs"))
-                side = "ours"
-            keep = o if side == "ours" else t
+            keep = o if side_for() == "ours" else t
             f, d = (keep, None) if isinstance(keep, tr.FileRecord) else (None, keep)
         if d is not None:
             out.add_dir(name, d)
