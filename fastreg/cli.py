@@ -1102,7 +1102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as exc:
-        if exc.errno not in (28, 122):  # ENOSPC, EDQUOT: a full disk is no bug, wherever it was met
+        from fastreg.errors import NO_SPACE
+
+        if exc.errno not in NO_SPACE:  # a full disk (or quota) is no bug, wherever it was met
             return _internal(exc, verbose)
         if verbose:
             traceback.print_exc()

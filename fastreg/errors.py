@@ -5,6 +5,7 @@ are translated into these where they enter fastreg."""
 
 from __future__ import annotations
 
+import errno
 import unicodedata
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -135,7 +136,7 @@ class NoSpaceError(FileSystemError):
     """A disk (or quota) ran full while fastreg wrote: says where, and what helps."""
 
 
-NO_SPACE = (28, 122)  # ENOSPC, EDQUOT
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def no_space(path: object, what: str) -> NoSpaceError:

@@ -14,7 +14,7 @@ import os
 import shlex
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fastreg import git
@@ -145,8 +145,6 @@ def run_driver(base_file: str, ours_file: str, theirs_file: str, path: str) -> i
 
 
 def _mark(meta: mf.Metafile, lines: tuple[str, ...]) -> mf.Metafile:
-    from dataclasses import replace
-
     return replace(meta, conflicts=lines)
 
 
@@ -209,7 +207,7 @@ def merge(project: Project, paths: list[str], side: mg.Side | None) -> list[Merg
         base, ours, theirs = (_parse(x, meta_rel) for x in texts)
 
         t = project.target(str(project.root / meta_rel))
-        settled = _settled(project, t, ours, theirs)
+        settled = _settled(project, t, base, ours, theirs)
 
         def resolve(path: str, inner: list[str] = inner,
                     settled: dict[str, mg.Side] | None = settled) -> mg.Side | None:
@@ -229,7 +227,7 @@ def merge(project: Project, paths: list[str], side: mg.Side | None) -> list[Merg
     return out
 
 
-def _settled(project: Project, t: Target, ours: mf.Metafile | None,
+def _settled(project: Project, t: Target, base: mf.Metafile | None, ours: mf.Metafile | None,
              theirs: mf.Metafile | None) -> dict[str, mg.Side] | None:
     """Conflicts an earlier `fastreg merge --ours/--theirs PATH` settled in the metafile as it is
     now: path -> the side it took (a later call keeps them). None when nothing was settled."""
@@ -241,8 +239,6 @@ def _settled(project: Project, t: Target, ours: mf.Metafile | None,
             or theirs.kind != "dir":
         return None
     open_paths = {line.rsplit(": ", 1)[0].removeprefix(current.path + "/") for line in current.conflicts}
-    base_text = _blob(project, unmerged_metafiles(project).get(f"{t.rel}{mf.METAFILE_SUFFIX}", {}).get(1))
-    base = _parse(base_text, t.rel)
     _ensure_trees(project, (base, ours, theirs))
     first = mg.merge_trees(project.cache, base.digest if base else None, ours.digest, theirs.digest)
     out: dict[str, mg.Side] = {}

@@ -172,7 +172,9 @@ class _Scan:
         for rel, rec in tr.walk(self.cache, rec_dir.digest, prefix, self.out.empty_folders.append):
             self.out.records[rel] = rec
             folder, name = split(rel)
-            if here and name in (names.get(folder) or names.setdefault(folder, self.old.names(folder))):
+            if folder not in names:
+                names[folder] = self.old.names(folder) if here else frozenset()
+            if name in names[folder]:
                 self.out.deleted.append(rel)
                 self.writer.seen(rel)
             else:
