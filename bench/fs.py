@@ -1,4 +1,4 @@
-"""fsspec side by side: fastreg:// (fastreg.fs.FastregFileSystem) vs DVC's DVCFileSystem on the
+"""fsspec side by side: fastreg:// (fastreg.registry.fsspec.FastregFileSystem) vs DVC's DVCFileSystem on the
 same 10k-image registry on SeaweedFS (127.0.0.1), same run.
 
 Measured in a fresh interpreter per run, data caches cold (fastreg keeps its registry's Git

@@ -19,8 +19,8 @@ from fastreg.quoting import quote, unquote
 
 if TYPE_CHECKING:
     from fastreg.repo.checkout import CheckoutResult
+    from fastreg.repo.push import SyncResult
     from fastreg.repo.status import TargetStatus
-    from fastreg.repo.sync import SyncResult
 
 
 class _Parser(argparse.ArgumentParser):
@@ -220,18 +220,18 @@ def _status(args: argparse.Namespace) -> int:
 
     project = Project.find()
     if args.remote is not None:
-        from fastreg.repo import sync
+        from fastreg.repo import remote_admin
 
-        name, remote_status = sync.status_remote(project, args.targets, args.remote or None)
+        name, remote_status = remote_admin.status_remote(project, args.targets, args.remote or None)
         behind = [rs for rs in remote_status if rs.missing_files]
         if args.json:
             print(json.dumps({"remote": name, "changed": bool(behind), "targets": [
-                {"path": rs.target.rel, "files": rs.total_files, "missing_files": rs.missing_files,
+                {"path": rs.name, "files": rs.total_files, "missing_files": rs.missing_files,
                  "missing_chunks": rs.missing_chunks, "missing_bytes": rs.missing_bytes}
                 for rs in remote_status]}, indent=1))
         elif not args.quiet:
             for rs in behind:
-                print(f"{rs.target.rel}:\n    not in remote {name}: {rs.missing_files} of "
+                print(f"{rs.name}:\n    not in remote {name}: {rs.missing_files} of "
                       f"{_count(rs.total_files, 'file')} ({_human(rs.missing_bytes)} in "
                       f"{_count(rs.missing_chunks, 'chunk')} to upload); run `fastreg push`")
             if not behind:
@@ -373,10 +373,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
                    + (f"; left {_count(res.kept_recent, 'recent object')} of the shared cache alone"
                       if res.kept_recent else ""))
         if args.remote is not None:
-            from fastreg.repo import sync
+            from fastreg.repo import remote_admin
 
             metas = gc.referenced_metas(project, args.all_commits)
-            outcome = sync.gc_remote(project, metas, args.remote or None, args.grace)
+            outcome = remote_admin.gc_remote(project, metas, args.remote or None, args.grace)
             r = outcome.result
             _say(args, f"Remote {outcome.remote}: deleted {_count(r.packs_deleted, 'pack')}, rewrote "
                        f"{r.packs_rewritten}, deleted {_count(r.objects_deleted, 'object')}, freed "
@@ -408,18 +408,18 @@ def cmd_remote(args: argparse.Namespace) -> int:
     elif args.remote_command == "projects":
         import time
 
-        from fastreg.repo import sync
+        from fastreg.repo import remote_admin
 
-        name, found = sync.remote_projects(project, args.name)
+        name, found = remote_admin.remote_projects(project, args.name)
         for p in found:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(p.pushed))
             print(f"{p.id}  {when}  {_count(p.roots, 'root'):>10}  {p.where}" + ("  (this clone)" if p.this else ""))
         if not found:
             _say(args, f"No project has pushed a snapshot to {name} yet.")
     elif args.remote_command == "retire":
-        from fastreg.repo import sync
+        from fastreg.repo import remote_admin
 
-        name, retired = sync.retire(project, args.name, args.ids, args.older_than)
+        name, retired = remote_admin.retire(project, args.name, args.ids, args.older_than)
         _say(args, f"Retired {_count(len(retired), 'project')} on {name}"
              + (f": {' '.join(retired)}" if retired else "")
              + "; the next `fastreg gc -r` frees what only they referred to")
@@ -441,12 +441,12 @@ def cmd_remote(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     _steady_malloc()
-    from fastreg.repo import sync
+    from fastreg.repo import push as push_mod
     from fastreg.repo.project import Project
 
     project = Project.find()
     with project.lock(), _progress(args, "push") as progress:
-        res = sync.push(project, args.targets, args.remote, args.jobs, progress)
+        res = push_mod.push(project, args.targets, args.remote, args.jobs, progress)
     if res.packs:
         _say(args, f"Pushed {_human(res.bytes)} in {_count(res.packs, 'pack')} to {res.remote} "
                    f"({_count(res.requests, 'request')})")
@@ -469,12 +469,12 @@ def _fetched(args: argparse.Namespace, res: SyncResult) -> None:
 def cmd_fetch(args: argparse.Namespace) -> int:
     _steady_malloc()
     from fastreg.registry.ops import import_session
-    from fastreg.repo import sync
+    from fastreg.repo import pull as pull_mod
     from fastreg.repo.project import Project
 
     project = Project.find()
     with project.lock(), _progress(args, "fetch") as progress:
-        res, _ = sync.fetch(project, args.targets, args.remote, args.jobs, progress, imports=import_session)
+        res, _ = pull_mod.fetch(project, args.targets, args.remote, args.jobs, progress, imports=import_session)
     _fetched(args, res)
     return 0
 
@@ -482,12 +482,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     _steady_malloc()
     from fastreg.registry.ops import import_session
-    from fastreg.repo import sync
+    from fastreg.repo import pull as pull_mod
     from fastreg.repo.project import Project
 
     project = Project.find()
     with project.lock(), _progress(args, "pull") as progress:
-        fetched, res = sync.pull(project, args.targets, args.remote, args.jobs, args.force, progress,
+        fetched, res = pull_mod.pull(project, args.targets, args.remote, args.jobs, args.force, progress,
                                  imports=import_session)
     _fetched(args, fetched)
     _say(args, _checked_out(res))

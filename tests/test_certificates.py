@@ -14,7 +14,7 @@ from fastreg.errors import StorageError
 from fastreg.objects import tree as tr
 from fastreg.repo.cache import Cache
 from fastreg.repo.project import Project
-from fastreg.repo.sync import push
+from fastreg.repo.push import push
 from fastreg.storage.local import LocalStore
 from tests.test_registry import files_under, git
 

@@ -12,6 +12,7 @@ import xxhash
 from fastreg.objects import pack as pk
 from fastreg.plan import ChunkRef, PackPlan
 from fastreg.repo.cache import Cache
+from fastreg.transfer import layout
 from fastreg.transfer.push import build_pack, pack_size_of
 
 
@@ -39,8 +40,8 @@ def test_golden_pack_and_index_segment(tmp_path: Path) -> None:
     assert segment.items() == sorted([(da, 8, len(a)), (xxhash.xxh3_128_digest(chunk), 8 + len(a), 512)])
     assert h(encoded) == "e18006d9ec45cc1a2d995208d0db8670"
     assert pk.decode_segment(encoded, h(encoded)) == segment
-    assert pk.index_key(h(encoded)) == f"index/{h(encoded)}"
-    assert pk.pack_key(digest) == f"packs/{digest.hex()[:2]}/{digest.hex()}"
+    assert layout.index_key(h(encoded)) == f"index/{h(encoded)}"
+    assert layout.pack_key(digest) == f"packs/{digest.hex()[:2]}/{digest.hex()}"
 
 
 def test_golden_record_roots_and_snapshot() -> None:
@@ -54,7 +55,7 @@ def test_golden_record_roots_and_snapshot() -> None:
     roots_of = (pk.Root("file", xxhash.xxh3_128_digest(b"f"), 3), pk.Root("dir", xxhash.xxh3_128_digest(b"d"), 9))
     snap = pk.Snapshot("0123456789abcdef", 1_795_000_000_000_000_000, "host:/path", roots_of)
     assert h(snap.encode()) == "ba90cc8c4ce7761380999d1103617dd9"
-    assert snap.key() == f"projects/0123456789abcdef/18e91efd5bd38000-{h(snap.encode())}"
+    assert layout.snapshot_key(snap) == f"projects/0123456789abcdef/18e91efd5bd38000-{h(snap.encode())}"
     back = pk.decode_snapshot(snap.encode(), "s")
     assert back.project == snap.project and set(back.roots) == set(snap.roots)
-    assert pk.snapshot_key_parts(snap.key()) == ("0123456789abcdef", 1_795_000_000_000_000_000)
+    assert layout.snapshot_key_parts(layout.snapshot_key(snap)) == ("0123456789abcdef", 1_795_000_000_000_000_000)

@@ -14,7 +14,7 @@ from fsspec.implementations.local import LocalFileSystem, make_path_posix
 from fsspec.tests.abstract import AbstractGetTests, BaseAbstractFixtures
 
 from fastreg.cli import main
-from fastreg.fs import FastregFileSystem
+from fastreg.registry.fsspec import FastregFileSystem
 
 SCENARIOS = ("bulk", "glob", "prefix", "hashed")
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from fastreg.objects import pack as pk
-from fastreg.repo import sync
+from fastreg.repo import push as sync
 from fastreg.repo.project import Project
+from fastreg.transfer import layout
 from tests.conftest import age
 from tests.servers import start_http
 
@@ -57,7 +58,7 @@ def test_local_remote_round_trip(tmp_path: Path, project: Path, run, make_images
     assert "not in remote store" in out
     out, _ = run("push")
     assert "Pushed" in out
-    assert (remote / pk.MARKER_KEY).read_text() == "format = 1\n"
+    assert (remote / layout.MARKER_KEY).read_text() == "format = 1\n"
     out, _ = run("status", "-r", "store")
     assert "Everything is in remote store" in out
     # A second push with nothing new uploads nothing and costs two listings (index/ and gc/) and
@@ -204,7 +205,7 @@ def test_remote_errors_are_one_line(tmp_path: Path, project: Path, run, make_ima
     _, err = run("remote", "modify", "store", "colour", "blue", rc=2)
     assert "unknown remote option" in err
     (tmp_path / "r").mkdir()
-    (tmp_path / "r" / pk.MARKER_KEY).write_text("format = 99\n")
+    (tmp_path / "r" / layout.MARKER_KEY).write_text("format = 99\n")
     _, err = run("push", "-r", "store", rc=1)
     assert "format 99" in err and "upgrade" in err
     out, _ = run("remote", "list")

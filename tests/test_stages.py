@@ -22,8 +22,11 @@ from fastreg.repo.cache import Cache
 from fastreg.storage.memory import MemoryStore
 from fastreg.transfer import fetch as fe
 from fastreg.transfer import gc as gcm
+from fastreg.transfer import layout
 from fastreg.transfer import push as pu
 from fastreg.transfer.index import RemoteIndex
+from fastreg.transfer.push_plan import PushTarget, PushWork, plan_push
+from fastreg.transfer.view import RemoteView
 
 
 def h(data: bytes) -> bytes:
@@ -59,8 +62,8 @@ async def put_pack(store: MemoryStore, mirror: RemoteIndex | None, chunks: list[
     digest = digest_bytes(bytes(body))
     seg = pk.make_segment(digest, len(body), entries)
     name = digest_bytes(seg.encode()).hex()
-    await store.put(pk.pack_key(digest), bytes(body))
-    await store.put(pk.index_key(name), seg.encode())
+    await store.put(layout.pack_key(digest), bytes(body))
+    await store.put(layout.index_key(name), seg.encode())
     if mirror is not None:
         mirror.merge([(name, seg)])
     return digest
@@ -123,7 +126,7 @@ async def test_fetch_writer_writes_only_the_good_files_of_a_damaged_response(cac
     x, y = os.urandom(1000), os.urandom(1000)
     await put_pack(store, mirror, [x, y])
     batch, (req,) = await planned(store, cache, mirror, [whole(x), whole(y)])
-    body = bytearray(await store.get(pk.pack_key(req.pack), req.start, req.end))
+    body = bytearray(await store.get(layout.pack_key(req.pack), req.start, req.end))
     writer = fe.FetchWriter(store, cache)
     short = writer.write(batch, req, memoryview(body)[:-1])
     assert short == ([], {h(x): "truncated", h(y): "truncated"})
@@ -148,7 +151,7 @@ async def test_fetch_writer_assembles_a_file_from_two_packs(cache: Cache, mirror
     writer = fe.FetchWriter(store, cache)
     done = []
     for req in reqs:
-        body = memoryview(await store.get(pk.pack_key(req.pack), req.start, req.end))
+        body = memoryview(await store.get(layout.pack_key(req.pack), req.start, req.end))
         assert writer.write(batch, req, body) == ([], {})  # no one-chunk file here
         done.append(writer.assemble(batch, req, body))
     assert done[0] == [] and len(done[1]) == 1  # complete only with its last chunk
@@ -167,7 +170,7 @@ async def test_fetch_writer_finish_discards_a_file_whose_digest_does_not_match(c
     lying = FileRecord(good.size, h(b"something else"), good.chunks)
     batch, (req,) = await planned(store, cache, mirror, [lying])
     writer = fe.FetchWriter(store, cache)
-    body = memoryview(await store.get(pk.pack_key(req.pack), req.start, req.end))
+    body = memoryview(await store.get(layout.pack_key(req.pack), req.start, req.end))
     (asm,) = writer.assemble(batch, req, body)
     with pytest.raises(IntegrityError, match=lying.digest.hex()):
         writer.finish(asm)
@@ -197,7 +200,7 @@ async def test_fetch_files_reports_damage_and_leaves_no_temp_files(cache: Cache,
     parts = [os.urandom(4000) for _ in range(4)]
     pack = await put_pack(store, mirror, parts[:2])
     await put_pack(store, mirror, parts[2:])
-    key = pk.pack_key(pack)
+    key = layout.pack_key(pack)
     data = bytearray(store.objects[key][0])
     data[-1] ^= 1
     store.objects[key] = (bytes(data), 0.0)
@@ -216,19 +219,27 @@ async def test_pack_planner_packs_each_missing_chunk_once(cache: Cache, mirror: 
     there, new = os.urandom(1000), os.urandom(1000)
     await put_pack(store, mirror, [there])
     recs = [whole(there), whole(new), whole(new)]
-    planner = pu.PackPlanner(mirror, frozenset())
-    assert planner.estimate(recs) == 2000  # two files with a chunk the remote lacks
-    (plan,) = planner.packs(recs, 1 << 20)
+    view = RemoteView(store, mirror)
+    put_file(cache, new)
+    targets = [PushTarget(f"f{i}", "file", r.digest, r.size, record=r) for i, r in enumerate(recs)]
+    work = await plan_push(view, cache, targets)
+    assert work.estimate == 2000  # two files with a chunk the remote lacks
+    planner = pu.PackPlanner(view)
+    (plan,) = planner.packs(work.files(), 1 << 20)
     assert [c.digest for c in plan.chunks] == [h(new)]
     assert planner.known(h(new))  # pending until its segment is committed
     # a chunk `check` found damaged goes again, whatever the index says
-    (plan,) = pu.PackPlanner(mirror, frozenset([h(there)])).packs(recs, 1 << 20)
+    view.record_damage({digest_bytes(pk.PACK_HEADER + there): {h(there)}})
+    assert h(there) in await view.distrust() and not view.has(h(there))
+    (plan,) = pu.PackPlanner(view).packs(recs, 1 << 20)
     assert [c.digest for c in plan.chunks] == [h(there), h(new)]
+    with pytest.raises(MissingDataError, match="f0"):  # neither here nor (readable) on the remote
+        await plan_push(view, cache, targets)
 
 
 def test_pack_committer_merges_into_the_mirror_and_clears_pending(cache: Cache, mirror: RemoteIndex) -> None:
     data = os.urandom(500)
-    planner = pu.PackPlanner(mirror, frozenset())
+    planner = pu.PackPlanner(RemoteView(MemoryStore(), mirror))
     (plan,) = planner.packs([whole(data)], 1 << 20)
     assert [c.digest for c in plan.chunks] == [h(data)]
     seg = pk.make_segment(h(b"pack"), 8 + 500, [(h(data), 8, 500)])
@@ -257,15 +268,16 @@ async def test_metadata_writer_writes_tree_nodes_deepest_first_and_hints(cache: 
     await meta.trees([[nodes[b"root"]], [nodes[b"mid-1"], nodes[b"mid-2"]], [nodes[b"leaf"]]])
     at = {key: i for i, key in enumerate(order)}
     for mid in (b"mid-1", b"mid-2"):  # each level after the one below it
-        assert at[pk.tree_key(nodes[b"leaf"])] < at[pk.tree_key(nodes[mid])] < at[pk.tree_key(nodes[b"root"])]
-    assert store.objects[pk.tree_key(nodes[b"leaf"])][0] == b"a tree node: leaf"
+        tk = layout.tree_key
+        assert at[tk(nodes[b"leaf"])] < at[tk(nodes[mid])] < at[tk(nodes[b"root"])]
+    assert store.objects[layout.tree_key(nodes[b"leaf"])][0] == b"a tree node: leaf"
     assert mirror.certified >= set(nodes.values())
-    work = pu.PushWork(lambda: [], roots={b"r" * 16: lambda: [whole(data)], b"s" * 16: None},
-                       node_files=lambda: [(nodes[b"leaf"], [whole(data)])])
+    work = PushWork(roots={b"r" * 16: lambda: [whole(data)], b"s" * 16: None},
+                    node_files=lambda: [(nodes[b"leaf"], [whole(data)])])
     await meta.hints(work)
     (seg,) = mirror.segments
     for root in (b"r" * 16, b"s" * 16, nodes[b"leaf"]):
-        assert pk.decode_roots(store.objects[pk.roots_key(root)][0], "") == [seg]
+        assert pk.decode_roots(store.objects[layout.roots_key(root)][0], "") == [seg]
     with pytest.raises(InvariantError, match="after push"):
         meta.segments_of([whole(b"never pushed")])
 
@@ -293,18 +305,18 @@ async def test_interrupted_push_keeps_what_it_committed(cache: Cache, mirror: Re
     datas = [os.urandom(40_000) for _ in range(10)]
     recs = [FileRecord(len(d), put_file(cache, d), b"") for d in datas]
     store = FailingStore(fail_at=3)
-    work = pu.PushWork(lambda: recs)
+    work = PushWork(sources=[lambda: recs])
     opts = pu.PushOptions(pack_size=100_000, jobs=1)
     with pytest.raises(StorageError, match="connection reset"):
-        await pu.push(store, cache, mirror, work, opts)
+        await pu.upload(RemoteView(store, mirror), cache, work, opts)
     saved = RemoteIndex(mirror.path, mirror.url).load()
     committed = [r for r in recs if saved.has(r.digest)]
     assert committed and len(committed) < len(recs)  # the packs before the failure count
     for r in committed:  # and every chunk the mirror names is on the remote, in its pack
         loc = saved.find(r.digest)
-        assert loc is not None and pk.pack_key(loc.pack) in store.objects
+        assert loc is not None and layout.pack_key(loc.pack) in store.objects
     store.fail_at = 0
-    res = await pu.push(store, cache, RemoteIndex(mirror.path, mirror.url).load(), work, opts)
+    res = await pu.upload(RemoteView(store, RemoteIndex(mirror.path, mirror.url).load()), cache, work, opts)
     assert res.chunks == len(recs) - len(committed)
     fresh = RemoteIndex(mirror.path.with_name("fresh"), mirror.url)
     await fresh.refresh(store)
@@ -330,9 +342,9 @@ async def test_gc_survey_and_executor_order(mirror: RemoteIndex, monkeypatch: py
     p_keep = await put_pack(store, None, [keep])
     p_drop = await put_pack(store, None, [drop])
     p_half = await put_pack(store, None, [half, keep])  # the kept chunk twice: counted once
-    await store.put(pk.tree_key(h(b"old node")), b"x")
-    await store.put(pk.roots_key(h(b"old root")), b"x")
-    await store.put(pk.pack_key(h(b"orphan")), b"orphan")
+    await store.put(layout.tree_key(h(b"old node")), b"x")
+    await store.put(layout.roots_key(h(b"old root")), b"x")
+    await store.put(layout.pack_key(h(b"orphan")), b"orphan")
     survey = await gcm.RemoteSurvey.take(store, jobs=2)
     states = survey.pack_states(lambda o: False)
     assert {s.pack for s in states} == {p_keep, p_drop, p_half}
@@ -359,14 +371,14 @@ async def test_gc_survey_and_executor_order(mirror: RemoteIndex, monkeypatch: py
     await run.orphans()
     keys = [k for _, k in log]
     first_pack_op = min(i for i, k in enumerate(keys) if k.startswith(("packs/", "index/")))
-    assert keys.index(pk.tree_key(h(b"old node"))) < first_pack_op  # certificates go first
-    assert keys.index(pk.roots_key(h(b"old root"))) < first_pack_op
+    assert keys.index(layout.tree_key(h(b"old node"))) < first_pack_op  # certificates go first
+    assert keys.index(layout.roots_key(h(b"old root"))) < first_pack_op
     for state in (drop_state, half_state):  # a segment goes before its pack
-        assert keys.index(f"index/{state.segment}") < keys.index(pk.pack_key(state.pack))
+        assert keys.index(f"index/{state.segment}") < keys.index(layout.pack_key(state.pack))
     new_pack = next(k for op, k in log if op == "put" and k.startswith("packs/"))
     assert keys.index(new_pack) < keys.index(f"index/{half_state.segment}")  # the copy before the original goes
-    assert pk.pack_key(h(b"orphan")) not in store.objects
-    assert pk.pack_key(p_keep) in store.objects
+    assert layout.pack_key(h(b"orphan")) not in store.objects
+    assert layout.pack_key(p_keep) in store.objects
     assert (run.res.packs_deleted, run.res.packs_rewritten) == (1, 1)
 
 
@@ -463,13 +475,13 @@ async def test_gc_takes_now_from_the_store_not_from_a_clock_that_runs_ahead(mirr
     started = real()
     store = MemoryStore(clock=real)
     fresh = await put_pack(store, None, [os.urandom(2000)])
-    await store.put(pk.pack_key(h(b"orphan in flight")), b"orphan")  # a pack whose segment is coming
+    await store.put(layout.pack_key(h(b"orphan in flight")), b"orphan")  # a pack whose segment is coming
     ahead = started + 3 * 3600
     monkeypatch.setattr(gcm.time, "time", lambda: ahead + (real() - started))
     res = await gcm.gc(store, mirror, gcm.GcKeep(), gcm.GcOptions(grace=3600.0, jobs=2))
-    assert pk.pack_key(fresh) in store.objects and pk.pack_key(h(b"orphan in flight")) in store.objects
+    assert layout.pack_key(fresh) in store.objects and layout.pack_key(h(b"orphan in flight")) in store.objects
     assert res.packs_deleted == 0 and res.kept_young == 1
     # The store's own clock moving past the grace is what lets them go.
     store.clock = lambda: real() + 2 * 3600
     res = await gcm.gc(store, mirror, gcm.GcKeep(), gcm.GcOptions(grace=3600.0, jobs=2))
-    assert pk.pack_key(fresh) not in store.objects and res.packs_deleted == 1
+    assert layout.pack_key(fresh) not in store.objects and res.packs_deleted == 1

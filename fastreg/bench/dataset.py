@@ -36,7 +36,7 @@ from fastreg.repo.cache import Cache
 from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile
 from fastreg.storage.base import Store
 from fastreg.transfer.index import RemoteIndex
-from fastreg.transfer.push import PushWork
+from fastreg.transfer.push_plan import PushTarget
 from fastreg.transfer.session import RemoteSession
 
 PHASES = ("scan", "hash", "upload", "download", "verify")
@@ -124,10 +124,8 @@ def round_trip(path: Path, make_store: Any, jobs: int, pack_size: int) -> Datase
         store: Store = make_store()
         with RemoteSession(store, push_cache, RemoteIndex(tmp / "push-mirror", store.url), jobs) as session:
             t0 = time.perf_counter()
-            work = PushWork(lambda: files, tr.levels_pruned(push_cache, root.digest, set()), [],
-                            {root.digest: lambda: records},
-                            lambda: tr.file_nodes_pruned(push_cache, root.digest, frozenset()))
-            pushed = session.push(work, pack_size)
+            target = PushTarget(str(path), "dir", root.digest, root.size, files=root.files)
+            pushed = session.push([target], pack_size)
             res.phases["upload"] = time.perf_counter() - t0
         res.uploaded_bytes, res.packs, res.push_requests = pushed.bytes, pushed.packs, pushed.requests
         shutil.rmtree(push_cache.root)

@@ -44,6 +44,7 @@ from typing import Any
 from fastreg.errors import ObjectNotFound, StorageError
 from fastreg.objects import pack as pk
 from fastreg.storage.base import Store
+from fastreg.transfer import layout
 
 RANGE_SIZE = 64 << 10  # fastreg's average chunk
 WARMUP_SHARE = 0.1
@@ -335,7 +336,7 @@ async def preflight(raw: Store, write: bool) -> None:
                 if await raw.get("probe") != b"fastreg bench\n":
                     raise StorageError(f"{raw.where('probe')}: read back different bytes than were written")
             else:
-                await raw.exists(pk.MARKER_KEY)
+                await raw.exists(layout.MARKER_KEY)
     except TimeoutError:
         raise StorageError(f"{raw.url}: no answer within {PREFLIGHT_TIMEOUT:.0f} s; is the endpoint right "
                            "and reachable?") from None
@@ -351,15 +352,15 @@ async def find_packs(store: Store, roots: list[bytes], limit: int = 64) -> list[
     names: list[str] = []
     for root in roots:
         try:
-            names += pk.decode_roots(await store.get(pk.roots_key(root)), store.where(pk.roots_key(root)))
+            names += pk.decode_roots(await store.get(layout.roots_key(root)), store.where(layout.roots_key(root)))
         except ObjectNotFound:
             continue
         if len(names) >= limit:
             break
     out = []
     for name in sorted(set(names))[:limit]:
-        seg = pk.decode_segment(await store.get(pk.index_key(name)), name)
-        out.append((pk.pack_key(seg.pack), seg.pack_size))
+        seg = pk.decode_segment(await store.get(layout.index_key(name)), name)
+        out.append((layout.pack_key(seg.pack), seg.pack_size))
     return out
 
 

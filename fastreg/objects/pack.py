@@ -1,19 +1,5 @@
-"""Remote formats: pack files, index segments, file records, root hints, the format marker.
-
-Remote layout (every object immutable and named by the XXH3-128 of its bytes, except the marker
-and the root hints, whose content is a function of their name):
-
-    fastreg-remote.toml       format = 1
-    packs/ab/<hex>            b"FRPK\\x01\\0\\0\\0" + chunk bytes back to back
-    index/<hex>               index segment of one pack (the commit point of that pack)
-    trees/ab/<hex>            tree nodes, byte-identical to the local cache's
-    records/ab/<hex>          chunk list of a single-file target, by file digest
-    roots/<hex>               the index segments a pushed target's chunks live in (for remotes
-                              that cannot be listed, such as plain HTTP)
-    gc/<time>-<random>        empty; written by each remote gc before it deletes anything
-    projects/<id>/<time>-<hex>  a snapshot: every target one project (one clone) refers to, in
-                              its workspace and its Git history, written at the end of each push;
-                              remote gc keeps what any project's latest snapshot reaches
+"""The bytes of remote objects: pack files, index segments, file records, root hints and
+project snapshots (where each lives on a remote: transfer/layout.py).
 
 Index segment: ["fastreg.index", 1, pack_digest, pack_size, entries], entries a blob of 24-byte
 records sorted by chunk digest: digest(16) + offset(uint32 BE) + length(uint32 BE). Packs stay
@@ -30,49 +16,12 @@ from fastreg.errors import DecodeError
 from fastreg.objects import codec
 from fastreg.objects.digest import digest_bytes
 
-REMOTE_FORMAT = 1
-MARKER_KEY = "fastreg-remote.toml"
 PACK_HEADER = b"FRPK\x01\x00\x00\x00"
 INDEX_MAGIC = "fastreg.index"
 RECORD_MAGIC = "fastreg.record"
 ROOTS_MAGIC = "fastreg.roots"
 SNAPSHOT_MAGIC = "fastreg.snapshot"
 ENTRY = struct.Struct(">16sII")
-
-
-def fanout_key(prefix: str, digest: bytes) -> str:
-    h = digest.hex()
-    return f"{prefix}/{h[:2]}/{h}"
-
-
-def digest_of_key(key: str) -> bytes | None:
-    """The digest an object's key ends with (packs/ab/<hex>, trees/..., roots/<hex>), or None for
-    a key that does not end with 32 hex characters."""
-    try:
-        d = bytes.fromhex(key.rsplit("/", 1)[-1])
-    except ValueError:
-        return None
-    return d if len(d) == 16 else None
-
-
-def pack_key(digest: bytes) -> str:
-    return fanout_key("packs", digest)
-
-
-def tree_key(digest: bytes) -> str:
-    return fanout_key("trees", digest)
-
-
-def record_key(digest: bytes) -> str:
-    return fanout_key("records", digest)
-
-
-def index_key(name: str) -> str:
-    return f"index/{name}"
-
-
-def roots_key(digest: bytes) -> str:
-    return f"roots/{digest.hex()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,21 +107,6 @@ class Snapshot:
     def encode(self) -> bytes:
         roots = sorted({(r.kind, r.digest, r.size) for r in self.roots})
         return codec.packb([SNAPSHOT_MAGIC, 1, self.project, self.time_ns, self.where, [list(r) for r in roots]])
-
-    def key(self) -> str:
-        return f"{SNAPSHOTS}{self.project}/{self.time_ns:016x}-{digest_bytes(self.encode()).hex()}"
-
-
-SNAPSHOTS = "projects/"
-
-
-def snapshot_key_parts(key: str) -> tuple[str, int] | None:
-    """(project id, time_ns) of a snapshot key, or None for a key that is not one."""
-    try:
-        project, name = key[len(SNAPSHOTS):].split("/")
-        return project, int(name.split("-")[0], 16)
-    except ValueError:
-        return None
 
 
 def decode_snapshot(data: bytes, where: str) -> Snapshot:

@@ -164,6 +164,17 @@ class Cache:
             self._publish(Path(tmp), final)
 
     # -- paths -------------------------------------------------------------------------------
+    def put_bytes(self, data: bytes, digest: bytes | None = None) -> bytes:
+        """Store a file held in memory (verified against `digest` when given); its digest."""
+        got = digest_bytes(data)
+        if digest is not None and got != digest:
+            raise IntegrityError(f"content for cache object {digest.hex()} does not match its digest; not stored")
+        if not self.has_file(got):
+            tmp = self.tmp_path(got)
+            tmp.write_bytes(data)
+            self.adopt(tmp, got)
+        return got
+
     def file_path(self, digest: bytes) -> Path:
         return _fanout(self.files_dir, digest)
 

@@ -4,7 +4,7 @@ The remote side runs in transfer/check.py. What it finds damaged is recorded bes
 remote's index mirror (state/remotes/<id>/damaged), and the mirror is made to forget what it
 believed, so that the next `fastreg push` of a project that still has the data uploads the
 missing trees, records and chunks again and withdraws the damaged packs' index entries
-(sync.push, transfer/push.repair_damaged)."""
+(transfer/push.py, repair_damaged)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from fastreg.objects import tree as tr
 from fastreg.objects.digest import digest_bytes
 from fastreg.repo.gc import metafiles_in_history
 from fastreg.repo.project import Project
-from fastreg.repo.sync import open_remote, select
-from fastreg.transfer.check import CheckReport, CheckRoot, Problem, record_damage
+from fastreg.repo.remotes import open_remote
+from fastreg.repo.workspace import select
+from fastreg.transfer.check import CheckReport, CheckRoot, Problem
 
 
 def check_remote(project: Project, paths: Iterable[str], remote_name: str | None, all_commits: bool,
@@ -40,11 +41,8 @@ def check_remote(project: Project, paths: Iterable[str], remote_name: str | None
     project.cache.ensure()
     with session:
         session.check_format()
-        report = session.check(roots, read)
-        if report.problems and not remote.read_only:
-            record_damage(session.mirror.path, report.damaged_packs())
-            session.mirror.forget()  # the next push lists the remote afresh: missing trees and records go again
-            session.mirror.save()
+        # What is damaged is remembered for the next push to repair (not on a read-only remote)
+        report = session.check(roots, read, record=not remote.read_only)
     return remote.name, report
 
 

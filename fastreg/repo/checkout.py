@@ -28,8 +28,10 @@ from fastreg.repo.project import Project, Target
 from fastreg.repo.scan import AHEAD, Listing, listed_files, listing, scan_target
 from fastreg.repo.statcache import StatCache, StatCacheWriter, canonical, fingerprint, settle
 from fastreg.repo.workspace import (
+    Selected,
     default_jobs,
-    resolve_selection,
+    has_subpath,
+    select,
     tree_files,
     under,
     walk_tree,
@@ -62,28 +64,30 @@ class _Run:
 
 
 def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: int | None = None,
-             progress: Progress | None = None, arrivals: Arrivals | None = None) -> CheckoutResult:
+             progress: Progress | None = None, arrivals: Arrivals | None = None,
+             selected: list[Selected] | None = None) -> CheckoutResult:
     """Make the selected tracked paths match their metafiles. arrivals: a download is still
-    filling the cache; each file waits for its object (pull checks out while it downloads)."""
-    selection = resolve_selection(project, paths)
+    filling the cache; each file waits for its object (pull checks out while it downloads).
+    selected: the selection of `paths`, already read (pull's fetch read it)."""
+    if selected is None:
+        selected = select(project, paths)
     # A tracked directory that is not in the workspace at all (a fresh clone, an import) has
     # nothing to compare with and nothing to lose: it is streamed from its tree straight into
     # place, holding no per-file state. The others are planned first, so that a conflict stops
     # the command before anything changes.
     fresh: list[tuple[Target, mf.Metafile, str | None]] = []
-    planned: list[tuple[Target, str | None]] = []
-    for t, sub in selection:
-        meta = project.read_meta(t)
+    planned: list[tuple[Target, mf.Metafile, str | None]] = []
+    for t, meta, sub in ((s.target, s.meta, s.subpath) for s in selected):
         if meta.kind == "dir" and not os.path.lexists(t.data):
-            if sub is not None and not any(True for rel, _ in walk_tree(project, meta) if under(rel, sub)):
+            if not has_subpath(project, meta, sub):
                 raise PathError(f"{t.rel}/{sub}: not in the tracked directory {t.rel}")
             fresh.append((t, meta, sub))
         else:
-            planned.append((t, sub))
+            planned.append((t, meta, sub))
     workers = jobs or default_jobs()
     with ThreadPoolExecutor(workers, thread_name_prefix="fastreg-place") as pool:
         run = _Run(project, pool, workers, progress, arrivals)
-        plans = [_plan_checkout(project, t, pool, force, sub) for t, sub in planned]
+        plans = [_plan_checkout(project, t, meta, pool, force, sub) for t, meta, sub in planned]
         conflicts = [c for p in plans for c in p.conflicts]
         if conflicts and not force:
             more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
@@ -137,9 +141,8 @@ class _CheckoutPlan:
     folders: list[str] = field(default_factory=list)  # empty folders of the tree the workspace lacks
 
 
-def _plan_checkout(project: Project, t: Target, pool: ThreadPoolExecutor, force: bool,
+def _plan_checkout(project: Project, t: Target, meta: mf.Metafile, pool: ThreadPoolExecutor, force: bool,
                    subpath: str | None = None) -> _CheckoutPlan:
-    meta = project.read_meta(t)
     started = now_ns()
     if meta.kind == "dir" and t.data.is_dir() and not t.data.is_symlink():
         return _plan_dir(project, t, meta, pool, subpath, started)

@@ -16,7 +16,7 @@ from fastreg.objects import metafile as mf
 from fastreg.objects import tree as tr
 from fastreg.objects.tree import FileRecord
 from fastreg.repo.project import Project
-from fastreg.repo.sync import ImportOpener
+from fastreg.repo.pull import ImportOpener
 
 KINDS = ("added", "deleted", "modified", "renamed")
 
@@ -176,7 +176,7 @@ def ensure_trees(project: Project, metas: list[mf.Metafile | None], imports: Imp
                   jobs: int | None) -> None:
     """Bring the tree nodes of the directories in metas into the project cache: own data from
     the project's remote, imports from their registry (only what the cache lacks)."""
-    from fastreg.repo import sync
+    from fastreg.repo.remotes import open_remote
 
     missing = {m.digest: m for m in metas if m is not None and m.kind == "dir"
                and not project.cache.tree_path(m.digest).exists()}
@@ -185,7 +185,7 @@ def ensure_trees(project: Project, metas: list[mf.Metafile | None], imports: Imp
     own = [m.digest for m in missing.values() if m.source is None]
     if own:
         try:
-            _, session = sync.open_remote(project, None, jobs)
+            _, session = open_remote(project, None, jobs)
         except FastregError as exc:
             raise MissingDataError(f"the trees of {len(own)} tracked {'directory' if len(own) == 1 else 'directories'} "
                                f"are not in the cache and cannot be fetched: {exc.message}") from None

@@ -18,11 +18,17 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastreg.errors import ConfigError, StorageError, UsageError
 from fastreg.repo import config as cfg
 from fastreg.storage.base import Store, split_s3_url
+from fastreg.transfer.index import RemoteIndex, mirror_path
+from fastreg.transfer.local import LocalObjects
+from fastreg.transfer.session import RemoteSession
+
+if TYPE_CHECKING:
+    from fastreg.repo.project import Project
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs", "gc_grace"}
@@ -238,3 +244,18 @@ def set_default(fastreg_dir: Path, name: str, local: bool) -> None:
     doc = cfg.read_toml(path)
     doc.setdefault("core", {})["remote"] = name
     cfg.write_toml(path, doc)
+
+
+def open_session(remote: Remote, base: Path, jobs: int | None, cache: LocalObjects, state_dir: Path) -> RemoteSession:
+    """A session on a remote: its store (relative local paths from `base`), reading into and
+    pushing from `cache`, with the remote's index mirror kept under `state_dir`."""
+    n = jobs or remote.default_jobs()
+    store = open_store(remote, base, n)
+    mirror = RemoteIndex(mirror_path(state_dir, store.url), store.url).load()
+    return RemoteSession(store, cache, mirror, n)
+
+
+def open_remote(project: Project, name: str | None, jobs: int | None) -> tuple[Remote, RemoteSession]:
+    """The project's remote `name` (its default for None) and a session on it."""
+    remote = pick(project.config, name)
+    return remote, open_session(remote, project.root, jobs, project.cache, project.state_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastreg._files import stat_files
@@ -138,6 +139,21 @@ def resolve_selection(project: Project, paths: Iterable[str]) -> list[tuple[Targ
     return out
 
 
+@dataclass(slots=True)
+class Selected:
+    """One target a command line selected: its metafile, and the file or folder inside a tracked
+    directory (None: all of it)."""
+
+    target: Target
+    meta: mf.Metafile
+    subpath: str | None
+
+
+def select(project: Project, paths: Iterable[str]) -> list[Selected]:
+    """Targets by data path or metafile, or paths inside a tracked directory; all by default."""
+    return [Selected(t, project.read_meta(t), sub) for t, sub in resolve_selection(project, paths)]
+
+
 def resolve_targets(project: Project, paths: Iterable[str]) -> list[Target]:
     paths = list(paths)
     if not paths:
@@ -184,5 +200,15 @@ def walk_tree(project: Project, meta: mf.Metafile,
               empty: Callable[[str], None] | None = None) -> Iterator[tuple[str, tr.FileRecord]]:
     try:
         yield from tr.walk(project.cache, meta.digest, empty=empty)
+    except DecodeError as exc:
+        raise MetafileError(f"{meta.path}: {exc}") from None
+
+
+def has_subpath(project: Project, meta: mf.Metafile, sub: str | None) -> bool:
+    """The tracked directory holds the file or folder `sub` (the tree nodes on its path only)."""
+    if sub is None:
+        return True
+    try:
+        return tr.lookup(project.cache, meta.digest, sub) is not None
     except DecodeError as exc:
         raise MetafileError(f"{meta.path}: {exc}") from None

@@ -36,6 +36,7 @@ from fastreg.objects import tree as tr
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
 from fastreg.storage.base import Store
+from fastreg.transfer import layout
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects
 
@@ -117,7 +118,7 @@ class _Trees:
         self.report = report
 
     async def node(self, digest: bytes, path: str) -> bytes | None:
-        key = pk.tree_key(digest)
+        key = layout.tree_key(digest)
         self.report.trees += 1
         cached = self.cache.tree_path(digest).exists()
         if self.listed is not None:
@@ -177,7 +178,7 @@ async def _walk(trees: _Trees, digest: bytes, prefix: str) -> AsyncIterator[tupl
             local.nodes[shard] = shard_data
         entries = list(tr.iter_dir(local, digest))
     except DecodeError as exc:
-        trees.report.problems.append(Problem("damaged-tree", trees.store.where(pk.tree_key(digest)), str(exc),
+        trees.report.problems.append(Problem("damaged-tree", trees.store.where(layout.tree_key(digest)), str(exc),
                                              [prefix.rstrip("/")], 1))
         return
     for name, rec in entries:
@@ -223,26 +224,26 @@ class _Checker:
         if not store.can_list:
             names: set[str] = set()
             for r in roots:
-                key = pk.roots_key(r.root.digest)
+                key = layout.roots_key(r.root.digest)
                 try:
                     names.update(pk.decode_roots(await store.get(key), store.where(key)))
                 except ObjectNotFound:
                     continue
             return sorted(names)
         packs_l, index_l, trees_l, records_l = await asyncio.gather(
-            store.list("packs/"), store.list("index/"), store.list("trees/"), store.list("records/"))
-        self.pack_sizes = {d: o.size for o in packs_l if (d := pk.digest_of_key(o.key)) is not None}
-        self.listed_trees = {d for o in trees_l if (d := pk.digest_of_key(o.key)) is not None}
-        self.listed_records = {d for o in records_l if (d := pk.digest_of_key(o.key)) is not None}
+            store.list(layout.PACKS), store.list(layout.INDEX), store.list(layout.TREES), store.list(layout.RECORDS))
+        self.pack_sizes = {d: o.size for o in packs_l if (d := layout.digest_of_key(o.key)) is not None}
+        self.listed_trees = {d for o in trees_l if (d := layout.digest_of_key(o.key)) is not None}
+        self.listed_records = {d for o in records_l if (d := layout.digest_of_key(o.key)) is not None}
         self.report.packs = len(self.pack_sizes)
-        return [o.key[len("index/"):] for o in index_l]
+        return [o.key[len(layout.INDEX):] for o in index_l]
 
     async def segments(self, names: list[str]) -> None:
         """Each segment decodes, matches its name, and fits the pack it names."""
         sem = asyncio.Semaphore(self.jobs)
 
         async def load(name: str) -> tuple[str, pk.IndexSegment] | None:
-            key = pk.index_key(name)
+            key = layout.index_key(name)
             async with sem:
                 try:
                     data = await self.store.get(key)
@@ -266,7 +267,7 @@ class _Checker:
         self.index.merge(self.loaded)
 
     def _pack_problem(self, name: str, seg: pk.IndexSegment) -> Problem | None:
-        where = self.store.where(pk.pack_key(seg.pack))
+        where = self.store.where(layout.pack_key(seg.pack))
         entries = seg.items()
         actual = self.pack_sizes.get(seg.pack) if self.pack_sizes is not None else None
         if self.pack_sizes is not None and actual is None:
@@ -279,7 +280,7 @@ class _Checker:
                            bad_chunks=cut or {d for d, _, _ in entries})
         cut = {d for d, off, ln in entries if off + ln > seg.pack_size}
         if cut:
-            return Problem("bad-entry", self.store.where(pk.index_key(name)),
+            return Problem("bad-entry", self.store.where(layout.index_key(name)),
                            f"{len(cut)} index entries lie past the end of their pack", pack=seg.pack, bad_chunks=cut)
         return None
 
@@ -293,7 +294,7 @@ class _Checker:
 
         async def verify(pack: bytes) -> None:
             seg = by_pack[pack]
-            key = pk.pack_key(pack)
+            key = layout.pack_key(pack)
             where = self.store.where(key)
             async with sem:
                 try:
@@ -334,7 +335,7 @@ class _Checker:
         it is larger than one chunk."""
         if r.root.size <= WHOLE_FILE_LIMIT:
             return FileRecord(r.root.size, r.root.digest, b"")
-        key = pk.record_key(r.root.digest)
+        key = layout.record_key(r.root.digest)
         where = self.store.where(key)
         data = None
         if self.listed_records is None or r.root.digest in self.listed_records:
@@ -379,7 +380,7 @@ class _Checker:
             named = {pack for _, seg in self.loaded for pack in (seg.pack,)}
             orphans = sorted(p for p in (self.pack_sizes or {}) if p not in named)
             p = self.missing_problem
-            p.key = self.store.where("index/")
+            p.key = self.store.where(layout.INDEX)
             p.detail = (f"{len(self.missing)} chunks are named by no index segment (first "
                         f"{min(self.missing).hex()})" + (f"; packs without a segment: {len(orphans)} (first "
                                                          f"{orphans[0].hex()})" if orphans else ""))

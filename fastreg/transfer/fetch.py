@@ -39,6 +39,7 @@ from fastreg.objects.tree import FileRecord
 from fastreg.plan import Location, RangeRequest, plan_download
 from fastreg.progress import Progress, phase
 from fastreg.storage.base import Store
+from fastreg.transfer import layout
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects
 
@@ -90,7 +91,7 @@ async def fetch_trees(store: Store, cache: LocalObjects, roots: list[bytes]) -> 
             try:
                 return tr.child_nodes(data, digest)
             except DecodeError as exc:
-                raise IntegrityError(f"{store.where(pk.tree_key(digest))}: {exc}") from None
+                raise IntegrityError(f"{store.where(layout.tree_key(digest))}: {exc}") from None
 
         seen.update(level)
         children = await asyncio.gather(*(one(d) for d in level))
@@ -103,7 +104,7 @@ async def fetch_node(store: Store, cache: LocalObjects, digest: bytes) -> bytes:
     """One tree node, from the local cache or the remote (verified, then cached)."""
     if cache.tree_path(digest).exists():
         return await asyncio.to_thread(cache.get_tree, digest)
-    key = pk.tree_key(digest)
+    key = layout.tree_key(digest)
     try:
         data = await store.get(key)
     except ObjectNotFound:
@@ -119,7 +120,7 @@ async def read_chunk(store: Store, mirror: RemoteIndex, digest: bytes, length: i
     loc = mirror.find(digest)
     if loc is None:
         raise MissingDataError(f"{store.url} does not have chunk {digest.hex()}; was it pushed?")
-    key = pk.pack_key(loc.pack)
+    key = layout.pack_key(loc.pack)
     data = await store.get(key, loc.offset, loc.offset + loc.length)
     if len(data) != length or xxhash.xxh3_128_digest(data) != digest:
         raise IntegrityError(f"{store.where(key)} is corrupt or truncated at chunk {digest.hex()}")
@@ -146,7 +147,7 @@ async def read_chunks(store: Store, mirror: RemoteIndex, wanted: list[tuple[byte
     sem = asyncio.Semaphore(max(1, jobs))
 
     async def one(req: RangeRequest) -> None:
-        key = pk.pack_key(req.pack)
+        key = layout.pack_key(req.pack)
         async with sem:
             body = await store.get(key, req.start, req.end)
         for piece in req.pieces:
@@ -161,7 +162,7 @@ async def read_chunks(store: Store, mirror: RemoteIndex, wanted: list[tuple[byte
 
 async def fetch_record(store: Store, digest: bytes, size: int) -> FileRecord:
     """The chunk list of a single-file target (files up to the whole-file limit have none)."""
-    key = pk.record_key(digest)
+    key = layout.record_key(digest)
     try:
         data = await store.get(key)
     except ObjectNotFound:
@@ -487,7 +488,7 @@ class _Download:
 
     async def run_one(self, batch: _Batch, req: RangeRequest, buf: bytearray) -> None:
         # one buffer per worker, reused: at most `jobs` bodies in memory, none allocated per request
-        key = pk.pack_key(req.pack)
+        key = layout.pack_key(req.pack)
         try:
             body = await self.store.get_into(key, req.start, req.end, buf)
         except ObjectNotFound:

@@ -33,6 +33,7 @@ from fastreg.objects import pack as pk
 from fastreg.objects.digest import digest_bytes
 from fastreg.plan import Entry, GcPlan, PackState, plan_gc
 from fastreg.storage.base import ObjectInfo, Store
+from fastreg.transfer import layout
 from fastreg.transfer.index import RemoteIndex
 
 REWRITE_BELOW = 0.5
@@ -82,12 +83,13 @@ class RemoteSurvey:
 
     @classmethod
     async def take(cls, store: Store, jobs: int) -> RemoteSurvey:
-        listings = await asyncio.gather(*(store.list(p) for p in ("packs/", "index/", "trees/", "records/", "roots/")))
+        prefixes = (layout.PACKS, layout.INDEX, layout.TREES, layout.RECORDS, layout.ROOTS)
+        listings = await asyncio.gather(*(store.list(p) for p in prefixes))
         packs, segments, trees, records, roots = listings
         sem = asyncio.Semaphore(max(1, jobs))
 
         async def load(o: ObjectInfo) -> tuple[str, tuple[ObjectInfo, pk.IndexSegment]]:
-            name = o.key[len("index/"):]
+            name = o.key[len(layout.INDEX):]
             async with sem:
                 data = await store.get(o.key)
             try:
@@ -100,7 +102,7 @@ class RemoteSurvey:
 
     def pack_states(self, young: Callable[[ObjectInfo], bool]) -> list[PackState]:
         """Each segment's pack as plan_gc sees it; young if its segment or its pack is."""
-        info = {pk.digest_of_key(o.key): o for o in self.packs}
+        info = {layout.digest_of_key(o.key): o for o in self.packs}
         out = []
         for name, (o, seg) in self.segments.items():
             pack = info.get(seg.pack)
@@ -117,7 +119,7 @@ class GcExecutor:
     def __init__(self, store: Store, survey: RemoteSurvey, young: Callable[[ObjectInfo], bool], jobs: int) -> None:
         self.store, self.survey, self.young = store, survey, young
         self.sem = asyncio.Semaphore(max(1, jobs))
-        self.pack_info = {pk.digest_of_key(o.key): o for o in survey.packs}
+        self.pack_info = {layout.digest_of_key(o.key): o for o in survey.packs}
         self.res = RemoteGcResult()
 
     async def delete(self, key: str, size: int = 0) -> None:
@@ -134,7 +136,7 @@ class GcExecutor:
         for listing, kept in ((self.survey.trees, keep.trees), (self.survey.records, keep.records),
                               (self.survey.roots, keep.roots)):
             todo += [self.delete(o.key, o.size) for o in listing
-                     if pk.digest_of_key(o.key) not in kept and not self.young(o)]
+                     if layout.digest_of_key(o.key) not in kept and not self.young(o)]
         await asyncio.gather(*todo)
 
     def count_young(self, plan: GcPlan) -> None:
@@ -151,11 +153,11 @@ class GcExecutor:
         o, _ = self.survey.segments[p.segment]
         await self.delete(o.key)  # the segment first: then no reader finds entries for the pack
         info = self.pack_info.get(p.pack)
-        await self.delete(pk.pack_key(p.pack), info.size if info else p.pack_size)
+        await self.delete(layout.pack_key(p.pack), info.size if info else p.pack_size)
         self.res.packs_deleted += 1
 
     async def rewrite(self, p: PackState, live: list[Entry]) -> None:
-        key = pk.pack_key(p.pack)
+        key = layout.pack_key(p.pack)
         async with self.sem:
             body = await self.store.get(key)
         data, entries = repack(body, live, lambda d: f"{self.store.where(key)} is corrupt (chunk {d.hex()}); "
@@ -163,8 +165,8 @@ class GcExecutor:
         new = digest_bytes(data)
         encoded = pk.make_segment(new, len(data), entries).encode()
         async with self.sem:
-            await self.store.put(pk.pack_key(new), data)
-            await self.store.put(pk.index_key(digest_bytes(encoded).hex()), encoded)
+            await self.store.put(layout.pack_key(new), data)
+            await self.store.put(layout.index_key(digest_bytes(encoded).hex()), encoded)
         await self.drop(p)
         self.res.packs_deleted -= 1
         self.res.packs_rewritten += 1
@@ -174,7 +176,7 @@ class GcExecutor:
         """Packs without a segment (left by an interrupted push), once past the grace period."""
         indexed = {seg.pack for _, seg in self.survey.segments.values()}
         await asyncio.gather(*(self.delete(o.key, o.size) for o in self.survey.packs
-                               if pk.digest_of_key(o.key) not in indexed and not self.young(o)))
+                               if layout.digest_of_key(o.key) not in indexed and not self.young(o)))
 
 
 def repack(body: bytes, live: list[Entry], corrupt: Callable[[bytes], str]) -> tuple[bytes, list[Entry]]:
@@ -202,7 +204,7 @@ async def rehint(store: Store, mirror: RemoteIndex, keep: GcKeep) -> None:
             loc = mirror.find(digest)
             if loc is not None:
                 names.add(mirror.segment_of(loc.pack))
-        hints.append(store.put(pk.roots_key(root), pk.encode_roots(sorted(names))))
+        hints.append(store.put(layout.roots_key(root), pk.encode_roots(sorted(names))))
     await asyncio.gather(*hints)
     mirror.roots.update(keep.roots)
     mirror.trees.update(keep.trees)

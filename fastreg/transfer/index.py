@@ -33,6 +33,7 @@ from fastreg.objects import codec
 from fastreg.objects import pack as pk
 from fastreg.plan import Location
 from fastreg.storage.base import Store
+from fastreg.transfer import layout
 
 REC = struct.Struct(">16sIII")
 MERGE_BYTES = 4 << 20  # new records merged into the table at a time
@@ -225,11 +226,11 @@ class RemoteIndex:
         names: list[str] = []
         for node in nodes:
             try:
-                data = await store.get(pk.roots_key(node))
+                data = await store.get(layout.roots_key(node))
             except ObjectNotFound:
                 continue
             self.requests += 1
-            names += pk.decode_roots(data, store.where(pk.roots_key(node)))
+            names += pk.decode_roots(data, store.where(layout.roots_key(node)))
         return await self._merge_named(store, names)
 
     async def learn_trees(self, store: Store) -> None:
@@ -238,19 +239,19 @@ class RemoteIndex:
         below it is there too (tree.certified_nodes)."""
         if not store.can_list:
             return
-        listing = await store.list("trees/")
+        listing = await store.list(layout.TREES)
         self.requests += 1 + len(listing) // 1000
-        self.trees.update(d for o in listing if (d := pk.digest_of_key(o.key)) is not None)
+        self.trees.update(d for o in listing if (d := layout.digest_of_key(o.key)) is not None)
         self.trees_listed = True
 
     async def refresh(self, store: Store, roots: Iterable[bytes] = ()) -> int:
         """Merge segments the mirror has not seen: by listing index/, or, on a remote that
         cannot be listed, through the root hints of `roots`. Returns how many were new."""
         if store.can_list:
-            marks_listing, index_listing = await asyncio.gather(store.list("gc/"), store.list("index/"))
+            marks_listing, index_listing = await asyncio.gather(store.list(layout.GC), store.list(layout.INDEX))
             self.requests += 2
             marks = {o.key for o in marks_listing}
-            names = [o.key[len("index/"):] for o in index_listing]
+            names = [o.key[len(layout.INDEX):] for o in index_listing]
             # The remote lost objects the mirror knows (a remote gc ran, or it was emptied): what
             # the mirror says is there can no longer be trusted, so it is rebuilt from scratch.
             if marks != self.gc_marks or not self.segments <= set(names):
@@ -260,11 +261,11 @@ class RemoteIndex:
             names = []
             for root in roots:
                 try:
-                    data = await store.get(pk.roots_key(root))
+                    data = await store.get(layout.roots_key(root))
                 except ObjectNotFound:
                     continue
                 self.requests += 1
-                names += pk.decode_roots(data, store.where(pk.roots_key(root)))
+                names += pk.decode_roots(data, store.where(layout.roots_key(root)))
         n = await self._merge_named(store, names)
         self.refreshed = True
         return n
@@ -273,11 +274,11 @@ class RemoteIndex:
         todo = sorted({n for n in names if n not in self.segments})
 
         async def fetch(name: str) -> tuple[str, pk.IndexSegment]:
-            data = await store.get(pk.index_key(name))
+            data = await store.get(layout.index_key(name))
             try:
                 return name, pk.decode_segment(data, name)
             except DecodeError as exc:
-                raise IntegrityError(f"{store.where(pk.index_key(name))}: {exc}") from None
+                raise IntegrityError(f"{store.where(layout.index_key(name))}: {exc}") from None
 
         results: list[tuple[str, pk.IndexSegment]] = []
         for i in range(0, len(todo), 64):

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import xxhash
 
@@ -30,7 +30,6 @@ from fastreg.errors import (
     InvariantError,
     MissingDataError,
     ObjectNotFound,
-    RemoteFormatError,
 )
 from fastreg.objects import pack as pk
 from fastreg.objects.digest import digest_bytes
@@ -38,8 +37,11 @@ from fastreg.objects.tree import FileRecord
 from fastreg.plan import PackPlan, iter_packs
 from fastreg.progress import Progress, phase
 from fastreg.storage.base import Store
+from fastreg.transfer import layout
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects
+from fastreg.transfer.push_plan import PushTarget, PushWork, plan_push
+from fastreg.transfer.view import RemoteView
 
 PACK_BUDGET = 48 << 20  # bytes of packs being uploaded at once (three 16 MiB packs)
 MERGE_MIN = 1 << 13  # chunks committed before they are merged into the mirror
@@ -54,27 +56,7 @@ class PushResult:
     objects: int  # trees, records and root hints uploaded
     requests: int
     files: int = 0  # files with chunks in the packs (one that spans two packs counts twice)
-
-
-async def ensure_format(store: Store, mirror: RemoteIndex, create: bool) -> None:
-    """Check the remote's format marker (once per mirror); create it on first push."""
-    if mirror.segments:
-        return
-    try:
-        text = (await store.get(pk.MARKER_KEY)).decode("utf-8", "replace")
-    except ObjectNotFound:
-        if not create:
-            return
-        await store.put(pk.MARKER_KEY, f"format = {pk.REMOTE_FORMAT}\n".encode())
-        return
-    fmt = None
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "format":
-            fmt = value.strip()
-    if fmt != str(pk.REMOTE_FORMAT):
-        raise RemoteFormatError(f"{store.url} has remote format {fmt or 'unknown'}; this fastreg reads format "
-                           f"{pk.REMOTE_FORMAT}: upgrade fastreg (or use another remote)")
+    repaired: int = 0  # damaged packs (found by `fastreg check`) whose chunks the push put back
 
 
 class PackBuffers:
@@ -146,30 +128,11 @@ def build_pack(cache: LocalObjects, plan: PackPlan, buf: bytearray) -> tuple[byt
 @dataclass(frozen=True, slots=True)
 class PushOptions:
     """How a push runs: packs of about `pack_size` bytes; `jobs` small objects (tree nodes,
-    records, hints) at a time; chunks in `distrust` are uploaded again whatever the index says
-    (`fastreg check` found their pack damaged: see repair_damaged)."""
+    records, hints) at a time."""
 
     pack_size: int
     jobs: int = 8
     progress: Progress | None = None
-    distrust: frozenset[bytes] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class PushWork:
-    """What a push uploads. `files` and each of `roots` are sources: called, they walk the files
-    again (twice: to estimate, then to pack), so the push holds no list of files. A file whose
-    chunks are all on the remote is never read; any other must be in the local cache.
-    `trees`: the tree nodes to write, by depth (tree.levels_pruned), the root level first.
-    `records`: chunk lists of single-file targets. `node_files`: (tree node, its files) of
-    every node that holds files, for the nodes' locator hints. A root whose source is None
-    left subtrees out (the remote holds them whole): its hint names every segment."""
-
-    files: FileSource
-    trees: list[list[bytes]] = field(default_factory=list)
-    records: list[FileRecord] = field(default_factory=list)
-    roots: dict[bytes, FileSource | None] = field(default_factory=dict)
-    node_files: Callable[[], Iterable[tuple[bytes, Iterable[FileRecord]]]] | None = None
 
 
 class PackPlanner:
@@ -177,21 +140,12 @@ class PackPlanner:
     holds the packs in flight, not a plan of the whole push). Walks the file sources: its
     methods run in a thread. `pending`: chunks of packs taken but not committed yet."""
 
-    def __init__(self, mirror: RemoteIndex, distrust: frozenset[bytes]) -> None:
-        self.mirror = mirror
-        self.distrust = distrust
+    def __init__(self, view: RemoteView) -> None:
+        self.view = view
         self.pending: set[bytes] = set()
 
-    def on_remote(self, digest: bytes) -> bool:
-        return self.mirror.has(digest) and digest not in self.distrust
-
     def known(self, digest: bytes) -> bool:
-        return digest in self.pending or self.on_remote(digest)
-
-    def estimate(self, files: Iterable[FileRecord]) -> int:
-        """Bytes of the files with a chunk the remote lacks (the progress bar's total)."""
-        return sum(r.size for r in files
-                   if not all(self.on_remote(d) for d, _ in iter_chunks(r.chunks, r.digest, r.size)))
+        return digest in self.pending or self.view.has(digest)
 
     def packs(self, files: Iterable[FileRecord], pack_size: int) -> Iterator[PackPlan]:
         for plan in iter_packs(files, self.known, pack_size):
@@ -292,13 +246,13 @@ class _Upload:
     async def send(self, item: tuple[bytes, bytearray, pk.IndexSegment, int]) -> None:
         """One pack, then its segment (the commit point)."""
         digest, data, seg, nfiles = item
-        await self.store.put(pk.pack_key(digest), data)
+        await self.store.put(layout.pack_key(digest), data)
         self.buffers.give(data)  # the store is done with it: the next pack is built in it
         del item, data
         self.slots.release()
         encoded = seg.encode()
         name = digest_bytes(encoded).hex()
-        await self.store.put(pk.index_key(name), encoded)  # the commit point
+        await self.store.put(layout.index_key(name), encoded)  # the commit point
         self.committer.commit(name, seg, nfiles)
         if self.opts.progress:
             self.opts.progress(nfiles, seg.pack_size)
@@ -322,7 +276,7 @@ class MetadataWriter:
         self.objects += 1
 
     async def records(self, records: list[FileRecord]) -> None:
-        await asyncio.gather(*(self.put(pk.record_key(rec.digest), pk.encode_record(rec.size, rec.chunks))
+        await asyncio.gather(*(self.put(layout.record_key(rec.digest), pk.encode_record(rec.size, rec.chunks))
                                for rec in records if rec.digest not in self.mirror.records))
         self.mirror.records.update(r.digest for r in records)
 
@@ -330,7 +284,7 @@ class MetadataWriter:
         for level in reversed(levels):
             todo = [d for d in level if d not in self.mirror.trees]
             datas = await asyncio.to_thread(self.read_trees, todo)
-            await asyncio.gather(*(self.put(pk.tree_key(d), data) for d, data in zip(todo, datas, strict=True)))
+            await asyncio.gather(*(self.put(layout.tree_key(d), data) for d, data in zip(todo, datas, strict=True)))
             self.mirror.trees.update(level)
             self.mirror.certified.update(level)  # written after everything below them
 
@@ -356,32 +310,51 @@ class MetadataWriter:
         for root, source in work.roots.items():
             if root not in self.mirror.roots:
                 out.append((root, self.segments_of(source() if source is not None else None)))
-        for node, recs in work.node_files() if work.node_files is not None else ():
+        for node, recs in work.node_files():
             if node not in self.mirror.roots:
                 out.append((node, self.segments_of(recs)))
         return out
 
     async def hints(self, work: PushWork) -> None:
         todo = await asyncio.to_thread(self.hints_to_write, work)
-        await asyncio.gather(*(self.put(pk.roots_key(root), pk.encode_roots(names)) for root, names in todo))
+        await asyncio.gather(*(self.put(layout.roots_key(root), pk.encode_roots(names)) for root, names in todo))
         self.mirror.roots.update(root for root, _ in todo)
         self.mirror.roots.update(work.roots)
 
 
-async def push(store: Store, cache: LocalObjects, mirror: RemoteIndex, work: PushWork,
-               opts: PushOptions) -> PushResult:
-    """Upload what the remote lacks: packs (planned, built, uploaded, committed), then the
-    metadata that refers to them. An interrupted push keeps what it committed in the mirror."""
-    if not mirror.refreshed:
-        await mirror.refresh(store)
-    await ensure_format(store, mirror, create=True)  # checked whenever the mirror knows no segment
+async def push(view: RemoteView, cache: LocalObjects, targets: list[PushTarget], opts: PushOptions,
+               everything: bool) -> PushResult:
+    """Upload what the remote lacks of `targets`: packs (planned, built, uploaded, committed),
+    then the metadata that refers to them. An interrupted push keeps what it committed in the
+    mirror. Packs a check found damaged (everything: every target of the project was selected)
+    are repaired on the way: their chunks go again into new packs, their index entries are
+    withdrawn, and the hints that named them are written again."""
+    await view.current()
+    await view.check_format(create=True)
+    damaged = view.damage()
+    suspect = view.suspect()
+    work = await plan_push(view, cache, targets)
+    res = await upload(view, cache, work, opts)
+    repaired = 0
+    if damaged:
+        repaired = await repair_damaged(view.store, view.mirror, damaged)
+        view.reset_distrust()
+    if suspect and everything:  # every target was looked at file by file again
+        view.clear_damage()
+    if damaged:
+        again = await upload(view, cache, work, opts)
+        res = replace(res, requests=res.requests + again.requests)
+    return replace(res, repaired=repaired)
+
+
+async def upload(view: RemoteView, cache: LocalObjects, work: PushWork, opts: PushOptions) -> PushResult:
+    store, mirror = view.store, view.mirror
+    await view.current()
     requests = mirror.requests
-    planner = PackPlanner(mirror, opts.distrust)
+    planner = PackPlanner(view)
     committer = PackCommitter(mirror, planner)
-    if opts.progress is not None:  # a walk of every file, for the bar's total only
-        phase(opts.progress, "plan")
-        estimate = await asyncio.to_thread(lambda: planner.estimate(work.files()))
-        phase(opts.progress, "upload", estimate)
+    if opts.progress is not None:
+        phase(opts.progress, "upload", work.estimate)
     try:
         await _Upload(store, cache, planner, committer, opts).run(work.files)
     except BaseException:
@@ -414,7 +387,7 @@ async def _segment_of(store: Store, mirror: RemoteIndex, pack: bytes) -> tuple[s
         return None
     name = mirror.segment_of(pack)
     try:
-        return name, pk.decode_segment(await store.get(pk.index_key(name)), name)
+        return name, pk.decode_segment(await store.get(layout.index_key(name)), name)
     except (ObjectNotFound, DecodeError):
         return None
 
@@ -435,11 +408,11 @@ async def repair_damaged(store: Store, mirror: RemoteIndex, damaged: dict[bytes,
         if keep:
             new = pk.make_segment(pack, max(off + ln for _, off, ln in keep), keep)
             encoded = new.encode()
-            await store.put(pk.index_key(digest_bytes(encoded).hex()), encoded)
-        await store.delete(pk.index_key(name))
+            await store.put(layout.index_key(digest_bytes(encoded).hex()), encoded)
+        await store.delete(layout.index_key(name))
         if not keep:
             with contextlib.suppress(ObjectNotFound):
-                await store.delete(pk.pack_key(pack))
+                await store.delete(layout.pack_key(pack))
         done += 1
     mirror.forget()
     return done

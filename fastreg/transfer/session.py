@@ -1,6 +1,7 @@
 """The synchronous face of the transfer layer: one event loop (asyncio.Runner) per command,
 shared by its steps, and the Store closed at the end. Callers above this layer never see
-asyncio."""
+asyncio, nor the remote's index mirror: what the remote has is asked of the session, which asks
+its RemoteView (transfer/view.py)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from fastreg.transfer import check as check_mod
 from fastreg.transfer import fetch as fetch_mod
 from fastreg.transfer import gc as gc_mod
 from fastreg.transfer import push as push_mod
+from fastreg.transfer import push_plan
 from fastreg.transfer import snapshots as snap_mod
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects
+from fastreg.transfer.view import RemoteView
 
 T = TypeVar("T")
 
@@ -29,7 +32,7 @@ class RemoteSession:
     def __init__(self, store: Store, cache: LocalObjects, mirror: RemoteIndex, jobs: int) -> None:
         self.store = store
         self.cache = cache
-        self.mirror = mirror
+        self.view = RemoteView(store, mirror)
         self.jobs = jobs
         self._runner = asyncio.Runner()
 
@@ -37,98 +40,107 @@ class RemoteSession:
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
         try:
             self._runner.run(self.store.close())
         finally:
             self._runner.close()
 
-    def push(self, work: push_mod.PushWork, pack_size: int, progress: Progress | None = None,
-             distrust: frozenset[bytes] = frozenset()) -> push_mod.PushResult:
-        opts = push_mod.PushOptions(pack_size, self.jobs, progress, distrust)
-        return self._runner.run(push_mod.push(self.store, self.cache, self.mirror, work, opts))
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._runner.run(coro)
 
-    def damaged_chunks(self, damaged: dict[bytes, set[bytes] | None]) -> set[bytes]:
-        return self._runner.run(push_mod.damaged_chunks(self.store, self.mirror, damaged))
-
-    def repair_damaged(self, damaged: dict[bytes, set[bytes] | None]) -> int:
-        n = self._runner.run(push_mod.repair_damaged(self.store, self.mirror, damaged))
-        self.mirror.save()
-        return n
-
-    def check(self, roots: list[check_mod.CheckRoot], read: float | int | bool | None) -> check_mod.CheckReport:
-        return self._runner.run(check_mod.check(self.store, self.cache, self.mirror.path.with_name("check"), roots,
-                                                read, self.jobs))
-
-    def learn_trees(self) -> None:
-        """Add the tree nodes the remote holds (one listing of trees/) to what the mirror knows."""
-        self._runner.run(self.mirror.learn_trees(self.store))
-        self.mirror.save()
-
-    def refresh_from_hints(self, nodes: list[bytes]) -> int:
-        """Merge only the index segments the locator hints of `nodes` name (no listing)."""
-        n = self._runner.run(self.mirror.refresh_hints(self.store, nodes))
-        self.mirror.save()
-        return n
-
-    def fetch_tree_node(self, digest: bytes) -> bytes:
-        return self._runner.run(fetch_mod.fetch_node(self.store, self.cache, digest))
+    # -- what the remote has -------------------------------------------------------------------
+    def has_file(self, rec: FileRecord) -> bool:
+        """Every chunk of rec is on the remote, as far as this command knows."""
+        return self.view.has_file(rec)
 
     def check_format(self) -> None:
-        self._runner.run(push_mod.ensure_format(self.store, self.mirror, create=False))
+        self._run(self.view.check_format())
 
-    def refresh(self, roots: list[bytes]) -> int:
-        n = self._runner.run(self.mirror.refresh(self.store, roots))
-        self.mirror.save()
-        return n
+    def locate(self, chunks: Iterable[bytes], hints: Iterable[bytes] = (), roots: Iterable[bytes] = ()) -> None:
+        """Learn where `chunks` are: the locator hints of `hints` first, then a refresh (the
+        listing, and the hints of `roots` for a remote that cannot be listed)."""
+        self._run(self.view.locate(list(chunks), list(hints), list(roots)))
+
+    def lacking(self, targets: list[push_plan.PushTarget]) -> list[push_plan.Lacking]:
+        """What a push of each target would send (status --remote)."""
+        return self._run(push_plan.lacking(self.view, self.cache, targets))
+
+    # -- reading -------------------------------------------------------------------------------
+    def fetch_tree_node(self, digest: bytes) -> bytes:
+        return self._run(fetch_mod.fetch_node(self.store, self.cache, digest))
 
     def fetch_trees(self, roots: list[bytes]) -> int:
-        return self._runner.run(fetch_mod.fetch_trees(self.store, self.cache, roots))
+        return self._run(fetch_mod.fetch_trees(self.store, self.cache, roots))
 
     def fetch_record(self, digest: bytes, size: int) -> FileRecord:
-        return self._runner.run(fetch_mod.fetch_record(self.store, digest, size))
+        return self._run(fetch_mod.fetch_record(self.store, digest, size))
 
     def fetch_files(self, files: Iterable[FileRecord], roots: list[bytes],
                     progress: Progress | None = None, total_bytes: int | None = None,
                     on_arrival: Callable[[], None] | None = None) -> fetch_mod.FetchResult:
         opts = fetch_mod.FetchOptions(self.jobs, progress, total_bytes, on_arrival)
-        return self._runner.run(fetch_mod.fetch_files(self.store, self.cache, self.mirror, files, roots, opts))
-
-    def gc(self, keep: gc_mod.GcKeep, grace: float) -> gc_mod.RemoteGcResult:
-        return self._runner.run(gc_mod.gc(self.store, self.mirror, keep, gc_mod.GcOptions(grace, self.jobs)))
-
-    def projects(self) -> list[snap_mod.ProjectEntry]:
-        return self._runner.run(snap_mod.projects(self.store))
-
-    def read_snapshot(self, key: str) -> pk.Snapshot | None:
-        return self._runner.run(snap_mod.read(self.store, key))
-
-    def write_snapshot(self, snap: pk.Snapshot, known: str | None) -> tuple[str | None, int]:
-        return self._runner.run(snap_mod.write(self.store, snap, known))
-
-    def delete(self, keys: list[str]) -> None:
-        async def run() -> None:
-            await asyncio.gather(*(self.store.delete(k) for k in keys))
-
-        self._runner.run(run())
-
-    def retire(self, entries: list[snap_mod.ProjectEntry]) -> int:
-        return self._runner.run(snap_mod.retire(self.store, entries))
+        return self._run(fetch_mod.fetch_files(self.store, self.cache, self.view.mirror, files, roots, opts))
 
     def read_chunks(self, wanted: list[tuple[bytes, int]], roots: list[bytes] | None = None) -> dict[bytes, bytes]:
         """Several chunks, neighbours coalesced into one ranged GET, verified. The mirror is a
         cache of the remote's index: when what it points at is gone or damaged (a producer's push
         may have repaired it since), it is refreshed from the remote (`roots`: the targets whose
         locator hints a reader that cannot list follows) and the read tried once more."""
-        return self._again(lambda: fetch_mod.read_chunks(self.store, self.mirror, wanted, self.jobs), roots)
+        return self._again(lambda: fetch_mod.read_chunks(self.store, self.view.mirror, wanted, self.jobs), roots)
 
     def read_chunk(self, digest: bytes, length: int, roots: list[bytes] | None = None) -> bytes:
         """One chunk straight from its pack (a ranged GET), verified; for streaming reads (the
         same refresh-and-retry rule as read_chunks)."""
-        return self._again(lambda: fetch_mod.read_chunk(self.store, self.mirror, digest, length), roots)
+        return self._again(lambda: fetch_mod.read_chunk(self.store, self.view.mirror, digest, length), roots)
 
     def _again(self, read: Callable[[], Coroutine[Any, Any, T]], roots: list[bytes] | None) -> T:
         try:
-            return self._runner.run(read())
+            return self._run(read())
         except (IntegrityError, MissingDataError, ObjectNotFound):
-            self.refresh(roots or [])
-            return self._runner.run(read())
+            self._run(self.view.refresh(roots or []))
+            return self._run(read())
+
+    # -- writing -------------------------------------------------------------------------------
+    def push(self, targets: list[push_plan.PushTarget], pack_size: int, progress: Progress | None = None,
+             everything: bool = False) -> push_mod.PushResult:
+        """Upload what the remote lacks of targets (see transfer/push.py); `everything`: these
+        are all of the project's targets (a recorded damage is then known to be repaired)."""
+        opts = push_mod.PushOptions(pack_size, self.jobs, progress)
+        return self._run(push_mod.push(self.view, self.cache, targets, opts, everything))
+
+    def write_snapshot(self, snap: pk.Snapshot, roots_digest: str) -> int:
+        """Leave a project's snapshot on the remote, unless the one this clone wrote last has the
+        same roots (`roots_digest`) and is still there. Returns the requests it took."""
+        return self._run(snap_mod.write_once(self.store, self.view.state_dir / "snapshot", snap, roots_digest))
+
+    # -- administration ------------------------------------------------------------------------
+    def check(self, roots: list[check_mod.CheckRoot], read: float | int | bool | None,
+              record: bool) -> check_mod.CheckReport:
+        """Is the remote whole for roots? With record, what is damaged is remembered beside the
+        mirror, for the next push to repair."""
+        report = self._run(check_mod.check(self.store, self.cache, self.view.state_dir / "check", roots,
+                                           read, self.jobs))
+        if report.problems and record:
+            self.view.record_damage(report.damaged_packs())
+        return report
+
+    def gc(self, keep: gc_mod.GcKeep, grace: float) -> gc_mod.RemoteGcResult:
+        return self._run(gc_mod.gc(self.store, self.view.mirror, keep, gc_mod.GcOptions(grace, self.jobs)))
+
+    def projects(self) -> list[snap_mod.ProjectEntry]:
+        return self._run(snap_mod.projects(self.store))
+
+    def read_snapshot(self, key: str) -> pk.Snapshot | None:
+        return self._run(snap_mod.read(self.store, key))
+
+    def delete(self, keys: list[str]) -> None:
+        async def run() -> None:
+            await asyncio.gather(*(self.store.delete(k) for k in keys))
+
+        self._run(run())
+
+    def retire(self, entries: list[snap_mod.ProjectEntry]) -> int:
+        return self._run(snap_mod.retire(self.store, entries))

@@ -14,12 +14,17 @@ projects are unknown to gc, as before."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
+from fastreg import tmpnames
 from fastreg.errors import DecodeError, IntegrityError, ObjectNotFound
 from fastreg.objects import pack as pk
 from fastreg.objects.digest import digest_bytes
 from fastreg.storage.base import ObjectInfo, Store
+from fastreg.transfer import layout
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +44,8 @@ def roots_digest(roots: tuple[pk.Root, ...]) -> str:
 
 async def projects(store: Store) -> list[ProjectEntry]:
     by_project: dict[str, list[tuple[int, ObjectInfo]]] = {}
-    for o in await store.list(pk.SNAPSHOTS):
-        parts = pk.snapshot_key_parts(o.key)
+    for o in await store.list(layout.SNAPSHOTS):
+        parts = layout.snapshot_key_parts(o.key)
         if parts is not None:
             by_project.setdefault(parts[0], []).append((parts[1], o))
     out = []
@@ -69,9 +74,28 @@ async def write(store: Store, snap: pk.Snapshot, known: str | None) -> tuple[str
     is still there; returns the key written (or None) and the requests made."""
     if known is not None and await store.exists(known):
         return None, 1
-    key = snap.key()
+    key = layout.snapshot_key(snap)
     await store.put(key, snap.encode())
     return key, 1 + (known is not None)
+
+
+async def write_once(store: Store, marker: Path, snap: pk.Snapshot, digest: str) -> int:
+    """write(), with `marker` (beside the mirror) remembering the roots digest and key of the
+    snapshot this clone wrote last. Returns the requests made."""
+    known = None
+    with contextlib.suppress(OSError, ValueError):
+        last_digest, last_key = (await asyncio.to_thread(marker.read_text)).split()
+        known = last_key if last_digest == digest else None
+    key, requests = await write(store, snap, known)
+    if key is not None:
+        await asyncio.to_thread(_write_atomic, marker, f"{digest} {key}\n")
+    return requests
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = tmpnames.beside(path, ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 async def retire(store: Store, entries: list[ProjectEntry]) -> int:

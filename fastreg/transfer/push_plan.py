@@ -1,0 +1,214 @@
+"""What a push of some targets sends, and what `status --remote` says it would send: one rule for
+"what the remote lacks", from the remote's view (transfer/view.py) and the local cache.
+
+A target is a tree (with an optional folder or file inside it) or a single file. Subtrees the
+remote holds whole (certified tree nodes) are left out of everything: the files to pack, the tree
+nodes to write and the node hints, so a push with nothing new walks no file. Files are streamed
+from the trees, never listed: a push walks them once to check that everything it needs is here
+(or on the remote) and to size the progress bar, once more to pack them, and the nodes that hold
+files once for their hints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fastreg.chunking import iter_chunks
+from fastreg.errors import FastregError, MissingDataError
+from fastreg.objects import tree as tr
+from fastreg.objects.tree import FileRecord
+from fastreg.transfer import fetch as fetch_mod
+from fastreg.transfer.local import LocalObjects
+from fastreg.transfer.view import RemoteView
+
+FileSource = Callable[[], Iterable[FileRecord]]
+
+
+@dataclass(frozen=True, slots=True)
+class PushTarget:
+    """One selected target. `record`: a single file's record with its chunk list when the local
+    cache has the file (None: the remote's record is read instead)."""
+
+    name: str  # the target's path in the project, for messages
+    kind: Literal["dir", "file"]
+    digest: bytes
+    size: int
+    subpath: str | None = None  # a folder or file inside a tree: only it
+    record: FileRecord | None = None
+    files: int = 1  # in the whole target
+
+
+def under(path: str, subpath: str | None) -> bool:
+    return subpath is None or path == subpath or path.startswith(subpath + "/")
+
+
+@dataclass(slots=True)
+class PushWork:
+    """What a push uploads. `sources` and each of `roots` are sources: called, they walk the
+    files again, so the push holds no list of files. A file whose chunks are all on the remote is
+    never read; any other must be in the local cache. `trees`: the tree nodes to write, by depth
+    (tree.levels_pruned), the root level first. `records`: chunk lists of single-file targets.
+    `roots`: every file of each target, for its locator hint (None: walking it would cross
+    certified subtrees, so the hint names every segment instead). `dirs`: the trees selected.
+    `node_files`: (tree node, its files) of every node of them that holds files, outside
+    certified subtrees, for the nodes' hints. `estimate`: bytes of the files with a chunk the
+    remote lacks (the progress bar's total)."""
+
+    sources: list[FileSource] = field(default_factory=list)
+    trees: list[list[bytes]] = field(default_factory=list)
+    records: list[FileRecord] = field(default_factory=list)
+    roots: dict[bytes, FileSource | None] = field(default_factory=dict)
+    certified: set[bytes] = field(default_factory=set)
+    dirs: list[bytes] = field(default_factory=list)
+    estimate: int = 0
+    node_files: Callable[[], Iterable[tuple[bytes, Iterable[FileRecord]]]] = lambda: ()
+
+    def files(self) -> Iterator[FileRecord]:
+        for source in self.sources:
+            yield from source()
+
+    def add_levels(self, levels: list[list[bytes]]) -> None:
+        seen = {d for level in self.trees for d in level}
+        for depth, level in enumerate(levels):
+            if depth == len(self.trees):
+                self.trees.append([])
+            self.trees[depth] += [d for d in level if d not in seen]
+
+
+def _constant(rec: FileRecord) -> FileSource:
+    return lambda: (rec,)
+
+
+def _chain(a: FileSource, b: FileSource) -> FileSource:
+    return lambda: itertools.chain(a(), b())
+
+
+async def _record_of(view: RemoteView, t: PushTarget) -> FileRecord:
+    if t.record is not None:
+        return t.record
+    return await fetch_mod.fetch_record(view.store, t.digest, t.size)
+
+
+async def _have_trees(view: RemoteView, cache: LocalObjects, t: PushTarget) -> None:
+    if not cache.tree_path(t.digest).exists():
+        try:
+            await fetch_mod.fetch_trees(view.store, cache, [t.digest])
+        except FastregError:
+            raise MissingDataError(f"{t.name}: its data is neither in the local cache nor on the remote; "
+                                   "nothing to push from here") from None
+
+
+def _walker(cache: LocalObjects, digest: bytes, subpath: str | None, skip: set[bytes]) -> FileSource:
+    return lambda: (rec for path, rec in tr.walk_pruned(cache, digest, skip) if under(path, subpath))
+
+
+async def plan_push(view: RemoteView, cache: LocalObjects, targets: list[PushTarget]) -> PushWork:
+    """What to push. Data that is not in the local cache is fine when the remote has it already
+    (a clone that never pulled everything); anything else missing is an error, found by one
+    streaming pass before anything is uploaded (the same pass sizes the upload)."""
+    await view.current()  # first: a remote gc since the last push makes the mirror forget what it knew
+    await view.distrust()
+    work = PushWork()
+    checks: list[tuple[PushTarget, FileSource]] = []
+    for t in targets:
+        certified: set[bytes] = set()
+        if t.kind == "file":
+            rec = await _record_of(view, t)
+            if t.record is not None and rec.chunks:
+                work.records.append(rec)
+            source: FileSource = _constant(rec)
+        else:
+            await _have_trees(view, cache, t)
+            certified = await view.certified(cache, t.digest)
+            work.certified |= certified
+            work.add_levels(tr.levels_pruned(cache, t.digest, certified))
+            source = _walker(cache, t.digest, t.subpath, certified)
+            if t.digest not in work.dirs:
+                work.dirs.append(t.digest)
+        whole = None if t.kind == "dir" and certified else source
+        work.sources.append(source)
+        if t.digest in work.roots:  # the same data selected twice (two subfolders of one target)
+            before = work.roots[t.digest]
+            work.roots[t.digest] = _chain(before, whole) if before is not None and whole is not None else None
+        else:
+            work.roots[t.digest] = whole
+        checks.append((t, source))
+    first, nlacking, estimate = await asyncio.to_thread(_lacking, view, cache, checks)
+    if first is not None:
+        more = f" and {nlacking - 1} more" if nlacking > 1 else ""
+        raise MissingDataError(f"{first}{more}: not in the local cache and not on the remote; run `fastreg add` "
+                               "(or `fastreg fetch` from where it was pushed) first")
+    work.estimate = estimate
+    work.node_files = lambda: (nf for d in work.dirs for nf in tr.file_nodes_pruned(cache, d, work.certified))
+    return work
+
+
+def _lacking(view: RemoteView, cache: LocalObjects,
+             checks: list[tuple[PushTarget, FileSource]]) -> tuple[str | None, int, int]:
+    """(the first file neither here nor on the remote, how many, bytes to upload). In a thread."""
+    first: str | None = None
+    n = estimate = 0
+    for t, source in checks:
+        for rec in source():
+            if view.has_file(rec):
+                continue
+            estimate += rec.size
+            if not cache.has_file(rec.digest):
+                n += 1
+                if first is None:
+                    first = t.name if t.kind == "file" else f"{t.name} ({rec.digest.hex()})"
+    return first, n, estimate
+
+
+@dataclass(slots=True)
+class Lacking:
+    """What a push of one target would send: files with a chunk the remote lacks, and those
+    chunks (each counted once: what the upload costs, not the size of the files)."""
+
+    name: str
+    missing_files: int = 0
+    missing_bytes: int = 0  # of the missing chunks
+    total_files: int = 0
+    missing_chunks: int = 0
+
+
+async def lacking(view: RemoteView, cache: LocalObjects, targets: list[PushTarget]) -> list[Lacking]:
+    """status --remote: per target, what the remote lacks (the rule a push plans with)."""
+    await view.check_format()
+    await view.refresh([t.digest for t in targets])
+    await view.distrust()
+    out = []
+    for t in targets:
+        st = Lacking(t.name)
+        recs: Iterable[FileRecord]
+        if t.kind == "file":
+            recs = [await _record_of(view, t)]
+            st.total_files = 1
+        else:
+            await _have_trees(view, cache, t)
+            certified = await view.certified(cache, t.digest)
+            found = tr.lookup(cache, t.digest, t.subpath) if t.subpath else None
+            st.total_files = t.files if t.subpath is None else found.files if isinstance(found, tr.DirRecord) else 1
+            recs = _walker(cache, t.digest, t.subpath, certified)()
+        await asyncio.to_thread(_count, view, recs, st)
+        out.append(st)
+    return out
+
+
+def _count(view: RemoteView, recs: Iterable[FileRecord], st: Lacking) -> None:
+    seen: set[bytes] = set()
+    for r in recs:
+        lacks = False
+        for d, length in iter_chunks(r.chunks, r.digest, r.size):
+            if view.has(d):
+                continue
+            lacks = True
+            if d not in seen:
+                seen.add(d)
+                st.missing_chunks += 1
+                st.missing_bytes += length
+        st.missing_files += lacks
