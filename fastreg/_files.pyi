@@ -12,5 +12,9 @@ def link_files(srcs: Sequence[_Path], dsts: Sequence[_Path], keys: Sequence[tupl
                mode: int = 0o444) -> list[int]: ...
 def write_files(data: bytes | bytearray | memoryview, offsets: Sequence[int], lengths: Sequence[int],
                 tmps: Sequence[_Path], finals: Sequence[_Path], mode: int = 0o444) -> list[int]: ...
+def copy_files(srcs: Sequence[_Path], dsts: Sequence[_Path], modes: Sequence[int],
+               bufsize: int = ...) -> list[tuple[int, bytes, int, int, int]]:
+    """(size, XXH3-128 of the bytes written, ino, mtime_ns, mode) per copied file."""
+
 def list_folder(path: _Path, tmp_mark: bytes) -> tuple[bytes, int, int, list[str], int]:
     """(listing, files, newest mtime_ns, subfolder names sorted, odd entries) of one folder."""

@@ -1,9 +1,11 @@
 # cython: language_level=3
 """Batched file operations for the add, check-out and download pipelines, each a single GIL-free
-pass over many files: stat, hard-link with an inode check, and write-then-rename from slices of
-one buffer. Mechanism only: which files, modes and names is decided by the callers
-(repo/cache.py, repo/build.py, transfer/fetch.py). Results are one errno (or stat record) per
-file, never an exception half-way, so a caller can report every file that failed."""
+pass over many files: stat, hard-link with an inode check, write-then-rename from slices of one
+buffer, and copy-and-hash (the XXH3-128 of the very bytes written, no cut-point scan: that is
+_hash.pyx's job). Mechanism only: which files, modes and names is decided by the callers
+(repo/cache.py, repo/build.py, transfer/fetch.py). Results are one errno (or record) per file,
+never an exception half-way, so a caller can report every file that failed; copy_files raises
+on the first failure, as a read of the batch would."""
 
 from libc.errno cimport ENOENT, ENOMEM, ENOTDIR, ESTALE, errno
 from libc.stdint cimport int64_t, uint8_t
@@ -13,9 +15,16 @@ from posix.fcntl cimport O_CREAT, O_EXCL, O_WRONLY, open as c_open
 from posix.stat cimport chmod, struct_stat
 from posix.unistd cimport close as c_close, link, unlink
 
-from fastreg._posix cimport O_CLOEXEC, Stat, lstat_into, stat_into, write_all
+from posix.fcntl cimport O_RDONLY
+
+from fastreg._posix cimport O_CLOEXEC, Stat, fstat_into, lstat_into, read_into, read_whole, stat_into, write_all
 
 import os
+
+import xxhash
+
+_digest = xxhash.xxh3_128_digest
+_hasher = xxhash.xxh3_128
 
 
 def stat_files(paths):
@@ -165,6 +174,193 @@ def write_files(const uint8_t[::1] data, offsets, lengths, tmps, finals, unsigne
         free(off)
         free(ln)
         free(errs)
+
+
+cdef struct _Copy:
+    size_t offset
+    size_t length
+    int err
+    int stage  # 1: reading the source, 2: writing the copy
+    bint large
+    Stat st
+
+
+cdef size_t _copy_group(const char** srcs, const char** dsts, const unsigned int* modes, size_t n,
+                        uint8_t* buf, size_t bufsize, size_t large, _Copy* slots, size_t maxg) noexcept nogil:
+    """Read files into buf back to back and write each copy from there; returns how many slots
+    it filled. Stops at a file that does not fit (unless it is the first), at a large file (a slot
+    marked large, for the caller to stream), or at the first error (a slot with err set)."""
+    cdef size_t k = 0
+    cdef size_t pos = 0
+    cdef size_t filled
+    cdef int fd, out_fd, e
+    cdef _Copy* c
+    while k < n and k < maxg:
+        c = &slots[k]
+        c.err = 0
+        c.stage = 1
+        c.large = False
+        fd = c_open(srcs[k], O_RDONLY | O_CLOEXEC)
+        if fd < 0:
+            c.err = errno
+            return k + 1
+        if fstat_into(fd, &c.st) != 0:
+            c.err = errno
+            c_close(fd)
+            return k + 1
+        if <size_t>c.st.size >= large:
+            c_close(fd)
+            if k:
+                return k  # streamed at the start of the next call
+            c.large = True
+            return 1
+        if pos + <size_t>c.st.size + 1 > bufsize:
+            c_close(fd)
+            return k
+        e = read_whole(fd, buf, pos, &c.st, &filled)
+        c_close(fd)
+        if e:
+            c.err = e
+            return k + 1
+        c.stage = 2
+        out_fd = c_open(dsts[k], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, modes[k])
+        if out_fd < 0:
+            c.err = errno
+            return k + 1
+        e = write_all(out_fd, buf + pos, filled - pos)
+        if c_close(out_fd) != 0 and e == 0:
+            e = errno
+        if e:
+            c.err = e
+            return k + 1
+        c.offset = pos
+        c.length = filled - pos
+        pos = filled
+        k += 1
+    return k
+
+
+cdef void _copy_failed(int err, int stage, object src, object dst) except *:
+    if err == ESTALE:
+        raise OSError(ESTALE, "changed while it was being read", os.fsdecode(src))
+    raise OSError(err, os.strerror(err), os.fsdecode(dst if stage == 2 else src))
+
+
+cdef tuple _copy_large(const char* src, const char* dst, unsigned int mode, uint8_t* buf, size_t window,
+                       object pysrc, object pydst):
+    """One large file through a window of the buffer: read, write, hash, a window at a time."""
+    cdef int fd, out_fd = -1
+    cdef int err = 0
+    cdef int stage = 1
+    cdef size_t filled = 0
+    cdef size_t total = 0
+    cdef bint eof = False
+    cdef Stat before, after
+    with nogil:
+        fd = c_open(src, O_RDONLY | O_CLOEXEC)
+        if fd < 0:
+            err = errno
+        elif fstat_into(fd, &before) != 0:
+            err = errno
+        else:
+            out_fd = c_open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+            if out_fd < 0:
+                err = errno
+                stage = 2
+    if err:
+        if fd >= 0:
+            c_close(fd)
+        _copy_failed(err, stage, pysrc, pydst)
+    hasher = _hasher()
+    mv = memoryview(<uint8_t[:window]>buf)
+    try:
+        while not eof:
+            with nogil:
+                stage = 1
+                err = read_into(fd, buf, 0, window, &filled, &eof)
+                if not err:
+                    stage = 2
+                    err = write_all(out_fd, buf, filled)
+            if err:
+                break
+            hasher.update(mv[:filled])
+            total += filled
+    finally:
+        with nogil:
+            if c_close(out_fd) != 0 and not err:
+                err = errno
+                stage = 2
+            if fstat_into(fd, &after) != 0 and not err:
+                err = errno
+                stage = 1
+            c_close(fd)
+    if err:
+        _copy_failed(err, stage, pysrc, pydst)
+    if total != <size_t>before.size or after.size != before.size or after.mtime_ns != before.mtime_ns:
+        _copy_failed(ESTALE, 1, pysrc, pydst)
+    return (total, hasher.digest(), before.ino, before.mtime_ns, before.mode)
+
+
+def copy_files(srcs, dsts, modes, size_t bufsize=16 << 20):
+    """Copy many files to new files (created exclusively, mode modes[i] less the umask), each
+    hashed as it is copied: the XXH3-128 is of the very bytes written, from the same buffer, so
+    a copy cannot differ from its digest. Small files are read back to back into one buffer and
+    written in one GIL-free pass, their digests computed after it; a file above a quarter of the
+    buffer streams through 1 MiB windows. A source that changes while it is read (its size or
+    mtime) is ESTALE. Returns (size, digest, ino, mtime_ns, mode) per file, from fstat() of the
+    very file read; raises OSError naming the file (the copy's name for a failed write) on the
+    first failure, leaving the copies made so far for the caller."""
+    cdef size_t n = len(srcs)
+    if len(dsts) != n or len(modes) != n:
+        raise ValueError("srcs, dsts and modes must have the same length")
+    if bufsize < 4 << 20:
+        bufsize = 4 << 20
+    cdef size_t large = bufsize // 4
+    cdef size_t window = 1 << 20
+    cdef size_t maxg = 4096
+    cdef uint8_t* buf = <uint8_t*>malloc(bufsize)
+    cdef _Copy* slots = <_Copy*>malloc(maxg * sizeof(_Copy))
+    cdef const char** csrc = <const char**>malloc((n + 1) * sizeof(char*))
+    cdef const char** cdst = <const char**>malloc((n + 1) * sizeof(char*))
+    cdef unsigned int* cmodes = <unsigned int*>malloc((n + 1) * sizeof(unsigned int))
+    cdef size_t i = 0
+    cdef size_t k, g
+    cdef bytes item
+    if buf == NULL or slots == NULL or csrc == NULL or cdst == NULL or cmodes == NULL:
+        free(buf); free(slots); free(csrc); free(cdst); free(cmodes)
+        raise MemoryError()
+    try:
+        keep_s = [os.fsencode(p) for p in srcs]
+        keep_d = [os.fsencode(p) for p in dsts]
+        for k in range(n):
+            item = keep_s[k]
+            csrc[k] = item
+            item = keep_d[k]
+            cdst[k] = item
+            cmodes[k] = modes[k]
+        out = []
+        mv = memoryview(<uint8_t[:bufsize]>buf)
+        while i < n:
+            with nogil:
+                g = _copy_group(csrc + i, cdst + i, cmodes + i, n - i, buf, bufsize, large, slots, maxg)
+            for k in range(g):
+                if slots[k].err:
+                    _copy_failed(slots[k].err, slots[k].stage, srcs[i + k], dsts[i + k])
+                if slots[k].large:
+                    out.append(_copy_large(csrc[i + k], cdst[i + k], cmodes[i + k], buf, window,
+                                           srcs[i + k], dsts[i + k]))
+                    continue
+                out.append((slots[k].length, _digest(mv[slots[k].offset:slots[k].offset + slots[k].length]),
+                            slots[k].st.ino, slots[k].st.mtime_ns, slots[k].st.mode))
+            i += g
+        return out
+    finally:
+        mv = None
+        free(buf)
+        free(slots)
+        free(csrc)
+        free(cdst)
+        free(cmodes)
 
 
 cdef extern from "dirent.h" nogil:

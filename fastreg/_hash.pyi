@@ -38,7 +38,5 @@ class Chunker:
     def hash_files(
         self,
         paths: Sequence[str | bytes | PathLike[str]],
-        copy_to: Sequence[str | bytes | PathLike[str]] | None = None,
-        copy_modes: Sequence[int] | None = None,
         bufsize: int = ...,
     ) -> list[HashedFile]: ...

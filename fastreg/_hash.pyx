@@ -3,10 +3,10 @@
 
 Policy-free on purpose: chunk sizes, the gear table and which files to read are decided in
 ``fastreg/chunking.py``.  This module only answers "where are the cut points of these bytes" and
-"what are the chunk and file digests of these files" (optionally writing a copy of each file
-from the very buffer that was hashed), with the GIL released around the byte loops (the
-cut-point scan and the read() calls) so two threads keep two cores busy. Batched file
-operations live in _files.pyx, the remote index tables in _index.pyx.
+"what are the chunk and file digests of these files", with the GIL released around the byte
+loops (the cut-point scan and the read() calls) so two threads keep two cores busy. It writes no
+file: batched file operations (copies hashed as they are written among them) live in
+_files.pyx, the remote index tables in _index.pyx.
 
 Chunk list encoding (``chunks`` in the results): the concatenation, in file order, of one 20-byte
 entry per chunk: 16 raw bytes of XXH3-128 then the chunk length as a big-endian uint32.  A file
@@ -19,10 +19,10 @@ from libc.errno cimport ESTALE, errno
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memmove
-from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_WRONLY, open as c_open
+from posix.fcntl cimport O_RDONLY, open as c_open
 from posix.unistd cimport close as c_close
 
-from fastreg._posix cimport O_CLOEXEC, Stat, fstat_into, read_into, write_all
+from fastreg._posix cimport O_CLOEXEC, Stat, fstat_into, read_into, read_whole
 
 import os
 
@@ -223,24 +223,17 @@ cdef class Chunker:
         finally:
             free(out)
 
-    def hash_files(self, paths, copy_to=None, copy_modes=None, size_t bufsize=16 << 20):
-        """Digest a batch of files; optionally write a copy of each to a new file.
+    def hash_files(self, paths, size_t bufsize=16 << 20):
+        """Digest a batch of files (cut points and digests; copies are _files.copy_files').
 
         Returns one HashedFile per path (size, digest, chunks, and ino/mtime_ns/mode from
-        fstat() of the file that was read).  With ``copy_to`` (one path per file),
-        the bytes read are also written to that path (created exclusively, mode 0444 or the
-        matching entry of ``copy_modes``, less the umask): the copy is the very content that
-        was hashed, from the same buffer.
-
-        Small files are read back to back into one ``bufsize`` buffer, their cut points found
-        and their copies written in a single GIL-free pass; the digests are then computed with
-        the GIL.  A file larger than a quarter of the buffer streams through it in 1 MiB windows.
-        Raises OSError naming the path on the first file that cannot be read or written; errno
-        ESTALE means the file changed while it was being read.
+        fstat() of the file that was read).  Small files are read back to back into one
+        ``bufsize`` buffer and their cut points found in a single GIL-free pass; the digests are
+        then computed with the GIL.  A file larger than a quarter of the buffer streams through
+        it in 1 MiB windows.  Raises OSError naming the path on the first file that cannot be
+        read; errno ESTALE means the file changed while it was being read.
         """
         cdef size_t n = len(paths)
-        if copy_to is not None and len(copy_to) != n:
-            raise ValueError("copy_to must have one path per file")
         if bufsize < 4 * 4 * self.max_size:
             bufsize = 4 * 4 * self.max_size
         cdef size_t large = bufsize // 4
@@ -250,45 +243,29 @@ cdef class Chunker:
         cdef size_t* cuts = <size_t*>malloc(cap * sizeof(size_t))
         cdef _Slot* slots = <_Slot*>malloc(maxg * sizeof(_Slot))
         cdef const char** cpaths = <const char**>malloc((n + 1) * sizeof(char*))
-        cdef const char** ccopies = <const char**>malloc((n + 1) * sizeof(char*))
-        cdef unsigned int* cmodes = <unsigned int*>malloc((n + 1) * sizeof(unsigned int))
         cdef size_t i = 0
         cdef size_t k, g, pos, ncut
         cdef int err = 0
-        cdef bint copy = copy_to is not None
-        if buf == NULL or cuts == NULL or slots == NULL or cpaths == NULL or ccopies == NULL or cmodes == NULL:
-            free(buf); free(cuts); free(slots); free(cpaths); free(ccopies); free(cmodes)
+        if buf == NULL or cuts == NULL or slots == NULL or cpaths == NULL:
+            free(buf); free(cuts); free(slots); free(cpaths)
             raise MemoryError()
-        if copy_modes is not None and len(copy_modes) != n:
-            free(buf); free(cuts); free(slots); free(cpaths); free(ccopies); free(cmodes)
-            raise ValueError("copy_modes must have one mode per file")
         keep = [os.fsencode(p) for p in paths]
-        keep_copies = [os.fsencode(p) for p in copy_to] if copy else []
         cdef bytes item
         for k in range(n):
             item = keep[k]
             cpaths[k] = item
-            ccopies[k] = NULL
-            cmodes[k] = copy_modes[k] if copy_modes is not None else 0o444
-            if copy:
-                item = keep_copies[k]
-                ccopies[k] = item
         results = []
         try:
             mv = memoryview(<uint8_t[:bufsize]>buf)
             while i < n:
-                # Phase 1, no GIL: read, cut and copy files back to back into the buffer.
+                # Phase 1, no GIL: read and cut files back to back into the buffer.
                 with nogil:
-                    g = _fill_group(self, cpaths + i, ccopies + i, cmodes + i, n - i, buf, bufsize, large,
-                                    cuts, cap, slots, maxg, &err)
+                    g = _fill_group(self, cpaths + i, n - i, buf, bufsize, large, cuts, cap, slots, maxg, &err)
                 for k in range(g):
                     if slots[k].err:
-                        _raise_for(slots[k].err, paths[i + k], copy_to[i + k] if copy else None,
-                                   slots[k].stage)
+                        _raise_for(slots[k].err, paths[i + k])
                     if slots[k].large:
-                        results.append(self._hash_large(cpaths[i + k], ccopies[i + k], cmodes[i + k], buf,
-                                                        bufsize, cuts, cap, paths[i + k],
-                                                        copy_to[i + k] if copy else None))
+                        results.append(self._hash_large(cpaths[i + k], buf, cuts, cap, paths[i + k]))
                         continue
                     # Phase 2, with the GIL: digests of what phase 1 cut.
                     pos = slots[k].offset
@@ -309,15 +286,11 @@ cdef class Chunker:
             free(cuts)
             free(slots)
             free(cpaths)
-            free(ccopies)
-            free(cmodes)
 
-    cdef object _hash_large(self, const char* path, const char* copy_path, unsigned int copy_mode, uint8_t* buf,
-                            size_t bufsize,
-                            size_t* cuts, size_t cap, object pypath, object pycopy):
-        """Stream one large file through 1 MiB windows (cache-sized), copying as it reads."""
+    cdef object _hash_large(self, const char* path, uint8_t* buf, size_t* cuts, size_t cap, object pypath):
+        """Stream one large file through 1 MiB windows (cache-sized)."""
         cdef size_t window = 4 * self.max_size
-        cdef int fd, out_fd = -1
+        cdef int fd
         cdef size_t filled = 0
         cdef size_t prev = 0
         cdef size_t count = 0
@@ -325,7 +298,6 @@ cdef class Chunker:
         cdef size_t total = 0
         cdef size_t nchunks = 0
         cdef int err = 0
-        cdef int stage = 0
         cdef bint eof
         cdef Stat before, after
         if window < 2 * self.max_size:
@@ -336,15 +308,10 @@ cdef class Chunker:
                 err = errno
             elif fstat_into(fd, &before) != 0:
                 err = errno
-            elif copy_path != NULL:
-                out_fd = c_open(copy_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, copy_mode)
-                if out_fd < 0:
-                    err = errno
-                    stage = 2
         if err:
             if fd >= 0:
                 c_close(fd)
-            _raise_for(err, pypath, pycopy, stage)
+            _raise_for(err, pypath)
         hasher = _hasher()
         blob = bytearray()
         mv = memoryview(<uint8_t[:window]>buf)
@@ -354,14 +321,10 @@ cdef class Chunker:
                 prev = filled
                 with nogil:
                     err = read_into(fd, buf, prev, window, &filled, &eof)
-                    if not err and out_fd >= 0:
-                        # Only the bytes added by this read: the tail kept from the previous
-                        # window was written already.
-                        err = write_all(out_fd, buf + prev, filled - prev)
                     if not err:
                         count = self._cuts(buf, filled, eof, cuts, cap, &consumed)
                 if err:
-                    _raise_for(err, pypath, pycopy, 1)
+                    _raise_for(err, pypath)
                 hasher.update(mv[:consumed])
                 blob.extend(bytes(count * CHUNK_ENTRY))
                 _append_chunks(blob, nchunks * CHUNK_ENTRY, mv, cuts, count, 0)
@@ -373,17 +336,13 @@ cdef class Chunker:
                 filled -= consumed
         finally:
             with nogil:
-                if out_fd >= 0:
-                    if c_close(out_fd) != 0 and not err:
-                        err = errno
-                        stage = 2
                 if fstat_into(fd, &after) != 0 and not err:
                     err = errno
                 c_close(fd)
         if err:
-            _raise_for(err, pypath, pycopy, stage)
+            _raise_for(err, pypath)
         if total != <size_t>before.size or after.size != before.size or after.mtime_ns != before.mtime_ns:
-            _raise_for(ESTALE, pypath, pycopy, 1)
+            _raise_for(ESTALE, pypath)
         if nchunks == 1:
             blob = bytearray()
         return _hashed(total, hasher.digest(), bytes(blob), before.ino, before.mtime_ns, before.mode)
@@ -394,32 +353,28 @@ cdef struct _Slot:
     size_t cut_start
     size_t ncuts
     int err
-    int stage  # 1: reading the source, 2: writing the copy
     bint large
     uint64_t ino
     int64_t mtime_ns
     uint32_t mode
 
 
-cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, const unsigned int* modes,
-                        size_t n, uint8_t* buf,
+cdef size_t _fill_group(Chunker self, const char** paths, size_t n, uint8_t* buf,
                         size_t bufsize, size_t large, size_t* cuts, size_t cap, _Slot* slots, size_t maxg,
                         int* err) noexcept nogil:
-    """Read (and copy) files into buf back to back, cutting each; returns how many slots it
-    filled.  Stops at a file that does not fit (unless it is the first), at a large file (a
-    slot marked large, for the caller to stream), or at the first error (a slot with err set)."""
+    """Read files into buf back to back, cutting each; returns how many slots it filled. Stops at
+    a file that does not fit (unless it is the first), at a large file (a slot marked large, for
+    the caller to stream), or at the first error (a slot with err set)."""
     cdef size_t k = 0
     cdef size_t pos = 0
     cdef size_t ncut = 0
     cdef size_t filled, consumed, count
-    cdef int fd, out_fd, e
-    cdef bint eof
-    cdef Stat before, after
+    cdef int fd, e
+    cdef Stat before
     cdef _Slot* s
     while k < n and k < maxg:
         s = &slots[k]
         s.err = 0
-        s.stage = 1
         s.large = False
         fd = c_open(paths[k], O_RDONLY | O_CLOEXEC)
         if fd < 0:
@@ -438,36 +393,16 @@ cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, c
         if pos + <size_t>before.size + 1 > bufsize:
             c_close(fd)
             return k
-        # Read one byte more than expected to notice a file that grew.
-        eof = False
-        e = read_into(fd, buf, pos, pos + <size_t>before.size + 1, &filled, &eof)
-        if e == 0 and fstat_into(fd, &after) != 0:
-            e = errno
+        e = read_whole(fd, buf, pos, &before, &filled)
         c_close(fd)
         if e:
             s.err = e
-            return k + 1
-        if filled - pos != <size_t>before.size or after.mtime_ns != before.mtime_ns or after.size != before.size:
-            s.err = ESTALE
             return k + 1
         if filled - pos <= self.whole_file_limit:
             count = 1  # one chunk: the whole file (no cut-point scan)
             cuts[ncut] = filled - pos
         else:
             count = self._cuts(buf + pos, filled - pos, True, cuts + ncut, cap - ncut, &consumed)
-        if copies[k] != NULL:
-            s.stage = 2
-            out_fd = c_open(copies[k], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, modes[k])
-            if out_fd < 0:
-                s.err = errno
-                return k + 1
-            e = write_all(out_fd, buf + pos, filled - pos)
-            if c_close(out_fd) != 0 and e == 0:
-                e = errno
-            if e:
-                s.err = e
-                return k + 1
-            s.stage = 1
         s.offset = pos
         s.length = filled - pos
         s.cut_start = ncut
@@ -481,11 +416,9 @@ cdef size_t _fill_group(Chunker self, const char** paths, const char** copies, c
     return k
 
 
-cdef void _raise_for(int err, object path, object copy_path, int stage) except *:
+cdef void _raise_for(int err, object path) except *:
     if err == ESTALE:
         raise OSError(ESTALE, "changed while it was being read", os.fsdecode(path))
-    if stage == 2:
-        raise OSError(err, os.strerror(err), os.fsdecode(copy_path))
     raise OSError(err, os.strerror(err), os.fsdecode(path))
 
 

@@ -2,7 +2,7 @@
 # Small GIL-free POSIX helpers shared by the native modules (_hash.pyx, _files.pyx): a stat
 # record and retrying read/write loops. Inline, so each module compiles its own copy.
 
-from libc.errno cimport EINTR, errno
+from libc.errno cimport EINTR, ESTALE, errno
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from posix.stat cimport fstat, lstat, stat, struct_stat
 from posix.unistd cimport read as c_read, write as c_write
@@ -76,4 +76,20 @@ cdef inline int write_all(int fd, const uint8_t* p, size_t n) noexcept nogil:
             return errno
         p += put
         n -= put
+    return 0
+
+
+cdef inline int read_whole(int fd, uint8_t* buf, size_t pos, const Stat* before, size_t* filled) noexcept nogil:
+    """Read a file that fstat() found before.size bytes long into buf[pos:] (one byte more is
+    asked for, to notice a file that grew); returns errno, ESTALE when the file changed while it
+    was read (its length, size or mtime), or 0."""
+    cdef bint eof = False
+    cdef Stat after
+    cdef int e = read_into(fd, buf, pos, pos + <size_t>before.size + 1, filled, &eof)
+    if e == 0 and fstat_into(fd, &after) != 0:
+        e = errno
+    if e:
+        return e
+    if filled[0] - pos != <size_t>before.size or after.mtime_ns != before.mtime_ns or after.size != before.size:
+        return ESTALE
     return 0

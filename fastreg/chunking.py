@@ -15,7 +15,8 @@ import xxhash
 
 from fastreg._hash import Chunker
 
-#: Chunk sizes (bytes). Chosen by bench/run.py ("chunk sizes"): see docs/design.md.
+#: Chunk sizes (bytes): the trade-off (index entries per GB against what a small edit uploads) is in
+#: docs/design.md, "Parameters"; bench/RESULTS.md has the edit-inside-a-large-file figures.
 MIN_SIZE = 16 * 1024
 AVG_SIZE = 64 * 1024
 MAX_SIZE = 256 * 1024

@@ -40,8 +40,10 @@ class FastregError(Exception):
 
 
 class StorageError(FastregError):
-    """A request to a remote failed; `retryable` says whether trying again may help (the retry
-    wrapper asks only this)."""
+    """A request to a remote failed (unreachable, refused, kept failing after the retries);
+    `retryable` says whether trying again may help (the retry wrapper asks only this)."""
+
+    exit_code = 7
 
     def __init__(self, message: str, retryable: bool = False) -> None:
         super().__init__(message)
@@ -49,11 +51,15 @@ class StorageError(FastregError):
 
 
 class ObjectNotFound(StorageError):
-    """The key does not exist on the remote."""
+    """The key does not exist on the remote (data missing there: no storage failure)."""
+
+    exit_code = 1
 
 
 class ReadOnlyStore(StorageError):
     """A write (or a clean-up) asked of a read-only remote (HTTP, or one configured read_only)."""
+
+    exit_code = 1
 
 
 class DecodeError(FastregError):
@@ -75,9 +81,13 @@ class ChangedWhileReadingError(FastregError):
 class ConflictError(FastregError):
     """The command would lose local changes that exist nowhere else (`--force` discards them)."""
 
+    exit_code = 8
+
 
 class LockedError(FastregError):
     """Another fastreg command holds the project's lock."""
+
+    exit_code = 6
 
 
 class GitError(FastregError):

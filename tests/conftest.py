@@ -124,10 +124,16 @@ def hashed(monkeypatch) -> list[str]:
     class Counting:
         min_size, avg_size, max_size = real.min_size, real.avg_size, real.max_size
 
-        def hash_files(self, paths, copy_to=None):
+        def hash_files(self, paths):
             seen.extend(paths)
-            return real.hash_files(paths, copy_to)
+            return real.hash_files(paths)
 
+    def copy_files(srcs, dsts, modes):  # add in copy mode: each file read once, copied and hashed
+        seen.extend(srcs)
+        return real_copy(srcs, dsts, modes)
+
+    real_copy = build.copy_files
     monkeypatch.setattr(build, "default_chunker", Counting)
+    monkeypatch.setattr(build, "copy_files", copy_files)
     monkeypatch.setattr(workspace, "default_chunker", Counting)
     return seen

@@ -14,14 +14,14 @@ from typing import Any
 from fastreg.bench import SCHEMA
 from fastreg.bench.runner import Cell, Plan, Runner, cleanup, find_packs, preflight
 from fastreg.errors import FastregError, NotAProjectError, ReadOnlyStore, UsageError
-from fastreg.repo import remotes as rm
+from fastreg.repo import remotes
 from fastreg.storage.base import Store
 
 
 # -- which remote ------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Target:
-    remote: rm.Remote
+    remote: remotes.Remote
     base: Path  # what a relative local path is relative to
     roots: list[bytes] = field(default_factory=list)  # the current project's tracked data (HTTP read tests)
 
@@ -34,14 +34,14 @@ def resolve(text: str, endpoint_url: str | None, region: str | None, profile: st
     project = None
     with contextlib.suppress(NotAProjectError):
         project = Project.find()
-    remote: rm.Remote | None = None
-    if project is not None and rm.NAME.fullmatch(text):
-        remote = rm.all_remotes(project.config).get(text)
+    remote: remotes.Remote | None = None
+    if project is not None and remotes.NAME.fullmatch(text):
+        remote = remotes.all_remotes(project.config).get(text)
     if remote is None:
         if text.startswith(("s3://", "http://", "https://")):
-            remote = rm.Remote("bench", text)
+            remote = remotes.Remote("bench", text)
         elif os.path.isdir(text):
-            remote = rm.Remote("bench", str(Path(text).absolute()))
+            remote = remotes.Remote("bench", str(Path(text).absolute()))
         else:
             where = "a remote of this project, " if project is not None else ""
             raise UsageError(f"{text!r} is not {where}an existing directory, or an s3:// or http(s):// URL")
@@ -49,7 +49,7 @@ def resolve(text: str, endpoint_url: str | None, region: str | None, profile: st
     for key, value in (("endpoint_url", endpoint_url), ("region", region), ("profile", profile)):
         if value is not None:
             options[key] = value
-    remote = rm.Remote(remote.name, remote.url, options)
+    remote = remotes.Remote(remote.name, remote.url, options)
     roots: list[bytes] = []
     if project is not None:
         for t in project.metafiles():
@@ -58,11 +58,11 @@ def resolve(text: str, endpoint_url: str | None, region: str | None, profile: st
     return Target(remote, project.root if project is not None else Path.cwd(), roots)
 
 
-def _under(remote: rm.Remote, base: Path, prefix: str) -> rm.Remote:
+def _under(remote: remotes.Remote, base: Path, prefix: str) -> remotes.Remote:
     if remote.kind == "local":
         path = Path(remote.url).expanduser()
-        return rm.Remote(remote.name, str((path if path.is_absolute() else base / path) / prefix), remote.options)
-    return rm.Remote(remote.name, f"{remote.url.rstrip('/')}/{prefix}", remote.options)
+        return remotes.Remote(remote.name, str((path if path.is_absolute() else base / path) / prefix), remote.options)
+    return remotes.Remote(remote.name, f"{remote.url.rstrip('/')}/{prefix}", remote.options)
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ def run(target: Target, sizes: list[int], jobs: list[int], duration: float, data
     bench_remote = remote if remote.read_only else _under(remote, target.base, prefix)
     result = BenchResult(target, plan, "" if remote.read_only else prefix)
     nj = max(jobs)
-    raw = rm.open_backend(bench_remote, target.base, nj)
+    raw = remotes.open_backend(bench_remote, target.base, nj)
     retrying = RetryingStore(raw)
     store: Store = LimitedStore(retrying, nj)
     started = time.perf_counter()
@@ -142,7 +142,8 @@ def run(target: Target, sizes: list[int], jobs: list[int], duration: float, data
                 if on_phase is not None:
                     on_phase(f"dataset {dataset}")
                 sub = _under(bench_remote, target.base, "dataset")
-                result.dataset = round_trip(dataset, lambda: rm.open_store(sub, target.base, remote.default_jobs()),
+                result.dataset = round_trip(dataset,
+                                            lambda: remotes.open_store(sub, target.base, remote.default_jobs()),
                                             remote.default_jobs(), remote.pack_size).to_json()
             ok = True
         finally:

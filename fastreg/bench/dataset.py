@@ -30,7 +30,7 @@ from typing import Any
 
 from fastreg.chunking import default_chunker
 from fastreg.errors import FileSystemError, IntegrityError, PathError
-from fastreg.objects import tree as tr
+from fastreg.objects import tree
 from fastreg.repo.build import Builder, now_ns
 from fastreg.repo.cache import Cache
 from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile
@@ -118,7 +118,7 @@ def round_trip(path: Path, make_store: Any, jobs: int, pack_size: int) -> Datase
             root = Builder(push_cache, StatFile(old.path), writer, pool).build_dir(str(path), "")
         writer.abort()
         res.phases["hash"] = time.perf_counter() - t0
-        records = [rec for _, rec in tr.walk(push_cache, root.digest)]
+        records = [rec for _, rec in tree.walk(push_cache, root.digest)]
         files = list({r.digest: r for r in records}.values())
 
         store: Store = make_store()
@@ -147,7 +147,7 @@ def round_trip(path: Path, make_store: Any, jobs: int, pack_size: int) -> Datase
     return res
 
 
-def _verify(cache: Cache, files: list[tr.FileRecord]) -> None:
+def _verify(cache: Cache, files: list[tree.FileRecord]) -> None:
     chunker = default_chunker()
     paths = [str(cache.file_path(r.digest)) for r in files]
     for i in range(0, len(paths), 256):

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastreg.errors import ObjectNotFound, StorageError
-from fastreg.objects import pack as pk
+from fastreg.objects import pack
 from fastreg.storage.base import Store
 from fastreg.transfer import layout
 
@@ -352,14 +352,14 @@ async def find_packs(store: Store, roots: list[bytes], limit: int = 64) -> list[
     names: list[str] = []
     for root in roots:
         try:
-            names += pk.decode_roots(await store.get(layout.roots_key(root)), store.where(layout.roots_key(root)))
+            names += pack.decode_roots(await store.get(layout.roots_key(root)), store.where(layout.roots_key(root)))
         except ObjectNotFound:
             continue
         if len(names) >= limit:
             break
     out = []
     for name in sorted(set(names))[:limit]:
-        seg = pk.decode_segment(await store.get(layout.index_key(name)), name)
+        seg = pack.decode_segment(await store.get(layout.index_key(name)), name)
         out.append((layout.pack_key(seg.pack), seg.pack_size))
     return out
 

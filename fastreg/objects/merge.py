@@ -16,8 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
-from fastreg.objects import metafile as mf
-from fastreg.objects import tree as tr
+from fastreg.objects import metafile, tree
 
 Side = Literal["ours", "theirs"]
 
@@ -34,7 +33,7 @@ class Conflict:
 
 @dataclass(frozen=True, slots=True)
 class Merged:
-    record: tr.DirRecord | None  # None: the folder is gone (deleted on a side, untouched on the other)
+    record: tree.DirRecord | None  # None: the folder is gone (deleted on a side, untouched on the other)
     conflicts: tuple[Conflict, ...]
 
 
@@ -45,17 +44,17 @@ def _no_resolver(_: str) -> Side | None:
     return None
 
 
-def _what(before: tr.Record | None, after: tr.Record | None) -> str:
+def _what(before: tree.Record | None, after: tree.Record | None) -> str:
     if before is None:
         return "added"
     if after is None:
         return "deleted"
-    if isinstance(before, tr.DirRecord) != isinstance(after, tr.DirRecord):
-        return "made a folder" if isinstance(after, tr.DirRecord) else "made a file"
+    if isinstance(before, tree.DirRecord) != isinstance(after, tree.DirRecord):
+        return "made a folder" if isinstance(after, tree.DirRecord) else "made a file"
     return "modified"
 
 
-R = TypeVar("R", tr.FileRecord, tr.DirRecord)
+R = TypeVar("R", tree.FileRecord, tree.DirRecord)
 
 
 def _three_way(base: R | None, ours: R | None, theirs: R | None) -> tuple[bool, R | None]:
@@ -68,11 +67,11 @@ def _three_way(base: R | None, ours: R | None, theirs: R | None) -> tuple[bool, 
     return False, None
 
 
-def _entries(store: tr.TreeStore, digest: bytes | None) -> Iterator[tuple[str, tr.Record]]:
-    return tr.iter_dir(store, digest) if digest is not None else iter(())
+def _entries(store: tree.TreeStore, digest: bytes | None) -> Iterator[tuple[str, tree.Record]]:
+    return tree.iter_dir(store, digest) if digest is not None else iter(())
 
 
-def merge_trees(store: tr.TreeStore, base: bytes | None, ours: bytes | None, theirs: bytes | None,
+def merge_trees(store: tree.TreeStore, base: bytes | None, ours: bytes | None, theirs: bytes | None,
                 resolve: Resolver = _no_resolver, prefix: str = "") -> Merged:
     """Merge three directories (None: absent, merged as empty). New nodes go to `store`."""
     if ours == theirs or base == theirs:
@@ -80,17 +79,17 @@ def merge_trees(store: tr.TreeStore, base: bytes | None, ours: bytes | None, the
     if base == ours:
         return Merged(_dir_record(store, theirs), ())
     sides = [dict(_entries(store, d)) for d in (base, ours, theirs)]
-    out = tr.DirBuilder(store)
+    out = tree.DirBuilder(store)
     conflicts: list[Conflict] = []
     for name in sorted(set(sides[0]) | set(sides[1]) | set(sides[2])):
         a, o, t = (s.get(name) for s in sides)
         path = prefix + name
         # A name merges as a file part and a folder part (each absent on some sides), so a file
         # deleted on one side while the other made it a folder merges like any deletion.
-        af, of, tf = (r if isinstance(r, tr.FileRecord) else None for r in (a, o, t))
-        ad, od, td = (r if isinstance(r, tr.DirRecord) else None for r in (a, o, t))
-        def side_for(path: str = path, a: tr.Record | None = a, o: tr.Record | None = o,
-                     t: tr.Record | None = t) -> Side:
+        af, of, tf = (r if isinstance(r, tree.FileRecord) else None for r in (a, o, t))
+        ad, od, td = (r if isinstance(r, tree.DirRecord) else None for r in (a, o, t))
+        def side_for(path: str = path, a: tree.Record | None = a, o: tree.Record | None = o,
+                     t: tree.Record | None = t) -> Side:
             """Who wins where both sides changed `path` differently (a conflict unless resolved)."""
             side = resolve(path)
             if side is None:
@@ -111,7 +110,7 @@ def merge_trees(store: tr.TreeStore, base: bytes | None, ours: bytes | None, the
                 d = None  # deleted on one side, nothing the other side added survives in it
         if f is not None and d is not None:  # one name, a file on one side and a folder on the other
             keep = o if side_for() == "ours" else t
-            f, d = (keep, None) if isinstance(keep, tr.FileRecord) else (None, keep)
+            f, d = (keep, None) if isinstance(keep, tree.FileRecord) else (None, keep)
         if d is not None:
             out.add_dir(name, d)
         elif f is not None:
@@ -121,25 +120,25 @@ def merge_trees(store: tr.TreeStore, base: bytes | None, ours: bytes | None, the
     return Merged(out.finish(), tuple(conflicts))
 
 
-def _dir_record(store: tr.TreeStore, digest: bytes | None) -> tr.DirRecord | None:
+def _dir_record(store: tree.TreeStore, digest: bytes | None) -> tree.DirRecord | None:
     """The record of an existing node (size and file count summed from its entries)."""
     if digest is None:
         return None
     size = files = 0
-    for _, rec in tr.iter_dir(store, digest):
+    for _, rec in tree.iter_dir(store, digest):
         size += rec.size
-        files += rec.files if isinstance(rec, tr.DirRecord) else 1
-    return tr.DirRecord(size, digest, files)
+        files += rec.files if isinstance(rec, tree.DirRecord) else 1
+    return tree.DirRecord(size, digest, files)
 
 
-def _same(a: mf.Metafile | None, b: mf.Metafile | None) -> bool:
+def _same(a: metafile.Metafile | None, b: metafile.Metafile | None) -> bool:
     """Equal as data (a conflict record left by an earlier merge is not part of it)."""
     if a is None or b is None:
         return a is b
     return replace(a, conflicts=()) == replace(b, conflicts=())
 
 
-def _describe(m: mf.Metafile | None) -> str:
+def _describe(m: metafile.Metafile | None) -> str:
     if m is None:
         return "deleted"
     if m.source is not None:
@@ -147,9 +146,9 @@ def _describe(m: mf.Metafile | None) -> str:
     return f"a {'folder' if m.kind == 'dir' else 'file'} of {m.files} file{'s' if m.files != 1 else ''}"
 
 
-def merge_metafiles(store: tr.TreeStore, base: mf.Metafile | None, ours: mf.Metafile | None,
-                    theirs: mf.Metafile | None, resolve: Resolver = _no_resolver
-                    ) -> tuple[mf.Metafile | None, tuple[Conflict, ...]]:
+def merge_metafiles(store: tree.TreeStore, base: metafile.Metafile | None, ours: metafile.Metafile | None,
+                    theirs: metafile.Metafile | None, resolve: Resolver = _no_resolver
+                    ) -> tuple[metafile.Metafile | None, tuple[Conflict, ...]]:
     """Merge three versions of one metafile (None: absent on that side). Whole metafiles merge
     first (one side unchanged, or both the same); then two folders of the project's own data merge
     by path. Anything else changed on both sides (a file target, an import updated to two
@@ -173,6 +172,6 @@ def merge_metafiles(store: tr.TreeStore, base: mf.Metafile | None, ours: mf.Meta
     merged = merge_trees(store, base.digest if base else None, ours.digest, theirs.digest, resolve)
     rec = merged.record
     assert rec is not None
-    result = mf.Metafile(ours.path, "dir", rec.digest, rec.size, rec.files,
+    result = metafile.Metafile(ours.path, "dir", rec.digest, rec.size, rec.files,
                          conflicts=tuple(c.line(ours.path) for c in merged.conflicts))
     return result, merged.conflicts

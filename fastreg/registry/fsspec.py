@@ -26,8 +26,7 @@ from typing import Any
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from fastreg.errors import MissingPathError
-from fastreg.objects import metafile as mf
-from fastreg.objects import tree as tr
+from fastreg.objects import metafile, tree
 from fastreg.objects.tree import DirRecord, FileRecord
 from fastreg.registry.reader import ChunkedFile, Located, RegistryReader
 
@@ -53,12 +52,14 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self.reader = RegistryReader(repo, rev, jobs=jobs)
         weakref.finalize(self, _close, self.reader)
         self.rev = self.reader.commit  # pinned: one instance shows one commit
-        self._metas: dict[str, mf.Metafile] = {t: m for t, m in self.reader.metafiles().items() if m.source is None}
+        self._metas: dict[str, metafile.Metafile] = {
+            t: m for t, m in self.reader.metafiles().items() if m.source is None}
         self._files: dict[str, int] = {}  # plain Git files: path -> size
         self._dirs: dict[str, set[str]] = {"": set()}  # Git folders: path -> child names
         for path, typ, size in self.reader.ls_git():
             name = path.rpartition("/")[2]
-            if typ != "blob" or path.startswith(".fastreg/") or name in _HIDDEN or name.endswith(mf.METAFILE_SUFFIX):
+            if typ != "blob" or path.startswith(".fastreg/") or name in _HIDDEN or \
+                    name.endswith(metafile.METAFILE_SUFFIX):
                 continue
             self._files[path] = size
             self._add_to_dirs(path)
@@ -97,7 +98,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 return Located(target, meta, "/".join(parts[i:])) if meta.kind == "dir" else None
         return None
 
-    def _record(self, path: str) -> tuple[Located, tr.Record] | None:
+    def _record(self, path: str) -> tuple[Located, tree.Record] | None:
         loc = self._located(path)
         if loc is None:
             return None
@@ -136,7 +137,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return entries if detail else [e["name"] for e in entries]
 
     @staticmethod
-    def _entry(path: str, rec: tr.Record) -> dict[str, Any]:
+    def _entry(path: str, rec: tree.Record) -> dict[str, Any]:
         return {"name": path, "size": rec.size, "type": "directory" if isinstance(rec, DirRecord) else "file"}
 
     # -- reading -------------------------------------------------------------------------------

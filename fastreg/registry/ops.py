@@ -24,12 +24,11 @@ from fastreg.errors import (
     NoRemoteError,
     PathError,
 )
-from fastreg.objects import metafile as mf
-from fastreg.objects import tree as tr
+from fastreg.objects import metafile, tree
 from fastreg.objects.tree import DirRecord, FileRecord
 from fastreg.progress import Progress
 from fastreg.registry.reader import Located, RegistryReader, clean_path
-from fastreg.repo import remotes as rm
+from fastreg.repo import remotes
 from fastreg.repo.arrivals import Alongside, Arrivals
 from fastreg.repo.cache import Cache
 from fastreg.repo.project import Project, Target
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
     from fastreg.repo.diff import DiffResult
 
 
-def import_session(source: mf.ImportSource, cache: Cache, jobs: int | None) -> RemoteSession | None:
+def import_session(source: metafile.ImportSource, cache: Cache, jobs: int | None) -> RemoteSession | None:
     """A session on the remote that holds an import's data: its registry's default remote as
     committed at rev_lock (not at the branch's newest commit: only `update` moves an import),
     reading into `cache` (the project's). An import of a plain Git file has its bytes in the
@@ -60,11 +59,11 @@ def _git_file_into(reg: RegistryReader, loc: Located, cache: Cache) -> tuple[byt
     return cache.put_bytes(data), len(data)
 
 
-def moved_sources(metas: list[mf.Metafile]) -> list[str | None]:
+def moved_sources(metas: list[metafile.Metafile]) -> list[str | None]:
     """For each metafile, the commit its import source's branch (or the registry's default
     branch) is at now when that is no longer its rev_lock; None for pinned, unchanged,
     unreachable or not imported. One `git ls-remote` per import, no clone."""
-    from fastreg.registry.git import moved_head
+    from fastreg.registry.mirror import moved_head
 
     return [None if m.source is None else moved_head(m.source.url, m.source.rev, m.source.rev_lock)
             for m in metas]
@@ -205,22 +204,26 @@ class ImportResult:
 
 
 def _materialize_into_project(project: Project, reg: RegistryReader, loc: Located, t: Target,
-                              progress: Progress | None, fresh: bool = False) -> tuple[mf.Metafile, int]:
+                              progress: Progress | None, fresh: bool = False,
+                              record: Callable[[metafile.Metafile], None] | None = None
+                              ) -> tuple[metafile.Metafile, int]:
     """Fetch what loc points at into the project cache; the metafile that describes it. fresh:
     t's data path does not exist, and a directory is checked out there while it downloads (on
-    failure what was placed is removed again)."""
+    failure what was placed is removed again); record(meta) is called once it is whole and
+    before it is renamed into place (a command killed between the two leaves a metafile whose
+    import runs again, never data without its metafile)."""
     from fastreg.repo.checkout import checkout_new
 
     project.cache.ensure()
-    source = mf.ImportSource(reg.url, loc.path, reg.rev, reg.commit)
+    source = metafile.ImportSource(reg.url, loc.path, reg.rev, reg.commit)
     if loc.meta is None:
         digest, size = _git_file_into(reg, loc, project.cache)
-        return mf.Metafile(t.name, "file", digest, size, 1, False, source), 0
+        return metafile.Metafile(t.name, "file", digest, size, 1, False, source), 0
     with reg:
         got = reg.materials(loc)
         files = got.files
         executable = got.kind == "file" and files[0][1].executable
-        meta = mf.Metafile(t.name, got.kind, got.digest, got.size, got.count, executable, source)
+        meta = metafile.Metafile(t.name, got.kind, got.digest, got.size, got.count, executable, source)
         if fresh and got.kind == "dir":
             # Checked out beside its final name and renamed into place when whole: a command
             # killed meanwhile leaves only that folder, which the next import of it removes. The
@@ -231,6 +234,8 @@ def _materialize_into_project(project: Project, reg: RegistryReader, loc: Locate
             try:
                 res = _fetch_while(reg, files, loc.meta.digest, progress,
                                    lambda arrivals: checkout_new(project, into, meta, arrivals=arrivals))
+                if record is not None:
+                    record(meta)
                 os.rename(beside, t.data)
             except BaseException:
                 _discard(beside)
@@ -247,7 +252,7 @@ def _import_tmp(t: Target) -> Path:
     return tmpnames.beside(t.data, ".fastreg-import")
 
 
-def _moved_to(source: mf.ImportSource, reg: RegistryReader) -> str | None:
+def _moved_to(source: metafile.ImportSource, reg: RegistryReader) -> str | None:
     """Where an import's data went in the registry at reg's commit when its path is gone: the
     tracked path whose metafile has the digest the import's tracked path had at rev_lock (a
     `fastreg move`), with the import's path inside it kept. None when nothing matches."""
@@ -286,9 +291,16 @@ def import_(project: Project, url: str, path: str, out: str | None, rev: str | N
     if (os.path.lexists(t.data) or t.meta.exists()) and not force and not again:
         raise PathError(f"{t.rel}: exists already; use --force to replace it, or -o to choose another path")
     fresh = not os.path.lexists(t.data)
-    meta, downloaded = _materialize_into_project(project, reg, loc, t, progress, fresh)
-    changed = project.write_meta(t, meta)
-    project.ignore(t)
+    recorded: list[bool] = []
+
+    def record(meta: metafile.Metafile) -> None:
+        recorded.append(project.write_meta(t, meta))
+        project.ignore(t)
+
+    meta, downloaded = _materialize_into_project(project, reg, loc, t, progress, fresh, record)
+    if not recorded:
+        record(meta)
+    changed = recorded[0]
     if not fresh and force and not again:
         if t.data.is_dir() and not t.data.is_symlink():
             shutil.rmtree(t.data)
@@ -309,7 +321,7 @@ def update(project: Project, target: str, rev: str | None, jobs: int | None,
     t = project.target(target, must_exist=True)
     meta = project.read_meta(t)
     if meta.source is None:
-        raise PathError(f"{t.rel}{mf.METAFILE_SUFFIX} is not an import (no [import] source); "
+        raise PathError(f"{t.rel}{metafile.METAFILE_SUFFIX} is not an import (no [import] source); "
                            "`fastreg update` only follows data imported with `fastreg import`")
     want = rev if rev is not None else meta.source.rev
     reg = RegistryReader(meta.source.url, want, project.cache, jobs)
@@ -323,7 +335,7 @@ def update(project: Project, target: str, rev: str | None, jobs: int | None,
         if moved is None:
             raise
         raise MissingPathError(f"{exc.message}; it moved: the same data is at {moved} there; run `fastreg update "
-                               f"{t.rel}{mf.METAFILE_SUFFIX} --path {moved}` to follow it") from None
+                               f"{t.rel}{metafile.METAFILE_SUFFIX} --path {moved}` to follow it") from None
     new, downloaded = _materialize_into_project(project, reg, loc, t, progress)
     old_text = t.meta.read_text()
     changed = project.write_meta(t, new)
@@ -351,9 +363,9 @@ def diff(url: str, a: str, b: str | None, path: str | None) -> DiffResult:
              if within is None or any(overlaps(p, w) for w in within)]
     changed_dirs = [p for p, ma, mb in pairs if (ma is None or mb is None or ma.digest != mb.digest)
                     and any(m is not None and m.kind == "dir" for m in (ma, mb))]
-    changes: list[tr.Change] = []
+    changes: list[tree.Change] = []
     # tree nodes come from the newer side's remote (the older one's if it has none)
-    with reg_b if rm.default_name(reg_b.config) else reg_a as reg:
+    with reg_b if remotes.default_name(reg_b.config) else reg_a as reg:
         store = reg.trees if changed_dirs else reg.cache
         for p, ma, mb in pairs:
             changes.extend(compare_metas(store, p, ma, mb))
@@ -369,6 +381,10 @@ class Entry:
     size: int
     tracked: bool
     files: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": self.path, "type": self.type, "size": self.size, "tracked": self.tracked,
+                **({"files": self.files} if self.files is not None else {})}
 
 
 def list_(url: str, path: str | None, rev: str | None, recursive: bool, tracked_only: bool) -> list[Entry]:
@@ -393,8 +409,8 @@ def _list(reg: RegistryReader, path: str | None, recursive: bool, tracked_only: 
     for p, typ, size in reg.ls_git(base):
         if typ != "blob" or p.startswith(".fastreg/") or os.path.basename(p) == ".gitignore":
             continue
-        if p.endswith(mf.METAFILE_SUFFIX):
-            target = p[: -len(mf.METAFILE_SUFFIX)]
+        if p.endswith(metafile.METAFILE_SUFFIX):
+            target = p[: -len(metafile.METAFILE_SUFFIX)]
             meta = reg.meta_at(target)
             if meta is not None:
                 items[target] = Entry(target, meta.kind, meta.size, True, meta.files if meta.kind == "dir" else None)

@@ -37,13 +37,12 @@ from fastreg.errors import (
     PathError,
     RegistryError,
 )
-from fastreg.objects import metafile as mf
-from fastreg.objects import tree as tr
+from fastreg.objects import metafile, tree
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import DirRecord, FileRecord
 from fastreg.progress import Progress
-from fastreg.registry.git import Mirror, Resolved, user_cache_dir
-from fastreg.repo import remotes as rm
+from fastreg.registry.mirror import Mirror, Resolved, user_cache_dir
+from fastreg.repo import remotes
 from fastreg.repo.cache import Cache
 from fastreg.storage.base import Positioned
 from fastreg.transfer.fetch import FetchResult
@@ -81,7 +80,7 @@ class Located:
     """What PATH is in the registry at a commit."""
 
     target: str  # the tracked path (or the git file)
-    meta: mf.Metafile | None  # None: a plain Git file
+    meta: metafile.Metafile | None  # None: a plain Git file
     subpath: str | None  # inside a tracked directory
 
     @property
@@ -183,7 +182,7 @@ class RegistryReader:
         self._cache = cache
         self.jobs = jobs
         self._source: DataSource | None = None
-        self._metafiles: dict[str, mf.Metafile] | None = None
+        self._metafiles: dict[str, metafile.Metafile] | None = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> RegistryReader:
@@ -223,22 +222,22 @@ class RegistryReader:
         """(path, "blob"|"tree", size) of the registry's Git files under base."""
         return self.git.ls_tree(self.commit, base, recursive=recursive)
 
-    def metafiles(self) -> dict[str, mf.Metafile]:
+    def metafiles(self) -> dict[str, metafile.Metafile]:
         """Every tracked path of the commit and its metafile."""
         if self._metafiles is None:
             self._metafiles = self.git.metafiles(self.commit)
         return self._metafiles
 
-    def meta_at(self, target: str) -> mf.Metafile | None:
-        return self._meta(target, self.git.read(self.commit, target + mf.METAFILE_SUFFIX))
+    def meta_at(self, target: str) -> metafile.Metafile | None:
+        return self._meta(target, self.git.read(self.commit, target + metafile.METAFILE_SUFFIX))
 
-    def _meta(self, target: str, data: bytes | None) -> mf.Metafile | None:
+    def _meta(self, target: str, data: bytes | None) -> metafile.Metafile | None:
         if data is None:
             return None
         try:
-            return mf.loads(data.decode(), f"{self.url}:{target}{mf.METAFILE_SUFFIX}")
+            return metafile.loads(data.decode(), f"{self.url}:{target}{metafile.METAFILE_SUFFIX}")
         except UnicodeDecodeError:
-            raise MetafileError(f"{self.url}:{target}{mf.METAFILE_SUFFIX} is not text") from None
+            raise MetafileError(f"{self.url}:{target}{metafile.METAFILE_SUFFIX} is not text") from None
 
     def locate(self, path: str) -> Located:
         """What path is: a tracked path, a file or folder inside a tracked directory, or a plain
@@ -246,7 +245,7 @@ class RegistryReader:
         path = clean_path(path)
         parts = path.split("/")
         owners = ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]  # the path, then its parents
-        datas = self.git.read_many(self.commit, [o + mf.METAFILE_SUFFIX for o in owners])
+        datas = self.git.read_many(self.commit, [o + metafile.METAFILE_SUFFIX for o in owners])
         for owner, data in zip(owners, datas, strict=True):
             meta = self._meta(owner, data)
             if meta is None:
@@ -276,7 +275,7 @@ class RegistryReader:
     def open_session(self) -> RemoteSession:
         """A transfer session on the registry's default remote (as committed at this commit)."""
         try:
-            remote = rm.pick(self.config, None, where=f"the registry {self.url}")
+            remote = remotes.pick(self.config, None, where=f"the registry {self.url}")
         except FastregError as exc:
             raise NoRemoteError(f"{exc.message.split(';')[0]} at {self.commit[:10]}, so its data cannot be read; "
                                 "its maintainers must commit one (`fastreg remote add -d NAME URL`)") from None
@@ -284,15 +283,15 @@ class RegistryReader:
         if remote.kind == "local" and not Path(remote.url).expanduser().is_absolute() and base is None:
             raise RegistryError(f"the registry's remote {remote.name!r} is a relative local path ({remote.url}); "
                                 "it only works for a registry on this machine")
-        return rm.open_session(remote, base or Path.cwd(), self.jobs, self.cache, user_cache_dir())
+        return remotes.open_session(remote, base or Path.cwd(), self.jobs, self.cache, user_cache_dir())
 
     @property
-    def trees(self) -> tr.TreeStore:
+    def trees(self) -> tree.TreeStore:
         """Tree nodes from the cache, or from the source on first use (verified, then cached)."""
         return _Trees(self)
 
     # -- records, listings -------------------------------------------------------------------------
-    def record(self, loc: Located) -> tr.Record:
+    def record(self, loc: Located) -> tree.Record:
         """The record of a located tracked path: a FileRecord (with the chunk list of a big
         single-file target) or a DirRecord. MissingPathError when a subpath is not in the tree."""
         meta = loc.meta
@@ -301,18 +300,18 @@ class RegistryReader:
             if meta.kind == "dir":
                 return DirRecord(meta.size, meta.digest, meta.files)
             return FileRecord(meta.size, meta.digest, b"", meta.executable)
-        found = tr.lookup(self.trees, meta.digest, loc.subpath)
+        found = tree.lookup(self.trees, meta.digest, loc.subpath)
         if found is None:
             raise MissingPathError(f"{loc.path}: not in the tracked directory {loc.target} of {self.url}")
         return found
 
-    def ls(self, loc: Located) -> Iterator[tuple[str, tr.Record]]:
+    def ls(self, loc: Located) -> Iterator[tuple[str, tree.Record]]:
         """The entries of a tracked folder (name, record): its own tree nodes, and the nodes on
         its path, no data."""
         rec = self.record(loc)
         if not isinstance(rec, DirRecord):
             raise PathError(f"{loc.path}: a file, not a folder")
-        return tr.iter_dir(self.trees, rec.digest)
+        return tree.iter_dir(self.trees, rec.digest)
 
     def walk(self, loc: Located, empty: Callable[[str], None] | None = None) -> Iterator[tuple[str, FileRecord]]:
         """Every file under a tracked folder (path relative to it, record), the folder's whole
@@ -327,7 +326,8 @@ class RegistryReader:
                 safe_name(part, rec.digest.hex())
             return rel
 
-        for rel, frec in tr.walk(self.cache, rec.digest, empty=None if empty is None else lambda p: empty(checked(p))):
+        on_empty = None if empty is None else lambda p: empty(checked(p))
+        for rel, frec in tree.walk(self.cache, rec.digest, empty=on_empty):
             yield checked(rel), frec
 
     def materials(self, loc: Located) -> Materials:
@@ -366,7 +366,7 @@ class RegistryReader:
         assert loc.meta is not None
         node = loc.meta.digest
         if loc.subpath is not None and loc.meta.kind == "dir":
-            located = tr.locate(self.trees, loc.meta.digest, loc.subpath)
+            located = tree.locate(self.trees, loc.meta.digest, loc.subpath)
             if located is not None:
                 node = located[0]
         self.source.prepare(records, node, loc.meta.digest)

@@ -12,8 +12,7 @@ from fastreg.errors import (
     FastregError,
     PathError,
 )
-from fastreg.objects import metafile as mf
-from fastreg.objects import tree as tr
+from fastreg.objects import metafile, tree
 from fastreg.progress import Progress, phase
 from fastreg.repo.build import Builder, now_ns
 from fastreg.repo.project import Project, Target
@@ -28,7 +27,7 @@ from fastreg.repo.workspace import (
 @dataclass(frozen=True, slots=True)
 class AddResult:
     target: Target
-    meta: mf.Metafile
+    meta: metafile.Metafile
     changed: bool
     new: bool = False  # the path was not tracked before
     skipped: tuple[tuple[str, str], ...] = ()  # (path, why) of entries not recorded (build.SYMLINK_POLICY)
@@ -49,7 +48,7 @@ def add(project: Project, paths: Iterable[str], jobs: int | None = None,
         previous = read_meta_quiet(project, t)
         if previous is not None and previous.source is not None and not force:
             raise PathError(f"{t.rel}: imported from {previous.source.url} ({previous.source.path}); "
-                            f"`fastreg update {t.rel}{mf.METAFILE_SUFFIX}` follows its source, and "
+                            f"`fastreg update {t.rel}{metafile.METAFILE_SUFFIX}` follows its source, and "
                             f"`fastreg add --force {t.rel}` makes it this project's own data (the import record "
                             "is dropped)")
         if t.data.is_symlink() and t.data.is_dir():
@@ -63,7 +62,8 @@ def add(project: Project, paths: Iterable[str], jobs: int | None = None,
             inner = next((m for m in project.metafiles() if m.rel.startswith(t.rel + "/")), None)
             if inner is not None:
                 raise PathError(
-                    f"{t.rel}: contains the tracked path {inner.rel}; remove {inner.rel}{mf.METAFILE_SUFFIX} first"
+                    f"{t.rel}: contains the tracked path {inner.rel}; remove "
+                    f"{inner.rel}{metafile.METAFILE_SUFFIX} first"
                 )
     project.cache.ensure()
     results = []
@@ -74,7 +74,8 @@ def add(project: Project, paths: Iterable[str], jobs: int | None = None,
     return results
 
 
-def _keep_never_here(project: Project, old: mf.Metafile, new: tr.DirRecord, here: StatFile) -> tuple[tr.DirRecord, int]:
+def _keep_never_here(project: Project, old: metafile.Metafile, new: tree.DirRecord,
+                     here: StatFile) -> tuple[tree.DirRecord, int]:
     """The new version of a directory with the old version's files that were never in this
     workspace put back (`here`: the stat cache as it was before this add), and how many."""
     if not project.cache.tree_path(old.digest).exists():
@@ -94,7 +95,7 @@ def _keep_never_here(project: Project, old: mf.Metafile, new: tr.DirRecord, here
         return name not in here.names(folder)
 
     try:
-        rec, kept = tr.graft(project.cache, new.digest, old.digest, keep_file, lambda p: not here.had_under(p))
+        rec, kept = tree.graft(project.cache, new.digest, old.digest, keep_file, lambda p: not here.had_under(p))
     except (DecodeError, FastregError):
         return new, 0  # an old tree the cache lacks in part: nothing to compare with
     return (rec, kept) if rec is not None else (new, 0)
@@ -115,10 +116,10 @@ def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Pr
             rec = builder.build_dir(str(t.data), "")
             if previous is not None and previous.kind == "dir" and not prune:
                 rec, kept = _keep_never_here(project, previous, rec, old)
-            meta = mf.Metafile(t.name, "dir", rec.digest, rec.size, rec.files)
+            meta = metafile.Metafile(t.name, "dir", rec.digest, rec.size, rec.files)
         else:
             frec = builder.build_file(str(t.data), t.name)
-            meta = mf.Metafile(t.name, "file", frec.digest, frec.size, 1, frec.executable)
+            meta = metafile.Metafile(t.name, "file", frec.digest, frec.size, 1, frec.executable)
         if builder.folders_read or not t.data.is_dir():
             builder.keep_clean()
             writer.commit()

@@ -17,12 +17,14 @@ import os
 import stat
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from fastreg._files import stat_files
-from fastreg.chunking import default_chunker
+from fastreg._files import copy_files, stat_files
+from fastreg._hash import HashedFile
+from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker
 from fastreg.errors import NO_SPACE, ChangedWhileReadingError, FileSystemError, PathError, no_space
 from fastreg.objects.tree import DirBuilder, DirRecord, FileRecord
 from fastreg.progress import Progress
@@ -34,6 +36,17 @@ BATCH_FILES = 128
 WINDOW = 8  # batches in flight per directory level
 
 
+
+
+class _Hashed(NamedTuple):
+    """A file as add copied and hashed it (the fields of _hash.HashedFile)."""
+
+    size: int
+    digest: bytes
+    chunks: bytes
+    ino: int
+    mtime_ns: int
+    mode: int
 
 @dataclass(frozen=True, slots=True)
 class _Item:
@@ -97,7 +110,9 @@ class Builder:
         misses = [paths[i] for i, h in enumerate(hits) if h is None]
         tmps = [str(self.cache.tmp_path()) for _ in misses] if self.core_copies else None
         try:
-            hashed = iter(self.chunker.hash_files(misses, copy_to=tmps))
+            found: list[HashedFile] | list[_Hashed] = (self.chunker.hash_files(misses) if tmps is None
+                                                        else self._copy_and_hash(misses, tmps))
+            hashed: Iterator[HashedFile | _Hashed] = iter(found)
         except OSError as exc:
             for t in tmps or ():
                 with contextlib.suppress(FileNotFoundError):
@@ -137,6 +152,20 @@ class Builder:
                 key = (now.st_ino, now.st_size, now.st_mtime_ns)
             out.append((it, FileRecord(size, digest, chunks, bool(mode & stat.S_IXUSR)), key))
         return out
+
+    def _copy_and_hash(self, paths: list[str], tmps: list[str]) -> list[_Hashed]:
+        """Copy files into the cache's temp names, each digest that of the very bytes written
+        (_files.copy_files: the copy cannot differ from its digest); a file above the whole-file
+        limit then gets its cut points from its copy (ours, nobody else writes it)."""
+        copied = copy_files(paths, tmps, [0o444] * len(paths))
+        big = [i for i, c in enumerate(copied) if c[0] > WHOLE_FILE_LIMIT]
+        chunks: dict[int, bytes] = {}
+        for i, h in zip(big, self.chunker.hash_files([tmps[i] for i in big]), strict=True):
+            if h.digest != copied[i][1]:
+                raise OSError(errno.ESTALE, "changed while it was being read", paths[i])
+            chunks[i] = h.chunks
+        return [_Hashed(size, digest, chunks.get(i, b""), ino, mtime_ns, mode)
+                for i, (size, digest, ino, mtime_ns, mode) in enumerate(copied)]
 
     # -- main thread -------------------------------------------------------------------------
     def build_file(self, path: str, rel: str) -> FileRecord:

@@ -386,18 +386,18 @@ class Cache:
     def copy_verified(self, items: list[tuple[Path, bytes, bool]],
                       names: list[Path] | None = None) -> list[IntegrityError | None]:
         """Copy cache objects to new files (dest, digest, executable): each object is read,
-        checked against its digest and written in one native, GIL-free pass. A corrupt object
-        is reported (and its partial copy removed), never written; raises OSError (e.g. a
-        missing object) for the caller to fall back to place(). names: what each dest will be
-        called once it is renamed into place, for messages (default: dest)."""
-        from fastreg.chunking import default_chunker
+        written and hashed in one native pass (no cut-point scan), the digest that of the bytes
+        written. A corrupt object is reported (and its copy removed), never left written; raises
+        OSError (e.g. a missing object) for the caller to fall back to place(). names: what each
+        dest will be called once it is renamed into place, for messages (default: dest)."""
+        from fastreg._files import copy_files
 
-        results = default_chunker().hash_files([self.file_path_str(d) for _, d, _ in items],
-                                               copy_to=[dest for dest, _, _ in items],
-                                               copy_modes=[0o755 if x else 0o644 for _, _, x in items])
+        results = [got for _, got, _, _, _ in copy_files([self.file_path_str(d) for _, d, _ in items],
+                                                        [dest for dest, _, _ in items],
+                                                        [0o755 if x else 0o644 for _, _, x in items])]
         out: list[IntegrityError | None] = []
         for i, ((dest, digest, _), got) in enumerate(zip(items, results, strict=True)):
-            if got.digest == digest:
+            if got == digest:
                 out.append(None)
                 continue
             with contextlib.suppress(FileNotFoundError):

@@ -18,8 +18,7 @@ from fastreg.errors import (
     MetafileError,
     PathError,
 )
-from fastreg.objects import metafile as mf
-from fastreg.objects import tree as tr
+from fastreg.objects import metafile, tree
 from fastreg.progress import Progress, phase
 from fastreg.repo.arrivals import Arrivals
 from fastreg.repo.build import now_ns
@@ -75,8 +74,8 @@ def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: 
     # nothing to compare with and nothing to lose: it is streamed from its tree straight into
     # place, holding no per-file state. The others are planned first, so that a conflict stops
     # the command before anything changes.
-    fresh: list[tuple[Target, mf.Metafile, str | None]] = []
-    planned: list[tuple[Target, mf.Metafile, str | None]] = []
+    fresh: list[tuple[Target, metafile.Metafile, str | None]] = []
+    planned: list[tuple[Target, metafile.Metafile, str | None]] = []
     for t, meta, sub in ((s.target, s.meta, s.subpath) for s in selected):
         if meta.kind == "dir" and not os.path.lexists(t.data):
             if not has_subpath(project, meta, sub):
@@ -107,7 +106,7 @@ def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: 
     return run.result
 
 
-def checkout_new(project: Project, t: Target, meta: mf.Metafile, jobs: int | None = None,
+def checkout_new(project: Project, t: Target, meta: metafile.Metafile, jobs: int | None = None,
                  arrivals: Arrivals | None = None) -> CheckoutResult:
     """Check out the directory `meta` describes at t, which does not exist yet, without reading
     t's metafile (import writes that only once the data is complete)."""
@@ -130,8 +129,8 @@ def _raise_first(errors: list[FastregError]) -> None:
 @dataclass(slots=True)
 class _CheckoutPlan:
     target: Target
-    meta: mf.Metafile
-    place: list[tuple[str, tr.FileRecord]]
+    meta: metafile.Metafile
+    place: list[tuple[str, tree.FileRecord]]
     remove: list[str]  # files under the target to delete
     replace_self: bool  # the target's path holds the wrong kind (a file for a dir, or the reverse)
     conflicts: list[str]
@@ -141,7 +140,7 @@ class _CheckoutPlan:
     folders: list[str] = field(default_factory=list)  # empty folders of the tree the workspace lacks
 
 
-def _plan_checkout(project: Project, t: Target, meta: mf.Metafile, pool: ThreadPoolExecutor, force: bool,
+def _plan_checkout(project: Project, t: Target, meta: metafile.Metafile, pool: ThreadPoolExecutor, force: bool,
                    subpath: str | None = None) -> _CheckoutPlan:
     started = now_ns()
     if meta.kind == "dir" and t.data.is_dir() and not t.data.is_symlink():
@@ -195,7 +194,7 @@ def _plan_checkout(project: Project, t: Target, meta: mf.Metafile, pool: ThreadP
     return _CheckoutPlan(t, meta, place, remove, replace_self, conflicts, unchanged, sc, started)
 
 
-def _plan_dir(project: Project, t: Target, meta: mf.Metafile, pool: ThreadPoolExecutor, subpath: str | None,
+def _plan_dir(project: Project, t: Target, meta: metafile.Metafile, pool: ThreadPoolExecutor, subpath: str | None,
               started: int) -> _CheckoutPlan:
     """The plan for a tracked directory that is in the workspace, from status's folder-by-folder
     comparison (repo/scan.py): memory follows the changes and the largest folder, not the
@@ -203,17 +202,17 @@ def _plan_dir(project: Project, t: Target, meta: mf.Metafile, pool: ThreadPoolEx
     total = meta.files
     if subpath is not None:
         try:
-            found = tr.lookup(project.cache, meta.digest, subpath)
+            found = tree.lookup(project.cache, meta.digest, subpath)
         except DecodeError as exc:
             raise MetafileError(f"{meta.path}: {exc}") from None
         if found is None:
             raise PathError(f"{t.rel}/{subpath}: not in the tracked directory {t.rel}")
-        total = found.files if isinstance(found, tr.DirRecord) else 1
+        total = found.files if isinstance(found, tree.DirRecord) else 1
     ch = scan_target(t.data, meta, project.cache, StatCache(project.state_dir, t.rel), pool, started)
     for path in ch.leftovers:  # temp files of an interrupted checkout
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-    place: list[tuple[str, tr.FileRecord]] = []
+    place: list[tuple[str, tree.FileRecord]] = []
     remove: list[str] = []
     conflicts: list[str] = []
     for rel in ch.modified:
@@ -271,14 +270,14 @@ StatKey = tuple[int, int, int]  # ino, size, mtime_ns
 
 
 #: (relative path, record, error, stat key of the placed file, settled: recordable at once)
-Placed = tuple[str, tr.FileRecord, FastregError | None, StatKey | None, bool]
+Placed = tuple[str, tree.FileRecord, FastregError | None, StatKey | None, bool]
 
 
-def _placer(run: _Run, base: Path) -> Callable[[list[tuple[str, tr.FileRecord]]], list[Placed]]:
+def _placer(run: _Run, base: Path) -> Callable[[list[tuple[str, tree.FileRecord]]], list[Placed]]:
     """A function that puts a batch of (relative path, record) under `base` from the cache
     (runs in the pool's threads) and says how each went."""
     project = run.project
-    def place_one(rel: str, rec: tr.FileRecord) -> Placed:
+    def place_one(rel: str, rec: tree.FileRecord) -> Placed:
         try:
             settled: list[StatKey] = []  # a copy or reflink is settled before its rename
             project.cache.place(rec.digest, base / rel, rec.executable, settled=settled)
@@ -289,7 +288,7 @@ def _placer(run: _Run, base: Path) -> Callable[[list[tuple[str, tr.FileRecord]]]
         except FastregError as exc:
             return rel, rec, exc, None, False
 
-    def place_batch(batch: list[tuple[str, tr.FileRecord]]) -> list[Placed]:
+    def place_batch(batch: list[tuple[str, tree.FileRecord]]) -> list[Placed]:
         """Copy mode: the native core reads each cache object, verifies its digest and writes
         the workspace copy in one GIL-free pass; anything unusual goes through place_one."""
         if run.arrivals is not None:  # a pull may still be downloading them
@@ -323,7 +322,7 @@ def _placer(run: _Run, base: Path) -> Callable[[list[tuple[str, tr.FileRecord]]]
     return place_batch
 
 
-def _tally(run: _Run, done: list[Placed], remember: Callable[[str, StatKey, tr.FileRecord, bool], None]) -> None:
+def _tally(run: _Run, done: list[Placed], remember: Callable[[str, StatKey, tree.FileRecord, bool], None]) -> None:
     """Count a placed batch into the result and the progress; `remember` records each placed
     file's stat key for the stat cache."""
     for rel, rec, err, st, settled in done:
@@ -338,7 +337,7 @@ def _tally(run: _Run, done: list[Placed], remember: Callable[[str, StatKey, tr.F
             run.progress(1, rec.size)
 
 
-def _checkout_fresh(run: _Run, t: Target, meta: mf.Metafile, subpath: str | None) -> None:
+def _checkout_fresh(run: _Run, t: Target, meta: metafile.Metafile, subpath: str | None) -> None:
     """Check out a tracked directory that is absent from the workspace: stream its tree in
     batches through the pool (a bounded number in flight), writing a fresh stat cache as it goes.
     Memory: the batches in flight and the set of directories made, not the files."""
@@ -356,7 +355,7 @@ def _checkout_fresh(run: _Run, t: Target, meta: mf.Metafile, subpath: str | None
                lambda rel, st, rec, settled: writer.append(rel, st, rec.digest, rec.chunks, settled))
 
     try:
-        batch: list[tuple[str, tr.FileRecord]] = []
+        batch: list[tuple[str, tree.FileRecord]] = []
 
         def make_empty(rel: str) -> None:  # a folder of the tree with no file in it
             if under(rel, subpath):
@@ -385,21 +384,21 @@ def _checkout_fresh(run: _Run, t: Target, meta: mf.Metafile, subpath: str | None
         writer.abort()
         raise
     try:
-        _fingerprints(project, base, tr.DirRecord(meta.size, meta.digest, meta.files), writer, run.pool)
+        _fingerprints(project, base, tree.DirRecord(meta.size, meta.digest, meta.files), writer, run.pool)
     except (OSError, FastregError):
         pass  # fingerprints only spare the next status some work
     writer.commit()
 
 
-def _fingerprints(project: Project, base: Path, root: tr.DirRecord, writer: StatCacheWriter,
+def _fingerprints(project: Project, base: Path, root: tree.DirRecord, writer: StatCacheWriter,
                   pool: ThreadPoolExecutor) -> None:
     """After a fresh check-out: the fingerprint of every folder that holds exactly the files of
     its tree node, each with the stat settle() gave it (so none was written since), so that the
     first status reads no folder. Folders are listed a few ahead in the pool."""
-    def visit(prefix: str, rec: tr.DirRecord, listed: Future[Listing] | None) -> None:
+    def visit(prefix: str, rec: tree.DirRecord, listed: Future[Listing] | None) -> None:
         files, subs = [], {}
-        for name, r in tr.iter_dir(project.cache, rec.digest):
-            if isinstance(r, tr.DirRecord):
+        for name, r in tree.iter_dir(project.cache, rec.digest):
+            if isinstance(r, tree.DirRecord):
                 subs[name] = r
             else:
                 files.append(name)

@@ -12,8 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from fastreg.errors import FastregError, MissingDataError, UsageError
-from fastreg.objects import metafile as mf
-from fastreg.objects import tree as tr
+from fastreg.objects import metafile, tree
 from fastreg.objects.tree import FileRecord
 from fastreg.repo.project import Project
 from fastreg.repo.pull import ImportOpener
@@ -44,18 +43,29 @@ class DiffResult:
             out[c.kind]["bytes"] += c.size
         return out
 
+    def to_json(self) -> dict[str, object]:
+        doc: dict[str, object] = {"a": self.a, "b": self.b}
+        for kind in KINDS:
+            doc[kind] = [{"path": c.path, "size": c.size,
+                          **({"old_size": c.old_size} if c.kind == "modified" else {}),
+                          **({"old_path": c.old_path} if c.kind == "renamed" else {})}
+                         for c in self.changes if c.kind == kind]
+        doc["summary"] = self.summary()
+        return doc
 
-def _files_of(store: tr.TreeStore, path: str, meta: mf.Metafile) -> Iterator[tuple[str, FileRecord]]:
+
+def _files_of(store: tree.TreeStore, path: str, meta: metafile.Metafile) -> Iterator[tuple[str, FileRecord]]:
     if meta.kind == "file":
         yield path, FileRecord(meta.size, meta.digest, b"", meta.executable)
     else:
-        yield from tr.walk(store, meta.digest, path + "/")
+        yield from tree.walk(store, meta.digest, path + "/")
 
 
-def compare_metas(store: tr.TreeStore, path: str, a: mf.Metafile | None, b: mf.Metafile | None) -> Iterator[tr.Change]:
+def compare_metas(store: tree.TreeStore, path: str, a: metafile.Metafile | None,
+                  b: metafile.Metafile | None) -> Iterator[tree.Change]:
     """The file changes between two versions of one tracked path (None: not tracked there)."""
     if a is not None and b is not None and a.kind == b.kind == "dir":
-        yield from tr.diff(store, a.digest, b.digest, path + "/")
+        yield from tree.diff(store, a.digest, b.digest, path + "/")
         return
     if a is not None and b is not None and a.kind == b.kind == "file":
         if (a.digest, a.executable) != (b.digest, b.executable):
@@ -69,7 +79,7 @@ def compare_metas(store: tr.TreeStore, path: str, a: mf.Metafile | None, b: mf.M
             yield p, None, rec
 
 
-def compare_files(path: str, a: dict[str, FileRecord], b: dict[str, FileRecord]) -> Iterator[tr.Change]:
+def compare_files(path: str, a: dict[str, FileRecord], b: dict[str, FileRecord]) -> Iterator[tree.Change]:
     """The changes between two {relative path: record} maps of one tracked path."""
     prefix = path + "/" if path else ""
     for rel in sorted(a.keys() | b.keys()):
@@ -78,7 +88,7 @@ def compare_files(path: str, a: dict[str, FileRecord], b: dict[str, FileRecord])
             yield prefix + rel, ra, rb
 
 
-def classify(changes: Iterable[tr.Change], within: list[str] | None = None) -> list[FileChange]:
+def classify(changes: Iterable[tree.Change], within: list[str] | None = None) -> list[FileChange]:
     """FileChanges in path order; a deletion and an addition of the same digest pair up as a
     rename. within: only paths equal to or under one of these."""
     def wanted(p: str) -> bool:
@@ -131,7 +141,7 @@ def project_diff(project: Project, a: str | None, b: str | None, targets: list[s
     paths = sorted(p for p in metas_a.keys() | metas_b.keys()
                    if within is None or any(overlaps(p, w) for w in within))
     ensure_trees(project, [metas_a.get(p) for p in paths] + [metas_b.get(p) for p in paths], imports, jobs)
-    changes: list[tr.Change] = []
+    changes: list[tree.Change] = []
     with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-hash") as pool:
         for p in paths:
             ma, mb = metas_a.get(p), metas_b.get(p)
@@ -149,7 +159,7 @@ def project_diff(project: Project, a: str | None, b: str | None, targets: list[s
 
 
 def _commit(project: Project, rev: str) -> str:
-    from fastreg import git
+    from fastreg import git_cli as git
 
     commit = git.commit_of(project.root, rev)
     if commit is None:
@@ -157,8 +167,8 @@ def _commit(project: Project, rev: str) -> str:
     return commit
 
 
-def _at(project: Project, commit: str) -> dict[str, mf.Metafile]:
-    from fastreg import git
+def _at(project: Project, commit: str) -> dict[str, metafile.Metafile]:
+    from fastreg import git_cli as git
 
     return git.metafiles_at(project.root, commit, "")
 
@@ -167,12 +177,30 @@ def _rel(project: Project, user_path: str) -> str:
     return project.target(user_path).rel
 
 
+def revisions_and_targets(project: Project, args: list[str]) -> tuple[list[str], list[str]]:
+    """`fastreg diff [A [B]] [TARGET...]`: the leading arguments that name a Git revision and are
+    not paths here (at most two), then the targets."""
+    import os
+
+    from fastreg import git_cli as git
+
+    revs: list[str] = []
+    targets: list[str] = []
+    for arg in args:
+        if not targets and len(revs) < 2 and not os.path.lexists(arg) and \
+                not os.path.lexists(arg + metafile.METAFILE_SUFFIX) and git.commit_of(project.root, arg) is not None:
+            revs.append(arg)
+        else:
+            targets.append(arg)
+    return revs, targets
+
+
 def overlaps(target: str, within: str) -> bool:
     """A tracked path and a selected path overlap when either contains the other."""
     return target == within or within.startswith(target + "/") or target.startswith(within + "/")
 
 
-def ensure_trees(project: Project, metas: list[mf.Metafile | None], imports: ImportOpener | None,
+def ensure_trees(project: Project, metas: list[metafile.Metafile | None], imports: ImportOpener | None,
                   jobs: int | None) -> None:
     """Bring the tree nodes of the directories in metas into the project cache: own data from
     the project's remote, imports from their registry (only what the cache lacks)."""

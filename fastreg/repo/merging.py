@@ -17,11 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from fastreg import git
+from fastreg import git_cli as git
 from fastreg.errors import FastregError, PathError, UnmergedError
-from fastreg.objects import merge as mg
-from fastreg.objects import metafile as mf
-from fastreg.objects import tree as tr
+from fastreg.objects import merge as three_way
+from fastreg.objects import metafile, tree
 from fastreg.repo.project import Project, Target
 
 ATTRIBUTES = ("*.fastreg merge=fastreg", ".gitignore merge=union")
@@ -86,28 +85,28 @@ def ensure_attributes(root: Path) -> bool:
     return True
 
 
-def _parse(text: str, where: str) -> mf.Metafile | None:
-    return mf.loads(text, where) if text.strip() else None
+def _parse(text: str, where: str) -> metafile.Metafile | None:
+    return metafile.loads(text, where) if text.strip() else None
 
 
-def _ensure_trees(project: Project, metas: Iterable[mf.Metafile | None]) -> None:
+def _ensure_trees(project: Project, metas: Iterable[metafile.Metafile | None]) -> None:
     from fastreg.repo.diff import ensure_trees
 
-    own: list[mf.Metafile | None] = [m for m in metas if m is not None and m.source is None]
+    own: list[metafile.Metafile | None] = [m for m in metas if m is not None and m.source is None]
     ensure_trees(project, own, None, None)
 
 
 @dataclass(frozen=True, slots=True)
 class MergeOutcome:
     target: str  # project-relative data path
-    meta: mf.Metafile | None
-    conflicts: tuple[mg.Conflict, ...]
+    meta: metafile.Metafile | None
+    conflicts: tuple[three_way.Conflict, ...]
 
 
-def _merge(project: Project, rel: str, base: mf.Metafile | None, ours: mf.Metafile | None,
-           theirs: mf.Metafile | None, resolve: mg.Resolver) -> MergeOutcome:
+def _merge(project: Project, rel: str, base: metafile.Metafile | None, ours: metafile.Metafile | None,
+           theirs: metafile.Metafile | None, resolve: three_way.Resolver) -> MergeOutcome:
     _ensure_trees(project, (base, ours, theirs))
-    merged, conflicts = mg.merge_metafiles(project.cache, base, ours, theirs, resolve)
+    merged, conflicts = three_way.merge_metafiles(project.cache, base, ours, theirs, resolve)
     return MergeOutcome(rel, merged, conflicts)
 
 
@@ -117,7 +116,7 @@ def run_driver(base_file: str, ours_file: str, theirs_file: str, path: str) -> i
     where = Path.cwd() / path
     project = Project.find(where.parent)
     t = project.target_from_meta(where)
-    rel_meta = f"{t.rel}{mf.METAFILE_SUFFIX}"
+    rel_meta = f"{t.rel}{metafile.METAFILE_SUFFIX}"
     ours_text = Path(ours_file).read_text()
     try:
         base = _parse(Path(base_file).read_text(), rel_meta)
@@ -129,13 +128,13 @@ def run_driver(base_file: str, ours_file: str, theirs_file: str, path: str) -> i
         # `fastreg merge` retries from Git's index once the cause is fixed.
         print(f"fastreg merge: {rel_meta}: cannot merge: {exc.message}", file=sys.stderr)
         try:
-            kept = mf.loads(ours_text, rel_meta)
+            kept = metafile.loads(ours_text, rel_meta)
         except FastregError:
             return 1
-        Path(ours_file).write_text(mf.dumps(_mark(kept, (f"not merged: {exc.message}",))))
+        Path(ours_file).write_text(metafile.dumps(_mark(kept, (f"not merged: {exc.message}",))))
         return 1
     if out.meta is not None:
-        Path(ours_file).write_text(mf.dumps(out.meta))
+        Path(ours_file).write_text(metafile.dumps(out.meta))
     for c in out.conflicts:
         print(f"fastreg merge: CONFLICT {c.line(t.rel)}", file=sys.stderr)
     if out.conflicts:
@@ -144,7 +143,7 @@ def run_driver(base_file: str, ours_file: str, theirs_file: str, path: str) -> i
     return 1 if out.conflicts else 0
 
 
-def _mark(meta: mf.Metafile, lines: tuple[str, ...]) -> mf.Metafile:
+def _mark(meta: metafile.Metafile, lines: tuple[str, ...]) -> metafile.Metafile:
     return replace(meta, conflicts=lines)
 
 
@@ -157,7 +156,7 @@ def unmerged_metafiles(project: Project) -> dict[str, dict[int, str]]:
     """Project-relative metafile path -> {stage: blob} for every metafile Git has unmerged."""
     top = _top(project)
     out: dict[str, dict[int, str]] = {}
-    listing = git.run(["ls-files", "-u", "-z", "--full-name", "--", "*" + mf.METAFILE_SUFFIX], cwd=top).stdout
+    listing = git.run(["ls-files", "-u", "-z", "--full-name", "--", "*" + metafile.METAFILE_SUFFIX], cwd=top).stdout
     for item in listing.split(b"\0"):
         if not item:
             continue
@@ -178,7 +177,7 @@ def _blob(project: Project, blob: str | None) -> str:
     return git.run(["cat-file", "blob", blob], cwd=project.root).stdout.decode()
 
 
-def merge(project: Project, paths: list[str], side: mg.Side | None) -> list[MergeOutcome]:
+def merge(project: Project, paths: list[str], side: three_way.Side | None) -> list[MergeOutcome]:
     """`fastreg merge [--ours|--theirs] [PATH...]`: merge again, from the three versions Git keeps
     in its index, every unmerged metafile (or those PATH names; a PATH inside a tracked folder
     limits --ours/--theirs to the conflicts under it). Writes each result; conflicts that remain
@@ -187,15 +186,15 @@ def merge(project: Project, paths: list[str], side: mg.Side | None) -> list[Merg
     chosen: dict[str, list[str]] = {}  # metafile rel -> inner paths ([]: all)
     for p in paths:
         t = project.target(p)
-        meta_rel = f"{t.rel}{mf.METAFILE_SUFFIX}"
+        meta_rel = f"{t.rel}{metafile.METAFILE_SUFFIX}"
         if meta_rel in pending:
             chosen.setdefault(meta_rel, [])
             continue
         owner = project.tracked_ancestor(t) or _unmerged_owner(project, t, pending)
-        if owner is None or f"{owner.rel}{mf.METAFILE_SUFFIX}" not in pending:
+        if owner is None or f"{owner.rel}{metafile.METAFILE_SUFFIX}" not in pending:
             raise PathError(f"{p}: no merge in progress for it (Git has no unmerged metafile there); "
                             f"`git status` shows what is unmerged")
-        chosen.setdefault(f"{owner.rel}{mf.METAFILE_SUFFIX}", []).append(t.rel[len(owner.rel) + 1 :])
+        chosen.setdefault(f"{owner.rel}{metafile.METAFILE_SUFFIX}", []).append(t.rel[len(owner.rel) + 1 :])
     if not paths:
         chosen = {rel: [] for rel in pending}
         if not chosen:
@@ -210,7 +209,7 @@ def merge(project: Project, paths: list[str], side: mg.Side | None) -> list[Merg
         settled = _settled(project, t, base, ours, theirs)
 
         def resolve(path: str, inner: list[str] = inner,
-                    settled: dict[str, mg.Side] | None = settled) -> mg.Side | None:
+                    settled: dict[str, three_way.Side] | None = settled) -> three_way.Side | None:
             if side is not None and any(path == i or path.startswith(i + "/") for i in inner):
                 return side  # named now
             if settled is not None and path in settled:
@@ -227,8 +226,8 @@ def merge(project: Project, paths: list[str], side: mg.Side | None) -> list[Merg
     return out
 
 
-def _settled(project: Project, t: Target, base: mf.Metafile | None, ours: mf.Metafile | None,
-             theirs: mf.Metafile | None) -> dict[str, mg.Side] | None:
+def _settled(project: Project, t: Target, base: metafile.Metafile | None, ours: metafile.Metafile | None,
+             theirs: metafile.Metafile | None) -> dict[str, three_way.Side] | None:
     """Conflicts an earlier `fastreg merge --ours/--theirs PATH` settled in the metafile as it is
     now: path -> the side it took (a later call keeps them). None when nothing was settled."""
     try:
@@ -240,28 +239,29 @@ def _settled(project: Project, t: Target, base: mf.Metafile | None, ours: mf.Met
         return None
     open_paths = {line.rsplit(": ", 1)[0].removeprefix(current.path + "/") for line in current.conflicts}
     _ensure_trees(project, (base, ours, theirs))
-    first = mg.merge_trees(project.cache, base.digest if base else None, ours.digest, theirs.digest)
-    out: dict[str, mg.Side] = {}
+    first = three_way.merge_trees(project.cache, base.digest if base else None, ours.digest, theirs.digest)
+    out: dict[str, three_way.Side] = {}
     for c in first.conflicts:
         if c.path in open_paths:
             continue
-        now = tr.lookup(project.cache, current.digest, c.path)
-        out[c.path] = "theirs" if now == tr.lookup(project.cache, theirs.digest, c.path) else "ours"
+        now = tree.lookup(project.cache, current.digest, c.path)
+        out[c.path] = "theirs" if now == tree.lookup(project.cache, theirs.digest, c.path) else "ours"
     return out
 
 
 def _unmerged_owner(project: Project, t: Target, pending: dict[str, dict[int, str]]) -> Target | None:
     """The unmerged tracked folder that contains t (its metafile may not be readable)."""
     for meta_rel in pending:
-        rel = meta_rel[: -len(mf.METAFILE_SUFFIX)]
+        rel = meta_rel[: -len(metafile.METAFILE_SUFFIX)]
         if t.rel.startswith(rel + "/"):
             return project.target_from_meta(project.root / meta_rel)
     return None
 
 
-def unmerged_error(t: Target, meta: mf.Metafile) -> UnmergedError:
-    where = f"{t.rel}{mf.METAFILE_SUFFIX}"
+def unmerged_error(t: Target, meta: metafile.Metafile) -> UnmergedError:
+    where = f"{t.rel}{metafile.METAFILE_SUFFIX}"
     n = len(meta.conflicts)
     return UnmergedError(f"{where}: unmerged: {n} conflict{'s' if n != 1 else ''} from a Git merge (first: "
-                         f"{meta.conflicts[0]}); {mf.unmerged_hint(t.rel)}, or fix the data and `fastreg add {t.rel}`")
+                         f"{meta.conflicts[0]}); {metafile.unmerged_hint(t.rel)}, or fix the data and "
+                         f"`fastreg add {t.rel}`")
 

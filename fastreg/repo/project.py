@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastreg import tmpnames
 from fastreg.errors import FastregError, GitError, LockedError, MetafileError, NotAProjectError, PathError
-from fastreg.objects import metafile as mf
+from fastreg.objects import metafile
 from fastreg.repo import config as cfg
 from fastreg.repo.cache import Cache
 
@@ -194,8 +194,8 @@ class Project:
         """Map a command-line path (data path or its metafile) to a Target, with the checks every
         command shares: inside the project, not inside .fastreg/, not the project root."""
         p = Path(user_path)
-        if p.name.endswith(mf.METAFILE_SUFFIX) and len(p.name) > len(mf.METAFILE_SUFFIX):
-            p = p.with_name(p.name[: -len(mf.METAFILE_SUFFIX)])
+        if p.name.endswith(metafile.METAFILE_SUFFIX) and len(p.name) > len(metafile.METAFILE_SUFFIX):
+            p = p.with_name(p.name[: -len(metafile.METAFILE_SUFFIX)])
         absolute = Path(os.path.normpath(Path.cwd() / p))
         try:
             rel = absolute.relative_to(self.root)
@@ -208,16 +208,16 @@ class Project:
             raise PathError(f"{user_path}: inside {FASTREG_DIR}/, which fastreg manages itself")
         if parts[0] == ".git":
             raise PathError(f"{user_path}: inside .git/")
-        if len((absolute.name + mf.METAFILE_SUFFIX).encode("utf-8", "surrogateescape")) > tmpnames.NAME_MAX:
+        if len((absolute.name + metafile.METAFILE_SUFFIX).encode("utf-8", "surrogateescape")) > tmpnames.NAME_MAX:
             raise PathError(f"{user_path}: the name is too long to be tracked on its own (its metafile name "
                             f"would pass {tmpnames.NAME_MAX} bytes); track the folder that holds it")
-        t = Target(rel.as_posix(), absolute, absolute.with_name(absolute.name + mf.METAFILE_SUFFIX))
+        t = Target(rel.as_posix(), absolute, absolute.with_name(absolute.name + metafile.METAFILE_SUFFIX))
         if must_exist and not t.meta.exists():
-            raise PathError(f"{user_path}: not tracked (no {t.rel}{mf.METAFILE_SUFFIX}); run `fastreg add` first")
+            raise PathError(f"{user_path}: not tracked (no {t.rel}{metafile.METAFILE_SUFFIX}); run `fastreg add` first")
         return t
 
     def target_from_meta(self, meta_path: Path) -> Target:
-        data = meta_path.with_name(meta_path.name[: -len(mf.METAFILE_SUFFIX)])
+        data = meta_path.with_name(meta_path.name[: -len(metafile.METAFILE_SUFFIX)])
         return Target(data.relative_to(self.root).as_posix(), data, meta_path)
 
     def tracked_ancestor(self, t: Target) -> Target | None:
@@ -225,7 +225,7 @@ class Project:
         for parent in Path(t.rel).parents:
             if parent == Path("."):
                 break
-            meta = self.root / (parent.as_posix() + mf.METAFILE_SUFFIX)
+            meta = self.root / (parent.as_posix() + metafile.METAFILE_SUFFIX)
             if meta.exists():
                 return self.target_from_meta(meta)
         return None
@@ -241,10 +241,11 @@ class Project:
                 return
             names = {e.name for e in entries}
             for e in entries:
-                if e.name.endswith(mf.METAFILE_SUFFIX) and e.is_file() and len(e.name) > len(mf.METAFILE_SUFFIX):
+                suffix = metafile.METAFILE_SUFFIX
+                if e.name.endswith(suffix) and e.is_file() and len(e.name) > len(suffix):
                     found.append(self.target_from_meta(Path(e.path)))
             for e in entries:
-                if (e.name in _SKIP_DIRS and d == self.root) or e.name + mf.METAFILE_SUFFIX in names:
+                if (e.name in _SKIP_DIRS and d == self.root) or e.name + metafile.METAFILE_SUFFIX in names:
                     continue
                 if e.name == ".git":
                     continue
@@ -254,20 +255,20 @@ class Project:
         walk(self.root)
         return found
 
-    def read_meta(self, t: Target, unmerged_ok: bool = False) -> mf.Metafile:
+    def read_meta(self, t: Target, unmerged_ok: bool = False) -> metafile.Metafile:
         """The metafile of t. One that a Git merge left unmerged (conflict markers, or the
         conflicts the merge driver recorded) is an UnmergedError naming the commands that resolve
         it, unless unmerged_ok and it is the driver's (status and add read those)."""
         try:
             text = t.meta.read_text()
         except FileNotFoundError:
-            raise PathError(f"{t.rel}: not tracked (no {t.rel}{mf.METAFILE_SUFFIX})") from None
+            raise PathError(f"{t.rel}: not tracked (no {t.rel}{metafile.METAFILE_SUFFIX})") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise MetafileError(f"{t.rel}{mf.METAFILE_SUFFIX}: cannot read ({exc})") from None
-        meta = mf.loads(text, f"{t.rel}{mf.METAFILE_SUFFIX}")
+            raise MetafileError(f"{t.rel}{metafile.METAFILE_SUFFIX}: cannot read ({exc})") from None
+        meta = metafile.loads(text, f"{t.rel}{metafile.METAFILE_SUFFIX}")
         if meta.path != t.name:
             raise MetafileError(
-                f"{t.rel}{mf.METAFILE_SUFFIX}: says path = {meta.path!r} but sits beside {t.name!r}; "
+                f"{t.rel}{metafile.METAFILE_SUFFIX}: says path = {meta.path!r} but sits beside {t.name!r}; "
                 "restore it from Git or re-run `fastreg add`"
             )
         if meta.conflicts and not unmerged_ok:
@@ -276,9 +277,9 @@ class Project:
             raise unmerged_error(t, meta)
         return meta
 
-    def write_meta(self, t: Target, meta: mf.Metafile) -> bool:
+    def write_meta(self, t: Target, meta: metafile.Metafile) -> bool:
         """Write the metafile (temp + rename); False if it already had exactly this content."""
-        text = mf.dumps(meta)
+        text = metafile.dumps(meta)
         with contextlib.suppress(OSError):
             if t.meta.read_text() == text:
                 return False
@@ -337,7 +338,7 @@ def _gitignore_escape(name: str) -> str:
 
 
 def _in_git_work_tree(path: Path) -> bool:
-    from fastreg import git
+    from fastreg import git_cli as git
 
     try:
         out = git.run(["rev-parse", "--is-inside-work-tree"], cwd=path, check=False)

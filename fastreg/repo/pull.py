@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from fastreg.errors import FastregError, InvariantError, PathError
-from fastreg.objects import metafile as mf
-from fastreg.objects import tree as tr
+from fastreg.objects import metafile, tree
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
 from fastreg.repo.arrivals import Alongside
@@ -27,7 +26,7 @@ from fastreg.transfer.session import RemoteSession
 #: rev_lock), or None when there is nothing to fetch from one (the import is a plain Git file of
 #: its registry: the opener put it in the cache). Supplied by the registry layer, which repo/
 #: must not import.
-ImportOpener = Callable[[mf.ImportSource, Cache, "int | None"], "RemoteSession | None"]
+ImportOpener = Callable[[metafile.ImportSource, Cache, "int | None"], "RemoteSession | None"]
 
 
 @dataclass(slots=True)
@@ -64,7 +63,7 @@ def _sources(project: Project, selected: list[Selected], remote_name: str | None
         try:
             opened = imports(source, project.cache, jobs)
         except FastregError as exc:
-            raise type(exc)(f"{group[0].target.rel}{mf.METAFILE_SUFFIX}: its import source {url} at "
+            raise type(exc)(f"{group[0].target.rel}{metafile.METAFILE_SUFFIX}: its import source {url} at "
                             f"{lock[:10]}: {exc.message}") from None
         if opened is not None:
             out.append(_Source(f"registry {url}", stack.enter_context(opened), group))
@@ -117,7 +116,7 @@ def _paths_of(cache: Cache, digests: set[bytes], selected: list[Selected]) -> Ca
             if s.meta.digest in digests:
                 found.setdefault(s.meta.digest, s.target.rel)
             continue
-        for p, r in tr.walk(cache, s.meta.digest):
+        for p, r in tree.walk(cache, s.meta.digest):
             if r.digest in digests and under(p, s.subpath):
                 found.setdefault(r.digest, f"{s.target.rel}/{p}")
     return lambda d: found.get(d, f"file {d.hex()}")
@@ -136,7 +135,7 @@ def _fetch_files(cache: Cache, session: RemoteSession, selected: list[Selected],
         yield from singles
         for s in selected:
             if s.meta.kind == "dir":
-                for p, r in tr.walk(cache, s.meta.digest):
+                for p, r in tree.walk(cache, s.meta.digest):
                     if under(p, s.subpath):
                         yield r
 
@@ -147,7 +146,7 @@ def _fetch_files(cache: Cache, session: RemoteSession, selected: list[Selected],
             if s.meta.kind == "file":
                 total += 0 if cache.has_file(s.meta.digest) else s.meta.size
             else:
-                total += sum(r.size for p, r in tr.walk(cache, s.meta.digest)
+                total += sum(r.size for p, r in tree.walk(cache, s.meta.digest)
                              if under(p, s.subpath) and not cache.has_file(r.digest))
     return session.fetch_files(records(), [s.meta.digest for s in selected], progress, total, on_arrival)
 

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker
 from fastreg.errors import FileSystemError, IntegrityError, ReadOnlyStore
-from fastreg.objects import metafile as mf
-from fastreg.objects import pack as pk
+from fastreg.objects import metafile, pack
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
-from fastreg.repo.gc import referenced_metas
+from fastreg.repo.cache_gc import referenced_metas
 from fastreg.repo.project import Project
 from fastreg.repo.remotes import open_remote
 from fastreg.repo.workspace import Selected, select
@@ -39,7 +38,7 @@ class SyncResult:
     repaired: int = 0  # damaged packs (found by `fastreg check`) whose chunks a push put back
 
 
-def chunks_of_cached(project: Project, meta: mf.Metafile) -> FileRecord | None:
+def chunks_of_cached(project: Project, meta: metafile.Metafile) -> FileRecord | None:
     """A single-file target's record, its chunk list recomputed from the cached file; None when
     the file is not in the local cache."""
     if meta.size <= WHOLE_FILE_LIMIT:
@@ -82,17 +81,17 @@ def push(project: Project, paths: Iterable[str], remote_name: str | None, jobs: 
     return SyncResult(remote.name, res.files, res.bytes, res.packs, requests, 0, imports, res.repaired)
 
 
-def project_roots(project: Project) -> tuple[pk.Root, ...]:
+def project_roots(project: Project) -> tuple[pack.Root, ...]:
     """Every target the project refers to: its workspace's metafiles and, in a Git project,
     every metafile version in any commit of any branch or tag (imports included: their data may
     live on the same remote)."""
     metas = referenced_metas(project, all_commits=not project.config.get("core", {}).get("no_scm", False))
-    return tuple(sorted({pk.Root(m.kind, m.digest, m.size) for m in metas}, key=lambda r: (r.kind, r.digest)))
+    return tuple(sorted({pack.Root(m.kind, m.digest, m.size) for m in metas}, key=lambda r: (r.kind, r.digest)))
 
 
 def _record_snapshot(project: Project, session: RemoteSession) -> int:
     """After a push, leave the project's snapshot on the remote (transfer/snapshots.py). Returns
     the requests it took."""
     roots = project_roots(project)
-    snap = pk.Snapshot(project.project_id, time.time_ns(), project.where, roots)
+    snap = pack.Snapshot(project.project_id, time.time_ns(), project.where, roots)
     return session.write_snapshot(snap, roots_digest(roots))

@@ -9,16 +9,14 @@ from dataclasses import dataclass
 
 from fastreg.chunking import iter_chunks
 from fastreg.errors import FastregError, ReadOnlyStore, UsageError
-from fastreg.objects import metafile as mf
-from fastreg.objects import pack as pk
-from fastreg.objects import tree as tr
+from fastreg.objects import metafile, pack, tree
 from fastreg.objects.tree import FileRecord
 from fastreg.repo.project import Project
 from fastreg.repo.push import push_targets
-from fastreg.repo.remotes import open_remote
+from fastreg.repo.remotes import open_remote, pick
 from fastreg.repo.workspace import select
-from fastreg.transfer.gc import GcKeep, RemoteGcResult
 from fastreg.transfer.push_plan import Lacking
+from fastreg.transfer.remote_gc import GcKeep, RemoteGcResult
 from fastreg.transfer.session import RemoteSession
 
 
@@ -31,6 +29,14 @@ def status_remote(project: Project, paths: Iterable[str], remote_name: str | Non
         return remote.name, session.lacking(push_targets(project, selected))
 
 
+def cleanable(project: Project, remote_name: str | None) -> None:
+    """Refuse a remote gc of a read-only remote (before a local gc deletes anything)."""
+    remote = pick(project.config, remote_name)
+    if remote.read_only:
+        raise ReadOnlyStore(f"remote {remote.name!r} ({remote.url}) is read-only; it cannot be cleaned "
+                            "(nothing was deleted)")
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteGcOutcome:
     remote: str
@@ -39,7 +45,7 @@ class RemoteGcOutcome:
     snapshots_dropped: int  # superseded snapshots deleted
 
 
-def gc_remote(project: Project, metas: list[mf.Metafile], remote_name: str | None,
+def gc_remote(project: Project, metas: list[metafile.Metafile], remote_name: str | None,
               grace: float | None = None) -> RemoteGcOutcome:
     """Clean the remote down to what `metas` and every other project's latest snapshot refer to
     (see transfer/gc.py for the rules, transfer/snapshots.py for the projects)."""
@@ -55,7 +61,7 @@ def gc_remote(project: Project, metas: list[mf.Metafile], remote_name: str | Non
         for m in metas:
             # An import's data lives in its registry's remote, which may be this one: keep
             # whatever of it is here; what is not here is not this remote's to keep.
-            keep.add(pk.Root(m.kind, m.digest, m.size), only_if_here=m.source is not None)
+            keep.add(pack.Root(m.kind, m.digest, m.size), only_if_here=m.source is not None)
         entries = session.projects()
         others = [e for e in entries if e.project != project.project_id]
         for e in others:
@@ -80,7 +86,7 @@ class _Keep:
         self.records: set[bytes] = set()
         self.roots: dict[bytes, list[bytes]] = {}
 
-    def add(self, root: pk.Root, only_if_here: bool) -> None:
+    def add(self, root: pack.Root, only_if_here: bool) -> None:
         """only_if_here: a root whose tree is not on this remote (another remote's data) is
         skipped instead of failing the gc."""
         if root.digest in self.roots:
@@ -91,8 +97,8 @@ class _Keep:
                     self.session.fetch_trees([root.digest])
                 except FastregError:
                     return
-            self.trees.update(tr.walk_dirs(self.cache, root.digest))
-            recs: Iterable[FileRecord] = (rec for _, rec in tr.walk(self.cache, root.digest))
+            self.trees.update(tree.walk_dirs(self.cache, root.digest))
+            recs: Iterable[FileRecord] = (rec for _, rec in tree.walk(self.cache, root.digest))
         else:
             rec = self.session.fetch_record(root.digest, root.size)
             if rec.chunks:

@@ -23,8 +23,8 @@ from fastreg._files import list_folder, stat_files
 from fastreg._hash import HashedFile
 from fastreg.chunking import default_chunker
 from fastreg.errors import DecodeError, FileSystemError, MetafileError
-from fastreg.objects import metafile as mf
-from fastreg.objects import tree as tr
+from fastreg.objects import metafile
+from fastreg.objects import tree as trees
 from fastreg.repo.cache import WORKSPACE_TMP_MARK, Cache, is_workspace_tmp
 from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile, canonical, fingerprint, split
 
@@ -45,7 +45,7 @@ class Changes:
     # For a check-out's plan (memory follows the changes): the tree's record of each modified,
     # deleted and not-pulled file, the workspace digest of each added and modified one, and temp
     # files an interrupted check-out left.
-    records: dict[str, tr.FileRecord] = field(default_factory=dict)
+    records: dict[str, trees.FileRecord] = field(default_factory=dict)
     digests: dict[str, bytes] = field(default_factory=dict)
     leftovers: list[str] = field(default_factory=list)
     empty_folders: list[str] = field(default_factory=list)  # folders without files the workspace lacks
@@ -83,7 +83,7 @@ def listed_files(text: bytes) -> dict[str, tuple[int, int, int]] | None:
     return out
 
 
-def scan(root: Path, tree: tr.DirRecord, old: StatFile, writer: StatCacheWriter, cache: Cache,
+def scan(root: Path, tree: trees.DirRecord, old: StatFile, writer: StatCacheWriter, cache: Cache,
          pool: ThreadPoolExecutor, removals: bytes) -> Changes:
     """Compare the files under root with the tree `tree`; `old` is the stat cache to trust for
     unchanged files and folders; `writer` receives the fresh one (call commit() only if the
@@ -98,7 +98,7 @@ def scan(root: Path, tree: tr.DirRecord, old: StatFile, writer: StatCacheWriter,
     return s.out
 
 
-def scan_target(root: Path, meta: mf.Metafile, cache: Cache, stat: StatCache, pool: ThreadPoolExecutor,
+def scan_target(root: Path, meta: metafile.Metafile, cache: Cache, stat: StatCache, pool: ThreadPoolExecutor,
                 started: int) -> Changes:
     """scan() of a tracked directory with its stat cache: the fresh cache replaces the old one
     only if a folder was read (otherwise the old one is still exact); a tree node that cannot be
@@ -107,7 +107,7 @@ def scan_target(root: Path, meta: mf.Metafile, cache: Cache, stat: StatCache, po
     writer = StatCacheWriter(stat, started, removals)
     old = StatFile(writer.path)
     try:
-        found = scan(root, tr.DirRecord(meta.size, meta.digest, meta.files), old, writer, cache, pool, removals)
+        found = scan(root, trees.DirRecord(meta.size, meta.digest, meta.files), old, writer, cache, pool, removals)
     except DecodeError as exc:
         writer.abort()
         raise MetafileError(f"{meta.path}: {exc}") from None
@@ -137,13 +137,13 @@ class _Scan:
         self.clean: list[str] = []  # folders that matched their record (copied if a new cache is written)
         self.stored = False  # whether the old cache's "stored" marks still hold (Builder.stored)
 
-    def folder(self, path: str, prefix: str, tree: tr.DirRecord | None, listed: Future[Listing]) -> None:
+    def folder(self, path: str, prefix: str, tree: trees.DirRecord | None, listed: Future[Listing]) -> None:
         text, _, newest, subdirs, odd = listed.result()
         fp = fingerprint(text)
         rec = self.old.folder(prefix)
         if tree is not None and odd == 0 and rec is not None and rec.matches(fp, tree.digest):
             self.clean.append(prefix)
-            subs = {name: tr.DirRecord(size, digest, files) for name, digest, size, files in rec.subs}
+            subs = {name: trees.DirRecord(size, digest, files) for name, digest, size, files in rec.subs}
         else:
             self.out.folders_read += 1
             subs = self.compare(path, prefix, tree, fp, newest, odd)
@@ -160,16 +160,16 @@ class _Scan:
             else:
                 self.gone(prefix + name + "/", subs[name])
 
-    def gone(self, prefix: str, rec_dir: tr.DirRecord) -> None:
+    def gone(self, prefix: str, rec_dir: trees.DirRecord) -> None:
         """A folder of the tree that is not in the workspace: every file under it, a deletion if
         it was here (the old stat cache has an entry for it), else never checked out here."""
         self.out.folders_read += 1
         if rec_dir.files == 0:
-            tr.empty_folders(self.cache, rec_dir.digest, prefix[:-1], self.out.empty_folders.append)
+            trees.empty_folders(self.cache, rec_dir.digest, prefix[:-1], self.out.empty_folders.append)
             return
         here = self.old.had_under(prefix)
         names: dict[str, frozenset[str]] = {}
-        for rel, rec in tr.walk(self.cache, rec_dir.digest, prefix, self.out.empty_folders.append):
+        for rel, rec in trees.walk(self.cache, rec_dir.digest, prefix, self.out.empty_folders.append):
             self.out.records[rel] = rec
             folder, name = split(rel)
             if folder not in names:
@@ -186,14 +186,14 @@ class _Scan:
             assert rec is not None
             self.writer.keep(prefix, self.old.raw(prefix), rec, self.stored)
 
-    def compare(self, path: str, prefix: str, tree: tr.DirRecord | None, fp: bytes, newest: int,
-                odd: int) -> dict[str, tr.DirRecord]:
+    def compare(self, path: str, prefix: str, tree: trees.DirRecord | None, fp: bytes, newest: int,
+                odd: int) -> dict[str, trees.DirRecord]:
         """One folder's files, one by one; returns the tree's subfolders of it."""
-        expected: dict[str, tr.FileRecord] = {}
-        subs: dict[str, tr.DirRecord] = {}
+        expected: dict[str, trees.FileRecord] = {}
+        subs: dict[str, trees.DirRecord] = {}
         if tree is not None:
-            for name, r in tr.iter_dir(self.cache, tree.digest):
-                if isinstance(r, tr.DirRecord):
+            for name, r in trees.iter_dir(self.cache, tree.digest):
+                if isinstance(r, trees.DirRecord):
                     subs[name] = r
                 else:
                     expected[name] = r

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from fastreg.errors import MissingDataError, UnmergedError
-from fastreg.objects import metafile as mf
+from fastreg.objects import metafile
 from fastreg.repo.build import now_ns
 from fastreg.repo.project import Project, Target
 from fastreg.repo.scan import scan_target
@@ -37,7 +37,7 @@ class State(StrEnum):
 @dataclass(slots=True)
 class TargetStatus:
     target: Target
-    meta: mf.Metafile | None  # None: unmerged with Git's conflict markers, unreadable
+    meta: metafile.Metafile | None  # None: unmerged with Git's conflict markers, unreadable
     state: State = State.OK
     added: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
@@ -50,6 +50,25 @@ class TargetStatus:
     @property
     def changed(self) -> bool:
         return self.state != State.OK
+
+    def to_json(self, moved: str | None = None) -> dict[str, object]:
+        """`status --json`'s entry; moved: the commit an import's source branch is at now."""
+        # Paths from the project's root, as in `diff --json` (one rule for every JSON output)
+        def full(items: list[str]) -> list[str]:
+            if self.meta is not None and self.meta.kind == "file":
+                return [self.target.rel for _ in items]
+            return [f"{self.target.rel}/{p}" for p in items]
+
+        out: dict[str, object] = {"path": self.target.rel, "state": self.state.value, "added": full(self.added),
+                                  "modified": full(self.modified), "deleted": full(self.deleted),
+                                  "not_pulled": full(self.not_pulled)}
+        if self.conflicts:
+            out["conflicts"] = self.conflicts
+        if self.meta is not None and self.meta.source is not None:
+            src = self.meta.source
+            out["import"] = {"url": src.url, "path": src.path, "rev": src.rev, "rev_lock": src.rev_lock,
+                             "moved_to": moved}
+        return out
 
 
 def status(project: Project, paths: Iterable[str], jobs: int | None = None) -> list[TargetStatus]:
@@ -122,7 +141,7 @@ class Exposure:
 
 def git_exposure(project: Project, targets: list[Target]) -> list[Exposure]:
     """Two git processes for all targets: `check-ignore --no-index --stdin` and `ls-files`."""
-    from fastreg import git
+    from fastreg import git_cli as git
 
     if not targets or project.config.get("core", {}).get("no_scm"):
         return []

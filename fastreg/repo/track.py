@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastreg.errors import PathError
-from fastreg.objects import metafile as mf
+from fastreg.objects import metafile
 from fastreg.repo.project import Project, Target
 from fastreg.repo.statcache import StatCache
 
@@ -44,7 +44,7 @@ def move(project: Project, src: str, dst: str) -> Moved:
     s = project.target(src, must_exist=True)
     meta = project.read_meta(s)
     dest_path = Path(dst)
-    if dest_path.is_dir() and not dest_path.name.endswith(mf.METAFILE_SUFFIX):
+    if dest_path.is_dir() and not dest_path.name.endswith(metafile.METAFILE_SUFFIX):
         dest_path = dest_path / s.name
     d = project.target(str(dest_path))
     if d.rel == s.rel:
@@ -60,7 +60,7 @@ def move(project: Project, src: str, dst: str) -> Moved:
     moved = os.path.lexists(s.data)
     if moved:
         shutil.move(s.data, d.data)  # a rename on one filesystem: inodes, and so the stat cache, stay valid
-    project.write_meta(d, mf.Metafile(d.name, meta.kind, meta.digest, meta.size, meta.files, meta.executable,
+    project.write_meta(d, metafile.Metafile(d.name, meta.kind, meta.digest, meta.size, meta.files, meta.executable,
                                       meta.source))
     s.meta.unlink()
     project.unignore(s)

@@ -20,8 +20,7 @@ from fastreg.errors import (
     PathError,
     UnmergedError,
 )
-from fastreg.objects import metafile as mf
-from fastreg.objects import tree as tr
+from fastreg.objects import metafile, tree
 from fastreg.repo.build import now_ns
 from fastreg.repo.cache import is_workspace_tmp
 from fastreg.repo.project import Project, Target
@@ -32,7 +31,7 @@ def default_jobs() -> int:
     return max(2, os.cpu_count() or 2)
 
 
-def read_meta_quiet(project: Project, t: Target) -> mf.Metafile | None:
+def read_meta_quiet(project: Project, t: Target) -> metafile.Metafile | None:
     """The metafile, None if there is none or it cannot be read; one a Git merge left with
     conflict markers is an error (recording over it would drop the other side)."""
     try:
@@ -107,11 +106,11 @@ def workspace_digests(root: Path, files: dict[str, os.stat_result | tuple[int, i
     return out
 
 
-def tree_files(project: Project, meta: mf.Metafile) -> dict[str, tr.FileRecord]:
+def tree_files(project: Project, meta: metafile.Metafile) -> dict[str, tree.FileRecord]:
     if meta.kind == "file":
-        return {meta.path: tr.FileRecord(meta.size, meta.digest, b"", meta.executable)}
+        return {meta.path: tree.FileRecord(meta.size, meta.digest, b"", meta.executable)}
     try:
-        return dict(tr.walk(project.cache, meta.digest))
+        return dict(tree.walk(project.cache, meta.digest))
     except DecodeError as exc:
         raise MetafileError(f"{meta.path}: {exc}") from None
 
@@ -145,7 +144,7 @@ class Selected:
     directory (None: all of it)."""
 
     target: Target
-    meta: mf.Metafile
+    meta: metafile.Metafile
     subpath: str | None
 
 
@@ -161,8 +160,8 @@ def resolve_targets(project: Project, paths: Iterable[str]) -> list[Target]:
     return [project.target(p, must_exist=True) for p in paths]
 
 
-def workspace_records(project: Project, t: Target, meta: mf.Metafile,
-                      pool: ThreadPoolExecutor) -> dict[str, tr.FileRecord] | None:
+def workspace_records(project: Project, t: Target, meta: metafile.Metafile,
+                      pool: ThreadPoolExecutor) -> dict[str, tree.FileRecord] | None:
     """What t's data in the workspace is, as {path relative to t (a file target: its name):
     record without chunks}, through the stat cache as status reads it. Files the metafile names
     that were never in this workspace (no stat cache entry) count as they are recorded, as `add`
@@ -179,7 +178,7 @@ def workspace_records(project: Project, t: Target, meta: mf.Metafile,
         digests = workspace_digests(t.data.parent, files, sc, pool, started)
     known = set(sc.entries)  # before save(), which keeps them: files that were here
     sc.save()
-    out = {rel: tr.FileRecord(_stat_size(files[rel]), d, b"", _is_exec(files[rel])) for rel, d in digests.items()}
+    out = {rel: tree.FileRecord(_stat_size(files[rel]), d, b"", _is_exec(files[rel])) for rel, d in digests.items()}
     if meta.kind == "dir" and t.data.is_dir() and project.cache.tree_path(meta.digest).exists():
         for rel, rec in walk_tree(project, meta):
             if rel not in out and rel not in known:
@@ -196,19 +195,19 @@ def _is_exec(st: os.stat_result | tuple[int, int, int, int]) -> bool:
     return bool(mode & 0o100)
 
 
-def walk_tree(project: Project, meta: mf.Metafile,
-              empty: Callable[[str], None] | None = None) -> Iterator[tuple[str, tr.FileRecord]]:
+def walk_tree(project: Project, meta: metafile.Metafile,
+              empty: Callable[[str], None] | None = None) -> Iterator[tuple[str, tree.FileRecord]]:
     try:
-        yield from tr.walk(project.cache, meta.digest, empty=empty)
+        yield from tree.walk(project.cache, meta.digest, empty=empty)
     except DecodeError as exc:
         raise MetafileError(f"{meta.path}: {exc}") from None
 
 
-def has_subpath(project: Project, meta: mf.Metafile, sub: str | None) -> bool:
+def has_subpath(project: Project, meta: metafile.Metafile, sub: str | None) -> bool:
     """The tracked directory holds the file or folder `sub` (the tree nodes on its path only)."""
     if sub is None:
         return True
     try:
-        return tr.lookup(project.cache, meta.digest, sub) is not None
+        return tree.lookup(project.cache, meta.digest, sub) is not None
     except DecodeError as exc:
         raise MetafileError(f"{meta.path}: {exc}") from None

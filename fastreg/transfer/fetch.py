@@ -32,8 +32,7 @@ from fastreg.errors import (
     ObjectNotFound,
     no_space,
 )
-from fastreg.objects import pack as pk
-from fastreg.objects import tree as tr
+from fastreg.objects import pack, tree
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import Location, RangeRequest, plan_download
@@ -85,11 +84,11 @@ async def fetch_trees(store: Store, cache: LocalObjects, roots: list[bytes]) -> 
     while level:
         async def one(digest: bytes) -> list[bytes]:
             nonlocal fetched
-            cached = cache.tree_path(digest).exists()
+            cached = await asyncio.to_thread(cache.tree_path(digest).exists)
             data = await fetch_node(store, cache, digest)
             fetched += not cached
             try:
-                return tr.child_nodes(data, digest)
+                return tree.child_nodes(data, digest)
             except DecodeError as exc:
                 raise IntegrityError(f"{store.where(layout.tree_key(digest))}: {exc}") from None
 
@@ -102,7 +101,7 @@ async def fetch_trees(store: Store, cache: LocalObjects, roots: list[bytes]) -> 
 
 async def fetch_node(store: Store, cache: LocalObjects, digest: bytes) -> bytes:
     """One tree node, from the local cache or the remote (verified, then cached)."""
-    if cache.tree_path(digest).exists():
+    if await asyncio.to_thread(cache.tree_path(digest).exists):
         return await asyncio.to_thread(cache.get_tree, digest)
     key = layout.tree_key(digest)
     try:
@@ -168,7 +167,7 @@ async def fetch_record(store: Store, digest: bytes, size: int) -> FileRecord:
     except ObjectNotFound:
         return FileRecord(size, digest, b"")
     try:
-        rsize, chunks = pk.decode_record(data, store.where(key))
+        rsize, chunks = pack.decode_record(data, store.where(key))
     except DecodeError as exc:
         raise IntegrityError(str(exc)) from None
     if rsize != size:
@@ -177,7 +176,8 @@ async def fetch_record(store: Store, digest: bytes, size: int) -> FileRecord:
 
 
 class _Assembly:
-    """A file being downloaded: temp file in the cache's tmp/, chunks written at their offsets."""
+    """A file being downloaded: a temp file beside its final name in the cache (cache.tmp_path of
+    its digest), chunks written at their offsets."""
 
     def __init__(self, cache: LocalObjects, rec: FileRecord, nchunks: int) -> None:
         self.rec = rec

@@ -30,7 +30,7 @@ from fastreg._index import find as find_record
 from fastreg._index import index_records, lookup, merge_into
 from fastreg.errors import DecodeError, IntegrityError, ObjectNotFound
 from fastreg.objects import codec
-from fastreg.objects import pack as pk
+from fastreg.objects import pack as packfmt
 from fastreg.plan import Location
 from fastreg.storage.base import Store
 from fastreg.transfer import layout
@@ -196,7 +196,7 @@ class RemoteIndex:
         return self.pack_segment[self._pack_no[pack]]
 
     # -- updates -----------------------------------------------------------------------------
-    def merge(self, segments: Iterable[tuple[str, pk.IndexSegment]]) -> None:
+    def merge(self, segments: Iterable[tuple[str, packfmt.IndexSegment]]) -> None:
         parts: list[bytes] = []
         pending = 0
         for name, seg in segments:
@@ -230,7 +230,7 @@ class RemoteIndex:
             except ObjectNotFound:
                 continue
             self.requests += 1
-            names += pk.decode_roots(data, store.where(layout.roots_key(node)))
+            names += packfmt.decode_roots(data, store.where(layout.roots_key(node)))
         return await self._merge_named(store, names)
 
     async def learn_trees(self, store: Store) -> None:
@@ -265,7 +265,7 @@ class RemoteIndex:
                 except ObjectNotFound:
                     continue
                 self.requests += 1
-                names += pk.decode_roots(data, store.where(layout.roots_key(root)))
+                names += packfmt.decode_roots(data, store.where(layout.roots_key(root)))
         n = await self._merge_named(store, names)
         self.refreshed = True
         return n
@@ -273,14 +273,14 @@ class RemoteIndex:
     async def _merge_named(self, store: Store, names: Iterable[str]) -> int:
         todo = sorted({n for n in names if n not in self.segments})
 
-        async def fetch(name: str) -> tuple[str, pk.IndexSegment]:
+        async def fetch(name: str) -> tuple[str, packfmt.IndexSegment]:
             data = await store.get(layout.index_key(name))
             try:
-                return name, pk.decode_segment(data, name)
+                return name, packfmt.decode_segment(data, name)
             except DecodeError as exc:
                 raise IntegrityError(f"{store.where(layout.index_key(name))}: {exc}") from None
 
-        results: list[tuple[str, pk.IndexSegment]] = []
+        results: list[tuple[str, packfmt.IndexSegment]] = []
         for i in range(0, len(todo), 64):
             results += await asyncio.gather(*(fetch(n) for n in todo[i : i + 64]))
         self.requests += len(todo)

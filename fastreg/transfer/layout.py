@@ -20,7 +20,7 @@ hints, whose content is a function of their name. The bytes of each object are o
 from __future__ import annotations
 
 from fastreg.errors import ObjectNotFound, RemoteFormatError
-from fastreg.objects import pack as pk
+from fastreg.objects import pack
 from fastreg.objects.digest import digest_bytes
 from fastreg.storage.base import Store
 
@@ -65,7 +65,7 @@ def roots_key(digest: bytes) -> str:
     return f"roots/{digest.hex()}"
 
 
-def snapshot_key(snap: pk.Snapshot) -> str:
+def snapshot_key(snap: pack.Snapshot) -> str:
     return f"{SNAPSHOTS}{snap.project}/{snap.time_ns:016x}-{digest_bytes(snap.encode()).hex()}"
 
 

@@ -31,7 +31,7 @@ from fastreg.errors import (
     MissingDataError,
     ObjectNotFound,
 )
-from fastreg.objects import pack as pk
+from fastreg.objects import pack as packfmt
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import PackPlan, iter_packs
@@ -86,15 +86,15 @@ class PackBuffers:
 
 
 def pack_size_of(plan: PackPlan) -> int:
-    return len(pk.PACK_HEADER) + plan.size
+    return len(packfmt.PACK_HEADER) + plan.size
 
 
-def build_pack(cache: LocalObjects, plan: PackPlan, buf: bytearray) -> tuple[bytes, pk.IndexSegment]:
+def build_pack(cache: LocalObjects, plan: PackPlan, buf: bytearray) -> tuple[bytes, packfmt.IndexSegment]:
     """Read the planned chunks from the cache (verifying each) into `buf` (pack_size_of(plan)
     bytes), return (pack digest, index segment). Runs in a worker thread."""
-    buf[: len(pk.PACK_HEADER)] = pk.PACK_HEADER
+    buf[: len(packfmt.PACK_HEADER)] = packfmt.PACK_HEADER
     view = memoryview(buf)
-    at = len(pk.PACK_HEADER)
+    at = len(packfmt.PACK_HEADER)
     entries: list[tuple[bytes, int, int]] = []
     fd, fd_digest = -1, b""
     try:
@@ -122,7 +122,7 @@ def build_pack(cache: LocalObjects, plan: PackPlan, buf: bytearray) -> tuple[byt
             os.close(fd)
         view.release()
     digest = digest_bytes(buf)
-    return digest, pk.make_segment(digest, len(buf), entries)
+    return digest, packfmt.make_segment(digest, len(buf), entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,30 +152,30 @@ class PackPlanner:
             self.pending.update(c.digest for c in plan.chunks)
             yield plan
 
-    def committed(self, segments: Iterable[pk.IndexSegment]) -> None:
+    def committed(self, segments: Iterable[packfmt.IndexSegment]) -> None:
         for seg in segments:
             self.pending.difference_update(d for d, _, _ in seg.items())
 
 
 class PackCommitter:
-    """Stage 4: packs whose segment is on the remote, merged into the mirror. Merging copies the
-    mirror's table (one linear pass), so it happens when the committed segments add up to a
-    sixteenth of it (and at the end), not once per pack: linear, not quadratic, in the pushes of
-    a large dataset. Until then their chunks stay pending in the planner (a set: ~90 bytes a
-    chunk, so a small fraction of the table's 28)."""
+    """Stage 4: packs whose segment is on the remote, merged into the mirror. A merge moves the
+    mirror's table in place (one linear pass over it, _index.merge_into), so it happens when the
+    committed segments add up to a sixteenth of it (and at the end), not once per pack: linear,
+    not quadratic, in the pushes of a large dataset. Until then their chunks stay pending in the
+    planner (a set: ~90 bytes a chunk, so a small fraction of the table's 28)."""
 
     def __init__(self, mirror: RemoteIndex, planner: PackPlanner) -> None:
         self.mirror, self.planner = mirror, planner
-        self.waiting: list[tuple[str, pk.IndexSegment]] = []
+        self.waiting: list[tuple[str, packfmt.IndexSegment]] = []
         self.packs = self.bytes = self.chunks = self.files = 0
 
-    def commit(self, name: str, seg: pk.IndexSegment, files: int) -> None:
+    def commit(self, name: str, seg: packfmt.IndexSegment, files: int) -> None:
         self.waiting.append((name, seg))
         self.packs += 1
         self.files += files
         self.bytes += seg.pack_size
-        self.chunks += len(seg.entries) // pk.ENTRY.size
-        if sum(len(s.entries) for _, s in self.waiting) // pk.ENTRY.size > max(MERGE_MIN, len(self.mirror) // 16):
+        self.chunks += len(seg.entries) // packfmt.ENTRY.size
+        if sum(len(s.entries) for _, s in self.waiting) // packfmt.ENTRY.size > max(MERGE_MIN, len(self.mirror) // 16):
             self.merge()
 
     def merge(self) -> None:
@@ -197,7 +197,7 @@ class _Upload:
         self.uploads = max(1, min(opts.jobs, PACK_BUDGET // max(1, opts.pack_size)))
         self.slots = asyncio.Semaphore(self.uploads + 1)
         self.buffers = PackBuffers()
-        self.queue: asyncio.Queue[tuple[bytes, bytearray, pk.IndexSegment, int] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[bytes, bytearray, packfmt.IndexSegment, int] | None] = asyncio.Queue()
 
     async def run(self, files: FileSource) -> None:
         workers = [asyncio.create_task(self.upload()) for _ in range(self.uploads)]
@@ -243,7 +243,7 @@ class _Upload:
                     job.exception()  # retrieved: the interrupt is what this command reports
                 raise
 
-    async def send(self, item: tuple[bytes, bytearray, pk.IndexSegment, int]) -> None:
+    async def send(self, item: tuple[bytes, bytearray, packfmt.IndexSegment, int]) -> None:
         """One pack, then its segment (the commit point)."""
         digest, data, seg, nfiles = item
         await self.store.put(layout.pack_key(digest), data)
@@ -276,7 +276,7 @@ class MetadataWriter:
         self.objects += 1
 
     async def records(self, records: list[FileRecord]) -> None:
-        await asyncio.gather(*(self.put(layout.record_key(rec.digest), pk.encode_record(rec.size, rec.chunks))
+        await asyncio.gather(*(self.put(layout.record_key(rec.digest), packfmt.encode_record(rec.size, rec.chunks))
                                for rec in records if rec.digest not in self.mirror.records))
         self.mirror.records.update(r.digest for r in records)
 
@@ -305,19 +305,30 @@ class MetadataWriter:
         return sorted(names)
 
     def hints_to_write(self, work: PushWork) -> list[tuple[bytes, list[str]]]:
-        """(root or node, segment names) of every hint the remote lacks. Walks the trees: in a thread."""
+        """(root or node, segment names) of every hint the remote lacks. Walks the trees once
+        (the nodes holding files; a tree's hint is the union of its nodes'): in a thread."""
         out = []
+        union: dict[bytes, set[str]] = {root: set() for root in work.whole_trees}
+        done: set[bytes] = set()
+        for root, node, recs in work.node_files():
+            names = self.segments_of(recs)
+            if root in union:
+                union[root].update(names)
+            if node not in self.mirror.roots and node not in done:
+                done.add(node)
+                out.append((node, names))
         for root, source in work.roots.items():
-            if root not in self.mirror.roots:
+            if root in self.mirror.roots:
+                continue
+            if root in union:
+                out.append((root, sorted(union[root])))
+            else:
                 out.append((root, self.segments_of(source() if source is not None else None)))
-        for node, recs in work.node_files():
-            if node not in self.mirror.roots:
-                out.append((node, self.segments_of(recs)))
         return out
 
     async def hints(self, work: PushWork) -> None:
         todo = await asyncio.to_thread(self.hints_to_write, work)
-        await asyncio.gather(*(self.put(layout.roots_key(root), pk.encode_roots(names)) for root, names in todo))
+        await asyncio.gather(*(self.put(layout.roots_key(root), packfmt.encode_roots(names)) for root, names in todo))
         self.mirror.roots.update(root for root, _ in todo)
         self.mirror.roots.update(work.roots)
 
@@ -382,12 +393,12 @@ async def damaged_chunks(store: Store, mirror: RemoteIndex, damaged: dict[bytes,
     return out
 
 
-async def _segment_of(store: Store, mirror: RemoteIndex, pack: bytes) -> tuple[str, pk.IndexSegment] | None:
+async def _segment_of(store: Store, mirror: RemoteIndex, pack: bytes) -> tuple[str, packfmt.IndexSegment] | None:
     if not mirror.knows_pack(pack):
         return None
     name = mirror.segment_of(pack)
     try:
-        return name, pk.decode_segment(await store.get(layout.index_key(name)), name)
+        return name, packfmt.decode_segment(await store.get(layout.index_key(name)), name)
     except (ObjectNotFound, DecodeError):
         return None
 
@@ -406,7 +417,7 @@ async def repair_damaged(store: Store, mirror: RemoteIndex, damaged: dict[bytes,
         name, seg = found
         keep = [e for e in seg.items() if bad is not None and e[0] not in bad]
         if keep:
-            new = pk.make_segment(pack, max(off + ln for _, off, ln in keep), keep)
+            new = packfmt.make_segment(pack, max(off + ln for _, off, ln in keep), keep)
             encoded = new.encode()
             await store.put(layout.index_key(digest_bytes(encoded).hex()), encoded)
         await store.delete(layout.index_key(name))

@@ -12,14 +12,13 @@ files once for their hints.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 from fastreg.chunking import iter_chunks
-from fastreg.errors import FastregError, MissingDataError
-from fastreg.objects import tree as tr
+from fastreg.errors import FastregError, MissingDataError, MissingPathError
+from fastreg.objects import tree
 from fastreg.objects.tree import FileRecord
 from fastreg.transfer import fetch as fetch_mod
 from fastreg.transfer.local import LocalObjects
@@ -54,8 +53,9 @@ class PushWork:
     (tree.levels_pruned), the root level first. `records`: chunk lists of single-file targets.
     `roots`: every file of each target, for its locator hint (None: walking it would cross
     certified subtrees, so the hint names every segment instead). `dirs`: the trees selected.
-    `node_files`: (tree node, its files) of every node of them that holds files, outside
-    certified subtrees, for the nodes' hints. `estimate`: bytes of the files with a chunk the
+    `node_files`: (tree, node, its files) of every node of them that holds files, outside
+    certified subtrees, for the nodes' hints; the hint of a tree in `whole_trees` is the union
+    of its nodes' (so one walk makes both). `estimate`: bytes of the files with a chunk the
     remote lacks (the progress bar's total)."""
 
     sources: list[FileSource] = field(default_factory=list)
@@ -65,7 +65,8 @@ class PushWork:
     certified: set[bytes] = field(default_factory=set)
     dirs: list[bytes] = field(default_factory=list)
     estimate: int = 0
-    node_files: Callable[[], Iterable[tuple[bytes, Iterable[FileRecord]]]] = lambda: ()
+    node_files: Callable[[], Iterable[tuple[bytes, bytes, Iterable[FileRecord]]]] = lambda: ()
+    whole_trees: set[bytes] = field(default_factory=set)
 
     def files(self) -> Iterator[FileRecord]:
         for source in self.sources:
@@ -83,10 +84,6 @@ def _constant(rec: FileRecord) -> FileSource:
     return lambda: (rec,)
 
 
-def _chain(a: FileSource, b: FileSource) -> FileSource:
-    return lambda: itertools.chain(a(), b())
-
-
 async def _record_of(view: RemoteView, t: PushTarget) -> FileRecord:
     if t.record is not None:
         return t.record
@@ -94,7 +91,7 @@ async def _record_of(view: RemoteView, t: PushTarget) -> FileRecord:
 
 
 async def _have_trees(view: RemoteView, cache: LocalObjects, t: PushTarget) -> None:
-    if not cache.tree_path(t.digest).exists():
+    if not await asyncio.to_thread(cache.tree_path(t.digest).exists):
         try:
             await fetch_mod.fetch_trees(view.store, cache, [t.digest])
         except FastregError:
@@ -102,8 +99,16 @@ async def _have_trees(view: RemoteView, cache: LocalObjects, t: PushTarget) -> N
                                    "nothing to push from here") from None
 
 
+def _add_tree(work: PushWork, cache: LocalObjects, digest: bytes, certified: set[bytes]) -> None:
+    """A tree whose nodes (but the certified ones) are written, deepest first, and hinted."""
+    if digest not in work.dirs:
+        work.dirs.append(digest)
+        work.certified |= certified
+        work.add_levels(tree.levels_pruned(cache, digest, certified))
+
+
 def _walker(cache: LocalObjects, digest: bytes, subpath: str | None, skip: set[bytes]) -> FileSource:
-    return lambda: (rec for path, rec in tr.walk_pruned(cache, digest, skip) if under(path, subpath))
+    return lambda: (rec for path, rec in tree.walk_pruned(cache, digest, skip) if under(path, subpath))
 
 
 async def plan_push(view: RemoteView, cache: LocalObjects, targets: list[PushTarget]) -> PushWork:
@@ -115,27 +120,37 @@ async def plan_push(view: RemoteView, cache: LocalObjects, targets: list[PushTar
     work = PushWork()
     checks: list[tuple[PushTarget, FileSource]] = []
     for t in targets:
-        certified: set[bytes] = set()
         if t.kind == "file":
             rec = await _record_of(view, t)
             if t.record is not None and rec.chunks:
                 work.records.append(rec)
             source: FileSource = _constant(rec)
-        else:
+            work.roots[t.digest] = source
+        elif t.subpath is None:
             await _have_trees(view, cache, t)
             certified = await view.certified(cache, t.digest)
-            work.certified |= certified
-            work.add_levels(tr.levels_pruned(cache, t.digest, certified))
-            source = _walker(cache, t.digest, t.subpath, certified)
-            if t.digest not in work.dirs:
-                work.dirs.append(t.digest)
-        whole = None if t.kind == "dir" and certified else source
-        work.sources.append(source)
-        if t.digest in work.roots:  # the same data selected twice (two subfolders of one target)
-            before = work.roots[t.digest]
-            work.roots[t.digest] = _chain(before, whole) if before is not None and whole is not None else None
+            _add_tree(work, cache, t.digest, certified)
+            # The target's hint: the union of its nodes' hints (one walk for both), or every
+            # segment when certified subtrees are left out of the walk.
+            work.roots[t.digest] = None if certified else _walker(cache, t.digest, None, certified)
+            if not certified:
+                work.whole_trees.add(t.digest)
+            source = _walker(cache, t.digest, None, certified)
         else:
-            work.roots[t.digest] = whole
+            # A folder or file inside a tree: only its part moves. The nodes above it are not
+            # written (each would certify a subtree the remote does not hold whole) and the
+            # target gets no hint: the push of all of it writes them.
+            await _have_trees(view, cache, t)
+            found = tree.lookup(cache, t.digest, t.subpath)
+            if found is None:
+                raise MissingPathError(f"{t.name}/{t.subpath}: not in the tracked directory {t.name}")
+            if isinstance(found, FileRecord):
+                source = _constant(found)
+            else:
+                certified = await view.certified(cache, found.digest)
+                _add_tree(work, cache, found.digest, certified)
+                source = _walker(cache, found.digest, None, certified)
+        work.sources.append(source)
         checks.append((t, source))
     first, nlacking, estimate = await asyncio.to_thread(_lacking, view, cache, checks)
     if first is not None:
@@ -143,7 +158,8 @@ async def plan_push(view: RemoteView, cache: LocalObjects, targets: list[PushTar
         raise MissingDataError(f"{first}{more}: not in the local cache and not on the remote; run `fastreg add` "
                                "(or `fastreg fetch` from where it was pushed) first")
     work.estimate = estimate
-    work.node_files = lambda: (nf for d in work.dirs for nf in tr.file_nodes_pruned(cache, d, work.certified))
+    work.node_files = lambda: ((d, node, files) for d in work.dirs
+                               for node, files in tree.file_nodes_pruned(cache, d, work.certified))
     return work
 
 
@@ -175,6 +191,10 @@ class Lacking:
     total_files: int = 0
     missing_chunks: int = 0
 
+    def to_json(self) -> dict[str, object]:
+        return {"path": self.name, "files": self.total_files, "missing_files": self.missing_files,
+                "missing_chunks": self.missing_chunks, "missing_bytes": self.missing_bytes}
+
 
 async def lacking(view: RemoteView, cache: LocalObjects, targets: list[PushTarget]) -> list[Lacking]:
     """status --remote: per target, what the remote lacks (the rule a push plans with)."""
@@ -191,8 +211,8 @@ async def lacking(view: RemoteView, cache: LocalObjects, targets: list[PushTarge
         else:
             await _have_trees(view, cache, t)
             certified = await view.certified(cache, t.digest)
-            found = tr.lookup(cache, t.digest, t.subpath) if t.subpath else None
-            st.total_files = t.files if t.subpath is None else found.files if isinstance(found, tr.DirRecord) else 1
+            found = tree.lookup(cache, t.digest, t.subpath) if t.subpath else None
+            st.total_files = t.files if t.subpath is None else found.files if isinstance(found, tree.DirRecord) else 1
             recs = _walker(cache, t.digest, t.subpath, certified)()
         await asyncio.to_thread(_count, view, recs, st)
         out.append(st)

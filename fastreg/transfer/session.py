@@ -11,15 +11,15 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from fastreg.errors import IntegrityError, MissingDataError, ObjectNotFound
-from fastreg.objects import pack as pk
+from fastreg.objects import pack
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
 from fastreg.storage.base import Store
-from fastreg.transfer import check as check_mod
 from fastreg.transfer import fetch as fetch_mod
-from fastreg.transfer import gc as gc_mod
 from fastreg.transfer import push as push_mod
 from fastreg.transfer import push_plan
+from fastreg.transfer import remote_check as check_mod
+from fastreg.transfer import remote_gc as gc_mod
 from fastreg.transfer import snapshots as snap_mod
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects
@@ -111,7 +111,7 @@ class RemoteSession:
         opts = push_mod.PushOptions(pack_size, self.jobs, progress)
         return self._run(push_mod.push(self.view, self.cache, targets, opts, everything))
 
-    def write_snapshot(self, snap: pk.Snapshot, roots_digest: str) -> int:
+    def write_snapshot(self, snap: pack.Snapshot, roots_digest: str) -> int:
         """Leave a project's snapshot on the remote, unless the one this clone wrote last has the
         same roots (`roots_digest`) and is still there. Returns the requests it took."""
         return self._run(snap_mod.write_once(self.store, self.view.state_dir / "snapshot", snap, roots_digest))
@@ -133,7 +133,7 @@ class RemoteSession:
     def projects(self) -> list[snap_mod.ProjectEntry]:
         return self._run(snap_mod.projects(self.store))
 
-    def read_snapshot(self, key: str) -> pk.Snapshot | None:
+    def read_snapshot(self, key: str) -> pack.Snapshot | None:
         return self._run(snap_mod.read(self.store, key))
 
     def delete(self, keys: list[str]) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fastreg import tmpnames
 from fastreg.errors import DecodeError, IntegrityError, ObjectNotFound
-from fastreg.objects import pack as pk
+from fastreg.objects import pack
 from fastreg.objects.digest import digest_bytes
 from fastreg.storage.base import ObjectInfo, Store
 from fastreg.transfer import layout
@@ -36,10 +36,10 @@ class ProjectEntry:
     older: tuple[ObjectInfo, ...]
 
 
-def roots_digest(roots: tuple[pk.Root, ...]) -> str:
+def roots_digest(roots: tuple[pack.Root, ...]) -> str:
     """Names a set of roots independently of the snapshot's time (to skip a snapshot that would
     say nothing new)."""
-    return digest_bytes(pk.Snapshot("", 0, "", roots).encode()).hex()
+    return digest_bytes(pack.Snapshot("", 0, "", roots).encode()).hex()
 
 
 async def projects(store: Store) -> list[ProjectEntry]:
@@ -55,7 +55,7 @@ async def projects(store: Store) -> list[ProjectEntry]:
     return out
 
 
-async def read(store: Store, key: str) -> pk.Snapshot | None:
+async def read(store: Store, key: str) -> pack.Snapshot | None:
     """A snapshot, or None when it is gone (retired meanwhile). A corrupt one is an error: gc must
     not guess what it protected."""
     try:
@@ -63,13 +63,13 @@ async def read(store: Store, key: str) -> pk.Snapshot | None:
     except ObjectNotFound:
         return None
     try:
-        return pk.decode_snapshot(data, store.where(key))
+        return pack.decode_snapshot(data, store.where(key))
     except DecodeError as exc:
         raise IntegrityError(f"{exc}; remote gc stopped without deleting anything (retire that project's "
                              "snapshots with `fastreg remote retire` if it is gone)") from None
 
 
-async def write(store: Store, snap: pk.Snapshot, known: str | None) -> tuple[str | None, int]:
+async def write(store: Store, snap: pack.Snapshot, known: str | None) -> tuple[str | None, int]:
     """Write snap unless `known` (the key of this project's last snapshot, with the same roots)
     is still there; returns the key written (or None) and the requests made."""
     if known is not None and await store.exists(known):
@@ -79,7 +79,7 @@ async def write(store: Store, snap: pk.Snapshot, known: str | None) -> tuple[str
     return key, 1 + (known is not None)
 
 
-async def write_once(store: Store, marker: Path, snap: pk.Snapshot, digest: str) -> int:
+async def write_once(store: Store, marker: Path, snap: pack.Snapshot, digest: str) -> int:
     """write(), with `marker` (beside the mirror) remembering the roots digest and key of the
     snapshot this clone wrote last. Returns the requests made."""
     known = None

@@ -20,12 +20,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fastreg.chunking import iter_chunks
-from fastreg.objects import tree as tr
+from fastreg.objects import tree
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import Location
 from fastreg.storage.base import Store
-from fastreg.transfer import check as check_mod
 from fastreg.transfer import layout
+from fastreg.transfer import remote_check as check_mod
 from fastreg.transfer.index import RemoteIndex
 
 
@@ -99,7 +99,7 @@ class RemoteView:
         self.mirror.save()
 
     # -- certified subtrees ------------------------------------------------------------------
-    async def certified(self, cache: tr.TreeStore, root: bytes) -> set[bytes]:
+    async def certified(self, cache: tree.TreeStore, root: bytes) -> set[bytes]:
         """The nodes under root whose whole subtree the remote holds (tree.certified_nodes), from
         what the mirror knows of the remote's tree nodes; trees/ is listed once when the mirror
         does not know the root's node (a clone that did not push it). Empty while damage found by
@@ -109,7 +109,7 @@ class RemoteView:
         mirror = self.mirror
         if root not in mirror.trees and not mirror.trees_listed:
             await self.learn_trees()
-        found = await asyncio.to_thread(tr.certified_nodes, cache, root, mirror.trees.__contains__, mirror.certified)
+        found = await asyncio.to_thread(tree.certified_nodes, cache, root, mirror.trees.__contains__, mirror.certified)
         mirror.certified |= found
         return found
 
