@@ -35,9 +35,9 @@ def settle() -> None:
 
 
 def pushed_bytes(out: str) -> tuple[float, int]:
-    m = re.search(r"Pushed ([\d.]+) (B|KiB|MiB|GiB) in \d+ packs to \S+ \((\d+) requests\)", out)
+    m = re.search(r"Pushed ([\d.]+) (B|KiB|MiB|GiB) in \d+ packs? to \S+ \((\d+) requests?\)", out)
     if not m:
-        m2 = re.search(r"\((\d+) requests\)", out)
+        m2 = re.search(r"\((\d+) requests?\)", out)
         return 0.0, int(m2.group(1)) if m2 else -1
     n = float(m.group(1)) * {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m.group(2)]
     return n, int(m.group(3))
