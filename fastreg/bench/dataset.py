@@ -35,9 +35,8 @@ from fastreg.repo.build import Builder, now_ns
 from fastreg.repo.cache import Cache
 from fastreg.repo.statcache import StatCache, StatCacheWriter, StatFile
 from fastreg.storage.base import Store
-from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.push_plan import PushTarget
-from fastreg.transfer.session import RemoteSession
+from fastreg.transfer.session import open_session
 
 PHASES = ("scan", "hash", "upload", "download", "verify")
 
@@ -122,7 +121,7 @@ def round_trip(path: Path, make_store: Any, jobs: int, pack_size: int) -> Datase
         files = list({r.digest: r for r in records}.values())
 
         store: Store = make_store()
-        with RemoteSession(store, push_cache, RemoteIndex(tmp / "push-mirror", store.url), jobs) as session:
+        with open_session(store, push_cache, tmp / "push-state", jobs) as session:
             t0 = time.perf_counter()
             target = PushTarget(str(path), "dir", root.digest, root.size, files=root.files)
             pushed = session.push([target], pack_size)
@@ -133,7 +132,7 @@ def round_trip(path: Path, make_store: Any, jobs: int, pack_size: int) -> Datase
         pull_cache = Cache(tmp / "pull-cache", ("copy",))
         pull_cache.ensure()
         store = make_store()
-        with RemoteSession(store, pull_cache, RemoteIndex(tmp / "pull-mirror", store.url), jobs) as session:
+        with open_session(store, pull_cache, tmp / "pull-state", jobs) as session:
             t0 = time.perf_counter()
             session.check_format()
             session.fetch_trees([root.digest])

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from fastreg.errors import ConfigError, StorageError, UsageError
 from fastreg.repo import config as cfg
 from fastreg.storage.base import Store, split_s3_url
-from fastreg.transfer.index import RemoteIndex, mirror_path
 from fastreg.transfer.local import LocalObjects
 from fastreg.transfer.session import RemoteSession
+from fastreg.transfer.session import open_session as transfer_session
 
 if TYPE_CHECKING:
     from fastreg.repo.project import Project
@@ -250,9 +250,7 @@ def open_session(remote: Remote, base: Path, jobs: int | None, cache: LocalObjec
     """A session on a remote: its store (relative local paths from `base`), reading into and
     pushing from `cache`, with the remote's index mirror kept under `state_dir`."""
     n = jobs or remote.default_jobs()
-    store = open_store(remote, base, n)
-    mirror = RemoteIndex(mirror_path(state_dir, store.url), store.url).load()
-    return RemoteSession(store, cache, mirror, n)
+    return transfer_session(open_store(remote, base, n), cache, state_dir, n)
 
 
 def open_remote(project: Project, name: str | None, jobs: int | None) -> tuple[Remote, RemoteSession]:

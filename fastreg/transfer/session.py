@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -21,11 +22,18 @@ from fastreg.transfer import push_plan
 from fastreg.transfer import remote_check as check_mod
 from fastreg.transfer import remote_gc as gc_mod
 from fastreg.transfer import snapshots as snap_mod
-from fastreg.transfer.index import RemoteIndex
+from fastreg.transfer.index import RemoteIndex, mirror_path
 from fastreg.transfer.local import LocalObjects
 from fastreg.transfer.view import RemoteView
 
 T = TypeVar("T")
+
+
+def open_session(store: Store, cache: LocalObjects, state_dir: Path, jobs: int) -> RemoteSession:
+    """A session on store, reading into and pushing from cache, with the remote's index mirror
+    kept under state_dir (loaded now; missing or damaged, it is rebuilt from the remote)."""
+    mirror = RemoteIndex(mirror_path(state_dir, store.url), store.url).load()
+    return RemoteSession(store, cache, mirror, jobs)
 
 
 class RemoteSession:

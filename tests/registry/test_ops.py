@@ -1,0 +1,121 @@
+"""get, list and diff --repo of a registry by URL: output paths, the list format, hostile URLs,
+what a listing reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import git, make_registry
+
+
+@pytest.mark.parametrize("url", ["/tmp/a\nb", "bad\x1b[31mred"])
+def test_hostile_url_is_one_error_line(tmp_path: Path, run, monkeypatch, url: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    _, err = run("get", url, "x", rc=1)  # Run checks: exactly one line, starting with "error: "
+    assert "\\n" in err or "\\x1b" in err
+
+
+def test_list_path_is_the_last_field(tmp_path: Path, project: Path, run, make_images, monkeypatch) -> None:
+    versions = make_registry(project, run, make_images, str(tmp_path / "remote"))
+    monkeypatch.chdir(tmp_path)
+    out, _ = run("list", str(project), "use-cases/cats-dogs/data/train/cats")
+    paths = [line.split()[-1] for line in out.splitlines()]
+    assert paths == sorted(f"use-cases/cats-dogs/{k}" for k in versions["v2"] if k.startswith("data/train/cats/"))
+    out, _ = run("list", str(project), "use-cases")
+    [line] = out.splitlines()
+    fields = line.split()
+    assert fields[-1] == "use-cases/cats-dogs/" and fields[0] == "*" and fields[-2] == str(len(versions["v2"]))
+
+
+def test_diff_of_the_seed_scenario_project_and_repo(tmp_path: Path, project: Path, run, make_images,
+                                                    monkeypatch, user_cache_home: Path) -> None:
+    versions = make_registry(project, run, make_images, str(tmp_path / "remote"))
+    added = sorted(f"use-cases/cats-dogs/{k}" for k in versions["v2"] if k not in versions["v1"])
+    new_bytes = sum(len(versions["v2"][k[len("use-cases/cats-dogs/"):]]) for k in added)
+    doc = json.loads(run("diff", "cats-dogs-v1", "cats-dogs-v2", "--json")[0])
+    assert [c["path"] for c in doc["added"]] == added
+    assert doc["summary"]["added"] == {"files": len(added), "bytes": new_bytes}
+    assert doc["modified"] == doc["deleted"] == doc["renamed"] == []
+    # the same from the registry by URL, without a project and without data
+    monkeypatch.chdir(tmp_path)
+    doc2 = json.loads(run("diff", "--repo", str(project), "cats-dogs-v1", "cats-dogs-v2", "--json")[0])
+    assert {k: doc2[k] for k in ("added", "deleted", "modified", "renamed", "summary")} == \
+        {k: doc[k] for k in ("added", "deleted", "modified", "renamed", "summary")}
+    out, _ = run("diff", "--repo", str(project), "cats-dogs-v1", "cats-dogs-v2", "use-cases/cats-dogs/data/validation")
+    assert out.splitlines()[-1] == "0 added, 0 deleted, 0 modified, 0 renamed"
+    out, _ = run("diff", "--repo", str(project), "cats-dogs-v1")  # B: the default branch
+    assert f"{len(added)} files added" in out
+    cache = user_cache_home / "fastreg/cache"
+    assert [p for p in (cache / "trees").rglob("*") if p.is_file()]  # trees were read...
+    assert not [p for p in (cache / "files").rglob("*") if p.is_file()]  # ...and no data
+
+
+def test_get_output_paths_and_api_exceptions(tmp_path: Path, project: Path, run, make_images,
+                                             monkeypatch) -> None:
+    import fastreg.api
+
+    versions = make_registry(project, run, make_images, str(tmp_path / "remote"))
+    url = str(project)
+    image = "use-cases/cats-dogs/data/train/cats/cat.0001.jpg"
+    want = versions["v2"]["data/train/cats/cat.0001.jpg"]
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    monkeypatch.chdir(out_dir)
+    run("get", url, image, "-o", "a/b/c.jpg")  # missing parents are made
+    assert (out_dir / "a/b/c.jpg").read_bytes() == want
+    run("get", url, image, "-o", "a")  # an existing directory: the file goes inside, as cp does
+    assert (out_dir / "a/cat.0001.jpg").read_bytes() == want
+    _, err = run("get", url, image, "-o", "a", rc=1)
+    assert "exists already" in err and "--force" in err
+    with pytest.raises(FileNotFoundError):
+        fastreg.api.read("use-cases/cats-dogs/data/train/cats/no-such.jpg", repo=url, mode="rb")
+    with pytest.raises(FileNotFoundError):
+        fastreg.api.read("NO-SUCH.md", repo=url)
+    with pytest.raises(IsADirectoryError):
+        fastreg.api.read("use-cases/cats-dogs/data/train", repo=url, mode="rb")
+    with pytest.raises(IsADirectoryError):
+        fastreg.api.read("use-cases", repo=url)
+
+
+def test_list_of_an_empty_registry_and_of_one_without_remote(tmp_path: Path, project: Path, run, make_images,
+                                                             monkeypatch) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q")
+    monkeypatch.chdir(tmp_path)
+    _, err = run("list", str(empty), rc=1)
+    assert "has no commits yet" in err
+    monkeypatch.chdir(project)
+    make_images(project / "ds", train=2, validation=0)
+    (project / "README.md").write_text("no remote here\n")
+    run("add", "ds")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "no remote")
+    monkeypatch.chdir(tmp_path)
+    for args in ([], ["-R"]):
+        out, _ = run("list", str(project), *args)
+        assert [line.split()[-1] for line in out.splitlines()] == [".gitattributes", "README.md", "ds/"]
+    _, err = run("list", str(project), "ds", rc=1)
+    assert "has no default remote" in err
+
+
+def test_list_of_one_folder_reads_only_its_path(tmp_path: Path, project: Path, run, make_images, monkeypatch,
+                                                user_cache_home: Path) -> None:
+    ds = project / "ds"
+    for i, part in enumerate(("a", "b", "c", "d")):
+        make_images(ds / part, train=20, validation=20, mean_kb=1, start=1 + 100 * i)  # distinct content
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("add", "ds")
+    run("push")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "ds")
+    monkeypatch.chdir(tmp_path)
+    all_nodes = [p for p in (project / ".fastreg/cache/trees").rglob("*") if p.is_file()]
+    out, _ = run("list", str(project), "ds/b/data/train/cats")
+    assert len(out.splitlines()) == 10
+    read = [p for p in (user_cache_home / "fastreg/cache/trees").rglob("*") if p.is_file()]
+    assert len(read) == 5, (len(read), len(all_nodes))  # ds, ds/b, data, train, cats: not the other folders
+    assert len(all_nodes) > 3 * len(read)
