@@ -212,6 +212,8 @@ async def lacking(view: RemoteView, cache: LocalObjects, targets: list[PushTarge
             await _have_trees(view, cache, t)
             certified = await view.certified(cache, t.digest)
             found = tree.lookup(cache, t.digest, t.subpath) if t.subpath else None
+            if t.subpath is not None and found is None:
+                raise MissingPathError(f"{t.name}/{t.subpath}: not in the tracked directory {t.name}")
             st.total_files = t.files if t.subpath is None else found.files if isinstance(found, tree.DirRecord) else 1
             recs = _walker(cache, t.digest, t.subpath, certified)()
         await asyncio.to_thread(_count, view, recs, st)

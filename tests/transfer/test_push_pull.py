@@ -391,6 +391,9 @@ def test_a_push_of_one_folder_then_of_everything_sends_everything(tmp_path: Path
     sends the rest; a reader that cannot list (HTTP) then reads any file."""
     remote = tmp_path / "remote"
     original = setup_registry(project, run, make_images, str(remote))
+    for verb in (["push"], ["status", "--remote", ""]):  # a path that is not in the tree is named, not "done"
+        _, err = run(*verb, "ds/data/nowhere", rc=1)
+        assert "ds/data/nowhere: not in the tracked directory ds" in err
     run("push", "ds/data/train")
     out, _ = run("status", "--remote", "", "ds")
     assert "not in remote store: 10 of 40 files" in out, out  # the validation folder's
