@@ -173,7 +173,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
             loc, rec = found
             if not isinstance(rec, FileRecord) or self.reader.cache.has_file(rec.digest):
                 continue
-            wanted[p] = (loc, self.reader.file_record(loc))
+            wanted[p] = (loc, self.reader.with_chunks(loc, rec))  # located per root by read_files
         got = self.reader.read_files(list(wanted.values())) if wanted else {}
         out: dict[str, Any] = {}
         for p in files:
@@ -228,7 +228,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
             if not isinstance(rec, FileRecord) or self.reader.cache.has_file(rec.digest):
                 continue
             assert loc.meta is not None
-            by_root.setdefault(loc.meta.digest, []).append((p, self.reader.file_record(loc)))
+            by_root.setdefault(loc.meta.digest, []).append((p, self.reader.with_chunks(loc, rec)))  # fetch locates
         for root, files in by_root.items():
             res = self.reader.fetch(files, root)
             if res.damaged:

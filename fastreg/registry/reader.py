@@ -353,12 +353,18 @@ class RegistryReader:
         rec = self.record(loc)
         if isinstance(rec, DirRecord):
             raise DirectoryPathError(f"{loc.path}: a directory; open its files, or get it whole")
-        assert loc.meta is not None
         if self.cache.has_file(rec.digest):
             return rec
-        if loc.meta.kind == "file" and rec.size and not rec.chunks:
-            rec = self.source.record(rec.digest, rec.size)
+        rec = self.with_chunks(loc, rec)
         self.prepare(loc, [rec])
+        return rec
+
+    def with_chunks(self, loc: Located, rec: FileRecord) -> FileRecord:
+        """rec with its chunk list: a big single-file target keeps its list on the source, not in
+        the metafile (a file inside a tree has it in its tree entry already)."""
+        assert loc.meta is not None
+        if loc.meta.kind == "file" and rec.size and not rec.chunks:
+            return self.source.record(rec.digest, rec.size)
         return rec
 
     def prepare(self, loc: Located, records: list[FileRecord]) -> None:
