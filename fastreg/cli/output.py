@@ -53,7 +53,9 @@ def say(args: argparse.Namespace, text: str) -> None:
         print(text)
 
 
-def human(n: float) -> str:
+def human(n: float | None) -> str:
+    if n is None:
+        return "-"  # a size the registry does not record
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

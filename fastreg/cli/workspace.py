@@ -326,7 +326,7 @@ def _print_diff(args: argparse.Namespace, res: object) -> None:
         print("| Status | Path | Size |\n|---|---|---|")
         for c in res.changes:
             path = f"{quote(c.old_path or '')} -> {quote(c.path)}" if c.kind == "renamed" else quote(c.path)
-            size = f"{human(c.old_size or 0)} -> {human(c.size)}" if c.kind == "modified" else human(c.size)
+            size = f"{human(c.old_size)} -> {human(c.size)}" if c.kind == "modified" else human(c.size)
             cell = path.replace("|", "\\|")
             print(f"| {c.kind} | {cell} | {size} |")
     else:
@@ -334,8 +334,13 @@ def _print_diff(args: argparse.Namespace, res: object) -> None:
         for c in res.changes:
             path = f"{quote(c.old_path or '')} -> {quote(c.path)}" if c.kind == "renamed" else quote(c.path)
             print(f"{c.kind:9} {human(c.size).replace(' ', ''):>9}  {path}")
-    print(", ".join(f"{count(summary[k]['files'], 'file')} {k} ({human(summary[k]['bytes'])})"
-                    if summary[k]["files"] else f"0 {k}" for k in KINDS))
+    def part(k: str) -> str:
+        files, nbytes = summary[k]["files"] or 0, summary[k]["bytes"]
+        if not files:
+            return f"0 {k}"
+        return f"{count(files, 'file')} {k}" + (f" ({human(nbytes)})" if nbytes is not None else "")
+
+    print(", ".join(part(k) for k in KINDS))
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

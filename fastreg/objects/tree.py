@@ -440,3 +440,35 @@ def file_nodes_pruned(store: TreeStore, digest: bytes,
             files.append(rec)
     if files:
         yield digest, files
+
+
+def from_files(store: TreeStore, files: list[tuple[str, FileRecord]], folders: tuple[str, ...] = ()) -> DirRecord:
+    """The tree of a directory given as (relative path, record) pairs (and empty folders), its
+    nodes put into store: the tree `add` would build of the same files."""
+    top: dict[str, Any] = {}
+    for rel, rec in files:
+        *parents, name = rel.split("/")
+        node = top
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{rel}: a file and a folder of the same name")
+        if name in node:
+            raise ValueError(f"{rel}: listed twice")
+        node[name] = rec
+    for rel in folders:
+        node = top
+        for p in rel.split("/"):
+            node = node.setdefault(p, {})
+
+    def build(node: dict[str, Any]) -> DirRecord:
+        out = DirBuilder(store)
+        for name in sorted(node):
+            child = node[name]
+            if isinstance(child, dict):
+                out.add_dir(name, build(child))
+            else:
+                out.add_file(name, child)
+        return out.finish()
+
+    return build(top)

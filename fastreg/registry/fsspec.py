@@ -26,11 +26,9 @@ from typing import Any
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from fastreg.errors import MissingPathError
-from fastreg.objects import metafile, tree
-from fastreg.objects.tree import DirRecord, FileRecord
-from fastreg.registry.reader import ChunkedFile, Located, RegistryReader
+from fastreg.objects import metafile
+from fastreg.registry.reader import ChunkedFile, Listed, Located, RegistryReader, open_reader
 
-_HIDDEN = (".gitignore",)  # Git files that only serve the registry's own bookkeeping
 #: Bytes read past what a read asks for. Small, because chunks (~64 KiB) already come whole and
 #: stay while the file is open: a reader that jumps around (Parquet column chunks, an image
 #: header) pays for little it does not use.
@@ -49,7 +47,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
                              "its default branch), or storage_options={\"repo\": URL}")
         super().__init__(**kwargs)
         self.repo = repo
-        self.reader = RegistryReader(repo, rev, jobs=jobs)
+        self.reader = open_reader(repo, rev, jobs=jobs)
         weakref.finalize(self, _close, self.reader)
         self.rev = self.reader.commit  # pinned: one instance shows one commit
         self._metas: dict[str, metafile.Metafile] = {
@@ -57,9 +55,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self._files: dict[str, int] = {}  # plain Git files: path -> size
         self._dirs: dict[str, set[str]] = {"": set()}  # Git folders: path -> child names
         for path, typ, size in self.reader.ls_git():
-            name = path.rpartition("/")[2]
-            if typ != "blob" or path.startswith(".fastreg/") or name in _HIDDEN or \
-                    name.endswith(metafile.METAFILE_SUFFIX):
+            if typ != "blob" or self.reader.hidden(path):
                 continue
             self._files[path] = size
             self._add_to_dirs(path)
@@ -98,12 +94,12 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
                 return Located(target, meta, "/".join(parts[i:])) if meta.kind == "dir" else None
         return None
 
-    def _record(self, path: str) -> tuple[Located, tree.Record] | None:
+    def _record(self, path: str) -> tuple[Located, Listed] | None:
         loc = self._located(path)
         if loc is None:
             return None
         try:
-            return loc, self.reader.record(loc)
+            return loc, self.reader.stat(loc)
         except MissingPathError:
             return None
 
@@ -124,8 +120,8 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         found = self._record(path) if path not in self._dirs else None
         if found is not None:
             loc, rec = found
-            if isinstance(rec, DirRecord):
-                entries = [self._entry(f"{path}/{name}", child) for name, child in self.reader.ls(loc)]
+            if rec.kind == "dir":
+                entries = [self._entry(f"{path}/{name}", child) for name, child in self.reader.listdir(loc)]
             else:
                 entries = [self._entry(path, rec)]
         elif path in self._dirs:
@@ -137,8 +133,8 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return entries if detail else [e["name"] for e in entries]
 
     @staticmethod
-    def _entry(path: str, rec: tree.Record) -> dict[str, Any]:
-        return {"name": path, "size": rec.size, "type": "directory" if isinstance(rec, DirRecord) else "file"}
+    def _entry(path: str, rec: Listed) -> dict[str, Any]:
+        return {"name": path, "size": rec.size, "type": "directory" if rec.kind == "dir" else "file"}
 
     # -- reading -------------------------------------------------------------------------------
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, autocommit: bool = True,
@@ -152,7 +148,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if found is None:
             raise FileNotFoundError(path)
         loc, rec = found
-        if isinstance(rec, DirRecord):
+        if rec.kind == "dir":
             raise IsADirectoryError(path)
         raw = self.reader.open(loc)
         if isinstance(raw, ChunkedFile):
@@ -165,21 +161,17 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         chunk and each file verified; the rest comes from the cache or Git."""
         paths = self.expand_path(path, recursive=recursive)
         files = [p for p in paths if not self.isdir(p)]
-        wanted: dict[str, tuple[Located, FileRecord]] = {}
+        wanted: dict[str, Located] = {}
         for p in files:
             found = self._record(p) if p not in self._files else None
-            if found is None:
-                continue
-            loc, rec = found
-            if not isinstance(rec, FileRecord) or self.reader.cache.has_file(rec.digest):
-                continue
-            wanted[p] = (loc, self.reader.with_chunks(loc, rec))  # located per root by read_files
-        got = self.reader.read_files(list(wanted.values())) if wanted else {}
+            if found is not None and found[1].kind == "file":
+                wanted[p] = found[0]
+        got = self.reader.read_whole(list(wanted.values())) if wanted else {}
         out: dict[str, Any] = {}
         for p in files:
             try:
                 if p in wanted:
-                    out[p] = got[wanted[p][1].digest]
+                    out[p] = got[wanted[p].path]
                     continue
                 with self._open(p) as f:
                     out[p] = f.read()
@@ -219,22 +211,12 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def _prefetch(self, paths: list[str]) -> None:
         """Bring the tracked files among paths into the user cache with one planned fetch."""
-        by_root: dict[bytes, list[tuple[str, FileRecord]]] = {}
+        locs = []
         for p in paths:
             found = self._record(self._strip_protocol(p))
-            if found is None:
-                continue
-            loc, rec = found
-            if not isinstance(rec, FileRecord) or self.reader.cache.has_file(rec.digest):
-                continue
-            assert loc.meta is not None
-            by_root.setdefault(loc.meta.digest, []).append((p, self.reader.with_chunks(loc, rec)))  # fetch locates
-        for root, files in by_root.items():
-            res = self.reader.fetch(files, root)
-            if res.damaged:
-                from fastreg.transfer.fetch import damage_error
-
-                raise damage_error(res.damaged, lambda d: f"file {d.hex()}", res.files)
+            if found is not None and found[1].kind == "file":
+                locs.append(found[0])
+        self.reader.prefetch(locs)
 
 
 class _GitFile(io.BytesIO):

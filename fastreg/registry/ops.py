@@ -8,6 +8,7 @@ the output path or half-written."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 from collections.abc import Callable
@@ -23,11 +24,13 @@ from fastreg.errors import (
     MissingPathError,
     NoRemoteError,
     PathError,
+    UsageError,
 )
 from fastreg.objects import metafile, tree
-from fastreg.objects.tree import DirRecord, FileRecord
+from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
-from fastreg.registry.reader import Located, RegistryReader, clean_path
+from fastreg.registry.dvc.reader import DvcReader
+from fastreg.registry.reader import Located, RegistryReader, clean_path, open_reader
 from fastreg.repo import remotes
 from fastreg.repo.arrivals import Alongside, Arrivals
 from fastreg.repo.cache import Cache
@@ -36,17 +39,25 @@ from fastreg.transfer.fetch import FetchResult, damage_error
 from fastreg.transfer.session import RemoteSession
 
 if TYPE_CHECKING:
-    from fastreg.repo.diff import DiffResult
+    from fastreg.repo.diff import DiffResult, FileChange
 
 
-def import_session(source: metafile.ImportSource, cache: Cache, jobs: int | None) -> RemoteSession | None:
-    """A session on the remote that holds an import's data: its registry's default remote as
-    committed at rev_lock (not at the branch's newest commit: only `update` moves an import),
-    reading into `cache` (the project's). An import of a plain Git file has its bytes in the
-    registry's Git at rev_lock: they are read from there into the cache (as `import` did), and
-    there is no session (None)."""
-    reg = RegistryReader(source.url, source.rev_lock, cache, jobs)
-    loc = reg.locate(source.path)
+def import_session(sources: list[metafile.ImportSource], cache: Cache, jobs: int | None) -> RemoteSession | None:
+    """A session on the remote that holds the data of imports from one registry commit: its
+    default remote as committed at rev_lock (not at the branch's newest commit: only `update`
+    moves an import), reading into `cache` (the project's). None when there is nothing left to
+    fetch: an import of a plain Git file has its bytes in the registry's Git at rev_lock, and a
+    DVC project's data is read and converted by its reader; both are put into the cache here."""
+    reg = open_reader(sources[0].url, sources[0].rev_lock, cache, jobs)
+    if reg.kind == "dvc":
+        for source in sources:
+            loc = reg.locate(source.path)
+            if loc.meta is None:
+                _git_file_into(reg, loc, cache)
+            else:
+                reg.materials(loc)
+        return None
+    loc = reg.locate(sources[0].path)
     if loc.meta is None:
         _git_file_into(reg, loc, cache)
         return None
@@ -146,7 +157,7 @@ class GetResult:
 
 def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
         progress: Progress | None = None, force: bool = False) -> GetResult:
-    with RegistryReader(url, rev, jobs=jobs) as reg:
+    with open_reader(url, rev, jobs=jobs) as reg:
         loc = reg.locate(path)
         name = PurePosixPath(clean_path(path)).name
         dest = output_path(out, name)
@@ -160,7 +171,7 @@ def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
             os.replace(tmp, dest)
             return GetResult(dest, 1, len(data), 0, reg.commit)
         cache = reg.cache
-        got = reg.materials(loc)
+        got = reg.materials(loc, progress)
         res = _fetch_while(reg, got.files, loc.meta.digest, progress,
                            lambda arrivals: _place(cache, got.files, dest, arrivals, got.folders))
     return GetResult(dest, got.count, got.size, res.bytes, reg.commit)
@@ -220,7 +231,7 @@ def _materialize_into_project(project: Project, reg: RegistryReader, loc: Locate
         digest, size = _git_file_into(reg, loc, project.cache)
         return metafile.Metafile(t.name, "file", digest, size, 1, False, source), 0
     with reg:
-        got = reg.materials(loc)
+        got = reg.materials(loc, progress)
         files = got.files
         executable = got.kind == "file" and files[0][1].executable
         meta = metafile.Metafile(t.name, got.kind, got.digest, got.size, got.count, executable, source)
@@ -257,7 +268,7 @@ def _moved_to(source: metafile.ImportSource, reg: RegistryReader) -> str | None:
     tracked path whose metafile has the digest the import's tracked path had at rev_lock (a
     `fastreg move`), with the import's path inside it kept. None when nothing matches."""
     try:
-        old = RegistryReader(source.url, source.rev_lock).locate(source.path)
+        old = open_reader(source.url, source.rev_lock).locate(source.path)
     except FastregError:
         return None
     if old.meta is None:
@@ -276,7 +287,7 @@ def import_(project: Project, url: str, path: str, out: str | None, rev: str | N
     protects local changes)."""
     from fastreg.repo.checkout import checkout
 
-    reg = RegistryReader(url, rev, project.cache, jobs)
+    reg = open_reader(url, rev, project.cache, jobs)
     loc = reg.locate(path)
     t = project.target(out or PurePosixPath(clean_path(path)).name)
     owner = project.tracked_ancestor(t)
@@ -324,7 +335,7 @@ def update(project: Project, target: str, rev: str | None, jobs: int | None,
         raise PathError(f"{t.rel}{metafile.METAFILE_SUFFIX} is not an import (no [import] source); "
                            "`fastreg update` only follows data imported with `fastreg import`")
     want = rev if rev is not None else meta.source.rev
-    reg = RegistryReader(meta.source.url, want, project.cache, jobs)
+    reg = open_reader(meta.source.url, want, project.cache, jobs)
     source_path = clean_path(path) if path is not None else meta.source.path
     if reg.commit == meta.source.rev_lock and want == meta.source.rev and source_path == meta.source.path:
         return ImportResult(t.rel, False, meta.files, meta.size, 0, reg.commit, want)
@@ -352,15 +363,22 @@ def update(project: Project, target: str, rev: str | None, jobs: int | None,
 # -- diff ------------------------------------------------------------------------------------
 def diff(url: str, a: str, b: str | None, path: str | None) -> DiffResult:
     """What changed in the registry's tracked data from revision a to b (default: the default
-    branch), under path if given: from metafiles and the tree nodes that differ, no data."""
+    branch), under path if given: from metafiles and the tree nodes that differ (a DVC project's:
+    its outs and manifests), no data."""
     from fastreg.repo.diff import DiffResult, classify, compare_metas, overlaps
 
-    reg_a, reg_b = RegistryReader(url, a), RegistryReader(url, b)
+    reg_a, reg_b = open_reader(url, a), open_reader(url, b)
+    if reg_a.kind != reg_b.kind:
+        raise UsageError(f"{url}: {a} is a {reg_a.kind} revision and {b or 'the default branch'} a {reg_b.kind} one; "
+                         "diff --repo compares two revisions of one kind")
     metas_a = reg_a.metafiles()
     metas_b = reg_b.metafiles()
     within = [clean_path(path)] if path else None
     pairs = [(p, metas_a.get(p), metas_b.get(p)) for p in sorted(metas_a.keys() | metas_b.keys())
              if within is None or any(overlaps(p, w) for w in within)]
+    sides = f"{a} ({reg_a.commit[:10]})", f"{b or 'default branch'} ({reg_b.commit[:10]})"
+    if isinstance(reg_a, DvcReader) and isinstance(reg_b, DvcReader):
+        return DiffResult(*sides, _dvc_diff(reg_a, reg_b, pairs, within))
     changed_dirs = [p for p, ma, mb in pairs if (ma is None or mb is None or ma.digest != mb.digest)
                     and any(m is not None and m.kind == "dir" for m in (ma, mb))]
     changes: list[tree.Change] = []
@@ -369,8 +387,40 @@ def diff(url: str, a: str, b: str | None, path: str | None) -> DiffResult:
         store = reg.trees if changed_dirs else reg.cache
         for p, ma, mb in pairs:
             changes.extend(compare_metas(store, p, ma, mb))
-    return DiffResult(f"{a} ({reg_a.commit[:10]})", f"{b or 'default branch'} ({reg_b.commit[:10]})",
-                      classify(changes, within))
+    return DiffResult(*sides, classify(changes, within))
+
+
+def _dvc_diff(reg_a: DvcReader, reg_b: DvcReader,
+              pairs: list[tuple[str, metafile.Metafile | None, metafile.Metafile | None]],
+              within: list[str] | None) -> list[FileChange]:
+    """The file changes between two revisions of a DVC project, from its outs and the
+    manifests of the directories that differ: files are told apart by md5 (a rename is the same
+    md5 at a new path); a size the manifests do not record is None."""
+    from fastreg.repo.diff import classify
+
+    changes: list[tree.Change] = []
+    sizes: tuple[dict[str, int | None], dict[str, int | None]] = ({}, {})
+    for p, ma, mb in pairs:
+        if ma is not None and mb is not None and (ma.digest, ma.kind, ma.executable) == \
+                (mb.digest, mb.kind, mb.executable):
+            continue
+        sides = []
+        for reg, meta, known in ((reg_a, ma, sizes[0]), (reg_b, mb, sizes[1])):
+            files: dict[str, FileRecord] = {}
+            if meta is not None:
+                for rel, (digest, size, executable) in reg.identities(p).items():
+                    full = f"{p}/{rel}" if rel else p
+                    files[full] = FileRecord(size or 0, digest, b"", executable)
+                    known[full] = size
+            sides.append(files)
+        fa, fb = sides
+        for full in sorted(fa.keys() | fb.keys()):
+            ra, rb = fa.get(full), fb.get(full)
+            if ra is None or rb is None or (ra.digest, ra.executable) != (rb.digest, rb.executable):
+                changes.append((full, ra, rb))
+    return [dataclasses.replace(c, size=sizes[0 if c.kind == "deleted" else 1].get(c.path),
+                                old_size=sizes[0].get(c.path) if c.kind == "modified" else None)
+            for c in classify(changes, within)]
 
 
 # -- list ------------------------------------------------------------------------------------
@@ -378,7 +428,7 @@ def diff(url: str, a: str, b: str | None, path: str | None) -> DiffResult:
 class Entry:
     path: str
     type: str  # "file" or "dir"
-    size: int
+    size: int | None  # None: the registry does not record it (a file inside a DVC directory)
     tracked: bool
     files: int | None = None
 
@@ -388,7 +438,7 @@ class Entry:
 
 
 def list_(url: str, path: str | None, rev: str | None, recursive: bool, tracked_only: bool) -> list[Entry]:
-    with RegistryReader(url, rev) as reg:
+    with open_reader(url, rev) as reg:
         return _list(reg, path, recursive, tracked_only)
 
 
@@ -406,23 +456,21 @@ def _list(reg: RegistryReader, path: str | None, recursive: bool, tracked_only: 
         if loc is not None:
             return [Entry(base, "file", len(reg.git_bytes(base)), False)]
     items: dict[str, Entry] = {}
-    for p, typ, size in reg.ls_git(base):
-        if typ != "blob" or p.startswith(".fastreg/") or os.path.basename(p) == ".gitignore":
+    if not tracked_only:
+        for p, typ, size in reg.ls_git(base):
+            if typ == "blob" and not reg.hidden(p):
+                items[p] = Entry(p, "file", size, False)
+    for target, meta in reg.metafiles().items():
+        if base and not target.startswith(base + "/"):
             continue
-        if p.endswith(metafile.METAFILE_SUFFIX):
-            target = p[: -len(metafile.METAFILE_SUFFIX)]
-            meta = reg.meta_at(target)
-            if meta is not None:
-                items[target] = Entry(target, meta.kind, meta.size, True, meta.files if meta.kind == "dir" else None)
-                if recursive and meta.kind == "dir":
-                    try:
-                        for e in _list_tracked(reg, Located(target, meta, None), True):
-                            items[e.path] = e
-                    except NoRemoteError:
-                        pass  # its tracked paths are listed; what is inside them needs the remote's trees
-            continue
-        if not tracked_only:
-            items[p] = Entry(p, "file", size, False)
+        items[target] = Entry(target, meta.kind, reg.stat(Located(target, meta, None)).size if meta.kind == "dir"
+                              else meta.size, True, meta.files if meta.kind == "dir" else None)
+        if recursive and meta.kind == "dir":
+            try:
+                for e in _list_tracked(reg, Located(target, meta, None), True):
+                    items[e.path] = e
+            except NoRemoteError:
+                pass  # its tracked paths are listed; what is inside them needs the remote's trees
     if recursive:
         return sorted(items.values(), key=lambda e: e.path)
     # Only the immediate children of base; deeper paths show as their top folder.
@@ -441,15 +489,9 @@ def _list_tracked(reg: RegistryReader, loc: Located, recursive: bool) -> list[En
     """Entries inside a tracked directory, from its tree; no data. A folder's listing reads only
     the tree nodes on its path (one node, plus one shard of a sharded directory, per level) and
     the folder's own nodes; -R reads the folder's whole subtree (in parallel)."""
-    found = reg.record(loc)
-    if isinstance(found, FileRecord):
+    found = reg.stat(loc)
+    if found.kind == "file":
         return [Entry(loc.path, "file", found.size, True)]
     if recursive:
-        return [Entry(f"{loc.path}/{rel}", "file", rec.size, True) for rel, rec in reg.walk(loc)]
-    out = []
-    for name, rec in reg.ls(loc):
-        if isinstance(rec, DirRecord):
-            out.append(Entry(f"{loc.path}/{name}", "dir", rec.size, True, rec.files))
-        else:
-            out.append(Entry(f"{loc.path}/{name}", "file", rec.size, True))
-    return out
+        return [Entry(f"{loc.path}/{rel}", "file", e.size, True) for rel, e in reg.listall(loc)]
+    return [Entry(f"{loc.path}/{name}", e.kind, e.size, True, e.files) for name, e in reg.listdir(loc)]

@@ -166,15 +166,45 @@ class FastregSource:
         self.session.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """What a listing shows of a path inside tracked data: its kind, its size (None when the
+    registry's metadata does not say, as a DVC manifest does not) and, for a folder, its files."""
+
+    kind: Literal["file", "dir"]
+    size: int | None
+    files: int | None = None
+
+
+def open_reader(url: str, rev: str | None, cache: Cache | None = None, jobs: int | None = None) -> RegistryReader:
+    """The reader for the registry at url and rev: a fastreg registry (it has `.fastreg/`), or a
+    DVC project read as one (it has `.dvc/` and no `.fastreg/`: registry/dvc/)."""
+    git = Mirror(url)
+    resolved = git.resolve(rev)
+    config, dvc_config = git.read_many(resolved.commit, [".fastreg/config", ".dvc/config"])
+    if config is None and (dvc_config is not None or git.kind(resolved.commit, ".dvc") == "tree"):
+        from fastreg.registry.dvc.reader import DvcReader
+
+        return DvcReader(git, resolved, dvc_config or b"", cache, jobs)
+    return RegistryReader(url, rev, cache, jobs, resolved=(git, resolved, config))
+
+
 class RegistryReader:
     """A registry at one commit (the revision is resolved once). `cache`: where tree nodes and
     files read whole are kept (the user cache by default; a project's for import and update).
-    The data source is opened on first need and closed by close() (or the with-block)."""
+    The data source is opened on first need and closed by close() (or the with-block). Use
+    open_reader(), which picks the reader for the registry's kind."""
 
-    def __init__(self, url: str, rev: str | None, cache: Cache | None = None, jobs: int | None = None) -> None:
-        self.git = Mirror(url)
-        self.resolved: Resolved = self.git.resolve(rev)
-        raw = self.git.read(self.resolved.commit, ".fastreg/config")
+    kind = "fastreg"
+
+    def __init__(self, url: str, rev: str | None, cache: Cache | None = None, jobs: int | None = None,
+                 resolved: tuple[Mirror, Resolved, bytes | None] | None = None) -> None:
+        if resolved is None:
+            self.git = Mirror(url)
+            self.resolved: Resolved = self.git.resolve(rev)
+            raw = self.git.read(self.resolved.commit, ".fastreg/config")
+        else:
+            self.git, self.resolved, raw = resolved
         try:
             self.config: dict[str, Any] = tomllib.loads(raw.decode()) if raw else {}
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -330,9 +360,28 @@ class RegistryReader:
         for rel, frec in tree.walk(self.cache, rec.digest, empty=on_empty):
             yield checked(rel), frec
 
-    def materials(self, loc: Located) -> Materials:
+    def hidden(self, path: str) -> bool:
+        """A Git file that is the registry's own bookkeeping (its metafiles, config and
+        .gitignore files): neither `list` nor fastreg:// shows it."""
+        return (path.startswith(".fastreg/") or path.endswith(metafile.METAFILE_SUFFIX)
+                or path.rpartition("/")[2] == ".gitignore")
+
+    def stat(self, loc: Located) -> Listed:
+        """What a located path inside tracked data is, for a listing (no data read)."""
+        return _listed(self.record(loc))
+
+    def listdir(self, loc: Located) -> list[tuple[str, Listed]]:
+        """The entries of a tracked folder (name, what it is), tree nodes only."""
+        return [(name, _listed(rec)) for name, rec in self.ls(loc)]
+
+    def listall(self, loc: Located) -> list[tuple[str, Listed]]:
+        """Every file under a tracked folder (path relative to it, what it is), tree nodes only."""
+        return [(rel, _listed(rec)) for rel, rec in self.walk(loc)]
+
+    def materials(self, loc: Located, progress: Progress | None = None) -> Materials:
         """The files of a tracked path (or of a file or folder inside one), reading only the tree
-        nodes it needs, with the source ready to fetch them."""
+        nodes it needs, with the source ready to fetch them (progress: for a source that must
+        bring the data to know what it is made of; a fastreg registry never does)."""
         meta = loc.meta
         assert meta is not None
         if meta.kind == "file":
@@ -415,6 +464,53 @@ class RegistryReader:
               on_arrival: Callable[[], None] | None = None) -> FetchResult:
         """Download files into the reader's cache (what it lacks), verified."""
         return self.source.fetch([r for _, r in files], [root], progress, on_arrival)
+
+    def read_whole(self, locs: list[Located]) -> dict[str, bytes]:
+        """Whole files (path -> content): Git files from Git, what the cache holds from there,
+        the rest read straight into memory with one planned batch (see read_files)."""
+        out: dict[str, bytes] = {}
+        wanted: dict[str, tuple[Located, FileRecord]] = {}
+        for loc in locs:
+            if loc.meta is None:
+                out[loc.path] = self.git_bytes(loc.target)
+                continue
+            rec = self.record(loc)
+            if not isinstance(rec, FileRecord):
+                raise DirectoryPathError(f"{loc.path}: a directory, not a file")
+            if self.cache.has_file(rec.digest):
+                out[loc.path] = self.cache.file_path(rec.digest).read_bytes()
+            else:
+                wanted[loc.path] = (loc, self.with_chunks(loc, rec))  # located per root by read_files
+        got = self.read_files(list(wanted.values())) if wanted else {}
+        for path, (_, rec) in wanted.items():
+            out[path] = got[rec.digest]
+        return out
+
+    def prefetch(self, locs: list[Located]) -> None:
+        """Bring these tracked files into the reader's cache (what it lacks), one planned fetch
+        per tracked path; damaged files fail naming them."""
+        by_root: dict[bytes, list[tuple[str, FileRecord]]] = {}
+        for loc in locs:
+            if loc.meta is None:
+                continue
+            rec = self.record(loc)
+            if not isinstance(rec, FileRecord) or self.cache.has_file(rec.digest):
+                continue
+            by_root.setdefault(loc.meta.digest, []).append((loc.path, self.with_chunks(loc, rec)))  # fetch locates
+        names: dict[bytes, str] = {}
+        for root, files in by_root.items():
+            names.update((r.digest, p) for p, r in files)
+            res = self.fetch(files, root)
+            if res.damaged:
+                from fastreg.transfer.fetch import damage_error
+
+                raise damage_error(res.damaged, lambda d: names.get(d, d.hex()), res.files)
+
+
+def _listed(rec: tree.Record) -> Listed:
+    if isinstance(rec, DirRecord):
+        return Listed("dir", rec.size, rec.files)
+    return Listed("file", rec.size)
 
 
 class _Trees:

@@ -24,7 +24,7 @@ KINDS = ("added", "deleted", "modified", "renamed")
 class FileChange:
     kind: str  # one of KINDS
     path: str  # project (or registry) relative; for renamed, the new path
-    size: int  # after the change (for deleted: before)
+    size: int | None  # after the change (for deleted: before); None: not recorded (DVC manifests)
     old_size: int | None = None  # modified: the size before
     old_path: str | None = None  # renamed: where it was
 
@@ -35,13 +35,16 @@ class DiffResult:
     b: str
     changes: list[FileChange] = field(default_factory=list)
 
-    def summary(self) -> dict[str, dict[str, int]]:
-        """Per kind: files and bytes (of the new version; deleted: of the old)."""
-        out = {kind: {"files": 0, "bytes": 0} for kind in KINDS}
+    def summary(self) -> dict[str, dict[str, int | None]]:
+        """Per kind: files and bytes (of the new version; deleted: of the old); bytes None when
+        the size of one of them is not recorded."""
+        files = dict.fromkeys(KINDS, 0)
+        nbytes: dict[str, int | None] = dict.fromkeys(KINDS, 0)
         for c in self.changes:
-            out[c.kind]["files"] += 1
-            out[c.kind]["bytes"] += c.size
-        return out
+            files[c.kind] += 1
+            total = nbytes[c.kind]
+            nbytes[c.kind] = None if total is None or c.size is None else total + c.size
+        return {kind: {"files": files[kind], "bytes": nbytes[kind]} for kind in KINDS}
 
     def to_json(self) -> dict[str, object]:
         doc: dict[str, object] = {"a": self.a, "b": self.b}
@@ -223,7 +226,7 @@ def ensure_trees(project: Project, metas: list[metafile.Metafile | None], import
         if m.source is not None:
             if imports is None:
                 raise MissingDataError(f"the tree of the import {m.path} is not in the cache")
-            opened = imports(m.source, project.cache, jobs)
+            opened = imports([m.source], project.cache, jobs)
             if opened is None:  # a plain Git file: no tree
                 continue
             with opened:

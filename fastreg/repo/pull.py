@@ -22,11 +22,11 @@ from fastreg.repo.workspace import Selected, has_subpath, select, under
 from fastreg.transfer.fetch import Damage, FetchResult, damage_error
 from fastreg.transfer.session import RemoteSession
 
-#: A session on the remote that holds an import's data (its registry's default remote at
-#: rev_lock), or None when there is nothing to fetch from one (the import is a plain Git file of
-#: its registry: the opener put it in the cache). Supplied by the registry layer, which repo/
-#: must not import.
-ImportOpener = Callable[[metafile.ImportSource, Cache, "int | None"], "RemoteSession | None"]
+#: A session on the remote that holds the data of imports from one registry commit (its default
+#: remote at rev_lock), or None when there is nothing to fetch from one (a plain Git file of its
+#: registry, or data of a DVC project: the opener put it in the cache). Supplied by the registry
+#: layer, which repo/ must not import.
+ImportOpener = Callable[[list[metafile.ImportSource], Cache, "int | None"], "RemoteSession | None"]
 
 
 @dataclass(slots=True)
@@ -58,10 +58,9 @@ def _sources(project: Project, selected: list[Selected], remote_name: str | None
     for (url, lock, _), group in by_source.items():
         if imports is None:
             raise InvariantError(f"{group[0].target.rel}: imported from {url}; this command cannot read registries")
-        source = group[0].meta.source
-        assert source is not None
+        sources = [s.meta.source for s in group if s.meta.source is not None]
         try:
-            opened = imports(source, project.cache, jobs)
+            opened = imports(sources, project.cache, jobs)
         except FastregError as exc:
             raise type(exc)(f"{group[0].target.rel}{metafile.METAFILE_SUFFIX}: its import source {url} at "
                             f"{lock[:10]}: {exc.message}") from None
