@@ -2,7 +2,8 @@
 
 DVC stores one object per file, named by its md5: DVC 3 under `files/md5/ab/cdef...`, DVC 2 at
 the remote's root as `ab/cdef...`; a directory's manifest is the object `<md5>.dir`. Objects are
-read with parallel GETs (`jobs` at once) through fastreg's stores (local directory, S3, HTTP),
+read with parallel GETs (`jobs` at once: transfer/whole.py, which knows keys, not DVC) through
+fastreg's stores (local directory, S3, HTTP),
 each checked against its md5 (md5.py) before anything is written, then stored in a fastreg cache
 in fastreg's own format (XXH3 digest, chunk list). `Md5Map` remembers which cache object each md5
 became, so a second read of the same DVC data finds it in the cache without a request.
@@ -10,16 +11,14 @@ became, so a second read of the same DVC data finds it in the cache without a re
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import xxhash
 
 from fastreg.chunking import default_chunker
-from fastreg.errors import IntegrityError, MetafileError, MissingDataError, ObjectNotFound, RegistryError
+from fastreg.errors import IntegrityError, MetafileError, MissingDataError, RegistryError
 from fastreg.objects import codec
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
@@ -28,6 +27,7 @@ from fastreg.registry.dvc.md5 import Md5Check
 from fastreg.repo import remotes
 from fastreg.repo.cache import Cache
 from fastreg.storage.base import Store
+from fastreg.transfer import whole
 
 #: Remote kinds fastreg reads; DVC knows more (ssh, gs, azure, gdrive, hdfs, webdav, oss, ...).
 READABLE = ("local", "s3", "http")
@@ -129,14 +129,6 @@ class DvcObjects:
     def _store(self) -> Store:
         return remotes.open_store(self.remote, self.base, self.jobs)
 
-    async def _get(self, store: Store, md5: str, legacy: bool, suffix: str, path: str) -> bytes:
-        for key in object_keys(md5, legacy, suffix):
-            try:
-                return await store.get(key)
-            except ObjectNotFound:
-                continue
-        raise MissingDataError(f"{path}: md5 {md5}{suffix} is not in the DVC remote {self.where}")
-
     def manifest(self, md5: str, legacy: bool, path: str, cached: Path) -> list[tuple[str, DvcFile]]:
         """A directory's manifest: from the manifest cache when it is there, else from the
         remote; verified against its md5 either way (and cached once verified)."""
@@ -146,62 +138,37 @@ class DvcObjects:
             return parse_manifest(data, md5, legacy, path)
         except (FileNotFoundError, MetafileError):
             pass
-
-        async def one() -> bytes:
-            store = self._store()
-            try:
-                return await self._get(store, md5, legacy, ".dir", path)
-            finally:
-                await store.close()
-
-        data = asyncio.run(one())
-        entries = parse_manifest(data, md5, legacy, path)
+        got = whole.get_one(self._store, object_keys(md5, legacy, ".dir"))
+        if got is None:
+            raise MissingDataError(f"{path}: its manifest md5 {md5}.dir is not in the DVC remote {self.where}")
+        entries = parse_manifest(got, md5, legacy, path)
         name.parent.mkdir(parents=True, exist_ok=True)
         tmp = name.with_name(f"{name.name}.{os.urandom(4).hex()}.tmp")
-        tmp.write_bytes(data)
+        tmp.write_bytes(got)
         os.replace(tmp, name)
         return entries
 
     def bring(self, wanted: list[tuple[str, DvcFile]], cache: Cache, progress: Progress | None,
               on_file: Callable[[DvcFile, FileRecord], None]) -> int:
-        """Download, verify and convert these files into the cache (each md5 once), calling
-        on_file as each lands; the bytes downloaded. The first failure stops the rest and is
-        raised once the requests in flight have finished (what they brought stays)."""
+        """Download, verify and convert these files into the cache (each md5 once, `jobs` GETs
+        at once), calling on_file as each lands; the bytes downloaded. The first failure stops
+        the rest and is raised once the requests in flight have finished (what they brought
+        stays)."""
         unique: dict[tuple[str, bool], tuple[str, DvcFile]] = {}
         for path, f in wanted:
             unique.setdefault(f.key, (path, f))
-        if not unique:
-            return 0
-        return asyncio.run(self._bring(list(unique.values()), cache, progress, on_file))
 
-    async def _bring(self, todo: list[tuple[str, DvcFile]], cache: Cache, progress: Progress | None,
-                     on_file: Callable[[DvcFile, FileRecord], None]) -> int:
-        store = self._store()
-        loop = asyncio.get_running_loop()
-        total = 0
-        failed: list[BaseException] = []
-        queue = iter(todo)
-        with ThreadPoolExecutor(max(2, min(8, os.cpu_count() or 2))) as pool:
-            async def worker() -> None:
-                nonlocal total
-                for path, f in queue:
-                    if failed:
-                        return
-                    try:
-                        data = await self._get(store, f.md5, f.legacy, "", path)
-                        rec = await loop.run_in_executor(pool, convert, data, f, cache, f"{path} (md5 {f.md5})")
-                    except Exception as exc:
-                        failed.append(exc)
-                        return
-                    total += len(data)
-                    on_file(f, rec)
-                    if progress is not None:
-                        progress(1, len(data))
+        def handle(item: tuple[str, DvcFile], data: bytes) -> FileRecord:
+            path, f = item
+            return convert(data, f, cache, f"{path} (md5 {f.md5})")
 
-            try:
-                await asyncio.gather(*(worker() for _ in range(min(self.jobs, len(todo)))))
-            finally:
-                await store.close()
-        if failed:
-            raise failed[0]
-        return total
+        def done(item: tuple[str, DvcFile], rec: FileRecord, nbytes: int) -> None:
+            on_file(item[1], rec)
+            if progress is not None:
+                progress(1, nbytes)
+
+        def missing(item: tuple[str, DvcFile]) -> Exception:
+            return MissingDataError(f"{item[0]}: md5 {item[1].md5} is not in the DVC remote {self.where}")
+
+        items = [((p, f), object_keys(f.md5, f.legacy)) for p, f in unique.values()]
+        return whole.get_many(self._store, items, self.jobs, handle, done, missing)

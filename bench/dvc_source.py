@@ -1,0 +1,122 @@
+"""A DVC registry consumed by both tools: one DVC project of 10k images (v1, then v2 with +1,000),
+its data on SeaweedFS, built by DVC; then, side by side in one run and from cold data caches,
+`fastreg get` vs `dvc get` of the dataset, `fastreg list -R` vs `dvc list -R`, import of v1 in a
+consumer project, a teammate's pull of that import from a fresh clone, and update to v2.
+
+    python bench/dvc_source.py            # prints a RESULTS.md section
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / "work"
+sys.path.insert(0, str(ROOT))
+
+from bench.gen import images  # noqa: E402
+from bench.registry import build_registry  # noqa: E402
+from bench.run import sh  # noqa: E402
+from bench.trash import empty, retire  # noqa: E402
+
+DATA = "use-cases/cats-dogs"
+
+
+def _cold() -> None:
+    """Empty data caches for both tools: fastreg's user cache and its DVC manifests, DVC's site
+    cache. fastreg keeps its Git mirror of the registry (one fetch, then reused: that is its
+    design); DVC clones the registry on every command anyway."""
+    for p in ("fastreg/cache", "fastreg/dvc-manifests", "dvc"):
+        retire(WORK / "xdg" / p)
+
+
+def _project(path: Path, tool: list[str], env: dict[str, str]) -> None:
+    path.mkdir(parents=True)
+    for args in (["init", "-q"], ["config", "user.email", "b@x"], ["config", "user.name", "b"]):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    sh([*tool, "init", "-q"], path, env)
+
+
+def consume(name: str, tool: list[str], url: str, env: dict[str, str], repeat: int) -> dict[str, float]:
+    out = WORK / f"dvcsrc-{name}"
+    retire(out)
+    out.mkdir()
+    res: dict[str, list[float]] = {}
+
+    def timed(key: str, args: list[str], cwd: Path, output: Path | None = None, cold: bool = True) -> None:
+        if cold:
+            _cold()
+        if output is not None:
+            retire(output)
+        res.setdefault(key, []).append(sh([*tool, *args], cwd, env))
+
+    sh([*tool, "list", url], out, env)  # fastreg: its registry mirror, fetched once
+    for _ in range(repeat):
+        timed("get-all", ["get", url, DATA, "-o", "all"], out, out / "all")
+        timed("list", ["list", "-R", url], out)
+    proj = out / "project"
+    _project(proj, tool, env)
+    meta = "cd.fastreg" if name == "fastreg" else "cd.dvc"
+    timed("import-v1", ["import", url, DATA, "--rev", "cats-dogs-v1", "-o", "cd"], proj)
+    subprocess.run(["git", "add", "-A"], cwd=proj, check=True)
+    subprocess.run(["git", "commit", "-qm", "import"], cwd=proj, check=True)
+    mate = out / "mate"
+    subprocess.run(["git", "clone", "-q", str(proj), str(mate)], check=True)
+    timed("pull", ["pull"], mate)
+    timed("update-v2", ["update", meta, "--rev", "cats-dogs-v2"], proj, cold=False)
+    got = sum(1 for _ in (mate / "cd").rglob("*.jpg"))
+    if got != 10_000:
+        raise SystemExit(f"bench: {name}'s teammate pull gave {got} images, not 10,000")
+    retire(out)
+    return {k: statistics.median(v) for k, v in res.items()}
+
+
+def main(src: Path, dvc: Path, fastreg: list[str], repeat: int = 3) -> list[str]:
+    from tests.servers import ACCESS_KEY, SECRET_KEY, free_ports, make_bucket, start_gateway, start_seaweed
+
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+           "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "XDG_CACHE_HOME": str(WORK / "xdg"),
+           "DVC_SITE_CACHE_DIR": str(WORK / "xdg" / "dvc" / "site")}
+    server = start_seaweed()
+    [port] = free_ports(1)
+    gateway = start_gateway(server, port)
+    res: dict[str, dict[str, float]] = {}
+    try:
+        make_bucket(server.endpoint, "dvc-source")
+        reg = WORK / "dvc-source-registry"
+        print("bench: building the DVC registry", file=sys.stderr)
+        build_registry("dvc", reg, src.resolve(), "s3://dvc-source/store", f"http://127.0.0.1:{port}",
+                       {"dvc": [str(dvc)]}, env)
+        for name, tool in (("fastreg", fastreg), ("dvc", [str(dvc)])):
+            print(f"bench: {name} reads the DVC registry", file=sys.stderr)
+            res[name] = consume(name, tool, str(reg), env, repeat)
+            empty()
+    finally:
+        gateway.stop()
+        server.stop()
+        empty(pause=False)
+    lines = ["", "## A DVC registry read by fastreg (10k images on SeaweedFS, built by DVC)", "",
+             "One DVC 3 project (`dvc add` + `dvc push`, v1 then v2 with +1,000 images); both tools read it "
+             "as it is. Wall time of each command from cold data caches (fastreg keeps its Git mirror of "
+             f"the registry, as it does for its own registries); get and list: median of {repeat}.", "",
+             "| operation | fastreg (s) | DVC (s) | DVC / fastreg |", "|---|---:|---:|---:|"]
+    for label, key in (("get the whole dataset (v2)", "get-all"), ("list -R", "list"),
+                       ("import --rev v1", "import-v1"), ("teammate pull of the import (fresh clone)", "pull"),
+                       ("update --rev v2 (+1,000 images)", "update-v2")):
+        f, d = res["fastreg"][key], res["dvc"][key]
+        lines.append(f"| {label} | {f:.2f} | {d:.2f} | **{d / f:.1f}×** |")
+    return lines
+
+
+if __name__ == "__main__":
+    from bench.run import ensure_dvc, fastreg_cmd
+
+    src = WORK / "images-10000"
+    if not src.exists():
+        images(src, 5000, 5000, 1, seed=7, mean_kb=100)
+    print("\n".join(main(src, ensure_dvc(), fastreg_cmd())))
