@@ -66,7 +66,7 @@ def subset(text: str) -> float | int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fastreg.cli import bench, registry, remote, workspace
+    from fastreg.cli import bench, migrate, registry, remote, workspace
 
     common = Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fastreg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for group in (workspace, remote, registry, bench):
+    for group in (workspace, remote, registry, migrate, bench):
         group.register(sub, common)
     return parser
 

@@ -29,7 +29,6 @@ from fastreg.errors import (
 from fastreg.objects import metafile, tree
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
-from fastreg.registry.dvc.reader import DvcReader
 from fastreg.registry.reader import Located, RegistryReader, clean_path, open_reader
 from fastreg.repo import remotes
 from fastreg.repo.arrivals import Alongside, Arrivals
@@ -39,6 +38,7 @@ from fastreg.transfer.fetch import FetchResult, damage_error
 from fastreg.transfer.session import RemoteSession
 
 if TYPE_CHECKING:
+    from fastreg.registry.dvc.reader import DvcReader
     from fastreg.repo.diff import DiffResult, FileChange
 
 
@@ -377,7 +377,10 @@ def diff(url: str, a: str, b: str | None, path: str | None) -> DiffResult:
     pairs = [(p, metas_a.get(p), metas_b.get(p)) for p in sorted(metas_a.keys() | metas_b.keys())
              if within is None or any(overlaps(p, w) for w in within)]
     sides = f"{a} ({reg_a.commit[:10]})", f"{b or 'default branch'} ({reg_b.commit[:10]})"
-    if isinstance(reg_a, DvcReader) and isinstance(reg_b, DvcReader):
+    if reg_a.kind == "dvc":
+        from fastreg.registry.dvc.reader import DvcReader
+
+        assert isinstance(reg_a, DvcReader) and isinstance(reg_b, DvcReader)
         return DiffResult(*sides, _dvc_diff(reg_a, reg_b, pairs, within))
     changed_dirs = [p for p, ma, mb in pairs if (ma is None or mb is None or ma.digest != mb.digest)
                     and any(m is not None and m.kind == "dir" for m in (ma, mb))]

@@ -1,0 +1,433 @@
+"""`fastreg migrate`: a DVC project's `.dvc` outs become fastreg metafiles, in place.
+
+Each out's files come from the first place that has them with the recorded md5: the workspace
+(when the file there still matches), the DVC cache (`.dvc/cache`, both layouts, or its `cache.dir`),
+and with from_remote the DVC remote; every file is verified against its md5 (DVC 2's legacy rule
+where it applies) before it is stored in the fastreg cache. An out whose manifest or files are
+nowhere is reported and skipped, never recorded wrong. Per out, in this order: objects into the
+cache (each atomic), the metafile (atomic), its `.gitignore` line (DVC wrote the same `/NAME`,
+which now belongs to the metafile), then the `.dvc` file out of the index and the work tree once
+all of its outs are migrated. A run killed anywhere leaves a state the next run finishes: an out
+whose `.dvc` file is still there is converted again (its objects are found in the cache), giving
+the same metafile; a second run of a finished migration finds nothing to do.
+
+Pipeline outs (`dvc.lock`) stay DVC's: `dvc repro` owns them.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shutil
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from fastreg.chunking import default_chunker
+from fastreg.errors import FastregError, GitError, MetafileError, PathError, UsageError
+from fastreg.objects import metafile, tree
+from fastreg.objects.tree import FileRecord
+from fastreg.progress import Progress, phase
+from fastreg.registry.dvc.formats import (
+    DvcFile,
+    DvcRemote,
+    Out,
+    parse_config,
+    parse_dvcfile,
+    parse_lock,
+    parse_manifest,
+)
+from fastreg.registry.dvc.md5 import Md5Check
+from fastreg.registry.dvc.objects import READABLE, DvcObjects
+from fastreg.repo.cache import Cache
+from fastreg.repo.project import Project
+
+#: Files up to this size are verified and stored from memory (one read); bigger ones stream
+#: through a cache temp file, so memory stays bounded by threads x this.
+INLINE = 16 << 20
+_STREAM = 1 << 20
+
+
+@dataclass
+class OutPlan:
+    out: Out
+    dvcfile: str  # the .dvc file (from the project's root)
+    skip: str | None = None  # why it is not migrated
+    failed: bool = False  # skipped because its bytes (or manifest) are nowhere, not by design
+    files: int = 0
+    size: int = 0
+
+
+@dataclass
+class MigrateResult:
+    outs: list[OutPlan] = field(default_factory=list)
+    remotes: list[tuple[str, str]] = field(default_factory=list)  # fastreg remotes written: (name, url)
+    files: int = 0
+    bytes: int = 0
+    verified: int = 0  # md5s checked
+    saved: int = 0  # bytes not stored again: the same content was in the cache already
+    removed: list[str] = field(default_factory=list)  # .dvc files taken out of the index
+
+    @property
+    def migrated(self) -> list[OutPlan]:
+        return [p for p in self.outs if p.skip is None]
+
+    @property
+    def skipped(self) -> list[OutPlan]:
+        return [p for p in self.outs if p.skip is not None]
+
+
+def find_root(start: Path) -> Path:
+    """The DVC project around start: the nearest folder with a `.dvc/` folder."""
+    here = start.absolute()
+    for d in (here, *here.parents):
+        if (d / ".dvc").is_dir():
+            return d
+    raise UsageError(f"{here} is not inside a DVC project (no .dvc/ folder here or above); run "
+                     "`fastreg migrate` in the work tree of the DVC project to convert")
+
+
+def _git(root: Path, *args: str) -> str:
+    p = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise GitError(f"git {' '.join(args[:2])} failed in {root}: {p.stderr.strip().splitlines()[-1:]}")
+    return p.stdout
+
+
+def _listed(root: Path, pattern: str) -> list[str]:
+    out = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", pattern)
+    return sorted({p for p in out.split("\0") if p and not p.startswith(".dvc/") and (root / p).is_file()})
+
+
+def _config(root: Path) -> tuple[bytes, configparser.ConfigParser]:
+    """`.dvc/config` (its bytes, and with `config.local` over it, parsed)."""
+    data = b""
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    for name in ("config", "config.local"):
+        try:
+            text = (root / ".dvc" / name).read_bytes()
+        except FileNotFoundError:
+            continue
+        if name == "config":
+            data = text
+        try:
+            parser.read_string(text.decode())
+        except (configparser.Error, UnicodeDecodeError) as exc:
+            raise MetafileError(f".dvc/{name} does not parse ({str(exc).splitlines()[0]})") from None
+    return data, parser
+
+
+def dvc_cache_dirs(root: Path, parser: configparser.ConfigParser) -> list[Path]:
+    """Where the DVC cache is: `cache.dir` (relative to .dvc/) or .dvc/cache."""
+    configured = parser.get("cache", "dir", fallback=None)
+    base = root / ".dvc"
+    return [(base / os.path.expanduser(configured)).resolve() if configured else base / "cache"]
+
+
+def _cached(dirs: list[Path], md5: str, legacy: bool, suffix: str = "") -> list[Path]:
+    layouts = [f"files/md5/{md5[:2]}/{md5[2:]}{suffix}", f"{md5[:2]}/{md5[2:]}{suffix}"]
+    if legacy:
+        layouts.reverse()
+    return [d / key for d in dirs for key in layouts]
+
+
+def fastreg_url(remote: DvcRemote, prefix: str | None, root: Path) -> str:
+    """Where a DVC remote's data goes in fastreg's layout: the prefix given, else beside the DVC
+    data (`URL-fastreg`; a bucket's root: `s3://BUCKET/fastreg`), never inside DVC's own layout.
+    A relative local path (relative to .dvc/ for DVC) is made relative to the project's root."""
+    if prefix:
+        return prefix
+    url = remote.url.rstrip("/")
+    if remote.kind == "local":
+        path = url.removeprefix("file://")
+        if not os.path.isabs(os.path.expanduser(path)):
+            path = os.path.relpath(os.path.normpath(root / ".dvc" / path), root)
+        return path + "-fastreg"
+    rest = url.partition("://")[2]
+    return f"{url}/fastreg" if "/" not in rest else f"{url}-fastreg"
+
+
+class _Store:
+    """Verify and store files into the fastreg cache, counting what was verified and deduplicated."""
+
+    def __init__(self, cache: Cache) -> None:
+        self.cache = cache
+        self.chunker = default_chunker()
+        self.lock = threading.Lock()
+        self.seen: set[bytes] = set()
+        self.verified = 0
+        self.saved = 0
+
+    def _note(self, digest: bytes, size: int, present: bool) -> None:
+        with self.lock:
+            self.verified += 1
+            if present or digest in self.seen:
+                self.saved += size
+            self.seen.add(digest)
+
+    def from_path(self, path: Path, f: DvcFile) -> FileRecord | None:
+        """The file at path into the cache if its bytes have f's md5; None if it is not there or
+        does not match."""
+        try:
+            size = os.stat(path).st_size
+            if size <= INLINE:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                return self.from_bytes(data, f)
+            return self._stream(path, f)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+            return None
+
+    def from_bytes(self, data: bytes, f: DvcFile) -> FileRecord | None:
+        check = Md5Check(f.legacy)
+        check.update(data)
+        if not check.matches(f.md5):
+            return None
+        digest, chunks = self.chunker.digest_buffer(data)
+        present = self.cache.has_file(digest)
+        if not present:
+            self.cache.put_bytes(data, digest)
+        self._note(digest, len(data), present)
+        return FileRecord(len(data), digest, chunks, f.executable)
+
+    def _stream(self, path: Path, f: DvcFile) -> FileRecord | None:
+        check = Md5Check(f.legacy)
+        tmp = self.cache.tmp_path()
+        try:
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                while block := src.read(_STREAM):
+                    check.update(block)
+                    dst.write(block)
+            if not check.matches(f.md5):
+                return None
+            os.chmod(tmp, 0o444)
+            [hashed] = self.chunker.hash_files([str(tmp)])  # of the copy: what is stored is what is hashed
+            present = self.cache.has_file(hashed.digest)
+            self.cache.adopt(tmp, hashed.digest)
+            self._note(hashed.digest, hashed.size, present)
+            return FileRecord(hashed.size, hashed.digest, hashed.chunks, f.executable)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+
+class Migration:
+    def __init__(self, root: Path, from_remote: bool, prefix: str | None, jobs: int | None) -> None:
+        self.root = root
+        self.from_remote = from_remote
+        self.prefix = prefix
+        self.jobs = jobs
+        self.config_bytes, self.parser = _config(root)
+        self.default, self.dvc_remotes = parse_config(self.config_bytes, ".dvc/config")
+        self.cache_dirs = dvc_cache_dirs(root, self.parser)
+        self._objects: dict[str, DvcObjects] = {}
+
+    # -- the plan ----------------------------------------------------------------------------
+    def plan(self, targets: list[str]) -> list[OutPlan]:
+        dvcfiles = _listed(self.root, "*.dvc")
+        if targets:
+            chosen = []
+            for t in targets:
+                rel = os.path.relpath(os.path.abspath(t), self.root).replace(os.sep, "/")
+                rel = rel if rel.endswith(".dvc") else rel + ".dvc"
+                if rel not in dvcfiles:
+                    raise PathError(f"{t}: not a .dvc file of the DVC project {self.root}")
+                chosen.append(rel)
+            dvcfiles = chosen
+        plans: list[OutPlan] = []
+        for name in dvcfiles:
+            for out in parse_dvcfile((self.root / name).read_bytes(), name):
+                plan = OutPlan(out, name)
+                if not out.cache:
+                    plan.skip = "cache: false (its bytes are in Git already)"
+                plans.append(plan)
+        if not targets:
+            for name in _listed(self.root, "*dvc.lock"):
+                if PurePosixPath(name).name != "dvc.lock":
+                    continue
+                for out in parse_lock((self.root / name).read_bytes(), name):
+                    plans.append(OutPlan(out, name, f"a pipeline output ({out.origin}): `dvc repro` owns it"))
+        return plans
+
+    def objects(self, out: Out) -> DvcObjects | None:
+        name = out.remote or self.default
+        remote = self.dvc_remotes.get(name) if name else None
+        if name is None or remote is None:
+            return None
+        if name not in self._objects:
+            self._objects[name] = DvcObjects(remote, self.root / ".dvc", self.jobs, out.path)
+        return self._objects[name]
+
+    def files_of(self, out: Out) -> list[tuple[str, DvcFile]] | str:
+        """The out's files, or why they cannot be known."""
+        if out.kind == "file":
+            return [("", out.file)]
+        if out.inline is not None:
+            return sorted(out.inline)
+        for path in _cached(self.cache_dirs, out.md5, out.legacy, ".dir"):
+            try:
+                return parse_manifest(path.read_bytes(), out.md5, out.legacy, f"{out.origin}: {out.path}")
+            except (FileNotFoundError, MetafileError):
+                continue
+        if self.from_remote:
+            objects = self.objects(out)
+            if objects is None:
+                return f"its manifest {out.md5}.dir is not in the DVC cache and it has no DVC remote"
+            from fastreg.registry.mirror import user_cache_dir
+
+            where = f"{out.origin}: {out.path}"
+            return objects.manifest(out.md5, out.legacy, where, user_cache_dir() / "dvc-manifests")
+        return f"its manifest {out.md5}.dir is not in the DVC cache (--from-remote reads it from the DVC remote)"
+
+    # -- converting ----------------------------------------------------------------------------
+    def convert(self, plan: OutPlan, store: _Store, progress: Progress | None) -> tuple[str, FileRecord] | None:
+        """The out's files into the cache; (kind, record) of the whole, or None (plan.skip says why)."""
+        out = plan.out
+        files = self.files_of(out)
+        if isinstance(files, str):
+            plan.skip, plan.failed = files, True
+            return None
+        base = self.root / out.path
+
+        def one(item: tuple[str, DvcFile]) -> FileRecord | None:
+            rel, f = item
+            rec = store.from_path(base / rel if rel else base, f)
+            if rec is None:
+                for path in _cached(self.cache_dirs, f.md5, f.legacy):
+                    rec = store.from_path(path, f)
+                    if rec is not None:
+                        break
+            if rec is not None and progress is not None:
+                progress(1, rec.size)
+            return rec
+
+        with ThreadPoolExecutor(self.jobs or max(2, os.cpu_count() or 2)) as pool:
+            records = list(pool.map(one, files, chunksize=64))
+        missing = [(rel, f) for (rel, f), rec in zip(files, records, strict=True) if rec is None]
+        if missing and self.from_remote:
+            objects = self.objects(out)
+            if objects is not None:
+                got: dict[tuple[str, bool], FileRecord] = {}
+                objects.bring([(f"{out.path}/{rel}" if rel else out.path, f) for rel, f in missing], store.cache,
+                              progress, lambda f, rec: got.__setitem__(f.key, rec))
+                store.verified += len(got)
+                records = [rec if rec is not None else _with_exec(got.get(f.key), f)
+                           for (_, f), rec in zip(files, records, strict=True)]
+                missing = [(rel, f) for (rel, f), rec in zip(files, records, strict=True) if rec is None]
+        if missing:
+            rel, f = missing[0]
+            where = "workspace, DVC cache" + (", DVC remote" if self.from_remote else "")
+            plan.skip = (f"{len(missing)} of its files are nowhere ({where}) with their md5, e.g. "
+                         f"{out.path}/{rel}".rstrip("/") + f" (md5 {f.md5})"
+                         + ("" if self.from_remote else "; --from-remote reads them from the DVC remote"))
+            plan.failed = True
+            return None
+        pairs = [(rel, rec) for (rel, _), rec in zip(files, records, strict=True) if rec is not None]
+        plan.files, plan.size = len(pairs), sum(r.size for _, r in pairs)
+        if out.kind == "file":
+            return "file", pairs[0][1]
+        try:
+            top = tree.from_files(store.cache, pairs)
+        except ValueError as exc:
+            raise MetafileError(f"{out.origin}: {out.path}: {exc}") from None
+        return "dir", FileRecord(top.size, top.digest, b"", False)
+
+
+def _with_exec(rec: FileRecord | None, f: DvcFile) -> FileRecord | None:
+    return None if rec is None else FileRecord(rec.size, rec.digest, rec.chunks, f.executable)
+
+
+def migrate(root: Path, project: Project | None, targets: list[str], from_remote: bool, prefix: str | None,
+            remove_dvc: bool, jobs: int | None, progress: Progress | None = None) -> MigrateResult:
+    """Migrate the DVC project at root (see find_root) into the fastreg project made there;
+    project None: a dry run (the plan, nothing written)."""
+    m = Migration(root, from_remote, prefix, jobs)
+    res = MigrateResult(m.plan(targets))
+    if project is None:
+        res.remotes = [(name, fastreg_url(r, prefix if name == m.default else None, root))
+                       for name, r in sorted(m.dvc_remotes.items()) if r.kind in READABLE]
+        for plan in res.outs:
+            if plan.skip is None:
+                files = m.files_of(plan.out)
+                if isinstance(files, str):
+                    plan.skip, plan.failed = files, True
+                else:
+                    plan.files = len(files)
+                    plan.size = plan.out.size or 0
+        return res
+    res.remotes = _remotes(project, m)
+    if res.remotes:
+        project = Project(project.root)  # with its new remotes
+    store = _Store(project.cache)
+    todo = [p for p in res.outs if p.skip is None]
+    phase(progress, "migrate", sum(p.out.size or 0 for p in todo) or None)
+    done: dict[str, list[bool]] = {}
+    for plan in todo:
+        outcome = done.setdefault(plan.dvcfile, [])
+        t = project.target(str(root / plan.out.path))
+        if t.meta.exists():
+            try:
+                prior = project.read_meta(t)
+            except FastregError:
+                prior = None
+            if prior is not None and prior.source is not None:
+                plan.skip = f"{t.rel}.fastreg is a fastreg import already"
+                outcome.append(False)
+                continue
+        got = m.convert(plan, store, progress)
+        outcome.append(got is not None)
+        if got is None:
+            continue
+        kind, rec = got
+        count = plan.files if kind == "dir" else 1
+        meta = metafile.Metafile(t.name, "dir" if kind == "dir" else "file", rec.digest, rec.size, count,
+                                 rec.executable)
+        project.write_meta(t, meta)
+        project.ignore(t)  # DVC's /NAME line is the same line: it now belongs to the metafile
+        res.files += plan.files
+        res.bytes += plan.size
+    res.verified, res.saved = store.verified, store.saved
+    for name, oks in done.items():
+        if all(oks) and (root / name).exists():
+            if _git(root, "ls-files", "--", name).strip():
+                _git(root, "rm", "-q", "--cached", "--", name)
+            (root / name).unlink()
+            res.removed.append(name)
+    if remove_dvc:
+        _remove_dvc(root, res)
+    return res
+
+
+def _remotes(project: Project, m: Migration) -> list[tuple[str, str]]:
+    """The DVC remotes fastreg can write to, as fastreg remotes of the same names (once: a
+    remote the project has already is left as it is); the DVC default stays the default."""
+    from fastreg.repo import remotes
+
+    have = remotes.all_remotes(project.config)
+    written = []
+    fastreg_dir = project.root / ".fastreg"
+    for name, remote in sorted(m.dvc_remotes.items()):
+        if name in have or remote.kind not in READABLE:
+            continue
+        url = fastreg_url(remote, m.prefix if name == m.default else None, project.root)
+        remotes.add(fastreg_dir, name, url, default=name == m.default and remotes.default_name(project.config) is None,
+                    local=False)
+        for theirs, mine in (("endpointurl", "endpoint_url"), ("region", "region"), ("profile", "profile")):
+            if theirs in remote.options:
+                remotes.modify(fastreg_dir, name, mine, remote.options[theirs], local=False)
+        written.append((name, url))
+    return written
+
+
+def _remove_dvc(root: Path, res: MigrateResult) -> None:
+    left = [p for p in res.outs if p.skip is not None]
+    if left or _listed(root, "*.dvc"):
+        owned = ", ".join(sorted({p.out.path for p in left})[:3]) or "outs of its .dvc files"
+        raise UsageError(f"DVC still owns {owned}; .dvc/ stays (migrate those first, or drop --remove-dvc)")
+    for name in (".dvc", ".dvcignore"):
+        if (root / name).exists():
+            if _git(root, "ls-files", "--", name).strip():
+                _git(root, "rm", "-r", "-q", "--cached", "--", name)
+            shutil.rmtree(root / name) if (root / name).is_dir() else (root / name).unlink()
