@@ -1,7 +1,9 @@
 """A DVC registry consumed by both tools: one DVC project of 10k images (v1, then v2 with +1,000),
 its data on SeaweedFS, built by DVC; then, side by side in one run and from cold data caches,
 `fastreg get` vs `dvc get` of the dataset, `fastreg list -R` vs `dvc list -R`, import of v1 in a
-consumer project, a teammate's pull of that import from a fresh clone, and update to v2.
+consumer project, a teammate's pull of that import from a fresh clone, and update to v2. Then
+`fastreg migrate` of a 100k-file DVC project (bytes from its workspace, each md5 verified) against
+`fastreg add` of the same tree in the same folder, with the peak RSS of each.
 
     python bench/dvc_source.py            # prints a RESULTS.md section
 """
@@ -21,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.gen import images  # noqa: E402
 from bench.registry import build_registry  # noqa: E402
-from bench.run import sh  # noqa: E402
+from bench.run import git_project, peak_rss_kb, sh  # noqa: E402
 from bench.trash import empty, retire  # noqa: E402
 
 DATA = "use-cases/cats-dogs"
@@ -64,7 +66,8 @@ def consume(name: str, tool: list[str], url: str, env: dict[str, str], repeat: i
     meta = "cd.fastreg" if name == "fastreg" else "cd.dvc"
     timed("import-v1", ["import", url, DATA, "--rev", "cats-dogs-v1", "-o", "cd"], proj)
     subprocess.run(["git", "add", "-A"], cwd=proj, check=True)
-    subprocess.run(["git", "commit", "-qm", "import"], cwd=proj, check=True)
+    subprocess.run(["git", "-c", "user.email=b@x", "-c", "user.name=b", "commit", "-qm", "import"], cwd=proj,
+                   check=True)
     mate = out / "mate"
     subprocess.run(["git", "clone", "-q", str(proj), str(mate)], check=True)
     timed("pull", ["pull"], mate)
@@ -76,7 +79,58 @@ def consume(name: str, tool: list[str], url: str, env: dict[str, str], repeat: i
     return {k: statistics.median(v) for k, v in res.items()}
 
 
-def main(src: Path, dvc: Path, fastreg: list[str], repeat: int = 3) -> list[str]:
+def _reset(proj: Path) -> None:
+    """The DVC project as `dvc add` left it: its .dvc files back, fastreg's files moved away."""
+    subprocess.run(["git", "reset", "-q", "--hard"], cwd=proj, check=True)
+    for p in [proj / ".fastreg", proj / ".gitattributes", *proj.glob("*.fastreg")]:
+        retire(p)
+
+
+def migrate_vs_add(dvc: Path, fastreg: list[str], files: int, kb: float, rounds: int) -> dict[str, float]:
+    """Median seconds and peak RSS of `fastreg migrate` and of `fastreg add data` on the same
+    tree of the same DVC project, alternating, from the same page-cache state."""
+    proj = WORK / "migrate-project"
+    retire(proj)
+    git_project(proj)
+    images(proj / "data", files // 2, files - files // 2, 1, seed=11, mean_kb=kb)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(WORK / "xdg" / "dvc" / "site")}
+    print(f"bench: dvc add of {files:,} files", file=sys.stderr)
+    sh([str(dvc), "init", "-q"], proj, env)
+    sh([str(dvc), "add", "-q", "data"], proj, env)
+    subprocess.run(["git", "add", "-A"], cwd=proj, check=True)
+    subprocess.run(["git", "-c", "user.email=b@x", "-c", "user.name=b", "commit", "-qm", "dvc"], cwd=proj, check=True)
+    times: dict[str, list[float]] = {"migrate": [], "add": []}
+    peaks: dict[str, int] = {"migrate": 0, "add": 0}
+    for r in range(rounds):
+        for what in (("migrate", "add") if r % 2 == 0 else ("add", "migrate")):
+            _reset(proj)
+            subprocess.run(["sync"], check=True)
+            if what == "add":
+                sh([*fastreg, "init", "-q"], proj)
+                t, peak = peak_rss_kb([*fastreg, "add", "-q", "data"], proj)
+            else:
+                t, peak = peak_rss_kb([*fastreg, "migrate", "-q"], proj)
+                if not (proj / "data.fastreg").exists():
+                    raise SystemExit("bench: migrate wrote no data.fastreg")
+            times[what].append(t)
+            peaks[what] = max(peaks[what], peak)
+    digests = []
+    for what in ("migrate", "add"):  # both record the same tree
+        _reset(proj)
+        if what == "add":
+            sh([*fastreg, "init", "-q"], proj)
+            sh([*fastreg, "add", "-q", "data"], proj)
+        else:
+            sh([*fastreg, "migrate", "-q"], proj)
+        digests.append([line for line in (proj / "data.fastreg").read_text().splitlines() if line.startswith("digest")])
+    if digests[0] != digests[1]:
+        raise SystemExit(f"bench: migrate and add recorded different trees: {digests}")
+    retire(proj)
+    return {"migrate": statistics.median(times["migrate"]), "add": statistics.median(times["add"]),
+            "migrate-rss": peaks["migrate"] / 1024, "add-rss": peaks["add"] / 1024}
+
+
+def main(src: Path, dvc: Path, fastreg: list[str], repeat: int = 3, migrate_files: int = 100_000) -> list[str]:
     from tests.servers import ACCESS_KEY, SECRET_KEY, free_ports, make_bucket, start_gateway, start_seaweed
 
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "AWS_ACCESS_KEY_ID": ACCESS_KEY,
@@ -110,6 +164,16 @@ def main(src: Path, dvc: Path, fastreg: list[str], repeat: int = 3) -> list[str]
                        ("update --rev v2 (+1,000 images)", "update-v2")):
         f, d = res["fastreg"][key], res["dvc"][key]
         lines.append(f"| {label} | {f:.2f} | {d:.2f} | **{d / f:.1f}×** |")
+    m = migrate_vs_add(dvc, fastreg, migrate_files, 10, 4)
+    empty(pause=False)
+    lines += ["", f"`fastreg migrate` of a {migrate_files:,}-file DVC project (~10 KB files, `dvc add`ed; the bytes "
+              "come from the workspace, each md5 verified) against `fastreg add` of the same tree in the same "
+              "folder: median of 4 alternating runs, peak RSS the highest of them. Both record the same tree "
+              "(checked).", "",
+              "| command | seconds | peak RSS (MiB) |", "|---|---:|---:|",
+              f"| fastreg migrate | {m['migrate']:.2f} | {m['migrate-rss']:.0f} |",
+              f"| fastreg add | {m['add']:.2f} | {m['add-rss']:.0f} |",
+              "", f"migrate / add: **{m['migrate'] / m['add']:.2f}×**."]
     return lines
 
 

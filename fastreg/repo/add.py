@@ -101,8 +101,28 @@ def _keep_never_here(project: Project, old: metafile.Metafile, new: tree.DirReco
     return (rec, kept) if rec is not None else (new, 0)
 
 
+def build(project: Project, t: Target, jobs: int | None = None, progress: Progress | None = None) -> tree.Record:
+    """The workspace at t hashed and stored in the cache exactly as `add --prune` records it (the
+    stat cache updated too), without writing its metafile: for a caller that checks what was
+    built before it records anything (migrate)."""
+    project.cache.ensure()
+    with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-hash") as pool:
+        meta, _, _, _ = _build(project, t, pool, progress, prune=True)
+    if meta.kind == "dir":
+        return tree.DirRecord(meta.size, meta.digest, meta.files)
+    return tree.FileRecord(meta.size, meta.digest, b"", meta.executable)
+
+
 def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Progress | None,
              force: bool, prune: bool) -> AddResult:
+    meta, previous, kept, skipped = _build(project, t, pool, progress, prune)
+    changed = project.write_meta(t, meta)
+    project.ignore(t)
+    return AddResult(t, meta, changed, previous is None, skipped, kept)
+
+
+def _build(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Progress | None,
+           prune: bool) -> tuple[metafile.Metafile, metafile.Metafile | None, int, tuple[tuple[str, str], ...]]:
     started = now_ns()
     cache_file = StatCache(project.state_dir, t.rel)
     removals = project.cache.removals()  # before any object is looked at
@@ -130,6 +150,4 @@ def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Pr
         raise
     finally:
         old.close()
-    changed = project.write_meta(t, meta)
-    project.ignore(t)
-    return AddResult(t, meta, changed, previous is None, tuple(builder.skipped), kept)
+    return meta, previous, kept, tuple(builder.skipped)

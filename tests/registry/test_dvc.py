@@ -153,8 +153,9 @@ def test_dvc2_registry_with_crlf_text(reg2: DvcProject, consumer: Path, tmp_path
         reg2.get(path, theirs, "v1")
         if theirs.is_dir():
             same_tree(ours, theirs)
+            same_tree(ours, reg2.root / path)  # the files DVC 2 added
         else:
-            assert ours.read_bytes() == theirs.read_bytes()
+            assert ours.read_bytes() == theirs.read_bytes() == (reg2.root / path).read_bytes()
     assert (tmp_path / "ours-notes.txt").read_bytes() == b"note\r\n" * 30
     assert b"\r\n" in (tmp_path / "ours-texts" / "crlf.txt").read_bytes()
     run("import", reg2.url, "texts")

@@ -17,17 +17,22 @@ Pipeline outs (`dvc.lock`) stay DVC's: `dvc repro` owns them.
 from __future__ import annotations
 
 import configparser
+import hashlib
 import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import xxhash
+
 from fastreg.chunking import default_chunker
 from fastreg.errors import FastregError, GitError, MetafileError, PathError, UsageError
 from fastreg.objects import metafile, tree
+from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress, phase
 from fastreg.registry.dvc.formats import (
@@ -180,6 +185,50 @@ class _Store:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
             return None
 
+    def tally(self, checked: Iterable[tuple[bytes, int]]) -> None:
+        """Count files check_path verified (digest, size): the same bytes twice are stored once."""
+        with self.lock:
+            for digest, size in checked:
+                self.verified += 1
+                if digest in self.seen:
+                    self.saved += size
+                self.seen.add(digest)
+
+    def check_path(self, path: str, f: DvcFile) -> tuple[bytes, int] | None:
+        """The fastreg digest and size of the file at path if its bytes have f's md5 (read only,
+        nothing stored); None if it is not there or does not match. The hot loop of a migration: plain
+        os calls, one read for a file up to INLINE."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if size <= INLINE:
+                data = os.read(fd, size + 1)
+                if f.legacy:
+                    check = Md5Check(True)
+                    check.update(data)
+                    ok = check.matches(f.md5)
+                else:
+                    ok = hashlib.md5(data).hexdigest() == f.md5
+                digest = digest_bytes(data)
+                size = len(data)
+            else:
+                check = Md5Check(f.legacy)
+                whole = xxhash.xxh3_128()
+                size = 0
+                while block := os.read(fd, _STREAM):
+                    check.update(block)
+                    whole.update(block)
+                    size += len(block)
+                ok, digest = check.matches(f.md5), whole.digest()
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return (digest, size) if ok else None
+
     def from_bytes(self, data: bytes, f: DvcFile) -> FileRecord | None:
         check = Md5Check(f.legacy)
         check.update(data)
@@ -282,29 +331,69 @@ class Migration:
         return f"its manifest {out.md5}.dir is not in the DVC cache (--from-remote reads it from the DVC remote)"
 
     # -- converting ----------------------------------------------------------------------------
-    def convert(self, plan: OutPlan, store: _Store, progress: Progress | None) -> tuple[str, FileRecord] | None:
-        """The out's files into the cache; (kind, record) of the whole, or None (plan.skip says why)."""
+    def convert(self, plan: OutPlan, store: _Store, progress: Progress | None,
+                project: Project) -> tuple[str, FileRecord] | None:
+        """The out's files into the cache; (kind, record) of the whole, or None (plan.skip says why).
+
+        A directory whose workspace files match their md5s (checked first, reading only) is
+        stored by `add`'s own pipeline (native copy-and-hash, the stat cache written: the first
+        `status` afterwards reads nothing), and only what `add` recorded with the digests of the
+        verified bytes is taken; every other file comes from the DVC cache (or remote)."""
         out = plan.out
         files = self.files_of(out)
         if isinstance(files, str):
             plan.skip, plan.failed = files, True
             return None
         base = self.root / out.path
+        records: list[FileRecord | None] = [None] * len(files)
+        built: tree.DirRecord | None = None
+        with ThreadPoolExecutor(self.jobs or max(2, os.cpu_count() or 2)) as pool:
+            if out.kind == "dir" and base.is_dir() and not base.is_symlink():
+                # The md5s are checked while add's pipeline stores the same files (both read them;
+                # the check is CPU in Python threads, the store mostly native copies and syscalls).
+                prefix = str(base) + os.sep
 
-        def one(item: tuple[str, DvcFile]) -> FileRecord | None:
-            rel, f = item
-            rec = store.from_path(base / rel if rel else base, f)
-            if rec is None:
-                for path in _cached(self.cache_dirs, f.md5, f.legacy):
+                def check(batch: list[tuple[str, DvcFile]]) -> list[tuple[bytes, int] | None]:
+                    return [store.check_path(prefix + rel, f) for rel, f in batch]
+
+                checker = ThreadPoolExecutor(1)  # one thread: add's pipeline has the cores
+                checking = [checker.submit(check, files[i : i + 256]) for i in range(0, len(files), 256)]
+                checker.shutdown(wait=False)
+                from fastreg.repo import add as add_mod
+
+                made = add_mod.build(project, project.target(str(base)), self.jobs, progress)
+                sized = [d for c in checking for d in c.result()]
+                checked = [d[0] if d is not None else None for d in sized]
+                store.tally(d for d in sized if d is not None)
+                assert isinstance(made, tree.DirRecord)
+                if any(d is not None for d in checked):
+                    built = made
+                    walked = dict(tree.walk(store.cache, built.digest))
+                    for i, ((rel, f), d) in enumerate(zip(files, checked, strict=True)):
+                        w = walked.get(rel)
+                        if d is not None and w is not None and w.digest == d:
+                            records[i] = w if w.executable == f.executable else \
+                                FileRecord(w.size, w.digest, w.chunks, f.executable)
+                    if len(walked) != len(files) or any(r is None or r is not walked.get(rel)
+                                                        for (rel, _), r in zip(files, records, strict=True)):
+                        built = None  # not the recorded version as it is: the tree is built below
+
+            def one(item: tuple[int, tuple[str, DvcFile]]) -> FileRecord | None:
+                i, (rel, f) = item
+                if records[i] is not None:
+                    return records[i]
+                paths = ([base / rel if rel else base] if built is None and out.kind == "file" else []) + \
+                    _cached(self.cache_dirs, f.md5, f.legacy)
+                for path in paths:
                     rec = store.from_path(path, f)
                     if rec is not None:
-                        break
-            if rec is not None and progress is not None:
-                progress(1, rec.size)
-            return rec
+                        if progress is not None:
+                            progress(1, rec.size)
+                        return rec
+                return None
 
-        with ThreadPoolExecutor(self.jobs or max(2, os.cpu_count() or 2)) as pool:
-            records = list(pool.map(one, files, chunksize=64))
+            if any(r is None for r in records):
+                records = list(pool.map(one, enumerate(files)))
         missing = [(rel, f) for (rel, f), rec in zip(files, records, strict=True) if rec is None]
         if missing and self.from_remote:
             objects = self.objects(out)
@@ -328,6 +417,8 @@ class Migration:
         plan.files, plan.size = len(pairs), sum(r.size for _, r in pairs)
         if out.kind == "file":
             return "file", pairs[0][1]
+        if built is not None:
+            return "dir", FileRecord(built.size, built.digest, b"", False)
         try:
             top = tree.from_files(store.cache, pairs)
         except ValueError as exc:
@@ -376,7 +467,7 @@ def migrate(root: Path, project: Project | None, targets: list[str], from_remote
                 plan.skip = f"{t.rel}.fastreg is a fastreg import already"
                 outcome.append(False)
                 continue
-        got = m.convert(plan, store, progress)
+        got = m.convert(plan, store, progress, project)
         outcome.append(got is not None)
         if got is None:
             continue
