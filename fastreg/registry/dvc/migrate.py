@@ -349,19 +349,18 @@ class Migration:
         built: tree.DirRecord | None = None
         with ThreadPoolExecutor(self.jobs or max(2, os.cpu_count() or 2)) as pool:
             if out.kind == "dir" and base.is_dir() and not base.is_symlink():
-                # The md5s are checked while add's pipeline stores the same files (both read them;
-                # the check is CPU in Python threads, the store mostly native copies and syscalls).
+                # add's pipeline stores the tree first (native copies, all cores), then the md5s
+                # are checked on what is now in the page cache; concurrently, the two only fought
+                # over the same two cores.
                 prefix = str(base) + os.sep
 
                 def check(batch: list[tuple[str, DvcFile]]) -> list[tuple[bytes, int] | None]:
                     return [store.check_path(prefix + rel, f) for rel, f in batch]
 
-                checker = ThreadPoolExecutor(1)  # one thread: add's pipeline has the cores
-                checking = [checker.submit(check, files[i : i + 256]) for i in range(0, len(files), 256)]
-                checker.shutdown(wait=False)
                 from fastreg.repo import add as add_mod
 
                 made = add_mod.build(project, project.target(str(base)), self.jobs, progress)
+                checking = [pool.submit(check, files[i : i + 256]) for i in range(0, len(files), 256)]
                 sized = [d for c in checking for d in c.result()]
                 checked = [d[0] if d is not None else None for d in sized]
                 store.tally(d for d in sized if d is not None)
