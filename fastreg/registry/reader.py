@@ -285,6 +285,10 @@ class RegistryReader:
             if meta.kind != "dir":
                 break
             return Located(owner, meta, path[len(owner) + 1:])
+        return self.locate_in_git(path)
+
+    def locate_in_git(self, path: str) -> Located:
+        """path as a plain Git file of the commit (a Git folder or nothing there: an error)."""
         kind = self.git.kind(self.commit, path)
         if kind == "blob":
             return Located(path, None, None)

@@ -100,14 +100,7 @@ class DvcReader(RegistryReader):
                 if meta.kind != "dir":
                     break
                 return Located(owner, meta, "/".join(parts[i:]))
-        kind = self.git.kind(self.commit, path)
-        if kind == "blob":
-            return Located(path, None, None)
-        if kind == "tree":
-            raise DirectoryPathError(f"{path}: a Git directory in {self.url}, not tracked data; get its files one "
-                                     "by one or the tracked paths inside it (see `fastreg list`)")
-        raise MissingPathError(f"{path}: not found in {self.url} at {self.rev or 'the default branch'} "
-                               f"({self.commit[:10]})")
+        return self.locate_in_git(path)
 
     def _out(self, loc: Located) -> Out:
         out = self.outs().get(loc.target)
