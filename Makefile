@@ -18,7 +18,14 @@ lint: $(BIN)/fastreg
 	$(BIN)/ruff check fastreg tests bench
 	$(BIN)/mypy
 
-test: lint
+# torch for the DataLoader tests of fastreg.data: a test-time install, never a requirement of the
+# package (pinned: on this project's CI machines pip finds that release's CPU build on disk).
+TORCH := torch==2.13.0
+$(VENV)/.torch: $(BIN)/fastreg
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q '$(TORCH)'
+	touch $@
+
+test: lint $(VENV)/.torch
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/fastreg

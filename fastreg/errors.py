@@ -70,6 +70,10 @@ class MissingDataError(FastregError):
     """Data a command needs is neither in the local cache nor on the remote it reads."""
 
 
+class MissingObjectError(MissingDataError, FileNotFoundError):
+    """The remote lacks data a reader was asked for (Python code sees a FileNotFoundError)."""
+
+
 class FileSystemError(FastregError):
     """The local filesystem refused an operation (list, stat, read, write) on a path."""
 
@@ -96,6 +100,10 @@ class GitError(FastregError):
 
 class RegistryError(FastregError):
     """A registry cannot be used as asked: no such revision, no commits, a broken config or tree."""
+
+
+class MissingRevisionError(RegistryError, FileNotFoundError):
+    """The registry has no such revision (a FileNotFoundError too, for Python readers)."""
 
 
 class NoRemoteError(RegistryError):

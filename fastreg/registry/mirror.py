@@ -14,7 +14,7 @@ from pathlib import Path
 import xxhash
 
 from fastreg import git_cli as gitcli
-from fastreg.errors import RegistryError
+from fastreg.errors import MissingRevisionError, RegistryError
 from fastreg.objects import metafile
 
 _SHA = gitcli.SHA
@@ -97,7 +97,7 @@ class Mirror:
         if commit is None and rev is None:
             raise RegistryError(f"the registry {self.url} has no commits yet (or its default branch is empty)")
         if commit is None:
-            raise RegistryError(f"revision {rev!r} not found in the registry {self.url}")
+            raise MissingRevisionError(f"revision {rev!r} not found in the registry {self.url}")
         return Resolved(self.url, rev, commit, self.path)
 
     def read_many(self, commit: str, paths: list[str]) -> list[bytes | None]:

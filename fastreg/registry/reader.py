@@ -40,6 +40,7 @@ from fastreg.errors import (
 from fastreg.objects import metafile, tree
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import DirRecord, FileRecord
+from fastreg.plan import Location
 from fastreg.progress import Progress
 from fastreg.registry.mirror import Mirror, Resolved, user_cache_dir
 from fastreg.repo import remotes
@@ -120,6 +121,8 @@ class DataSource(Protocol):
 
     def read_chunks(self, wanted: list[tuple[bytes, int]], root: bytes) -> dict[bytes, bytes]: ...
 
+    def locations(self, chunks: Iterable[bytes]) -> dict[bytes, Location]: ...
+
     def fetch(self, files: Iterable[FileRecord], roots: list[bytes], progress: Progress | None,
               on_arrival: Callable[[], None] | None) -> FetchResult: ...
 
@@ -156,6 +159,12 @@ class FastregSource:
     def read_chunks(self, wanted: list[tuple[bytes, int]], root: bytes) -> dict[bytes, bytes]:
         with self.lock:
             return self.session.read_chunks(wanted, [root])
+
+    def locations(self, chunks: Iterable[bytes]) -> dict[bytes, Location]:
+        """Where each chunk is on the remote (pack, offset, length), as far as prepare() has
+        learnt; a chunk it does not know is left out."""
+        with self.lock:
+            return self.session.locations(chunks)
 
     def fetch(self, files: Iterable[FileRecord], roots: list[bytes], progress: Progress | None,
               on_arrival: Callable[[], None] | None) -> FetchResult:
@@ -308,6 +317,12 @@ class RegistryReader:
 
     def open_session(self) -> RemoteSession:
         """A transfer session on the registry's default remote (as committed at this commit)."""
+        remote, base = self.remote_spec()
+        return remotes.open_session(remote, base, self.jobs, self.cache, user_cache_dir())
+
+    def remote_spec(self) -> tuple[remotes.Remote, Path]:
+        """The registry's default remote at this commit, and the folder a relative local remote
+        is relative to (what a process of its own needs to open the same store)."""
         try:
             remote = remotes.pick(self.config, None, where=f"the registry {self.url}")
         except FastregError as exc:
@@ -317,7 +332,7 @@ class RegistryReader:
         if remote.kind == "local" and not Path(remote.url).expanduser().is_absolute() and base is None:
             raise RegistryError(f"the registry's remote {remote.name!r} is a relative local path ({remote.url}); "
                                 "it only works for a registry on this machine")
-        return remotes.open_session(remote, base or Path.cwd(), self.jobs, self.cache, user_cache_dir())
+        return remote, (base or Path.cwd()).resolve()
 
     @property
     def trees(self) -> tree.TreeStore:

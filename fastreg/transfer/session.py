@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from fastreg.errors import IntegrityError, MissingDataError, ObjectNotFound
 from fastreg.objects import pack
 from fastreg.objects.tree import FileRecord
+from fastreg.plan import Location
 from fastreg.progress import Progress
 from fastreg.storage.base import Store
 from fastreg.transfer import fetch as fetch_mod
@@ -71,6 +72,16 @@ class RemoteSession:
         """Learn where `chunks` are: the locator hints of `hints` first, then a refresh (the
         listing, and the hints of `roots` for a remote that cannot be listed)."""
         self._run(self.view.locate(list(chunks), list(hints), list(roots)))
+
+    def locations(self, chunks: Iterable[bytes]) -> dict[bytes, Location]:
+        """Where the remote keeps each chunk, as the view knows it (after locate()); unknown
+        chunks are left out."""
+        out = {}
+        for d in chunks:
+            loc = self.view.find(d)
+            if loc is not None:
+                out[d] = loc
+        return out
 
     def lacking(self, targets: list[push_plan.PushTarget]) -> list[push_plan.Lacking]:
         """What a push of each target would send (status --remote)."""
