@@ -25,7 +25,7 @@ $(VENV)/.torch: $(BIN)/fastreg
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q '$(TORCH)'
 	touch $@
 
-test: lint $(VENV)/.torch
+test: $(VENV)/.torch lint
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/fastreg

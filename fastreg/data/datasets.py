@@ -48,7 +48,7 @@ PREFETCH = 4  # spans a streaming reader has in flight
 
 def _torch_bases() -> tuple[type, type]:
     try:
-        import torch.utils.data as tud  # type: ignore[import-not-found]
+        import torch.utils.data as tud  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return object, object
     return tud.Dataset, tud.IterableDataset
@@ -78,6 +78,7 @@ class _Process:
         self.store = open_store(remote, base, jobs)
         self.pool = ThreadPoolExecutor(PREFETCH, thread_name_prefix="fastreg-data-read")
         self.pid = os.getpid()
+        self.closed = False
 
     def get_many(self, ranges: list[tuple[str, int, int]]) -> list[bytes]:
         async def run() -> list[bytes]:
@@ -86,8 +87,9 @@ class _Process:
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result()
 
     def close(self) -> None:
-        if self.pid != os.getpid():
+        if self.pid != os.getpid() or self.closed:
             return  # another process's: its loop and connections are not this one's to touch
+        self.closed = True
         self.pool.shutdown(wait=False, cancel_futures=True)
         try:
             asyncio.run_coroutine_threadsafe(self.store.close(), self.loop).result(timeout=10)
@@ -139,17 +141,16 @@ class _RegistryData:
             return False
 
     def _build(self, reader: Any, loc: Any) -> None:
-        rec = reader.record(loc)
-        if isinstance(rec, FileRecord):
-            raise PathError(f"{loc.path}: a file; give the folder of the samples")
-        files = list(reader.walk(loc))
-        reader.prepare(loc, [r for _, r in files])
-        where = reader.source.locations(
-            d for _, r in files if r.size for d, _ in iter_chunks(r.chunks, r.digest, r.size))
         try:
+            if isinstance(reader.record(loc), FileRecord):
+                raise PathError(f"{loc.path}: a file; give the folder of the samples")
+            files = list(reader.walk(loc))
+            reader.prepare(loc, [r for _, r in files])
+            where = reader.source.locations(
+                d for _, r in files if r.size for d, _ in iter_chunks(r.chunks, r.digest, r.size))
             build(self.index_path, self.repo, self.commit, self.path, self._remote.url, files, where)
         except MissingDataError as exc:
-            raise MissingObjectError(exc.message) from None
+            raise MissingObjectError(f"{self.path} at {self.commit[:10]}: {exc.message}") from None
 
     # -- per process -----------------------------------------------------------------------------
     def _mine(self) -> None:
@@ -264,9 +265,12 @@ class _RegistryData:
         from fastreg.registry.reader import open_reader
 
         ix = self.index
-        with open_reader(self.repo, self.commit, jobs=self._jobs) as reader:
-            paths = {i: ix.path(i) for i in ids}
-            got = reader.read_whole([reader.locate(p) for p in paths.values()])
+        paths = {i: ix.path(i) for i in ids}
+        try:
+            with open_reader(self.repo, self.commit, jobs=self._jobs) as reader:
+                got = reader.read_whole([reader.locate(p) for p in paths.values()])
+        except (MissingDataError, ObjectNotFound) as exc:
+            raise MissingObjectError(f"{', '.join(sorted(paths.values())[:3])}: {exc.message}") from None
         out = {}
         for i, p in paths.items():
             data = got[p]
@@ -364,14 +368,18 @@ class RegistryIterableDataset(_RegistryData, _IterBase):  # type: ignore[misc,va
         yields them, and how many of those a loaded state says were yielded already."""
         ix = self.index
         worker, num, rank, world = self._topology()
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            # a DataLoader starts its turns at worker 0 again: worker k plays the part of the
+            # worker whose turn it was, and on from there, so the rest comes in the same order
+            _, consumed, batch = self._resume
+            taken, turn = order.worker_taken(consumed, batch, self.shard_sizes())
+            worker = (worker + turn) % num
+            skip = taken[worker]
         shard = rank * num + worker
         pieces = order.shard_pieces(ix.span_counts(), self.seed, self.epoch, shard, num * world)
         reads = [ix.ordered(ix.span(p.span)[0] + k) for p in pieces for k in range(p.start, p.stop)]
         out = order.shuffled(reads, self.shuffle_buffer, self.seed, self.epoch, shard)
-        skip = 0
-        if self._resume is not None and self._resume[0] == self.epoch:
-            _, consumed, batch = self._resume
-            skip = order.worker_taken(consumed, batch, self.shard_sizes())[worker]
         return pieces, list(out), skip
 
     def __iter__(self) -> Iterator[Sample]:

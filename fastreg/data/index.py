@@ -213,8 +213,9 @@ def build(out: Path, url: str, commit: str, root: str, remote: str, files: list[
         spans += SPAN.pack(len(laid) + k, 1)
     folder_list = sorted(folders, key=folders.__getitem__)
     folder_class = [class_no[fo.split("/", 1)[0]] if fo else -1 for fo in folder_list]
-    header = codec.packb([FORMAT, VERSION, url, commit, root, remote, len(files),
-                          b"".join(p for p, _ in sorted(packs.items(), key=lambda kv: kv[1])), folder_list, folder_class, classes,
+    pack_list = b"".join(p for p, _ in sorted(packs.items(), key=lambda kv: kv[1]))
+    header = codec.packb([FORMAT, VERSION, url, commit, root, remote, len(files), pack_list, folder_list,
+                          folder_class, classes,
                           len(spans) // SPAN.size, len(chunks) // CHUNK.size, len(names)])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.{os.urandom(4).hex()}.tmp")

@@ -71,16 +71,16 @@ def shuffled(reads: Sequence[int], buffer: int, seed: int, epoch: int, shard: in
     return out
 
 
-def worker_taken(consumed: int, batch_size: int, sizes: Sequence[int]) -> list[int]:
+def worker_taken(consumed: int, batch_size: int, sizes: Sequence[int]) -> tuple[list[int], int]:
     """How many samples each worker had yielded when a DataLoader over them had handed out
-    `consumed` samples: batches are taken from the workers in turn (a worker whose samples ran
-    out drops from the turn; its last batch may be short)."""
+    `consumed` samples, and whose turn was next: batches are taken from the workers in turn (a
+    worker whose samples ran out drops from the turn; its last batch may be short)."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     taken = [0] * len(sizes)
     left = consumed
-    while left > 0:
-        moved = False
+    turn = 0
+    while left > 0 and any(t < s for t, s in zip(taken, sizes, strict=True)):
         for w, size in enumerate(sizes):
             if left <= 0:
                 break
@@ -88,7 +88,5 @@ def worker_taken(consumed: int, batch_size: int, sizes: Sequence[int]) -> list[i
             if n > 0:
                 taken[w] += n
                 left -= n
-                moved = True
-        if not moved:
-            break
-    return taken
+                turn = w + 1
+    return taken, turn % max(len(sizes), 1)
