@@ -6,6 +6,7 @@ its RemoteView (transfer/view.py)."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -44,6 +45,7 @@ class RemoteSession:
         self.view = RemoteView(store, mirror)
         self.jobs = jobs
         self._runner = asyncio.Runner()
+        self._pid = os.getpid()
 
     def __enter__(self) -> RemoteSession:
         return self
@@ -52,6 +54,10 @@ class RemoteSession:
         self.close()
 
     def close(self) -> None:
+        if self._pid != os.getpid():
+            # a forked child closing what it inherited (fsspec drops its instances at fork): the
+            # loop and the connections are the parent's; running them here would hang or break them
+            return
         try:
             self._runner.run(self.store.close())
         finally:

@@ -234,3 +234,32 @@ def test_unpushed_data_is_named_at_construction(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=victim.rpartition("/")[2]):
         ds[3]
     ds.close()
+
+
+def _fsspec_in_child(url: str, path: str, q: multiprocessing.Queue[object]) -> None:
+    import fsspec
+
+    try:
+        q.put(fsspec.filesystem("fastreg", repo=url, rev="v1", skip_instance_cache=True).cat(path))
+    except BaseException as exc:  # reported to the parent
+        q.put(repr(exc))
+
+
+def test_fastreg_fsspec_in_a_forked_dataloader_worker(reg_s3: Reg) -> None:
+    """fsspec drops its cached instances in a forked child, which closed the parent's reader
+    there: the child ran the parent's event loop and hung on its connections. The child now
+    leaves them alone and reads with its own."""
+    import fsspec
+
+    first, second = sorted(reg_s3.v1)[1:3]
+    # the parent's session is open, and only fsspec's instance cache holds the filesystem
+    assert fsspec.filesystem("fastreg", repo=reg_s3.url, rev="v1").cat(first) == reg_s3.v1[first]
+    ctx = multiprocessing.get_context("fork")
+    q: multiprocessing.Queue[object] = ctx.Queue()
+    child = ctx.Process(target=_fsspec_in_child, args=(reg_s3.url, second, q))
+    child.start()
+    got = q.get(timeout=60)
+    child.join(timeout=30)
+    assert got == reg_s3.v1[second]
+    assert child.exitcode == 0
+    assert fsspec.filesystem("fastreg", repo=reg_s3.url, rev="v1").cat(second) == reg_s3.v1[second]
