@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import weakref
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -363,7 +364,7 @@ class RegistryIterableDataset(_RegistryData, _IterBase):  # type: ignore[misc,va
         n, shards = len(self), num * world
         return [n * (s + 1) // shards - n * s // shards for s in range(rank * num, (rank + 1) * num)]
 
-    def plan(self) -> tuple[list[order.Piece], list[int], int]:
+    def plan(self) -> tuple[list[order.Piece], array[int], int]:
         """This process's share of the epoch: the span pieces it reads, the samples in the order it
         yields them, and how many of those a loaded state says were yielded already."""
         ix = self.index
@@ -377,10 +378,8 @@ class RegistryIterableDataset(_RegistryData, _IterBase):  # type: ignore[misc,va
             worker = (worker + turn) % num
             skip = taken[worker]
         shard = rank * num + worker
-        pieces = order.shard_pieces(ix.span_counts(), self.seed, self.epoch, shard, num * world)
-        reads = [ix.ordered(ix.span(p.span)[0] + k) for p in pieces for k in range(p.start, p.stop)]
-        out = order.shuffled(reads, self.shuffle_buffer, self.seed, self.epoch, shard)
-        return pieces, list(out), skip
+        pieces, out = order.epoch_plan(ix, self.seed, self.epoch, shard, num * world, self.shuffle_buffer)
+        return pieces, out, skip
 
     def __iter__(self) -> Iterator[Sample]:
         ix = self.index

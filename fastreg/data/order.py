@@ -17,6 +17,15 @@ import random
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class Spans(Protocol):
+    """What planning needs of a sample index (data/index.py's SampleIndex)."""
+
+    def span_counts(self) -> list[int]: ...
+    def span(self, s: int) -> tuple[int, int]: ...
+    def ordered(self, pos: int) -> int: ...
 
 
 def rng(*parts: int) -> random.Random:
@@ -49,6 +58,18 @@ def shard_pieces(counts: Sequence[int], seed: int, epoch: int, shard: int, shard
         if at >= hi:
             break
     return out
+
+
+def epoch_plan(ix: Spans, seed: int, epoch: int, shard: int, shards: int,
+               buffer: int) -> tuple[list[Piece], array[int]]:
+    """Shard `shard`'s epoch: the span pieces it reads, in order, and the samples in the order it
+    yields them (compact arrays: a worker of a 1M-sample dataset holds a few MB of plan)."""
+    pieces = shard_pieces(ix.span_counts(), seed, epoch, shard, shards)
+    reads: array[int] = array("q")
+    for p in pieces:
+        first = ix.span(p.span)[0]
+        reads.extend(ix.ordered(first + k) for k in range(p.start, p.stop))
+    return pieces, shuffled(reads, buffer, seed, epoch, shard)
 
 
 def shuffled(reads: Sequence[int], buffer: int, seed: int, epoch: int, shard: int) -> array[int]:
