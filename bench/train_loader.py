@@ -145,6 +145,7 @@ def main() -> None:
     ap.add_argument("--rev", default=None)
     ap.add_argument("--local", default="")
     ap.add_argument("--cache", default=None)
+    ap.add_argument("--cache-limit", type=int, default=None, help="bytes (0: keep nothing)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--limit", type=int, default=0, help="read only this many samples (a random subset)")
     ap.add_argument("--workers", type=int, default=4)
@@ -157,11 +158,11 @@ def main() -> None:
     elif a.mode == "iter":
         from fastreg.data import RegistryIterableDataset
 
-        ds = RegistryIterableDataset(a.repo, a.path, rev=a.rev, seed=0, cache_dir=a.cache)
+        ds = RegistryIterableDataset(a.repo, a.path, rev=a.rev, seed=0, cache_dir=a.cache, cache_limit=a.cache_limit)
     elif a.mode == "map":
         from fastreg.data import RegistryDataset
 
-        ds = RegistryDataset(a.repo, a.path, rev=a.rev, cache_dir=a.cache)
+        ds = RegistryDataset(a.repo, a.path, rev=a.rev, cache_dir=a.cache, cache_limit=a.cache_limit)
     elif a.mode == "fsspec":
         ds = FsspecFiles(a.repo, a.path, a.rev)
     else:

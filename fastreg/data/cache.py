@@ -1,16 +1,23 @@
-"""A bounded local cache of the samples a training job read, shared by its worker processes.
+"""A bounded local cache of what a training job read, shared by its worker processes.
 
-    objects/ab/<digest hex>   one sample's bytes (content-addressed: its XXH3-128)
-    tmp/                      samples being written (renamed into objects/ once counted)
+    objects/ab/<key hex>      one entry: a sample's bytes (key: its XXH3-128), or a span's bytes
+                              as its pack holds them (key: extent_key(pack, start, end))
+    tmp/                      entries being written (renamed into objects/ once counted)
     usage                     the bytes objects/ holds, as text
-    lock                      flock'ed while usage is read, an object added or objects evicted
+    lock                      flock'ed while usage is read, entries added or entries evicted
 
-Bytes are verified against their digest before they are written, and again when read (a damaged
-entry is dropped and read from the remote instead). The limit holds at every moment: a sample is
-renamed into objects/ only under the lock, after evicting the least recently used samples (by
-mtime, which a read touches) down to EVICT_TO of the limit. Many processes may fill the same
-cache at once; a process killed mid-write leaves only a temp file, which the next eviction
-removes.
+What goes in was verified by the reader (every chunk against its digest); what comes out is
+verified again by it (a damaged entry is dropped and read from the remote instead). Entries are
+written behind the reader by a thread of the process, a batch at a time: temp files first, then
+under the lock, eviction of the least recently used entries (by mtime, which a read touches) down
+to EVICT_TO of the limit, the renames, and the ledger, once per batch. The limit holds at every
+moment. Many processes may fill the same cache at once; a process killed mid-write leaves only
+temp files, which a later eviction removes.
+
+The cache never holds the reader back: when a process has PENDING bytes queued (the disk is
+slower than the remote), what it reads next is not kept, and the next epoch reads it from the
+remote and keeps it then. The writer thread is not a daemon: a process that ends normally (a
+DataLoader worker included) finishes its queued writes first.
 """
 
 from __future__ import annotations
@@ -18,14 +25,34 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from fastreg.objects.digest import digest_bytes
 
 EVICT_TO = 0.8  # an eviction frees space down to this fraction of the limit
 STALE_TMP = 3600.0  # a temp file this old (seconds) is a dead writer's
+PENDING = 64 << 20  # bytes a process queues for writing; beyond, what it reads is not kept
+
+
+def extent_key(pack: bytes, start: int, end: int) -> bytes:
+    """The key of bytes [start, end) of a pack."""
+    return digest_bytes(b"fastreg.extent\0" + pack + start.to_bytes(8, "little") + end.to_bytes(8, "little"))
+
+
+class _Queue:
+    """One process's writes in waiting, and its writer thread (made again in a forked child)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.cond = threading.Condition()
+        self.items: list[tuple[bytes, bytes]] = []
+        self.pending = 0
+        self.writing = 0  # bytes taken by the writer, not yet on disk
+        self.thread: threading.Thread | None = None
 
 
 class SampleCache:
@@ -38,14 +65,18 @@ class SampleCache:
         self.tmp = root / "tmp"
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self._q: _Queue | None = None
 
-    def _path(self, digest: bytes) -> Path:
-        h = digest.hex()
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_q": None}
+
+    def _path(self, key: bytes) -> Path:
+        h = key.hex()
         return self.objects / h[:2] / h
 
-    def get(self, digest: bytes) -> bytes | None:
-        """The sample's bytes when the cache holds them whole (verified), else None."""
-        path = self._path(digest)
+    def read(self, key: bytes) -> bytes | None:
+        """The entry's bytes as they are on disk (the caller verifies them), or None."""
+        path = self._path(key)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
@@ -58,45 +89,115 @@ class SampleCache:
                 if not more:
                     break
                 data += more
-            if digest_bytes(data) != digest:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-                return None
             with contextlib.suppress(OSError):
                 os.utime(fd)  # most recently used
             return data
         finally:
             os.close(fd)
 
-    def put(self, digest: bytes, data: bytes | memoryview) -> bool:
-        """Keep a sample (verified first); False when it does not fit or was not the bytes of
-        its digest. Never raises for want of space: a cache is an optimisation."""
-        if self.limit is not None and len(data) > self.limit * EVICT_TO:
-            return False
-        if digest_bytes(data) != digest:
-            return False
-        path = self._path(digest)
-        if path.exists():
-            return True
-        tmp = self.tmp / f"{digest.hex()}.{os.getpid()}.{os.urandom(4).hex()}"
+    def read_range(self, key: bytes, offset: int, n: int) -> bytes | None:
+        """n bytes at offset of an entry (the caller verifies them), or None."""
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            with self._locked():
-                if path.exists():
-                    return True
-                used = self._usage()
-                if self.limit is not None and used + len(data) > self.limit:
-                    used = self._evict(int(self.limit * EVICT_TO) - len(data))
-                path.parent.mkdir(exist_ok=True)
-                os.replace(tmp, path)
-                self._set_usage(used + len(data))
-            return True
+            fd = os.open(self._path(key), os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
-            return False
-        finally:
+            return None
+        try:
+            data = os.pread(fd, n, offset)
             with contextlib.suppress(OSError):
-                tmp.unlink()
+                os.utime(fd)
+            return data if len(data) == n else None
+        finally:
+            os.close(fd)
+
+    def get(self, digest: bytes) -> bytes | None:
+        """A sample's bytes when the cache holds them whole and they verify, else None."""
+        data = self.read(digest)
+        if data is not None and digest_bytes(data) != digest:
+            self.drop(digest)
+            return None
+        return data
+
+    def drop(self, key: bytes) -> None:
+        """Remove a damaged entry (the ledger is counted again at the next eviction)."""
+        with contextlib.suppress(OSError):
+            os.unlink(self._path(key))
+
+    def put(self, key: bytes, data: bytes) -> None:
+        """Keep verified bytes under key, written behind the caller; not kept when this process
+        has PENDING bytes queued already, or when they do not fit. Never raises, never waits: a
+        cache is an optimisation."""
+        if self.limit is not None and len(data) > self.limit * EVICT_TO:
+            return
+        q = self._queue()
+        with q.cond:
+            if q.pending and q.pending + len(data) > PENDING:
+                return
+            q.items.append((key, data))
+            q.pending += len(data)
+            if q.thread is None:
+                q.thread = threading.Thread(target=self._write, args=(q,), name="fastreg-data-cache")
+                q.thread.start()
+
+    def flush(self) -> None:
+        """Wait until what this process queued is on disk."""
+        q = self._queue()
+        with q.cond:
+            while q.pending:
+                q.cond.wait()
+
+    def _queue(self) -> _Queue:
+        if self._q is None or self._q.pid != os.getpid():  # forked: the parent's writer is not here
+            self._q = _Queue()
+        return self._q
+
+    def _write(self, q: _Queue) -> None:
+        while True:
+            with q.cond:
+                if not q.items:
+                    q.thread = None
+                    q.cond.notify_all()
+                    return
+                batch, q.items = q.items, []
+            try:
+                self._add(batch)
+            except OSError:
+                pass  # a full or read-only disk: those entries are not kept
+            finally:
+                with q.cond:
+                    q.pending -= sum(len(d) for _, d in batch)
+                    q.cond.notify_all()
+
+    def _add(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """Write a batch to temp files, then under the lock make room and rename them in."""
+        todo: dict[bytes, tuple[Path, int]] = {}
+        try:
+            for key, data in batch:
+                if key in todo or self._path(key).exists():
+                    continue
+                tmp = self.tmp / f"{key.hex()}.{os.getpid()}.{os.urandom(4).hex()}"
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                todo[key] = (tmp, len(data))
+            if not todo:
+                return
+            with self._locked():
+                used = self._usage()
+                fresh = [(k, t, n) for k, (t, n) in todo.items() if not self._path(k).exists()]
+                need = sum(n for _, _, n in fresh)
+                if self.limit is not None and used + need > self.limit:
+                    used = self._evict(int(self.limit * EVICT_TO) - need)
+                    while fresh and used + need > self.limit:  # more than the room there is
+                        need -= fresh.pop()[2]
+                for key, tmp, n in fresh:
+                    path = self._path(key)
+                    path.parent.mkdir(exist_ok=True)
+                    os.replace(tmp, path)
+                    used += n
+                self._set_usage(used)
+        finally:
+            for tmp, _ in todo.values():
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
 
     def usage(self) -> int:
         """The bytes the cache holds (as its ledger says)."""

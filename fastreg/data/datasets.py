@@ -13,11 +13,9 @@ made on first use in that process (found by its pid); a pickled dataset carries 
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import os
 import sys
-import threading
 import weakref
 from array import array
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +25,7 @@ from typing import Any, NamedTuple
 
 from fastreg.chunking import iter_chunks
 from fastreg.data import order
-from fastreg.data.cache import SampleCache
+from fastreg.data.cache import SampleCache, extent_key
 from fastreg.data.index import GAP, SPAN_BYTES, SampleIndex, build, index_key
 from fastreg.errors import (
     DecodeError,
@@ -42,9 +40,9 @@ from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
 from fastreg.registry.mirror import user_cache_dir
 from fastreg.repo.remotes import Remote, open_store
-from fastreg.transfer.layout import pack_key
+from fastreg.transfer.ranges import PackReader
 
-PREFETCH = 4  # spans a streaming reader has in flight
+PREFETCH = 2  # spans a streaming reader has in flight (each up to SPAN_BYTES)
 
 
 def _torch_bases() -> tuple[type, type]:
@@ -69,37 +67,19 @@ class Sample(NamedTuple):
 
 
 class _Process:
-    """What one process reads with: an event loop in a thread of its own, the remote's store on
-    it, and threads that run span reads ahead. Made lazily in the process that uses it."""
+    """What one process reads with: the remote's packs (transfer/ranges.py) and threads that
+    run span reads ahead. Made lazily in the process that uses it."""
 
     def __init__(self, remote: Remote, base: Path, jobs: int) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="fastreg-data", daemon=True)
-        self.thread.start()
-        self.store = open_store(remote, base, jobs)
+        self.packs = PackReader(open_store(remote, base, jobs))
         self.pool = ThreadPoolExecutor(PREFETCH, thread_name_prefix="fastreg-data-read")
         self.pid = os.getpid()
-        self.closed = False
-
-    def get_many(self, ranges: list[tuple[str, int, int]]) -> list[bytes]:
-        async def run() -> list[bytes]:
-            return list(await asyncio.gather(*(self.store.get(k, s, e) for k, s, e in ranges)))
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result()
 
     def close(self) -> None:
-        if self.pid != os.getpid() or self.closed:
-            return  # another process's: its loop and connections are not this one's to touch
-        self.closed = True
+        if self.pid != os.getpid():
+            return  # another process's
         self.pool.shutdown(wait=False, cancel_futures=True)
-        try:
-            asyncio.run_coroutine_threadsafe(self.store.close(), self.loop).result(timeout=10)
-        except Exception:
-            pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        if not self.thread.is_alive():
-            self.loop.close()
+        self.packs.close()
 
 
 class _RegistryData:
@@ -186,8 +166,10 @@ class _RegistryData:
         return len(self.index)
 
     def close(self) -> None:
-        """Close this process's connections and the index map (they reopen on the next read)."""
+        """Finish this process's cache writes, close its connections and the index map (they
+        reopen on the next read)."""
         self._mine()
+        self._cache.flush()
         proc, self._proc = self._proc, None
         if proc is not None:
             proc.close()
@@ -212,6 +194,8 @@ class _RegistryData:
                 out[i] = b""
                 continue
             got = self._cache.get(where.digest)
+            if got is None and len(where.chunks) == 1:
+                got = self._from_extent(i, where)
             if got is not None:
                 out[i] = got
             else:
@@ -222,6 +206,18 @@ class _RegistryData:
             except (IntegrityError, ObjectNotFound, MissingDataError):
                 out.update(self._read_again(list(wants)))
         return out
+
+    def _from_extent(self, i: int, where: Any) -> bytes | None:
+        """A sample out of its span's extent in the cache (a streaming epoch kept it), verified."""
+        ix = self.index
+        ext = ix.extent(ix.span_of(i))
+        if ext is None:
+            return None
+        _, pack, off, n = where.chunks[0]
+        if ext[0] != pack:
+            return None
+        data = self._cache.read_range(extent_key(*ext), off - ext[1], n)
+        return data if data is not None and digest_bytes(data) == where.digest else None
 
     def _read_remote(self, wants: dict[int, Any]) -> dict[int, bytes]:
         chunks: dict[tuple[bytes, int], tuple[bytes, int]] = {}  # (pack, offset) -> (digest, length)
@@ -236,7 +232,7 @@ class _RegistryData:
             else:
                 ranges.append((pack, off, off + n, []))
             ranges[-1][3].append((off, d, n))
-        bodies = self.proc.get_many([(pack_key(p), s, e) for p, s, e, _ in ranges])
+        bodies = self.proc.packs.read([(p, s, e) for p, s, e, _ in ranges])
         found: dict[tuple[bytes, int], bytes] = {}
         for (pack, start, _, pieces), body in zip(ranges, bodies, strict=True):
             for off, d, n in pieces:
@@ -257,6 +253,34 @@ class _RegistryData:
             self._cache.put(w.digest, data)
             out[i] = bytes(data)
         return out
+
+    def load_span(self, s: int, ids: Sequence[int]) -> dict[int, bytes]:
+        """The bytes of samples `ids` of span s, read with the whole span: its extent from the
+        cache, else one ranged GET of it (every sample of the span verified), kept whole in the
+        cache for the next epoch."""
+        ix = self.index
+        ext = ix.extent(s)
+        if ext is None:  # a span of its own: a file of several chunks, or empty
+            return self.load(ids)
+        pack, start, end = ext
+        first, count = ix.span(s)
+        rows = [(i, ix.row(i)) for i in (ix.ordered(first + k) for k in range(count))]
+        key = extent_key(pack, start, end)
+        body = self._cache.read(key)
+        if body is not None:
+            got = _cut(body, start, rows, ids)
+            if got is not None:
+                return got
+            self._cache.drop(key)  # damaged on disk: read it again
+        try:
+            body = self.proc.packs.read([(pack, start, end)])[0]
+        except (ObjectNotFound, MissingDataError):
+            return self._read_again(list(ids))
+        got = _cut(body, start, rows, ids)
+        if got is None:
+            return self._read_again(list(ids))
+        self._cache.put(key, body)
+        return got
 
     def _read_again(self, ids: list[int]) -> dict[int, bytes]:
         """The index pointed at bytes the remote no longer has there (a remote gc repacked them, a
@@ -386,14 +410,14 @@ class RegistryIterableDataset(_RegistryData, _IterBase):  # type: ignore[misc,va
         pieces, out, skip = self.plan()
         todo = out[skip:]
         need = set(todo) if skip else None
-        jobs: collections.deque[list[int]] = collections.deque()
+        jobs: collections.deque[tuple[int, list[int]]] = collections.deque()
         for p in pieces:
             first = ix.span(p.span)[0]
             ids = [ix.ordered(first + k) for k in range(p.start, p.stop)]
             if need is not None:
                 ids = [i for i in ids if i in need]
             if ids:
-                jobs.append(ids)
+                jobs.append((p.span, ids))
         self._yielded = skip
         proc = self.proc
         running: collections.deque[Future[dict[int, bytes]]] = collections.deque()
@@ -401,7 +425,7 @@ class RegistryIterableDataset(_RegistryData, _IterBase):  # type: ignore[misc,va
 
         def feed() -> None:
             while jobs and len(running) < PREFETCH:
-                running.append(proc.pool.submit(self.load, jobs.popleft()))
+                running.append(proc.pool.submit(self.load_span, *jobs.popleft()))
 
         feed()
         try:
@@ -416,6 +440,7 @@ class RegistryIterableDataset(_RegistryData, _IterBase):  # type: ignore[misc,va
         finally:
             for f in running:
                 f.cancel()
+        self._cache.flush()  # the epoch's reads are in the cache before the next one starts
         if self._resume is not None and self._resume[0] == self.epoch:
             self._resume = None
 
@@ -437,3 +462,16 @@ class RegistryIterableDataset(_RegistryData, _IterBase):  # type: ignore[misc,va
         self._resume = (self.epoch, int(state["consumed"]), int(state["batch_size"]))
 
 
+def _cut(body: bytes, start: int, rows: list[tuple[int, tuple[bytes, int, int, int, int, int]]],
+         ids: Sequence[int]) -> dict[int, bytes] | None:
+    """The samples `ids` out of a span's bytes (from pack offset `start`), when every sample of
+    the span in it matches its digest; None when one does not (or the bytes are short)."""
+    want = set(ids)
+    out = {}
+    for i, (digest, _, _, _, off, n) in rows:
+        data = body[off - start : off - start + n]
+        if len(data) != n or digest_bytes(data) != digest:
+            return None
+        if i in want:
+            out[i] = data
+    return out

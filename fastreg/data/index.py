@@ -9,7 +9,8 @@ File layout: a msgpack header, then raw arrays the header sizes:
      spans, chunks, names]
     samples  n x 36 bytes: digest 16 | folder u32 | name offset u32 | pack u32 | offset u32 | length u32
     order    n x 4: sample numbers sorted by (pack, offset): the order a pack is laid out in
-    spans    s x 8: first position in `order` u32 | count u32
+    spans    s x 12: first position in `order` u32 | count u32 | end u32 (in its pack; 0: a span of
+             one file of several chunks, or empty)
     chunks   c x 28: digest 16 | pack u32 | offset u32 | length u32 (files of several chunks)
     names    the file names, back to back (a name ends where the next sample's begins)
 
@@ -22,6 +23,7 @@ reads. About 40 bytes a sample plus its file name.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import mmap
 import os
@@ -36,10 +38,10 @@ from fastreg.objects import codec
 from fastreg.objects.tree import FileRecord
 
 FORMAT = "fastreg.samples"
-VERSION = 1
+VERSION = 2
 SAMPLE = struct.Struct("<16sIIIII")
 ORDER = struct.Struct("<I")
-SPAN = struct.Struct("<II")
+SPAN = struct.Struct("<III")
 CHUNK = struct.Struct("<16sIII")
 MULTI = 0xFFFFFFFF
 EMPTY = 0xFFFFFFFE
@@ -131,14 +133,56 @@ class SampleIndex:
     # -- spans -------------------------------------------------------------------------------
     def span(self, s: int) -> tuple[int, int]:
         """(first position in the pack order, count) of span s."""
-        return SPAN.unpack_from(self._mm, self._spans + s * SPAN.size)
+        return SPAN.unpack_from(self._mm, self._spans + s * SPAN.size)[:2]
+
+    def extent(self, s: int) -> tuple[bytes, int, int] | None:
+        """(pack digest, start, end) of the bytes span s reads; None for a span of one file of
+        several chunks (or an empty one)."""
+        first, _, end = SPAN.unpack_from(self._mm, self._spans + s * SPAN.size)
+        pack, start = self.row(self.ordered(first))[3:5]
+        if pack in (MULTI, EMPTY):
+            return None
+        return self.packs[pack], start, end
+
+    def span_of(self, i: int) -> int:
+        """The span sample i is read with (a sample of one chunk)."""
+        _, _, _, pack, offset, length = self.row(i)
+        pos = bisect.bisect_left(_Keys(self), (pack, offset, length, i))
+        return bisect.bisect_right(_SpanFirsts(self), pos) - 1
 
     def ordered(self, pos: int) -> int:
         """The sample at position pos of the pack order."""
         return int(ORDER.unpack_from(self._mm, self._order + pos * ORDER.size)[0])
 
     def span_counts(self) -> list[int]:
-        return [c for _, c in SPAN.iter_unpack(self._mm[self._spans : self._spans + self.nspans * SPAN.size])]
+        return [c for _, c, _ in SPAN.iter_unpack(self._mm[self._spans : self._spans + self.nspans * SPAN.size])]
+
+
+class _Keys:
+    """The pack order as (pack, offset, length, sample) keys, for bisect (the files of several
+    chunks and the empty ones, at the end, have pack numbers above every real one)."""
+
+    def __init__(self, ix: SampleIndex) -> None:
+        self.ix = ix
+
+    def __len__(self) -> int:
+        return len(self.ix)
+
+    def __getitem__(self, pos: int) -> tuple[int, int, int, int]:
+        i = self.ix.ordered(pos)
+        row = self.ix.row(i)
+        return row[3], row[4], row[5], i
+
+
+class _SpanFirsts:
+    def __init__(self, ix: SampleIndex) -> None:
+        self.ix = ix
+
+    def __len__(self) -> int:
+        return self.ix.nspans
+
+    def __getitem__(self, s: int) -> int:
+        return self.ix.span(s)[0]
 
 
 def _split16(blob: bytes) -> list[bytes]:
@@ -200,17 +244,17 @@ def build(out: Path, url: str, commit: str, root: str, remote: str, files: list[
     start = end = pack = -1
     for pos, (p, o, n, i) in enumerate(laid):
         if pos > first and (p != pack or o - end > GAP or o + n - start > SPAN_BYTES):
-            spans += SPAN.pack(first, pos - first)
+            spans += SPAN.pack(first, pos - first, end)
             first = pos
         if pos == first:
-            pack, start = p, o
-        end = o + n
+            pack, start, end = p, o, 0
+        end = max(end, o + n)
         order += ORDER.pack(i)
     if laid:
-        spans += SPAN.pack(first, len(laid) - first)
+        spans += SPAN.pack(first, len(laid) - first, end)
     for k, i in enumerate(odd):
         order += ORDER.pack(i)
-        spans += SPAN.pack(len(laid) + k, 1)
+        spans += SPAN.pack(len(laid) + k, 1, 0)
     folder_list = sorted(folders, key=folders.__getitem__)
     folder_class = [class_no[fo.split("/", 1)[0]] if fo else -1 for fo in folder_list]
     pack_list = b"".join(p for p, _ in sorted(packs.items(), key=lambda kv: kv[1]))

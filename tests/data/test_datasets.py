@@ -156,6 +156,24 @@ def test_epoch_2_reads_the_local_cache(reg_local: Reg, tmp_path: Path) -> None:
     ds.close()
 
 
+def test_a_damaged_cache_entry_is_read_again_from_the_remote(reg_local: Reg, tmp_path: Path) -> None:
+    cache = tmp_path / "c"
+    ds = RegistryIterableDataset(reg_local.url, DATA, rev="v1", seed=0, cache_dir=cache)
+    assert {s.path: s.data for s in ds} == reg_local.v1
+    entries = [p for p in (cache / "objects").rglob("*") if p.is_file() and p.stat().st_size]
+    assert entries  # the epoch kept its spans
+    for p in entries:  # one flipped byte in the middle of every entry
+        blob = bytearray(p.read_bytes())
+        blob[len(blob) // 2] ^= 1
+        p.write_bytes(bytes(blob))
+    ds.set_epoch(1)
+    assert {s.path: s.data for s in ds} == reg_local.v1  # every sample right: the damaged were dropped
+    m = RegistryDataset(reg_local.url, DATA, rev="v1", cache_dir=cache)
+    assert [m[i].data for i in range(len(m))] == [reg_local.v1[p] for p in sorted(reg_local.v1)]
+    ds.close()
+    m.close()
+
+
 def _read_in_child(ds: RegistryDataset, q: multiprocessing.Queue[object]) -> None:
     try:
         q.put([(s.path, s.data) for s in ds.__getitems__(list(range(1, len(ds))))])
