@@ -5,6 +5,8 @@
     tmp/                      entries being written (renamed into objects/ once counted)
     usage                     the bytes objects/ holds, as text
     lock                      flock'ed while usage is read, entries added or entries evicted
+    locks/NN                  flock'ed by the process fetching a span a map-style reader wants
+                              (NN: its key's first byte), so that one process fetches it
 
 What goes in was verified by the reader (every chunk against its digest); what comes out is
 verified again by it (a damaged entry is dropped and read from the remote instead). Entries are
@@ -63,8 +65,9 @@ class SampleCache:
         self.limit = limit
         self.objects = root / "objects"
         self.tmp = root / "tmp"
-        self.objects.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.locks = root / "locks"
+        for d in (self.objects, self.tmp, self.locks):
+            d.mkdir(parents=True, exist_ok=True)
         self._q: _Queue | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -137,6 +140,24 @@ class SampleCache:
             if q.thread is None:
                 q.thread = threading.Thread(target=self._write, args=(q,), name="fastreg-data-cache")
                 q.thread.start()
+
+    def put_now(self, key: bytes, data: bytes) -> None:
+        """Keep verified bytes under key before returning (when they fit); never raises."""
+        if self.limit is not None and len(data) > self.limit * EVICT_TO:
+            return
+        with contextlib.suppress(OSError):
+            self._add([(key, data)])
+
+    @contextlib.contextmanager
+    def claim(self, key: bytes) -> Iterator[None]:
+        """Held by one process at a time for a key (and the few that share its lock slot): what
+        it fetches and keeps there, the others wait for, then read from the cache."""
+        fd = os.open(self.locks / key[:1].hex(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def flush(self) -> None:
         """Wait until what this process queued is on disk."""

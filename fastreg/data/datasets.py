@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from fastreg.chunking import iter_chunks
 from fastreg.data import order
-from fastreg.data.cache import SampleCache, extent_key
+from fastreg.data.cache import EVICT_TO, SampleCache, extent_key
 from fastreg.data.index import GAP, SPAN_BYTES, SampleIndex, build, index_key
 from fastreg.errors import (
     DecodeError,
@@ -110,6 +110,7 @@ class _RegistryData:
                 self._build(reader, loc)
         self._proc: _Process | None = None
         self._ix: SampleIndex | None = None
+        self._fit: tuple[int, bool] | None = None
         self._pid = os.getpid()
         self.classes: list[str] = list(self.index.classes)
         self.class_to_idx: dict[str, int] = {c: i for i, c in enumerate(self.classes)}
@@ -200,11 +201,46 @@ class _RegistryData:
                 out[i] = got
             else:
                 wants[i] = where
+        if wants and self._spans_fit():
+            out.update(self._by_span(wants))
+            wants = {i: w for i, w in wants.items() if i not in out}
         if wants:
             try:
                 out.update(self._read_remote(wants))
             except (IntegrityError, ObjectNotFound, MissingDataError):
                 out.update(self._read_again(list(wants)))
+        return out
+
+    def _spans_fit(self) -> bool:
+        """Whether the cache can keep every span of the dataset: then a random read fetches
+        the whole span of what it wants (each span crosses the network once an epoch, in one
+        sequential GET, and the rest of it is read from the cache); else it fetches just the
+        samples (a smaller cache would evict spans before their other samples were asked for)."""
+        if self._fit is None or self._fit[0] != os.getpid():
+            ix = self.index
+            total = sum(e[2] - e[1] for e in (ix.extent(s) for s in range(ix.nspans)) if e is not None)
+            self._fit = (os.getpid(), self.cache_limit is None or total <= self.cache_limit * EVICT_TO)
+        return self._fit[1]
+
+    def _by_span(self, wants: dict[int, Any]) -> dict[int, bytes]:
+        """Samples of one chunk read with their whole span, one span at a time; a span another
+        process is fetching is waited for, then read from the cache."""
+        ix = self.index
+        spans: dict[int, list[int]] = {}
+        for i, w in wants.items():
+            if len(w.chunks) == 1:
+                spans.setdefault(ix.span_of(i), []).append(i)
+        out: dict[int, bytes] = {}
+        for s, ids in sorted(spans.items()):
+            ext = ix.extent(s)
+            if ext is None:
+                continue
+            with self._cache.claim(extent_key(*ext)):
+                got = {i: self._from_extent(i, wants[i]) for i in ids}
+                if all(v is not None for v in got.values()):
+                    out.update({i: v for i, v in got.items() if v is not None})
+                    continue
+                out.update(self.load_span(s, ids, keep=self._cache.put_now))
         return out
 
     def _from_extent(self, i: int, where: Any) -> bytes | None:
@@ -254,10 +290,11 @@ class _RegistryData:
             out[i] = bytes(data)
         return out
 
-    def load_span(self, s: int, ids: Sequence[int]) -> dict[int, bytes]:
+    def load_span(self, s: int, ids: Sequence[int], keep: Callable[[bytes, bytes], None] | None = None
+                  ) -> dict[int, bytes]:
         """The bytes of samples `ids` of span s, read with the whole span: its extent from the
         cache, else one ranged GET of it (every sample of the span verified), kept whole in the
-        cache for the next epoch."""
+        cache for the next epoch (`keep`: how; by default written behind)."""
         ix = self.index
         ext = ix.extent(s)
         if ext is None:  # a span of its own: a file of several chunks, or empty
@@ -279,7 +316,7 @@ class _RegistryData:
         got = _cut(body, start, rows, ids)
         if got is None:
             return self._read_again(list(ids))
-        self._cache.put(key, body)
+        (keep or self._cache.put)(key, body)
         return got
 
     def _read_again(self, ids: list[int]) -> dict[int, bytes]:
