@@ -37,7 +37,7 @@ from fastreg.objects.digest import digest_bytes
 
 EVICT_TO = 0.8  # an eviction frees space down to this fraction of the limit
 STALE_TMP = 3600.0  # a temp file this old (seconds) is a dead writer's
-PENDING = 64 << 20  # bytes a process queues for writing; beyond, what it reads is not kept
+PENDING = 32 << 20  # bytes a process queues for writing; beyond, what it reads is not kept
 
 
 def extent_key(pack: bytes, start: int, end: int) -> bytes:
