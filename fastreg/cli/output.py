@@ -68,6 +68,19 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def diff_summary(summary: dict[str, dict[str, int | None]]) -> str:
+    """The last line `fastreg diff` prints: "2 files added (1.2 MB), 0 deleted, ..."."""
+    from fastreg.repo.diff import KINDS
+
+    def part(k: str) -> str:
+        files, nbytes = summary[k]["files"] or 0, summary[k]["bytes"]
+        if not files:
+            return f"0 {k}"
+        return f"{count(files, 'file')} {k}" + (f" ({human(nbytes)})" if nbytes is not None else "")
+
+    return ", ".join(part(k) for k in KINDS)
+
+
 def checked_out(res: CheckoutResult) -> str:
     return f"{count(res.placed, 'file')} restored, {res.removed} removed, {res.unchanged} unchanged"
 

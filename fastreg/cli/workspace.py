@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastreg.cli.main import duration, jobs
-from fastreg.cli.output import checked_out, count, human, progress_bar, say
+from fastreg.cli.output import checked_out, count, diff_summary, human, progress_bar, say
 from fastreg.errors import FastregError, UsageError
 from fastreg.quoting import quote
 
@@ -313,7 +313,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def _print_diff(args: argparse.Namespace, res: object) -> None:
     import json
 
-    from fastreg.repo.diff import KINDS, DiffResult
+    from fastreg.repo.diff import DiffResult
 
     assert isinstance(res, DiffResult)
     summary = res.summary()
@@ -334,13 +334,7 @@ def _print_diff(args: argparse.Namespace, res: object) -> None:
         for c in res.changes:
             path = f"{quote(c.old_path or '')} -> {quote(c.path)}" if c.kind == "renamed" else quote(c.path)
             print(f"{c.kind:9} {human(c.size).replace(' ', ''):>9}  {path}")
-    def part(k: str) -> str:
-        files, nbytes = summary[k]["files"] or 0, summary[k]["bytes"]
-        if not files:
-            return f"0 {k}"
-        return f"{count(files, 'file')} {k}" + (f" ({human(nbytes)})" if nbytes is not None else "")
-
-    print(", ".join(part(k) for k in KINDS))
+    print(diff_summary(summary))
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

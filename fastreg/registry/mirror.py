@@ -123,6 +123,40 @@ class Mirror:
         """Every metafile at commit, by its target path (a malformed one is an error naming it)."""
         return gitcli.metafiles_at(self.path, commit, self.url)
 
+    def refs(self) -> list[tuple[str, str, str]]:
+        """(name, "branch"|"tag", commit) of every branch and tag, as of the last fetch."""
+        p = _git(["for-each-ref", "--format=%(refname)%00%(objectname)%00%(*objectname)", "refs/heads",
+                  "refs/tags"], cwd=self.path, what=f"reading the refs of {self.url}")
+        out = []
+        for line in p.stdout.decode(errors="replace").splitlines():
+            ref, obj, peeled = [*line.split("\0"), "", ""][:3]
+            kind, _, name = ref.removeprefix("refs/").partition("/")
+            commit = peeled or obj  # an annotated tag: the commit it points at
+            if _SHA.fullmatch(commit):
+                out.append((name, "branch" if kind == "heads" else "tag", commit))
+        return out
+
+    def log(self, limit: int, pathspecs: list[str]) -> list[Commit]:
+        """The latest commits (of every branch and tag) that changed a path matching one of
+        pathspecs, newest first."""
+        p = _git(["log", "--branches", "--tags", f"--max-count={limit}", "--format=%H%x00%P%x00%at%x00%an%x00%s",
+                  "--", *pathspecs], cwd=self.path, what=f"reading the history of {self.url}")
+        out = []
+        for line in p.stdout.decode(errors="replace").splitlines():
+            parts = line.split("\0")
+            if len(parts) == 5 and _SHA.fullmatch(parts[0]):
+                out.append(Commit(parts[0], tuple(parts[1].split()), int(parts[2]), parts[3], parts[4]))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    sha: str
+    parents: tuple[str, ...]
+    time: int  # seconds since the epoch
+    author: str
+    subject: str
+
 
 def moved_head(url: str, rev: str | None, rev_lock: str) -> str | None:
     """For an import that follows a branch (or the default branch), the branch's current commit

@@ -365,18 +365,26 @@ def diff(url: str, a: str, b: str | None, path: str | None) -> DiffResult:
     """What changed in the registry's tracked data from revision a to b (default: the default
     branch), under path if given: from metafiles and the tree nodes that differ (a DVC project's:
     its outs and manifests), no data."""
+    reg_a, reg_b = open_reader(url, a), open_reader(url, b)
+    with reg_a, reg_b:
+        return diff_readers(reg_a, reg_b, path, (a, b or "default branch"))
+
+
+def diff_readers(reg_a: RegistryReader, reg_b: RegistryReader, path: str | None,
+                 names: tuple[str, str]) -> DiffResult:
+    """diff() of two readers of one registry (names: what the sides are called)."""
     from fastreg.repo.diff import DiffResult, classify, compare_metas, overlaps
 
-    reg_a, reg_b = open_reader(url, a), open_reader(url, b)
+    a, b = names
     if reg_a.kind != reg_b.kind:
-        raise UsageError(f"{url}: {a} is a {reg_a.kind} revision and {b or 'the default branch'} a {reg_b.kind} one; "
+        raise UsageError(f"{reg_b.url}: {a} is a {reg_a.kind} revision and {b} a {reg_b.kind} one; "
                          "diff --repo compares two revisions of one kind")
     metas_a = reg_a.metafiles()
     metas_b = reg_b.metafiles()
     within = [clean_path(path)] if path else None
     pairs = [(p, metas_a.get(p), metas_b.get(p)) for p in sorted(metas_a.keys() | metas_b.keys())
              if within is None or any(overlaps(p, w) for w in within)]
-    sides = f"{a} ({reg_a.commit[:10]})", f"{b or 'default branch'} ({reg_b.commit[:10]})"
+    sides = f"{a} ({reg_a.commit[:10]})", f"{b} ({reg_b.commit[:10]})"
     if reg_a.kind == "dvc":
         from fastreg.registry.dvc.reader import DvcReader
 
@@ -386,10 +394,10 @@ def diff(url: str, a: str, b: str | None, path: str | None) -> DiffResult:
                     and any(m is not None and m.kind == "dir" for m in (ma, mb))]
     changes: list[tree.Change] = []
     # tree nodes come from the newer side's remote (the older one's if it has none)
-    with reg_b if remotes.default_name(reg_b.config) else reg_a as reg:
-        store = reg.trees if changed_dirs else reg.cache
-        for p, ma, mb in pairs:
-            changes.extend(compare_metas(store, p, ma, mb))
+    reg = reg_b if remotes.default_name(reg_b.config) else reg_a
+    store = reg.trees if changed_dirs else reg.cache
+    for p, ma, mb in pairs:
+        changes.extend(compare_metas(store, p, ma, mb))
     return DiffResult(*sides, classify(changes, within))
 
 
@@ -442,10 +450,10 @@ class Entry:
 
 def list_(url: str, path: str | None, rev: str | None, recursive: bool, tracked_only: bool) -> list[Entry]:
     with open_reader(url, rev) as reg:
-        return _list(reg, path, recursive, tracked_only)
+        return list_at(reg, path, recursive, tracked_only)
 
 
-def _list(reg: RegistryReader, path: str | None, recursive: bool, tracked_only: bool) -> list[Entry]:
+def list_at(reg: RegistryReader, path: str | None, recursive: bool, tracked_only: bool) -> list[Entry]:
     base = clean_path(path) if path else ""
     if base:
         try:
