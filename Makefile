@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean browser
 
 $(BIN)/fastreg: pyproject.toml setup.py fastreg/_hash.pyx fastreg/_files.pyx fastreg/_index.pyx fastreg/_posix.pxd
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,16 @@ $(VENV)/.torch: $(BIN)/fastreg
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q '$(TORCH)'
 	touch $@
 
-test: $(VENV)/.torch lint
+# Chromium and ChromeDriver from the distribution for the browser tests of `fastreg ui` (Selenium
+# drives them; nothing is downloaded at run time). Installed where apt-get can (as root); elsewhere
+# those tests are skipped, unless FASTREG_BROWSER_TESTS=required (CI).
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    { apt-get update -qq || true; } && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "note: no /usr/bin/chromium: the browser tests will be skipped (apt-get install chromium chromium-driver)"; fi; }
+
+test: $(VENV)/.torch browser lint
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/fastreg

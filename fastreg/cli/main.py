@@ -1,5 +1,5 @@
 """The command line's entry: the parser (each verb group declares its commands in its own module
-beside their handlers: workspace, remote, registry, bench), and the one place an error becomes
+beside their handlers: workspace, remote, registry, migrate, ui, bench), and the one place an error becomes
 `error: ...` on stderr and an exit code (the table in docs/cli.md).
 
 Imports of heavy modules happen inside the command functions, so `fastreg status` on a large
@@ -66,7 +66,7 @@ def subset(text: str) -> float | int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fastreg.cli import bench, migrate, registry, remote, workspace
+    from fastreg.cli import bench, migrate, registry, remote, ui, workspace
 
     common = Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fastreg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for group in (workspace, remote, registry, migrate, bench):
+    for group in (workspace, remote, registry, migrate, ui, bench):
         group.register(sub, common)
     return parser
 
