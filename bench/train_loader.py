@@ -137,6 +137,21 @@ def _children() -> list[int]:
     return out
 
 
+def _cache_bytes(cache: str | None) -> int:
+    """What the cache holds once the workers' writes behind the epoch have settled."""
+    usage = Path(cache) / "usage" if cache else None
+    if usage is None:
+        return 0
+    last = -1
+    for _ in range(20):
+        now = int(usage.read_text() or 0) if usage.exists() else 0
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.25)
+    return last
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["local", "iter", "map", "fsspec", "dvc"])
@@ -184,7 +199,9 @@ def main() -> None:
         for k, b in loader:
             n += k
             nbytes += b
-        epochs.append({"samples": n, "bytes": nbytes, "seconds": time.perf_counter() - t})
+        seconds = time.perf_counter() - t
+        kept = _cache_bytes(a.cache)
+        epochs.append({"samples": n, "bytes": nbytes, "seconds": seconds, "cache_bytes": kept})
     workers = _children()
     rss = max((_proc_kb(p, "VmHWM") for p in workers), default=0)
     pss = max((_pss_kb(p) for p in workers), default=0)

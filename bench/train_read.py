@@ -8,7 +8,7 @@ with 4 workers, from a cold user cache:
   (c) RegistryIterableDataset            (d) RegistryDataset, shuffled
   (c0) (c) with the cache off, and the write floor: `cp -a` of the same files, before (c) and (d)
   (e) fastreg:// open per file, shuffled (f) DVC's DVCFileSystem, read per file, shuffled
-  (g) epoch 2 of (c) and (d), from their local cache
+  (g) epochs 2 and 3 of (c) and (d), from their local cache (with what epoch 1 could keep)
 
 then the index of a 1M-sample dataset: built from a synthetic 1M tree of the same format, the
 worker's plan for one epoch, and its RSS. torch goes into the benchmark's own virtualenvs
@@ -249,7 +249,7 @@ def main() -> int:
             writes.append(write_floor(src / DATA, nbytes))
             cache = WORK / f"train-cache-{mode}"
             retire(cache)
-            res[key] = loader(py, mode, env, *common, "--cache", str(cache), "--epochs", "2")
+            res[key] = loader(py, mode, env, *common, "--cache", str(cache), "--epochs", "3")
         print("bench: (e) fastreg:// per file", file=sys.stderr)
         res["e"] = loader(py, "fsspec", env, *common, "--limit", str(a.limit))
         print("bench: (f) DVCFileSystem per file", file=sys.stderr)
@@ -265,13 +265,19 @@ def main() -> int:
         e = r["epochs"][epoch]
         return e["samples"] / e["seconds"], e["bytes"] / e["seconds"] / (1 << 20)
 
+    def kept(key: str, epoch: int) -> str:
+        return f"{min(1.0, res[key]['epochs'][epoch]['cache_bytes'] / nbytes):.0%}"
+
     rows = [("(b) local files, open/read per file (epoch 1)", res["b"], 0),
             ("(c) RegistryIterableDataset (cold)", res["c"], 0),
             ("(c0) RegistryIterableDataset, cache off (`cache_limit=0`)", res["c0"], 0),
             ("(d) RegistryDataset, shuffled (cold)", res["d"], 0),
             (f"(e) fastreg:// open per file ({a.limit:,} samples)", res["e"], 0),
             (f"(f) DVC DVCFileSystem per file ({a.limit:,} samples)", res["f"], 0),
-            ("(g) epoch 2 of (c), local cache", res["c"], 1), ("(g) epoch 2 of (d), local cache", res["d"], 1)]
+            (f"(g) epoch 2 of (c) (epoch 1 kept {kept('c', 0)})", res["c"], 1),
+            (f"(g) epoch 2 of (d) (epoch 1 kept {kept('d', 0)})", res["d"], 1),
+            (f"(g) epoch 3 of (c) (the cache holds {kept('c', 1)})", res["c"], 2),
+            (f"(g) epoch 3 of (d) (the cache holds {kept('d', 1)})", res["d"], 2)]
     title = f"## Training reads: {a.files:,} files of ~{a.kb:g} KiB ({nbytes / 1e9:.2f} GB) in {CLASSES} classes"
     lines = ["", f"{title} on SeaweedFS", "",
              "Each reader through a torch DataLoader (torch 2.13.0 CPU, in the benchmark's own virtualenvs), "
@@ -290,6 +296,7 @@ def main() -> int:
                      f"{r['worker_peak_rss_mib']:.0f} / {r['worker_pss_mib']:.0f} |")
     c, f, b = rate(res["c"])[0], rate(res["f"])[0], rate(res["b"])[0]
     g_c, g_d = rate(res["c"], 1)[0], rate(res["d"], 1)[0]
+    g3_c, g3_d = rate(res["c"], 2)[0], rate(res["d"], 2)[0]
     lines += ["", "Targets: "
               f"(c) ≥ 0.8× floor: **{rate(res['c'])[1] / mib_floor:.2f}×** (× the write floor: "
               f"**{rate(res['c'])[1] / writes[0]:.2f}×**; with the cache off: "
@@ -297,7 +304,8 @@ def main() -> int:
               f"(d) ≥ 0.3× floor: **{rate(res['d'])[1] / mib_floor:.2f}×** (× the write floor: "
               f"**{rate(res['d'])[1] / writes[1]:.2f}×**); "
               f"(c) ≥ 10× (f): **{c / f:.0f}×**; "
-              f"(g) ≥ 0.8× (b): **{g_c / b:.2f}×** (c), **{g_d / b:.2f}×** (d).", "",
+              f"(g) ≥ 0.8× (b): epoch 2 **{g_c / b:.2f}×** (c), **{g_d / b:.2f}×** (d); epoch 3, all from the "
+              f"cache: **{g3_c / b:.2f}×** (c), **{g3_d / b:.2f}×** (d).", "",
               f"The index of a 1M-sample dataset (synthetic tree, 1,000 classes, ImageNet-style names): "
               f"{big['bytes'] / 1e6:.1f} MB ({big['bytes'] / big['n']:.0f} bytes a sample); a forked worker (torch "
               f"imported) that maps it, plans its quarter of an epoch ({big['planned']:,} samples) and looks up "

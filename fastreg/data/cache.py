@@ -29,6 +29,7 @@ import fcntl
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ from fastreg.objects.digest import digest_bytes
 EVICT_TO = 0.8  # an eviction frees space down to this fraction of the limit
 STALE_TMP = 3600.0  # a temp file this old (seconds) is a dead writer's
 PENDING = 32 << 20  # bytes a process queues for writing; beyond, what it reads is not kept
+OPEN_ENTRIES = 64  # entries a process keeps open for reads of their parts
+TOUCH_EVERY = 10.0  # seconds between two records of one entry's use by one process
 
 
 def extent_key(pack: bytes, start: int, end: int) -> bytes:
@@ -57,6 +60,25 @@ class _Queue:
         self.thread: threading.Thread | None = None
 
 
+class _Open:
+    """One process's open entries (key -> fd, least recently used first) and when it last
+    recorded each one's use; made again in a forked child, which closes its copies of the
+    parent's."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.open: OrderedDict[bytes, int] = OrderedDict()
+        self.touched: dict[bytes, float] = {}
+
+    def close(self, key: bytes | None = None) -> None:
+        for k in [key] if key is not None else list(self.open):
+            fd = self.open.pop(k, None)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
 class SampleCache:
     def __init__(self, root: Path, limit: int | None) -> None:
         if limit is not None and limit < 0:
@@ -64,18 +86,24 @@ class SampleCache:
         self.root = root
         self.limit = limit
         self.objects = root / "objects"
+        self._objects = str(self.objects)
         self.tmp = root / "tmp"
         self.locks = root / "locks"
         for d in (self.objects, self.tmp, self.locks):
             d.mkdir(parents=True, exist_ok=True)
         self._q: _Queue | None = None
+        self._open: _Open | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_q": None}
+        return {**self.__dict__, "_q": None, "_open": None}
 
     def _path(self, key: bytes) -> Path:
         h = key.hex()
         return self.objects / h[:2] / h
+
+    def _name(self, key: bytes) -> str:
+        h = key.hex()
+        return f"{self._objects}/{h[:2]}/{h}"
 
     def read(self, key: bytes) -> bytes | None:
         """The entry's bytes as they are on disk (the caller verifies them), or None."""
@@ -99,18 +127,46 @@ class SampleCache:
             os.close(fd)
 
     def read_range(self, key: bytes, offset: int, n: int) -> bytes | None:
-        """n bytes at offset of an entry (the caller verifies them), or None."""
-        try:
-            fd = os.open(self._path(key), os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            data = os.pread(fd, n, offset)
-            with contextlib.suppress(OSError):
-                os.utime(fd)
-            return data if len(data) == n else None
-        finally:
-            os.close(fd)
+        """n bytes at offset of an entry (the caller verifies them), or None. A random reader
+        asks for many samples of one span entry: the last OPEN_ENTRIES entries stay open (one
+        fstat a read tells an entry another process evicted), and an entry's use is recorded
+        (its mtime) at most every TOUCH_EVERY seconds."""
+        fds = self._fds()
+        with fds.lock:
+            fd = fds.open.get(key)
+            if fd is not None:
+                fds.open.move_to_end(key)
+                try:
+                    if os.fstat(fd).st_nlink == 0:  # evicted meanwhile: its bytes are not ours to hold
+                        raise OSError
+                except OSError:
+                    fds.close(key)
+                    fd = None
+            if fd is None:
+                try:
+                    fd = os.open(self._name(key), os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    return None
+                fds.open[key] = fd
+                while len(fds.open) > OPEN_ENTRIES:
+                    fds.close(next(iter(fds.open)))
+            now = time.monotonic()
+            if now - fds.touched.get(key, -TOUCH_EVERY) >= TOUCH_EVERY:
+                fds.touched[key] = now
+                with contextlib.suppress(OSError):
+                    os.utime(fd)  # most recently used
+            try:
+                data = os.pread(fd, n, offset)
+            except OSError:
+                return None
+        return data if len(data) == n else None
+
+    def _fds(self) -> _Open:
+        if self._open is None or self._open.pid != os.getpid():  # forked: open our own
+            if self._open is not None:
+                self._open.close()
+            self._open = _Open()
+        return self._open
 
     def get(self, digest: bytes) -> bytes | None:
         """A sample's bytes when the cache holds them whole and they verify, else None."""
@@ -122,6 +178,9 @@ class SampleCache:
 
     def drop(self, key: bytes) -> None:
         """Remove a damaged entry (the ledger is counted again at the next eviction)."""
+        fds = self._fds()
+        with fds.lock:
+            fds.close(key)
         with contextlib.suppress(OSError):
             os.unlink(self._path(key))
 
@@ -262,6 +321,7 @@ class SampleCache:
                 entries.append((st.st_mtime_ns, st.st_size, e.path))
                 total += st.st_size
         if target is not None and total > target:
+            evicted: list[bytes] = []
             entries.sort()
             for _, size, path in entries:
                 if total <= max(target, 0):
@@ -269,6 +329,12 @@ class SampleCache:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
                     total -= size
+                    evicted.append(bytes.fromhex(os.path.basename(path)))
+            if evicted:  # what this process held open of them is let go (their space is freed)
+                fds = self._fds()
+                with fds.lock:
+                    for key in evicted:
+                        fds.close(key)
             now = time.time()
             for e in os.scandir(self.tmp):
                 with contextlib.suppress(OSError):

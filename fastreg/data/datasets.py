@@ -194,9 +194,9 @@ class _RegistryData:
             if where.size == 0:
                 out[i] = b""
                 continue
-            got = self._cache.get(where.digest)
-            if got is None and len(where.chunks) == 1:
-                got = self._from_extent(i, where)
+            got = self._from_extent(i, where) if len(where.chunks) == 1 else None  # in a kept span
+            if got is None:
+                got = self._cache.get(where.digest)  # kept alone
             if got is not None:
                 out[i] = got
             else:

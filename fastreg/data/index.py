@@ -23,11 +23,12 @@ reads. About 40 bytes a sample plus its file name.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import mmap
 import os
 import struct
+import sys
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ CHUNK = struct.Struct("<16sIII")
 MULTI = 0xFFFFFFFF
 EMPTY = 0xFFFFFFFE
 SPAN_BYTES = 16 << 20
+_U32 = "I" if array("I").itemsize == 4 else "L"  # the array type code of 4-byte unsigned ints
 GAP = 256 << 10
 
 
@@ -84,6 +86,7 @@ class SampleIndex:
         self._names = self._chunks + nchunks * CHUNK.size
         self.nspans: int = nspans
         self._names_len = int(names_len)
+        self._span_of: array[int] | None = None
         if len(self._mm) != self._names + names_len:
             self._mm.close()
             raise DecodeError(f"{path}: a truncated sample index")
@@ -145,10 +148,23 @@ class SampleIndex:
         return self.packs[pack], start, end
 
     def span_of(self, i: int) -> int:
-        """The span sample i is read with (a sample of one chunk)."""
-        _, _, _, pack, offset, length = self.row(i)
-        pos = bisect.bisect_left(_Keys(self), (pack, offset, length, i))
-        return bisect.bisect_right(_SpanFirsts(self), pos) - 1
+        """The span sample i is read with (a sample of one chunk). The first call makes the
+        table of every sample's span (4 bytes a sample, in this process)."""
+        if self._span_of is None:
+            self._span_of = self._spans_table()
+        return self._span_of[i]
+
+    def _spans_table(self) -> array[int]:
+        order = array(_U32)
+        order.frombytes(self._mm[self._order : self._order + self.n * ORDER.size])
+        if sys.byteorder != "little":
+            order.byteswap()
+        table = array(_U32, bytes(self.n * 4))
+        spans = SPAN.iter_unpack(self._mm[self._spans : self._spans + self.nspans * SPAN.size])
+        for s, (first, count, _) in enumerate(spans):
+            for pos in range(first, first + count):
+                table[order[pos]] = s
+        return table
 
     def ordered(self, pos: int) -> int:
         """The sample at position pos of the pack order."""
@@ -156,33 +172,6 @@ class SampleIndex:
 
     def span_counts(self) -> list[int]:
         return [c for _, c, _ in SPAN.iter_unpack(self._mm[self._spans : self._spans + self.nspans * SPAN.size])]
-
-
-class _Keys:
-    """The pack order as (pack, offset, length, sample) keys, for bisect (the files of several
-    chunks and the empty ones, at the end, have pack numbers above every real one)."""
-
-    def __init__(self, ix: SampleIndex) -> None:
-        self.ix = ix
-
-    def __len__(self) -> int:
-        return len(self.ix)
-
-    def __getitem__(self, pos: int) -> tuple[int, int, int, int]:
-        i = self.ix.ordered(pos)
-        row = self.ix.row(i)
-        return row[3], row[4], row[5], i
-
-
-class _SpanFirsts:
-    def __init__(self, ix: SampleIndex) -> None:
-        self.ix = ix
-
-    def __len__(self) -> int:
-        return self.ix.nspans
-
-    def __getitem__(self, s: int) -> int:
-        return self.ix.span(s)[0]
 
 
 def _split16(blob: bytes) -> list[bytes]:
