@@ -45,7 +45,7 @@ def make_project(root: Path, files: int) -> None:
     env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.invalid",
            "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.invalid"}
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
-    subprocess.run([sys.executable, "-m", "fastreg", "init"], cwd=root, check=True)
+    subprocess.run([sys.executable, "-m", "fastreg", "init"], cwd=root, check=True, capture_output=True)
     cache = Project(root).cache
     per = files // CLASSES
     top = DirBuilder(cache)
@@ -109,7 +109,7 @@ def main() -> int:
     def med(xs: list[float]) -> str:
         return f"{statistics.median(xs):.0f} ms (max {max(xs):.0f})"
 
-    print(f"### fastreg ui: a folder page of a {args.files:,}-file dataset ({time.strftime('%Y-%m-%d')})\n")
+    print(f"## fastreg ui: a folder page of a {args.files:,}-file dataset ({time.strftime('%Y-%m-%d')})\n")
     print("Command: `python bench/ui_folder.py" + (f" --files {args.files}" if args.files != 1_000_000 else "")
           + "`. The real server over HTTP on 127.0.0.1, this 2-core VM; the dataset's tree (1,000 class "
           f"folders of {per:,} files, the real node format) in the project's cache, so pages read Git and "
