@@ -136,10 +136,11 @@ class Mirror:
                 out.append((name, "branch" if kind == "heads" else "tag", commit))
         return out
 
-    def log(self, limit: int, pathspecs: list[str]) -> list[Commit]:
+    def log(self, limit: int, pathspecs: list[str], skip: int = 0) -> list[Commit]:
         """The latest commits (of every branch and tag) that changed a path matching one of
-        pathspecs, newest first."""
-        p = _git(["log", "--branches", "--tags", f"--max-count={limit}", "--format=%H%x00%P%x00%at%x00%an%x00%s",
+        pathspecs, newest first, after the first `skip` of them."""
+        p = _git(["log", "--branches", "--tags", f"--max-count={limit}", f"--skip={skip}",
+                  "--format=%H%x00%P%x00%at%x00%an%x00%s",
                   "--", *pathspecs], cwd=self.path, what=f"reading the history of {self.url}")
         out = []
         for line in p.stdout.decode(errors="replace").splitlines():

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from fastreg.repo.project import Project
 
 PAGE = 1000  # entries on a folder or diff page
-COMMITS = 100  # commits the versions page shows
+COMMITS = 100  # commits a versions page shows
 REV_TTL = 10.0
 PREVIEW_BYTES = 64 << 10
 PREVIEW_LINES = 40
@@ -183,7 +183,9 @@ class Registry:
         return {"get": f"fastreg get {url} {p}{at}", "import": f"fastreg import {url} {p}{at}"}
 
     # -- versions -----------------------------------------------------------------------------------
-    def versions(self) -> dict[str, Any]:
+    def versions(self, page: int = 1) -> dict[str, Any]:
+        """Refs, the commits that changed tracked data (COMMITS a page, newest first), and the
+        workspace's status in project mode."""
         head = self.commit_of(None)
         mirror = Mirror(self.url)
         refs = mirror.refs()
@@ -193,13 +195,16 @@ class Registry:
         commits = []
         kind = self.kind()
         specs = ["*.dvc", "*dvc.lock"] if kind == "dvc" else ["*.fastreg"]
-        for c in mirror.log(COMMITS, specs):
+        page = max(page, 1)
+        found = mirror.log(COMMITS + 1, specs, skip=(page - 1) * COMMITS)
+        for c in found[:COMMITS]:
             commits.append({"commit": c.sha, "parents": list(c.parents), "time": c.time, "author": c.author,
                             "subject": c.subject, "refs": names.get(c.sha, []),
                             **self.stats(c.sha, c.parents[0] if c.parents else None)})
         return {"url": self.share_url, "kind": kind, "head": head,
                 "refs": [{"name": n, "kind": k, "commit": c} for n, k, c in refs],
-                "commits": commits, "workspace": self.workspace()}
+                "commits": commits, "page": page, "more": len(found) > COMMITS,
+                "workspace": self.workspace() if page == 1 else None}
 
     def stats(self, commit: str, parent: str | None) -> dict[str, Any]:
         """A commit's tracked data (files, bytes) and what changed against its parent."""

@@ -201,7 +201,7 @@ def _page_no(request: web.Request) -> int:
 
 # -- pages -----------------------------------------------------------------------------------------
 async def versions_page(request: web.Request) -> web.Response:
-    doc = await _run(request, request.app[REGISTRY].versions)
+    doc = await _run(request, request.app[REGISTRY].versions, _page_no(request))
     return _page(request, "versions.html", {"title": "Versions", "doc": doc})
 
 
@@ -280,7 +280,7 @@ async def thumb(request: web.Request) -> web.Response:
 
 # -- the JSON API ----------------------------------------------------------------------------------
 async def api_versions(request: web.Request) -> web.Response:
-    return web.json_response(await _run(request, request.app[REGISTRY].versions))
+    return web.json_response(await _run(request, request.app[REGISTRY].versions, _page_no(request)))
 
 
 async def api_tree(request: web.Request) -> web.Response:

@@ -307,3 +307,14 @@ async def test_readers_of_many_commits_are_closed_beyond_a_few(demo: Demo, monke
         assert len(registry._readers) == 2
     finally:
         await c.close()
+
+
+async def test_the_versions_come_a_page_at_a_time(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model, "COMMITS", 2)
+    first = await _json(client, "/api/versions")
+    assert [c["subject"] for c in first["commits"]] == ["a 100-megapixel image", "pets v2"] and first["more"]
+    second = await _json(client, "/api/versions?page=2")
+    assert [c["subject"] for c in second["commits"]] == ["pets v1"] and not second["more"]
+    assert second["workspace"] is None and second["refs"] == first["refs"]
+    page = await (await client.get("/?page=2")).text()
+    assert 'rel="prev" href="/"' in page and "pets v1" in page and "pets v2" not in page
