@@ -59,8 +59,8 @@ def _opened(image: Any, f: io.RawIOBase | io.BytesIO) -> Any:
             return image.open(f)
         except image.DecompressionBombError:
             raise NoPreview("more pixels than a preview decodes") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise NoPreview(f"not an image Pillow reads ({exc})") from None
+        except (OSError, SyntaxError, ValueError):  # UnidentifiedImageError among them
+            raise NoPreview("not an image Pillow reads") from None
 
 
 def make(data: bytes, digest: str | None) -> bytes:
