@@ -318,3 +318,11 @@ async def test_the_versions_come_a_page_at_a_time(client: TestClient, monkeypatc
     assert second["workspace"] is None and second["refs"] == first["refs"]
     page = await (await client.get("/?page=2")).text()
     assert 'rel="prev" href="/"' in page and "pets v1" in page and "pets v2" not in page
+
+
+def test_bytes_that_are_no_image_get_no_preview_and_a_plain_reason() -> None:
+    from fastreg.ui import thumbs
+
+    with pytest.raises(thumbs.NoPreview) as err:
+        thumbs.make(os.urandom(2000), None)
+    assert err.value.message == "not an image Pillow reads"
