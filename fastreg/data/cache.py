@@ -97,13 +97,12 @@ class SampleCache:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_q": None, "_open": None}
 
-    def _path(self, key: bytes) -> Path:
-        h = key.hex()
-        return self.objects / h[:2] / h
-
     def _name(self, key: bytes) -> str:
         h = key.hex()
-        return f"{self._objects}/{h[:2]}/{h}"
+        return f"{self._objects}/{h[:2]}/{h}"  # a str: this is on every random read's path
+
+    def _path(self, key: bytes) -> Path:
+        return Path(self._name(key))
 
     def read(self, key: bytes) -> bytes | None:
         """The entry's bytes as they are on disk (the caller verifies them), or None."""

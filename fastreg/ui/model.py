@@ -174,6 +174,12 @@ class Registry:
             for h in idle:
                 h.reader.close()
 
+    def refs(self) -> list[tuple[str, str, str]]:
+        """(name, "branch"|"tag", commit) of every branch and tag, the registry fetched first when
+        its default branch is due (REV_TTL)."""
+        self.commit_of(None)
+        return Mirror(self.url).refs()
+
     def commands(self, path: str, rev: str | None) -> dict[str, str]:
         """The commands that reach path at rev, ready to paste into a shell."""
         import shlex
@@ -187,8 +193,7 @@ class Registry:
         """Refs, the commits that changed tracked data (COMMITS a page, newest first), and the
         workspace's status in project mode."""
         head = self.commit_of(None)
-        mirror = Mirror(self.url)
-        refs = mirror.refs()
+        refs = self.refs()
         names: dict[str, list[dict[str, str]]] = {}
         for name, kind, commit in refs:
             names.setdefault(commit, []).append({"name": name, "kind": kind})
@@ -196,7 +201,7 @@ class Registry:
         kind = self.kind()
         specs = ["*.dvc", "*dvc.lock"] if kind == "dvc" else ["*.fastreg"]
         page = max(page, 1)
-        found = mirror.log(COMMITS + 1, specs, skip=(page - 1) * COMMITS)
+        found = Mirror(self.url).log(COMMITS + 1, specs, skip=(page - 1) * COMMITS)
         for c in found[:COMMITS]:
             commits.append({"commit": c.sha, "parents": list(c.parents), "time": c.time, "author": c.author,
                             "subject": c.subject, "refs": names.get(c.sha, []),
@@ -248,10 +253,9 @@ class Registry:
         """A folder page (entries sorted folders first, PAGE a page), or the file path is."""
         commit = self.commit_of(rev)
         with self.reading(commit) as (reg,):
-            if path:
-                loc = _locate(reg, path)
-                if loc is not None and self._is_file(reg, loc):
-                    return self._file(reg, loc, rev, commit)
+            loc = _file_at(reg, path) if path else None
+            if loc is not None:
+                return self._file(reg, loc, rev, commit)
             entries = ops.list_at(reg, path or None, False, False)
         items = sorted(({"name": e.path.rpartition("/")[2], "path": e.path, "type": e.type, "size": e.size,
                          "files": e.files, "tracked": e.tracked,
@@ -263,21 +267,10 @@ class Registry:
                 "total": len(items), "entries": items[(page - 1) * PAGE: page * PAGE],
                 "commands": self.commands(path, rev) if path else None}
 
-    @staticmethod
-    def _is_file(reg: RegistryReader, loc: Located) -> bool:
-        if loc.meta is None:
-            return True
-        if loc.subpath is None:
-            return loc.meta.kind == "file"
-        return reg.stat(loc).kind == "file"
-
     def file(self, rev: str | None, path: str) -> dict[str, Any]:
         commit = self.commit_of(rev)
         with self.reading(commit) as (reg,):
-            loc = _locate(reg, path)
-            if loc is None or not self._is_file(reg, loc):
-                raise PathError(f"{path}: a folder, not a file")
-            return self._file(reg, loc, rev, commit)
+            return self._file(reg, _a_file(reg, path), rev, commit)
 
     def _file(self, reg: RegistryReader, loc: Located, rev: str | None, commit: str) -> dict[str, Any]:
         path = loc.path
@@ -298,19 +291,18 @@ class Registry:
 
     def read(self, rev: str | None, path: str, limit: int = RAW_LIMIT) -> tuple[bytes, str | None]:
         """A file's bytes (verified as it is read) and its digest (hex; None for a Git file)."""
-        commit = self.commit_of(rev)
-        with self.reading(commit) as (reg,):
-            loc = _locate(reg, path)
-            if loc is None or not self._is_file(reg, loc):
-                raise PathError(f"{path}: a folder, not a file")
-            if loc.meta is None:
-                return reg.git_bytes(path), None
+        with self.reading(self.commit_of(rev)) as (reg,):
+            loc = _a_file(reg, path)
             size, digest = _identity(reg, loc)
-            if size is not None and size > limit:
-                raise TooLarge(f"{path}: {size} bytes, more than this page shows; "
-                               f"`{self.commands(path, rev)['get']}` brings it")
-            with reg.open(loc) as f:
-                return f.read() or b"", digest
+            return self._bytes(reg, loc, rev, size, limit), digest
+
+    def _bytes(self, reg: RegistryReader, loc: Located, rev: str | None, size: int | None, limit: int) -> bytes:
+        """A located file's bytes (a tracked one's verified as read; a Git file's from Git)."""
+        if size is not None and size > limit:
+            raise TooLarge(f"{loc.path}: {size} bytes, more than this page shows; "
+                           f"`{self.commands(loc.path, rev)['get']}` brings it")
+        with reg.open(loc) as f:
+            return f.read() or b""
 
     def thumbnail(self, rev: str | None, path: str) -> bytes:
         """A JPEG of at most thumbs.SIZE pixels a side, made once per file content and kept on disk."""
@@ -318,15 +310,14 @@ class Registry:
 
         if kind_of(path) != "image":
             raise PathError(f"{path}: not an image")
-        commit = self.commit_of(rev)
-        with self.reading(commit) as (reg,):
-            loc = _locate(reg, path)
-            digest = _identity(reg, loc)[1] if loc is not None and loc.meta is not None else None
-        kept = thumbs.kept(digest) if digest else None
-        if kept is not None:
-            return kept
-        data, digest = self.read(rev, path, THUMB_SOURCE_LIMIT)
-        return thumbs.make(data, digest)
+        with self.reading(self.commit_of(rev)) as (reg,):
+            loc = _a_file(reg, path)
+            size, digest = _identity(reg, loc)
+            kept = thumbs.kept(digest) if digest else None
+            if kept is not None:
+                return kept
+            data = self._bytes(reg, loc, rev, size, THUMB_SOURCE_LIMIT)
+        return thumbs.make(data, digest)  # decoded outside the reader's lock
 
     # -- diff ---------------------------------------------------------------------------------------
     def diff(self, a: str | None, b: str | None, path: str | None) -> Any:
@@ -361,16 +352,26 @@ class Registry:
                 "changes": changes[(page - 1) * PAGE: page * PAGE]}
 
 
-def _locate(reg: RegistryReader, path: str) -> Located | None:
-    """What path is at the reader's commit; None for a folder of the Git repository."""
+def _file_at(reg: RegistryReader, path: str) -> Located | None:
+    """The file at path at the reader's commit; None when path is a folder (of the Git repository
+    or of tracked data); MissingPathError when nothing is there. Metadata only."""
     from fastreg.errors import DirectoryPathError
 
     try:
         loc = reg.locate(path)
     except DirectoryPathError:
         return None
-    if loc.meta is not None and loc.subpath is not None:
-        reg.stat(loc)  # MissingPathError when it is not in the tree (metadata only)
+    if loc.meta is None:
+        return loc
+    if loc.subpath is None:
+        return loc if loc.meta.kind == "file" else None
+    return loc if reg.stat(loc).kind == "file" else None  # MissingPathError when not in the tree
+
+
+def _a_file(reg: RegistryReader, path: str) -> Located:
+    loc = _file_at(reg, path)
+    if loc is None:
+        raise PathError(f"{path}: a folder, not a file")
     return loc
 
 

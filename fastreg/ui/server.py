@@ -230,7 +230,7 @@ def _siblings(reg: Registry, rev: str | None, path: str) -> tuple[str | None, st
     """The files before and after path in its folder (for the file page's arrows)."""
     parent = path.rpartition("/")[0]
     try:
-        doc = reg.folder(rev, parent, 1) if parent else reg.folder(rev, "", 1)
+        doc = reg.folder(rev, parent, 1)
     except FastregError:
         return None, None
     files = [e["path"] for e in doc["entries"] if e["type"] == "file"]
@@ -244,7 +244,7 @@ async def diff_page(request: web.Request) -> web.Response:
     reg = request.app[REGISTRY]
     a, b = _rev(request, "a"), _rev(request, "b")
     path = web_path(request.query.get("path", "")) or None
-    refs = await _run(request, _ref_names, reg)
+    refs = [name for name, _, _ in await _run(request, reg.refs)]
     if a is None:
         return _page(request, "diff.html", {"title": "Diff", "doc": None, "refs": refs, "a": a, "b": b,
                                              "path": path})
@@ -253,23 +253,17 @@ async def diff_page(request: web.Request) -> web.Response:
                                          "a": a, "b": b, "path": path})
 
 
-def _ref_names(reg: Registry) -> list[str]:
-    from fastreg.registry.mirror import Mirror
-
-    reg.commit_of(None)  # the mirror is there and fetched
-    return [name for name, _, _ in Mirror(reg.url).refs()]
-
-
 async def raw(request: web.Request) -> web.Response:
     from fastreg.ui.model import content_type
 
     path, rev = _path(request), _rev(request)
     data, digest = await _run(request, request.app[REGISTRY].read, rev, path)
-    headers = {"Content-Disposition": "inline" if content_type(path).startswith("image/") else "attachment"}
+    ctype = content_type(path)
+    headers = {"Content-Disposition": "inline" if ctype.startswith("image/") else "attachment"}
     if digest:
         headers["ETag"] = f'"{digest}"'
-    return web.Response(body=data, content_type=content_type(path).split(";")[0],
-                        charset="utf-8" if content_type(path).startswith("text/") else None, headers=headers)
+    return web.Response(body=data, content_type=ctype.split(";")[0],
+                        charset="utf-8" if ctype.startswith("text/") else None, headers=headers)
 
 
 async def thumb(request: web.Request) -> web.Response:

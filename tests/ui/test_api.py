@@ -24,7 +24,7 @@ from fastreg.objects.digest import digest_bytes
 from fastreg.registry.mirror import user_cache_dir
 from fastreg.ui import model
 from fastreg.ui.model import Registry
-from fastreg.ui.server import make_app
+from fastreg.ui.server import HOSTS, make_app
 from tests.ui.conftest import HOSTILE, Demo
 
 
@@ -229,7 +229,7 @@ async def test_paths_outside_the_registry_are_not_found(client: TestClient, targ
 async def test_a_request_for_another_host_name_is_refused(demo: Demo) -> None:
     c = await _client(Registry(str(demo.root)), hosts=set())
     try:
-        c.server.app[__import__("fastreg.ui.server", fromlist=["HOSTS"]).HOSTS].add(f"127.0.0.1:{c.port}")
+        c.server.app[HOSTS].add(f"127.0.0.1:{c.port}")  # as serve() fills it once the port is known
         assert await _raw_get(c, "/api/versions") == 200
         assert await _raw_get(c, "/api/versions", host="evil.example") == 421
     finally:
