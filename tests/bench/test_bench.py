@@ -28,7 +28,7 @@ def tree_snapshot(root: Path) -> list[str]:
 
 def check_cell(c: dict) -> None:
     """Figures that agree with each other: what a reader of the table relies on."""
-    assert c["requests"] > 0, c
+    assert c["requests"] > 0, json.dumps(c)  # the whole cell, its note included, if this fails
     assert c["seconds"] > 0
     assert c["requests_per_s"] == pytest.approx(c["requests"] / c["seconds"], rel=0.02)
     if c["op"] != "list":
@@ -92,8 +92,10 @@ def test_s3_with_dataset_and_plot(tmp_path: Path, run, seaweed, bucket, monkeypa
     before = bucket_keys(seaweed.endpoint, bucket)
     monkeypatch.chdir(tmp_path)
     plot = tmp_path / "bench.png"
+    # 11 cells share the budget: 8 s gives each about 0.7 s, so one stall of a server on a busy
+    # machine does not leave a cell without a finished request.
     out, _ = run("bench", f"s3://{bucket}/team", "--endpoint-url", seaweed.endpoint, "--sizes", "64K,1M",
-                 "--jobs", "1,8", "--duration", "4s", "--dataset", str(tmp_path / "ds"), "--plot", str(plot), "--json")
+                 "--jobs", "1,8", "--duration", "8s", "--dataset", str(tmp_path / "ds"), "--plot", str(plot), "--json")
     doc = json.loads(out)
     assert doc["remote"]["kind"] == "s3" and doc["remote"]["endpoint_url"] == seaweed.endpoint
     for c in doc["cells"]:
