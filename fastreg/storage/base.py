@@ -103,6 +103,10 @@ async def in_thread(executor: Executor | None, fn: Callable[..., T], *args: Any)
         return await asyncio.shield(fut)
     except asyncio.CancelledError:
         await asyncio.wait([fut])
+        if not fut.cancelled():
+            # Its failure is taken here, where the cancellation wins: left unretrieved, asyncio
+            # would print it with a traceback when the future is collected.
+            fut.exception()
         raise
 
 

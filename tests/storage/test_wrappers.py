@@ -79,3 +79,38 @@ async def test_limit_bounds_requests_in_flight() -> None:
     store = LimitedStore(inner, 3)
     await asyncio.gather(*(store.get("k") for _ in range(20)))
     assert peak == 3
+
+
+async def test_a_cancelled_caller_waits_for_its_thread_and_its_failure_is_not_printed() -> None:
+    """A push that fails cancels its other requests; a request's thread that then fails too
+    (a server going away fails them all) must not print "Future exception was never retrieved"
+    with a traceback beside the one `error:` line."""
+    import gc
+    import threading
+
+    from fastreg.storage.base import in_thread
+
+    reported: list[dict] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    started, finished = threading.Event(), threading.Event()
+
+    def fails() -> None:
+        started.set()
+        threading.Event().wait(0.2)
+        finished.set()
+        raise StorageError("s3://b/k: S3 error InternalError")
+
+    try:
+        task = asyncio.ensure_future(in_thread(None, fails))
+        await asyncio.to_thread(started.wait)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert finished.is_set()  # the thread had finished before the cancellation went on
+        del task
+        gc.collect()
+        await asyncio.sleep(0)
+        assert reported == []
+    finally:
+        loop.set_exception_handler(None)
