@@ -30,7 +30,7 @@ step "a local-directory remote, recorded in the committed config"
 git add .fastreg/config && git commit -qm "Default remote"
 
 step "v1: 1,800 images (train 500+500, validation 400+400)"
-"$PY" "$HERE/bench/gen.py" images use-cases/cats-dogs --train 1000 --validation 800 --mean-kb "$MEAN_KB"
+"$PY" "$HERE/bench/gen.py" images use-cases/cats-dogs --train 1000 --validation 800 --mean-kb "$MEAN_KB" --pictures
 time "$FASTREG" add use-cases/cats-dogs
 cat use-cases/cats-dogs.fastreg
 git add use-cases/cats-dogs.fastreg use-cases/.gitignore
@@ -38,7 +38,7 @@ time "$FASTREG" push
 git commit -qm "cats-dogs v1" && git tag cats-dogs-v1
 
 step "v2: 1,000 more training images"
-"$PY" "$HERE/bench/gen.py" images use-cases/cats-dogs --train 1000 --validation 0 --start 501 --mean-kb "$MEAN_KB"
+"$PY" "$HERE/bench/gen.py" images use-cases/cats-dogs --train 1000 --validation 0 --start 501 --mean-kb "$MEAN_KB" --pictures
 "$FASTREG" status
 time "$FASTREG" add use-cases/cats-dogs
 "$FASTREG" status --remote
@@ -128,3 +128,4 @@ with fastreg.api.open('use-cases/cats-dogs/data/train/dogs/dog.0001.jpg', repo='
 echo
 echo "demo finished: registry $DEMO/registry (remote $DEMO/remote), clone $DEMO/clone, consumer $DEMO/consumer," \
      "teammate $DEMO/teammate"
+echo "look at it in a browser: $FASTREG ui $DEMO/registry --open"
