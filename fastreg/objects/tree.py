@@ -22,6 +22,8 @@ the directory being built; finished directories keep only their 16-byte digest.
 from __future__ import annotations
 
 import bisect
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -232,24 +234,60 @@ def child_nodes(data: bytes, digest: bytes) -> list[bytes]:
     return out
 
 
+class NodeMemo:
+    """Nodes decoded for locate(), with the names it bisects, kept by digest for a store that
+    finds many paths (a reader behind a web view or a file system): a node's digest names its
+    bytes, so a kept node never goes stale. At most ENTRIES entries in all, least recently used
+    first out."""
+
+    ENTRIES = 1 << 15
+
+    def __init__(self) -> None:
+        self._nodes: OrderedDict[bytes, tuple[str, list[Any], list[str]]] = OrderedDict()
+        self._entries = 0
+        self._lock = threading.Lock()
+
+    def node(self, store: TreeStore, digest: bytes) -> tuple[str, list[Any], list[str]]:
+        with self._lock:
+            hit = self._nodes.get(digest)
+            if hit is not None:
+                self._nodes.move_to_end(digest)
+                return hit
+        hit = _keyed_node(store, digest)
+        with self._lock:
+            if digest not in self._nodes:
+                self._nodes[digest] = hit
+                self._entries += len(hit[1])
+                while self._entries > self.ENTRIES and len(self._nodes) > 1:
+                    self._entries -= len(self._nodes.popitem(last=False)[1][1])
+        return hit
+
+
+def _keyed_node(store: TreeStore, digest: bytes) -> tuple[str, list[Any], list[str]]:
+    """A node decoded, with the names of its entries (an index: its shards' first names)."""
+    kind, body = _decode_node(store.get_tree(digest), digest)
+    return kind, body, [entry[0] for entry in body]
+
+
 def locate(store: TreeStore, digest: bytes, relpath: str) -> tuple[bytes, Record] | None:
     """Like lookup, and also the digest of the node (directory or shard) whose entries hold the
-    record: the node a push writes a locator hint for."""
+    record: the node a push writes a locator hint for. A store with a `memo` (a NodeMemo) keeps
+    the nodes it decodes."""
+    memo: NodeMemo | None = getattr(store, "memo", None)
+    read = _keyed_node if memo is None else memo.node
     rec: Record = DirRecord(0, digest, 0)
     node = digest
     for part in relpath.strip("/").split("/"):
         if not isinstance(rec, DirRecord):
             return None
-        kind, body = _decode_node(store.get_tree(rec.digest), rec.digest)
+        kind, body, names = read(store, rec.digest)
         node = rec.digest
         if kind == "index":
-            firsts = [s[0] for s in body]
-            i = bisect.bisect_right(firsts, part) - 1
+            i = bisect.bisect_right(names, part) - 1
             if i < 0:
                 return None
             node = body[i][1]
-            kind, body = _decode_node(store.get_tree(node), node)
-        names = [raw[0] for raw in body]
+            kind, body, names = read(store, node)
         i = bisect.bisect_left(names, part)
         if i >= len(names) or names[i] != part:
             return None

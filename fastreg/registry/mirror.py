@@ -104,6 +104,11 @@ class Mirror:
         """Several files at commit with one git process (None: missing, or not a file)."""
         return gitcli.cat_files(self.path, [f"{commit}:{p}" for p in paths])
 
+    def names(self, commit: str, suffix: str) -> frozenset[str]:
+        """The paths of the files at commit whose names end with suffix (one ls-tree)."""
+        return frozenset(name for name, typ, _, _ in gitcli.ls_tree(self.path, commit)
+                         if typ == "blob" and name.endswith(suffix))
+
     def read(self, commit: str, path: str) -> bytes | None:
         p = _git(["cat-file", "blob", f"{commit}:{path}"], cwd=self.path, check=False)
         return p.stdout if p.returncode == 0 else None

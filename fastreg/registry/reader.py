@@ -54,6 +54,7 @@ from fastreg.transfer.session import RemoteSession
 KEEP_LIMIT = 64 << 20
 _RECENT = 8  # chunks a big file keeps while it is open
 READ_AHEAD = 256 << 10  # bytes a raw read fetches past the position at most (neighbours coalesced)
+LOCATE_BY_GIT = 8  # locate() calls that ask Git for each path's metafiles (then: the names, once)
 
 
 def clean_path(path: str) -> str:
@@ -222,6 +223,10 @@ class RegistryReader:
         self.jobs = jobs
         self._source: DataSource | None = None
         self._metafiles: dict[str, metafile.Metafile] | None = None
+        self._locates = 0
+        self._trees: _Trees | None = None
+        self._metafile_names: frozenset[str] | None = None  # of the commit's metafiles (see locate)
+        self._metafile_bytes: dict[str, bytes | None] = {}
         self._lock = threading.Lock()
 
     def __enter__(self) -> RegistryReader:
@@ -284,8 +289,7 @@ class RegistryReader:
         path = clean_path(path)
         parts = path.split("/")
         owners = ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]  # the path, then its parents
-        datas = self.git.read_many(self.commit, [o + metafile.METAFILE_SUFFIX for o in owners])
-        for owner, data in zip(owners, datas, strict=True):
+        for owner, data in zip(owners, self._owner_metafiles(owners), strict=True):
             meta = self._meta(owner, data)
             if meta is None:
                 continue
@@ -295,6 +299,25 @@ class RegistryReader:
                 break
             return Located(owner, meta, path[len(owner) + 1:])
         return self.locate_in_git(path)
+
+    def _owner_metafiles(self, owners: list[str]) -> list[bytes | None]:
+        """The metafile bytes of each owner at the commit (None: it has none). The first
+        LOCATE_BY_GIT calls ask Git for exactly these; a reader used for more (a web view, a file
+        system, a dataset's files opened one by one) reads the names of the commit's metafiles
+        once, then asks Git only for a metafile it has not read yet."""
+        suffix = metafile.METAFILE_SUFFIX
+        with self._lock:
+            self._locates += 1
+            if self._locates > LOCATE_BY_GIT and self._metafile_names is None:
+                self._metafile_names = self.git.names(self.commit, suffix)
+            names = self._metafile_names
+        if names is None:
+            return self.git.read_many(self.commit, [o + suffix for o in owners])
+        unread = [o for o in owners if o + suffix in names and o not in self._metafile_bytes]
+        if unread:
+            for owner, data in zip(unread, self.git.read_many(self.commit, [o + suffix for o in unread]), strict=True):
+                self._metafile_bytes[owner] = data
+        return [self._metafile_bytes[o] if o + suffix in names else None for o in owners]
 
     def locate_in_git(self, path: str) -> Located:
         """path as a plain Git file of the commit (a Git folder or nothing there: an error)."""
@@ -336,8 +359,11 @@ class RegistryReader:
 
     @property
     def trees(self) -> tree.TreeStore:
-        """Tree nodes from the cache, or from the source on first use (verified, then cached)."""
-        return _Trees(self)
+        """Tree nodes from the cache, or from the source on first use (verified, then cached);
+        the nodes that locate() decodes are kept for the reader's later lookups."""
+        if self._trees is None:
+            self._trees = _Trees(self)
+        return self._trees
 
     # -- records, listings -------------------------------------------------------------------------
     def record(self, loc: Located) -> tree.Record:
@@ -535,6 +561,7 @@ def _listed(rec: tree.Record) -> Listed:
 class _Trees:
     def __init__(self, reader: RegistryReader) -> None:
         self.reader = reader
+        self.memo = tree.NodeMemo()
 
     def get_tree(self, digest: bytes) -> bytes:
         cache = self.reader.cache
