@@ -3,7 +3,8 @@ same 10k-image registry on SeaweedFS (127.0.0.1), same run.
 
 Measured in a fresh interpreter per run, data caches cold (fastreg keeps its registry's Git
 mirror, as it does between commands; DVC clones the registry into the filesystem object): making
-the filesystem, `fs.find` of the dataset, `fs.cat_file` of one image, `fs.cat` of 1,000 images; and,
+the filesystem, `fs.find` of the dataset, `fs.cat_file` of one image, `fs.cat` of 1,000 images, 1,000
+other images opened and read one by one (as a Dataset's __getitem__ does), twice; and,
 in an interpreter of its own, one image from nothing (make the filesystem, `fs.cat_file`).
 Each figure is the median of --repeat runs.
 
@@ -56,9 +57,19 @@ some = sorted(p for p in found if p.endswith(".jpg"))[:1000]
 t4 = time.perf_counter()
 got = fs.cat(some)
 t5 = time.perf_counter()
+others = sorted(p for p in found if p.endswith(".jpg"))[1000:2000]
+opened = []
+for _ in range(2):  # a Dataset's __getitem__: one open + read per image, then the same epoch again
+    t6 = time.perf_counter()
+    n = 0
+    for p in others:
+        with fs.open(p, "rb") as f:
+            n += len(f.read())
+    opened.append(time.perf_counter() - t6)
 assert len(found) == 11000 and len(got) == 1000 and len(one) > 0, (len(found), len(got))
 print(json.dumps({"open": t1 - t0, "find": t2 - t1, "cat_one": t3 - t2, "cat_1000": t5 - t4,
-                  "bytes_1000": sum(len(v) for v in got.values())}))
+                  "bytes_1000": sum(len(v) for v in got.values()), "open_1000": opened[0],
+                  "open_1000_again": opened[1]}))
 """.replace("DATASET", DATASET).replace("IMAGE", IMAGE)
 
 
@@ -131,7 +142,9 @@ def main(repeat: int) -> list[str]:
     ]
     for label, key in (("one image from nothing (make the filesystem + cat_file)", "one_cold"),
                        ("make the filesystem (rev cats-dogs-v2)", "open"), ("find the dataset (11,000 files)", "find"),
-                       ("cat_file one image, after find", "cat_one"), ("cat 1,000 images", "cat_1000")):
+                       ("cat_file one image, after find", "cat_one"), ("cat 1,000 images", "cat_1000"),
+                       ("open + read 1,000 other images one by one", "open_1000"),
+                       ("the same 1,000 opened again", "open_1000_again")):
         lines.append(f"| {label} | {f[key]:.3f} | {d[key]:.3f} | **{d[key] / f[key]:.1f}×** |")
     lines.append(f"| cat 1,000 images (MB read) | {f['bytes_1000'] / 1e6:.1f} | {d['bytes_1000'] / 1e6:.1f} | |")
     return lines
