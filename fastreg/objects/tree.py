@@ -42,6 +42,23 @@ KIND_DIR = 2
 _DIR_PREFIX = codec.array_header(4) + codec.packb(TREE_MAGIC) + codec.packb(TREE_VERSION)
 
 
+def name_problem(name: str) -> str | None:
+    """The one rule for an entry's name, for what add records and every reader serves: None when
+    fastreg accepts it, else why not. Any name a POSIX filesystem holds as one component is
+    accepted if it is UTF-8 text (a backslash, a newline, a leading dash are ordinary
+    characters); "", ".", "..", "/" and NUL never come from a folder listing, so a tree that
+    has them was not written by add, and a reader refuses to write them."""
+    if name in ("", ".", ".."):
+        return f"the name {name!r} is not a file name"
+    if "/" in name or "\0" in name:
+        return f"the name {name!r} holds a '/' or NUL"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the name is not valid UTF-8"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class FileRecord:
     size: int

@@ -65,8 +65,11 @@ def clean_path(path: str) -> str:
 
 
 def safe_name(name: str, where: str) -> None:
-    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise RegistryError(f"registry tree {where} has an unsafe entry name {name!r}; refusing to write it")
+    """tree.name_problem, the rule add records names by, as a reader's error."""
+    problem = tree.name_problem(name)
+    if problem is not None:
+        raise RegistryError(f"registry tree {where} has an entry fastreg never records ({problem}); "
+                            "refusing to write it")
 
 
 def user_cache() -> Cache:

@@ -26,6 +26,7 @@ from fastreg._files import copy_files, stat_files
 from fastreg._hash import HashedFile
 from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker
 from fastreg.errors import NO_SPACE, ChangedWhileReadingError, FileSystemError, PathError, no_space
+from fastreg.objects import tree
 from fastreg.objects.tree import DirBuilder, DirRecord, FileRecord
 from fastreg.progress import Progress
 from fastreg.repo.cache import Cache, is_workspace_tmp
@@ -311,10 +312,10 @@ def _why_skipped(entry: os.DirEntry[str]) -> str:
 
 
 def _check_name(name: str, path: str) -> None:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise PathError(f"{os.fsencode(path)!r}: file name is not valid UTF-8; rename it") from None
+    """tree.name_problem: the rule every reader serves names by."""
+    problem = tree.name_problem(name)
+    if problem is not None:
+        raise PathError(f"{os.fsencode(path)!r}: {problem}; rename it")
 
 
 def now_ns() -> int:

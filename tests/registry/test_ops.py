@@ -119,3 +119,44 @@ def test_list_of_one_folder_reads_only_its_path(tmp_path: Path, project: Path, r
     read = [p for p in (user_cache_home / "fastreg/cache/trees").rglob("*") if p.is_file()]
     assert len(read) == 5, (len(read), len(all_nodes))  # ds, ds/b, data, train, cats: not the other folders
     assert len(all_nodes) > 3 * len(read)
+
+
+def test_names_add_accepts_every_reader_serves(tmp_path: Path, project: Path, run, monkeypatch,
+                                               consumer: Path) -> None:
+    """A backslash or a newline in a file name is an ordinary character: add records it and
+    list, get, import, update, the Python API, fastreg:// and RegistryDataset all serve it."""
+    import json
+
+    import fsspec
+
+    import fastreg.api
+    from fastreg.data import RegistryDataset
+
+    names = {"back\\slash.jpg": b"one", "new\nline.jpg": b"two", "-dash.jpg": b"three", "plain.jpg": b"four"}
+    monkeypatch.chdir(project)
+    for name, data in names.items():
+        (project / "imgs" / "cats").mkdir(parents=True, exist_ok=True)
+        (project / "imgs" / "cats" / name).write_bytes(data)
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("add", "imgs")
+    run("push")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "names")
+    url = str(project)
+    out, _ = run("list", url, "imgs/cats", "--json")
+    assert sorted(e["path"] for e in json.loads(out)) == sorted(f"imgs/cats/{n}" for n in names)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    monkeypatch.chdir(out_dir)
+    run("get", url, "imgs/cats")
+    assert {p.name: p.read_bytes() for p in (out_dir / "cats").iterdir()} == names
+    assert fastreg.api.read("imgs/cats/back\\slash.jpg", repo=url, mode="rb") == b"one"
+    fs = fsspec.filesystem("fastreg", repo=url)
+    assert fs.cat("imgs/cats/new\nline.jpg") == b"two"
+    ds = RegistryDataset(url, "imgs", cache_dir=tmp_path / "c")
+    assert sorted(s.data for s in (ds[i] for i in range(len(ds)))) == sorted(names.values())
+    ds.close()
+    monkeypatch.chdir(consumer)
+    run("import", url, "imgs")
+    run("update", "imgs.fastreg")
+    assert {p.name: p.read_bytes() for p in (consumer / "imgs/cats").iterdir()} == names
