@@ -141,6 +141,13 @@ def project_diff(project: Project, a: str | None, b: str | None, targets: list[s
         metas_b = _at(project, commit_b)
         label_b = f"{b} ({commit_b[:10]})"
     within = [_rel(project, p) for p in targets] or None
+    for user, w in zip(targets, within or [], strict=True):
+        if not any(overlaps(p, w) for p in metas_a.keys() | metas_b.keys()):
+            import os
+
+            what = "a revision of this project's Git repository nor a tracked path"
+            raise UsageError(f"{user}: neither {what}" + (" (it exists here, but nothing tracked is in it)"
+                                                           if os.path.lexists(user) else ""))
     paths = sorted(p for p in metas_a.keys() | metas_b.keys()
                    if within is None or any(overlaps(p, w) for w in within))
     ensure_trees(project, [metas_a.get(p) for p in paths] + [metas_b.get(p) for p in paths], imports, jobs)
