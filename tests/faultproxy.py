@@ -7,6 +7,7 @@ import asyncio
 import io
 import random
 import threading
+import time
 from collections import Counter
 
 import aiohttp
@@ -24,6 +25,7 @@ class FaultProxy:
         self.rnd = random.Random(seed)
         self.rates = (error_rate, reset_rate, delay_rate)
         self.delay = delay  # seconds a delayed request waits
+        self.down_until = 0.0  # monotonic time until which every request fails (outage())
         self.counts: Counter[str] = Counter()
         [self.port] = [port] if port else free_ports(1)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -66,8 +68,16 @@ class FaultProxy:
         if self._session:
             await self._session.close()
 
+    def outage(self, seconds: float) -> None:
+        """From now on, for `seconds`, every request gets 503 (a store restarting)."""
+        self.down_until = time.monotonic() + seconds
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        if time.monotonic() < self.down_until:
+            self.counts["outage"] += 1
+            return web.Response(status=503, content_type="application/xml",
+                                body=b"<Error><Code>ServiceUnavailable</Code><Message>restarting</Message></Error>")
         error, reset, delay = self.rates
         r = self.rnd.random()
         if r < error:

@@ -116,7 +116,7 @@ def run(target: Target, sizes: list[int], jobs: list[int], duration: float, data
     result = BenchResult(target, plan, "" if remote.read_only else prefix)
     nj = max(jobs)
     raw = remotes.open_backend(bench_remote, target.base, nj)
-    retrying = RetryingStore(raw)
+    retrying = RetryingStore(raw, budget=bench_remote.retry_budget)
     store: Store = LimitedStore(retrying, nj)
     started = time.perf_counter()
     ok = False
@@ -154,7 +154,10 @@ def run(target: Target, sizes: list[int], jobs: list[int], duration: float, data
                     if on_phase is not None:
                         on_phase("clean-up")
                     t0 = time.perf_counter()
-                    # After a failure, clean up what can be cleaned and report the failure itself.
+                    # After a failure, clean up what can be cleaned (briefly: the store may be the
+                    # failure) and report the failure itself.
+                    if not ok:
+                        retrying.budget = min(retrying.budget, 5.0)
                     with contextlib.suppress(*(() if ok else (Exception,))):
                         result.cleaned = loop.run(cleanup(store, nj))
                         if bench_remote.kind == "local":

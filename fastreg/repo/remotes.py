@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from fastreg.errors import ConfigError, StorageError, UsageError
 from fastreg.repo import config as cfg
 from fastreg.storage.base import Store, split_s3_url
+from fastreg.storage.wrappers import DEFAULT_BUDGET as DEFAULT_RETRY_BUDGET
 from fastreg.transfer.local import LocalObjects
 from fastreg.transfer.session import RemoteSession
 from fastreg.transfer.session import open_session as transfer_session
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from fastreg.repo.project import Project
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs", "gc_grace"}
+OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs", "gc_grace", "retry_budget"}
 DEFAULT_PACK_SIZE = 16 << 20
 DEFAULT_GC_GRACE = 3600
 
@@ -66,6 +67,14 @@ class Remote:
         raw = self.options.get("gc_grace", DEFAULT_GC_GRACE)
         if not isinstance(raw, int | float) or isinstance(raw, bool) or raw < 0:
             raise ConfigError(f"remote.{self.name}.gc_grace = {raw!r}: give seconds, e.g. 3600")
+        return float(raw)
+
+    @property
+    def retry_budget(self) -> float:
+        """Seconds a failing request keeps being retried (backing off) before the command fails."""
+        raw = self.options.get("retry_budget", DEFAULT_RETRY_BUDGET)
+        if not isinstance(raw, int | float) or isinstance(raw, bool) or raw < 0:
+            raise ConfigError(f"remote.{self.name}.retry_budget = {raw!r}: give seconds, e.g. 60")
         return float(raw)
 
     def default_jobs(self) -> int:
@@ -121,7 +130,7 @@ def open_store(remote: Remote, base: Path, jobs: int) -> Store:
     """The remote's Store, with retries and a concurrency limit of `jobs` requests."""
     from fastreg.storage.wrappers import LimitedStore, RetryingStore
 
-    return LimitedStore(RetryingStore(open_backend(remote, base, jobs)), jobs)
+    return LimitedStore(RetryingStore(open_backend(remote, base, jobs), budget=remote.retry_budget), jobs)
 
 
 def open_backend(remote: Remote, base: Path, jobs: int) -> Store:
@@ -148,6 +157,7 @@ def open_backend(remote: Remote, base: Path, jobs: int) -> Store:
 
 # -- editing the config --------------------------------------------------------------------
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def check_url(url: str, option: str = "url") -> None:
@@ -167,9 +177,12 @@ def check_url(url: str, option: str = "url") -> None:
         return  # a local path
     if scheme == "s3":
         try:
-            split_s3_url(url)
+            bucket, _ = split_s3_url(url)
         except StorageError as exc:
             raise UsageError(str(exc)) from None
+        if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+            raise UsageError(f"{url}: {bucket!r} is not an S3 bucket name (3 to 63 lowercase letters, digits, "
+                             "'.' and '-', starting and ending with a letter or digit)")
     elif scheme in ("http", "https"):
         if not host:
             raise UsageError(f"{url}: no host in this URL (http(s)://HOST/PATH)")
@@ -217,9 +230,20 @@ def modify(fastreg_dir: Path, name: str, option: str, value: str, local: bool, u
             raise UsageError(f"{option} takes a {'positive ' if option == 'jobs' else ''}integer"
                              + (" (seconds)" if option == "gc_grace" else ""))
         section[option] = int(value)
+    elif option == "retry_budget":
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not 0 <= seconds <= 86400:
+            raise UsageError("retry_budget takes seconds (0 to 86400), e.g. 60")
+        section[option] = int(seconds) if seconds.is_integer() else seconds
     else:
         if option == "pack_size":
-            parse_size(value, "pack_size")
+            try:
+                parse_size(value, "pack_size")
+            except ConfigError as exc:
+                raise UsageError(exc.message) from None
         elif option in ("url", "endpoint_url"):
             check_url(value, option)
         section[option] = value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -13,13 +14,20 @@ from fastreg.storage.base import Listing, Store
 T = TypeVar("T")
 
 
+#: Seconds a failing request keeps being retried by default: a store that restarts (a few
+#: seconds) or a load balancer that fails over is waited out, a store that is down is not.
+DEFAULT_BUDGET = 60.0
+
+
 class RetryingStore(Store):
     """Retries requests whose StorageError is retryable (the backend's classifier decided:
     5xx, throttling, timeouts, connection resets), with capped exponential backoff and full
-    jitter; never retries 4xx such as 403/404. `retries` counts the retries that happened."""
+    jitter, until `budget` seconds have passed since the first try (or `attempts`, when given,
+    are spent); never retries 4xx such as 403/404. `retries` counts the retries that happened."""
 
-    def __init__(self, inner: Store, attempts: int = 6, base_delay: float = 0.1, max_delay: float = 5.0,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(self, inner: Store, attempts: int | None = None, base_delay: float = 0.1, max_delay: float = 5.0,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, budget: float = DEFAULT_BUDGET,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.inner = inner
         self.url = inner.url
         self.connections = inner.connections
@@ -28,21 +36,28 @@ class RetryingStore(Store):
         self.attempts = attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.budget = budget
         self.retries = 0
         self._sleep = sleep
+        self._clock = clock
 
     async def _retry(self, op: Callable[[], Awaitable[T]]) -> T:
-        for attempt in range(self.attempts):
+        started = self._clock()
+        attempt = 0
+        while True:
             try:
                 return await op()
             except StorageError as exc:
-                if not exc.retryable or attempt == self.attempts - 1:
-                    if exc.retryable:
-                        raise StorageError(f"{exc.message} (gave up after {self.attempts} attempts)") from None
+                if not exc.retryable:
                     raise
+                attempt += 1
+                delay = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** min(attempt - 1, 30)))
+                spent = self._clock() - started
+                if (self.attempts is not None and attempt >= self.attempts) or spent + delay > self.budget:
+                    raise StorageError(f"{exc.message} (gave up after {attempt} attempts in {spent:.0f} s; the "
+                                       "remote option retry_budget sets how long to keep trying)") from None
                 self.retries += 1
-                await self._sleep(random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt)))
-        raise AssertionError("unreachable")
+                await self._sleep(delay)
 
     async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         return await self._retry(lambda: self.inner.get(key, start, end))

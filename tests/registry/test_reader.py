@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import fastreg.api
@@ -225,3 +227,41 @@ def test_corrupt_remote_leaves_no_output(tmp_path: Path, project: Path, run, mak
     _, err = run("get", str(project), "use-cases/cats-dogs", "-o", "all", rc=3)
     assert "corrupt" in err
     assert list(out.iterdir()) == []
+
+
+def test_a_store_restart_of_a_few_seconds_fails_no_command_and_no_epoch(tmp_path: Path, project: Path, run,
+                                                                         make_images, monkeypatch, seaweed,
+                                                                         bucket) -> None:
+    """Every request gets 503 for 4 s (the store restarting) while push, pull and a training
+    epoch run: each backs off and goes on (retries within the remote's retry_budget)."""
+    from fastreg.data import RegistryDataset
+    from tests.faultproxy import FaultProxy
+
+    with FaultProxy(seaweed.endpoint, error_rate=0, reset_rate=0, delay_rate=0) as proxy:
+        os.chdir(project)
+        make_images(project / "ds", train=20, validation=0, mean_kb=4)
+        run("remote", "add", "-d", "store", f"s3://{bucket}/r")
+        run("remote", "modify", "store", "endpoint_url", proxy.url)
+        run("add", "ds")
+        proxy.outage(4)
+        run("push")
+        git(project, "add", "-A")
+        git(project, "commit", "-qm", "data")
+        reader = tmp_path / "reader"
+        subprocess.run(["git", "clone", "-q", str(project), str(reader)], check=True)
+        monkeypatch.chdir(reader)
+        proxy.outage(4)
+        run("pull")
+        assert files_under(reader / "ds") == files_under(project / "ds")
+        proxy.outage(4)
+        ds = RegistryDataset(str(project), "ds", cache_dir=tmp_path / "c")
+        assert len([ds[i] for i in range(len(ds))]) == 20
+        ds.close()
+        assert proxy.counts["outage"] >= 3
+        # a budget of 0 gives up at once: the error names the option
+        run("remote", "modify", "--local", "store", "retry_budget", "0")
+        shutil.rmtree(reader / ".fastreg/cache")
+        shutil.rmtree(reader / "ds")
+        proxy.outage(3)
+        _, err = run("pull", rc=7)
+        assert "retry_budget" in err
