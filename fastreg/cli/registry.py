@@ -21,6 +21,13 @@ def cmd_get(args: argparse.Namespace) -> int:
     return 0
 
 
+def gitignore_beside(target: str) -> str:
+    """The .gitignore that holds a target's line (in the folder beside its metafile)."""
+    import posixpath
+
+    return posixpath.join(posixpath.dirname(target), ".gitignore")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     steady_malloc()
     from fastreg.registry import ops as reg
@@ -31,7 +38,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         res = reg.import_(project, args.url, args.path, args.out, args.rev, args.force, args.jobs, progress)
     say(args, f"Imported {args.path} -> {res.target} ({count(res.files, 'file')}, {human(res.size)}; downloaded "
                f"{human(res.downloaded)}) at {res.commit[:10]}\nTo track it with Git, run:\n"
-               f"    git add {res.target}.fastreg")
+               f"    git add {res.target}.fastreg {gitignore_beside(res.target)}")
     return 0
 
 

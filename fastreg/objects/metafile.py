@@ -69,10 +69,17 @@ _CONFLICT_HEADER = ("# UNMERGED: both sides changed the paths under [merge]; `fa
 CONFLICT_MARKER = "<<<<<<< "
 
 
-def unmerged_hint(where: str) -> str:
-    """The commands that resolve an unmerged metafile, for every message that meets one."""
-    return (f"keep both sides with `fastreg merge {where}`, or take one side with `fastreg merge --ours {where}` "
-            f"(or --theirs); then `git add {where}`")
+def unmerged_hint(target: str, markers: bool = False) -> str:
+    """The commands that resolve an unmerged metafile, for every message that meets one: Git's
+    conflict markers (a clone without the driver) merge again by path; conflicts the driver
+    recorded need a side taken or the data fixed. Then Git needs the metafile, not the data."""
+    meta = target if target.endswith(METAFILE_SUFFIX) else target + METAFILE_SUFFIX
+    target = meta[: -len(METAFILE_SUFFIX)]
+    if markers:
+        return (f"merge it by path with `fastreg merge {target}` (what both sides changed is kept), then "
+                f"`git add {meta}`")
+    return (f"take a side with `fastreg merge --ours {target}` (or --theirs), or fix the data and "
+            f"`fastreg add {target}`; then `git add {meta}`")
 
 
 def loads(text: str, where: str) -> Metafile:
@@ -86,7 +93,7 @@ def loads(text: str, where: str) -> Metafile:
 
     if text.startswith(CONFLICT_MARKER) or "\n" + CONFLICT_MARKER in text:
         raise UnmergedError(f"{where}: unmerged (Git left conflict markers in it: fastreg's merge driver was "
-                            f"not registered in this clone when it merged); {unmerged_hint(where)}")
+                            f"not registered in this clone when it merged); {unmerged_hint(where, markers=True)}")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

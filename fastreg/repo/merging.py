@@ -262,6 +262,5 @@ def unmerged_error(t: Target, meta: metafile.Metafile) -> UnmergedError:
     where = f"{t.rel}{metafile.METAFILE_SUFFIX}"
     n = len(meta.conflicts)
     return UnmergedError(f"{where}: unmerged: {n} conflict{'s' if n != 1 else ''} from a Git merge (first: "
-                         f"{meta.conflicts[0]}); {metafile.unmerged_hint(t.rel)}, or fix the data and "
-                         f"`fastreg add {t.rel}`")
+                         f"{meta.conflicts[0]}); {metafile.unmerged_hint(t.rel)}")
 

@@ -46,6 +46,7 @@ class TargetStatus:
     # shared cache): not deleted and not a change; `add` keeps them, `fastreg pull TARGET` brings them.
     not_pulled: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)  # UNMERGED: one line per conflicting path
+    in_cache: bool = True  # DELETED: whether the cache holds the version (else only a pull restores it)
 
     @property
     def changed(self) -> bool:
@@ -91,6 +92,9 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
         return res
     if not os.path.lexists(t.data):
         res.state = State.DELETED if ever_here(project.state_dir, t.rel) else State.NOT_PULLED
+        if res.state == State.DELETED:
+            res.in_cache = (project.cache.has_file(meta.digest) if meta.kind == "file"
+                            else project.cache.tree_path(meta.digest).exists())
         return res
     started = now_ns()
     if meta.kind == "file":

@@ -157,6 +157,7 @@ def test_names_add_accepts_every_reader_serves(tmp_path: Path, project: Path, ru
     assert sorted(s.data for s in (ds[i] for i in range(len(ds)))) == sorted(names.values())
     ds.close()
     monkeypatch.chdir(consumer)
-    run("import", url, "imgs")
+    out, _ = run("import", url, "imgs")
+    assert "git add imgs.fastreg .gitignore" in out  # the .gitignore it wrote too
     run("update", "imgs.fastreg")
     assert {p.name: p.read_bytes() for p in (consumer / "imgs/cats").iterdir()} == names

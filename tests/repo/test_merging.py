@@ -218,8 +218,10 @@ def test_conflicts_are_named_and_resolved_by_side_or_by_add(tmp_path: Path, run,
     assert f"images/{two}: deleted in ours, modified in theirs" in p.stderr
     out, _ = run("status")
     assert "unmerged: a Git merge left 2 conflicts" in out and "fastreg merge --ours images" in out
+    # the hints work: Git wants the metafile, and a plain `fastreg merge` cannot settle these
+    assert "`git add images.fastreg`" in out and "`fastreg merge images`" not in out
     _, err = run("push", rc=5)
-    assert "unmerged" in err and "fastreg merge" in err
+    assert "unmerged" in err and "fastreg merge --ours images" in err and "`git add images.fastreg`" in err
     # Settle one path with theirs, the other stays: still unmerged (exit 5), one line per path.
     _, err = run("merge", "--theirs", f"images/{one}", rc=5, error=False)
     assert f"CONFLICT images/{two}" in err and one not in err.split("error:")[0]
