@@ -41,14 +41,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
     registry.commit_of(args.rev)  # reachable, and the revision is there: fail now, not on the first page
     if args.port < 0 or args.port > 65535:
         raise UsageError(f"--port {args.port}: give 0 to 65535")
-    if args.host not in LOOPBACK:
-        print(f"warning: serving on {args.host}: anyone who can reach it can read this registry "
-              "(no authentication)", file=sys.stderr)
     if not thumbs.available():
         print(f"note: {thumbs.HINT}", file=sys.stderr)
     start = "/" if args.rev is None else "/browse/?" + urlencode({"rev": args.rev})
 
     def ready(base: str) -> None:
+        if args.host not in LOOPBACK:  # said once it listens: a --host it cannot use is the error alone
+            print(f"warning: serving on {args.host}: anyone who can reach it can read this registry "
+                  "(no authentication)", file=sys.stderr)
         print(f"fastreg ui: {share} at {base} (Ctrl-C stops it)", flush=True)
         if args.open:
             import webbrowser

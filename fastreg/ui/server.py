@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,13 +25,14 @@ from urllib.parse import quote, urlencode
 import jinja2
 from aiohttp import web
 
-from fastreg.cli.output import human
+from fastreg.cli.output import count, human
 from fastreg.errors import (
     FastregError,
     IntegrityError,
     MissingDataError,
     MissingRevisionError,
     PathError,
+    UsageError,
     one_line,
 )
 from fastreg.ui import thumbs
@@ -81,6 +83,7 @@ def _env() -> jinja2.Environment:
                              autoescape=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["human"] = human
     env.filters["when"] = _when
+    env.filters["plural"] = count  # {{ n|plural("file") }}: "1 file", "2 files"
     env.globals.update(browse_url=browse_url, raw_url=raw_url, thumb_url=thumb_url, diff_url=diff_url)
     return env
 
@@ -96,14 +99,14 @@ def make_app(registry: Registry, hosts: set[str] | None = None, jobs: int = 8) -
     app.add_routes([
         web.get("/", versions_page),
         web.get("/browse", folder_page),
-        web.get("/browse/{path:.*}", folder_page),
+        web.get(r"/browse/{path:[\s\S]*}", folder_page),
         web.get("/diff", diff_page),
-        web.get("/raw/{path:.+}", raw),
-        web.get("/thumb/{path:.+}", thumb),
+        web.get(r"/raw/{path:[\s\S]+}", raw),
+        web.get(r"/thumb/{path:[\s\S]+}", thumb),
         web.get("/api/versions", api_versions),
         web.get("/api/tree", api_tree),
-        web.get("/api/tree/{path:.*}", api_tree),
-        web.get("/api/file/{path:.+}", api_file),
+        web.get(r"/api/tree/{path:[\s\S]*}", api_tree),
+        web.get(r"/api/file/{path:[\s\S]+}", api_file),
         web.get("/api/diff", api_diff),
         web.static("/static", str(_static_dir()), show_index=False, follow_symlinks=False),
     ])
@@ -299,8 +302,21 @@ async def api_diff(request: web.Request) -> web.Response:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+class _OneLine(logging.Handler):
+    """aiohttp's server log (a malformed or over-long request: its parser's error with a traceback)
+    as one line on stderr, whatever a client sends."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        what = record.getMessage() + (f": {exc}" if exc is not None else "")
+        print(f"fastreg ui: {one_line(' '.join(what.split()))[:300]}", file=sys.stderr)
+
+
 async def serve(registry: Registry, host: str, port: int, ready: Callable[[str], None]) -> None:
     """Serve until cancelled (Ctrl-C); ready(url) once listening."""
+    log = logging.getLogger("aiohttp.server")
+    log.handlers[:] = [_OneLine()]
+    log.propagate = False
     hosts: set[str] = set()
     app = make_app(registry, hosts)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -310,6 +326,12 @@ async def serve(registry: Registry, host: str, port: int, ready: Callable[[str],
         try:
             await site.start()
         except OSError as exc:
+            import errno
+            import socket
+
+            if isinstance(exc, socket.gaierror) or exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                raise UsageError(f"--host {host}: not an address of this machine ({exc.strerror or exc}); give "
+                                 "127.0.0.1, a name it resolves, or an address of one of its interfaces") from None
             raise PathError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
                             "give another --port (0: any free one)") from None
         bound = runner.addresses[0][1]

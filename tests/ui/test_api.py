@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -276,6 +277,10 @@ def test_the_command_serves_until_interrupted_and_warns_off_loopback(demo: Demo)
             assert m, line
             with urllib.request.urlopen(m.group(1) + "api/versions", timeout=30) as r:
                 assert {c["subject"] for c in json.load(r)["commits"]} >= {"pets v1", "pets v2"}
+            for _ in range(2):  # an over-long request line: a 400 and one line on stderr, no traceback
+                with socket.create_connection((host, int(m.group(1).rsplit(":", 1)[1].strip("/"))), 10) as s:
+                    s.sendall(b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert s.recv(12).startswith(b"HTTP/1.0 400")
             p.send_signal(signal.SIGINT)
             out, err = p.communicate(timeout=30)
         finally:
@@ -283,16 +288,22 @@ def test_the_command_serves_until_interrupted_and_warns_off_loopback(demo: Demo)
         assert p.returncode == 0, err
         assert "stopped" in out and "Traceback" not in err
         assert ("no authentication" in err) is warns
+        bad = [line for line in err.splitlines() if "Got more than" in line]
+        assert len(bad) == 2 and all(line.startswith("fastreg ui: ") for line in bad), err
+        assert len(err.splitlines()) == 2 + warns, err
 
 
 def test_a_bad_target_is_one_error_line(demo: Demo, tmp_path: Path) -> None:
     for args, cwd in ((["ui", str(tmp_path / "nothing-here")], tmp_path), (["ui"], tmp_path),
-                      (["ui", "--rev", "no-such-tag"], demo.root), (["ui", "--port", "70000"], demo.root)):
+                      (["ui", "--rev", "no-such-tag"], demo.root), (["ui", "--port", "70000"], demo.root),
+                      (["ui", "--host", "nosuchhost.invalid"], demo.root)):
         p = subprocess.run([sys.executable, "-m", "fastreg", *args], cwd=cwd, capture_output=True, text=True,
                            timeout=60)
         assert p.returncode != 0
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+        if "--host" in args:
+            assert p.returncode == 2 and "--host nosuchhost.invalid" in lines[0] and "--port" not in lines[0]
 
 
 async def test_readers_of_many_commits_are_closed_beyond_a_few(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -326,3 +337,38 @@ def test_bytes_that_are_no_image_get_no_preview_and_a_plain_reason() -> None:
     with pytest.raises(thumbs.NoPreview) as err:
         thumbs.make(os.urandom(2000), None)
     assert err.value.message == "not an image Pillow reads"
+
+
+def test_a_name_with_a_newline_has_its_page_raw_bytes_file_api_and_thumbnail(
+        tmp_path: Path, project: Path, run) -> None:
+    from tests.ui.conftest import png
+
+    name = "two\nlines.png"
+    (project / "imgs").mkdir()
+    (project / "imgs" / name).write_bytes(png(5))
+    run("remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run("add", "imgs")
+    run("push")
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "commit", "-qm", "one image"], cwd=project, check=True)
+
+    asyncio.run(_newline_pages(project, name))
+
+
+async def _newline_pages(project: Path, name: str) -> None:
+    from fastreg.repo.project import Project
+    from tests.ui.conftest import png
+
+    c = await _client(Registry(str(project), Project(project)))
+    try:
+        path = quote(f"imgs/{name}")
+        assert name in [e["name"] for e in (await _json(c, "/api/tree/imgs"))["entries"]]
+        assert (await _json(c, f"/api/file/{path}"))["path"] == f"imgs/{name}"
+        for url in (f"/browse/{path}", f"/raw/{path}", f"/thumb/{path}"):
+            r = await c.get(url)
+            assert r.status == 200, url
+        assert (await (await c.get(f"/raw/{path}")).read()) == png(5)
+        page = await (await c.get("/")).text()
+        assert "1 tracked path," in page
+    finally:
+        await c.close()

@@ -151,3 +151,11 @@ def test_a_hostile_name_is_text_and_a_traversal_is_not_found(browser: Any, serve
 
 def _xpath_literal(s: str) -> str:
     return f'"{s}"' if '"' not in s else "concat('" + s.replace("'", "',\"'\",'") + "')"
+
+
+def test_a_tile_that_cannot_be_previewed_says_so(browser: Any, server: str) -> None:
+    browser.get(server + "browse/pets/huge?rev=huge")  # a 100-megapixel image: no thumbnail is made of it
+    _images_decoded(browser, ".grid img")
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".grid img.broken"))
+    mark = browser.find_element(By.CSS_SELECTOR, ".tile .nopreview")
+    assert mark.is_displayed() and mark.text == "no preview"

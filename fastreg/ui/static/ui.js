@@ -23,7 +23,7 @@ document.addEventListener("keydown", (ev) => {
   }
 });
 
-// Thumbnails that could not be made (no Pillow, not an image it reads) leave an empty tile.
+// A thumbnail that could not be made (not an image Pillow reads) gives way to a "no preview" mark.
 document.addEventListener("error", (ev) => {
   if (ev.target.tagName === "IMG") ev.target.classList.add("broken");
 }, true);
