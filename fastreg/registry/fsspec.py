@@ -18,6 +18,7 @@ The revision is resolved once, when the filesystem is made: one instance always 
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
 import weakref
@@ -50,6 +51,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         self.reader = open_reader(repo, rev, jobs=jobs)
         weakref.finalize(self, _close, self.reader)
         self.rev = self.reader.commit  # pinned: one instance shows one commit
+        self._time: datetime.datetime | None = None
         self._metas: dict[str, metafile.Metafile] = {
             t: m for t, m in self.reader.metafiles().items() if m.source is None}
         self._files: dict[str, int] = {}  # plain Git files: path -> size
@@ -114,6 +116,17 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if path in self._dirs:
             return {"name": path, "size": 0, "type": "directory"}
         raise FileNotFoundError(path)
+
+    def modified(self, path: str) -> datetime.datetime:
+        """The time of the commit this filesystem shows (every path of one commit has it): what a
+        version of the data was published at, for tools that ask (DuckDB's read_parquet)."""
+        self.info(path)  # FileNotFoundError for a path that is not there
+        if self._time is None:
+            self._time = datetime.datetime.fromtimestamp(self.reader.git.commit_time(self.rev), datetime.UTC)
+        return self._time
+
+    def created(self, path: str) -> datetime.datetime:
+        return self.modified(path)
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         path = self._strip_protocol(path)

@@ -141,6 +141,11 @@ class Mirror:
                 out.append((name, "branch" if kind == "heads" else "tag", commit))
         return out
 
+    def commit_time(self, commit: str) -> int:
+        """The commit's committer time (seconds since the epoch)."""
+        p = _git(["show", "-s", "--format=%ct", commit], cwd=self.path, what=f"reading a commit of {self.url}")
+        return int(p.stdout.decode().strip() or 0)
+
     def log(self, limit: int, pathspecs: list[str], skip: int = 0) -> list[Commit]:
         """The latest commits (of every branch and tag) that changed a path matching one of
         pathspecs, newest first, after the first `skip` of them."""

@@ -29,6 +29,7 @@ def make_data(project: Path, make_images) -> dict[str, bytes]:
     data = project / "data"
     (data / "tables").mkdir(parents=True)
     (data / "tables/people.csv").write_text("name,age\nada,36\ngrace,45\nalan,41\n")
+    (data / "people.jsonl").write_text('{"name": "ada", "age": 36}\n{"name": "grace", "age": 45}\n')
     rng = np.random.default_rng(7)
     n = 200_000
     table = pa.table({"id": np.arange(n), "x": rng.random(n), "y": rng.random(n), "z": rng.random(n)})
@@ -175,3 +176,41 @@ def test_readers_that_need_the_size_dask_and_pyarrow_datasets(tmp_path: Path, pr
     assert table.num_rows == 200_000
     with pytest.raises(ValueError, match="repo=URL"):
         fsspec.filesystem("fastreg", skip_instance_cache=True)
+
+
+def test_duckdb_and_hugging_face_datasets_read_csv_json_and_parquet(registry, tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    """DuckDB (read_csv / read_parquet through register_filesystem: it asks for modified()) and
+    Hugging Face `datasets` (csv, json, parquet; loaded and streamed) on fastreg:// paths."""
+    import duckdb
+    import fsspec
+
+    url, files, _ = registry
+    fs = fsspec.filesystem("fastreg", repo=url, rev="v1")
+    when = fs.modified("data/tables/wide.parquet")
+    assert when.tzinfo is not None and fs.created("data/tables/people.csv") == when
+    with pytest.raises(FileNotFoundError):
+        fs.modified("data/tables/nope.parquet")
+    con = duckdb.connect()
+    con.register_filesystem(fs)
+    assert con.execute("select count(*), sum(id) from read_parquet('fastreg://data/tables/wide.parquet')").fetchone() \
+        == (200_000, 200_000 * 199_999 // 2)
+    assert con.execute("select max(age) from read_csv('fastreg://data/tables/people.csv')").fetchone() == (45,)
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import datasets
+
+    opts = {"repo": url, "rev": "v1"}
+    people = datasets.load_dataset("csv", data_files="fastreg://data/tables/people.csv", storage_options=opts,
+                                   split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert people["name"] == ["ada", "grace", "alan"]
+    wide = datasets.load_dataset("parquet", data_files="fastreg://data/tables/wide.parquet", storage_options=opts,
+                                 split="train", streaming=True)
+    first = next(iter(wide))
+    assert first["id"] == 0 and 0 <= first["x"] < 1
+    streamed = datasets.load_dataset("csv", data_files="fastreg://data/tables/people.csv", storage_options=opts,
+                                     split="train", streaming=True)
+    assert [r["age"] for r in streamed] == [36, 45, 41]
+    people = datasets.load_dataset("json", data_files="fastreg://data/people.jsonl", storage_options=opts,
+                                   split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert people["age"] == [36, 45] and "people.jsonl" in files
