@@ -180,6 +180,13 @@ class ConfigError(FastregError):
     """.fastreg/config (or config.local) is invalid."""
 
 
+class IncompletePushError(FastregError):
+    """A push uploaded what it could and left targets out whose data is neither in the local
+    cache nor on the remote (exit 3, as damage found by `check`)."""
+
+    exit_code = 3
+
+
 class IntegrityError(FastregError):
     """Bytes do not match their digest: a corrupt cache or remote object."""
 

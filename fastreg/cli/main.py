@@ -12,11 +12,14 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from fastreg import __version__
 from fastreg.errors import FastregError, UsageError, one_line
 from fastreg.quoting import unquote
+
+if TYPE_CHECKING:
+    from fastreg.repo.history import Revisions
 
 
 class Parser(argparse.ArgumentParser):
@@ -34,6 +37,25 @@ def jobs(value: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError("jobs must be at least 1")
     return n
+
+
+def revision_flags(p: argparse.ArgumentParser, verb: str) -> None:
+    """--all-commits, --all-branches, --all-tags, --rev: versions in the Git history beyond the
+    workspace's (push, fetch, status --remote)."""
+    what = {"push": "also upload", "fetch": "also download"}.get(verb, "also count")
+    p.add_argument("-a", "--all-commits", action="store_true",
+                   help=f"{what} every version any commit of any branch or tag refers to")
+    p.add_argument("--all-branches", action="store_true", help=f"{what} the versions at the tip of every branch")
+    p.add_argument("-T", "--all-tags", action="store_true", help=f"{what} the versions every tag points to")
+    p.add_argument("--rev", action="append", default=[], metavar="REV",
+                   help=f"{what} the versions at this commit, branch or tag (repeatable)")
+
+
+def revisions_of(args: argparse.Namespace) -> Revisions:
+    from fastreg.repo.history import Revisions
+
+    return Revisions(getattr(args, "all_commits", False), getattr(args, "all_branches", False),
+                     getattr(args, "all_tags", False), tuple(getattr(args, "rev", ()) or ()))
 
 
 def duration(text: str) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from fastreg.cli.main import Parser, duration, jobs, subset
+from fastreg.cli.main import Parser, duration, jobs, revision_flags, revisions_of, subset
 from fastreg.cli.output import checked_out, count, human, progress_bar, say, steady_malloc
 from fastreg.errors import UsageError
 
@@ -71,7 +71,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
     project = Project.find()
     with project.lock(), progress_bar(args, "push") as progress:
-        res = push_mod.push(project, args.targets, args.remote, args.jobs, progress)
+        res = push_mod.push(project, args.targets, args.remote, args.jobs, progress, revisions_of(args))
     if res.packs:
         say(args, f"Pushed {human(res.bytes)} in {count(res.packs, 'pack')} to {res.remote} "
                    f"({count(res.requests, 'request')})")
@@ -82,6 +82,11 @@ def cmd_push(args: argparse.Namespace) -> int:
                    "in new packs, the damaged ones withdrawn from the index")
     if res.imports:
         say(args, f"Skipped {count(res.imports, 'import')}: imported data is pushed by its registry")
+    if res.failed:
+        from fastreg.errors import IncompletePushError
+
+        raise IncompletePushError(f"{count(len(res.failed), 'target')} could not be pushed (the others were): "
+                                  + " | ".join(res.failed))
     return 0
 
 
@@ -99,7 +104,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     project = Project.find()
     with project.lock(), progress_bar(args, "fetch") as progress:
-        res, _ = pull_mod.fetch(project, args.targets, args.remote, args.jobs, progress, imports=import_session)
+        res, _ = pull_mod.fetch(project, args.targets, args.remote, args.jobs, progress, imports=import_session,
+                                revisions=revisions_of(args))
     _fetched(args, res)
     return 0
 
@@ -116,6 +122,23 @@ def cmd_pull(args: argparse.Namespace) -> int:
                                  imports=import_session)
     _fetched(args, fetched)
     say(args, checked_out(res))
+    return 0
+
+
+def cmd_pre_push(args: argparse.Namespace) -> int:
+    """Git's pre-push hook (repo/prepush.py): exit 0 lets the `git push` go on."""
+    import sys
+
+    from fastreg.repo import prepush
+    from fastreg.repo.project import Project
+
+    project = Project.find()
+    lines = sys.stdin.read().splitlines()
+    with project.lock():
+        out = prepush.pre_push(project, args.remote_name, lines)
+    if out.packs:
+        print(f"fastreg: uploaded {human(out.bytes)} in {count(out.packs, 'pack')} to {out.remote} for the "
+              f"{count(out.versions, 'version')} being pushed", file=sys.stderr)
     return 0
 
 
@@ -225,9 +248,21 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("targets", nargs="*", metavar="TARGET")
         p.add_argument("-r", "--remote", metavar="NAME", help="the remote (default: the project's default remote)")
         p.add_argument("-j", "--jobs", type=jobs, default=None, help="concurrent requests")
+        if name != "pull":
+            revision_flags(p, "push" if name == "push" else "fetch")
         if name == "pull":
             p.add_argument("-f", "--force", action="store_true", help="discard local changes that are not in the cache")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("pre-push", parents=[common], help="Git's pre-push hook (run by Git)",
+                       description="Run by Git before a `git push` (the hook .git/hooks/pre-push, which every "
+                       "fastreg command writes in a clone that lacks it). Reads the refs being pushed on stdin; "
+                       "by core.pre_push in .fastreg/config: `push` (default) uploads to the default remote the "
+                       "data the pushed commits' metafiles need and it lacks; `check` refuses the git push when "
+                       "data is missing there; `off` does nothing. Exit 0 lets the git push go on.")
+    p.add_argument("remote_name", metavar="REMOTE")
+    p.add_argument("url", metavar="URL", nargs="?")
+    p.set_defaults(func=cmd_pre_push)
 
     p = sub.add_parser("check", parents=[common], help="verify that a remote (or the cache) is whole",
                        description="Check that everything the tracked data needs is on the remote: every tree "

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Literal
 
-from fastreg.cli.main import duration, jobs
+from fastreg.cli.main import duration, jobs, revision_flags, revisions_of
 from fastreg.cli.output import checked_out, count, diff_summary, human, progress_bar, say
 from fastreg.errors import FastregError, UsageError
 from fastreg.quoting import quote
@@ -19,9 +19,14 @@ if TYPE_CHECKING:
 def cmd_init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from fastreg.repo.prepush import ensure_hook
     from fastreg.repo.project import Project
 
     p, existed = Project.init(Path.cwd(), args.no_scm)
+    hook = ensure_hook(p)
+    if hook.note:
+        print(f"warning: the pre-push hook that uploads data on `git push` was not written: {hook.note}",
+              file=sys.stderr)
     if existed:
         no_scm = p.config.get("core", {}).get("no_scm")
         say(args, f"{p.dir} is a fastreg project already" + ("" if no_scm else "; its Git set-up is in place (the "
@@ -95,16 +100,26 @@ def _status(args: argparse.Namespace) -> int:
     if args.remote is not None:
         from fastreg.repo import remote_admin
 
-        name, remote_status = remote_admin.status_remote(project, args.targets, args.remote or None)
-        behind = [rs for rs in remote_status if rs.missing_files]
+        name, remote_status = remote_admin.status_remote(project, args.targets, args.remote or None,
+                                                         revisions_of(args))
+        behind = [rs for rs in remote_status if rs.behind]
         if args.json:
             print(json.dumps({"remote": name, "changed": bool(behind),
                               "targets": [rs.to_json() for rs in remote_status]}, indent=1))
         elif not args.quiet:
+            flags = "".join(f" {f}" for f, on in (("--all-commits", args.all_commits),
+                                                  ("--all-branches", args.all_branches),
+                                                  ("--all-tags", args.all_tags)) if on)
+            flags += "".join(f" --rev {r}" for r in args.rev)
             for rs in behind:
-                print(f"{rs.name}:\n    not in remote {name}: {rs.missing_files} of "
-                      f"{count(rs.total_files, 'file')} ({human(rs.missing_bytes)} in "
-                      f"{count(rs.missing_chunks, 'chunk')} to upload); run `fastreg push`")
+                missing = (f"{rs.missing_files} of {count(rs.total_files, 'file')} ({human(rs.missing_bytes)} in "
+                           f"{count(rs.missing_chunks, 'chunk')} to upload)" if rs.missing_files else "")
+                if rs.missing_trees:
+                    missing += (", " if missing else "") + count(rs.missing_trees, "tree node")
+                if rs.problem:
+                    print(f"{rs.name}:\n    cannot be pushed from here: {rs.problem}")
+                    continue
+                print(f"{rs.name}:\n    not in remote {name}: {missing}; run `fastreg push{flags}`")
             if not behind:
                 print(f"Everything is in remote {name}.")
         return 1 if args.quiet and behind else 0
@@ -154,7 +169,10 @@ def _print_status(r: TargetStatus, moved: str | None, verbose: bool) -> None:
         lines += [f"conflict: {c}" for c in r.conflicts[:limit]]
         if limit is not None and len(r.conflicts) > limit:
             lines.append(f"conflict: ... and {len(r.conflicts) - limit} more (-v lists all)")
-        lines.append(unmerged_hint(r.target.rel) + f"; or fix the data and `fastreg add {r.target.rel}`")
+        lines.append(unmerged_hint(r.target.rel, markers=r.meta is None))  # no meta: Git's conflict markers
+    elif r.state == "deleted" and not r.in_cache:
+        lines.append(f"deleted (data is missing, and not in the cache either; `fastreg pull {r.target.rel}` "
+                     "restores it)")
     elif r.state in _STATE_TEXT:
         lines.append(_STATE_TEXT[r.state].format(r.target.rel))
     elif r.meta is not None and r.state == "changed" and r.meta.kind == "file":  # State.CHANGED
@@ -201,7 +219,13 @@ def cmd_gc(args: argparse.Namespace) -> int:
             from fastreg.repo import remote_admin
 
             remote_admin.cleanable(project, args.remote or None)
-        res = gc.gc(project, all_commits=args.all_commits, grace=args.grace)
+        res = gc.gc(project, all_commits=args.all_commits, grace=args.grace, drop_unpushed=args.drop_unpushed)
+        u = res.unpushed
+        if u is not None and (u.files or u.trees):
+            shown = ", ".join(u.targets[:3]) + (f" and {len(u.targets) - 3} more" if len(u.targets) > 3 else "")
+            say(args, f"Kept {count(u.files, 'file')} and {count(u.trees, 'tree')} ({human(u.bytes)}) that "
+                       f"committed versions of {shown} need: {u.why}, so this cache may hold their only copy; "
+                       "`fastreg push --all-commits` uploads them, `fastreg gc -w --drop-unpushed` deletes them")
         say(args, f"Removed {count(res.removed_files, 'file')} and {count(res.removed_trees, 'tree')} "
                    f"({human(res.removed_bytes)}); kept {count(res.kept, 'object')}"
                    + (f", including what {count(res.other_projects, 'other project')} sharing the cache use"
@@ -264,7 +288,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     project = Project.find()
     with project.lock():
-        removed = track.remove(project, args.targets, args.outs)
+        removed = track.remove(project, args.targets, args.outs, args.force)
     for t in removed:
         say(args, f"Stopped tracking {t.rel}" + (" and deleted its data" if args.outs else " (its data stays)"))
     if removed:
@@ -367,6 +391,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", type=jobs, default=None, help="hashing threads (default: cores)")
     p.add_argument("--remote", "-r", nargs="?", const="", default=None, metavar="NAME",
                    help="show what is not in the remote yet (the default remote, or NAME)")
+    revision_flags(p, "status --remote")
     p.add_argument("--json", action="store_true", help="the same facts as JSON, for scripts")
     p.set_defaults(func=cmd_status)
 
@@ -381,7 +406,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("gc", parents=[common], help="remove cache objects no metafile refers to",
                        description="Delete cache objects that no metafile refers to: those in the "
-                       "workspace (--workspace) or in any commit of any branch or tag (--all-commits). A "
+                       "workspace (--workspace) or in any commit of any branch or tag (--all-commits). "
+                       "--workspace still keeps what a commit of any branch or tag refers to and the default "
+                       "remote does not hold (all of it when no remote is configured or it cannot be reached): "
+                       "gc never deletes the last copy of a committed version unless --drop-unpushed. A "
                        "shared cache.dir keeps what every project using it refers to (projects register "
                        "in it when they run a command; entries of projects that are gone are pruned).")
     scope = p.add_mutually_exclusive_group()
@@ -390,6 +418,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-r", "--remote", metavar="NAME", nargs="?", const="", default=None,
                    help="also clean this remote (the default remote without NAME); objects younger than the "
                    "remote's gc_grace (default 3600 s) are left alone, so concurrent pushes are safe")
+    p.add_argument("--drop-unpushed", action="store_true",
+                   help="with --workspace: also delete objects of committed versions that the default remote "
+                   "lacks (by default they are kept: this cache may hold their only copy)")
     p.add_argument("--grace", type=duration, metavar="DURATION", default=None,
                    help="leave objects younger than this alone, e.g. 10m, instead of the remote's gc_grace "
                    "(with -r) and the 1 h a shared cache.dir gets; 0 or `now`: none (only when no push to "
@@ -426,7 +457,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        "it. The data stays in the workspace (--outs deletes it too); the cache and remotes "
                        "are not touched (gc cleans them).")
     p.add_argument("targets", nargs="+", metavar="TARGET.fastreg")
-    p.add_argument("--outs", action="store_true", help="also delete the data from the workspace")
+    p.add_argument("--outs", action="store_true", help="also delete the data from the workspace (refused when "
+                   "local changes exist nowhere else, as checkout refuses)")
+    p.add_argument("-f", "--force", action="store_true", help="with --outs: delete local changes too")
     p.set_defaults(func=cmd_remove)
 
     p = sub.add_parser("move", parents=[common], help="move tracked data with its metafile",

@@ -106,6 +106,23 @@ def checkout(project: Project, paths: Iterable[str], force: bool = False, jobs: 
     return run.result
 
 
+def unsaved_changes(project: Project, t: Target, meta: metafile.Metafile, jobs: int | None = None) -> list[str]:
+    """The workspace files under t that deleting its data would lose: by checkout's rule (changed
+    or added, content not in the cache). When the version's tree is not in the cache, every file
+    whose content the cache lacks."""
+    if not os.path.lexists(t.data):
+        return []
+    with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-scan") as pool:
+        if meta.kind == "file" or project.cache.tree_path(meta.digest).exists():
+            return _plan_checkout(project, t, meta, pool, force=False).conflicts
+        files: dict[str, os.stat_result | tuple[int, int, int, int]] = (
+            walk_workspace(t.data) if t.data.is_dir() else {t.name: os.stat(t.data)})
+        base = t.data if t.data.is_dir() else t.data.parent
+        ws = workspace_digests(base, files, StatCache(project.state_dir, t.rel).load(), pool, now_ns())
+    prefix = f"{t.rel}/" if t.data.is_dir() else ""
+    return sorted(f"{prefix}{rel}" if prefix else t.rel for rel, d in ws.items() if not project.cache.has_file(d))
+
+
 def checkout_new(project: Project, t: Target, meta: metafile.Metafile, jobs: int | None = None,
                  arrivals: Arrivals | None = None) -> CheckoutResult:
     """Check out the directory `meta` describes at t, which does not exist yet, without reading

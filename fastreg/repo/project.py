@@ -58,8 +58,10 @@ class Project:
             if (d / FASTREG_DIR).is_dir():
                 project = cls(d)
                 from fastreg.repo.merging import ensure_driver
+                from fastreg.repo.prepush import ensure_hook
 
                 ensure_driver(project)  # per clone: a fresh clone gets it at its first command
+                ensure_hook(project)
                 return project
         raise NotAProjectError(
             f"not inside a fastreg project ({here} and its parents have no {FASTREG_DIR}/); "

@@ -15,6 +15,7 @@ from fastreg.progress import Progress
 from fastreg.repo.arrivals import Alongside
 from fastreg.repo.cache import Cache
 from fastreg.repo.checkout import CheckoutResult, checkout
+from fastreg.repo.history import Revisions, committed_selection
 from fastreg.repo.project import Project
 from fastreg.repo.push import SyncResult
 from fastreg.repo.remotes import open_remote
@@ -73,12 +74,15 @@ def fetch(project: Project, paths: Iterable[str], remote_name: str | None, jobs:
           progress: Progress | None = None,
           trees_ready: Callable[[list[Selected]], None] | None = None,
           on_arrival: Callable[[], None] | None = None,
-          imports: ImportOpener | None = None) -> tuple[SyncResult, list[Selected]]:
+          imports: ImportOpener | None = None,
+          revisions: Revisions | None = None) -> tuple[SyncResult, list[Selected]]:
     """Bring the selection's data into the cache: the project's own targets from its remote,
-    imported ones from their registry at rev_lock (through `imports`). trees_ready, if given, is
-    called with the selection once every tree node is in the cache and before the file download
-    starts (pull starts its check-out then)."""
+    imported ones from their registry at rev_lock (through `imports`), and the versions
+    `revisions` names in the Git history. trees_ready, if given, is called with the selection
+    once every tree node is in the cache and before the file download starts (pull starts its
+    check-out then)."""
     selected = select(project, paths)
+    selected += committed_selection(project, revisions or Revisions(), selected)
     project.cache.ensure()
     cache = project.cache
     files = nbytes = requests = skipped = 0

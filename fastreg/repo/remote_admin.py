@@ -11,8 +11,9 @@ from fastreg.chunking import iter_chunks
 from fastreg.errors import FastregError, ReadOnlyStore, UsageError
 from fastreg.objects import metafile, pack, tree
 from fastreg.objects.tree import FileRecord
+from fastreg.repo.history import Revisions, committed_selection
 from fastreg.repo.project import Project
-from fastreg.repo.push import push_targets
+from fastreg.repo.push import lacking_of
 from fastreg.repo.remotes import open_remote, pick
 from fastreg.repo.workspace import select
 from fastreg.transfer.push_plan import Lacking
@@ -20,13 +21,14 @@ from fastreg.transfer.remote_gc import GcKeep, RemoteGcResult
 from fastreg.transfer.session import RemoteSession
 
 
-def status_remote(project: Project, paths: Iterable[str], remote_name: str | None) -> tuple[str, list[Lacking]]:
-    """Per selected target (its path in `name`), what a push would send: files with a chunk the
-    remote lacks, and those chunks. Imports are left out: their registry pushes them."""
-    selected = [s for s in select(project, paths) if s.meta.source is None]
-    remote, session = open_remote(project, remote_name, None)
-    with session:
-        return remote.name, session.lacking(push_targets(project, selected))
+def status_remote(project: Project, paths: Iterable[str], remote_name: str | None,
+                  revisions: Revisions | None = None) -> tuple[str, list[Lacking]]:
+    """Per selected target (its path in `name`), and per version `revisions` names in the Git
+    history, what a push would send: files with a chunk the remote lacks, and those chunks.
+    Imports are left out: their registry pushes them."""
+    workspace = select(project, paths)
+    return lacking_of(project, workspace + committed_selection(project, revisions or Revisions(), workspace),
+                      remote_name)
 
 
 def cleanable(project: Project, remote_name: str | None) -> None:

@@ -40,7 +40,7 @@ from fastreg.storage.base import Store
 from fastreg.transfer import layout
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects
-from fastreg.transfer.push_plan import PushTarget, PushWork, plan_push
+from fastreg.transfer.push_plan import PushTarget, PushWork, Unpushable, plan_push
 from fastreg.transfer.view import RemoteView
 
 PACK_BUDGET = 48 << 20  # bytes of packs being uploaded at once (three 16 MiB packs)
@@ -57,6 +57,7 @@ class PushResult:
     requests: int
     files: int = 0  # files with chunks in the packs (one that spans two packs counts twice)
     repaired: int = 0  # damaged packs (found by `fastreg check`) whose chunks the push put back
+    failed: tuple[Unpushable, ...] = ()  # targets left out: data they need is neither here nor there
 
 
 class PackBuffers:
@@ -350,12 +351,12 @@ async def push(view: RemoteView, cache: LocalObjects, targets: list[PushTarget],
     if damaged:
         repaired = await repair_damaged(view.store, view.mirror, damaged)
         view.reset_distrust()
-    if suspect and everything:  # every target was looked at file by file again
+    if suspect and everything and not work.failed:  # every target was looked at file by file again
         view.clear_damage()
     if damaged:
         again = await upload(view, cache, work, opts)
         res = replace(res, requests=res.requests + again.requests)
-    return replace(res, repaired=repaired)
+    return replace(res, repaired=repaired, failed=tuple(work.failed))
 
 
 async def upload(view: RemoteView, cache: LocalObjects, work: PushWork, opts: PushOptions) -> PushResult:

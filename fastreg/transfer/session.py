@@ -107,6 +107,10 @@ class RemoteSession:
         """What a push of each target would send (status --remote)."""
         return self._run(push_plan.lacking(self.view, self.cache, targets))
 
+    def unpushed(self, targets: list[push_plan.PushTarget]) -> push_plan.Unpushed:
+        """The local cache objects of these targets that the remote lacks (what gc must keep)."""
+        return self._run(push_plan.unpushed(self.view, self.cache, targets))
+
     # -- reading -------------------------------------------------------------------------------
     def fetch_tree_node(self, digest: bytes) -> bytes:
         return self._run(fetch_mod.fetch_node(self.store, self.cache, digest))

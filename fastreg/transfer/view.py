@@ -98,6 +98,20 @@ class RemoteView:
         self.mirror.forget()
         self.mirror.save()
 
+    async def confirm_roots(self, roots: Iterable[bytes]) -> None:
+        """Believe what the mirror knows of tree nodes only while the roots it knows are still
+        there: one HEAD per such root, at once. A root gone (a gc that raced a push, damage)
+        makes the mirror forget the tree nodes and certificates it knew, so the push lists
+        trees/ afresh and uploads what is missing again."""
+        known = list(dict.fromkeys(r for r in roots if r in self.mirror.trees))
+        if not known:
+            return
+        there = await asyncio.gather(*(self.store.exists(layout.tree_key(r)) for r in known))
+        if not all(there):
+            self.mirror.trees = set()
+            self.mirror.certified = set()
+            self.mirror.trees_listed = False
+
     # -- certified subtrees ------------------------------------------------------------------
     async def certified(self, cache: tree.TreeStore, root: bytes) -> set[bytes]:
         """The nodes under root whose whole subtree the remote holds (tree.certified_nodes), from

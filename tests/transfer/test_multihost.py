@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -136,4 +137,92 @@ def test_four_hosts_ingest_one_dataset_into_a_cluster(tmp_path: Path, cluster: C
     reader.fastreg("pull")
     want |= {f"host0/{k}": v for k, v in files_under(hosts[0].root / "images/host0").items()}
     assert files_under(reader.root / "images") == want
+    assert "No problems found." in reader.fastreg("check", "--read-data").stdout
+
+
+def test_a_dataset_the_remote_lost_blocks_no_other_hosts_push(tmp_path: Path, cluster: Cluster) -> None:
+    """Four hosts each push a dataset of their own while a `gc --grace 0` (documented as unsafe)
+    runs, and share them through Git (the pre-push hook uploads what a `git push` needs). Then
+    the remote loses host 1's dataset (its top tree node, as that gc can do), and every
+    host adds and pushes a new dataset: each push uploads the host's own data and fails (exit 3)
+    naming host 1's dataset and who can repair it (its committer); `status --remote` says the same
+    and still reports the rest. Host 1's push repairs it; then everything pulls and checks."""
+    from tests.helpers import Remote
+
+    make_bucket(cluster.endpoint, "lost")
+    cluster.grow("lost", 3)
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+
+    def clone(name: str) -> Host:
+        subprocess.run(["git", "clone", "-q", str(origin), str(tmp_path / name)], check=True, capture_output=True)
+        return Host(tmp_path / name, tmp_path / "homes" / name)
+
+    seed = clone("seed")
+    seed.fastreg("init")
+    seed.fastreg("remote", "add", "-d", "store", "s3://lost/reg")
+    seed.fastreg("remote", "modify", "store", "endpoint_url", cluster.endpoint)
+    seed.git("add", "-A")
+    seed.git("commit", "-qm", "seed")
+    seed.git("push", "-q", "origin", "main")
+    hosts = [clone(f"host{i}") for i in range(4)]
+    gc_host = clone("gc")
+
+    def dataset(h: Host, name: str, n: int) -> None:
+        d = h.root / name
+        d.mkdir()
+        for j in range(n):
+            (d / f"{j:03}.bin").write_bytes(os.urandom(40 << 10))
+        h.fastreg("add", name)
+
+    for i, h in enumerate(hosts):
+        dataset(h, f"ds{i}", 25)
+    pushes = [h.start("push") for h in hosts]
+    for _ in range(2):
+        p = gc_host.start("gc", "--all-commits", "-r", "--grace", "0")
+        _, err = p.communicate(timeout=300)
+        assert "Traceback" not in err
+    for p in pushes:
+        _, err = p.communicate(timeout=300)
+        assert "Traceback" not in err
+    for i, h in enumerate(hosts):  # through Git in turn; the hook puts back what that gc took of each
+        h.git("add", "-A")
+        h.git("commit", "-qm", f"ds{i}")
+        h.git("pull", "-q", "--no-rebase", "--no-edit", "origin", "main")
+        h.git("push", "-q", "origin", "main")
+    for h in hosts:
+        h.git("pull", "-q", "--no-rebase", "--no-edit", "origin", "main")
+
+    # The remote loses host 1's dataset: its top tree node (the other hosts never pulled it).
+    ds1 = tomllib.loads((hosts[1].root / "ds1.fastreg").read_text())["digest"]
+    remote = Remote(endpoint=cluster.endpoint, bucket="lost", prefix="reg")
+    lost = [k for k in remote.keys("trees/") if k.endswith(ds1[2:])]
+    assert len(lost) == 1
+    remote.delete(lost[0])
+
+    for i, h in enumerate(hosts):
+        dataset(h, f"new{i}", 5)
+    for i in (0, 2, 3):
+        h = hosts[i]
+        st = h.fastreg("status", "--remote")
+        assert "ds1:\n    cannot be pushed from here:" in st.stdout and f"new{i}:" in st.stdout
+        p = h.fastreg("push", ok=False)
+        assert p.returncode == 3, p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in p.stderr
+        assert "ds1: " in lines[0] and f"new{i}" not in lines[0]
+        assert "last committed by host1 <host1@example.invalid>" in lines[0]  # who can repair it
+    hosts[1].fastreg("push")  # the clone that has it repairs it
+    for i in (0, 2, 3):
+        hosts[i].fastreg("push")
+    for i, h in enumerate(hosts):
+        h.git("add", "-A")
+        h.git("commit", "-qm", f"new{i}")
+        h.git("pull", "-q", "--no-rebase", "--no-edit", "origin", "main")
+        h.git("push", "-q", "origin", "main")
+    reader = clone("reader")
+    reader.fastreg("pull")
+    for i, h in enumerate(hosts):
+        for name in (f"ds{i}", f"new{i}"):
+            assert files_under(reader.root / name) == files_under(h.root / name), name
     assert "No problems found." in reader.fastreg("check", "--read-data").stdout

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from fastreg.errors import InvariantError, MissingDataError, StorageError
+from fastreg.errors import InvariantError, StorageError
 from fastreg.objects import pack as packfmt
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
@@ -40,8 +40,11 @@ async def test_pack_planner_packs_each_missing_chunk_once(cache: Cache, mirror: 
     assert h(there) in await view.distrust() and not view.has(h(there))
     (plan,) = push.PackPlanner(view).packs(recs, 1 << 20)
     assert [c.digest for c in plan.chunks] == [h(there), h(new)]
-    with pytest.raises(MissingDataError, match="f0"):  # neither here nor (readable) on the remote
-        await plan_push(view, cache, targets)
+    # neither here nor (readable) on the remote: f0 is left out, named; the others are still planned
+    work = await plan_push(view, cache, targets)
+    assert [(f.name, f.detail) for f in work.failed] == [("f0", "its data is neither in the local cache nor on "
+                                                                "the remote")]
+    assert work.estimate == 2000 and [r.digest for r in work.files()] == [h(new), h(new)]
 
 
 def test_pack_committer_merges_into_the_mirror_and_clears_pending(cache: Cache, mirror: RemoteIndex) -> None:

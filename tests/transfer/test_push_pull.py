@@ -363,13 +363,13 @@ def test_concurrent_pushes_lose_nothing(tmp_path: Path, project: Path, run, make
         run("pull")
         assert files_under(other / "ds") == files_under(src / "ds")
     assert (other / "model.bin").read_bytes() == (project / "model.bin").read_bytes()
-    # A target whose data is neither here nor on the remote is a clear error.
+    # A target whose data is neither here nor on the remote is a clear error (exit 3, as damage).
     monkeypatch.chdir(second)
     (second / "extra.bin").write_bytes(b"x" * 10)
     run("add", "extra.bin")
     shutil.rmtree(second / ".fastreg" / "cache")
-    _, err = run("push", "extra.bin", rc=1)
-    assert "extra.bin" in err and "not on the remote" in err
+    _, err = run("push", "extra.bin", rc=3)
+    assert "extra.bin: its data is neither in the local cache nor on the remote" in err
 
 
 def test_index_mirror_survives_damage(tmp_path: Path) -> None:

@@ -1,0 +1,168 @@
+"""A bare `git push` that cannot publish versions whose data is nowhere: Git's pre-push hook.
+
+The hook is per clone (`.git/hooks/pre-push`, never shared), written like the merge driver's
+registration by every fastreg command in a clone that lacks it, and names this interpreter. Git
+runs it with the remote and, on stdin, one line per ref it is about to push; the hook looks at
+the metafiles those commits bring that the Git remote does not have yet and, by the setting
+`core.pre_push` (.fastreg/config or config.local):
+
+- "push" (the default): uploads what they need and the project's default remote lacks (as
+  `fastreg push` would; nothing to upload costs a listing), then lets the `git push` go on;
+- "check": refuses the `git push` (one line naming `fastreg push`) when the remote lacks data;
+- "off": does nothing.
+
+A pre-push hook of the user's own, or a `core.hooksPath` set (by the user or a tool such as
+husky), is never overwritten: `fastreg init` says which line to add to that hook instead."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastreg import git_cli as git
+from fastreg.errors import ConfigError, FastregError, IncompletePushError
+from fastreg.repo.project import Project
+
+MARKER = "# fastreg pre-push hook"
+MODES = ("push", "check", "off")
+ZERO = "0" * 40
+
+
+def hook_text() -> str:
+    py = shlex.quote(sys.executable)
+    return (f"#!/bin/sh\n{MARKER}: uploads the data of the commits being pushed (core.pre_push in "
+            f".fastreg/config: push, check or off). Rewritten by fastreg; put your own hook elsewhere.\n"
+            f"if [ ! -x {py} ]; then\n"
+            f"  echo 'error: fastreg pre-push hook: {sys.executable} is gone; run any fastreg command in this "
+            f"clone to update the hook (or `git push --no-verify`)' >&2\n  exit 1\nfi\n"
+            f"exec {py} -m fastreg pre-push \"$@\"\n")
+
+
+def hook_line() -> str:
+    """What to add to a pre-push hook of one's own."""
+    return f"{shlex.quote(sys.executable)} -m fastreg pre-push \"$@\" || exit 1"
+
+
+def _hooks_dir(root: Path) -> Path | None:
+    """The clone's .git/hooks without running git (a linked worktree or submodule: None)."""
+    for d in (root, *root.parents):
+        g = d / ".git"
+        if g.is_dir():
+            return g / "hooks"
+        if g.exists():
+            return None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class HookState:
+    installed: bool
+    note: str = ""  # why not: a hook of the user's, or core.hooksPath
+
+
+def ensure_hook(project: Project) -> HookState:
+    """Write the pre-push hook if this clone lacks it (or it names another interpreter). Never
+    fails a command and never replaces a hook that is not fastreg's."""
+    if project.config.get("core", {}).get("no_scm"):
+        return HookState(False)
+    hooks = _hooks_dir(project.root)
+    if hooks is None:
+        return HookState(False, "not a plain Git clone (a worktree or submodule): no hook written")
+    path = hooks / "pre-push"
+    want = hook_text()
+    try:
+        have = path.read_text(errors="replace")
+    except FileNotFoundError:
+        have = None
+    except OSError:
+        return HookState(False)
+    if have == want:
+        return HookState(True)
+    if have is not None and MARKER not in have:
+        return HookState(False, f"{path} is a hook of your own: add this line to it: {hook_line()}")
+    try:
+        custom = git.run(["config", "--get", "core.hooksPath"], cwd=project.root, check=False).stdout.strip()
+    except FastregError:
+        return HookState(False)
+    if custom:
+        return HookState(False, f"core.hooksPath is set ({custom.decode(errors='replace')}): add this line to "
+                                f"the pre-push hook there: {hook_line()}")
+    try:
+        hooks.mkdir(exist_ok=True)
+        Project.write_text_atomic(path, want)
+        os.chmod(path, 0o755)
+    except OSError:
+        return HookState(False)
+    return HookState(True)
+
+
+def mode_of(project: Project) -> str:
+    mode = project.config.get("core", {}).get("pre_push", "push")
+    if mode not in MODES:
+        raise ConfigError(f"core.pre_push = {mode!r} is invalid: use one of {', '.join(MODES)}")
+    return str(mode)
+
+
+def pushed_ranges(git_remote: str, lines: Iterable[str]) -> list[str] | None:
+    """The `git rev-list` arguments for the commits a push sends that the Git remote lacks, from
+    the lines Git writes to the hook; None when nothing is sent (only deletions)."""
+    tips, known = [], []
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 4:
+            continue
+        _, local_sha, _, remote_sha = parts
+        if local_sha != ZERO:
+            tips.append(local_sha)
+        if remote_sha != ZERO:
+            known.append(remote_sha)
+    if not tips:
+        return None
+    return [*tips, "--not", *known, f"--remotes={git_remote}"]
+
+
+@dataclass(frozen=True, slots=True)
+class PrePushOutcome:
+    versions: int  # versions (metafile digests) the pushed commits bring
+    remote: str = ""
+    bytes: int = 0
+    packs: int = 0
+
+
+def pre_push(project: Project, git_remote: str, lines: Iterable[str]) -> PrePushOutcome:
+    """What the hook does (see the module's doc). Raises to refuse the `git push`."""
+    from fastreg.repo import push as push_mod
+    from fastreg.repo.history import versions_in
+
+    mode = mode_of(project)
+    if mode == "off":
+        return PrePushOutcome(0)
+    lines = list(lines)
+    args = pushed_ranges(git_remote, lines)
+    if args is None:
+        return PrePushOutcome(0)
+    known = [a for a in args if len(a) == 40 and a != ZERO]
+    # A remote sha this clone does not have (someone else pushed since the last fetch) cannot be
+    # excluded by rev-list: leave it out (more is checked, never less).
+    args = [a for a in args if a not in known or git.commit_of(project.root, a) is not None]
+    selected = [s for s in versions_in(project, args, []) if s.meta.source is None]  # imports: their registry's
+    if not selected:
+        return PrePushOutcome(0)
+    if mode == "check":
+        lacking = push_mod.lacking_of(project, selected)
+        behind = [f"{rs.name}" for rs in lacking[1] if rs.behind]
+        if behind:
+            raise IncompletePushError(
+                f"the commits being pushed refer to data that remote {lacking[0]!r} lacks ({', '.join(behind[:3])}"
+                + (f" and {len(behind) - 3} more" if len(behind) > 3 else "")
+                + "): run `fastreg push --all-commits` first (core.pre_push = \"check\")")
+        return PrePushOutcome(len(selected), lacking[0])
+    res = push_mod.push_selected(project, selected, None, None, None, everything=False)
+    if res.failed:
+        raise IncompletePushError(f"git push stopped: {len(res.failed)} of the versions being pushed cannot be "
+                                  "uploaded to the data remote: " + " | ".join(res.failed))
+    return PrePushOutcome(len(selected), res.remote, res.bytes, res.packs)
