@@ -5,23 +5,29 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench clean browser
 
+# The demo installs what the demo runs: fastreg with its Cython extension, and Pillow (the `ui`
+# extra) for the JPEGs it generates and for `fastreg ui` afterwards. The tests' tools come on top.
 $(BIN)/fastreg: pyproject.toml setup.py fastreg/_hash.pyx fastreg/_files.pyx fastreg/_index.pyx fastreg/_posix.pxd
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[ui]'
+	touch $@
+
+$(VENV)/.test-deps: $(BIN)/fastreg pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
 demo: $(BIN)/fastreg
 	bash scripts/demo.sh
 
-lint: $(BIN)/fastreg
+lint: $(VENV)/.test-deps
 	$(BIN)/ruff check fastreg tests bench
 	$(BIN)/mypy
 
 # torch for the DataLoader tests of fastreg.data: a test-time install, never a requirement of the
 # package (pinned: on this project's CI machines pip finds that release's CPU build on disk).
 TORCH := torch==2.13.0
-$(VENV)/.torch: $(BIN)/fastreg
+$(VENV)/.torch: $(VENV)/.test-deps
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q '$(TORCH)'
 	touch $@
 
@@ -38,7 +44,7 @@ browser:
 test: $(VENV)/.torch browser lint
 	$(BIN)/python -m pytest -q
 
-bench: $(BIN)/fastreg
+bench: $(VENV)/.test-deps
 	$(BIN)/python bench/run.py
 
 clean:
