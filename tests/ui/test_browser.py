@@ -3,8 +3,8 @@ the distribution's ChromeDriver (no browser download at run time), against the r
 serving the demo registry.
 
 Without /usr/bin/chromium these tests are skipped, unless FASTREG_BROWSER_TESTS=required (CI sets
-it; `make test` installs Chromium where it can). FASTREG_UI_SCREENSHOT=PATH keeps the screenshot
-the README shows."""
+it; `make test` installs Chromium where it can). FASTREG_UI_SCREENSHOT=PATH keeps a screenshot
+of the test registry (the README's picture is scripts/ui_screenshot.py's, of the demo)."""
 
 from __future__ import annotations
 
