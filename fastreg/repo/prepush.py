@@ -135,7 +135,6 @@ class PrePushOutcome:
 
 def pre_push(project: Project, git_remote: str, lines: Iterable[str]) -> PrePushOutcome:
     """What the hook does (see the module's doc). Raises to refuse the `git push`."""
-    from fastreg.repo import push as push_mod
     from fastreg.repo.history import versions_in
 
     mode = mode_of(project)
@@ -151,7 +150,16 @@ def pre_push(project: Project, git_remote: str, lines: Iterable[str]) -> PrePush
     args = [a for a in args if a not in known or git.commit_of(project.root, a) is not None]
     selected = [s for s in versions_in(project, args, []) if s.meta.source is None]  # imports: their registry's
     if not selected:
-        return PrePushOutcome(0)
+        return PrePushOutcome(0)  # a push of code alone: no network, not even the transfer layer imported
+    from fastreg.repo import push as push_mod
+    from fastreg.repo.remotes import default_name
+
+    if default_name(project.config) is None:
+        raise IncompletePushError(
+            f"the commits being pushed refer to {len(selected)} data version(s) ({selected[0].target.rel}) and this "
+            "project has no default remote to hold them: add one with `fastreg remote add -d NAME URL`, or set "
+            "pre_push = \"off\" under [core] in .fastreg/config (or `git push --no-verify` once)")
+
     if mode == "check":
         lacking = push_mod.lacking_of(project, selected)
         behind = [f"{rs.name}" for rs in lacking[1] if rs.behind]

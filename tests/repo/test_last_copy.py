@@ -265,3 +265,22 @@ def test_pre_push_check_mode_refuses_and_an_own_hook_is_never_overwritten(tmp_pa
     _, err = run("init")
     assert "core.hooksPath" in err
     assert not (a / ".git/hooks/pre-push").exists() and not (a / ".husky").exists()
+
+
+def test_a_git_push_of_data_with_no_remote_to_hold_it_is_refused_unless_turned_off(tmp_path: Path, run,
+                                                                                    monkeypatch) -> None:
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    a = tmp_path / "a"
+    subprocess.run(["git", "clone", "-q", str(origin), str(a)], check=True, capture_output=True)
+    monkeypatch.chdir(a)
+    run("init")
+    write(a, {"notes/a.txt": b"a\n"})
+    run("add", "notes")
+    git(a, "add", "-A")
+    git(a, "commit", "-qm", "notes")
+    p = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=a, capture_output=True, text=True)
+    assert p.returncode != 0 and "no default remote" in p.stderr and 'pre_push = "off"' in p.stderr
+    (a / ".fastreg/config.local").write_text('[core]\npre_push = "off"\n')
+    p = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=a, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
