@@ -33,6 +33,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             print("nothing to migrate: no .dvc files here")
         return 0
     project, existed = Project.init(root, no_scm=False)
+    from fastreg.repo import gitsetup
+
+    gitsetup.ensure_attributes(project.root)
+    gitsetup.set_up(project)
     pushed = None
     with project.lock(), progress_bar(args, "migrate") as progress:
         res = mig.migrate(root, project, args.targets, args.from_remote, args.prefix, args.remove_dvc, args.jobs,

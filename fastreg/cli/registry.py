@@ -7,6 +7,7 @@ from typing import Any
 
 from fastreg.cli.main import jobs
 from fastreg.cli.output import count, human, progress_bar, say, steady_malloc
+from fastreg.cli.project import find_project
 from fastreg.quoting import quote
 
 
@@ -31,9 +32,8 @@ def gitignore_beside(target: str) -> str:
 def cmd_import(args: argparse.Namespace) -> int:
     steady_malloc()
     from fastreg.registry import ops as reg
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     with project.lock(), progress_bar(args, "import") as progress:
         res = reg.import_(project, args.url, args.path, args.out, args.rev, args.force, args.jobs, progress)
     say(args, f"Imported {args.path} -> {res.target} ({count(res.files, 'file')}, {human(res.size)}; downloaded "
@@ -45,9 +45,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_update(args: argparse.Namespace) -> int:
     steady_malloc()
     from fastreg.registry import ops as reg
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     with project.lock(), progress_bar(args, "update") as progress:
         for target in args.targets:
             res = reg.update(project, target, args.rev, args.jobs, progress, args.path)

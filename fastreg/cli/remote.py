@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastreg.cli.main import Parser, duration, jobs, revision_flags, revisions_of, subset
 from fastreg.cli.output import checked_out, count, human, progress_bar, say, steady_malloc
+from fastreg.cli.project import find_project
 from fastreg.errors import UsageError
 
 if TYPE_CHECKING:
@@ -16,9 +17,8 @@ if TYPE_CHECKING:
 def cmd_remote(args: argparse.Namespace) -> int:
     from fastreg.repo import config as cfg
     from fastreg.repo import remotes
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     if args.remote_command == "add":
         remotes.add(project.dir, args.name, args.url, args.default, args.local, args.force)
         say(args, f"Added remote {args.name} -> {args.url}" + (" (default)" if args.default else ""))
@@ -67,9 +67,8 @@ def cmd_remote(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     steady_malloc()
     from fastreg.repo import push as push_mod
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     with project.lock(), progress_bar(args, "push") as progress:
         res = push_mod.push(project, args.targets, args.remote, args.jobs, progress, revisions_of(args))
     if res.packs:
@@ -100,9 +99,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     steady_malloc()
     from fastreg.registry.ops import import_session
     from fastreg.repo import pull as pull_mod
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     with project.lock(), progress_bar(args, "fetch") as progress:
         res, _ = pull_mod.fetch(project, args.targets, args.remote, args.jobs, progress, imports=import_session,
                                 revisions=revisions_of(args))
@@ -114,9 +112,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     steady_malloc()
     from fastreg.registry.ops import import_session
     from fastreg.repo import pull as pull_mod
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     with project.lock(), progress_bar(args, "pull") as progress:
         fetched, res = pull_mod.pull(project, args.targets, args.remote, args.jobs, args.force, progress,
                                  imports=import_session)
@@ -130,9 +127,8 @@ def cmd_pre_push(args: argparse.Namespace) -> int:
     import sys
 
     from fastreg.repo import prepush
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     lines = sys.stdin.read().splitlines()
     with project.lock():
         out = prepush.pre_push(project, args.remote_name, lines)
@@ -147,9 +143,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     import json
 
     from fastreg.repo import verify as check
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     if args.repair and not args.cache:
         raise UsageError("--repair goes with --cache (a remote is repaired by `fastreg push`)")
     if args.cache:

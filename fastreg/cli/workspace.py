@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fastreg.cli.main import duration, jobs, revision_flags, revisions_of
 from fastreg.cli.output import checked_out, count, diff_summary, human, progress_bar, say
+from fastreg.cli.project import find_project
 from fastreg.errors import FastregError, UsageError
 from fastreg.quoting import quote
 
@@ -19,30 +20,31 @@ if TYPE_CHECKING:
 def cmd_init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fastreg.repo.prepush import ensure_hook
+    from fastreg.repo import gitsetup
     from fastreg.repo.project import Project
 
     p, existed = Project.init(Path.cwd(), args.no_scm)
-    hook = ensure_hook(p)
+    no_scm = bool(p.config.get("core", {}).get("no_scm"))
+    if not no_scm:
+        gitsetup.ensure_attributes(p.root)
+    hook = gitsetup.set_up(p)
     if hook.note:
         print(f"warning: the pre-push hook that uploads data on `git push` was not written: {hook.note}",
               file=sys.stderr)
     if existed:
-        no_scm = p.config.get("core", {}).get("no_scm")
         say(args, f"{p.dir} is a fastreg project already" + ("" if no_scm else "; its Git set-up is in place (the "
-             "metafile merge driver registered in this clone, .gitattributes: commit it)"))
+             "metafile merge driver and pre-push hook in this clone, .gitattributes: commit it)"))
         return 0
     say(args, f"Initialized fastreg project in {p.dir}")
-    if not args.no_scm:
+    if not no_scm:
         say(args, "Commit .fastreg/config, .fastreg/.gitignore and .gitattributes to Git.")
     return 0
 
 
 def cmd_add(args: argparse.Namespace) -> int:
     from fastreg.repo import add
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     with project.lock(), progress_bar(args, "add") as progress:
         results = add.add(project, args.targets, jobs=args.jobs, progress=progress, force=args.force,
                           prune=args.prune)
@@ -94,9 +96,8 @@ def _status(args: argparse.Namespace) -> int:
     import json
 
     from fastreg.repo import status
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     if args.remote is not None:
         from fastreg.repo import remote_admin
 
@@ -198,9 +199,8 @@ def _print_status(r: TargetStatus, moved: str | None, verbose: bool) -> None:
 
 def cmd_checkout(args: argparse.Namespace) -> int:
     from fastreg.repo import checkout
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     with project.lock(), progress_bar(args, "checkout") as progress:
         res = checkout.checkout(project, args.targets, force=args.force, jobs=args.jobs, progress=progress)
     say(args, checked_out(res))
@@ -209,11 +209,10 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     from fastreg.repo import cache_gc as gc
-    from fastreg.repo.project import Project
 
     if not (args.workspace or args.all_commits):
         raise UsageError("say what to keep: `fastreg gc --workspace` or `fastreg gc --all-commits`")
-    project = Project.find()
+    project = find_project()
     with project.lock():
         if args.remote is not None:  # a remote that cannot be cleaned is refused before anything is deleted
             from fastreg.repo import remote_admin
@@ -251,9 +250,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from fastreg.errors import UnmergedError
     from fastreg.repo import merging
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     side: Literal["ours", "theirs"] | None = "ours" if args.ours else "theirs" if args.theirs else None
     with project.lock():
         outcomes = merging.merge(project, args.paths, side)
@@ -284,9 +282,8 @@ def cmd_merge_driver(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     from fastreg.repo import track
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     with project.lock():
         removed = track.remove(project, args.targets, args.outs, args.force)
     for t in removed:
@@ -299,9 +296,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_move(args: argparse.Namespace) -> int:
     from fastreg.repo import track
-    from fastreg.repo.project import Project
 
-    project = Project.find()
+    project = find_project()
     with project.lock():
         m = track.move(project, args.src, args.dst)
     say(args, f"Moved {m.src.rel} -> {m.dst.rel}"
@@ -324,9 +320,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     else:
         from fastreg.registry.ops import import_session
         from fastreg.repo import diff
-        from fastreg.repo.project import Project
 
-        project = Project.find()
+        project = find_project()
         revs, targets = diff.revisions_and_targets(project, args.args)
         res = diff.project_diff(project, revs[0] if revs else None, revs[1] if len(revs) > 1 else None, targets,
                               imports=import_session)

@@ -11,78 +11,16 @@ uploads them like any others."""
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fastreg import git_cli as git
-from fastreg.errors import FastregError, PathError, UnmergedError
+from fastreg.errors import FastregError, PathError
 from fastreg.objects import merge as three_way
 from fastreg.objects import metafile, tree
 from fastreg.repo.project import Project, Target
-
-ATTRIBUTES = ("*.fastreg merge=fastreg", ".gitignore merge=union")
-_ATTR_HEADER = "# fastreg: metafiles merge by path, .gitignore lines from both sides are kept\n"
-DRIVER_NAME = "fastreg metafile merge (by path)"
-
-
-def driver_command() -> str:
-    """The command Git runs: this interpreter, so a virtualenv that is not on PATH still works
-    (registration follows it when it moves: every command checks)."""
-    return f"{shlex.quote(sys.executable)} -m fastreg merge-driver %O %A %B %P"
-
-
-def _git_config_file(start: Path) -> Path | None:
-    """The clone's .git/config without running git (a linked worktree or submodule: None)."""
-    for d in (start, *start.parents):
-        g = d / ".git"
-        if g.is_dir():
-            return g / "config"
-        if g.exists():
-            return None
-    return None
-
-
-def ensure_driver(project: Project) -> bool:
-    """Register the merge driver in this clone's Git config if it is not there (or names another
-    interpreter). True when it was registered now. Never fails a command: a clone whose config
-    cannot be written keeps working, and the unmerged-metafile error says what to run."""
-    if project.config.get("core", {}).get("no_scm"):
-        return False
-    want = driver_command()
-    cfg = _git_config_file(project.root)
-    if cfg is not None:
-        try:
-            if f"driver = {want}\n" in cfg.read_text(errors="replace"):
-                return False
-        except OSError:
-            pass
-    try:
-        git.run(["config", "merge.fastreg.name", DRIVER_NAME], cwd=project.root)
-        git.run(["config", "merge.fastreg.driver", want], cwd=project.root)
-    except FastregError:
-        return False
-    return True
-
-
-def ensure_attributes(root: Path) -> bool:
-    """The .gitattributes lines at the project's root (added to what is there). True if written."""
-    path = root / ".gitattributes"
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        text = ""
-    have = {line.strip() for line in text.splitlines()}
-    missing = [a for a in ATTRIBUTES if a not in have]
-    if not missing:
-        return False
-    if text and not text.endswith("\n"):
-        text += "\n"
-    Project.write_text_atomic(path, text + (_ATTR_HEADER if _ATTR_HEADER.strip() not in have else "")
-                              + "".join(a + "\n" for a in missing))
-    return True
 
 
 def _parse(text: str, where: str) -> metafile.Metafile | None:
@@ -257,10 +195,4 @@ def _unmerged_owner(project: Project, t: Target, pending: dict[str, dict[int, st
             return project.target_from_meta(project.root / meta_rel)
     return None
 
-
-def unmerged_error(t: Target, meta: metafile.Metafile) -> UnmergedError:
-    where = f"{t.rel}{metafile.METAFILE_SUFFIX}"
-    n = len(meta.conflicts)
-    return UnmergedError(f"{where}: unmerged: {n} conflict{'s' if n != 1 else ''} from a Git merge (first: "
-                         f"{meta.conflicts[0]}); {metafile.unmerged_hint(t.rel)}")
 

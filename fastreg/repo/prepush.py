@@ -1,103 +1,26 @@
-"""A bare `git push` that cannot publish versions whose data is nowhere: Git's pre-push hook.
+"""A bare `git push` that cannot publish versions whose data is nowhere: what Git's pre-push hook
+(written per clone by repo/gitsetup.py) runs, `fastreg pre-push REMOTE [URL]`.
 
-The hook is per clone (`.git/hooks/pre-push`, never shared), written like the merge driver's
-registration by every fastreg command in a clone that lacks it, and names this interpreter. Git
-runs it with the remote and, on stdin, one line per ref it is about to push; the hook looks at
-the metafiles those commits bring that the Git remote does not have yet and, by the setting
+Git runs it with the remote and, on stdin, one line per ref it is about to push; it looks at the
+metafiles those commits bring that the Git remote does not have yet and, by the setting
 `core.pre_push` (.fastreg/config or config.local):
 
 - "push" (the default): uploads what they need and the project's default remote lacks (as
   `fastreg push` would; nothing to upload costs a listing), then lets the `git push` go on;
 - "check": refuses the `git push` (one line naming `fastreg push`) when the remote lacks data;
-- "off": does nothing.
-
-A pre-push hook of the user's own, or a `core.hooksPath` set (by the user or a tool such as
-husky), is never overwritten: `fastreg init` says which line to add to that hook instead."""
+- "off": does nothing."""
 
 from __future__ import annotations
 
-import os
-import shlex
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from fastreg import git_cli as git
-from fastreg.errors import ConfigError, FastregError, IncompletePushError
+from fastreg.errors import ConfigError, IncompletePushError
 from fastreg.repo.project import Project
 
-MARKER = "# fastreg pre-push hook"
 MODES = ("push", "check", "off")
 ZERO = "0" * 40
-
-
-def hook_text() -> str:
-    py = shlex.quote(sys.executable)
-    return (f"#!/bin/sh\n{MARKER}: uploads the data of the commits being pushed (core.pre_push in "
-            f".fastreg/config: push, check or off). Rewritten by fastreg; put your own hook elsewhere.\n"
-            f"if [ ! -x {py} ]; then\n"
-            f"  echo 'error: fastreg pre-push hook: {sys.executable} is gone; run any fastreg command in this "
-            f"clone to update the hook (or `git push --no-verify`)' >&2\n  exit 1\nfi\n"
-            f"exec {py} -m fastreg pre-push \"$@\"\n")
-
-
-def hook_line() -> str:
-    """What to add to a pre-push hook of one's own."""
-    return f"{shlex.quote(sys.executable)} -m fastreg pre-push \"$@\" || exit 1"
-
-
-def _hooks_dir(root: Path) -> Path | None:
-    """The clone's .git/hooks without running git (a linked worktree or submodule: None)."""
-    for d in (root, *root.parents):
-        g = d / ".git"
-        if g.is_dir():
-            return g / "hooks"
-        if g.exists():
-            return None
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class HookState:
-    installed: bool
-    note: str = ""  # why not: a hook of the user's, or core.hooksPath
-
-
-def ensure_hook(project: Project) -> HookState:
-    """Write the pre-push hook if this clone lacks it (or it names another interpreter). Never
-    fails a command and never replaces a hook that is not fastreg's."""
-    if project.config.get("core", {}).get("no_scm"):
-        return HookState(False)
-    hooks = _hooks_dir(project.root)
-    if hooks is None:
-        return HookState(False, "not a plain Git clone (a worktree or submodule): no hook written")
-    path = hooks / "pre-push"
-    want = hook_text()
-    try:
-        have = path.read_text(errors="replace")
-    except FileNotFoundError:
-        have = None
-    except OSError:
-        return HookState(False)
-    if have == want:
-        return HookState(True)
-    if have is not None and MARKER not in have:
-        return HookState(False, f"{path} is a hook of your own: add this line to it: {hook_line()}")
-    try:
-        custom = git.run(["config", "--get", "core.hooksPath"], cwd=project.root, check=False).stdout.strip()
-    except FastregError:
-        return HookState(False)
-    if custom:
-        return HookState(False, f"core.hooksPath is set ({custom.decode(errors='replace')}): add this line to "
-                                f"the pre-push hook there: {hook_line()}")
-    try:
-        hooks.mkdir(exist_ok=True)
-        Project.write_text_atomic(path, want)
-        os.chmod(path, 0o755)
-    except OSError:
-        return HookState(False)
-    return HookState(True)
 
 
 def mode_of(project: Project) -> str:

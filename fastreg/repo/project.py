@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastreg import tmpnames
-from fastreg.errors import FastregError, GitError, LockedError, MetafileError, NotAProjectError, PathError
+from fastreg.errors import (
+    FastregError,
+    GitError,
+    LockedError,
+    MetafileError,
+    NotAProjectError,
+    PathError,
+    UnmergedError,
+)
 from fastreg.objects import metafile
 from fastreg.repo import config as cfg
 from fastreg.repo.cache import Cache
@@ -56,13 +64,7 @@ class Project:
         here = (start or Path.cwd()).absolute()
         for d in (here, *here.parents):
             if (d / FASTREG_DIR).is_dir():
-                project = cls(d)
-                from fastreg.repo.merging import ensure_driver
-                from fastreg.repo.prepush import ensure_hook
-
-                ensure_driver(project)  # per clone: a fresh clone gets it at its first command
-                ensure_hook(project)
-                return project
+                return cls(d)
         raise NotAProjectError(
             f"not inside a fastreg project ({here} and its parents have no {FASTREG_DIR}/); "
             "run `fastreg init` first"
@@ -70,21 +72,15 @@ class Project:
 
     @classmethod
     def init(cls, root: Path, no_scm: bool) -> tuple[Project, bool]:
-        """Make root a project (in a Git work tree: with the .gitattributes that merge metafiles
-        and the merge driver registered). In an existing project, only the Git set-up is added.
-        Returns the project and whether it existed already."""
-        from fastreg.repo.merging import ensure_attributes, ensure_driver
-
+        """Make root a project: .fastreg/ with its config, .gitignore and cache. Returns the
+        project and whether it existed already. The Git set-up (.gitattributes, the clone's merge
+        driver and pre-push hook) is repo/gitsetup.py's, which the CLI runs."""
         root = root.absolute()
         d = root / FASTREG_DIR
         if d.exists():
             if not d.is_dir() or not (d / "config").exists():
                 raise PathError(f"{d} exists but is not a fastreg project's folder; move it away first")
-            project = cls(root)
-            if not project.config.get("core", {}).get("no_scm"):
-                ensure_attributes(root)
-                ensure_driver(project)
-            return project, True
+            return cls(root), True
         if not no_scm and not _in_git_work_tree(root):
             raise NotAProjectError(
                 f"{root} is not inside a Git work tree; run `git init` first, or use "
@@ -95,9 +91,6 @@ class Project:
         (d / ".gitignore").write_text(_FASTREG_GITIGNORE)
         project = cls(root)
         project.cache.ensure()
-        if not no_scm:
-            ensure_attributes(root)
-            ensure_driver(project)
         return project, False
 
     @property
@@ -274,8 +267,6 @@ class Project:
                 "restore it from Git or re-run `fastreg add`"
             )
         if meta.conflicts and not unmerged_ok:
-            from fastreg.repo.merging import unmerged_error
-
             raise unmerged_error(t, meta)
         return meta
 
@@ -347,3 +338,10 @@ def _in_git_work_tree(path: Path) -> bool:
     except FastregError:
         raise GitError("git is not installed; install it or use `fastreg init --no-scm`") from None
     return out.returncode == 0 and out.stdout.decode().strip() == "true"
+
+
+def unmerged_error(t: Target, meta: metafile.Metafile) -> UnmergedError:
+    where = f"{t.rel}{metafile.METAFILE_SUFFIX}"
+    n = len(meta.conflicts)
+    return UnmergedError(f"{where}: unmerged: {n} conflict{'s' if n != 1 else ''} from a Git merge (first: "
+                         f"{meta.conflicts[0]}); {metafile.unmerged_hint(t.rel)}")
