@@ -1,5 +1,6 @@
-"""What commands print: progress bars on stderr, sizes, counts with their plural, and the
-allocator setting of commands that move data."""
+"""What commands print: progress bars on stderr, the check-out line, and the allocator setting of
+commands that move data; sizes, counts and the diff line come from fastreg/text.py (the web view
+shows them too)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from fastreg.text import count, diff_summary, human
+
 if TYPE_CHECKING:
     from fastreg.repo.checkout import CheckoutResult
+
+__all__ = ["Bar", "checked_out", "count", "diff_summary", "human", "progress_bar", "say", "steady_malloc"]
 
 
 class Bar:
@@ -51,34 +56,6 @@ def progress_bar(args: argparse.Namespace, desc: str) -> Iterator[Bar | None]:
 def say(args: argparse.Namespace, text: str) -> None:
     if not args.quiet:
         print(text)
-
-
-def human(n: float | None) -> str:
-    if n is None:
-        return "-"  # a size the registry does not record
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def count(n: int, noun: str) -> str:
-    """'1 file', '2 files'."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def diff_summary(summary: dict[str, dict[str, int | None]]) -> str:
-    """The last line `fastreg diff` prints: "2 files added (1.2 MB), 0 deleted, ..."."""
-    from fastreg.repo.diff import KINDS
-
-    def part(k: str) -> str:
-        files, nbytes = summary[k]["files"] or 0, summary[k]["bytes"]
-        if not files:
-            return f"0 {k}"
-        return f"{count(files, 'file')} {k}" + (f" ({human(nbytes)})" if nbytes is not None else "")
-
-    return ", ".join(part(k) for k in KINDS)
 
 
 def checked_out(res: CheckoutResult) -> str:

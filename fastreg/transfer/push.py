@@ -25,7 +25,6 @@ import xxhash
 
 from fastreg.chunking import iter_chunks
 from fastreg.errors import (
-    DecodeError,
     IntegrityError,
     InvariantError,
     MissingDataError,
@@ -41,6 +40,7 @@ from fastreg.transfer import layout
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects
 from fastreg.transfer.push_plan import PushTarget, PushWork, Unpushable, plan_push
+from fastreg.transfer.remote_check import segment_of
 from fastreg.transfer.view import RemoteView
 
 PACK_BUDGET = 48 << 20  # bytes of packs being uploaded at once (three 16 MiB packs)
@@ -381,29 +381,6 @@ async def upload(view: RemoteView, cache: LocalObjects, work: PushWork, opts: Pu
     return PushResult(c.packs, c.bytes, c.chunks, meta.objects, requests + 2 * c.packs + meta.objects, c.files)
 
 
-async def damaged_chunks(store: Store, mirror: RemoteIndex, damaged: dict[bytes, set[bytes] | None]) -> set[bytes]:
-    """Every chunk that cannot be read from the damaged packs (all of a pack marked None)."""
-    out: set[bytes] = set()
-    for pack, bad in damaged.items():
-        if bad is not None:
-            out |= bad
-            continue
-        seg = await _segment_of(store, mirror, pack)
-        if seg is not None:
-            out.update(d for d, _, _ in seg[1].items())
-    return out
-
-
-async def _segment_of(store: Store, mirror: RemoteIndex, pack: bytes) -> tuple[str, packfmt.IndexSegment] | None:
-    if not mirror.knows_pack(pack):
-        return None
-    name = mirror.segment_of(pack)
-    try:
-        return name, packfmt.decode_segment(await store.get(layout.index_key(name)), name)
-    except (ObjectNotFound, DecodeError):
-        return None
-
-
 async def repair_damaged(store: Store, mirror: RemoteIndex, damaged: dict[bytes, set[bytes] | None]) -> int:
     """After a push re-uploaded their chunks: withdraw the damaged packs' index entries so no
     reader is sent to them again. A pack none of whose chunks can be read loses its segment (the
@@ -412,7 +389,7 @@ async def repair_damaged(store: Store, mirror: RemoteIndex, damaged: dict[bytes,
     from the remote afterwards. Returns how many packs were withdrawn in whole or in part."""
     done = 0
     for pack, bad in damaged.items():
-        found = await _segment_of(store, mirror, pack)
+        found = await segment_of(store, mirror, pack)
         if found is None:
             continue
         name, seg = found

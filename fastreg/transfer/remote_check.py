@@ -415,6 +415,31 @@ def _damage_path(mirror_path: Path) -> Path:
     return mirror_path.with_name("damaged")
 
 
+async def damaged_chunks(store: Store, mirror: RemoteIndex, damaged: dict[bytes, set[bytes] | None]) -> set[bytes]:
+    """Every chunk that cannot be read from the damaged packs (all of a pack marked None)."""
+    out: set[bytes] = set()
+    for pack, bad in damaged.items():
+        if bad is not None:
+            out |= bad
+            continue
+        seg = await segment_of(store, mirror, pack)
+        if seg is not None:
+            out.update(d for d, _, _ in seg[1].items())
+    return out
+
+
+async def segment_of(store: Store, mirror: RemoteIndex, pack: bytes) -> tuple[str, packfmt.IndexSegment] | None:
+    """The index segment that names a pack (its name and entries), if the mirror knows one and it
+    can be read."""
+    if not mirror.knows_pack(pack):
+        return None
+    name = mirror.segment_of(pack)
+    try:
+        return name, packfmt.decode_segment(await store.get(layout.index_key(name)), name)
+    except (ObjectNotFound, DecodeError):
+        return None
+
+
 def record_damage(mirror_path: Path, damaged: dict[bytes, set[bytes] | None]) -> None:
     """Add to what earlier checks found (a pack stays damaged until a push repairs it)."""
     merged = load_damage(mirror_path)

@@ -155,8 +155,6 @@ class RemoteView:
             if not damaged:
                 self._distrust = frozenset()
             else:
-                from fastreg.transfer.push import damaged_chunks
-
                 await self.refresh()  # the damaged packs' segments, to know their chunks
-                self._distrust = frozenset(await damaged_chunks(self.store, self.mirror, damaged))
+                self._distrust = frozenset(await check_mod.damaged_chunks(self.store, self.mirror, damaged))
         return self._distrust

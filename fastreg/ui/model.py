@@ -339,7 +339,7 @@ class Registry:
         return res
 
     def diff_doc(self, a: str | None, b: str | None, path: str | None, page: int = 1) -> dict[str, Any]:
-        from fastreg.cli.output import diff_summary
+        from fastreg.text import diff_summary
 
         res = self.diff(a, b, path)
         changes = [{"kind": c.kind, "path": c.path, "size": c.size, "old_size": c.old_size,

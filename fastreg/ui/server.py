@@ -25,7 +25,6 @@ from urllib.parse import quote, urlencode
 import jinja2
 from aiohttp import web
 
-from fastreg.cli.output import count, human
 from fastreg.errors import (
     FastregError,
     IntegrityError,
@@ -35,6 +34,7 @@ from fastreg.errors import (
     UsageError,
     one_line,
 )
+from fastreg.text import count, human
 from fastreg.ui import thumbs
 from fastreg.ui.model import Registry, TooLarge, web_path, web_rev
 

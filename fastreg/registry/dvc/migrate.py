@@ -20,7 +20,6 @@ import configparser
 import hashlib
 import os
 import shutil
-import subprocess
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ from pathlib import Path, PurePosixPath
 import xxhash
 
 from fastreg.chunking import default_chunker
-from fastreg.errors import FastregError, GitError, MetafileError, PathError, UsageError
+from fastreg.errors import FastregError, MetafileError, PathError, UsageError
 from fastreg.objects import metafile, tree
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
@@ -95,10 +94,11 @@ def find_root(start: Path) -> Path:
 
 
 def _git(root: Path, *args: str) -> str:
-    p = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise GitError(f"git {' '.join(args[:2])} failed in {root}: {p.stderr.strip().splitlines()[-1:]}")
-    return p.stdout
+    """git through git_cli (no prompts, one error line when git is missing or fails)."""
+    from fastreg import git_cli
+
+    return git_cli.run(list(args), cwd=root, what=f"git {' '.join(args[:2])} in {root}").stdout.decode(
+        errors="surrogateescape")
 
 
 def _listed(root: Path, pattern: str) -> list[str]:
