@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -16,6 +15,7 @@ from fastreg.bench.runner import Cell, Plan, Runner, cleanup, find_packs, prefli
 from fastreg.errors import FastregError, NotAProjectError, ReadOnlyStore, UsageError
 from fastreg.repo import remotes
 from fastreg.storage.base import Store
+from fastreg.transfer import bridge
 
 
 # -- which remote ------------------------------------------------------------------------------
@@ -120,51 +120,50 @@ def run(target: Target, sizes: list[int], jobs: list[int], duration: float, data
     store: Store = LimitedStore(retrying, nj)
     started = time.perf_counter()
     ok = False
-    with asyncio.Runner() as loop:
+    try:
+        bridge.run(preflight(raw, write=not remote.read_only))
+        runner = Runner(store, lambda: retrying.retries, plan, on_cell)
+        if remote.read_only:
+            runner.sources = bridge.run(find_packs(store, target.roots))
+            if not runner.sources:
+                hint = " (run it inside a project whose data is on this remote)" if not raw.can_list else ""
+                raise ReadOnlyStore(f"{remote.url} is read-only and has no packs to read{hint}")
         try:
-            loop.run(preflight(raw, write=not remote.read_only))
-            runner = Runner(store, lambda: retrying.retries, plan, on_cell)
-            if remote.read_only:
-                runner.sources = loop.run(find_packs(store, target.roots))
-                if not runner.sources:
-                    hint = " (run it inside a project whose data is on this remote)" if not raw.can_list else ""
-                    raise ReadOnlyStore(f"{remote.url} is read-only and has no packs to read{hint}")
-            try:
-                result.cells = loop.run(runner.run())
-            finally:
-                result.cells = runner.cells
-                result.setup_seconds = runner.setup_seconds
-                result.written = 0 if remote.read_only else 1 + sum(len(k) for k in runner.keys.values())
-            result.elapsed = time.perf_counter() - started
-            if dataset is not None:
-                from fastreg.bench.dataset import round_trip
-
-                if on_phase is not None:
-                    on_phase(f"dataset {dataset}")
-                sub = _under(bench_remote, target.base, "dataset")
-                result.dataset = round_trip(dataset,
-                                            lambda: remotes.open_store(sub, target.base, remote.default_jobs()),
-                                            remote.default_jobs(), remote.pack_size).to_json()
-            ok = True
+            result.cells = bridge.run(runner.run())
         finally:
-            if not remote.read_only:
-                if keep:
-                    result.kept_at = bench_remote.url
-                else:
-                    if on_phase is not None:
-                        on_phase("clean-up")
-                    t0 = time.perf_counter()
-                    # After a failure, clean up what can be cleaned (briefly: the store may be the
-                    # failure) and report the failure itself.
-                    if not ok:
-                        retrying.budget = min(retrying.budget, 5.0)
-                    with contextlib.suppress(*(() if ok else (Exception,))):
-                        result.cleaned = loop.run(cleanup(store, nj))
-                        if bench_remote.kind == "local":
-                            _remove_empty_tree(Path(bench_remote.url))
-                    result.cleanup_seconds = time.perf_counter() - t0
-            with contextlib.suppress(Exception):
-                loop.run(store.close())
+            result.cells = runner.cells
+            result.setup_seconds = runner.setup_seconds
+            result.written = 0 if remote.read_only else 1 + sum(len(k) for k in runner.keys.values())
+        result.elapsed = time.perf_counter() - started
+        if dataset is not None:
+            from fastreg.bench.dataset import round_trip
+
+            if on_phase is not None:
+                on_phase(f"dataset {dataset}")
+            sub = _under(bench_remote, target.base, "dataset")
+            result.dataset = round_trip(dataset,
+                                        lambda: remotes.open_store(sub, target.base, remote.default_jobs()),
+                                        remote.default_jobs(), remote.pack_size).to_json()
+        ok = True
+    finally:
+        if not remote.read_only:
+            if keep:
+                result.kept_at = bench_remote.url
+            else:
+                if on_phase is not None:
+                    on_phase("clean-up")
+                t0 = time.perf_counter()
+                # After a failure, clean up what can be cleaned (briefly: the store may be the
+                # failure) and report the failure itself.
+                if not ok:
+                    retrying.budget = min(retrying.budget, 5.0)
+                with contextlib.suppress(*(() if ok else (Exception,))):
+                    result.cleaned = bridge.run(cleanup(store, nj))
+                    if bench_remote.kind == "local":
+                        _remove_empty_tree(Path(bench_remote.url))
+                result.cleanup_seconds = time.perf_counter() - t0
+        with contextlib.suppress(Exception):
+            bridge.run(store.close())
     return result
 
 

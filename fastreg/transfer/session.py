@@ -1,5 +1,5 @@
-"""The synchronous face of the transfer layer: one event loop (asyncio.Runner) per command,
-shared by its steps, and the Store closed at the end. Callers above this layer never see
+"""The synchronous face of the transfer layer: a session's steps run on the process's event loop
+(transfer/bridge.py), and its Store is closed at the end. Callers above this layer never see
 asyncio, nor the remote's index mirror: what the remote has is asked of the session, which asks
 its RemoteView (transfer/view.py)."""
 
@@ -18,9 +18,9 @@ from fastreg.objects.tree import FileRecord
 from fastreg.plan import Location
 from fastreg.progress import Progress
 from fastreg.storage.base import Store
+from fastreg.transfer import bridge, push_plan
 from fastreg.transfer import fetch as fetch_mod
 from fastreg.transfer import push as push_mod
-from fastreg.transfer import push_plan
 from fastreg.transfer import remote_check as check_mod
 from fastreg.transfer import remote_gc as gc_mod
 from fastreg.transfer import snapshots as snap_mod
@@ -44,7 +44,6 @@ class RemoteSession:
         self.cache = cache
         self.view = RemoteView(store, mirror)
         self.jobs = jobs
-        self._runner = asyncio.Runner()
         self._pid = os.getpid()
 
     def __enter__(self) -> RemoteSession:
@@ -56,26 +55,16 @@ class RemoteSession:
     def close(self) -> None:
         if self._pid != os.getpid():
             # a forked child closing what it inherited (fsspec drops its instances at fork): the
-            # loop and the connections are the parent's; running them here would hang or break them
+            # connections are on the parent's loop; running them here would hang or break them
             return
-        try:
-            self._runner.run(self.store.close())
-        finally:
-            self._runner.close()
+        bridge.run(self.store.close())
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """coro to its end on the session's loop. Its result comes back through a box, not as the
-        task's result: on the main thread asyncio.Runner.run swaps the SIGINT handler, and Python
-        3.11's signal module builds the repr of that handler, and so of the finished task and its
-        result, twice a call: for a read, the repr of every byte read (half the time of a small
-        file opened through fastreg://)."""
-        box: list[T] = []
-
-        async def boxed() -> None:
-            box.append(await coro)
-
-        self._runner.run(boxed())
-        return box[0]
+        """coro to its end on the process's loop (transfer/bridge.py)."""
+        if self._pid != os.getpid():
+            coro.close()
+            raise RuntimeError("a RemoteSession is used in the process that made it")
+        return bridge.run(coro)
 
     # -- what the remote has -------------------------------------------------------------------
     def has_file(self, rec: FileRecord) -> bool:

@@ -2,12 +2,13 @@
 per file (a DVC remote is one; fastreg's own remotes are packs and go through fetch.py).
 
 Each item names the keys it may be at, tried in order (the first that exists wins). `jobs` GETs
-run at once on one event loop; each object's bytes go to `handle(item, data)` in a worker thread
-(verify and store: hashing is CPU work that must not stall the loop), and `done(item, result,
-nbytes)` is called on the caller's side as each one lands. The first failure (an item at none of
-its keys, a handler that refuses the bytes, a storage error) stops the rest from starting and is
-raised once the requests in flight have finished; what landed before it stays landed. The
-caller sees no asyncio: this is a synchronous call.
+run at once on the process's event loop (transfer/bridge.py); each object's bytes go to
+`handle(item, data)` in a worker thread (verify and store: hashing is CPU work that must not
+stall the loop), and `done(item, result, nbytes)` is called as each one lands, one call at a
+time (on the loop's thread). The first failure (an item at none of its keys, a handler that
+refuses the bytes, a storage error) stops the rest from starting and is raised once the requests
+in flight have finished; what landed before it stays landed. The caller sees no asyncio: this
+is a synchronous call.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TypeVar
 
 from fastreg.errors import ObjectNotFound
 from fastreg.storage.base import Store
+from fastreg.transfer import bridge
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,7 +45,7 @@ def get_one(open_store: Callable[[], Store], keys: Sequence[str]) -> bytes | Non
         finally:
             await store.close()
 
-    return asyncio.run(run())
+    return bridge.run(run())
 
 
 def get_many(open_store: Callable[[], Store], items: Sequence[tuple[T, Sequence[str]]], jobs: int,
@@ -52,7 +54,7 @@ def get_many(open_store: Callable[[], Store], items: Sequence[tuple[T, Sequence[
     """Every item's object, handled as it arrives (see the module doc); the bytes downloaded."""
     if not items:
         return 0
-    return asyncio.run(_get_many(open_store, items, jobs, handle, done, missing))
+    return bridge.run(_get_many(open_store, items, jobs, handle, done, missing))
 
 
 async def _get_many(open_store: Callable[[], Store], items: Sequence[tuple[T, Sequence[str]]], jobs: int,
