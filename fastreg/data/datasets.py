@@ -21,8 +21,9 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from fastreg import userdirs
 from fastreg.chunking import iter_chunks
 from fastreg.data import order
 from fastreg.data.cache import EVICT_TO, SampleCache, extent_key
@@ -38,9 +39,12 @@ from fastreg.errors import (
 )
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
-from fastreg.registry.mirror import user_cache_dir
 from fastreg.repo.remotes import Remote, open_store
 from fastreg.transfer.ranges import PackReader
+
+if TYPE_CHECKING:
+    from fastreg.registry.fastreg_reader import FastregReader
+    from fastreg.registry.reader import Located
 
 PREFETCH = 2  # spans a streaming reader has in flight (each up to SPAN_BYTES)
 
@@ -88,14 +92,15 @@ class _RegistryData:
 
     def __init__(self, repo: str, path: str, rev: str | None, *, transform: Callable[[bytes], Any] | None,
                  cache_dir: str | os.PathLike[str] | None, cache_limit: int | None, jobs: int | None) -> None:
+        from fastreg.registry import fastreg_reader
         from fastreg.registry.reader import clean_path, open_reader
 
         self.transform = transform
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else user_cache_dir() / "data"
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else userdirs.datasets()
         self.cache_limit = cache_limit
         self._cache = SampleCache(self.cache_dir, cache_limit)  # checks the limit before any network
         with open_reader(repo, rev, jobs=jobs) as reader:
-            if reader.kind != "fastreg":
+            if not isinstance(reader, fastreg_reader.FastregReader):  # the sample index points into fastreg's packs
                 raise UsageError(f"{reader.url} is a {reader.kind} project: fastreg.data reads fastreg registries "
                                  "(`fastreg migrate` turns a DVC project into one)")
             loc = reader.locate(path)
@@ -122,7 +127,7 @@ class _RegistryData:
         except (OSError, ValueError, DecodeError):  # missing or damaged: build it again
             return False
 
-    def _build(self, reader: Any, loc: Any) -> None:
+    def _build(self, reader: FastregReader, loc: Located) -> None:
         try:
             if isinstance(reader.record(loc), FileRecord):
                 raise PathError(f"{loc.path}: a file; give the folder of the samples")

@@ -28,7 +28,8 @@ from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from fastreg.errors import MissingPathError
 from fastreg.objects import metafile
-from fastreg.registry.reader import ChunkedFile, Listed, Located, RegistryReader, open_reader
+from fastreg.registry.fastreg_reader import ChunkedFile
+from fastreg.registry.reader import Listed, Located, Reader, open_reader
 
 #: Bytes read past what a read asks for. Small, because chunks (~64 KiB) already come whole and
 #: stay while the file is open: a reader that jumps around (Parquet column chunks, an image
@@ -251,7 +252,7 @@ class _CachedFile(io.BufferedReader):
 
 class RegistryFile(AbstractBufferedFile):  # type: ignore[misc]
     """fsspec's buffered file over the reader's ChunkedFile: a read fetches the chunks its block
-    touches (see registry/reader.py); fsspec's read-ahead cache keeps the last block."""
+    touches (see registry/fastreg_reader.py); fsspec's read-ahead cache keeps the last block."""
 
     def __init__(self, fs: FastregFileSystem, path: str, raw: ChunkedFile, block_size: int,
                  cache_options: dict[str, Any] | None) -> None:
@@ -263,7 +264,7 @@ class RegistryFile(AbstractBufferedFile):  # type: ignore[misc]
         return self.raw.read_range(start, end)
 
 
-def _close(reader: RegistryReader) -> None:
+def _close(reader: Reader) -> None:
     try:
         reader.close()
     except Exception:  # closing at interpreter exit: nothing left to report to

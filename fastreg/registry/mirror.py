@@ -14,15 +14,11 @@ from pathlib import Path
 import xxhash
 
 from fastreg import git_cli as gitcli
+from fastreg import userdirs
 from fastreg.errors import MissingRevisionError, RegistryError
 from fastreg.objects import metafile
 
 _SHA = gitcli.SHA
-
-
-def user_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "fastreg"
 
 
 def _git(args: list[str], cwd: Path | None = None, data: bytes | None = None, check: bool = True,
@@ -48,7 +44,7 @@ class Resolved:
 class Mirror:
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)
-        self.path = user_cache_dir() / "registries" / (xxhash.xxh3_64_hexdigest(self.url.encode()) + ".git")
+        self.path = userdirs.mirrors() / (xxhash.xxh3_64_hexdigest(self.url.encode()) + ".git")
 
     def _ensure(self) -> bool:
         """Clone the bare mirror if missing; True when it was just cloned (so it is fresh)."""

@@ -8,7 +8,6 @@ the output path or half-written."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 from collections.abc import Callable
@@ -26,11 +25,10 @@ from fastreg.errors import (
     PathError,
     UsageError,
 )
-from fastreg.objects import metafile, tree
+from fastreg.objects import metafile
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
-from fastreg.registry.reader import Located, RegistryReader, clean_path, open_reader
-from fastreg.repo import remotes
+from fastreg.registry.reader import Located, Reader, clean_path, open_reader
 from fastreg.repo.arrivals import Alongside, Arrivals
 from fastreg.repo.cache import Cache
 from fastreg.repo.project import Project, Target
@@ -38,8 +36,7 @@ from fastreg.transfer.fetch import FetchResult, damage_error
 from fastreg.transfer.session import RemoteSession
 
 if TYPE_CHECKING:
-    from fastreg.registry.dvc.reader import DvcReader
-    from fastreg.repo.diff import DiffResult, FileChange
+    from fastreg.repo.diff import DiffResult
 
 
 def import_session(sources: list[metafile.ImportSource], cache: Cache, jobs: int | None) -> RemoteSession | None:
@@ -48,23 +45,10 @@ def import_session(sources: list[metafile.ImportSource], cache: Cache, jobs: int
     moves an import), reading into `cache` (the project's). None when there is nothing left to
     fetch: an import of a plain Git file has its bytes in the registry's Git at rev_lock, and a
     DVC project's data is read and converted by its reader; both are put into the cache here."""
-    reg = open_reader(sources[0].url, sources[0].rev_lock, cache, jobs)
-    if reg.kind == "dvc":
-        for source in sources:
-            loc = reg.locate(source.path)
-            if loc.meta is None:
-                _git_file_into(reg, loc, cache)
-            else:
-                reg.materials(loc)
-        return None
-    loc = reg.locate(sources[0].path)
-    if loc.meta is None:
-        _git_file_into(reg, loc, cache)
-        return None
-    return reg.open_session()
+    return open_reader(sources[0].url, sources[0].rev_lock, cache, jobs).import_source(sources)
 
 
-def _git_file_into(reg: RegistryReader, loc: Located, cache: Cache) -> tuple[bytes, int]:
+def _git_file_into(reg: Reader, loc: Located, cache: Cache) -> tuple[bytes, int]:
     """A plain Git file of the registry into the cache; its digest and size."""
     data = reg.git_bytes(loc.target)
     return cache.put_bytes(data), len(data)
@@ -177,7 +161,7 @@ def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
     return GetResult(dest, got.count, got.size, res.bytes, reg.commit)
 
 
-def _fetch_while(reg: RegistryReader, files: list[tuple[str, FileRecord]], root: bytes,
+def _fetch_while(reg: Reader, files: list[tuple[str, FileRecord]], root: bytes,
                  progress: Progress | None, write: Callable[[Arrivals], object]) -> FetchResult:
     """Download files into the cache while write(arrivals) (which waits for each object with
     arrivals.wait_for) puts them into place in a thread of its own: the output fills up while
@@ -214,7 +198,7 @@ class ImportResult:
     rev: str | None
 
 
-def _materialize_into_project(project: Project, reg: RegistryReader, loc: Located, t: Target,
+def _materialize_into_project(project: Project, reg: Reader, loc: Located, t: Target,
                               progress: Progress | None, fresh: bool = False,
                               record: Callable[[metafile.Metafile], None] | None = None
                               ) -> tuple[metafile.Metafile, int]:
@@ -263,7 +247,7 @@ def _import_tmp(t: Target) -> Path:
     return tmpnames.beside(t.data, ".fastreg-import")
 
 
-def _moved_to(source: metafile.ImportSource, reg: RegistryReader) -> str | None:
+def _moved_to(source: metafile.ImportSource, reg: Reader) -> str | None:
     """Where an import's data went in the registry at reg's commit when its path is gone: the
     tracked path whose metafile has the digest the import's tracked path had at rev_lock (a
     `fastreg move`), with the import's path inside it kept. None when nothing matches."""
@@ -370,10 +354,10 @@ def diff(url: str, a: str, b: str | None, path: str | None) -> DiffResult:
         return diff_readers(reg_a, reg_b, path, (a, b or "default branch"))
 
 
-def diff_readers(reg_a: RegistryReader, reg_b: RegistryReader, path: str | None,
+def diff_readers(reg_a: Reader, reg_b: Reader, path: str | None,
                  names: tuple[str, str]) -> DiffResult:
     """diff() of two readers of one registry (names: what the sides are called)."""
-    from fastreg.repo.diff import DiffResult, classify, compare_metas, overlaps
+    from fastreg.repo.diff import DiffResult, overlaps
 
     a, b = names
     if reg_a.kind != reg_b.kind:
@@ -385,53 +369,7 @@ def diff_readers(reg_a: RegistryReader, reg_b: RegistryReader, path: str | None,
     pairs = [(p, metas_a.get(p), metas_b.get(p)) for p in sorted(metas_a.keys() | metas_b.keys())
              if within is None or any(overlaps(p, w) for w in within)]
     sides = f"{a} ({reg_a.commit[:10]})", f"{b} ({reg_b.commit[:10]})"
-    if reg_a.kind == "dvc":
-        from fastreg.registry.dvc.reader import DvcReader
-
-        assert isinstance(reg_a, DvcReader) and isinstance(reg_b, DvcReader)
-        return DiffResult(*sides, _dvc_diff(reg_a, reg_b, pairs, within))
-    changed_dirs = [p for p, ma, mb in pairs if (ma is None or mb is None or ma.digest != mb.digest)
-                    and any(m is not None and m.kind == "dir" for m in (ma, mb))]
-    changes: list[tree.Change] = []
-    # tree nodes come from the newer side's remote (the older one's if it has none)
-    reg = reg_b if remotes.default_name(reg_b.config) else reg_a
-    store = reg.trees if changed_dirs else reg.cache
-    for p, ma, mb in pairs:
-        changes.extend(compare_metas(store, p, ma, mb))
-    return DiffResult(*sides, classify(changes, within))
-
-
-def _dvc_diff(reg_a: DvcReader, reg_b: DvcReader,
-              pairs: list[tuple[str, metafile.Metafile | None, metafile.Metafile | None]],
-              within: list[str] | None) -> list[FileChange]:
-    """The file changes between two revisions of a DVC project, from its outs and the
-    manifests of the directories that differ: files are told apart by md5 (a rename is the same
-    md5 at a new path); a size the manifests do not record is None."""
-    from fastreg.repo.diff import classify
-
-    changes: list[tree.Change] = []
-    sizes: tuple[dict[str, int | None], dict[str, int | None]] = ({}, {})
-    for p, ma, mb in pairs:
-        if ma is not None and mb is not None and (ma.digest, ma.kind, ma.executable) == \
-                (mb.digest, mb.kind, mb.executable):
-            continue
-        sides = []
-        for reg, meta, known in ((reg_a, ma, sizes[0]), (reg_b, mb, sizes[1])):
-            files: dict[str, FileRecord] = {}
-            if meta is not None:
-                for rel, (digest, size, executable) in reg.identities(p).items():
-                    full = f"{p}/{rel}" if rel else p
-                    files[full] = FileRecord(size or 0, digest, b"", executable)
-                    known[full] = size
-            sides.append(files)
-        fa, fb = sides
-        for full in sorted(fa.keys() | fb.keys()):
-            ra, rb = fa.get(full), fb.get(full)
-            if ra is None or rb is None or (ra.digest, ra.executable) != (rb.digest, rb.executable):
-                changes.append((full, ra, rb))
-    return [dataclasses.replace(c, size=sizes[0 if c.kind == "deleted" else 1].get(c.path),
-                                old_size=sizes[0].get(c.path) if c.kind == "modified" else None)
-            for c in classify(changes, within)]
+    return DiffResult(*sides, reg_a.diff(reg_b, pairs, within))
 
 
 # -- list ------------------------------------------------------------------------------------
@@ -453,7 +391,7 @@ def list_(url: str, path: str | None, rev: str | None, recursive: bool, tracked_
         return list_at(reg, path, recursive, tracked_only)
 
 
-def list_at(reg: RegistryReader, path: str | None, recursive: bool, tracked_only: bool) -> list[Entry]:
+def list_at(reg: Reader, path: str | None, recursive: bool, tracked_only: bool) -> list[Entry]:
     base = clean_path(path) if path else ""
     if base:
         try:
@@ -496,7 +434,7 @@ def list_at(reg: RegistryReader, path: str | None, recursive: bool, tracked_only
     return sorted(out.values(), key=lambda e: e.path)
 
 
-def _list_tracked(reg: RegistryReader, loc: Located, recursive: bool) -> list[Entry]:
+def _list_tracked(reg: Reader, loc: Located, recursive: bool) -> list[Entry]:
     """Entries inside a tracked directory, from its tree; no data. A folder's listing reads only
     the tree nodes on its path (one node, plus one shard of a sharded directory, per level) and
     the folder's own nodes; -R reads the folder's whole subtree (in parallel)."""

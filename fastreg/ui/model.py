@@ -3,7 +3,7 @@ the same ones): its versions, a folder page, a file, a diff between two revision
 from Git, metafiles and tree nodes; the only data read is that of a file shown (its first bytes
 for a preview, its header for an image's dimensions, its bytes for a thumbnail or a download).
 
-Synchronous and thread-safe: the server calls these from a thread pool. One RegistryReader per
+Synchronous and thread-safe: the server calls these from a thread pool. One Reader per
 commit is kept open (a reader is used by one thread at a time: its lock); a branch's commit is
 believed for REV_TTL seconds before it is resolved (fetched) again."""
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from fastreg.errors import FastregError, PathError, UsageError
 from fastreg.registry import ops
 from fastreg.registry.mirror import Mirror
-from fastreg.registry.reader import Located, RegistryReader, clean_path, open_reader
+from fastreg.registry.reader import Located, Reader, clean_path, open_reader
 
 if TYPE_CHECKING:
     from fastreg.repo.project import Project
@@ -89,7 +89,7 @@ def web_rev(rev: str | None) -> str | None:
 class _Held:
     """A reader kept open, its lock, and how many requests are using it now."""
 
-    def __init__(self, reader: RegistryReader) -> None:
+    def __init__(self, reader: Reader) -> None:
         self.reader = reader
         self.lock = threading.Lock()
         self.users = 0
@@ -136,7 +136,7 @@ class Registry:
             return reg.kind
 
     @contextlib.contextmanager
-    def reading(self, *commits: str) -> Iterator[list[RegistryReader]]:
+    def reading(self, *commits: str) -> Iterator[list[Reader]]:
         """Readers of these commits, each held by this thread meanwhile (locks taken in commit
         order, so two threads wanting the same pair never wait on each other). READERS_KEPT
         readers stay open between requests, the least recently used closed beyond that."""
@@ -272,7 +272,7 @@ class Registry:
         with self.reading(commit) as (reg,):
             return self._file(reg, _a_file(reg, path), rev, commit)
 
-    def _file(self, reg: RegistryReader, loc: Located, rev: str | None, commit: str) -> dict[str, Any]:
+    def _file(self, reg: Reader, loc: Located, rev: str | None, commit: str) -> dict[str, Any]:
         path = loc.path
         size, digest = _identity(reg, loc)
         kind = kind_of(path)
@@ -296,7 +296,7 @@ class Registry:
             size, digest = _identity(reg, loc)
             return self._bytes(reg, loc, rev, size, limit), digest
 
-    def _bytes(self, reg: RegistryReader, loc: Located, rev: str | None, size: int | None, limit: int) -> bytes:
+    def _bytes(self, reg: Reader, loc: Located, rev: str | None, size: int | None, limit: int) -> bytes:
         """A located file's bytes (a tracked one's verified as read; a Git file's from Git)."""
         if size is not None and size > limit:
             raise TooLarge(f"{loc.path}: {size} bytes, more than this page shows; "
@@ -352,7 +352,7 @@ class Registry:
                 "changes": changes[(page - 1) * PAGE: page * PAGE]}
 
 
-def _file_at(reg: RegistryReader, path: str) -> Located | None:
+def _file_at(reg: Reader, path: str) -> Located | None:
     """The file at path at the reader's commit; None when path is a folder (of the Git repository
     or of tracked data); MissingPathError when nothing is there. Metadata only."""
     from fastreg.errors import DirectoryPathError
@@ -368,29 +368,21 @@ def _file_at(reg: RegistryReader, path: str) -> Located | None:
     return loc if reg.stat(loc).kind == "file" else None  # MissingPathError when not in the tree
 
 
-def _a_file(reg: RegistryReader, path: str) -> Located:
+def _a_file(reg: Reader, path: str) -> Located:
     loc = _file_at(reg, path)
     if loc is None:
         raise PathError(f"{path}: a folder, not a file")
     return loc
 
 
-def _identity(reg: RegistryReader, loc: Located) -> tuple[int | None, str | None]:
+def _identity(reg: Reader, loc: Located) -> tuple[int | None, str | None]:
     """A file's size (None: the registry does not record it) and content digest, from metadata
-    only: fastreg's XXH3-128 (hex), a DVC project's md5 ("md5:" + hex); None for a Git file."""
-    if loc.meta is None:
-        return len(reg.git_bytes(loc.path)), None
-    if reg.kind == "dvc":
-        from fastreg.registry.dvc.reader import DvcReader
-
-        assert isinstance(reg, DvcReader)
-        md5, size, _ = reg.identities(loc.target)[loc.subpath or ""]
-        return size, "md5:" + md5.hex()
-    rec = reg.record(loc)  # tree nodes only
-    return rec.size, rec.digest.hex()
+    only (Reader.identity)."""
+    ident = reg.identity(loc)
+    return ident.size, ident.digest
 
 
-def _image_info(reg: RegistryReader, loc: Located) -> dict[str, Any] | None:
+def _image_info(reg: Reader, loc: Located) -> dict[str, Any] | None:
     """An image's format and dimensions from its first bytes (None without Pillow, or when it is
     not an image Pillow reads)."""
     from fastreg.ui import thumbs

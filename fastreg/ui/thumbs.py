@@ -12,9 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from fastreg import tmpnames
+from fastreg import tmpnames, userdirs
 from fastreg.errors import UsageError
-from fastreg.registry.mirror import user_cache_dir
 
 SIZE = 256
 MAX_PIXELS = 50_000_000  # pixels decoded at most to make one thumbnail (~150 MB as RGB)
@@ -42,7 +41,7 @@ def _pil() -> Any:
 
 
 def _path(digest: str) -> Path:
-    return user_cache_dir() / "thumbs" / digest[:2] / f"{digest}.jpg"
+    return userdirs.thumbs() / digest[:2] / f"{digest}.jpg"
 
 
 def kept(digest: str) -> bytes | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastreg import git_cli
 from fastreg.errors import FastregError
 from fastreg.objects import tree
-from fastreg.registry import reader as reader_mod
+from fastreg.registry import fastreg_reader as reader_mod
 from fastreg.registry.reader import open_reader
 from tests.helpers import git, setup_registry
 
@@ -18,7 +18,7 @@ PATHS = ["ds", "ds/data/train", "ds/data/train/cats", "ds/data/train/cats/cat.00
          "notes", "nothing/at/all", "model.bin/x"]
 
 
-def answer(r: reader_mod.RegistryReader, path: str) -> tuple:
+def answer(r: reader_mod.FastregReader, path: str) -> tuple:
     try:
         loc = r.locate(path)
         if loc.meta is None:

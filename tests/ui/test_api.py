@@ -21,8 +21,8 @@ from urllib.parse import quote
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from fastreg import userdirs
 from fastreg.objects.digest import digest_bytes
-from fastreg.registry.mirror import user_cache_dir
 from fastreg.ui import model
 from fastreg.ui.model import Registry
 from fastreg.ui.server import HOSTS, make_app
@@ -148,7 +148,7 @@ async def test_thumbnails_are_small_jpegs_kept_by_content_digest(client: TestCli
     with Image.open(io.BytesIO(jpeg)) as img:
         assert img.format == "JPEG" and img.size == (64, 64)
     digest = digest_bytes((demo.root / "pets/cats/cats.00.png").read_bytes()).hex()
-    kept = user_cache_dir() / "thumbs" / digest[:2] / f"{digest}.jpg"
+    kept = userdirs.thumbs() / digest[:2] / f"{digest}.jpg"
     assert kept.read_bytes() == jpeg
     kept.write_bytes(b"\xff\xd8 the kept one")  # the next request is served from there
     assert await (await client.get("/thumb/pets/cats/cats.00.png?rev=v2")).read() == b"\xff\xd8 the kept one"

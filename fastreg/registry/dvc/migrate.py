@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 
 import xxhash
 
+from fastreg import userdirs
 from fastreg.chunking import default_chunker
 from fastreg.errors import FastregError, MetafileError, PathError, UsageError
 from fastreg.objects import metafile, tree
@@ -324,10 +325,9 @@ class Migration:
             objects = self.objects(out)
             if objects is None:
                 return f"its manifest {out.md5}.dir is not in the DVC cache and it has no DVC remote"
-            from fastreg.registry.mirror import user_cache_dir
 
             where = f"{out.origin}: {out.path}"
-            return objects.manifest(out.md5, out.legacy, where, user_cache_dir() / "dvc-manifests")
+            return objects.manifest(out.md5, out.legacy, where, userdirs.dvc_manifests())
         return f"its manifest {out.md5}.dir is not in the DVC cache (--from-remote reads it from the DVC remote)"
 
     # -- converting ----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""A DVC project read as a registry: the same RegistryReader every consumer uses, over DVC's
-metadata and a DVC remote.
+"""A DVC project read as a registry: the `Reader` every consumer uses (registry/reader.py), over
+DVC's metadata and a DVC remote.
 
 The tracked paths are the outs of the commit's `.dvc` files and `dvc.lock` files; each becomes a
 Metafile whose digest is the out's md5 (an identity: it tells revisions apart and finds moved
@@ -14,32 +14,38 @@ read as the Git file it is.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from fastreg import userdirs
 from fastreg.errors import DirectoryPathError, MetafileError, MissingPathError, NoRemoteError, PathError
 from fastreg.objects import metafile, tree
 from fastreg.objects.tree import DirRecord, FileRecord
 from fastreg.progress import Progress, phase
 from fastreg.registry.dvc.formats import DvcFile, DvcRemote, Out, parse_config, parse_dvcfile, parse_lock
 from fastreg.registry.dvc.objects import DvcObjects, Md5Map
-from fastreg.registry.mirror import Mirror, Resolved, user_cache_dir
-from fastreg.registry.reader import Listed, Located, Materials, RegistryReader, clean_path
+from fastreg.registry.mirror import Mirror, Resolved
+from fastreg.registry.reader import Identity, Listed, Located, Materials, MetaPair, Reader, RegistryCommit, clean_path
 from fastreg.repo.cache import Cache
 from fastreg.transfer.fetch import FetchResult
+
+if TYPE_CHECKING:
+    from fastreg.repo.diff import FileChange
 
 _HIDDEN_NAMES = (".gitignore", ".dvcignore")
 
 
-class DvcReader(RegistryReader):
+class DvcReader(RegistryCommit):
     kind = "dvc"
 
     def __init__(self, git: Mirror, resolved: Resolved, config: bytes, cache: Cache | None,
                  jobs: int | None) -> None:
-        super().__init__(resolved.url, resolved.rev, cache, jobs, resolved=(git, resolved, None))
+        super().__init__(git, resolved, cache, jobs)
+        self._metafiles: dict[str, metafile.Metafile] | None = None
         self.default_remote, self.remotes = parse_config(config, f"{self.url}:.dvc/config")
         self._outs: dict[str, Out] | None = None
         self._manifests: dict[str, list[tuple[str, DvcFile]]] = {}
@@ -143,7 +149,7 @@ class DvcReader(RegistryReader):
         with self._dvc_lock:
             if out.path not in self._manifests:
                 self._manifests[out.path] = self.objects(out).manifest(
-                    out.md5, out.legacy, f"{self.url}:{out.path}", user_cache_dir() / "dvc-manifests")
+                    out.md5, out.legacy, f"{self.url}:{out.path}", userdirs.dvc_manifests())
             return self._manifests[out.path]
 
     def _selected(self, loc: Located) -> tuple[Literal["file", "dir"], list[tuple[str, DvcFile]]]:
@@ -212,6 +218,43 @@ class DvcReader(RegistryReader):
             return {"": (bytes.fromhex(out.md5), out.size, out.executable)}
         return {rel: (bytes.fromhex(f.md5), self._size(f), f.executable) for rel, f in self.files_of(out)}
 
+    def identity(self, loc: Located) -> Identity:
+        if loc.meta is None:
+            return Identity(len(self.git_bytes(loc.path)), None)
+        md5, size, _ = self.identities(loc.target)[loc.subpath or ""]
+        return Identity(size, "md5:" + md5.hex())
+
+    def diff(self, newer: Reader, pairs: list[MetaPair], within: list[str] | None) -> list[FileChange]:
+        """The file changes to a newer revision of the DVC project, from its outs and the
+        manifests of the directories that differ: files are told apart by md5 (a rename is the
+        same md5 at a new path); a size the manifests do not record is None."""
+        from fastreg.repo.diff import classify
+
+        assert isinstance(newer, DvcReader)  # open_reader gives one kind per registry layout
+        changes: list[tree.Change] = []
+        sizes: tuple[dict[str, int | None], dict[str, int | None]] = ({}, {})
+        for p, ma, mb in pairs:
+            if ma is not None and mb is not None and (ma.digest, ma.kind, ma.executable) == \
+                    (mb.digest, mb.kind, mb.executable):
+                continue
+            sides = []
+            for reg, meta, known in ((self, ma, sizes[0]), (newer, mb, sizes[1])):
+                files: dict[str, FileRecord] = {}
+                if meta is not None:
+                    for rel, (digest, size, executable) in reg.identities(p).items():
+                        full = f"{p}/{rel}" if rel else p
+                        files[full] = FileRecord(size or 0, digest, b"", executable)
+                        known[full] = size
+                sides.append(files)
+            fa, fb = sides
+            for full in sorted(fa.keys() | fb.keys()):
+                ra, rb = fa.get(full), fb.get(full)
+                if ra is None or rb is None or (ra.digest, ra.executable) != (rb.digest, rb.executable):
+                    changes.append((full, ra, rb))
+        return [dataclasses.replace(c, size=sizes[0 if c.kind == "deleted" else 1].get(c.path),
+                                    old_size=sizes[0].get(c.path) if c.kind == "modified" else None)
+                for c in classify(changes, within)]
+
     # -- data ------------------------------------------------------------------------------------
     def _bring(self, out: Out, files: list[tuple[str, DvcFile]], progress: Progress | None) -> list[FileRecord]:
         """The fastreg records of these files of out, each in the cache: what the md5 map and the
@@ -276,7 +319,7 @@ class DvcReader(RegistryReader):
 
     def open(self, loc: Located) -> io.RawIOBase:
         if loc.meta is None:
-            return super().open(loc)
+            return self.open_git(loc)
         got = self.materials(loc)
         if got.kind != "file":
             raise DirectoryPathError(f"{loc.path}: a directory; open its files, or get it whole")
@@ -301,11 +344,16 @@ class DvcReader(RegistryReader):
         for target, files in by_out.items():
             self._bring(self.outs()[target], files, None)
 
-    def open_session(self) -> None:  # type: ignore[override]
-        raise PathError(f"{self.url} is a DVC project: its data is read by the DVC reader, not a fastreg session")
-
-    def close(self) -> None:
-        pass
+    def import_source(self, sources: list[metafile.ImportSource]) -> None:
+        """Every import's data into the cache here (read and converted from the DVC remote): a
+        DVC project has no fastreg remote to hand out."""
+        for source in sources:
+            loc = self.locate(source.path)
+            if loc.meta is None:
+                self.git_file_into_cache(loc)
+            else:
+                self.materials(loc)
+        return None
 
 
 def _total(sizes: Iterable[int | None]) -> int | None:
