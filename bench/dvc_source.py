@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.gen import images  # noqa: E402
 from bench.registry import build_registry  # noqa: E402
-from bench.run import git_project, peak_rss_kb, sh  # noqa: E402
+from bench.tools import git_project, peak_rss_kb, sh  # noqa: E402
 from bench.trash import empty, retire  # noqa: E402
 
 DATA = "use-cases/cats-dogs"
@@ -201,7 +201,7 @@ def main(src: Path, dvc: Path, fastreg: list[str], repeat: int = 3, migrate_file
 
 
 if __name__ == "__main__":
-    from bench.run import ensure_bytecode, ensure_dvc, fastreg_cmd
+    from bench.tools import ensure_bytecode, ensure_dvc, fastreg_cmd
 
     ensure_bytecode()
     src = WORK / "images-10000"

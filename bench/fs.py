@@ -87,7 +87,7 @@ def run_once(python: str, tool: str, url: str, env: dict[str, str]) -> dict[str,
 
 
 def main(repeat: int) -> list[str]:
-    from bench.run import ensure_bytecode, ensure_dvc
+    from bench.tools import ensure_bytecode, ensure_dvc
     from tests.servers import ACCESS_KEY, SECRET_KEY, free_ports, make_bucket, start_gateway, start_seaweed
 
     dvc = ensure_dvc()

@@ -18,7 +18,7 @@ WORK = HERE / "work"
 sys.path.insert(0, str(ROOT))
 
 from bench.gen import images  # noqa: E402
-from bench.run import sh  # noqa: E402
+from bench.tools import sh  # noqa: E402
 from bench.trash import empty, retire  # noqa: E402
 
 
@@ -175,7 +175,7 @@ def main(src: Path, dvc: Path, fastreg: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
-    from bench.run import ensure_dvc, fastreg_cmd
+    from bench.tools import ensure_dvc, fastreg_cmd
 
     src = WORK / "images-10000"
     if not src.exists():

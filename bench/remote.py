@@ -311,7 +311,7 @@ def main(src: Path, dvc: Path, fastreg: list[str], with_s3: bool = True) -> list
 
 
 if __name__ == "__main__":
-    from bench.run import ensure_dvc, fastreg_cmd
+    from bench.tools import ensure_dvc, fastreg_cmd
 
     src = WORK / "images-10000"
     if not src.exists():

@@ -178,7 +178,7 @@ def fastreg_run(n: int, kb: float, env: dict[str, str], endpoint: str | None,
 
 
 def dvc_side_by_side(n: int, kb: float, env: dict[str, str]) -> list[tuple[str, float, float, float, float]]:
-    from bench.run import ensure_dvc
+    from bench.tools import ensure_dvc
 
     dvc = str(ensure_dvc())
     exe = str(Path(sys.executable).with_name("fastreg"))
@@ -232,7 +232,7 @@ def main() -> int:
     ap.add_argument("--dvc", action="store_true", help="also DVC and fastreg side by side (local remotes)")
     ap.add_argument("--local", action="store_true", help="a local-directory remote instead of SeaweedFS")
     a = ap.parse_args()
-    from bench.run import ensure_bytecode
+    from bench.tools import ensure_bytecode
     from tests.servers import ACCESS_KEY, SECRET_KEY, make_bucket, start_seaweed
 
     ensure_bytecode()

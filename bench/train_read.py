@@ -35,7 +35,7 @@ ROOT = HERE.parent
 WORK = HERE / "work"
 sys.path.insert(0, str(ROOT))
 
-from bench.run import ensure_bytecode, ensure_dvc, fastreg_cmd, git_project, sh  # noqa: E402
+from bench.tools import ensure_bytecode, ensure_dvc, fastreg_cmd, git_project, sh  # noqa: E402
 from bench.trash import empty, retire  # noqa: E402
 
 TORCH = "torch==2.13.0"  # the CPU build this project's machines have on disk

@@ -30,7 +30,7 @@ def open(path: str, repo: str, rev: str | None = None, mode: str = "rb",
          encoding: str | None = None) -> Iterator[IO[Any]]:
     """A registry file as a read-only, seekable file object (binary with mode="rb", text with
     mode="r"). Reads fetch only the chunks they touch; plain Git files come from the mirror."""
-    from fastreg.registry.reader import open_reader
+    from fastreg.registry.kinds import open_reader
 
     if mode not in ("r", "rb", "rt"):
         raise UsageError(f"mode {mode!r}: registry files are read-only; use 'r' or 'rb'")

@@ -77,13 +77,26 @@ class RangeRequest:
     pieces: tuple[Piece, ...]
 
 
-def plan_download(needs: dict[bytes, list[tuple[bytes, int]]], where: Callable[[bytes], Location],
-                  gap: int = 256 * 1024, max_request: int = 16 << 20) -> list[RangeRequest]:
-    """Group the needed chunks (digest -> [(file, offset)]) by pack and coalesce ranges whose
-    gap is at most `gap` bytes into one request of at most `max_request` bytes."""
+#: Bytes between two wanted ranges of one pack that a ranged read reads through rather than
+#: splitting the read in two (a GET costs more than 256 KiB of transfer here).
+GAP = 256 << 10
+#: Largest ranged read by default.
+MAX_RANGE = 16 << 20
+
+
+def joins(pack: bytes | int, start: int, end: int, p: bytes | int, offset: int, length: int,
+          gap: int = GAP, max_request: int = MAX_RANGE) -> bool:
+    """Whether the range (p, offset, length) joins the read of [start, end) in `pack`: the one
+    coalescing rule (ranged reads, and the spans of a training dataset's sample index)."""
+    return p == pack and offset - end <= gap and offset + length - start <= max_request
+
+
+def coalesce(wanted: Iterable[tuple[bytes, Location]], gap: int = GAP, max_request: int = MAX_RANGE,
+             targets: Callable[[bytes], tuple[tuple[bytes, int], ...]] = lambda _: ()) -> list[RangeRequest]:
+    """Chunks (digest, where it lies) as few ranged reads as `joins` allows, by pack and offset;
+    `targets(digest)`: the (file, offset) pairs each chunk's bytes go to (a fetch's), else none."""
     by_pack: dict[bytes, list[tuple[Location, bytes]]] = {}
-    for digest in needs:
-        loc = where(digest)
+    for digest, loc in wanted:
         by_pack.setdefault(loc.pack, []).append((loc, digest))
     out: list[RangeRequest] = []
     for pack, items in sorted(by_pack.items()):
@@ -91,22 +104,27 @@ def plan_download(needs: dict[bytes, list[tuple[bytes, int]]], where: Callable[[
         group: list[tuple[Location, bytes]] = []
         start = end = 0
         for loc, digest in items:
-            if group and (loc.offset - end > gap or loc.offset + loc.length - start > max_request):
-                out.append(_request(pack, start, end, group, needs))
+            if group and not joins(pack, start, end, loc.pack, loc.offset, loc.length, gap, max_request):
+                out.append(_request(pack, start, end, group, targets))
                 group = []
             if not group:
-                start = loc.offset
-                end = loc.offset
+                start = end = loc.offset
             group.append((loc, digest))
             end = max(end, loc.offset + loc.length)
         if group:
-            out.append(_request(pack, start, end, group, needs))
+            out.append(_request(pack, start, end, group, targets))
     return out
 
 
+def plan_download(needs: dict[bytes, list[tuple[bytes, int]]], where: Callable[[bytes], Location],
+                  gap: int = GAP, max_request: int = MAX_RANGE) -> list[RangeRequest]:
+    """The needed chunks (digest -> [(file, offset)]) as coalesced ranged reads (see coalesce)."""
+    return coalesce(((d, where(d)) for d in needs), gap, max_request, lambda d: tuple(needs[d]))
+
+
 def _request(pack: bytes, start: int, end: int, group: list[tuple[Location, bytes]],
-             needs: dict[bytes, list[tuple[bytes, int]]]) -> RangeRequest:
-    pieces = tuple(Piece(d, loc.offset - start, loc.length, tuple(needs[d])) for loc, d in group)
+             targets: Callable[[bytes], tuple[tuple[bytes, int], ...]]) -> RangeRequest:
+    pieces = tuple(Piece(d, loc.offset - start, loc.length, targets(d)) for loc, d in group)
     return RangeRequest(pack, start, end, pieces)
 
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fastreg.cli.main import jobs
+from fastreg.cli.args import jobs
 from fastreg.cli.output import count, human, progress_bar, say, steady_malloc
 from fastreg.errors import MissingDataError
 from fastreg.quoting import quote

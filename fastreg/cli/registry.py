@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fastreg.cli.main import jobs
+from fastreg.cli.args import jobs
 from fastreg.cli.output import count, human, progress_bar, say, steady_malloc
 from fastreg.cli.project import find_project
 from fastreg.quoting import quote

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from fastreg.cli.main import Parser, duration, jobs, revision_flags, revisions_of, subset
+from fastreg.cli.args import Parser, duration, jobs, revision_flags, revisions_of, subset
 from fastreg.cli.output import checked_out, count, human, progress_bar, say, steady_malloc
 from fastreg.cli.project import find_project
 from fastreg.errors import UsageError

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Literal
 
-from fastreg.cli.main import duration, jobs, revision_flags, revisions_of
+from fastreg.cli.args import duration, jobs, revision_flags, revisions_of
 from fastreg.cli.output import checked_out, count, diff_summary, human, progress_bar, say
 from fastreg.cli.project import find_project
 from fastreg.errors import FastregError, UsageError

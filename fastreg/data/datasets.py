@@ -27,7 +27,7 @@ from fastreg import userdirs
 from fastreg.chunking import iter_chunks
 from fastreg.data import order
 from fastreg.data.cache import EVICT_TO, SampleCache, extent_key
-from fastreg.data.index import GAP, SPAN_BYTES, SampleIndex, build, index_key
+from fastreg.data.index import SPAN_BYTES, SampleIndex, build, index_key
 from fastreg.errors import (
     DecodeError,
     IntegrityError,
@@ -39,8 +39,9 @@ from fastreg.errors import (
 )
 from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
+from fastreg.plan import Location
 from fastreg.repo.remotes import Remote, open_store
-from fastreg.transfer.ranges import PackReader
+from fastreg.transfer.ranges import PackReader, verified
 
 if TYPE_CHECKING:
     from fastreg.registry.fastreg_reader import FastregReader
@@ -75,7 +76,7 @@ class _Process:
     run span reads ahead. Made lazily in the process that uses it."""
 
     def __init__(self, remote: Remote, base: Path, jobs: int) -> None:
-        self.packs = PackReader(open_store(remote, base, jobs))
+        self.packs = PackReader(open_store(remote, base, jobs), jobs)
         self.pool = ThreadPoolExecutor(PREFETCH, thread_name_prefix="fastreg-data-read")
         self.pid = os.getpid()
 
@@ -93,7 +94,8 @@ class _RegistryData:
     def __init__(self, repo: str, path: str, rev: str | None, *, transform: Callable[[bytes], Any] | None,
                  cache_dir: str | os.PathLike[str] | None, cache_limit: int | None, jobs: int | None) -> None:
         from fastreg.registry import fastreg_reader
-        from fastreg.registry.reader import clean_path, open_reader
+        from fastreg.registry.kinds import open_reader
+        from fastreg.registry.reader import clean_path
 
         self.transform = transform
         self.cache_dir = Path(cache_dir) if cache_dir is not None else userdirs.datasets()
@@ -261,33 +263,14 @@ class _RegistryData:
         return data if data is not None and digest_bytes(data) == where.digest else None
 
     def _read_remote(self, wants: dict[int, Any]) -> dict[int, bytes]:
-        chunks: dict[tuple[bytes, int], tuple[bytes, int]] = {}  # (pack, offset) -> (digest, length)
-        for w in wants.values():
-            for d, pack, off, n in w.chunks:
-                chunks[(pack, off)] = (d, n)
-        ranges: list[tuple[bytes, int, int, list[tuple[int, bytes, int]]]] = []
-        for (pack, off), (d, n) in sorted(chunks.items()):
-            last = ranges[-1] if ranges else None
-            if last is not None and last[0] == pack and off - last[2] <= GAP and off + n - last[1] <= SPAN_BYTES:
-                ranges[-1] = (pack, last[1], max(last[2], off + n), last[3])
-            else:
-                ranges.append((pack, off, off + n, []))
-            ranges[-1][3].append((off, d, n))
-        bodies = self.proc.packs.read([(p, s, e) for p, s, e, _ in ranges])
-        found: dict[tuple[bytes, int], bytes] = {}
-        for (pack, start, _, pieces), body in zip(ranges, bodies, strict=True):
-            for off, d, n in pieces:
-                data = body[off - start : off - start + n]
-                if len(data) != n or digest_bytes(data) != d:
-                    raise IntegrityError(f"{self._remote.url}: pack {pack.hex()} is corrupt or truncated at chunk "
-                                         f"{d.hex()}")
-                found[(pack, off)] = data
+        located = {d: Location(pack, off, n) for w in wants.values() for d, pack, off, n in w.chunks}
+        found = self.proc.packs.read_chunks(list(located.items()), SPAN_BYTES)  # coalesced, verified
         out = {}
         for i, w in wants.items():
             if len(w.chunks) == 1:
-                data = found[(w.chunks[0][1], w.chunks[0][2])]
+                data = found[w.chunks[0][0]]
             else:
-                data = b"".join(found[(p, o)] for _, p, o, _ in w.chunks)
+                data = b"".join(found[d] for d, _, _, _ in w.chunks)
                 if digest_bytes(data) != w.digest:
                     raise IntegrityError(f"{self.index.path(i)}: assembled from verified chunks, it does not match "
                                          f"its digest {w.digest.hex()}")
@@ -329,7 +312,7 @@ class _RegistryData:
         producer's push repaired a damaged pack) or they did not verify: read these samples through
         a registry reader at the same commit, which asks the remote afresh. What is still damaged
         raises; once this worked, the cached index is stale and the next dataset builds it again."""
-        from fastreg.registry.reader import open_reader
+        from fastreg.registry.kinds import open_reader
 
         ix = self.index
         paths = {i: ix.path(i) for i in ids}
@@ -512,7 +495,7 @@ def _cut(body: bytes, start: int, rows: list[tuple[int, tuple[bytes, int, int, i
     out = {}
     for i, (digest, _, _, _, off, n) in rows:
         data = body[off - start : off - start + n]
-        if len(data) != n or digest_bytes(data) != digest:
+        if not verified(data, digest, n):
             return None
         if i in want:
             out[i] = data

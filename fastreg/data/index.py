@@ -37,6 +37,7 @@ from fastreg.chunking import iter_chunks
 from fastreg.errors import DecodeError, MissingDataError, PathError, UsageError
 from fastreg.objects import codec
 from fastreg.objects.tree import FileRecord
+from fastreg.plan import GAP, MAX_RANGE, joins
 
 FORMAT = "fastreg.samples"
 VERSION = 2
@@ -46,9 +47,8 @@ SPAN = struct.Struct("<III")
 CHUNK = struct.Struct("<16sIII")
 MULTI = 0xFFFFFFFF
 EMPTY = 0xFFFFFFFE
-SPAN_BYTES = 16 << 20
+SPAN_BYTES = MAX_RANGE  # the largest span: one ranged GET
 _U32 = "I" if array("I").itemsize == 4 else "L"  # the array type code of 4-byte unsigned ints
-GAP = 256 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +232,7 @@ def build(out: Path, url: str, commit: str, root: str, remote: str, files: list[
     first = 0
     start = end = pack = -1
     for pos, (p, o, n, i) in enumerate(laid):
-        if pos > first and (p != pack or o - end > GAP or o + n - start > SPAN_BYTES):
+        if pos > first and not joins(pack, start, end, p, o, n, GAP, SPAN_BYTES):
             spans += SPAN.pack(first, pos - first, end)
             first = pos
         if pos == first:

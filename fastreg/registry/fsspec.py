@@ -29,7 +29,8 @@ from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 from fastreg.errors import MissingPathError
 from fastreg.objects import metafile
 from fastreg.registry.fastreg_reader import ChunkedFile
-from fastreg.registry.reader import Listed, Located, Reader, open_reader
+from fastreg.registry.kinds import open_reader
+from fastreg.registry.reader import Listed, Located, Reader
 
 #: Bytes read past what a read asks for. Small, because chunks (~64 KiB) already come whole and
 #: stay while the file is open: a reader that jumps around (Parquet column chunks, an image

@@ -28,7 +28,8 @@ from fastreg.errors import (
 from fastreg.objects import metafile
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
-from fastreg.registry.reader import Located, Reader, clean_path, open_reader
+from fastreg.registry.kinds import open_reader
+from fastreg.registry.reader import Located, Reader, clean_path
 from fastreg.repo.arrivals import Alongside, Arrivals
 from fastreg.repo.cache import Cache
 from fastreg.repo.project import Project, Target

@@ -7,9 +7,9 @@ registry's kind.
     for name, what in reader.listdir(loc): ...  # metadata only, no data
     with reader.open(loc) as f: f.read(16)    # the bytes a read touches, verified
 
-`Reader` is the contract; `open_reader` picks its implementation: a fastreg registry
+`Reader` is the contract; `open_reader` (registry/kinds.py) picks its implementation: a fastreg registry
 (registry/fastreg_reader.py: metafiles, tree nodes, a fastreg remote) or a DVC project read as
-one (registry/dvc/reader.py: .dvc files and dvc.lock, a DVC remote). Neither subclasses the
+one (registry/dvc/dvc_reader.py: .dvc files and dvc.lock, a DVC remote). Neither subclasses the
 other; what they share is the Git side, `RegistryCommit` (the bare mirror, the resolved commit,
 the cache data is read into). A consumer never asks which kind it holds, except to say it in a
 message (`kind`).
@@ -264,21 +264,6 @@ class RegistryCommit:
         """A plain Git file of the registry into the reader's cache; its digest and size."""
         data = self.git_bytes(loc.target)
         return self.cache.put_bytes(data), len(data)
-
-
-def open_reader(url: str, rev: str | None, cache: Cache | None = None, jobs: int | None = None) -> Reader:
-    """The reader for the registry at url and rev: a fastreg registry (it has `.fastreg/`), or a
-    DVC project read as one (it has `.dvc/` and no `.fastreg/`: registry/dvc/)."""
-    git = Mirror(url)
-    resolved = git.resolve(rev)
-    config, dvc_config = git.read_many(resolved.commit, [".fastreg/config", ".dvc/config"])
-    if config is None and (dvc_config is not None or git.kind(resolved.commit, ".dvc") == "tree"):
-        from fastreg.registry.dvc.reader import DvcReader
-
-        return DvcReader(git, resolved, dvc_config or b"", cache, jobs)
-    from fastreg.registry.fastreg_reader import FastregReader
-
-    return FastregReader(git, resolved, config, cache, jobs)
 
 
 class _BytesRaw(Positioned, io.RawIOBase):

@@ -19,8 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-import xxhash
-
 from fastreg._files import write_files
 from fastreg.chunking import file_digest, iter_chunks
 from fastreg.errors import (
@@ -38,7 +36,7 @@ from fastreg.objects.tree import FileRecord
 from fastreg.plan import Location, RangeRequest, plan_download
 from fastreg.progress import Progress, phase
 from fastreg.storage.base import Store
-from fastreg.transfer import layout
+from fastreg.transfer import layout, ranges
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local import LocalObjects
 
@@ -116,47 +114,22 @@ async def fetch_node(store: Store, cache: LocalObjects, digest: bytes) -> bytes:
 
 
 async def read_chunk(store: Store, mirror: RemoteIndex, digest: bytes, length: int) -> bytes:
-    loc = mirror.find(digest)
-    if loc is None:
-        raise MissingDataError(f"{store.url} does not have chunk {digest.hex()}; was it pushed?")
-    key = layout.pack_key(loc.pack)
-    data = await store.get(key, loc.offset, loc.offset + loc.length)
-    if len(data) != length or xxhash.xxh3_128_digest(data) != digest:
-        raise IntegrityError(f"{store.where(key)} is corrupt or truncated at chunk {digest.hex()}")
-    return data
+    """One chunk from its pack, verified (transfer/ranges.py)."""
+    return (await read_chunks(store, mirror, [(digest, length)], 1))[digest]
 
 
 async def read_chunks(store: Store, mirror: RemoteIndex, wanted: list[tuple[bytes, int]],
                       jobs: int) -> dict[bytes, bytes]:
     """Several chunks straight from their packs, verified: neighbours in one pack are read with
-    one ranged GET (plan_download's coalescing), the requests `jobs` at a time. For streaming
-    reads that want more than one chunk (a read-ahead window)."""
-    needs: dict[bytes, list[tuple[bytes, int]]] = {}
+    one ranged GET, the requests `jobs` at a time (transfer/ranges.py). For streaming reads
+    that want more than one chunk (a read-ahead window)."""
+    located = []
     for digest, _ in wanted:
-        if mirror.find(digest) is None:
-            raise MissingDataError(f"{store.url} does not have chunk {digest.hex()}; was it pushed?")
-        needs[digest] = []
-
-    def where(digest: bytes) -> Location:
         loc = mirror.find(digest)
-        assert loc is not None
-        return loc
-
-    out: dict[bytes, bytes] = {}
-    sem = asyncio.Semaphore(max(1, jobs))
-
-    async def one(req: RangeRequest) -> None:
-        key = layout.pack_key(req.pack)
-        async with sem:
-            body = await store.get(key, req.start, req.end)
-        for piece in req.pieces:
-            data = body[piece.at : piece.at + piece.length]
-            if len(data) != piece.length or xxhash.xxh3_128_digest(data) != piece.digest:
-                raise IntegrityError(f"{store.where(key)} is corrupt or truncated at chunk {piece.digest.hex()}")
-            out[piece.digest] = data
-
-    await asyncio.gather(*(one(r) for r in plan_download(needs, where, max_request=MAX_REQUEST)))
-    return out
+        if loc is None:
+            raise MissingDataError(f"{store.url} does not have chunk {digest.hex()}; was it pushed?")
+        located.append((digest, loc))
+    return await ranges.read_located(store, located, jobs, MAX_REQUEST)
 
 
 async def fetch_record(store: Store, digest: bytes, size: int) -> FileRecord:
@@ -317,16 +290,8 @@ class FetchWriter:
 
     @staticmethod
     def verify(req: RangeRequest, body: memoryview) -> dict[bytes, str]:
-        """The pieces of a response that cannot be used: all of them if it is short, else those
-        whose bytes do not match their digest."""
-        if len(body) != req.end - req.start:
-            return {piece.digest: "truncated" for piece in req.pieces}
-        bad = {}
-        for piece in req.pieces:
-            data = body[piece.at : piece.at + piece.length]
-            if len(data) != piece.length or xxhash.xxh3_128_digest(data) != piece.digest:
-                bad[piece.digest] = "corrupt"
-        return bad
+        """The pieces of a response that cannot be used (transfer/ranges.damaged_pieces)."""
+        return ranges.damaged_pieces(req, body)
 
     def write_whole(self, batch: _Batch, req: RangeRequest, body: memoryview,
                     bad: dict[bytes, str] | None = None) -> list[FileRecord]:

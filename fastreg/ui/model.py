@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from fastreg.errors import FastregError, PathError, UsageError
 from fastreg.registry import ops
+from fastreg.registry.kinds import open_reader
 from fastreg.registry.mirror import Mirror
-from fastreg.registry.reader import Located, Reader, clean_path, open_reader
+from fastreg.registry.reader import Located, Reader, clean_path
 
 if TYPE_CHECKING:
     from fastreg.repo.project import Project

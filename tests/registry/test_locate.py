@@ -10,7 +10,7 @@ from fastreg import git_cli
 from fastreg.errors import FastregError
 from fastreg.objects import tree
 from fastreg.registry import fastreg_reader as reader_mod
-from fastreg.registry.reader import open_reader
+from fastreg.registry.kinds import open_reader
 from tests.helpers import git, setup_registry
 
 PATHS = ["ds", "ds/data/train", "ds/data/train/cats", "ds/data/train/cats/cat.0001.jpg",
