@@ -17,7 +17,19 @@ from posix.unistd cimport close as c_close, link, unlink
 
 from posix.fcntl cimport O_RDONLY
 
-from fastreg._posix cimport O_CLOEXEC, Stat, fstat_into, lstat_into, read_into, read_whole, stat_into, write_all
+from fastreg._posix cimport (
+    O_CLOEXEC,
+    Stat,
+    alloc_array,
+    fstat_into,
+    lstat_into,
+    no_stat,
+    path_array,
+    read_into,
+    read_whole,
+    stat_into,
+    write_all,
+)
 
 import os
 
@@ -32,18 +44,14 @@ def stat_files(paths):
     (inode, size, mtime_ns, mode) per path, or None where the path does not exist."""
     cdef size_t n = len(paths)
     cdef size_t k
-    cdef Stat* sts = <Stat*>malloc((n + 1) * sizeof(Stat))
-    cdef int* errs = <int*>malloc((n + 1) * sizeof(int))
-    cdef const char** cpaths = <const char**>malloc((n + 1) * sizeof(char*))
-    if sts == NULL or errs == NULL or cpaths == NULL:
-        free(sts); free(errs); free(cpaths)
-        raise MemoryError()
+    cdef Stat* sts = NULL
+    cdef int* errs = NULL
+    cdef const char** cpaths = NULL
     keep = [os.fsencode(p) for p in paths]
-    cdef bytes item
-    for k in range(n):
-        item = keep[k]
-        cpaths[k] = item
     try:
+        sts = <Stat*>alloc_array(n, sizeof(Stat))
+        errs = <int*>alloc_array(n, sizeof(int))
+        cpaths = path_array(keep)
         with nogil:
             for k in range(n):
                 errs[k] = 0 if stat_into(cpaths[k], &sts[k]) == 0 else errno
@@ -69,26 +77,22 @@ def link_files(srcs, dsts, keys, unsigned int mode=0o444):
     Returns one errno per file, 0 for success (EEXIST: dsts[i] existed, nothing was done)."""
     cdef size_t n = len(srcs)
     cdef size_t k
-    if len(dsts) != n or len(keys) != n:
+    if <size_t>len(dsts) != n or <size_t>len(keys) != n:
         raise ValueError("srcs, dsts and keys must have the same length")
-    cdef const char** csrc = <const char**>malloc((n + 1) * sizeof(char*))
-    cdef const char** cdst = <const char**>malloc((n + 1) * sizeof(char*))
-    cdef Stat* want = <Stat*>malloc((n + 1) * sizeof(Stat))
-    cdef int* errs = <int*>malloc((n + 1) * sizeof(int))
+    cdef const char** csrc = NULL
+    cdef const char** cdst = NULL
+    cdef Stat* want = NULL
+    cdef int* errs = NULL
     cdef Stat got
-    cdef bytes item
-    if csrc == NULL or cdst == NULL or want == NULL or errs == NULL:
-        free(csrc); free(cdst); free(want); free(errs)
-        raise MemoryError()
     keep_s = [os.fsencode(p) for p in srcs]
     keep_d = [os.fsencode(p) for p in dsts]
-    for k in range(n):
-        item = keep_s[k]
-        csrc[k] = item
-        item = keep_d[k]
-        cdst[k] = item
-        want[k].ino, want[k].size, want[k].mtime_ns = keys[k]
     try:
+        csrc = path_array(keep_s)
+        cdst = path_array(keep_d)
+        want = <Stat*>alloc_array(n, sizeof(Stat))
+        errs = <int*>alloc_array(n, sizeof(int))
+        for k in range(n):
+            want[k].ino, want[k].size, want[k].mtime_ns = keys[k]
         with nogil:
             for k in range(n):
                 errs[k] = 0
@@ -123,32 +127,29 @@ def write_files(const uint8_t[::1] data, offsets, lengths, tmps, finals, unsigne
     cdef size_t n = len(offsets)
     cdef size_t k
     cdef size_t size = data.shape[0]
-    if len(lengths) != n or len(tmps) != n or len(finals) != n:
+    if <size_t>len(lengths) != n or <size_t>len(tmps) != n or <size_t>len(finals) != n:
         raise ValueError("offsets, lengths, tmps and finals must have the same length")
-    cdef const char** ctmp = <const char**>malloc((n + 1) * sizeof(char*))
-    cdef const char** cfin = <const char**>malloc((n + 1) * sizeof(char*))
-    cdef size_t* off = <size_t*>malloc((n + 1) * sizeof(size_t))
-    cdef size_t* ln = <size_t*>malloc((n + 1) * sizeof(size_t))
-    cdef int* errs = <int*>malloc((n + 1) * sizeof(int))
+    cdef const char** ctmp = NULL
+    cdef const char** cfin = NULL
+    cdef size_t* off = NULL
+    cdef size_t* ln = NULL
+    cdef int* errs = NULL
     cdef const uint8_t* base = &data[0] if size else NULL
     cdef int fd, err
     cdef Stat st
-    cdef bytes item
-    if ctmp == NULL or cfin == NULL or off == NULL or ln == NULL or errs == NULL:
-        free(ctmp); free(cfin); free(off); free(ln); free(errs)
-        raise MemoryError()
     try:
+        off = <size_t*>alloc_array(n, sizeof(size_t))
+        ln = <size_t*>alloc_array(n, sizeof(size_t))
+        errs = <int*>alloc_array(n, sizeof(int))
         keep_t = [os.fsencode(p) for p in tmps]
         keep_f = [os.fsencode(p) for p in finals]
+        ctmp = path_array(keep_t)
+        cfin = path_array(keep_f)
         for k in range(n):
             off[k] = offsets[k]
             ln[k] = lengths[k]
             if off[k] > size or ln[k] > size - off[k]:
                 raise ValueError("a slice lies outside the buffer")
-            item = keep_t[k]
-            ctmp[k] = item
-            item = keep_f[k]
-            cfin[k] = item
         with nogil:
             for k in range(n):
                 errs[k] = 0
@@ -256,6 +257,8 @@ cdef tuple _copy_large(const char* src, const char* dst, unsigned int mode, uint
     cdef size_t total = 0
     cdef bint eof = False
     cdef Stat before, after
+    no_stat(&before)  # gcc cannot tell it is set before it is read
+    no_stat(&after)  # gcc cannot tell it is set before it is read
     with nogil:
         fd = c_open(src, O_RDONLY | O_CLOEXEC)
         if fd < 0:
@@ -311,32 +314,30 @@ def copy_files(srcs, dsts, modes, size_t bufsize=16 << 20):
     very file read; raises OSError naming the file (the copy's name for a failed write) on the
     first failure, leaving the copies made so far for the caller."""
     cdef size_t n = len(srcs)
-    if len(dsts) != n or len(modes) != n:
+    if <size_t>len(dsts) != n or <size_t>len(modes) != n:
         raise ValueError("srcs, dsts and modes must have the same length")
     if bufsize < 4 << 20:
         bufsize = 4 << 20
     cdef size_t large = bufsize // 4
     cdef size_t window = 1 << 20
     cdef size_t maxg = 4096
-    cdef uint8_t* buf = <uint8_t*>malloc(bufsize)
-    cdef _Copy* slots = <_Copy*>malloc(maxg * sizeof(_Copy))
-    cdef const char** csrc = <const char**>malloc((n + 1) * sizeof(char*))
-    cdef const char** cdst = <const char**>malloc((n + 1) * sizeof(char*))
-    cdef unsigned int* cmodes = <unsigned int*>malloc((n + 1) * sizeof(unsigned int))
+    cdef uint8_t* buf = NULL
+    cdef _Copy* slots = NULL
+    cdef const char** csrc = NULL
+    cdef const char** cdst = NULL
+    cdef unsigned int* cmodes = NULL
     cdef size_t i = 0
     cdef size_t k, g
-    cdef bytes item
-    if buf == NULL or slots == NULL or csrc == NULL or cdst == NULL or cmodes == NULL:
-        free(buf); free(slots); free(csrc); free(cdst); free(cmodes)
-        raise MemoryError()
+    mv = None
     try:
+        buf = <uint8_t*>alloc_array(bufsize, 1)
+        slots = <_Copy*>alloc_array(maxg, sizeof(_Copy))
         keep_s = [os.fsencode(p) for p in srcs]
         keep_d = [os.fsencode(p) for p in dsts]
+        csrc = path_array(keep_s)
+        cdst = path_array(keep_d)
+        cmodes = <unsigned int*>alloc_array(n, sizeof(unsigned int))
         for k in range(n):
-            item = keep_s[k]
-            csrc[k] = item
-            item = keep_d[k]
-            cdst[k] = item
             cmodes[k] = modes[k]
         out = []
         mv = memoryview(<uint8_t[:bufsize]>buf)

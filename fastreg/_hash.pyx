@@ -22,7 +22,7 @@ from libc.string cimport memcpy, memmove
 from posix.fcntl cimport O_RDONLY, open as c_open
 from posix.unistd cimport close as c_close
 
-from fastreg._posix cimport O_CLOEXEC, Stat, fstat_into, read_into, read_whole
+from fastreg._posix cimport O_CLOEXEC, Stat, alloc_array, fstat_into, no_stat, path_array, read_into, read_whole
 
 import os
 
@@ -239,23 +239,21 @@ cdef class Chunker:
         cdef size_t large = bufsize // 4
         cdef size_t maxg = 4096
         cdef size_t cap = bufsize // self.min_size + maxg + 2
-        cdef uint8_t* buf = <uint8_t*>malloc(bufsize)
-        cdef size_t* cuts = <size_t*>malloc(cap * sizeof(size_t))
-        cdef _Slot* slots = <_Slot*>malloc(maxg * sizeof(_Slot))
-        cdef const char** cpaths = <const char**>malloc((n + 1) * sizeof(char*))
+        cdef uint8_t* buf = NULL
+        cdef size_t* cuts = NULL
+        cdef _Slot* slots = NULL
+        cdef const char** cpaths = NULL
         cdef size_t i = 0
         cdef size_t k, g, pos, ncut
         cdef int err = 0
-        if buf == NULL or cuts == NULL or slots == NULL or cpaths == NULL:
-            free(buf); free(cuts); free(slots); free(cpaths)
-            raise MemoryError()
         keep = [os.fsencode(p) for p in paths]
-        cdef bytes item
-        for k in range(n):
-            item = keep[k]
-            cpaths[k] = item
         results = []
+        mv = None
         try:
+            buf = <uint8_t*>alloc_array(bufsize, 1)
+            cuts = <size_t*>alloc_array(cap, sizeof(size_t))
+            slots = <_Slot*>alloc_array(maxg, sizeof(_Slot))
+            cpaths = path_array(keep)
             mv = memoryview(<uint8_t[:bufsize]>buf)
             while i < n:
                 # Phase 1, no GIL: read and cut files back to back into the buffer.
@@ -300,6 +298,8 @@ cdef class Chunker:
         cdef int err = 0
         cdef bint eof
         cdef Stat before, after
+        no_stat(&before)  # gcc cannot tell it is set before it is read
+        no_stat(&after)  # gcc cannot tell it is set before it is read
         if window < 2 * self.max_size:
             window = 2 * self.max_size
         with nogil:
@@ -372,6 +372,7 @@ cdef size_t _fill_group(Chunker self, const char** paths, size_t n, uint8_t* buf
     cdef int fd, e
     cdef Stat before
     cdef _Slot* s
+    no_stat(&before)  # gcc cannot tell it is set before it is read
     while k < n and k < maxg:
         s = &slots[k]
         s.err = 0

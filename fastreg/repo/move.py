@@ -1,6 +1,5 @@
-"""Stop tracking a path (remove) and move tracked data with its metafile (move). Neither touches
-the cache or a remote: the data keeps its digest, so nothing is hashed or uploaded again, and
-what no metafile uses any more is for gc to drop."""
+"""`fastreg move`: tracked data and its metafile to a new place. The data keeps its digest, so
+nothing is hashed or uploaded again."""
 
 from __future__ import annotations
 
@@ -13,32 +12,6 @@ from fastreg.errors import ConflictError, PathError
 from fastreg.objects import metafile
 from fastreg.repo.project import Project, Target
 from fastreg.repo.statcache import StatCache
-
-
-def remove(project: Project, paths: list[str], outs: bool, force: bool = False) -> list[Target]:
-    """Remove each target's metafile and .gitignore line; the data stays unless outs. With outs,
-    local changes that exist nowhere else (checkout's rule) stop it before anything is removed,
-    unless force."""
-    targets = [project.target(p, must_exist=True) for p in paths]
-    metas = [project.read_meta(t) for t in targets]  # a metafile fastreg cannot read is not removed blindly
-    if outs and not force:
-        from fastreg.repo.checkout import unsaved_changes
-
-        lost = [p for t, meta in zip(targets, metas, strict=True) for p in unsaved_changes(project, t, meta)]
-        if lost:
-            shown = ", ".join(lost[:5]) + (f" (and {len(lost) - 5} more)" if len(lost) > 5 else "")
-            raise ConflictError(f"{shown}: local changes that are not in the cache would be lost; run "
-                                "`fastreg add` to keep them or `fastreg remove --outs --force` to discard them")
-    for t in targets:
-        if outs and os.path.lexists(t.data):
-            if t.data.is_dir() and not t.data.is_symlink():
-                shutil.rmtree(t.data)
-            else:
-                t.data.unlink()
-        t.meta.unlink()
-        project.unignore(t)
-        StatCache(project.state_dir, t.rel).path.unlink(missing_ok=True)
-    return targets
 
 
 @dataclass(frozen=True, slots=True)
