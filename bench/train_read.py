@@ -163,7 +163,7 @@ def in_child(work):
     return json.loads(out)
 
 from fastreg.data import order
-from fastreg.data.index import SampleIndex, build
+from fastreg.data.sample_index import SampleIndex, build
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import Location
 out = Path(sys.argv[2])

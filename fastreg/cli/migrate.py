@@ -1,4 +1,4 @@
-"""`fastreg migrate`: convert a DVC project in place (registry/dvc/migrate.py)."""
+"""`fastreg migrate`: convert a DVC project in place (dvc/migration.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fastreg.quoting import quote
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     steady_malloc()
-    from fastreg.registry.dvc import migrate as mig
+    from fastreg.dvc import migration as mig
     from fastreg.repo.project import Project
 
     root = mig.find_root(Path.cwd())

@@ -142,7 +142,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when everything checked is whole, 3 when something is damaged or missing."""
     import json
 
-    from fastreg.repo import verify as check
+    from fastreg.repo import check
 
     project = find_project()
     if args.repair and not args.cache:
@@ -188,6 +188,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Declare this group's commands on the subparsers `sub` (each with the `common` flags)."""
+    _register_remote(sub, common)
+    _register_sync(sub, common)
+    _register_checks(sub, common)
+
+
+def _register_remote(sub: Any, common: argparse.ArgumentParser) -> None:
+    """remote and its subcommands: where the bytes are stored."""
     p = sub.add_parser("remote", parents=[common], help="configure remotes (where the bytes are stored)",
                        description="Remotes are a local directory, s3://BUCKET/PREFIX (any S3-compatible "
                        "service) or http(s)://HOST/PATH (read-only). They are recorded in .fastreg/config, "
@@ -232,6 +239,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     rp.add_argument("name", metavar="NAME")
     p.set_defaults(func=cmd_remote)
 
+
+def _register_sync(sub: Any, common: argparse.ArgumentParser) -> None:
+    """push, fetch, pull."""
     for name, func, text in (
         ("push", cmd_push, "upload to a remote what it lacks (packs of deduplicated chunks)"),
         ("fetch", cmd_fetch, "download from a remote into the cache (ranged reads, verified)"),
@@ -249,6 +259,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
             p.add_argument("-f", "--force", action="store_true", help="discard local changes that are not in the cache")
         p.set_defaults(func=func)
 
+
+def _register_checks(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Git's pre-push hook and check."""
     p = sub.add_parser("pre-push", parents=[common], help="Git's pre-push hook (run by Git)",
                        description="Run by Git before a `git push` (the hook .git/hooks/pre-push, which every "
                        "fastreg command writes in a clone that lacks it). Reads the refs being pushed on stdin; "

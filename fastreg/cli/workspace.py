@@ -208,7 +208,7 @@ def cmd_checkout(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from fastreg.repo import cache_gc as gc
+    from fastreg.repo import gc
 
     if not (args.workspace or args.all_commits):
         raise UsageError("say what to keep: `fastreg gc --workspace` or `fastreg gc --all-commits`")
@@ -281,11 +281,11 @@ def cmd_merge_driver(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from fastreg.repo import track
+    from fastreg.repo.remove import remove
 
     project = find_project()
     with project.lock():
-        removed = track.remove(project, args.targets, args.outs, args.force)
+        removed = remove(project, args.targets, args.outs, args.force)
     for t in removed:
         say(args, f"Stopped tracking {t.rel}" + (" and deleted its data" if args.outs else " (its data stays)"))
     if removed:
@@ -295,11 +295,11 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_move(args: argparse.Namespace) -> int:
-    from fastreg.repo import track
+    from fastreg.repo.move import move
 
     project = find_project()
     with project.lock():
-        m = track.move(project, args.src, args.dst)
+        m = move(project, args.src, args.dst)
     say(args, f"Moved {m.src.rel} -> {m.dst.rel}"
                + ("" if m.data_moved else " (metafile only: the data was not here)"))
     gitignores = sorted({os.path.join(os.path.dirname(t.rel), ".gitignore") for t in (m.src, m.dst)})
@@ -358,6 +358,14 @@ def _print_diff(args: argparse.Namespace, res: object) -> None:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Declare this group's commands on the subparsers `sub` (each with the `common` flags)."""
+    _register_tracking(sub, common)
+    _register_gc(sub, common)
+    _register_merging(sub, common)
+    _register_paths(sub, common)
+
+
+def _register_tracking(sub: Any, common: argparse.ArgumentParser) -> None:
+    """init, add, status, checkout: tracking data in the workspace."""
     p = sub.add_parser("init", parents=[common], help="make this Git work tree a fastreg project",
                        description="Create .fastreg/ (config and cache) in the current directory.")
     p.add_argument("--no-scm", action="store_true", help="allow a directory that is not in a Git work tree")
@@ -399,6 +407,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", type=jobs, default=None, help="parallel file writes (default: cores)")
     p.set_defaults(func=cmd_checkout)
 
+
+def _register_gc(sub: Any, common: argparse.ArgumentParser) -> None:
+    """gc."""
     p = sub.add_parser("gc", parents=[common], help="remove cache objects no metafile refers to",
                        description="Delete cache objects that no metafile refers to: those in the "
                        "workspace (--workspace) or in any commit of any branch or tag (--all-commits). "
@@ -422,6 +433,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    "the remote, and no add into the shared cache, is running)")
     p.set_defaults(func=cmd_gc)
 
+
+def _register_merging(sub: Any, common: argparse.ArgumentParser) -> None:
+    """merge and Git's merge driver."""
     p = sub.add_parser("merge", parents=[common], help="resolve metafiles a Git merge left unmerged",
                        description="Merge again every metafile Git has unmerged (or those PATH names), from "
                        "the three versions in Git's index: files and folders added, deleted or modified on one "
@@ -447,6 +461,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("merged", metavar="PATH")  # as Git gives it: never unquoted
     p.set_defaults(func=cmd_merge_driver)
 
+
+def _register_paths(sub: Any, common: argparse.ArgumentParser) -> None:
+    """remove, move, diff."""
     p = sub.add_parser("remove", parents=[common], help="stop tracking a path",
                        description="Remove the metafile of each TARGET and its line in the .gitignore beside "
                        "it. The data stays in the workspace (--outs deletes it too); the cache and remotes "

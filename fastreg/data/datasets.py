@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from fastreg import userdirs
 from fastreg.chunking import iter_chunks
 from fastreg.data import order
-from fastreg.data.cache import EVICT_TO, SampleCache, extent_key
-from fastreg.data.index import SPAN_BYTES, SampleIndex, build, index_key
+from fastreg.data.sample_cache import EVICT_TO, SampleCache, extent_key
+from fastreg.data.sample_index import SPAN_BYTES, SampleIndex, build, index_key
 from fastreg.errors import (
     DecodeError,
     IntegrityError,

@@ -21,7 +21,7 @@ from typing import Protocol
 
 
 class Spans(Protocol):
-    """What planning needs of a sample index (data/index.py's SampleIndex)."""
+    """What planning needs of a sample index (data/sample_index.py's SampleIndex)."""
 
     def span_counts(self) -> list[int]: ...
     def span(self, s: int) -> tuple[int, int]: ...

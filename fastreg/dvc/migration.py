@@ -30,12 +30,7 @@ import xxhash
 
 from fastreg import userdirs
 from fastreg.chunking import default_chunker
-from fastreg.errors import FastregError, MetafileError, PathError, UsageError
-from fastreg.objects import metafile, tree
-from fastreg.objects.digest import digest_bytes
-from fastreg.objects.tree import FileRecord
-from fastreg.progress import Progress, phase
-from fastreg.registry.dvc.formats import (
+from fastreg.dvc.formats import (
     DvcFile,
     DvcRemote,
     Out,
@@ -44,8 +39,13 @@ from fastreg.registry.dvc.formats import (
     parse_lock,
     parse_manifest,
 )
-from fastreg.registry.dvc.md5 import Md5Check
-from fastreg.registry.dvc.objects import READABLE, DvcObjects
+from fastreg.dvc.md5 import Md5Check
+from fastreg.dvc.objects import READABLE, DvcObjects
+from fastreg.errors import FastregError, MetafileError, PathError, UsageError
+from fastreg.objects import metafile, tree
+from fastreg.objects.digest import digest_bytes
+from fastreg.objects.tree import FileRecord
+from fastreg.progress import Progress, phase
 from fastreg.repo.cache import Cache
 from fastreg.repo.project import Project
 
@@ -334,76 +334,20 @@ class Migration:
     def convert(self, plan: OutPlan, store: _Store, progress: Progress | None,
                 project: Project) -> tuple[str, FileRecord] | None:
         """The out's files into the cache; (kind, record) of the whole, or None (plan.skip says why).
-
-        A directory whose workspace files match their md5s (checked first, reading only) is
-        stored by `add`'s own pipeline (native copy-and-hash, the stat cache written: the first
-        `status` afterwards reads nothing), and only what `add` recorded with the digests of the
-        verified bytes is taken; every other file comes from the DVC cache (or remote)."""
+        Each file is taken from the first place that has it with its md5: the workspace (a whole
+        directory through `add`'s own pipeline), the DVC cache, the DVC remote (--from-remote)."""
         out = plan.out
         files = self.files_of(out)
         if isinstance(files, str):
             plan.skip, plan.failed = files, True
             return None
         base = self.root / out.path
-        records: list[FileRecord | None] = [None] * len(files)
-        built: tree.DirRecord | None = None
         with ThreadPoolExecutor(self.jobs or max(2, os.cpu_count() or 2)) as pool:
-            if out.kind == "dir" and base.is_dir() and not base.is_symlink():
-                # add's pipeline stores the tree first (native copies, all cores), then the md5s
-                # are checked on what is now in the page cache; concurrently, the two only fought
-                # over the same two cores.
-                prefix = str(base) + os.sep
-
-                def check(batch: list[tuple[str, DvcFile]]) -> list[tuple[bytes, int] | None]:
-                    return [store.check_path(prefix + rel, f) for rel, f in batch]
-
-                from fastreg.repo import add as add_mod
-
-                made = add_mod.build(project, project.target(str(base)), self.jobs, progress)
-                checking = [pool.submit(check, files[i : i + 256]) for i in range(0, len(files), 256)]
-                sized = [d for c in checking for d in c.result()]
-                checked = [d[0] if d is not None else None for d in sized]
-                store.tally(d for d in sized if d is not None)
-                assert isinstance(made, tree.DirRecord)
-                if any(d is not None for d in checked):
-                    built = made
-                    walked = dict(tree.walk(store.cache, built.digest))
-                    for i, ((rel, f), d) in enumerate(zip(files, checked, strict=True)):
-                        w = walked.get(rel)
-                        if d is not None and w is not None and w.digest == d:
-                            records[i] = w if w.executable == f.executable else \
-                                FileRecord(w.size, w.digest, w.chunks, f.executable)
-                    if len(walked) != len(files) or any(r is None or r is not walked.get(rel)
-                                                        for (rel, _), r in zip(files, records, strict=True)):
-                        built = None  # not the recorded version as it is: the tree is built below
-
-            def one(item: tuple[int, tuple[str, DvcFile]]) -> FileRecord | None:
-                i, (rel, f) = item
-                if records[i] is not None:
-                    return records[i]
-                paths = ([base / rel if rel else base] if built is None and out.kind == "file" else []) + \
-                    _cached(self.cache_dirs, f.md5, f.legacy)
-                for path in paths:
-                    rec = store.from_path(path, f)
-                    if rec is not None:
-                        if progress is not None:
-                            progress(1, rec.size)
-                        return rec
-                return None
-
+            records, built = self._from_workspace(out, files, base, store, project, pool, progress)
             if any(r is None for r in records):
-                records = list(pool.map(one, enumerate(files)))
+                records = self._from_caches(out, files, records, base, built is None, store, pool, progress)
+        records = self._from_remote(out, files, records, store, progress)
         missing = [(rel, f) for (rel, f), rec in zip(files, records, strict=True) if rec is None]
-        if missing and self.from_remote:
-            objects = self.objects(out)
-            if objects is not None:
-                got: dict[tuple[str, bool], FileRecord] = {}
-                objects.bring([(f"{out.path}/{rel}" if rel else out.path, f) for rel, f in missing], store.cache,
-                              progress, lambda f, rec: got.__setitem__(f.key, rec))
-                store.verified += len(got)
-                records = [rec if rec is not None else _with_exec(got.get(f.key), f)
-                           for (_, f), rec in zip(files, records, strict=True)]
-                missing = [(rel, f) for (rel, f), rec in zip(files, records, strict=True) if rec is None]
         if missing:
             rel, f = missing[0]
             where = "workspace, DVC cache" + (", DVC remote" if self.from_remote else "")
@@ -423,6 +367,81 @@ class Migration:
         except ValueError as exc:
             raise MetafileError(f"{out.origin}: {out.path}: {exc}") from None
         return "dir", FileRecord(top.size, top.digest, b"", False)
+
+    def _from_workspace(self, out: Out, files: list[tuple[str, DvcFile]], base: Path, store: _Store,
+                        project: Project, pool: ThreadPoolExecutor, progress: Progress | None
+                        ) -> tuple[list[FileRecord | None], tree.DirRecord | None]:
+        """A directory whose workspace files match their md5s (checked after, reading what is
+        then in the page cache) is stored by `add`'s own pipeline (native copy-and-hash, the stat
+        cache written: the first `status` afterwards reads nothing); only what `add` recorded with
+        the digests of the verified bytes is taken. Returns the records found (None: not here)
+        and add's tree when it is the recorded version exactly."""
+        records: list[FileRecord | None] = [None] * len(files)
+        if not (out.kind == "dir" and base.is_dir() and not base.is_symlink()):
+            return records, None
+        # add's pipeline stores the tree first (native copies, all cores), then the md5s are
+        # checked; concurrently, the two only fought over the same two cores.
+        prefix = str(base) + os.sep
+
+        def check(batch: list[tuple[str, DvcFile]]) -> list[tuple[bytes, int] | None]:
+            return [store.check_path(prefix + rel, f) for rel, f in batch]
+
+        from fastreg.repo import add as add_mod
+
+        made = add_mod.build(project, project.target(str(base)), self.jobs, progress)
+        checking = [pool.submit(check, files[i : i + 256]) for i in range(0, len(files), 256)]
+        sized = [d for c in checking for d in c.result()]
+        checked = [d[0] if d is not None else None for d in sized]
+        store.tally(d for d in sized if d is not None)
+        assert isinstance(made, tree.DirRecord)
+        if not any(d is not None for d in checked):
+            return records, None
+        walked = dict(tree.walk(store.cache, made.digest))
+        for i, ((rel, f), d) in enumerate(zip(files, checked, strict=True)):
+            w = walked.get(rel)
+            if d is not None and w is not None and w.digest == d:
+                records[i] = w if w.executable == f.executable else FileRecord(w.size, w.digest, w.chunks, f.executable)
+        if len(walked) != len(files) or any(r is None or r is not walked.get(rel)
+                                            for (rel, _), r in zip(files, records, strict=True)):
+            return records, None  # not the recorded version as it is: the tree is built from the records
+        return records, made
+
+    def _from_caches(self, out: Out, files: list[tuple[str, DvcFile]], records: list[FileRecord | None],
+                     base: Path, single_from_workspace: bool, store: _Store, pool: ThreadPoolExecutor,
+                     progress: Progress | None) -> list[FileRecord | None]:
+        """The files not found yet, from the workspace (a single-file out) or the DVC caches."""
+
+        def one(item: tuple[int, tuple[str, DvcFile]]) -> FileRecord | None:
+            i, (rel, f) = item
+            if records[i] is not None:
+                return records[i]
+            paths = ([base / rel if rel else base] if single_from_workspace and out.kind == "file" else []) + \
+                _cached(self.cache_dirs, f.md5, f.legacy)
+            for path in paths:
+                rec = store.from_path(path, f)
+                if rec is not None:
+                    if progress is not None:
+                        progress(1, rec.size)
+                    return rec
+            return None
+
+        return list(pool.map(one, enumerate(files)))
+
+    def _from_remote(self, out: Out, files: list[tuple[str, DvcFile]], records: list[FileRecord | None],
+                     store: _Store, progress: Progress | None) -> list[FileRecord | None]:
+        """The files still missing, from the DVC remote (with --from-remote)."""
+        missing = [(rel, f) for (rel, f), rec in zip(files, records, strict=True) if rec is None]
+        if not missing or not self.from_remote:
+            return records
+        objects = self.objects(out)
+        if objects is None:
+            return records
+        got: dict[tuple[str, bool], FileRecord] = {}
+        objects.bring([(f"{out.path}/{rel}" if rel else out.path, f) for rel, f in missing], store.cache,
+                      progress, lambda f, rec: got.__setitem__(f.key, rec))
+        store.verified += len(got)
+        return [rec if rec is not None else _with_exec(got.get(f.key), f)
+                for (_, f), rec in zip(files, records, strict=True)]
 
 
 def _with_exec(rec: FileRecord | None, f: DvcFile) -> FileRecord | None:

@@ -18,12 +18,12 @@ from pathlib import Path
 import xxhash
 
 from fastreg.chunking import default_chunker
+from fastreg.dvc.formats import DvcFile, DvcRemote, parse_manifest
+from fastreg.dvc.md5 import Md5Check
 from fastreg.errors import IntegrityError, MetafileError, MissingDataError, RegistryError
 from fastreg.objects import codec
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
-from fastreg.registry.dvc.formats import DvcFile, DvcRemote, parse_manifest
-from fastreg.registry.dvc.md5 import Md5Check
 from fastreg.repo import remotes
 from fastreg.repo.cache import Cache
 from fastreg.storage.base import Store

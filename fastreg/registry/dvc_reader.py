@@ -22,12 +22,12 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from fastreg import userdirs
+from fastreg.dvc.formats import DvcFile, DvcRemote, Out, parse_config, parse_dvcfile, parse_lock
+from fastreg.dvc.objects import DvcObjects, Md5Map
 from fastreg.errors import DirectoryPathError, MetafileError, MissingPathError, NoRemoteError, PathError
 from fastreg.objects import metafile, tree
 from fastreg.objects.tree import DirRecord, FileRecord
 from fastreg.progress import Progress, phase
-from fastreg.registry.dvc.formats import DvcFile, DvcRemote, Out, parse_config, parse_dvcfile, parse_lock
-from fastreg.registry.dvc.objects import DvcObjects, Md5Map
 from fastreg.registry.mirror import Mirror, Resolved
 from fastreg.registry.reader import Identity, Listed, Located, Materials, MetaPair, Reader, RegistryCommit, clean_path
 from fastreg.repo.cache import Cache

@@ -12,12 +12,12 @@ from fastreg.repo.cache import Cache
 
 def open_reader(url: str, rev: str | None, cache: Cache | None = None, jobs: int | None = None) -> Reader:
     """The reader for the registry at url and rev: a fastreg registry (it has `.fastreg/`), or a
-    DVC project read as one (it has `.dvc/` and no `.fastreg/`: registry/dvc/)."""
+    DVC project read as one (it has `.dvc/` and no `.fastreg/`: registry/dvc_reader.py)."""
     git = Mirror(url)
     resolved = git.resolve(rev)
     config, dvc_config = git.read_many(resolved.commit, [".fastreg/config", ".dvc/config"])
     if config is None and (dvc_config is not None or git.kind(resolved.commit, ".dvc") == "tree"):
-        from fastreg.registry.dvc.dvc_reader import DvcReader  # its parsers load only for a DVC project
+        from fastreg.registry.dvc_reader import DvcReader  # its parsers load only for a DVC project
 
         return DvcReader(git, resolved, dvc_config or b"", cache, jobs)
     return FastregReader(git, resolved, config, cache, jobs)

@@ -9,7 +9,7 @@ registry's kind.
 
 `Reader` is the contract; `open_reader` (registry/kinds.py) picks its implementation: a fastreg registry
 (registry/fastreg_reader.py: metafiles, tree nodes, a fastreg remote) or a DVC project read as
-one (registry/dvc/dvc_reader.py: .dvc files and dvc.lock, a DVC remote). Neither subclasses the
+one (registry/dvc_reader.py: .dvc files and dvc.lock, a DVC remote). Neither subclasses the
 other; what they share is the Git side, `RegistryCommit` (the bare mirror, the resolved commit,
 the cache data is read into). A consumer never asks which kind it holds, except to say it in a
 message (`kind`).

@@ -4,7 +4,7 @@ The remote side runs in transfer/check.py. What it finds damaged is recorded bes
 remote's index mirror (state/remotes/<id>/damaged), and the mirror is made to forget what it
 believed, so that the next `fastreg push` of a project that still has the data uploads the
 missing trees, records and chunks again and withdraws the damaged packs' index entries
-(transfer/push.py, repair_damaged)."""
+(transfer/upload.py, repair_damaged)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fastreg.chunking import file_digest
 from fastreg.objects import pack, tree
 from fastreg.objects.digest import digest_bytes
-from fastreg.repo.cache_gc import metafiles_in_history
+from fastreg.repo.gc import metafiles_in_history
 from fastreg.repo.project import Project
 from fastreg.repo.remotes import open_remote
 from fastreg.repo.workspace import select

@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastreg.errors import ConflictError, PathError
+from fastreg.errors import PathError
 from fastreg.objects import metafile
 from fastreg.repo.project import Project, Target
 from fastreg.repo.statcache import StatCache

@@ -2,7 +2,7 @@
 
 The project side only says what is selected (metafiles, and the chunk lists of single files it
 holds); what the remote lacks, the pruning of subtrees it holds whole and the upload are the
-transfer layer's (transfer/push_plan.py, transfer/push.py), in one `session.push` call."""
+transfer layer's (transfer/push_plan.py, transfer/upload.py), in one `session.push` call."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fastreg.errors import FastregError, FileSystemError, IntegrityError, ReadOn
 from fastreg.objects import metafile, pack
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
-from fastreg.repo.cache_gc import referenced_metas
+from fastreg.repo.gc import referenced_metas
 from fastreg.repo.history import Revisions, committed_selection
 from fastreg.repo.project import Project, Target
 from fastreg.repo.remotes import open_remote

@@ -24,7 +24,7 @@ from fastreg.errors import ConfigError, StorageError, UsageError
 from fastreg.repo import config as cfg
 from fastreg.storage.base import Store, split_s3_url
 from fastreg.storage.wrappers import DEFAULT_BUDGET as DEFAULT_RETRY_BUDGET
-from fastreg.transfer.local import LocalObjects
+from fastreg.transfer.local_objects import LocalObjects
 from fastreg.transfer.session import RemoteSession
 from fastreg.transfer.session import open_session as transfer_session
 

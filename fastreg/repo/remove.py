@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
-from pathlib import Path
 
-from fastreg.errors import ConflictError, PathError
-from fastreg.objects import metafile
+from fastreg.errors import ConflictError
 from fastreg.repo.project import Project, Target
 from fastreg.repo.statcache import StatCache
 

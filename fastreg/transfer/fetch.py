@@ -38,7 +38,7 @@ from fastreg.progress import Progress, phase
 from fastreg.storage.base import Store
 from fastreg.transfer import layout, ranges
 from fastreg.transfer.index import RemoteIndex
-from fastreg.transfer.local import LocalObjects
+from fastreg.transfer.local_objects import LocalObjects
 
 
 @dataclass(frozen=True, slots=True)

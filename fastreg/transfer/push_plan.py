@@ -28,7 +28,7 @@ from fastreg.errors import (
 from fastreg.objects import tree
 from fastreg.objects.tree import FileRecord
 from fastreg.transfer import fetch as fetch_mod
-from fastreg.transfer.local import LocalObjects
+from fastreg.transfer.local_objects import LocalObjects
 from fastreg.transfer.view import RemoteView
 
 FileSource = Callable[[], Iterable[FileRecord]]

@@ -37,7 +37,7 @@ from fastreg.objects.tree import FileRecord
 from fastreg.storage.base import Store
 from fastreg.transfer import layout
 from fastreg.transfer.index import RemoteIndex
-from fastreg.transfer.local import LocalObjects
+from fastreg.transfer.local_objects import LocalObjects
 
 AFFECTED_SHOWN = 3  # tracked files named per problem
 DAMAGE_VERSION = 1

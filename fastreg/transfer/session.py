@@ -20,12 +20,12 @@ from fastreg.progress import Progress
 from fastreg.storage.base import Store
 from fastreg.transfer import bridge, push_plan
 from fastreg.transfer import fetch as fetch_mod
-from fastreg.transfer import push as push_mod
 from fastreg.transfer import remote_check as check_mod
 from fastreg.transfer import remote_gc as gc_mod
 from fastreg.transfer import snapshots as snap_mod
+from fastreg.transfer import upload as push_mod
 from fastreg.transfer.index import RemoteIndex, mirror_path
-from fastreg.transfer.local import LocalObjects
+from fastreg.transfer.local_objects import LocalObjects
 from fastreg.transfer.view import RemoteView
 
 T = TypeVar("T")
@@ -138,7 +138,7 @@ class RemoteSession:
     # -- writing -------------------------------------------------------------------------------
     def push(self, targets: list[push_plan.PushTarget], pack_size: int, progress: Progress | None = None,
              everything: bool = False) -> push_mod.PushResult:
-        """Upload what the remote lacks of targets (see transfer/push.py); `everything`: these
+        """Upload what the remote lacks of targets (see transfer/upload.py); `everything`: these
         are all of the project's targets (a recorded damage is then known to be repaired)."""
         opts = push_mod.PushOptions(pack_size, self.jobs, progress)
         return self._run(push_mod.push(self.view, self.cache, targets, opts, everything))

@@ -38,7 +38,7 @@ from fastreg.progress import Progress, phase
 from fastreg.storage.base import Store
 from fastreg.transfer import layout
 from fastreg.transfer.index import RemoteIndex
-from fastreg.transfer.local import LocalObjects
+from fastreg.transfer.local_objects import LocalObjects
 from fastreg.transfer.push_plan import PushTarget, PushWork, Unpushable, plan_push
 from fastreg.transfer.remote_check import segment_of
 from fastreg.transfer.view import RemoteView

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastreg.data import order
-from fastreg.data.index import MULTI, SampleIndex, build
+from fastreg.data.sample_index import MULTI, SampleIndex, build
 from fastreg.errors import MissingDataError
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import Location

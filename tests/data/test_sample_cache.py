@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fastreg.data.cache import SampleCache, extent_key
+from fastreg.data.sample_cache import SampleCache, extent_key
 
 
 def test_an_entry_another_process_removed_is_never_read_from_the_file_held_open(tmp_path: Path) -> None:

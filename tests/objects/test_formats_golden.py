@@ -13,7 +13,7 @@ from fastreg.objects import pack
 from fastreg.plan import ChunkRef, PackPlan
 from fastreg.repo.cache import Cache
 from fastreg.transfer import layout
-from fastreg.transfer.push import build_pack, pack_size_of
+from fastreg.transfer.upload import build_pack, pack_size_of
 
 
 def h(data: bytes) -> str:

@@ -1,4 +1,4 @@
-"""DVC registries for the tests of registry/dvc, built once per session by real DVC (see
+"""DVC registries for the tests of the DVC reader and migrate, built once per session by real DVC (see
 tests/dvctools.py)."""
 
 from __future__ import annotations

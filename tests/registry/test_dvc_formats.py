@@ -8,9 +8,9 @@ import json
 
 import pytest
 
+from fastreg.dvc.formats import manifest_md5, parse_config, parse_dvcfile, parse_lock, parse_manifest
+from fastreg.dvc.md5 import BLOCK, Md5Check, md5_of
 from fastreg.errors import MetafileError
-from fastreg.registry.dvc.formats import manifest_md5, parse_config, parse_dvcfile, parse_lock, parse_manifest
-from fastreg.registry.dvc.md5 import BLOCK, Md5Check, md5_of
 
 
 def _manifest(entries: list[dict[str, str]]) -> tuple[bytes, str]:

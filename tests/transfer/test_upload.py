@@ -1,4 +1,4 @@
-"""transfer/push.py and push_plan.py alone, on an in-memory store and a real local cache: planner,
+"""transfer/upload.py and push_plan.py alone, on an in-memory store and a real local cache: planner,
 committer, metadata writer, an interrupted upload."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
 from fastreg.repo.cache import Cache
 from fastreg.storage.memory import MemoryStore
-from fastreg.transfer import layout, push
+from fastreg.transfer import layout
 from fastreg.transfer import remote_gc as remote_gc
+from fastreg.transfer import upload as push
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.push_plan import PushTarget, PushWork, plan_push
 from fastreg.transfer.view import RemoteView
