@@ -23,15 +23,12 @@ from fastreg._files import write_files
 from fastreg.chunking import file_digest, iter_chunks
 from fastreg.errors import (
     NO_SPACE,
-    DecodeError,
     FileSystemError,
     IntegrityError,
     MissingDataError,
     ObjectNotFound,
     no_space,
 )
-from fastreg.objects import pack, tree
-from fastreg.objects.digest import digest_bytes
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import Location, RangeRequest, plan_download
 from fastreg.progress import Progress, phase
@@ -39,6 +36,7 @@ from fastreg.storage.base import Store
 from fastreg.transfer import layout, ranges
 from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.local_objects import LocalObjects
+from fastreg.transfer.ranges import MAX_REQUEST  # each worker's buffer: a pull holds jobs x MAX_REQUEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,81 +71,6 @@ def damage_error(damaged: tuple[Damage, ...], name: Callable[[bytes], str], fetc
         "damage and its next `fastreg push` repairs it")
 
 
-async def fetch_trees(store: Store, cache: LocalObjects, roots: list[bytes]) -> int:
-    """Bring every tree node under roots into the local cache (verified); returns how many
-    nodes were downloaded. Nodes already cached are trusted and walked locally."""
-    fetched = 0
-    level = list(dict.fromkeys(roots))
-    seen: set[bytes] = set()
-    while level:
-        async def one(digest: bytes) -> list[bytes]:
-            nonlocal fetched
-            cached = await asyncio.to_thread(cache.tree_path(digest).exists)
-            data = await fetch_node(store, cache, digest)
-            fetched += not cached
-            try:
-                return tree.child_nodes(data, digest)
-            except DecodeError as exc:
-                raise IntegrityError(f"{store.where(layout.tree_key(digest))}: {exc}") from None
-
-        seen.update(level)
-        children = await asyncio.gather(*(one(d) for d in level))
-        level = [c for cs in children for c in cs if c not in seen]
-        level = list(dict.fromkeys(level))
-    return fetched
-
-
-async def fetch_node(store: Store, cache: LocalObjects, digest: bytes) -> bytes:
-    """One tree node, from the local cache or the remote (verified, then cached)."""
-    if await asyncio.to_thread(cache.tree_path(digest).exists):
-        return await asyncio.to_thread(cache.get_tree, digest)
-    key = layout.tree_key(digest)
-    try:
-        data = await store.get(key)
-    except ObjectNotFound:
-        raise MissingDataError(f"{store.where(key)} is missing: the data was not pushed to {store.url} "
-                           "(run `fastreg push` where it was added)") from None
-    if digest_bytes(data) != digest:
-        raise IntegrityError(f"{store.where(key)} is corrupt (content does not match its digest)")
-    await asyncio.to_thread(cache.put_tree, data)
-    return data
-
-
-async def read_chunk(store: Store, mirror: RemoteIndex, digest: bytes, length: int) -> bytes:
-    """One chunk from its pack, verified (transfer/ranges.py)."""
-    return (await read_chunks(store, mirror, [(digest, length)], 1))[digest]
-
-
-async def read_chunks(store: Store, mirror: RemoteIndex, wanted: list[tuple[bytes, int]],
-                      jobs: int) -> dict[bytes, bytes]:
-    """Several chunks straight from their packs, verified: neighbours in one pack are read with
-    one ranged GET, the requests `jobs` at a time (transfer/ranges.py). For streaming reads
-    that want more than one chunk (a read-ahead window)."""
-    located = []
-    for digest, _ in wanted:
-        loc = mirror.find(digest)
-        if loc is None:
-            raise MissingDataError(f"{store.url} does not have chunk {digest.hex()}; was it pushed?")
-        located.append((digest, loc))
-    return await ranges.read_located(store, located, jobs, MAX_REQUEST)
-
-
-async def fetch_record(store: Store, digest: bytes, size: int) -> FileRecord:
-    """The chunk list of a single-file target (files up to the whole-file limit have none)."""
-    key = layout.record_key(digest)
-    try:
-        data = await store.get(key)
-    except ObjectNotFound:
-        return FileRecord(size, digest, b"")
-    try:
-        rsize, chunks = pack.decode_record(data, store.where(key))
-    except DecodeError as exc:
-        raise IntegrityError(str(exc)) from None
-    if rsize != size:
-        raise IntegrityError(f"{store.where(key)} describes {rsize} bytes, the metafile {size}")
-    return FileRecord(size, digest, chunks)
-
-
 class _Assembly:
     """A file being downloaded: a temp file beside its final name in the cache (cache.tmp_path of
     its digest), chunks written at their offsets."""
@@ -179,8 +102,6 @@ class _Assembly:
 
 T = TypeVar("T")
 BATCH_FILES = 2048  # files planned at a time: memory holds about two batches, not the whole pull
-#: Largest ranged GET: each worker keeps a buffer of this size, so a pull holds jobs x MAX_REQUEST
-MAX_REQUEST = 4 << 20
 
 
 class _Batch:

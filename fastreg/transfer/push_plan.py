@@ -27,7 +27,7 @@ from fastreg.errors import (
 )
 from fastreg.objects import tree
 from fastreg.objects.tree import FileRecord
-from fastreg.transfer import fetch as fetch_mod
+from fastreg.transfer import metadata
 from fastreg.transfer.local_objects import LocalObjects
 from fastreg.transfer.view import RemoteView
 
@@ -117,13 +117,13 @@ def _constant(rec: FileRecord) -> FileSource:
 async def _record_of(view: RemoteView, t: PushTarget) -> FileRecord:
     if t.record is not None:
         return t.record
-    return await fetch_mod.fetch_record(view.store, t.digest, t.size)
+    return await metadata.fetch_record(view.store, t.digest, t.size)
 
 
 async def _have_trees(view: RemoteView, cache: LocalObjects, t: PushTarget) -> None:
     if not await asyncio.to_thread(cache.tree_path(t.digest).exists):
         try:
-            await fetch_mod.fetch_trees(view.store, cache, [t.digest])
+            await metadata.fetch_trees(view.store, cache, [t.digest])
         except (MissingDataError, ObjectNotFound, IntegrityError, DecodeError):
             raise MissingDataError(f"{t.name}: its data is neither in the local cache nor on the remote; "
                                    "nothing to push from here") from None

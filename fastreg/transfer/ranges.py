@@ -16,10 +16,11 @@ from collections.abc import Iterable
 
 import xxhash
 
-from fastreg.errors import IntegrityError
+from fastreg.errors import IntegrityError, MissingDataError
 from fastreg.plan import Location, RangeRequest, coalesce
 from fastreg.storage.base import Store
 from fastreg.transfer import bridge
+from fastreg.transfer.index import RemoteIndex
 from fastreg.transfer.layout import pack_key
 
 
@@ -66,6 +67,29 @@ async def read_located(store: Store, wanted: Iterable[tuple[bytes, Location]], j
                        max_request: int) -> dict[bytes, bytes]:
     """Chunks by where they lie (digest, pack location): planned, read and verified."""
     return await read_ranges(store, coalesce(wanted, max_request=max_request), jobs)
+
+
+#: Largest ranged GET of a read by chunks and of a pull's workers (each keeps a buffer this big).
+MAX_REQUEST = 4 << 20
+
+
+async def read_chunk(store: Store, mirror: RemoteIndex, digest: bytes, length: int) -> bytes:
+    """One chunk from its pack, verified (transfer/ranges.py)."""
+    return (await read_chunks(store, mirror, [(digest, length)], 1))[digest]
+
+
+async def read_chunks(store: Store, mirror: RemoteIndex, wanted: list[tuple[bytes, int]],
+                      jobs: int) -> dict[bytes, bytes]:
+    """Several chunks straight from their packs, verified: neighbours in one pack are read with
+    one ranged GET, the requests `jobs` at a time (transfer/ranges.py). For streaming reads
+    that want more than one chunk (a read-ahead window)."""
+    located = []
+    for digest, _ in wanted:
+        loc = mirror.find(digest)
+        if loc is None:
+            raise MissingDataError(f"{store.url} does not have chunk {digest.hex()}; was it pushed?")
+        located.append((digest, loc))
+    return await read_located(store, located, jobs, MAX_REQUEST)
 
 
 class PackReader:

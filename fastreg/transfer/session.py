@@ -18,7 +18,7 @@ from fastreg.objects.tree import FileRecord
 from fastreg.plan import Location
 from fastreg.progress import Progress
 from fastreg.storage.base import Store
-from fastreg.transfer import bridge, push_plan
+from fastreg.transfer import bridge, metadata, push_plan, ranges
 from fastreg.transfer import fetch as fetch_mod
 from fastreg.transfer import remote_check as check_mod
 from fastreg.transfer import remote_gc as gc_mod
@@ -102,13 +102,13 @@ class RemoteSession:
 
     # -- reading -------------------------------------------------------------------------------
     def fetch_tree_node(self, digest: bytes) -> bytes:
-        return self._run(fetch_mod.fetch_node(self.store, self.cache, digest))
+        return self._run(metadata.fetch_node(self.store, self.cache, digest))
 
     def fetch_trees(self, roots: list[bytes]) -> int:
-        return self._run(fetch_mod.fetch_trees(self.store, self.cache, roots))
+        return self._run(metadata.fetch_trees(self.store, self.cache, roots))
 
     def fetch_record(self, digest: bytes, size: int) -> FileRecord:
-        return self._run(fetch_mod.fetch_record(self.store, digest, size))
+        return self._run(metadata.fetch_record(self.store, digest, size))
 
     def fetch_files(self, files: Iterable[FileRecord], roots: list[bytes],
                     progress: Progress | None = None, total_bytes: int | None = None,
@@ -121,12 +121,12 @@ class RemoteSession:
         cache of the remote's index: when what it points at is gone or damaged (a producer's push
         may have repaired it since), it is refreshed from the remote (`roots`: the targets whose
         locator hints a reader that cannot list follows) and the read tried once more."""
-        return self._again(lambda: fetch_mod.read_chunks(self.store, self.view.mirror, wanted, self.jobs), roots)
+        return self._again(lambda: ranges.read_chunks(self.store, self.view.mirror, wanted, self.jobs), roots)
 
     def read_chunk(self, digest: bytes, length: int, roots: list[bytes] | None = None) -> bytes:
         """One chunk straight from its pack (a ranged GET), verified; for streaming reads (the
         same refresh-and-retry rule as read_chunks)."""
-        return self._again(lambda: fetch_mod.read_chunk(self.store, self.view.mirror, digest, length), roots)
+        return self._again(lambda: ranges.read_chunk(self.store, self.view.mirror, digest, length), roots)
 
     def _again(self, read: Callable[[], Coroutine[Any, Any, T]], roots: list[bytes] | None) -> T:
         try:
