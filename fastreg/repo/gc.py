@@ -4,6 +4,7 @@ shared cache.dir what every project using it refers to."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -28,6 +29,10 @@ class GcResult:
     kept_recent: int = 0  # objects of a shared cache too new to judge (another project may be adding them)
     unpushed: UnpushedKept | None = None  # kept: committed versions need them and no remote has them
 
+
+#: Seconds gc waits for the default remote to say what it holds before it keeps every committed
+#: version's objects instead.
+ASK_BUDGET = 10.0
 
 #: In a shared cache, objects changed less than this ago are left alone: another project's add
 #: may have stored them and not yet written the metafile that refers to them.
@@ -92,7 +97,7 @@ def _unpushed(project: Project, kept: set[bytes]) -> tuple[set[bytes], set[bytes
     digests of the metafiles kept anyway) that its default remote does not hold: (files, trees,
     target names, why). No remote configured, or one that cannot be asked: all of them."""
     from fastreg.objects.tree import FileRecord
-    from fastreg.repo.remotes import default_name, open_remote
+    from fastreg.repo.remotes import default_name, open_session, pick
     from fastreg.transfer.push_plan import PushTarget
 
     if project.config.get("core", {}).get("no_scm"):
@@ -113,7 +118,12 @@ def _unpushed(project: Project, kept: set[bytes]) -> tuple[set[bytes], set[bytes
                               if m.kind == "file" and m.size <= WHOLE_FILE_LIMIT else None, files=m.files)
                    for m in metas]
         try:
-            remote, session = open_remote(project, None, None)
+            remote = pick(project.config, None)
+            # gc asks, it does not insist: a remote that does not answer within ASK_BUDGET keeps
+            # everything committed (the safe side) instead of holding gc for the remote's budget
+            quick = dataclasses.replace(remote, options={**remote.options,
+                                                         "retry_budget": min(remote.retry_budget, ASK_BUDGET)})
+            session = open_session(quick, project.root, None, project.cache, project.state_dir)
             with session:
                 found = session.unpushed(targets)
             return found.files, found.trees, found.targets, f"remote {remote.name!r} lacks them"

@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 #: Seconds a failing request keeps being retried by default: a store that restarts (a few
 #: seconds) or a load balancer that fails over is waited out, a store that is down is not.
-DEFAULT_BUDGET = 60.0
+DEFAULT_BUDGET = 30.0
 
 
 class RetryingStore(Store):
