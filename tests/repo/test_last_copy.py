@@ -284,3 +284,26 @@ def test_a_git_push_of_data_with_no_remote_to_hold_it_is_refused_unless_turned_o
     (a / ".fastreg/config.local").write_text('[core]\npre_push = "off"\n')
     p = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=a, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_gc_workspace_with_a_remote_that_does_not_answer_keeps_every_committed_version(project: Path,
+                                                                                        run) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    run("remote", "add", "-d", "store", "s3://somebucket/x")
+    run("remote", "modify", "store", "endpoint_url", f"http://127.0.0.1:{port}")
+    write(project, {"ds/a": b"a"})
+    run("add", "ds")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "v1")
+    write(project, {"ds/b": b"b"})
+    run("add", "ds")
+    git(project, "commit", "-qam", "v2")
+    only_v2 = cache_files(project)
+    git(project, "checkout", "-q", "HEAD~1")
+    run("checkout")
+    out, _ = run("gc", "-w")
+    assert "remote 'store' could not be asked" in out and only_v2 <= cache_files(project)
