@@ -132,16 +132,21 @@ def parse_dvcfile(data: bytes, path: str, where: str | None = None) -> list[Out]
 
 
 def parse_lock(data: bytes, path: str, where: str | None = None) -> list[Out]:
-    """The stage outs of one `dvc.lock` at `path`."""
+    """The stage outs of one `dvc.lock` at `path`: schema 2.0 (DVC 2 and 3: `stages:`) or DVC
+    1.x's (the stages at the top level, outs with `md5` and no `hash`)."""
     where = where or path
     doc = _yaml(data, where)
+    if doc is None:
+        return []
     if not isinstance(doc, dict) or not isinstance(doc.get("stages", {}), dict):
         raise MetafileError(f"{where}: a dvc.lock needs a mapping of stages")
     if doc.get("schema") not in ("2.0", None):
         raise MetafileError(f"{where}: dvc.lock schema {doc.get('schema')!r} is not one fastreg reads (2.0)")
+    # DVC 1.x wrote the stages at the top level, with no `schema` key (DVC 2 and 3 still read it)
+    stages = doc if "schema" not in doc and "stages" not in doc else (doc.get("stages") or {})
     base = posixpath.dirname(path)
     out = []
-    for name, stage in (doc.get("stages") or {}).items():
+    for name, stage in stages.items():
         if not isinstance(stage, dict):
             raise MetafileError(f"{where}: stage {name!r} is not a mapping")
         for o in stage.get("outs") or []:

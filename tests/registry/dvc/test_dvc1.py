@@ -1,0 +1,58 @@
+"""A pipeline's dvc.lock as DVC 1.x wrote it (the stages at the top level, no `schema` key): the
+fixture in fixtures/dvc-1.11 was written by DVC 1.11.16 (`dvc run` twice, `dvc push`, in its own
+virtualenv on Python 3.8 with funcy<2 and pathspec==0.8.1, which 1.11 needs): its repo's files
+and its local remote, both as that DVC left them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from fastreg.dvc.formats import parse_lock
+from tests.helpers import files_under, git
+
+FIXTURE = Path(__file__).parent / "fixtures" / "dvc-1.11"
+
+
+def _registry(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURE / "remote", tmp_path / "remote")
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURE / "repo", repo)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    git(repo, "config", "user.email", "t@example.invalid")
+    git(repo, "config", "user.name", "t")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "dvc 1.11 pipeline")
+    git(repo, "tag", "v1")
+    return repo
+
+
+def test_a_dvc_1_lock_is_read_with_its_outs() -> None:
+    outs = {o.path: o for o in parse_lock((FIXTURE / "repo" / "dvc.lock").read_bytes(), "dvc.lock")}
+    assert sorted(outs) == ["count.txt", "out"]
+    assert outs["out"].kind == "dir" and outs["out"].md5 == "6941971721eb15c075bb699ff622877d"
+    assert outs["out"].legacy and outs["out"].files == 2 and outs["count.txt"].size == 2
+
+
+def test_list_get_and_diff_of_a_registry_with_a_dvc_1_lock(tmp_path: Path, run, monkeypatch) -> None:
+    repo = _registry(tmp_path)
+    url = str(repo)
+    monkeypatch.chdir(tmp_path)
+    out, _ = run("list", url, "--json")
+    tracked = {e["path"]: e for e in json.loads(out) if e["tracked"]}
+    assert set(tracked) == {"out", "count.txt"} and tracked["out"]["files"] == 2
+    out, _ = run("list", url, "out")
+    assert "out/sorted.csv" in out and "out/notes.txt" in out
+    run("get", url, "out", "-o", "got/")
+    assert files_under(tmp_path / "got" / "out") == {"sorted.csv": b"a,1\nb,2\n", "notes.txt": b"hello\n"}
+    run("get", url, "count.txt", "-o", "count.txt")
+    assert (tmp_path / "count.txt").read_bytes() == b"2\n"
+    # DVC 2 rewrites the same lock in schema 2.0 on its next `dvc repro`: not a change of the data
+    lock = (repo / "dvc.lock").read_text()
+    (repo / "dvc.lock").write_text("schema: '2.0'\nstages:\n" + "".join(f"  {line}\n" for line in lock.splitlines()))
+    git(repo, "commit", "-qam", "the lock in schema 2.0")
+    out, _ = run("diff", "--repo", url, "v1", "main", "--json")
+    doc = json.loads(out)
+    assert [doc[k] for k in ("added", "deleted", "modified", "renamed")] == [[], [], [], []], doc
