@@ -361,16 +361,20 @@ def diff_readers(reg_a: Reader, reg_b: Reader, path: str | None,
     from fastreg.repo.diff import DiffResult, overlaps
 
     a, b = names
-    if reg_a.kind != reg_b.kind:
-        raise UsageError(f"{reg_b.url}: {a} is a {reg_a.kind} revision and {b} a {reg_b.kind} one; "
-                         "diff --repo compares two revisions of one kind")
     metas_a = reg_a.metafiles()
     metas_b = reg_b.metafiles()
+    if reg_a.kind != reg_b.kind and metas_a and metas_b:
+        raise UsageError(f"{reg_b.url}: {a} is a {reg_a.kind} revision and {b} a {reg_b.kind} one; "
+                         "diff --repo compares two revisions of one kind")
+    # A revision that tracks nothing (before `dvc init` or `fastreg init`) is an empty registry of
+    # the other side's kind: its reader is never asked about a path it does not have.
+    older = reg_a if metas_a or not metas_b else reg_b
+    newer = reg_b if metas_b or not metas_a else reg_a
     within = [clean_path(path)] if path else None
     pairs = [(p, metas_a.get(p), metas_b.get(p)) for p in sorted(metas_a.keys() | metas_b.keys())
              if within is None or any(overlaps(p, w) for w in within)]
     sides = f"{a} ({reg_a.commit[:10]})", f"{b} ({reg_b.commit[:10]})"
-    return DiffResult(*sides, reg_a.diff(reg_b, pairs, within))
+    return DiffResult(*sides, older.diff(newer, pairs, within))
 
 
 # -- list ------------------------------------------------------------------------------------

@@ -56,3 +56,24 @@ def test_list_get_and_diff_of_a_registry_with_a_dvc_1_lock(tmp_path: Path, run, 
     out, _ = run("diff", "--repo", url, "v1", "main", "--json")
     doc = json.loads(out)
     assert [doc[k] for k in ("added", "deleted", "modified", "renamed")] == [[], [], [], []], doc
+
+
+def test_history_across_dvc_init_diffs_from_an_empty_registry(tmp_path: Path, run, monkeypatch) -> None:
+    shutil.copytree(FIXTURE / "remote", tmp_path / "remote")
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURE / "repo", repo)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    git(repo, "config", "user.email", "t@example.invalid")
+    git(repo, "config", "user.name", "t")
+    git(repo, "add", "raw")
+    git(repo, "commit", "-qm", "before dvc init")
+    git(repo, "tag", "v0")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "dvc init and a pipeline")
+    monkeypatch.chdir(tmp_path)
+    out, _ = run("diff", "--repo", str(repo), "v0", "main", "--json")
+    doc = json.loads(out)
+    assert sorted(c["path"] for c in doc["added"]) == ["count.txt", "out/notes.txt", "out/sorted.csv"]
+    assert doc["deleted"] == doc["modified"] == []
+    out, _ = run("diff", "--repo", str(repo), "main", "v0", "--json")
+    assert sorted(c["path"] for c in json.loads(out)["deleted"]) == ["count.txt", "out/notes.txt", "out/sorted.csv"]
