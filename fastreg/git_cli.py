@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from fastreg.errors import GitError, MetafileError
+from fastreg.errors import GitError, MetafileError, one_line
 from fastreg.objects import metafile
 
 SHA = re.compile(r"[0-9a-f]{40}")
@@ -69,6 +69,13 @@ def ls_tree(cwd: Path, commit: str, path: str = "", recursive: bool = True,
             continue
         info, _, name = line.partition(b"\t")
         fields = info.split()
+        if len(fields) < (4 if sizes else 3) or not SHA.fullmatch(fields[2].decode(errors="replace")):
+            shown = one_line(line.decode(errors="replace"))[:120]
+            raise GitError(f"git ls-tree printed a line fastreg cannot read ({shown}); the repository at {cwd} "
+                           "may be damaged")
+        if sizes and fields[3] != b"-" and not fields[3].isdigit():
+            raise GitError(f"{name.decode(errors='replace')}: its Git object {fields[2].decode()} is missing from "
+                           f"{cwd} (a damaged or partial clone); fetch it again or ask the registry's maintainers")
         size = int(fields[3]) if sizes and fields[3] != b"-" else 0
         yield name.decode(errors="replace"), fields[1].decode(), fields[2].decode(), size
 

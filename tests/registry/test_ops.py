@@ -4,6 +4,8 @@ what a listing reads."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,22 @@ def test_names_add_accepts_every_reader_serves(tmp_path: Path, project: Path, ru
     assert "git add imgs.fastreg .gitignore" in out  # the .gitignore it wrote too
     run("update", "imgs.fastreg")
     assert {p.name: p.read_bytes() for p in (consumer / "imgs/cats").iterdir()} == names
+
+
+def test_a_registry_with_a_missing_git_object_is_one_error_line(tmp_path: Path, run, monkeypatch) -> None:
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=reg, check=True)
+    (reg / "a.txt").write_text("hi\n")
+    (reg / "b.txt").write_text("yo\n")
+    git(reg, "add", "-A")
+    git(reg, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "x")
+    monkeypatch.chdir(tmp_path)
+    run("list", str(reg))  # the mirror is made while the repository is whole
+    mirror = next((Path(os.environ["XDG_CACHE_HOME"]) / "fastreg" / "registries").iterdir())
+    blob = subprocess.run(["git", "rev-parse", "HEAD:b.txt"], cwd=reg, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    for objects in (reg / ".git" / "objects", mirror / "objects"):
+        (objects / blob[:2] / blob[2:]).unlink(missing_ok=True)
+    _, err = run("list", str(reg), rc=1)
+    assert "b.txt: its Git object" in err and "is missing" in err
