@@ -144,3 +144,26 @@ def check_range(start: int | None, end: int | None) -> None:
         raise ValueError("start must be >= 0")
     if end is not None and (start is None or end < start):
         raise ValueError("end needs a start and must be >= start")
+
+
+def unresolvable_host(exc: BaseException) -> bool:
+    """Whether a connection error comes from a host name that does not resolve, for good (the
+    resolver says it does not exist: EAI_NONAME or EAI_NODATA), anywhere in the error's chain. A
+    temporary failure (EAI_AGAIN) is not one: retrying may help."""
+    import socket
+
+    final = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror) and e.errno in final:
+            return True
+        todo += [getattr(e, "__cause__", None), getattr(e, "__context__", None), getattr(e, "os_error", None)]
+        kwargs = getattr(e, "kwargs", None)
+        if isinstance(kwargs, dict):
+            todo.append(kwargs.get("error"))
+    return False

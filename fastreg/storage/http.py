@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from fastreg.errors import ObjectNotFound, ReadOnlyStore, StorageError
-from fastreg.storage.base import Listing, TimedGetStore, check_range
+from fastreg.storage.base import Listing, TimedGetStore, check_range, unresolvable_host
 
 READ_BLOCK = 1 << 18  # bytes asked of the response stream at a time by get_into
 
@@ -67,7 +67,9 @@ class HTTPStore(TimedGetStore):
         except StorageError:
             raise
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise StorageError(f"{where}: {type(exc).__name__}: {exc}", retryable=True) from None
+            raise StorageError(f"{where}: {type(exc).__name__}: {exc}"
+                               + ("; the host name does not resolve" if unresolvable_host(exc) else ""),
+                               retryable=not unresolvable_host(exc)) from None
 
     async def get_into(self, key: str, start: int, end: int, buf: bytearray) -> memoryview:
         """The body is copied into buf as it arrives (no join of a whole response)."""
@@ -95,7 +97,9 @@ class HTTPStore(TimedGetStore):
         except StorageError:
             raise
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise StorageError(f"{where}: {type(exc).__name__}: {exc}", retryable=True) from None
+            raise StorageError(f"{where}: {type(exc).__name__}: {exc}"
+                               + ("; the host name does not resolve" if unresolvable_host(exc) else ""),
+                               retryable=not unresolvable_host(exc)) from None
 
     async def exists(self, key: str) -> bool:
         where = self.where(key)
@@ -110,7 +114,9 @@ class HTTPStore(TimedGetStore):
         except StorageError:
             raise
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise StorageError(f"{where}: {type(exc).__name__}: {exc}", retryable=True) from None
+            raise StorageError(f"{where}: {type(exc).__name__}: {exc}"
+                               + ("; the host name does not resolve" if unresolvable_host(exc) else ""),
+                               retryable=not unresolvable_host(exc)) from None
 
     async def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         raise ReadOnlyStore(f"{self.url} is an HTTP remote, which is read-only; push to its S3 or local remote")

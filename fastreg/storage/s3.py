@@ -20,7 +20,16 @@ from typing import Any, TypeVar
 import botocore.exceptions as bx
 
 from fastreg.errors import ObjectNotFound, ReadOnlyStore, StorageError
-from fastreg.storage.base import Listing, ObjectInfo, Positioned, TimedGetStore, check_range, in_thread, split_s3_url
+from fastreg.storage.base import (
+    Listing,
+    ObjectInfo,
+    Positioned,
+    TimedGetStore,
+    check_range,
+    in_thread,
+    split_s3_url,
+    unresolvable_host,
+)
 from fastreg.storage.s3read import S3Reader, ShortBody
 
 MULTIPART_THRESHOLD = 64 << 20
@@ -53,10 +62,14 @@ def classify(exc: BaseException, where: str) -> StorageError:
         return StorageError(f"{where}: no AWS credentials found; set AWS_ACCESS_KEY_ID and "
                             "AWS_SECRET_ACCESS_KEY, or a profile with `fastreg remote modify NAME profile P`")
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError):
+        if unresolvable_host(exc):  # a typo in endpoint_url: no retry helps
+            return StorageError(f"{where}: the endpoint's host name does not resolve ({exc}); check endpoint_url")
         return StorageError(f"{where}: cannot connect to the S3 endpoint ({exc})", retryable=True)
     aiohttp = sys.modules.get("aiohttp")  # imported only once the aiobotocore client exists
     if isinstance(exc, bx.HTTPClientError | bx.ReadTimeoutError | bx.ResponseStreamingError
                   | asyncio.TimeoutError | ConnectionError) or (aiohttp and isinstance(exc, aiohttp.ClientError)):
+        if unresolvable_host(exc):
+            return StorageError(f"{where}: the host name does not resolve ({type(exc).__name__}: {exc})")
         return StorageError(f"{where}: connection error ({type(exc).__name__}: {exc})", retryable=True)
     if isinstance(exc, bx.BotoCoreError):
         return StorageError(f"{where}: {exc}")

@@ -114,3 +114,30 @@ async def test_a_cancelled_caller_waits_for_its_thread_and_its_failure_is_not_pr
         assert reported == []
     finally:
         loop.set_exception_handler(None)
+
+
+def test_a_host_name_that_does_not_resolve_is_not_retried() -> None:
+    """A typo in an endpoint fails at once (no budget spent on retries); a temporary resolver
+    failure is retried."""
+    import socket
+
+    import botocore.exceptions as bx
+
+    from fastreg.storage.base import unresolvable_host
+    from fastreg.storage.s3 import classify
+
+    gone = bx.EndpointConnectionError(endpoint_url="http://nosuchhost.invalid:9000/b",
+                                      error=socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    err = classify(gone, "s3://b/k")
+    assert not err.retryable and "does not resolve" in err.message and "endpoint_url" in err.message
+    later = bx.EndpointConnectionError(endpoint_url="http://flaky:9000/b",
+                                       error=socket.gaierror(socket.EAI_AGAIN, "Temporary failure"))
+    assert classify(later, "s3://b/k").retryable
+    try:
+        try:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        except OSError as inner:
+            raise ConnectionError("cannot connect") from inner
+    except ConnectionError as outer:
+        assert unresolvable_host(outer)
+    assert not unresolvable_host(ConnectionResetError("reset"))
