@@ -403,6 +403,10 @@ def list_at(reg: Reader, path: str | None, recursive: bool, tracked_only: bool) 
             loc: Located | None = reg.locate(base)
         except DirectoryPathError:
             loc = None  # a folder of the Git repository: listed from Git below
+        except MissingPathError:
+            if not any(t.startswith(base + "/") for t in reg.metafiles()):
+                raise
+            loc = None  # a folder only tracked paths are in (the outs of a DVC pipeline): no Git folder
         if loc is not None and loc.meta is not None:
             if loc.meta.kind == "dir":
                 return _list_tracked(reg, loc, recursive)

@@ -77,3 +77,21 @@ def test_history_across_dvc_init_diffs_from_an_empty_registry(tmp_path: Path, ru
     assert doc["deleted"] == doc["modified"] == []
     out, _ = run("diff", "--repo", str(repo), "main", "v0", "--json")
     assert sorted(c["path"] for c in json.loads(out)["deleted"]) == ["count.txt", "out/notes.txt", "out/sorted.csv"]
+
+
+def test_a_folder_that_holds_only_pipeline_outs_is_listed(tmp_path: Path, run, monkeypatch) -> None:
+    """results/ is in no Git tree (its outs are git-ignored): only dvc.lock says it is there."""
+    repo = _registry(tmp_path)
+    lock = (repo / "dvc.lock").read_text().replace("path: count.txt", "path: results/deep/count.txt")
+    (repo / "dvc.lock").write_text(lock)
+    git(repo, "commit", "-qam", "the count goes to results/deep")
+    url = str(repo)
+    monkeypatch.chdir(tmp_path)
+    out, _ = run("list", url)
+    assert "results/" in out.split()
+    out, _ = run("list", url, "results")
+    assert out.split()[-1] == "results/deep/" and len(out.splitlines()) == 1
+    out, _ = run("list", url, "results", "-R", "--json")
+    assert [e["path"] for e in json.loads(out)] == ["results/deep/count.txt"]
+    _, err = run("list", url, "nothing-here", rc=1)
+    assert "not found" in err
