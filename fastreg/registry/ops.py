@@ -66,7 +66,7 @@ def moved_sources(metas: list[metafile.Metafile]) -> list[str | None]:
 
 
 def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path, arrivals: Arrivals | None = None,
-           folders: tuple[str, ...] = ()) -> None:
+           folders: tuple[str, ...] = (), always_folder: bool = False) -> None:
     """Materialize into a temp path beside out, then rename: nothing half-written at out.
     Each cache object is read, verified against its digest and copied in one native pass, in
     parallel batches."""
@@ -83,7 +83,7 @@ def _place(cache: Cache, files: list[tuple[str, FileRecord]], out: Path, arrival
                 raise err
 
     try:
-        if len(files) == 1 and files[0][0] == "":
+        if len(files) == 1 and files[0][0] == "" and not always_folder:
             copy_batch([(tmp, files[0][1])])
         else:
             tmp.mkdir()
@@ -143,12 +143,17 @@ class GetResult:
 def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
         progress: Progress | None = None, force: bool = False) -> GetResult:
     with open_reader(url, rev, jobs=jobs) as reg:
-        loc = reg.locate(path)
+        try:
+            loc: Located | None = reg.locate(path)
+        except DirectoryPathError:
+            loc = None  # a folder of the Git repository: its files and the tracked paths in it
         name = PurePosixPath(clean_path(path)).name
         dest = output_path(out, name)
         if os.path.lexists(dest) and not force:
             raise PathError(f"{dest}: exists already; use --force to replace it, or -o to choose another output")
         dest.parent.mkdir(parents=True, exist_ok=True)
+        if loc is None:
+            return _get_git_folder(reg, clean_path(path), dest, progress)
         if loc.meta is None:
             data = reg.git_bytes(loc.target)
             tmp = tmpnames.beside(dest, f".fastreg-get-{os.urandom(4).hex()}")
@@ -160,6 +165,33 @@ def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
         res = _fetch_while(reg, got.files, loc.meta.digest, progress,
                            lambda arrivals: _place(cache, got.files, dest, arrivals, got.folders))
     return GetResult(dest, got.count, got.size, res.bytes, reg.commit)
+
+
+def _get_git_folder(reg: Reader, base: str, dest: Path, progress: Progress | None) -> GetResult:
+    """A folder of the registry's Git repository, as a clone has it: its Git files (but the
+    registry's own bookkeeping) and the tracked data inside it, downloaded into the reader's cache
+    first, then placed under a temp name and renamed to dest (nothing half-written)."""
+    files: list[tuple[str, FileRecord]] = []
+    downloaded = 0
+    for p, typ, _ in reg.ls_git(base):
+        if typ == "blob" and not reg.hidden(p):
+            digest, size = _git_file_into(reg, Located(p, None, None), reg.cache)
+            files.append((p[len(base) + 1:], FileRecord(size, digest, b"")))
+    folders: list[str] = []
+    for target, meta in sorted(reg.metafiles().items()):
+        if not target.startswith(base + "/"):
+            continue
+        rel = target[len(base) + 1:]
+        got = reg.materials(Located(target, meta, None), progress)
+        res = reg.fetch(got.files, meta.digest, progress)
+        _raise_damage(res, got.files)
+        downloaded += res.bytes
+        files += [(f"{rel}/{p}" if p else rel, r) for p, r in got.files]
+        folders += [f"{rel}/{f}" for f in got.folders]
+        if got.kind == "dir" and not got.files:
+            folders.append(rel)
+    _place(reg.cache, files, dest, None, tuple(folders), always_folder=True)
+    return GetResult(dest, len(files), sum(r.size for _, r in files), downloaded, reg.commit)
 
 
 def _fetch_while(reg: Reader, files: list[tuple[str, FileRecord]], root: bytes,

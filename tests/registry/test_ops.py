@@ -182,3 +182,24 @@ def test_a_registry_with_a_missing_git_object_is_one_error_line(tmp_path: Path, 
         (objects / blob[:2] / blob[2:]).unlink(missing_ok=True)
     _, err = run("list", str(reg), rc=1)
     assert "b.txt: its Git object" in err and "is missing" in err
+
+
+def test_get_of_a_git_folder_brings_its_files_and_the_tracked_data_in_it(tmp_path: Path, project: Path, run,
+                                                                          make_images, monkeypatch) -> None:
+    """As `dvc get URL some/git/dir` does, and as the web view's commands offer on every folder."""
+    from tests.helpers import files_under
+
+    versions = make_registry(project, run, make_images, str(tmp_path / "remote"))
+    (project / "use-cases" / "NOTES.md").write_text("how the data was made\n")
+    git(project, "add", "use-cases/NOTES.md")
+    git(project, "commit", "-qm", "notes")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    monkeypatch.chdir(out_dir)
+    out, _ = run("get", str(project), "use-cases")
+    got = files_under(out_dir / "use-cases")
+    assert got == {"NOTES.md": b"how the data was made\n",
+                   **{f"cats-dogs/{k}": v for k, v in versions["v2"].items()}}
+    assert not any(k.endswith((".fastreg", ".gitignore")) for k in got)  # the registry's bookkeeping stays
+    _, err = run("get", str(project), "use-cases", rc=1)  # ./use-cases exists: no -o, no --force
+    assert "exists already" in err
