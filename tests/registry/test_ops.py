@@ -196,7 +196,7 @@ def test_get_of_a_git_folder_brings_its_files_and_the_tracked_data_in_it(tmp_pat
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     monkeypatch.chdir(out_dir)
-    out, _ = run("get", str(project), "use-cases")
+    run("get", str(project), "use-cases")
     got = files_under(out_dir / "use-cases")
     assert got == {"NOTES.md": b"how the data was made\n",
                    **{f"cats-dogs/{k}": v for k, v in versions["v2"].items()}}
