@@ -154,6 +154,33 @@ def parse_lock(data: bytes, path: str, where: str | None = None) -> list[Out]:
     return out
 
 
+def uncached_outs(data: bytes, path: str, where: str | None = None) -> set[str]:
+    """The paths (from the registry's root) that the stages of one `dvc.yaml` at `path` declare
+    with `cache: false`, under `outs`, `metrics` or `plots`: Git files (or nothing), whatever
+    the lock records for them (a lock does not say which outs are cached)."""
+    where = where or path
+    doc = _yaml(data, where)
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    if not isinstance(stages, dict):
+        return set()
+    base = posixpath.dirname(path)
+    found: set[str] = set()
+    for stage in stages.values():
+        if not isinstance(stage, dict):
+            continue
+        wdir = stage.get("wdir")
+        sbase = _rel(base, wdir, where) if isinstance(wdir, str) and \
+            posixpath.normpath(posixpath.join(base, wdir)) != "." else base
+        for key in ("outs", "metrics", "plots"):
+            for entry in stage.get(key) or []:
+                # `- path: {cache: false}`, a mapping of one path to its options
+                if isinstance(entry, dict) and len(entry) == 1:
+                    (out_path, opts), = entry.items()
+                    if isinstance(out_path, str) and isinstance(opts, dict) and opts.get("cache") is False:
+                        found.add(_rel(sbase, out_path, where))
+    return found
+
+
 def _entries(raw: Any, where: str, legacy: bool) -> list[tuple[str, DvcFile]]:
     if not isinstance(raw, list):
         raise MetafileError(f"{where}: a directory manifest must be a list of entries")

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import posixpath
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from fastreg import userdirs
-from fastreg.dvc.formats import DvcFile, DvcRemote, Out, parse_config, parse_dvcfile, parse_lock
+from fastreg.dvc.formats import DvcFile, DvcRemote, Out, parse_config, parse_dvcfile, parse_lock, uncached_outs
 from fastreg.dvc.objects import DvcObjects, Md5Map
 from fastreg.errors import DirectoryPathError, MetafileError, MissingPathError, NoRemoteError, PathError
 from fastreg.objects import metafile, tree
@@ -63,17 +64,27 @@ class DvcReader(RegistryCommit):
         """Every out of the commit whose bytes are in the DVC cache (not in Git), by path."""
         if self._outs is None:
             listing = self.ls_git()
-            in_git = {p for p, _, _ in listing} | {p.rsplit("/", 1)[0] for p, _, _ in listing if "/" in p}
+            in_git: set[str] = set()  # every Git file and every folder above one
+            for p, _, _ in listing:
+                while p and p not in in_git:
+                    in_git.add(p)
+                    p = p.rpartition("/")[0]
             names = [p for p, typ, _ in listing if typ == "blob" and not p.startswith(".dvc/")
                      and (p.endswith(".dvc") or p.rpartition("/")[2] == "dvc.lock")]
+            # A lock does not say which outs are cached; its dvc.yaml does (`cache: false`)
+            yamls = [posixpath.join(posixpath.dirname(n), "dvc.yaml") for n in names if n.endswith("dvc.lock")]
+            uncached: set[str] = set()
+            for name, data in zip(yamls, self.git.read_many(self.commit, yamls), strict=True):
+                if data is not None:
+                    uncached |= uncached_outs(data, name, f"{self.url}:{name}")
             outs: dict[str, Out] = {}
             for name, data in zip(names, self.git.read_many(self.commit, names), strict=True):
                 where = f"{self.url}:{name}"
                 found = parse_lock(data or b"", name, where) if name.endswith("dvc.lock") else \
                     parse_dvcfile(data or b"", name, where)
                 for out in found:
-                    if not out.cache or out.path in in_git:
-                        continue  # its bytes are in Git: read as a Git file
+                    if not out.cache or out.path in in_git or out.path in uncached:
+                        continue  # its bytes are in Git (or nowhere): read as a Git file
                     if out.path in outs:
                         raise MetafileError(f"{where}: {out.path} is an out of {outs[out.path].origin} too")
                     outs[out.path] = out

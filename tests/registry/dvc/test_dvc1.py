@@ -95,3 +95,27 @@ def test_a_folder_that_holds_only_pipeline_outs_is_listed(tmp_path: Path, run, m
     assert [e["path"] for e in json.loads(out)] == ["results/deep/count.txt"]
     _, err = run("list", url, "nothing-here", rc=1)
     assert "not found" in err
+
+
+def test_outs_dvc_yaml_declares_uncached_are_git_files(tmp_path: Path, run, monkeypatch) -> None:
+    """`cache: false` lives in dvc.yaml, not in the lock: such an out is a Git file when it is
+    committed (even a folder whose files sit deeper down) and nothing tracked when it is not."""
+    repo = _registry(tmp_path)
+    stages = (repo / "dvc.yaml").read_text()
+    stages = stages.replace("    - out\n", "    - out:\n        cache: false\n")
+    stages = stages.replace("    - count.txt\n", "    - count.txt:\n        cache: false\n")
+    (repo / "dvc.yaml").write_text(stages)
+    git(repo, "commit", "-qam", "the outs are not cached")
+    url = str(repo)
+    monkeypatch.chdir(tmp_path)
+    out, _ = run("list", url, "--json")
+    assert not [e for e in json.loads(out) if e["tracked"]]  # nothing is DVC's to fetch any more
+    (repo / "out" / "sub").mkdir(parents=True)
+    (repo / "out" / "sub" / "kept.txt").write_text("committed\n")
+    (repo / "count.txt").write_text("from git\n")
+    git(repo, "add", "-f", "out/sub/kept.txt", "count.txt")
+    git(repo, "commit", "-qm", "the uncached outs are committed")
+    run("get", url, "count.txt")
+    assert (tmp_path / "count.txt").read_text() == "from git\n"
+    run("get", url, "out/sub/kept.txt")
+    assert (tmp_path / "kept.txt").read_text() == "committed\n"
