@@ -453,8 +453,8 @@ def list_at(reg: Reader, path: str | None, recursive: bool, tracked_only: bool) 
     for target, meta in reg.metafiles().items():
         if base and not target.startswith(base + "/"):
             continue
-        items[target] = Entry(target, meta.kind, reg.stat(Located(target, meta, None)).size if meta.kind == "dir"
-                              else meta.size, True, meta.files if meta.kind == "dir" else None)
+        listed = reg.stat(Located(target, meta, None))  # None where the registry does not record it
+        items[target] = Entry(target, meta.kind, listed.size, True, listed.files if meta.kind == "dir" else None)
         if recursive and meta.kind == "dir":
             try:
                 for e in _list_tracked(reg, Located(target, meta, None), True):

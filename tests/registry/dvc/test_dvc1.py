@@ -119,3 +119,29 @@ def test_outs_dvc_yaml_declares_uncached_are_git_files(tmp_path: Path, run, monk
     assert (tmp_path / "count.txt").read_text() == "from git\n"
     run("get", url, "out/sub/kept.txt")
     assert (tmp_path / "kept.txt").read_text() == "committed\n"
+
+
+def _dvc0(out: str, md5: str, stage_md5: str) -> str:
+    """A .dvc file as DVC 0.x wrote them (Stage.dumpd: the stage's own md5 at the top, outs with
+    md5, cache, metric and persist, no size, no nfiles, and wdir)."""
+    return (f"md5: {stage_md5}\nouts:\n- md5: {md5}\n  path: {out}\n  cache: true\n  metric: false\n"
+            "  persist: false\nwdir: .\n")
+
+
+def test_outs_that_record_no_size_show_it_unknown_never_zero(tmp_path: Path, run, monkeypatch) -> None:
+    repo = _registry(tmp_path)
+    (repo / "dvc.lock").unlink()
+    (repo / "dvc.yaml").unlink()
+    (repo / "out.dvc").write_text(_dvc0("out", "6941971721eb15c075bb699ff622877d.dir", "0a" * 16))
+    (repo / "count.txt.dvc").write_text(_dvc0("count.txt", "26ab0db90d72e28ad0ba1e22ee510510", "1b" * 16))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "DVC 0.x stage files")
+    monkeypatch.chdir(tmp_path)
+    out, _ = run("list", str(repo), "--json")
+    tracked = {e["path"]: e for e in json.loads(out) if e["tracked"]}
+    assert tracked["count.txt"]["size"] is None  # was 0
+    assert tracked["out"]["size"] is None and tracked["out"]["files"] == 2  # was 0 files (from the manifest: 2)
+    out, _ = run("list", str(repo))
+    assert "* file         -        -  count.txt" in out
+    run("get", str(repo), "count.txt")
+    assert (tmp_path / "count.txt").read_bytes() == b"2\n"
