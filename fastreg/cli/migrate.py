@@ -32,6 +32,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         if not res.outs:
             print("nothing to migrate: no .dvc files here")
         return 0
+    # The plan first (the DVC files and config parsed, the targets checked): what it refuses is
+    # refused before anything is written (no .fastreg/ or .gitattributes left behind).
+    mig.Migration(root, args.from_remote, args.prefix, args.jobs).plan(args.targets)
     project, existed = Project.init(root, no_scm=False)
     from fastreg.repo import gitsetup
 

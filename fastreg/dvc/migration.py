@@ -19,6 +19,7 @@ from __future__ import annotations
 import configparser
 import hashlib
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterable
@@ -137,6 +138,35 @@ def _cached(dirs: list[Path], md5: str, legacy: bool, suffix: str = "") -> list[
     if legacy:
         layouts.reverse()
     return [d / key for d in dirs for key in layouts]
+
+
+def _md5_matches(path: Path, f: DvcFile) -> bool:
+    """Whether the file at path has f's md5 (under DVC 2's text rule for a legacy entry)."""
+    check = Md5Check(f.legacy)
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                check.update(block)
+    except OSError:
+        return False
+    return check.matches(f.md5)
+
+
+def remote_names(dvc_remotes: dict[str, DvcRemote]) -> dict[str, str]:
+    """The fastreg remote name of each DVC remote: the same name when fastreg takes it, else its
+    characters fastreg does not take as '-' (a DVC remote `docs/dvc` becomes `docs-dvc`), one
+    name per remote. The dry run and the real run name them alike."""
+    from fastreg.repo.remotes import NAME
+
+    out: dict[str, str] = {}
+    for dvc_name in sorted(dvc_remotes):
+        name = dvc_name if NAME.fullmatch(dvc_name) else re.sub(r"[^A-Za-z0-9_.-]", "-", dvc_name).lstrip("-_.")
+        name = name or "remote"
+        base, k = name, 2
+        while name in out.values():
+            name, k = f"{base}-{k}", k + 1
+        out[dvc_name] = name
+    return out
 
 
 def fastreg_url(remote: DvcRemote, prefix: str | None, root: Path) -> str:
@@ -301,6 +331,16 @@ class Migration:
                     plans.append(OutPlan(out, name, f"a pipeline output ({out.origin}): `dvc repro` owns it"))
         return plans
 
+    def somewhere(self, out: Out, rel: str, f: DvcFile) -> bool:
+        """Whether a file of out has a candidate on this machine (its workspace file or a DVC
+        cache object): what the real run reads, looked for without reading it."""
+        if any(p.is_file() for p in _cached(self.cache_dirs, f.md5, f.legacy)):
+            return True  # a DVC cache object, named by its md5 (the real run verifies it as it reads)
+        here = self.root / out.path / rel if rel else self.root / out.path
+        if out.kind == "file":  # one file: its md5 is checked as the real run does (an edit shows here)
+            return _md5_matches(here, f)
+        return here.is_file()
+
     def objects(self, out: Out) -> DvcObjects | None:
         name = out.remote or self.default
         remote = self.dvc_remotes.get(name) if name else None
@@ -455,16 +495,25 @@ def migrate(root: Path, project: Project | None, targets: list[str], from_remote
     m = Migration(root, from_remote, prefix, jobs)
     res = MigrateResult(m.plan(targets))
     if project is None:
-        res.remotes = [(name, fastreg_url(r, prefix if name == m.default else None, root))
+        names = remote_names(m.dvc_remotes)
+        res.remotes = [(names[name], fastreg_url(r, prefix if name == m.default else None, root))
                        for name, r in sorted(m.dvc_remotes.items()) if r.kind in READABLE]
         for plan in res.outs:
             if plan.skip is None:
                 files = m.files_of(plan.out)
                 if isinstance(files, str):
                     plan.skip, plan.failed = files, True
-                else:
-                    plan.files = len(files)
-                    plan.size = plan.out.size or 0
+                    continue
+                plan.files = len(files)
+                plan.size = plan.out.size or 0
+                if not from_remote:
+                    nowhere = [(rel, f) for rel, f in files if not m.somewhere(plan.out, rel, f)]
+                    if nowhere:  # the real run would find them nowhere too: say so now
+                        rel, f = nowhere[0]
+                        plan.skip = (f"{len(nowhere)} of its files are nowhere (workspace, DVC cache) with their "
+                                     f"md5, e.g. {plan.out.path}/{rel}".rstrip("/") + f" (md5 {f.md5}); "
+                                     "--from-remote reads them from the DVC remote")
+                        plan.failed = True
         return res
     res.remotes = _remotes(project, m)
     if res.remotes:
@@ -517,12 +566,14 @@ def _remotes(project: Project, m: Migration) -> list[tuple[str, str]]:
     have = remotes.all_remotes(project.config)
     written = []
     fastreg_dir = project.root / ".fastreg"
-    for name, remote in sorted(m.dvc_remotes.items()):
+    names = remote_names(m.dvc_remotes)
+    for dvc_name, remote in sorted(m.dvc_remotes.items()):
+        name = names[dvc_name]
         if name in have or remote.kind not in READABLE:
             continue
-        url = fastreg_url(remote, m.prefix if name == m.default else None, project.root)
-        remotes.add(fastreg_dir, name, url, default=name == m.default and remotes.default_name(project.config) is None,
-                    local=False)
+        url = fastreg_url(remote, m.prefix if dvc_name == m.default else None, project.root)
+        first_default = dvc_name == m.default and remotes.default_name(project.config) is None
+        remotes.add(fastreg_dir, name, url, default=first_default, local=False)
         for theirs, mine in (("endpointurl", "endpoint_url"), ("region", "region"), ("profile", "profile")):
             if theirs in remote.options:
                 remotes.modify(fastreg_dir, name, mine, remote.options[theirs], local=False)

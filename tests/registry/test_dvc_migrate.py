@@ -145,3 +145,25 @@ def test_remove_dvc_refuses_while_dvc_owns_pipeline_outs(own3: DvcProject, run, 
     _, err = run("migrate", "--remove-dvc", rc=2)
     assert "DVC still owns" in err and "pipe/" in err
     assert (own3.root / ".dvc").is_dir() and (own3.root / "data.fastreg").exists()
+
+
+def test_the_dry_run_is_the_plan_the_real_run_does(own3: DvcProject, tmp_path: Path, run, monkeypatch) -> None:
+    """A DVC remote named docs/dvc and a single-file out whose bytes are nowhere (edited in the
+    workspace, not in the DVC cache): the dry run says what the real run then does."""
+    import yaml
+
+    root = own3.root
+    own3.dvc("remote", "add", "docs/dvc", str(tmp_path / "other-dvc-remote"), cwd=root)
+    table = root / "sub" / "nested" / "table.csv"
+    md5 = yaml.safe_load((root / "sub/nested/table.csv.dvc").read_text())["outs"][0]["md5"]
+    os.chmod(table, 0o644)
+    table.write_text("edited\n")
+    shutil.rmtree(root / ".dvc" / "cache" / "files" / "md5" / md5[:2])
+    monkeypatch.chdir(root)
+    out, _ = run("migrate", "--dry-run")
+    assert "would keep sub/nested/table.csv with DVC: 1 of its files are nowhere" in out  # was "would migrate"
+    assert "would add the fastreg remote docs-dvc:" in out
+    assert not (root / ".fastreg").exists()
+    out, err = run("migrate", rc=1)
+    assert "sub/nested/table.csv" in err and "Remote docs-dvc:" in out  # was exit 2, .fastreg/ left behind
+    assert not (root / "sub/nested/table.csv.fastreg").exists() and (root / "data.fastreg").exists()
