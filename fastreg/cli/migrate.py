@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
                 print(f"would keep {quote(p.out.path)} with DVC: {p.skip}")
         for name, url in res.remotes:
             print(f"would add the fastreg remote {name}: {url}")
+        for note in res.notes:
+            print(f"warning: {note}", file=sys.stderr)
         if not res.outs:
             print("nothing to migrate: no .dvc files here")
         return 0
@@ -51,6 +54,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
                                    progress)
     for name, url in res.remotes:
         say(args, f"Remote {name}: {url} (fastreg's layout, beside the DVC data)")
+    for note in res.notes:
+        print(f"warning: {note}", file=sys.stderr)
     for p in res.outs:
         if p.skip is None:
             say(args, f"Migrated {quote(p.dvcfile)} -> {quote(p.out.path)}.fastreg ({count(p.files, 'file')}, "

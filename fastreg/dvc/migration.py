@@ -50,6 +50,8 @@ from fastreg.progress import Progress, phase
 from fastreg.repo.cache import Cache
 from fastreg.repo.project import Project
 
+WRITABLE = ("local", "s3")  # the DVC remote kinds fastreg pushes to
+
 #: Files up to this size are verified and stored from memory (one read); bigger ones stream
 #: through a cache temp file, so memory stays bounded by threads x this.
 INLINE = 16 << 20
@@ -75,6 +77,7 @@ class MigrateResult:
     verified: int = 0  # md5s checked
     saved: int = 0  # bytes not stored again: the same content was in the cache already
     removed: list[str] = field(default_factory=list)  # .dvc files taken out of the index
+    notes: list[str] = field(default_factory=list)  # what the user should know (warning lines)
 
     @property
     def migrated(self) -> list[OutPlan]:
@@ -331,6 +334,20 @@ class Migration:
                     plans.append(OutPlan(out, name, f"a pipeline output ({out.origin}): `dvc repro` owns it"))
         return plans
 
+    def writable(self, name: str, remote: DvcRemote) -> bool:
+        """Whether a DVC remote becomes a fastreg remote to push to: one fastreg can write (local,
+        S3), or the default with --prefix (the data then goes to the prefix). A read-only one
+        (HTTP) is never made a remote to push to."""
+        return remote.kind in WRITABLE or (name == self.default and bool(self.prefix))
+
+    def notes(self) -> list[str]:
+        remote = self.dvc_remotes.get(self.default) if self.default else None
+        if remote is not None and remote.kind in READABLE and remote.kind not in WRITABLE and not self.prefix:
+            return [f"the DVC default remote {self.default!r} is read-only for fastreg ({remote.kind}: "
+                    f"{remote.url}), so it is not made the remote to push to; give `--prefix URL` for where "
+                    "fastreg's data should go (the migration reads from the DVC remote all the same)"]
+        return []
+
     def somewhere(self, out: Out, rel: str, f: DvcFile) -> bool:
         """Whether a file of out has a candidate on this machine (its workspace file or a DVC
         cache object): what the real run reads, looked for without reading it."""
@@ -494,10 +511,11 @@ def migrate(root: Path, project: Project | None, targets: list[str], from_remote
     project None: a dry run (the plan, nothing written)."""
     m = Migration(root, from_remote, prefix, jobs)
     res = MigrateResult(m.plan(targets))
+    res.notes = m.notes()
     if project is None:
         names = remote_names(m.dvc_remotes)
         res.remotes = [(names[name], fastreg_url(r, prefix if name == m.default else None, root))
-                       for name, r in sorted(m.dvc_remotes.items()) if r.kind in READABLE]
+                       for name, r in sorted(m.dvc_remotes.items()) if m.writable(name, r)]
         for plan in res.outs:
             if plan.skip is None:
                 files = m.files_of(plan.out)
@@ -569,7 +587,7 @@ def _remotes(project: Project, m: Migration) -> list[tuple[str, str]]:
     names = remote_names(m.dvc_remotes)
     for dvc_name, remote in sorted(m.dvc_remotes.items()):
         name = names[dvc_name]
-        if name in have or remote.kind not in READABLE:
+        if name in have or not m.writable(dvc_name, remote):
             continue
         url = fastreg_url(remote, m.prefix if dvc_name == m.default else None, project.root)
         first_default = dvc_name == m.default and remotes.default_name(project.config) is None

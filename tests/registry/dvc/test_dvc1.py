@@ -145,3 +145,19 @@ def test_outs_that_record_no_size_show_it_unknown_never_zero(tmp_path: Path, run
     assert "* file         -        -  count.txt" in out
     run("get", str(repo), "count.txt")
     assert (tmp_path / "count.txt").read_bytes() == b"2\n"
+
+
+def test_migrate_never_makes_a_read_only_dvc_remote_the_one_to_push_to(tmp_path: Path, run, monkeypatch) -> None:
+    repo = _registry(tmp_path)
+    (repo / ".dvc" / "config").write_text("[core]\n    remote = web\n['remote \"web\"']\n"
+                                          "    url = https://data.example.invalid/store\n")
+    git(repo, "commit", "-qam", "the data is served over HTTP")
+    monkeypatch.chdir(repo)
+    out, err = run("migrate", "--dry-run")
+    assert "would add the fastreg remote" not in out and "--prefix" in err and "read-only" in err
+    out, err = run("migrate", "--dry-run", "--prefix", str(tmp_path / "fastreg-data"))
+    assert f"would add the fastreg remote web: {tmp_path / 'fastreg-data'}" in out and not err
+    out, err = run("migrate")
+    assert "Remote web" not in out and "--prefix" in err
+    out, _ = run("remote", "list")
+    assert "web" not in out
