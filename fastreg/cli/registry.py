@@ -63,18 +63,28 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from fastreg.registry import ops as reg
 
-    entries = reg.list_(args.url, args.path, args.rev, args.recursive, args.tracked_only)
+    unreadable: list[str] = []
+    entries = reg.list_(args.url, args.path, args.rev, args.recursive, args.tracked_only, unreadable)
     if args.json:
         print(json.dumps([e.to_json() for e in entries], indent=1))
-        return 0
-    # The path is the last field of every line (as `ls -l`, `git ls-tree`): `awk '{print $NF}'`
-    # gives paths. Columns: tracked mark, type, size, file count ("-" for none).
+    else:
+        _print_entries(entries)
+    if unreadable:
+        from fastreg.errors import StorageError
+
+        raise StorageError(f"{len(unreadable)} tracked folder{'s' if len(unreadable) != 1 else ''} could not be "
+                           f"listed inside (the rest is above): {' | '.join(unreadable)}")
+    return 0
+
+
+def _print_entries(entries: list[Any]) -> None:
+    """The path is the last field of every line (as `ls -l`, `git ls-tree`): `awk '{print $NF}'`
+    gives paths. Columns: tracked mark, type, size, file count ("-" for none)."""
     for e in entries:
         mark = "*" if e.tracked else "-"
         files = str(e.files) if e.files is not None else "-"
         print(f"{mark} {e.type:4} {human(e.size).replace(' ', ''):>9} {files:>8}  "
               f"{quote(e.path + ('/' if e.type == 'dir' else ''))}")
-    return 0
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

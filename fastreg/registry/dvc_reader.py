@@ -186,6 +186,10 @@ class DvcReader(RegistryCommit):
         known = self.md5map.get(f)
         return known.size if known is not None else None
 
+    def known(self, loc: Located) -> Listed:
+        out = self._out(loc)
+        return Listed(out.kind, out.size, out.files if out.kind == "dir" else None)
+
     def stat(self, loc: Located) -> Listed:
         if loc.subpath is None:
             out = self._out(loc)

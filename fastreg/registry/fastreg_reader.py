@@ -298,6 +298,11 @@ class FastregReader(RegistryCommit):
         return (path.startswith(".fastreg/") or path.endswith(metafile.METAFILE_SUFFIX)
                 or path.rpartition("/")[2] == ".gitignore")
 
+    def known(self, loc: Located) -> Listed:
+        meta = loc.meta
+        assert meta is not None and loc.subpath is None
+        return Listed(meta.kind, meta.size, meta.files if meta.kind == "dir" else None)
+
     def stat(self, loc: Located) -> Listed:
         """What a located path inside tracked data is, for a listing (no data read)."""
         return _listed(self.record(loc))

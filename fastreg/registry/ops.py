@@ -20,9 +20,11 @@ from fastreg.errors import (
     DirectoryPathError,
     FastregError,
     FileSystemError,
+    MissingDataError,
     MissingPathError,
     NoRemoteError,
     PathError,
+    StorageError,
     UsageError,
 )
 from fastreg.objects import metafile
@@ -423,12 +425,16 @@ class Entry:
                 **({"files": self.files} if self.files is not None else {})}
 
 
-def list_(url: str, path: str | None, rev: str | None, recursive: bool, tracked_only: bool) -> list[Entry]:
+def list_(url: str, path: str | None, rev: str | None, recursive: bool, tracked_only: bool,
+          unreadable: list[str] | None = None) -> list[Entry]:
     with open_reader(url, rev) as reg:
-        return list_at(reg, path, recursive, tracked_only)
+        return list_at(reg, path, recursive, tracked_only, unreadable)
 
 
-def list_at(reg: Reader, path: str | None, recursive: bool, tracked_only: bool) -> list[Entry]:
+def list_at(reg: Reader, path: str | None, recursive: bool, tracked_only: bool,
+            unreadable: list[str] | None = None) -> list[Entry]:
+    """The entries at path; with `unreadable` a list, a tracked folder whose contents cannot be
+    read from the remote is named there and the rest is listed, else that failure is raised."""
     base = clean_path(path) if path else ""
     if base:
         try:
@@ -450,17 +456,7 @@ def list_at(reg: Reader, path: str | None, recursive: bool, tracked_only: bool) 
         for p, typ, size in reg.ls_git(base):
             if typ == "blob" and not reg.hidden(p):
                 items[p] = Entry(p, "file", size, False)
-    for target, meta in reg.metafiles().items():
-        if base and not target.startswith(base + "/"):
-            continue
-        listed = reg.stat(Located(target, meta, None))  # None where the registry does not record it
-        items[target] = Entry(target, meta.kind, listed.size, True, listed.files if meta.kind == "dir" else None)
-        if recursive and meta.kind == "dir":
-            try:
-                for e in _list_tracked(reg, Located(target, meta, None), True):
-                    items[e.path] = e
-            except NoRemoteError:
-                pass  # its tracked paths are listed; what is inside them needs the remote's trees
+    _add_tracked(reg, base, recursive, items, unreadable)
     if recursive:
         return sorted(items.values(), key=lambda e: e.path)
     # Only the immediate children of base; deeper paths show as their top folder.
@@ -473,6 +469,27 @@ def list_at(reg: Reader, path: str | None, recursive: bool, tracked_only: bool) 
         elif child not in out:
             out[child] = Entry(child, "dir", 0, False)
     return sorted(out.values(), key=lambda e: e.path)
+
+
+def _add_tracked(reg: Reader, base: str, recursive: bool, items: dict[str, Entry],
+                 unreadable: list[str] | None) -> None:
+    """The tracked paths under base into items (recursive: and what is inside them)."""
+    for target, meta in reg.metafiles().items():
+        if base and not target.startswith(base + "/"):
+            continue
+        # what Git says, no manifest or tree node read (None where it does not say)
+        listed = reg.known(Located(target, meta, None))
+        items[target] = Entry(target, meta.kind, listed.size, True, listed.files if meta.kind == "dir" else None)
+        if recursive and meta.kind == "dir":
+            try:
+                for e in _list_tracked(reg, Located(target, meta, None), True):
+                    items[e.path] = e
+            except NoRemoteError:
+                pass  # its tracked paths are listed; what is inside them needs the remote's trees
+            except (StorageError, MissingDataError) as exc:
+                if unreadable is None:
+                    raise
+                unreadable.append(f"{target}: {exc.message}")  # the rest is listed all the same
 
 
 def _list_tracked(reg: Reader, loc: Located, recursive: bool) -> list[Entry]:

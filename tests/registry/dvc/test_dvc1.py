@@ -140,7 +140,7 @@ def test_outs_that_record_no_size_show_it_unknown_never_zero(tmp_path: Path, run
     out, _ = run("list", str(repo), "--json")
     tracked = {e["path"]: e for e in json.loads(out) if e["tracked"]}
     assert tracked["count.txt"]["size"] is None  # was 0
-    assert tracked["out"]["size"] is None and tracked["out"]["files"] == 2  # was 0 files (from the manifest: 2)
+    assert tracked["out"]["size"] is None and "files" not in tracked["out"]  # unknown (was 0 files)
     out, _ = run("list", str(repo))
     assert "* file         -        -  count.txt" in out
     run("get", str(repo), "count.txt")
@@ -161,3 +161,14 @@ def test_migrate_never_makes_a_read_only_dvc_remote_the_one_to_push_to(tmp_path:
     assert "Remote web" not in out and "--prefix" in err
     out, _ = run("remote", "list")
     assert "web" not in out
+
+
+def test_a_plain_list_reads_no_manifest_and_list_r_lists_all_it_can(tmp_path: Path, run, monkeypatch) -> None:
+    repo = _registry(tmp_path)
+    shutil.rmtree(tmp_path / "remote")  # the DVC remote is gone: only Git answers
+    monkeypatch.chdir(tmp_path)
+    out, _ = run("list", str(repo))
+    assert "* dir        14B        2  out/" in out  # what dvc.lock says, no manifest read
+    out, err = run("list", str(repo), "-R", rc=7)
+    assert "raw/table.csv" in out and "count.txt" in out and "out/" in out  # all else is listed first
+    assert "could not be listed inside" in err and "out:" in err
