@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Literal
 from fastreg import userdirs
 from fastreg.dvc.formats import DvcFile, DvcRemote, Out, parse_config, parse_dvcfile, parse_lock, uncached_outs
 from fastreg.dvc.objects import DvcObjects, Md5Map
-from fastreg.errors import DirectoryPathError, MetafileError, MissingPathError, NoRemoteError, PathError
+from fastreg.errors import (
+    DirectoryPathError,
+    MetafileError,
+    MissingPathError,
+    NoRemoteError,
+    ObjectNotFound,
+    PathError,
+    StorageError,
+)
 from fastreg.objects import metafile, tree
 from fastreg.objects.tree import DirRecord, FileRecord
 from fastreg.progress import Progress, phase
@@ -294,6 +302,12 @@ class DvcReader(RegistryCommit):
 
             try:
                 nbytes = self.objects(out).bring(missing, self.cache, progress, on_file)
+            except StorageError as exc:
+                if isinstance(exc, ObjectNotFound) or exc.message.startswith(f"{out.path}:"):
+                    raise
+                raise StorageError(f"{out.path}: its data could not be read from the DVC remote of {self.url} "
+                                   f"({exc.message}); the remote may be down, or its endpoint or credentials "
+                                   "need setting on this machine", exc.retryable) from None
             finally:
                 self.md5map.add(landed)
             for f, rec in landed:

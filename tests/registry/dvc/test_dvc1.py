@@ -172,3 +172,32 @@ def test_a_plain_list_reads_no_manifest_and_list_r_lists_all_it_can(tmp_path: Pa
     out, err = run("list", str(repo), "-R", rc=7)
     assert "raw/table.csv" in out and "count.txt" in out and "out/" in out  # all else is listed first
     assert "could not be listed inside" in err and "out:" in err
+
+
+def test_a_dvc_remote_that_refuses_names_the_tracked_path_and_what_to_do(tmp_path: Path, run,
+                                                                         monkeypatch) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(403)
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        repo = _registry(tmp_path)
+        (repo / ".dvc" / "config").write_text(f"[core]\n    remote = web\n['remote \"web\"']\n"
+                                              f"    url = http://127.0.0.1:{server.server_address[1]}/store\n")
+        git(repo, "commit", "-qam", "the data behind a server that refuses")
+        monkeypatch.chdir(tmp_path)
+        _, err = run("get", str(repo), "count.txt", rc=7)
+        assert err.startswith("error: count.txt: its data could not be read from the DVC remote") and "403" in err
+    finally:
+        server.shutdown()
