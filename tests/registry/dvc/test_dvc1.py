@@ -180,7 +180,7 @@ def test_a_dvc_remote_that_refuses_names_the_tracked_path_and_what_to_do(tmp_pat
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Refuse(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             self.send_response(403)
             self.end_headers()
 
