@@ -201,3 +201,4 @@ def test_a_dvc_remote_that_refuses_names_the_tracked_path_and_what_to_do(tmp_pat
         assert err.startswith("error: count.txt: its data could not be read from the DVC remote") and "403" in err
     finally:
         server.shutdown()
+        server.server_close()
