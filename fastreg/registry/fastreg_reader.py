@@ -151,13 +151,6 @@ class FastregReader(RegistryCommit):
         self._metafile_bytes: dict[str, bytes | None] = {}
         self._lock = threading.Lock()
 
-    @classmethod
-    def at(cls, url: str, rev: str | None, cache: Cache | None = None, jobs: int | None = None) -> FastregReader:
-        """The registry at url and rev, known to be a fastreg registry."""
-        git = Mirror(url)
-        resolved = git.resolve(rev)
-        return cls(git, resolved, git.read(resolved.commit, ".fastreg/config"), cache, jobs)
-
     def close(self) -> None:
         source, self._source = self._source, None
         if source is not None:
