@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import hashlib
 import json
 import posixpath
@@ -47,6 +48,15 @@ class DvcFile:
 
 
 @dataclass(frozen=True, slots=True)
+class ImportedFrom:
+    """Where an import stage's data lives: a path of another registry at a commit."""
+
+    url: str
+    rev_lock: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
 class Out:
     """One tracked path of a DVC registry, as its `.dvc` file or `dvc.lock` records it."""
 
@@ -62,6 +72,7 @@ class Out:
     remote: str | None = None
     inline: tuple[tuple[str, DvcFile], ...] | None = None  # a directory's files listed in place
     pipeline: bool = False  # an output of a dvc.lock stage
+    source: ImportedFrom | None = None  # a `dvc import`: the data is the source registry's
 
     @property
     def file(self) -> DvcFile:
@@ -128,7 +139,24 @@ def parse_dvcfile(data: bytes, path: str, where: str | None = None) -> list[Out]
     wdir = doc.get("wdir")
     if isinstance(wdir, str):
         base = _rel(base, wdir, where) if posixpath.normpath(posixpath.join(base, wdir)) != "." else ""
-    return [_out(o, base, where, True) for o in doc["outs"]]  # DVC 3 writes hash: md5 on each out
+    outs = [_out(o, base, where, True) for o in doc["outs"]]  # DVC 3 writes hash: md5 on each out
+    source = _import_source(doc, where)
+    return [dataclasses.replace(o, source=source) for o in outs] if source is not None else outs
+
+
+def _import_source(doc: dict[str, Any], where: str) -> ImportedFrom | None:
+    """An import stage (`dvc import`: frozen, one dep with `repo: {url, rev_lock}`): where its data
+    is; None for any other stage."""
+    deps = doc.get("deps")
+    if not (isinstance(deps, list) and len(deps) == 1 and isinstance(deps[0], dict)):
+        return None
+    repo = deps[0].get("repo")
+    if not isinstance(repo, dict):
+        return None
+    url, lock, dep_path = repo.get("url"), repo.get("rev_lock"), deps[0].get("path")
+    if not (isinstance(url, str) and isinstance(lock, str) and isinstance(dep_path, str)) or not url.strip():
+        raise MetafileError(f"{where}: an import stage needs deps[0].path, repo.url and repo.rev_lock")
+    return ImportedFrom(url, lock, _rel("", dep_path, where))
 
 
 def parse_lock(data: bytes, path: str, where: str | None = None) -> list[Out]:

@@ -202,3 +202,41 @@ def test_a_dvc_remote_that_refuses_names_the_tracked_path_and_what_to_do(tmp_pat
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _importer(tmp_path: Path, name: str, source: Path, commit: str, src_path: str, md5: str) -> Path:
+    """A DVC project with one import stage, as `dvc import` writes it (frozen, one dep with
+    `repo: {url, rev_lock}`; written from DVC's own import stage layout) and no remote of its own."""
+    root = tmp_path / name
+    (root / ".dvc").mkdir(parents=True)
+    (root / ".dvc" / "config").write_text("")
+    (root / "data.dvc").write_text(
+        f"md5: {'3c' * 16}\nfrozen: true\ndeps:\n- path: {src_path}\n  repo:\n    url: {source}\n"
+        f"    rev_lock: {commit}\nouts:\n- md5: {md5}\n  size: 14\n  nfiles: 2\n  path: data\n")
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "dvc import")
+    return root
+
+
+def test_an_import_stage_is_read_from_its_source_registry(tmp_path: Path, run, monkeypatch) -> None:
+    """DVC never pushes an import's data: it is the source registry's at rev_lock, followed
+    through imports of imports, and a cycle is one error line."""
+    source = _registry(tmp_path)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    first = _importer(tmp_path, "first", source, commit, "out", "6941971721eb15c075bb699ff622877d.dir")
+    first_commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=first, capture_output=True, text=True,
+                                  check=True).stdout.strip()
+    second = _importer(tmp_path, "second", first, first_commit, "data", "6941971721eb15c075bb699ff622877d.dir")
+    monkeypatch.chdir(tmp_path)
+    for reg in (first, second):  # an import, and an import of an import
+        out, _ = run("list", str(reg), "data")
+        assert [line.split()[-1] for line in out.splitlines()] == ["data/notes.txt", "data/sorted.csv"]
+        run("get", str(reg), "data", "-o", f"got-{reg.name}")
+        assert files_under(tmp_path / f"got-{reg.name}") == {"sorted.csv": b"a,1\nb,2\n", "notes.txt": b"hello\n"}
+    # two projects that import from each other's main branch: followed IMPORT_DEPTH deep, then refused
+    _importer(tmp_path, "ping", tmp_path / "pong", "main", "data", "6941971721eb15c075bb699ff622877d.dir")
+    _importer(tmp_path, "pong", tmp_path / "ping", "main", "data", "6941971721eb15c075bb699ff622877d.dir")
+    _, err = run("get", str(tmp_path / "ping"), "data", "-o", "nothing", rc=1)
+    assert "more than 8 deep" in err and not (tmp_path / "nothing").exists()
