@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,9 +63,12 @@ def shard(root: Path, host: int, n: int, kb: int) -> None:
         (d / f"img{i:04}.jpg").write_bytes(os.urandom(kb << 10))
 
 
-def test_four_hosts_ingest_one_dataset_into_a_cluster(tmp_path: Path, cluster: Cluster) -> None:
-    make_bucket(cluster.endpoint, "multihost")
-    cluster.grow("multihost", 3)
+def _origin(tmp_path: Path, cluster: Cluster, bucket: str) -> tuple[Callable[[str], Host], Host]:
+    """A bare Git origin and a bucket spread over three volume servers: returns a function that
+    clones the origin as a new host, and the first clone, "seed", initialised with the bucket as
+    its default remote (nothing committed yet)."""
+    make_bucket(cluster.endpoint, bucket)
+    cluster.grow(bucket, 3)
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
 
@@ -74,8 +78,13 @@ def test_four_hosts_ingest_one_dataset_into_a_cluster(tmp_path: Path, cluster: C
 
     seed = clone("seed")
     seed.fastreg("init")
-    seed.fastreg("remote", "add", "-d", "store", "s3://multihost/reg")
+    seed.fastreg("remote", "add", "-d", "store", f"s3://{bucket}/reg")
     seed.fastreg("remote", "modify", "store", "endpoint_url", cluster.endpoint)
+    return clone, seed
+
+
+def test_four_hosts_ingest_one_dataset_into_a_cluster(tmp_path: Path, cluster: Cluster) -> None:
+    clone, seed = _origin(tmp_path, cluster, "multihost")
     shard(seed.root, 9, 10, 20)
     seed.fastreg("add", "images")
     seed.fastreg("push")
@@ -149,19 +158,7 @@ def test_a_dataset_the_remote_lost_blocks_no_other_hosts_push(tmp_path: Path, cl
     and still reports the rest. Host 1's push repairs it; then everything pulls and checks."""
     from tests.helpers import Remote
 
-    make_bucket(cluster.endpoint, "lost")
-    cluster.grow("lost", 3)
-    origin = tmp_path / "origin.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
-
-    def clone(name: str) -> Host:
-        subprocess.run(["git", "clone", "-q", str(origin), str(tmp_path / name)], check=True, capture_output=True)
-        return Host(tmp_path / name, tmp_path / "homes" / name)
-
-    seed = clone("seed")
-    seed.fastreg("init")
-    seed.fastreg("remote", "add", "-d", "store", "s3://lost/reg")
-    seed.fastreg("remote", "modify", "store", "endpoint_url", cluster.endpoint)
+    clone, seed = _origin(tmp_path, cluster, "lost")
     seed.git("add", "-A")
     seed.git("commit", "-qm", "seed")
     seed.git("push", "-q", "origin", "main")

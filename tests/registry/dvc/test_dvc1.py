@@ -16,13 +16,19 @@ from tests.helpers import files_under, git
 FIXTURE = Path(__file__).parent / "fixtures" / "dvc-1.11"
 
 
-def _registry(tmp_path: Path) -> Path:
+def _uncommitted(tmp_path: Path) -> Path:
+    """The fixture's remote and project copied under tmp_path, the project a Git repo with no commit."""
     shutil.copytree(FIXTURE / "remote", tmp_path / "remote")
     repo = tmp_path / "repo"
     shutil.copytree(FIXTURE / "repo", repo)
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
     git(repo, "config", "user.email", "t@example.invalid")
     git(repo, "config", "user.name", "t")
+    return repo
+
+
+def _registry(tmp_path: Path) -> Path:
+    repo = _uncommitted(tmp_path)
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "dvc 1.11 pipeline")
     git(repo, "tag", "v1")
@@ -59,12 +65,7 @@ def test_list_get_and_diff_of_a_registry_with_a_dvc_1_lock(tmp_path: Path, run, 
 
 
 def test_history_across_dvc_init_diffs_from_an_empty_registry(tmp_path: Path, run, monkeypatch) -> None:
-    shutil.copytree(FIXTURE / "remote", tmp_path / "remote")
-    repo = tmp_path / "repo"
-    shutil.copytree(FIXTURE / "repo", repo)
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
-    git(repo, "config", "user.email", "t@example.invalid")
-    git(repo, "config", "user.name", "t")
+    repo = _uncommitted(tmp_path)
     git(repo, "add", "raw")
     git(repo, "commit", "-qm", "before dvc init")
     git(repo, "tag", "v0")
