@@ -10,7 +10,9 @@ WARNINGS = ["-Wall", "-Wno-unused-function", "-Wno-unused-variable"]
 setup(
     ext_modules=cythonize(
         [
-            Extension(f"fastreg.{name}", [f"fastreg/{name}.pyx"], extra_compile_args=["-O3", "-funroll-loops", *WARNINGS])
+            Extension(
+                f"fastreg.{name}", [f"fastreg/{name}.pyx"], extra_compile_args=["-O3", "-funroll-loops", *WARNINGS]
+            )
             for name in ("_hash", "_files", "_index")
         ],
         compiler_directives={
