@@ -79,9 +79,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _print_entries(entries: list[Any]) -> None:
     """The path is the last field of every line (as `ls -l`, `git ls-tree`): `awk '{print $NF}'`
-    gives paths. Columns: tracked mark, type, size, file count ("-" for none)."""
+    gives paths. Columns: mark (`*` tracked data, `i` tracked data imported from another registry,
+    `-` a Git file), type, size, file count ("-" for none)."""
     for e in entries:
-        mark = "*" if e.tracked else "-"
+        mark = ("i" if e.source is not None else "*") if e.tracked else "-"
         files = str(e.files) if e.files is not None else "-"
         print(f"{mark} {e.type:4} {human(e.size).replace(' ', ''):>9} {files:>8}  "
               f"{quote(e.path + ('/' if e.type == 'dir' else ''))}")

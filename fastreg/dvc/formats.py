@@ -54,6 +54,7 @@ class ImportedFrom:
     url: str
     rev_lock: str
     path: str
+    rev: str | None = None  # the branch or tag `dvc import --rev` followed, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,8 @@ def _import_source(doc: dict[str, Any], where: str) -> ImportedFrom | None:
     url, lock, dep_path = repo.get("url"), repo.get("rev_lock"), deps[0].get("path")
     if not (isinstance(url, str) and isinstance(lock, str) and isinstance(dep_path, str)) or not url.strip():
         raise MetafileError(f"{where}: an import stage needs deps[0].path, repo.url and repo.rev_lock")
-    return ImportedFrom(url, lock, _rel("", dep_path, where))
+    rev = repo.get("rev")
+    return ImportedFrom(url, lock, _rel("", dep_path, where), rev if isinstance(rev, str) else None)
 
 
 def parse_lock(data: bytes, path: str, where: str | None = None) -> list[Out]:

@@ -32,7 +32,6 @@ from fastreg.errors import (
     NoRemoteError,
     ObjectNotFound,
     PathError,
-    RegistryError,
     StorageError,
 )
 from fastreg.objects import metafile, tree
@@ -45,8 +44,6 @@ from fastreg.transfer.fetch import FetchResult
 
 if TYPE_CHECKING:
     from fastreg.repo.diff import FileChange
-
-IMPORT_DEPTH = 8  # imports of imports followed at most
 
 _HIDDEN_NAMES = (".gitignore", ".dvcignore")
 
@@ -65,8 +62,6 @@ class DvcReader(RegistryCommit):
         self._map: Md5Map | None = None
         self._brought = [0, 0]  # files, bytes downloaded since the last fetch() report
         self._dvc_lock = threading.RLock()
-        self._sources: dict[str, Reader] = {}  # import stages' source registries, by out path
-        self.chain: tuple[tuple[str, str], ...] = ()  # the imports that led here: (url, commit)
 
     # -- metadata --------------------------------------------------------------------------------
     def hidden(self, path: str) -> bool:
@@ -199,44 +194,18 @@ class DvcReader(RegistryCommit):
         known = self.md5map.get(f)
         return known.size if known is not None else None
 
-    # -- import stages: their data is the source registry's ---------------------------------------
-    def _imported(self, loc: Located) -> tuple[Reader, Located] | None:
-        """For a path of an import stage's out, the source registry's reader at rev_lock and the
-        path there (imports of imports are followed, IMPORT_DEPTH deep at most); None otherwise."""
-        if loc.meta is None:
-            return None
-        out = self.outs().get(loc.target)
+    def provenance(self, target: str) -> metafile.ImportSource | None:
+        out = self.outs().get(target)
         if out is None or out.source is None:
             return None
-        src = out.source
-        with self._dvc_lock:
-            reader = self._sources.get(out.path)
-            if reader is None:
-                url = src.url
-                if "://" not in url and not PurePosixPath(url).is_absolute() and "://" not in self.url:
-                    url = str((Path(self.url) / url).resolve())  # relative to the importing project
-                here = (self.url, self.commit)
-                if len(self.chain) >= IMPORT_DEPTH:
-                    raise RegistryError(f"{self.url}: {out.path} is an import of an import ... more than "
-                                        f"{IMPORT_DEPTH} deep; fastreg follows that many")
-                if any(u == url and c.startswith(src.rev_lock[:10]) for u, c in (*self.chain, here)):
-                    raise RegistryError(f"{self.url}: {out.path} imports from {url} at {src.rev_lock[:10]}, which "
-                                        "imports it back (a cycle)")
-                from fastreg.registry.kinds import open_reader
-
-                reader = open_reader(url, src.rev_lock, self.cache, self.jobs)
-                if isinstance(reader, DvcReader):
-                    reader.chain = (*self.chain, here)
-                self._sources[out.path] = reader
-        inner = src.path + (f"/{loc.subpath}" if loc.subpath else "")
-        return reader, reader.locate(inner)
+        return metafile.ImportSource(out.source.url, out.source.path, out.source.rev, out.source.rev_lock)
 
     def known(self, loc: Located) -> Listed:
         out = self._out(loc)
         return Listed(out.kind, out.size, out.files if out.kind == "dir" else None)
 
     def stat(self, loc: Located) -> Listed:
-        if (src := self._imported(loc)) is not None:
+        if (src := self.imported(loc)) is not None:
             return src[0].stat(src[1])
         if loc.subpath is None:
             out = self._out(loc)
@@ -252,7 +221,7 @@ class DvcReader(RegistryCommit):
         return Listed("dir", _total(self._size(f) for _, f in files), len(files))
 
     def listdir(self, loc: Located) -> list[tuple[str, Listed]]:
-        if (src := self._imported(loc)) is not None:
+        if (src := self.imported(loc)) is not None:
             return src[0].listdir(src[1])
         kind, files = self._selected(loc)
         if kind != "dir":
@@ -269,7 +238,7 @@ class DvcReader(RegistryCommit):
         return sorted(out)
 
     def listall(self, loc: Located) -> list[tuple[str, Listed]]:
-        if (src := self._imported(loc)) is not None:
+        if (src := self.imported(loc)) is not None:
             return src[0].listall(src[1])
         kind, files = self._selected(loc)
         if kind != "dir":
@@ -287,7 +256,7 @@ class DvcReader(RegistryCommit):
     def identity(self, loc: Located) -> Identity:
         if loc.meta is None:
             return Identity(len(self.git_bytes(loc.path)), None)
-        if (src := self._imported(loc)) is not None:
+        if (src := self.imported(loc)) is not None:
             return src[0].identity(src[1])
         md5, size, _ = self.identities(loc.target)[loc.subpath or ""]
         return Identity(size, "md5:" + md5.hex())
@@ -363,7 +332,7 @@ class DvcReader(RegistryCommit):
                 for r, f in ((have[f.key], f) for _, f in files)]
 
     def materials(self, loc: Located, progress: Progress | None = None) -> Materials:
-        if (src := self._imported(loc)) is not None:  # the source brings its data into this cache now
+        if (src := self.imported(loc)) is not None:  # the source brings its data into this cache now
             reader, inner = src
             got = reader.materials(inner, progress)
             assert inner.meta is not None
@@ -424,7 +393,7 @@ class DvcReader(RegistryCommit):
         for loc in locs:
             if loc.meta is None:
                 continue
-            if self._imported(loc) is not None:
+            if self.imported(loc) is not None:
                 self.materials(loc)  # the source's data, brought into this cache
                 continue
             kind, files = self._selected(loc)

@@ -150,11 +150,14 @@ class FastregReader(RegistryCommit):
         self._metafile_names: frozenset[str] | None = None  # of the commit's metafiles (see locate)
         self._metafile_bytes: dict[str, bytes | None] = {}
         self._lock = threading.Lock()
+        # an imported path's metafile digest -> its source's reader and root (see materials, fetch)
+        self._import_roots: dict[bytes, tuple[Reader, bytes]] = {}
 
     def close(self) -> None:
         source, self._source = self._source, None
         if source is not None:
             source.close()
+        super().close()
 
     # -- the Git side ----------------------------------------------------------------------------
     def metafiles(self) -> dict[str, metafile.Metafile]:
@@ -298,19 +301,27 @@ class FastregReader(RegistryCommit):
 
     def stat(self, loc: Located) -> Listed:
         """What a located path inside tracked data is, for a listing (no data read)."""
+        if (src := self.imported(loc)) is not None:
+            return src[0].stat(src[1])
         return _listed(self.record(loc))
 
     def listdir(self, loc: Located) -> list[tuple[str, Listed]]:
         """The entries of a tracked folder (name, what it is), tree nodes only."""
+        if (src := self.imported(loc)) is not None:
+            return src[0].listdir(src[1])
         return [(name, _listed(rec)) for name, rec in self.ls(loc)]
 
     def listall(self, loc: Located) -> list[tuple[str, Listed]]:
         """Every file under a tracked folder (path relative to it, what it is), tree nodes only."""
+        if (src := self.imported(loc)) is not None:
+            return src[0].listall(src[1])
         return [(rel, _listed(rec)) for rel, rec in self.walk(loc)]
 
     def identity(self, loc: Located) -> Identity:
         if loc.meta is None:
             return Identity(len(self.git_bytes(loc.path)), None)
+        if (src := self.imported(loc)) is not None:
+            return src[0].identity(src[1])
         rec = self.record(loc)  # tree nodes only
         return Identity(rec.size, rec.digest.hex())
 
@@ -334,7 +345,21 @@ class FastregReader(RegistryCommit):
         if loc.meta is None:
             self.git_file_into_cache(loc)
             return None
+        if any(self.imported(self.locate(s.path)) is not None for s in sources):
+            for s in sources:  # data this registry imported: its source's, brought into the cache here
+                self.prefetch_whole(self.locate(s.path))
+            return None
         return self.open_session()
+
+    def prefetch_whole(self, loc: Located) -> None:
+        """A located path's files into the reader's cache (what it lacks), verified."""
+        got = self.materials(loc)
+        assert loc.meta is not None
+        res = self.fetch(got.files, loc.meta.digest)
+        if res.damaged:
+            from fastreg.transfer.fetch import damage_error
+
+            raise damage_error(res.damaged, lambda d: d.hex(), res.files)
 
     def materials(self, loc: Located, progress: Progress | None = None) -> Materials:
         """The files of a tracked path (or of a file or folder inside one), reading only the tree
@@ -342,6 +367,11 @@ class FastregReader(RegistryCommit):
         bring the data to know what it is made of; a fastreg registry never does)."""
         meta = loc.meta
         assert meta is not None
+        if (src := self.imported(loc)) is not None:  # fetch() reads it from there
+            reader, inner = src
+            assert inner.meta is not None
+            self._import_roots[meta.digest] = (reader, inner.meta.digest)
+            return reader.materials(inner, progress)
         if meta.kind == "file":
             rec = self.file_record(loc)
             return Materials.single(rec)
@@ -390,6 +420,8 @@ class FastregReader(RegistryCommit):
         else chunk by chunk from the source (see ChunkedFile); plain Git files from Git."""
         if loc.meta is None:
             return self.open_git(loc)
+        if (src := self.imported(loc)) is not None:
+            return src[0].open(src[1])
         rec = self.file_record(loc)
         if self.cache.has_file(rec.digest):
             return io.FileIO(self.cache.file_path(rec.digest), "rb")
@@ -421,6 +453,8 @@ class FastregReader(RegistryCommit):
     def fetch(self, files: list[tuple[str, FileRecord]], root: bytes, progress: Progress | None = None,
               on_arrival: Callable[[], None] | None = None) -> FetchResult:
         """Download files into the reader's cache (what it lacks), verified."""
+        if (imported := self._import_roots.get(root)) is not None:
+            return imported[0].fetch(files, imported[1], progress, on_arrival)
         return self.source.fetch([r for _, r in files], [root], progress, on_arrival)
 
     def read_whole(self, locs: list[Located]) -> dict[str, bytes]:
@@ -431,6 +465,9 @@ class FastregReader(RegistryCommit):
         for loc in locs:
             if loc.meta is None:
                 out[loc.path] = self.git_bytes(loc.target)
+                continue
+            if (src := self.imported(loc)) is not None:
+                out[loc.path] = src[0].read_whole([src[1]])[src[1].path]
                 continue
             rec = self.record(loc)
             if not isinstance(rec, FileRecord):
@@ -450,6 +487,9 @@ class FastregReader(RegistryCommit):
         by_root: dict[bytes, list[tuple[str, FileRecord]]] = {}
         for loc in locs:
             if loc.meta is None:
+                continue
+            if (src := self.imported(loc)) is not None:
+                src[0].prefetch([src[1]])
                 continue
             rec = self.record(loc)
             if not isinstance(rec, FileRecord) or self.cache.has_file(rec.digest):

@@ -54,8 +54,7 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         weakref.finalize(self, _close, self.reader)
         self.rev = self.reader.commit  # pinned: one instance shows one commit
         self._time: datetime.datetime | None = None
-        self._metas: dict[str, metafile.Metafile] = {
-            t: m for t, m in self.reader.metafiles().items() if m.source is None}
+        self._metas: dict[str, metafile.Metafile] = self.reader.metafiles()  # imports read from their source
         self._files: dict[str, int] = {}  # plain Git files: path -> size
         self._dirs: dict[str, set[str]] = {"": set()}  # Git folders: path -> child names
         for path, typ, size in self.reader.ls_git():

@@ -8,6 +8,7 @@ the output path or half-written."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 from collections.abc import Callable
@@ -419,10 +420,24 @@ class Entry:
     size: int | None  # None: the registry does not record it (a file inside a DVC directory)
     tracked: bool
     files: int | None = None
+    source: metafile.ImportSource | None = None  # imported data: where from (this entry's own path there)
 
     def to_json(self) -> dict[str, object]:
-        return {"path": self.path, "type": self.type, "size": self.size, "tracked": self.tracked,
-                **({"files": self.files} if self.files is not None else {})}
+        out: dict[str, object] = {"path": self.path, "type": self.type, "size": self.size, "tracked": self.tracked}
+        if self.files is not None:
+            out["files"] = self.files
+        if self.source is not None:
+            out["import"] = {"url": self.source.url, "path": self.source.path, "rev": self.source.rev,
+                             "rev_lock": self.source.rev_lock}
+        return out
+
+
+def _within(source: metafile.ImportSource | None, entries: list[Entry], target: str) -> list[Entry]:
+    """Entries inside an imported tracked path, each with its own path in the source registry."""
+    if source is None:
+        return entries
+    return [dataclasses.replace(e, source=dataclasses.replace(
+        source, path=source.path + e.path[len(target):])) for e in entries]
 
 
 def list_(url: str, path: str | None, rev: str | None, recursive: bool, tracked_only: bool,
@@ -446,9 +461,10 @@ def list_at(reg: Reader, path: str | None, recursive: bool, tracked_only: bool,
                 raise
             loc = None  # a folder only tracked paths are in (the outs of a DVC pipeline): no Git folder
         if loc is not None and loc.meta is not None:
+            source = reg.provenance(loc.target)
             if loc.meta.kind == "dir":
-                return _list_tracked(reg, loc, recursive)
-            return [Entry(loc.target, "file", loc.meta.size, True)]
+                return _within(source, _list_tracked(reg, loc, recursive), loc.target)
+            return [Entry(loc.target, "file", loc.meta.size, True, source=source)]
         if loc is not None:
             return [Entry(base, "file", len(reg.git_bytes(base)), False)]
     items: dict[str, Entry] = {}
@@ -479,10 +495,12 @@ def _add_tracked(reg: Reader, base: str, recursive: bool, items: dict[str, Entry
             continue
         # what Git says, no manifest or tree node read (None where it does not say)
         listed = reg.known(Located(target, meta, None))
-        items[target] = Entry(target, meta.kind, listed.size, True, listed.files if meta.kind == "dir" else None)
+        source = reg.provenance(target)
+        items[target] = Entry(target, meta.kind, listed.size, True, listed.files if meta.kind == "dir" else None,
+                              source)
         if recursive and meta.kind == "dir":
             try:
-                for e in _list_tracked(reg, Located(target, meta, None), True):
+                for e in _within(source, _list_tracked(reg, Located(target, meta, None), True), target):
                     items[e.path] = e
             except NoRemoteError:
                 pass  # its tracked paths are listed; what is inside them needs the remote's trees

@@ -22,9 +22,10 @@ against its digest before anyone sees it.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from fastreg.repo.diff import FileChange
     from fastreg.transfer.fetch import FetchResult
     from fastreg.transfer.session import RemoteSession
+
+IMPORT_DEPTH = 8  # imports of imports followed at most
 
 MetaPair = tuple[str, "metafile.Metafile | None", "metafile.Metafile | None"]  # path, side a, side b
 
@@ -123,6 +126,7 @@ class Reader(Protocol):
 
     kind: str  # "fastreg" or "dvc": for messages only
     git: Mirror
+    chain: tuple[tuple[str, str], ...]  # the imports that led to this reader: (url, commit)
 
     @property
     def url(self) -> str: ...
@@ -158,6 +162,13 @@ class Reader(Protocol):
     def git_bytes(self, path: str) -> bytes: ...
 
     def ls_git(self, base: str = "", recursive: bool = True) -> list[tuple[str, str, int]]: ...
+
+    def provenance(self, target: str) -> metafile.ImportSource | None:
+        """Where a tracked path's data was imported from (a fastreg import's `[import]` table, a
+        DVC import stage's `repo:` dep), None for the registry's own data."""
+        ...
+
+    def imported(self, loc: Located) -> tuple[Reader, Located] | None: ...
 
     def known(self, loc: Located) -> Listed:
         """What the metadata says of a tracked path itself (its metafile, its .dvc or lock entry),
@@ -216,6 +227,9 @@ class RegistryCommit:
         self.resolved = resolved
         self._cache = cache
         self.jobs = jobs
+        self._sources: dict[str, Reader] = {}  # the source registries of imported paths, by path
+        self._sources_lock = threading.Lock()
+        self.chain: tuple[tuple[str, str], ...] = ()  # the imports that led here: (url, commit)
 
     def __enter__(self) -> Self:
         return self
@@ -224,7 +238,40 @@ class RegistryCommit:
         self.close()
 
     def close(self) -> None:
-        pass
+        with self._sources_lock:
+            sources, self._sources = list(self._sources.values()), {}
+        for reader in sources:
+            reader.close()
+
+    def imported(self, loc: Located) -> tuple[Reader, Located] | None:
+        """For a path of imported data (see provenance), the source registry's reader at rev_lock
+        and the path there: an import's bytes are its source's, never on this registry's remote.
+        Imports of imports are followed, IMPORT_DEPTH deep at most; None for the registry's own."""
+        if loc.meta is None:
+            return None
+        src = self.provenance(loc.target)
+        if src is None:
+            return None
+        with self._sources_lock:
+            reader = self._sources.get(loc.target)
+            if reader is None:
+                url = src.url
+                if "://" not in url and not PurePosixPath(url).is_absolute() and "://" not in self.url:
+                    url = str((Path(self.url) / url).resolve())  # relative to the importing project
+                here = (self.url, self.commit)
+                if len(self.chain) >= IMPORT_DEPTH:
+                    raise RegistryError(f"{self.url}: {loc.target} is an import of an import ... more than "
+                                        f"{IMPORT_DEPTH} deep; fastreg follows that many")
+                if any(u == url and c.startswith(src.rev_lock[:10]) for u, c in (*self.chain, here)):
+                    raise RegistryError(f"{self.url}: {loc.target} imports from {url} at {src.rev_lock[:10]}, which "
+                                        "imports it back (a cycle)")
+                from fastreg.registry.kinds import open_reader
+
+                reader = open_reader(url, src.rev_lock, self.cache, self.jobs)
+                reader.chain = (*self.chain, here)
+                self._sources[loc.target] = reader
+        inner = src.path + (f"/{loc.subpath}" if loc.subpath else "")
+        return reader, reader.locate(inner)
 
     @property
     def url(self) -> str:
@@ -246,6 +293,13 @@ class RegistryCommit:
 
     def git_bytes(self, path: str) -> bytes:
         return self.git.read(self.commit, path) or b""
+
+    def metafiles(self) -> dict[str, metafile.Metafile]:
+        raise NotImplementedError
+
+    def provenance(self, target: str) -> metafile.ImportSource | None:
+        meta = self.metafiles().get(target)
+        return meta.source if meta is not None else None
 
     def ls_git(self, base: str = "", recursive: bool = True) -> list[tuple[str, str, int]]:
         """(path, "blob"|"tree", size) of the registry's Git files under base."""

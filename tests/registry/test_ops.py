@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import git, make_registry
+from tests.helpers import files_under, git, make_registry
 
 
 @pytest.mark.parametrize("url", ["/tmp/a\nb", "bad\x1b[31mred"])
@@ -203,3 +204,40 @@ def test_get_of_a_git_folder_brings_its_files_and_the_tracked_data_in_it(tmp_pat
     assert not any(k.endswith((".fastreg", ".gitignore")) for k in got)  # the registry's bookkeeping stays
     _, err = run("get", str(project), "use-cases", rc=1)  # ./use-cases exists: no -o, no --force
     assert "exists already" in err
+
+
+def test_list_marks_imported_data_and_says_where_from(tmp_path: Path, project: Path, consumer: Path, run,
+                                                      make_images, monkeypatch) -> None:
+    make_registry(project, run, make_images, str(tmp_path / "remote"))
+    monkeypatch.chdir(consumer)
+    run("import", str(project), "use-cases/cats-dogs/data/validation", "-o", "val", "--rev", "cats-dogs-v1")
+    (consumer / "own.bin").write_bytes(b"own data")
+    run("add", "own.bin")
+    git(consumer, "add", "-A")
+    git(consumer, "commit", "-qm", "an import and data of its own")
+    monkeypatch.chdir(tmp_path)
+    out, _ = run("list", str(consumer), "--tracked-only")
+    assert [line.split()[0] + " " + line.split()[-1] for line in out.splitlines()] == ["* own.bin", "i val/"]
+    doc = json.loads(run("list", str(consumer), "val/cats", "--json")[0])
+    assert doc and all(e["import"]["url"] == str(project) and e["import"]["rev"] == "cats-dogs-v1"
+                       and e["import"]["path"] == "use-cases/cats-dogs/data/validation/" + e["path"][len("val/"):]
+                       for e in doc)
+    # its data is read from the registry it came from, by get, fastreg:// and a teammate's import
+    run("get", str(consumer), "val/cats", "-o", "got")
+    assert files_under(tmp_path / "got") == files_under(project / "use-cases/cats-dogs/data/validation/cats")
+    import fsspec
+
+    fs = fsspec.filesystem("fastreg", repo=str(consumer))
+    name = sorted(files_under(tmp_path / "got"))[0]
+    assert fs.cat(f"val/cats/{name}") == (tmp_path / "got" / name).read_bytes()
+    # an import of that import: a teammate's pull reads it from the first registry
+    monkeypatch.chdir(project)
+    run("import", str(consumer), "val/dogs", "-o", "dogs2")
+    want = files_under(project / "dogs2")
+    assert want == files_under(project / "use-cases/cats-dogs/data/validation/dogs")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "an import of an import")
+    shutil.rmtree(project / "dogs2")
+    shutil.rmtree(project / ".fastreg" / "cache")
+    run("pull")
+    assert files_under(project / "dogs2") == want

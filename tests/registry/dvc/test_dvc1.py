@@ -236,6 +236,13 @@ def test_an_import_stage_is_read_from_its_source_registry(tmp_path: Path, run, m
         assert [line.split()[-1] for line in out.splitlines()] == ["data/notes.txt", "data/sorted.csv"]
         run("get", str(reg), "data", "-o", f"got-{reg.name}")
         assert files_under(tmp_path / f"got-{reg.name}") == {"sorted.csv": b"a,1\nb,2\n", "notes.txt": b"hello\n"}
+    # list marks an import as one, and says where from (the source's path for a path inside it)
+    out, _ = run("list", str(first))
+    assert out.splitlines()[0].startswith("i dir ") and out.splitlines()[0].endswith(" data/")
+    out, _ = run("list", str(first), "-R", "--json")
+    entries = {e["path"]: e for e in json.loads(out)}
+    assert entries["data"]["import"] == {"url": str(source), "path": "out", "rev": None, "rev_lock": commit}
+    assert entries["data/notes.txt"]["import"]["path"] == "out/notes.txt"
     # two projects that import from each other's main branch: followed IMPORT_DEPTH deep, then refused
     _importer(tmp_path, "ping", tmp_path / "pong", "main", "data", "6941971721eb15c075bb699ff622877d.dir")
     _importer(tmp_path, "pong", tmp_path / "ping", "main", "data", "6941971721eb15c075bb699ff622877d.dir")
