@@ -62,6 +62,7 @@ class DvcReader(RegistryCommit):
         self._map: Md5Map | None = None
         self._brought = [0, 0]  # files, bytes downloaded since the last fetch() report
         self._dvc_lock = threading.RLock()
+        self._identities: dict[str, dict[str, tuple[bytes, int | None, bool]]] = {}
 
     # -- metadata --------------------------------------------------------------------------------
     def hidden(self, path: str) -> bool:
@@ -251,7 +252,15 @@ class DvcReader(RegistryCommit):
         out = self.outs()[target]
         if out.kind == "file":
             return {"": (bytes.fromhex(out.md5), out.size, out.executable)}
-        return {rel: (bytes.fromhex(f.md5), self._size(f), f.executable) for rel, f in self.files_of(out)}
+        with self._dvc_lock:
+            known = self._identities.get(target)
+        if known is None:
+            imported = self.imported_identities(target)  # an import stage's manifest is its source's
+            known = imported if imported is not None else {
+                rel: (bytes.fromhex(f.md5), self._size(f), f.executable) for rel, f in self.files_of(out)}
+            with self._dvc_lock:
+                self._identities[target] = known
+        return known
 
     def identity(self, loc: Located) -> Identity:
         if loc.meta is None:

@@ -328,7 +328,7 @@ class FastregReader(RegistryCommit):
     def diff(self, newer: Reader, pairs: list[MetaPair], within: list[str] | None) -> list[FileChange]:
         """From metafiles and the tree nodes that differ; the nodes come from the newer side's
         remote (this one's if it has none)."""
-        from fastreg.repo.diff import classify, compare_metas
+        from fastreg.repo.diff import classify, compare_files, compare_metas
 
         assert isinstance(newer, FastregReader)  # open_reader gives one kind per registry layout
         changed_dirs = [p for p, ma, mb in pairs if (ma is None or mb is None or ma.digest != mb.digest)
@@ -337,6 +337,12 @@ class FastregReader(RegistryCommit):
         store = reg.trees if changed_dirs else reg.cache
         changes: list[tree.Change] = []
         for p, ma, mb in pairs:
+            imported = any(m is not None and m.source is not None for m in (ma, mb))
+            if imported and (ma is None or mb is None or ma.digest != mb.digest):
+                # imported data: its tree nodes are its source's, each side read from its own
+                sides = [{} if m is None else _side_files(r, p, m) for r, m in ((self, ma), (newer, mb))]
+                changes.extend(compare_files(p, *sides))
+                continue
             changes.extend(compare_metas(store, p, ma, mb))
         return classify(changes, within)
 
@@ -503,6 +509,16 @@ class FastregReader(RegistryCommit):
                 from fastreg.transfer.fetch import damage_error
 
                 raise damage_error(res.damaged, lambda d: names.get(d, d.hex()), res.files)
+
+
+def _side_files(reader: FastregReader, target: str, meta: metafile.Metafile) -> dict[str, FileRecord]:
+    """{path inside: record without chunks} of a tracked path at one side of a diff."""
+    imported = reader.imported_identities(target)
+    if imported is None:
+        if meta.kind == "file":
+            return {"": FileRecord(meta.size, meta.digest, b"", meta.executable)}
+        return dict(tree.walk(reader.trees, meta.digest))
+    return {rel: FileRecord(size or 0, digest, b"", executable) for rel, (digest, size, executable) in imported.items()}
 
 
 def _listed(rec: tree.Record) -> Listed:

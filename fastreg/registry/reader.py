@@ -273,6 +273,27 @@ class RegistryCommit:
         inner = src.path + (f"/{loc.subpath}" if loc.subpath else "")
         return reader, reader.locate(inner)
 
+    def imported_identities(self, target: str) -> dict[str, tuple[bytes, int | None, bool]] | None:
+        """{path inside ('' for a file): (digest, size if known, executable)} of an imported
+        tracked path, from its source's metadata (no data): what diff compares; None for the
+        registry's own data."""
+        meta = self.metafiles()[target]
+        src = self.imported(Located(target, meta, None))
+        if src is None:
+            return None
+        if meta.kind == "file":
+            return {"": (meta.digest, meta.size, meta.executable)}
+        reader, inner = src
+        own = getattr(reader, "identities", None)  # a DVC project's, all from one manifest
+        if own is not None and inner.subpath is None:
+            return dict(own(inner.target))
+        out: dict[str, tuple[bytes, int | None, bool]] = {}
+        for rel, listed in reader.listall(inner):
+            ident = reader.identity(reader.locate(f"{inner.path}/{rel}"))
+            assert ident.digest is not None
+            out[rel] = (bytes.fromhex(ident.digest.removeprefix("md5:")), listed.size, False)
+        return out
+
     @property
     def url(self) -> str:
         return self.resolved.url

@@ -241,3 +241,20 @@ def test_list_marks_imported_data_and_says_where_from(tmp_path: Path, project: P
     shutil.rmtree(project / ".fastreg" / "cache")
     run("pull")
     assert files_under(project / "dogs2") == want
+
+
+def test_diff_of_a_registry_whose_import_moved_reads_each_side_from_its_source(
+        tmp_path: Path, project: Path, consumer: Path, run, make_images, monkeypatch) -> None:
+    versions = make_registry(project, run, make_images, str(tmp_path / "remote"))
+    monkeypatch.chdir(consumer)
+    run("import", str(project), "use-cases/cats-dogs/data/train", "-o", "train", "--rev", "cats-dogs-v1")
+    git(consumer, "add", "-A")
+    git(consumer, "commit", "-qm", "train at v1")
+    run("update", "train.fastreg", "--rev", "cats-dogs-v2")
+    git(consumer, "commit", "-qam", "train at v2")
+    monkeypatch.chdir(tmp_path)
+    doc = json.loads(run("diff", "--repo", str(consumer), "HEAD~1", "HEAD", "--json")[0])
+    added = sorted("train/" + k[len("data/train/"):] for k in versions["v2"]
+                   if k.startswith("data/train/") and k not in versions["v1"])
+    assert added and [c["path"] for c in doc["added"]] == added
+    assert doc["deleted"] == doc["modified"] == doc["renamed"] == []

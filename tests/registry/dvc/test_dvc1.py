@@ -243,6 +243,11 @@ def test_an_import_stage_is_read_from_its_source_registry(tmp_path: Path, run, m
     entries = {e["path"]: e for e in json.loads(out)}
     assert entries["data"]["import"] == {"url": str(source), "path": "out", "rev": None, "rev_lock": commit}
     assert entries["data/notes.txt"]["import"]["path"] == "out/notes.txt"
+    # diff of an import stage's change reads the manifests from the source
+    git(first, "rm", "-q", "data.dvc")
+    git(first, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "import dropped")
+    out, _ = run("diff", "--repo", str(first), "HEAD~1", "HEAD")
+    assert "deleted" in out and "data/notes.txt" in out and "data/sorted.csv" in out
     # two projects that import from each other's main branch: followed IMPORT_DEPTH deep, then refused
     _importer(tmp_path, "ping", tmp_path / "pong", "main", "data", "6941971721eb15c075bb699ff622877d.dir")
     _importer(tmp_path, "pong", tmp_path / "ping", "main", "data", "6941971721eb15c075bb699ff622877d.dir")
