@@ -25,7 +25,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         for p in res.outs:
             if p.skip is None:
                 what = f"{p.out.kind}, {count(p.files, 'file')}" + (f", {human(p.out.size)}" if p.out.size else "")
-                print(f"would migrate {quote(p.out.path)} ({what}) from {quote(p.dvcfile)}")
+                src = p.out.source
+                how = f" as an import of {src.path} from {src.url} at {src.rev_lock[:10]}" if src else ""
+                print(f"would migrate {quote(p.out.path)} ({what}) from {quote(p.dvcfile)}{how}")
             else:
                 print(f"would keep {quote(p.out.path)} with DVC: {p.skip}")
         for name, url in res.remotes:

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import xxhash
 
@@ -49,6 +50,9 @@ from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress, phase
 from fastreg.repo.cache import Cache
 from fastreg.repo.project import Project
+
+if TYPE_CHECKING:
+    from fastreg.registry.reader import Reader
 
 WRITABLE = ("local", "s3")  # the DVC remote kinds fastreg pushes to
 
@@ -306,6 +310,33 @@ class Migration:
         self.default, self.dvc_remotes = parse_config(self.config_bytes, ".dvc/config")
         self.cache_dirs = dvc_cache_dirs(root, self.parser)
         self._objects: dict[str, DvcObjects] = {}
+        self._source_readers: dict[tuple[str, str, int], Reader] = {}
+
+    def close(self) -> None:
+        for reader in self._source_readers.values():
+            reader.close()
+
+    # -- import stages: their data is their source registry's ----------------------------------
+    def import_source(self, out: Out) -> metafile.ImportSource | None:
+        """What the fastreg import made from an import stage records: its source's url (a relative
+        local one made absolute: it was relative to this project), path, rev and rev_lock."""
+        src = out.source
+        if src is None:
+            return None
+        url = src.url
+        if "://" not in url and ":" not in url.split("/")[0] and not PurePosixPath(url).is_absolute():
+            url = str((self.root / url).resolve())
+        return metafile.ImportSource(url, src.path, src.rev, src.rev_lock)
+
+    def source_reader(self, out: Out, cache: Cache | None) -> Reader:
+        source = self.import_source(out)
+        assert source is not None
+        key = (source.url, source.rev_lock, id(cache))
+        if key not in self._source_readers:
+            from fastreg.registry.kinds import open_reader
+
+            self._source_readers[key] = open_reader(source.url, source.rev_lock, cache, self.jobs)
+        return self._source_readers[key]
 
     # -- the plan ----------------------------------------------------------------------------
     def plan(self, targets: list[str]) -> list[OutPlan]:
@@ -378,6 +409,15 @@ class Migration:
                 return parse_manifest(path.read_bytes(), out.md5, out.legacy, f"{out.origin}: {out.path}")
             except (FileNotFoundError, MetafileError):
                 continue
+        if self.from_remote and out.source is not None:
+            from fastreg.registry.dvc_reader import DvcReader
+
+            reader = self.source_reader(out, None)
+            loc = reader.locate(out.source.path)
+            if isinstance(reader, DvcReader) and loc.meta is not None and loc.subpath is None:
+                return reader.files_of(reader.outs()[loc.target])
+            return (f"its manifest {out.md5}.dir is not in the DVC cache, and its source {out.source.url} "
+                    f"has no DVC out {out.source.path} at {out.source.rev_lock[:10]}")
         if self.from_remote:
             objects = self.objects(out)
             if objects is None:
@@ -385,7 +425,7 @@ class Migration:
 
             where = f"{out.origin}: {out.path}"
             return objects.manifest(out.md5, out.legacy, where, userdirs.dvc_manifests())
-        return f"its manifest {out.md5}.dir is not in the DVC cache (--from-remote reads it from the DVC remote)"
+        return f"its manifest {out.md5}.dir is not in the DVC cache (--from-remote reads it from {_remote_of(out)})"
 
     # -- converting ----------------------------------------------------------------------------
     def convert(self, plan: OutPlan, store: _Store, progress: Progress | None,
@@ -410,7 +450,7 @@ class Migration:
             where = "workspace, DVC cache" + (", DVC remote" if self.from_remote else "")
             plan.skip = (f"{len(missing)} of its files are nowhere ({where}) with their md5, e.g. "
                          f"{out.path}/{rel}".rstrip("/") + f" (md5 {f.md5})"
-                         + ("" if self.from_remote else "; --from-remote reads them from the DVC remote"))
+                         + ("" if self.from_remote else f"; --from-remote reads them from {_remote_of(out)}"))
             plan.failed = True
             return None
         pairs = [(rel, rec) for (rel, _), rec in zip(files, records, strict=True) if rec is not None]
@@ -490,6 +530,8 @@ class Migration:
         missing = [(rel, f) for (rel, f), rec in zip(files, records, strict=True) if rec is None]
         if not missing or not self.from_remote:
             return records
+        if out.source is not None:
+            return self._from_source(out, files, records, store, progress)
         objects = self.objects(out)
         if objects is None:
             return records
@@ -501,6 +543,33 @@ class Migration:
                 for (_, f), rec in zip(files, records, strict=True)]
 
 
+    def _from_source(self, out: Out, files: list[tuple[str, DvcFile]], records: list[FileRecord | None],
+                     store: _Store, progress: Progress | None) -> list[FileRecord | None]:
+        """An import stage's missing files, from its source registry at rev_lock (DVC never
+        pushes an import's data to the importing project's remote): verified there, brought into
+        this project's cache."""
+        assert out.source is not None
+        reader = self.source_reader(out, store.cache)
+        loc = reader.locate(out.source.path)
+        if loc.meta is None:  # a Git file of the source
+            data = reader.git_bytes(loc.target)
+            got_one = store.from_bytes(data, files[0][1])
+            return [rec if rec is not None else got_one for rec in records]
+        got = reader.materials(loc, progress)
+        res = reader.fetch(got.files, loc.meta.digest, progress)
+        if res.damaged:
+            return records  # named as nowhere below, never recorded wrong
+        by_rel = dict(got.files)
+        store.verified += sum(1 for r in records if r is None)
+        return [rec if rec is not None else _with_exec(by_rel.get(rel), f)
+                for (rel, f), rec in zip(files, records, strict=True)]
+
+
+def _remote_of(out: Out) -> str:
+    """Where --from-remote reads an out's data: the DVC remote, or an import's source registry."""
+    return f"its source {out.source.url}" if out.source is not None else "the DVC remote"
+
+
 def _with_exec(rec: FileRecord | None, f: DvcFile) -> FileRecord | None:
     return None if rec is None else FileRecord(rec.size, rec.digest, rec.chunks, f.executable)
 
@@ -510,6 +579,14 @@ def migrate(root: Path, project: Project | None, targets: list[str], from_remote
     """Migrate the DVC project at root (see find_root) into the fastreg project made there;
     project None: a dry run (the plan, nothing written)."""
     m = Migration(root, from_remote, prefix, jobs)
+    try:
+        return _migrate(m, root, project, targets, from_remote, prefix, remove_dvc, progress)
+    finally:
+        m.close()
+
+
+def _migrate(m: Migration, root: Path, project: Project | None, targets: list[str], from_remote: bool,
+             prefix: str | None, remove_dvc: bool, progress: Progress | None) -> MigrateResult:
     res = MigrateResult(m.plan(targets))
     res.notes = m.notes()
     if project is None:
@@ -530,7 +607,7 @@ def migrate(root: Path, project: Project | None, targets: list[str], from_remote
                         rel, f = nowhere[0]
                         plan.skip = (f"{len(nowhere)} of its files are nowhere (workspace, DVC cache) with their "
                                      f"md5, e.g. {plan.out.path}/{rel}".rstrip("/") + f" (md5 {f.md5}); "
-                                     "--from-remote reads them from the DVC remote")
+                                     f"--from-remote reads them from {_remote_of(plan.out)}")
                         plan.failed = True
         return res
     res.remotes = _remotes(project, m)
@@ -559,7 +636,7 @@ def migrate(root: Path, project: Project | None, targets: list[str], from_remote
         kind, rec = got
         count = plan.files if kind == "dir" else 1
         meta = metafile.Metafile(t.name, "dir" if kind == "dir" else "file", rec.digest, rec.size, count,
-                                 rec.executable)
+                                 rec.executable, m.import_source(plan.out))
         project.write_meta(t, meta)
         project.ignore(t)  # DVC's /NAME line is the same line: it now belongs to the metafile
         res.files += plan.files

@@ -253,3 +253,46 @@ def test_an_import_stage_is_read_from_its_source_registry(tmp_path: Path, run, m
     _importer(tmp_path, "pong", tmp_path / "ping", "main", "data", "6941971721eb15c075bb699ff622877d.dir")
     _, err = run("get", str(tmp_path / "ping"), "data", "-o", "nothing", rc=1)
     assert "more than 8 deep" in err and not (tmp_path / "nothing").exists()
+
+
+def test_migrate_turns_an_import_stage_into_a_fastreg_import_that_keeps_its_source(tmp_path: Path, run,
+                                                                                   monkeypatch) -> None:
+    source = _registry(tmp_path)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    want = {"notes.txt": b"hello\n", "sorted.csv": b"a,1\nb,2\n"}
+    imp = _importer(tmp_path, "imp", source, commit, "out", "6941971721eb15c075bb699ff622877d.dir")
+    monkeypatch.chdir(imp)
+    # its bytes are nowhere here (no workspace copy, no DVC cache): only its source has them
+    out, _ = run("migrate", "--dry-run")
+    assert out.strip() == (f"would keep data with DVC: its manifest 6941971721eb15c075bb699ff622877d.dir is not in "
+                           f"the DVC cache (--from-remote reads it from its source {source})")
+    out, _ = run("migrate", "--dry-run", "--from-remote")
+    assert out.strip() == (f"would migrate data (dir, 2 files, 14 B) from data.dvc as an import of out from "
+                           f"{source} at {commit[:10]}")
+    run("migrate", "--from-remote")
+    assert not (imp / "data.dvc").exists()
+    meta = (imp / "data.fastreg").read_text()
+    assert f'url = "{source}"' in meta and 'path = "out"' in meta and f'rev_lock = "{commit}"' in meta
+    run("checkout")  # migrate never writes the workspace; its data is in the cache
+    assert files_under(imp / "data") == want
+    out, _ = run("status", "--json")
+    assert json.loads(out)["targets"][0]["import"]["rev_lock"] == commit
+    # a teammate's clone pulls it from the source (the project has no remote of its own)
+    git(imp, "add", "-A")
+    git(imp, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "migrated")
+    subprocess.run(["git", "clone", "-q", str(imp), str(tmp_path / "mate")], check=True)
+    monkeypatch.chdir(tmp_path / "mate")
+    run("pull")
+    assert files_under(tmp_path / "mate" / "data") == want
+    # the usual case: `dvc import` left the files in the workspace and the manifest in its cache
+    imp2 = _importer(tmp_path, "imp2", source, commit, "out", "6941971721eb15c075bb699ff622877d.dir")
+    (imp2 / ".dvc" / "cache" / "69").mkdir(parents=True)
+    shutil.copy(FIXTURE / "remote" / "69" / "41971721eb15c075bb699ff622877d.dir", imp2 / ".dvc" / "cache" / "69")
+    for name, data in want.items():
+        (imp2 / "data").mkdir(exist_ok=True)
+        (imp2 / "data" / name).write_bytes(data)
+    monkeypatch.chdir(imp2)
+    run("migrate")
+    assert f'rev_lock = "{commit}"' in (imp2 / "data.fastreg").read_text()
+    assert json.loads(run("status", "--json")[0])["changed"] is False
