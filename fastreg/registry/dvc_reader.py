@@ -51,14 +51,19 @@ _HIDDEN_NAMES = (".gitignore", ".dvcignore")
 class DvcReader(RegistryCommit):
     kind = "dvc"
 
-    def __init__(self, git: Mirror, resolved: Resolved, config: bytes, cache: Cache | None,
+    def __init__(self, git: Mirror, resolved: Resolved, configs: dict[str, bytes], cache: Cache | None,
                  jobs: int | None) -> None:
+        """configs: each DVC project's `.dvc/config` by the project's folder ('' for the
+        repository's root; others: subprojects of a monorepo, `dvc init --subdir`)."""
         super().__init__(git, resolved, cache, jobs)
         self._metafiles: dict[str, metafile.Metafile] | None = None
-        self.default_remote, self.remotes = parse_config(config, f"{self.url}:.dvc/config")
+        # the deepest first: a path belongs to the innermost project above it
+        self.projects: dict[str, tuple[str | None, dict[str, DvcRemote]]] = {
+            root: parse_config(data, f"{self.url}:{_in(root, '.dvc/config')}")
+            for root, data in sorted(configs.items(), key=lambda kv: -len(kv[0]))}
         self._outs: dict[str, Out] | None = None
         self._manifests: dict[str, list[tuple[str, DvcFile]]] = {}
-        self._objects: dict[str, DvcObjects] = {}
+        self._objects: dict[tuple[str, str], DvcObjects] = {}
         self._map: Md5Map | None = None
         self._brought = [0, 0]  # files, bytes downloaded since the last fetch() report
         self._dvc_lock = threading.RLock()
@@ -67,7 +72,15 @@ class DvcReader(RegistryCommit):
     # -- metadata --------------------------------------------------------------------------------
     def hidden(self, path: str) -> bool:
         name = path.rpartition("/")[2]
-        return path.startswith(".dvc/") or name.endswith(".dvc") or name in _HIDDEN_NAMES
+        return "/.dvc/" in "/" + path or name.endswith(".dvc") or name in _HIDDEN_NAMES
+
+    def project_of(self, path: str) -> str | None:
+        """The folder of the DVC project a path belongs to (the innermost one above it), or None
+        when it is in none (a monorepo's file outside every subproject: DVC ignores it)."""
+        for root in self.projects:
+            if not root or path.startswith(root + "/"):
+                return root
+        return None
 
     def outs(self) -> dict[str, Out]:
         """Every out of the commit whose bytes are in the DVC cache (not in Git), by path."""
@@ -78,8 +91,9 @@ class DvcReader(RegistryCommit):
                 while p and p not in in_git:
                     in_git.add(p)
                     p = p.rpartition("/")[0]
-            names = [p for p, typ, _ in listing if typ == "blob" and not p.startswith(".dvc/")
-                     and (p.endswith(".dvc") or p.rpartition("/")[2] == "dvc.lock")]
+            names = [p for p, typ, _ in listing if typ == "blob" and "/.dvc/" not in "/" + p
+                     and (p.endswith(".dvc") or p.rpartition("/")[2] == "dvc.lock")
+                     and self.project_of(p) is not None]
             # A lock does not say which outs are cached; its dvc.yaml does (`cache: false`)
             yamls = [posixpath.join(posixpath.dirname(n), "dvc.yaml") for n in names if n.endswith("dvc.lock")]
             uncached: set[str] = set()
@@ -137,21 +151,24 @@ class DvcReader(RegistryCommit):
     # -- the DVC remote ----------------------------------------------------------------------------
     def objects(self, out: Out) -> DvcObjects:
         """The remote an out's objects are read from: its own `remote:`, else the default."""
-        name = out.remote or self.default_remote
+        root = self.project_of(out.path) or ""
+        default, remotes = self.projects[root]
+        project = f"{self.url}/{root}" if root else self.url
+        name = out.remote or default
         if name is None:
-            raise NoRemoteError(f"the DVC project {self.url} has no default remote at {self.commit[:10]}, so the data "
+            raise NoRemoteError(f"the DVC project {project} has no default remote at {self.commit[:10]}, so the data "
                                 f"of {out.path} cannot be read; its maintainers must commit one "
                                 "(`dvc remote add -d NAME URL`)")
-        remote: DvcRemote | None = self.remotes.get(name)
+        remote: DvcRemote | None = remotes.get(name)
         if remote is None:
-            raise NoRemoteError(f"{out.path}: its DVC remote {name!r} is not in {self.url}:.dvc/config "
-                                f"(remotes: {', '.join(sorted(self.remotes)) or 'none'})")
+            raise NoRemoteError(f"{out.path}: its DVC remote {name!r} is not in {self.url}:{_in(root, '.dvc/config')} "
+                                f"(remotes: {', '.join(sorted(remotes)) or 'none'})")
         with self._dvc_lock:
-            if name not in self._objects:
+            if (root, name) not in self._objects:
                 here = Path(self.url)
-                base = here / ".dvc" if "://" not in self.url and here.is_dir() else None
-                self._objects[name] = DvcObjects(remote, base, self.jobs, out.path)
-            return self._objects[name]
+                base = here / root / ".dvc" if "://" not in self.url and here.is_dir() else None
+                self._objects[root, name] = DvcObjects(remote, base, self.jobs, out.path)
+            return self._objects[root, name]
 
     @property
     def md5map(self) -> Md5Map:
@@ -421,6 +438,10 @@ class DvcReader(RegistryCommit):
             else:
                 self.materials(loc)
         return None
+
+
+def _in(root: str, path: str) -> str:
+    return f"{root}/{path}" if root else path
 
 
 def _total(sizes: Iterable[int | None]) -> int | None:

@@ -1,6 +1,7 @@
 """Which reader a registry needs: `open_reader(url, rev)` resolves the revision once and looks
 at the commit: `.fastreg/` makes it a fastreg registry (FastregReader), `.dvc/` without it a DVC
-project read as one (DvcReader). The one place that knows both kinds."""
+project read as one (DvcReader), and so does a monorepo of DVC projects (`dvc init --subdir`:
+a `.dvc/` in subfolders). The one place that knows both kinds."""
 
 from __future__ import annotations
 
@@ -16,8 +17,16 @@ def open_reader(url: str, rev: str | None, cache: Cache | None = None, jobs: int
     git = Mirror(url)
     resolved = git.resolve(rev)
     config, dvc_config = git.read_many(resolved.commit, [".fastreg/config", ".dvc/config"])
-    if config is None and (dvc_config is not None or git.kind(resolved.commit, ".dvc") == "tree"):
-        from fastreg.registry.dvc_reader import DvcReader  # its parsers load only for a DVC project
+    if config is None:
+        # DVC projects: at the root, and any made with `dvc init --subdir` (a monorepo's subprojects)
+        marks = ("/.dvc/config", "/.dvc/.gitignore")
+        roots = {n.rpartition("/.dvc/")[0] for n in git.names(resolved.commit, "") if n.endswith(marks)}
+        if dvc_config is not None or git.kind(resolved.commit, ".dvc") == "tree":
+            roots.add("")
+        if roots:
+            from fastreg.registry.dvc_reader import DvcReader  # its parsers load only for a DVC project
 
-        return DvcReader(git, resolved, dvc_config or b"", cache, jobs)
+            order = sorted(roots)
+            configs = git.read_many(resolved.commit, [f"{r}/.dvc/config" if r else ".dvc/config" for r in order])
+            return DvcReader(git, resolved, {r: c or b"" for r, c in zip(order, configs, strict=True)}, cache, jobs)
     return FastregReader(git, resolved, config, cache, jobs)
