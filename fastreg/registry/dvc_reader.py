@@ -269,15 +269,16 @@ class DvcReader(RegistryCommit):
         out = self.outs()[target]
         if out.kind == "file":
             return {"": (bytes.fromhex(out.md5), out.size, out.executable)}
-        with self._dvc_lock:
-            known = self._identities.get(target)
-        if known is None:
-            imported = self.imported_identities(target)  # an import stage's manifest is its source's
-            known = imported if imported is not None else {
-                rel: (bytes.fromhex(f.md5), self._size(f), f.executable) for rel, f in self.files_of(out)}
+        if out.source is not None:  # an import stage's manifest is its source's (read once)
             with self._dvc_lock:
-                self._identities[target] = known
-        return known
+                known = self._identities.get(target)
+            if known is None:
+                known = self.imported_identities(target) or {}
+                with self._dvc_lock:
+                    self._identities[target] = known
+            return known
+        # sizes as known now: a manifest records none, the data read so far tells them
+        return {rel: (bytes.fromhex(f.md5), self._size(f), f.executable) for rel, f in self.files_of(out)}
 
     def identity(self, loc: Located) -> Identity:
         if loc.meta is None:

@@ -14,10 +14,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from fastreg.errors import FastregError, PathError, UsageError
+from fastreg.errors import FastregError, MissingDataError, PathError, RegistryError, StorageError, UsageError
 from fastreg.registry import ops
 from fastreg.registry.kinds import open_reader
 from fastreg.registry.mirror import Mirror
@@ -35,6 +37,8 @@ RAW_LIMIT = 256 << 20  # bytes served whole; beyond, `fastreg get`
 THUMB_SOURCE_LIMIT = 64 << 20  # bytes of an image read to make its thumbnail; beyond, refused
 DIFFS_KEPT = 16
 READERS_KEPT = 8  # registry readers (one per commit) kept open
+STATS_WAIT = 0.5  # seconds a versions page waits for changes still being computed (they show on reload)
+FAILED_TTL = 60.0  # seconds a failure to read the remote is remembered (no request tries it again meanwhile)
 
 IMAGES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
           ".gif": "image/gif"}
@@ -110,8 +114,13 @@ class Registry:
         self._readers: OrderedDict[str, _Held] = OrderedDict()
         self._stats: dict[tuple[str, str | None], dict[str, Any]] = {}
         self._diffs: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+        # the changes of a versions page, computed in the background: nothing there waits on data
+        self._changes: dict[tuple[str, str], Future[dict[str, Any]]] = {}
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="fastreg-ui-changes")
+        self._down: tuple[float, str] | None = None  # (until, why): the remote failed a read lately
 
     def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             readers, self._readers = self._readers, OrderedDict()
         for h in readers.values():
@@ -203,17 +212,22 @@ class Registry:
         specs = ["*.dvc", "*dvc.lock"] if kind == "dvc" else ["*.fastreg"]
         page = max(page, 1)
         found = Mirror(self.url).log(COMMITS + 1, specs, skip=(page - 1) * COMMITS)
+        deadline = time.monotonic() + STATS_WAIT
         for c in found[:COMMITS]:
             commits.append({"commit": c.sha, "parents": list(c.parents), "time": c.time, "author": c.author,
                             "subject": c.subject, "refs": names.get(c.sha, []),
-                            **self.stats(c.sha, c.parents[0] if c.parents else None)})
+                            **self.stats(c.sha, c.parents[0] if c.parents else None, deadline)})
         return {"url": self.share_url, "kind": kind, "head": head,
                 "refs": [{"name": n, "kind": k, "commit": c} for n, k, c in refs],
                 "commits": commits, "page": page, "more": len(found) > COMMITS,
                 "workspace": self.workspace() if page == 1 else None}
 
-    def stats(self, commit: str, parent: str | None) -> dict[str, Any]:
-        """A commit's tracked data (files, bytes) and what changed against its parent."""
+    def stats(self, commit: str, parent: str | None, deadline: float | None = None) -> dict[str, Any]:
+        """A commit's tracked data (files, bytes: its metafiles, from Git) and what changed against
+        its parent (a diff, which may need tree nodes or manifests from the remote). The diff runs
+        in the background; a caller with a deadline gets `"changes": null, "pending": true` when
+        it is not done by then (the next request shows it), and a remote that failed a read is not
+        asked again for FAILED_TTL seconds (`"changes_error"` says why)."""
         key = (commit, parent)
         with self._lock:
             known = self._stats.get(key)
@@ -222,18 +236,58 @@ class Registry:
         try:
             with self.reading(commit) as (reg,):
                 metas = reg.metafiles()
-            sizes = [m.size for m in metas.values()]
-            doc: dict[str, Any] = {"files": sum((m.files or 0) if m.kind == "dir" else 1 for m in metas.values()),
-                                   "bytes": None if None in sizes else sum(sizes)}
-            if parent is None:
-                doc["changes"] = {"added": {"files": doc["files"], "bytes": doc["bytes"]}}
-            else:
-                doc["changes"] = self.diff(parent, commit, None).summary()
         except FastregError as exc:
             return {"error": exc.message}
+        sizes = [m.size for m in metas.values()]
+        doc: dict[str, Any] = {"files": sum((m.files or 0) if m.kind == "dir" else 1 for m in metas.values()),
+                               "bytes": None if None in sizes else sum(sizes)}
+        if parent is None:
+            doc["changes"] = {"added": {"files": doc["files"], "bytes": doc["bytes"]}}
+            with self._lock:
+                self._stats[key] = doc
+            return doc
+        future = self._changes_of(parent, commit)
+        try:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            changes = future.result(timeout=wait)
+        except FutureTimeout:
+            return {**doc, "changes": None, "pending": True}
+        if "error" in changes:
+            return {**doc, "changes": None, "changes_error": changes["error"]}
+        doc["changes"] = changes
         with self._lock:
             self._stats[key] = doc
         return doc
+
+    def _changes_of(self, parent: str, commit: str) -> Future[dict[str, Any]]:
+        """The diff summary from parent to commit, computed once in the background ({"error": why}
+        when it could not be: kept FAILED_TTL seconds, then tried again)."""
+        key = (parent, commit)
+        with self._lock:
+            future = self._changes.get(key)
+            if future is not None and future.done():
+                result = future.result()
+                if "error" in result and result.get("until", 0.0) < time.monotonic():
+                    future = None  # a failure long enough ago: try again
+            if future is None:
+                future = self._pool.submit(self._summary, parent, commit)
+                self._changes[key] = future
+        return future
+
+    def _summary(self, parent: str, commit: str) -> dict[str, Any]:
+        with self._lock:
+            down = self._down
+        now = time.monotonic()
+        if down is not None and down[0] > now:
+            return {"error": down[1], "until": down[0]}
+        try:
+            return dict(self.diff(parent, commit, None).summary())
+        except FastregError as exc:
+            until = time.monotonic() + FAILED_TTL
+            if isinstance(exc, StorageError | RegistryError):
+                with self._lock:
+                    self._down = (until, exc.message)
+            return {"error": exc.message, "until": until}
 
     def workspace(self) -> dict[str, Any] | None:
         """The project's workspace against its last commit, as `fastreg status` sees it."""
@@ -280,14 +334,18 @@ class Registry:
         doc: dict[str, Any] = {"kind": "file", "rev": rev, "commit": commit, "path": path, "size": size,
                                "digest": digest, "tracked": loc.meta is not None, "type": content_type(path),
                                "show": kind, "image": None, "preview": None, "commands": self.commands(path, rev)}
-        if kind == "image" and size != 0:
-            doc["image"] = _image_info(reg, loc)
-        elif kind == "text":
-            with reg.open(loc) as f:
-                head = f.read(PREVIEW_BYTES) or b""
-            lines = head.decode("utf-8", errors="replace").splitlines()
-            more = len(lines) > PREVIEW_LINES or (size or 0) > len(head)
-            doc["preview"] = {"lines": lines[:PREVIEW_LINES], "more": more}
+        doc["unreadable"] = None
+        try:  # the page's metadata stands without the bytes: a remote that fails is said, not a 502
+            if kind == "image" and size != 0:
+                doc["image"] = _image_info(reg, loc)
+            elif kind == "text":
+                with reg.open(loc) as f:
+                    head = f.read(PREVIEW_BYTES) or b""
+                lines = head.decode("utf-8", errors="replace").splitlines()
+                more = len(lines) > PREVIEW_LINES or (size or 0) > len(head)
+                doc["preview"] = {"lines": lines[:PREVIEW_LINES], "more": more}
+        except (StorageError, RegistryError, MissingDataError) as exc:
+            doc["unreadable"] = exc.message
         return doc
 
     def read(self, rev: str | None, path: str, limit: int = RAW_LIMIT) -> tuple[bytes, str | None]:

@@ -13,13 +13,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from fastreg.ui.model import Registry
 from fastreg.ui.server import make_app
 from tests.dvctools import DvcProject
+from tests.ui.test_api import settled_versions
 
 
 async def test_a_dvc_registry_is_browsed_like_a_fastreg_one(reg3: DvcProject) -> None:
     client = TestClient(TestServer(make_app(Registry(reg3.url))))
     await client.start_server()
     try:
-        versions = await (await client.get("/api/versions")).json()
+        versions = await settled_versions(client)
         assert versions["kind"] == "dvc"
         by_tag = {r["name"]: c for c in versions["commits"] for r in c["refs"]}
         assert set(by_tag) >= {"v1", "v2"} and by_tag["v2"]["parents"] == [by_tag["v1"]["commit"]]

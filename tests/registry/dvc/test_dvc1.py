@@ -296,3 +296,55 @@ def test_migrate_turns_an_import_stage_into_a_fastreg_import_that_keeps_its_sour
     run("migrate")
     assert f'rev_lock = "{commit}"' in (imp2 / "data.fastreg").read_text()
     assert json.loads(run("status", "--json")[0])["changed"] is False
+
+
+def test_the_web_view_of_a_dvc_project_whose_remote_refuses_never_waits_on_it(tmp_path: Path) -> None:
+    """Nothing in the versions page needs data: the diffs that need the remote's manifests run in
+    the background, a failure is said (and not asked again for a while), and a file's page shows
+    its size and md5 without its bytes."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from fastreg.ui.model import Registry
+
+    asked = []
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(403)
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    reg = None
+    try:
+        repo = _registry(tmp_path)
+        (repo / ".dvc" / "config").write_text(f"[core]\n    remote = web\n['remote \"web\"']\n"
+                                              f"    url = http://127.0.0.1:{server.server_address[1]}/store\n")
+        lock = repo / "dvc.lock"  # the pipeline's folder changed: its diff needs both manifests
+        lock.write_text(lock.read_text().replace("6941971721eb15c075bb699ff622877d", "0" * 32))
+        git(repo, "commit", "-qam", "out changed, data behind a server that refuses")
+        reg = Registry(str(repo))
+        top = reg.versions()["commits"][0]
+        assert top["files"] == 3 and top["bytes"] == 16  # from Git: out (2 files, 14 B) and count.txt (2 B)
+        assert top.get("pending") or "403" in top["changes_error"]
+        reg.stats(top["commit"], top["parents"][0])  # no deadline: waits for the background diff
+        again = reg.versions()["commits"][0]
+        assert again["changes"] is None and "403" in again["changes_error"]
+        seen = len(asked)
+        reg.versions()
+        assert len(asked) == seen  # a failure is remembered: the remote is not asked on every request
+        page = reg.file(None, "count.txt")
+        assert page["size"] == 2 and page["digest"] == "md5:26ab0db90d72e28ad0ba1e22ee510510"
+        assert "403" in page["unreadable"]
+    finally:
+        if reg is not None:
+            reg.close()
+        server.shutdown()
+        server.server_close()
