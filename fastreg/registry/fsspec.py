@@ -19,14 +19,16 @@ The revision is resolved once, when the filesystem is made: one instance always 
 from __future__ import annotations
 
 import datetime
+import errno
 import io
 import os
+import warnings
 import weakref
 from typing import Any
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
-from fastreg.errors import MissingPathError
+from fastreg.errors import MissingDataError, MissingPathError, RegistryError, StorageError
 from fastreg.objects import metafile
 from fastreg.registry.fastreg_reader import ChunkedFile
 from fastreg.registry.kinds import open_reader
@@ -135,7 +137,11 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         if found is not None:
             loc, rec = found
             if rec.kind == "dir":
-                entries = [self._entry(f"{path}/{name}", child) for name, child in self.reader.listdir(loc)]
+                try:
+                    listing = self.reader.listdir(loc)
+                except (StorageError, MissingDataError, RegistryError) as exc:
+                    raise UnreadableFolderError(errno.EIO, f"fastreg://{path}: {exc.message}") from None
+                entries = [self._entry(f"{path}/{name}", child) for name, child in listing]
             else:
                 entries = [self._entry(path, rec)]
         elif path in self._dirs:
@@ -145,6 +151,26 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
         else:
             raise FileNotFoundError(path)
         return entries if detail else [e["name"] for e in entries]
+
+    def walk(self, path: str, maxdepth: int | None = None, topdown: bool = True, on_error: Any = "omit",
+             **kwargs: Any) -> Any:
+        """fsspec's walk (so find, du, glob), listing all that can be read: a tracked folder whose
+        contents the remote cannot give (UnreadableFolderError from ls) is left out and named in
+        one UnreadableWarning at the end, never dropped silently (on_error="raise" raises it)."""
+        if on_error != "omit":
+            yield from super().walk(path, maxdepth, topdown, on_error, **kwargs)
+            return
+        unreadable: list[str] = []
+
+        def note(exc: Exception) -> None:
+            if isinstance(exc, UnreadableFolderError):
+                unreadable.append(str(exc.strerror))
+
+        yield from super().walk(path, maxdepth, topdown, note, **kwargs)
+        if unreadable:
+            warnings.warn(UnreadableWarning(f"{len(unreadable)} tracked folder{'s' if len(unreadable) != 1 else ''} "
+                                            f"could not be listed (the rest is): {' | '.join(unreadable)}"),
+                          stacklevel=2)
 
     @staticmethod
     def _entry(path: str, rec: Listed) -> dict[str, Any]:
@@ -231,6 +257,14 @@ class FastregFileSystem(AbstractFileSystem):  # type: ignore[misc]
             if found is not None and found[1].kind == "file":
                 locs.append(found[0])
         self.reader.prefetch(locs)
+
+
+class UnreadableFolderError(OSError):
+    """A tracked folder whose contents could not be read from the registry's remote."""
+
+
+class UnreadableWarning(UserWarning):
+    """Some tracked folders were left out of a listing: their contents could not be read."""
 
 
 class _GitFile(io.BytesIO):

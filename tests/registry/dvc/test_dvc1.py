@@ -348,3 +348,21 @@ def test_the_web_view_of_a_dvc_project_whose_remote_refuses_never_waits_on_it(tm
             reg.close()
         server.shutdown()
         server.server_close()
+
+
+def test_fsspec_find_and_du_list_all_they_can_and_name_what_they_cannot(tmp_path: Path) -> None:
+    import fsspec
+    import pytest
+
+    from fastreg.registry.fsspec import UnreadableFolderError, UnreadableWarning
+
+    repo = _registry(tmp_path)
+    (tmp_path / "remote" / "69" / "41971721eb15c075bb699ff622877d.dir").unlink()  # out's manifest is gone
+    fs = fsspec.filesystem("fastreg", repo=str(repo), skip_instance_cache=True)
+    with pytest.warns(UnreadableWarning, match=r"1 tracked folder could not be listed .*fastreg://out: .*6941971721"):
+        found = fs.find("")
+    assert "count.txt" in found and "raw/table.csv" in found and not any(p.startswith("out/") for p in found)
+    with pytest.warns(UnreadableWarning):
+        assert fs.du("", total=True) >= 2
+    with pytest.raises(UnreadableFolderError, match="fastreg://out"):
+        fs.ls("out")
