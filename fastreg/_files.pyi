@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from os import PathLike
+from typing import Literal, overload
 
 _Path = str | bytes | PathLike[str]
 
@@ -12,9 +13,18 @@ def link_files(srcs: Sequence[_Path], dsts: Sequence[_Path], keys: Sequence[tupl
                mode: int = 0o444) -> list[int]: ...
 def write_files(data: bytes | bytearray | memoryview, offsets: Sequence[int], lengths: Sequence[int],
                 tmps: Sequence[_Path], finals: Sequence[_Path], mode: int = 0o444) -> list[int]: ...
+@overload
 def copy_files(srcs: Sequence[_Path], dsts: Sequence[_Path], modes: Sequence[int],
-               bufsize: int = ...) -> list[tuple[int, bytes, int, int, int]]:
+               bufsize: int = ..., md5: Literal[False] = ...) -> list[tuple[int, bytes, int, int, int]]:
     """(size, XXH3-128 of the bytes written, ino, mtime_ns, mode) per copied file."""
+
+@overload
+def copy_files(srcs: Sequence[_Path], dsts: Sequence[_Path], modes: Sequence[int],
+               bufsize: int = ..., *, md5: Literal[True]) -> list[tuple[int, bytes, int, int, int, bytes]]:
+    """The same, and the MD5 of those bytes (from the same buffer) last."""
+
+def native_md5() -> bool:
+    """Whether the md5s come from libcrypto without the GIL (else from hashlib)."""
 
 def list_folder(path: _Path, tmp_mark: bytes) -> tuple[bytes, int, int, list[str], int]:
     """(listing, files, newest mtime_ns, subfolder names sorted, odd entries) of one folder."""

@@ -31,12 +31,68 @@ from fastreg._posix cimport (
     write_all,
 )
 
+import hashlib
 import os
 
 import xxhash
 
 _digest = xxhash.xxh3_128_digest
 _hasher = xxhash.xxh3_128
+
+
+# -- MD5 from OpenSSL's libcrypto, the one this interpreter's hashlib already loaded -------------
+# (found with dlsym through _hashlib's own handle: no header, no link flag, no second copy of
+# OpenSSL). copy_files uses it to give DVC's md5 of each file from the very buffer it copied and
+# hashed, without the GIL; where it cannot be found, hashlib computes the same md5 from there.
+cdef extern from "dlfcn.h" nogil:
+    void* dlopen(const char* filename, int flags)
+    void* dlsym(void* handle, const char* symbol)
+    int RTLD_NOW
+    int RTLD_NOLOAD
+
+ctypedef const void* (*_md_fetch_t)(void* ctx, const char* algorithm, const char* properties) noexcept nogil
+ctypedef const void* (*_md_t)() noexcept nogil
+ctypedef int (*_digest_t)(const void* data, size_t count, unsigned char* md, unsigned int* size,
+                          const void* md_type, void* engine) noexcept nogil
+
+cdef _digest_t _evp_digest = NULL
+cdef const void* _evp_md5 = NULL
+
+
+cdef void _load_md5():
+    global _evp_digest, _evp_md5
+    try:
+        import _hashlib
+        path = os.fsencode(_hashlib.__file__)
+    except (ImportError, AttributeError, TypeError):
+        return
+    cdef void* handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD)
+    if handle == NULL:
+        return
+    cdef _md_fetch_t fetch = <_md_fetch_t>dlsym(handle, "EVP_MD_fetch")  # OpenSSL 3: fetched once
+    cdef _md_t legacy = <_md_t>dlsym(handle, "EVP_md5")
+    cdef const void* md = NULL
+    if fetch != NULL:
+        md = fetch(NULL, "MD5", NULL)
+    if md == NULL and legacy != NULL:
+        md = legacy()
+    cdef _digest_t digest = <_digest_t>dlsym(handle, "EVP_Digest")
+    if md == NULL or digest == NULL:
+        return
+    cdef unsigned char out[16]
+    cdef unsigned int n = 0
+    if digest(b"abc", 3, out, &n, md, NULL) != 1 or n != 16 or \
+            (<bytes>out[:16]) != hashlib.md5(b"abc").digest():
+        return
+    _evp_digest, _evp_md5 = digest, md
+
+
+_load_md5()
+
+
+def native_md5():
+    """Whether copy_files' md5s come from libcrypto without the GIL (else from hashlib)."""
+    return _evp_digest != NULL
 
 
 def stat_files(paths):
@@ -183,17 +239,22 @@ cdef struct _Copy:
     int err
     int stage  # 1: reading the source, 2: writing the copy
     bint large
+    bint md5_done
+    unsigned char md5[16]
     Stat st
 
 
 cdef size_t _copy_group(const char** srcs, const char** dsts, const unsigned int* modes, size_t n,
-                        uint8_t* buf, size_t bufsize, size_t large, _Copy* slots, size_t maxg) noexcept nogil:
-    """Read files into buf back to back and write each copy from there; returns how many slots
-    it filled. Stops at a file that does not fit (unless it is the first), at a large file (a slot
-    marked large, for the caller to stream), or at the first error (a slot with err set)."""
+                        uint8_t* buf, size_t bufsize, size_t large, _Copy* slots, size_t maxg,
+                        bint want_md5) noexcept nogil:
+    """Read files into buf back to back and write each copy from there (want_md5: and take each
+    one's md5 from there, when libcrypto is at hand); returns how many slots it filled. Stops at
+    a file that does not fit (unless it is the first), at a large file (a slot marked large, for
+    the caller to stream), or at the first error (a slot with err set)."""
     cdef size_t k = 0
     cdef size_t pos = 0
     cdef size_t filled
+    cdef unsigned int md_len
     cdef int fd, out_fd, e
     cdef _Copy* c
     while k < n and k < maxg:
@@ -201,6 +262,7 @@ cdef size_t _copy_group(const char** srcs, const char** dsts, const unsigned int
         c.err = 0
         c.stage = 1
         c.large = False
+        c.md5_done = False
         fd = c_open(srcs[k], O_RDONLY | O_CLOEXEC)
         if fd < 0:
             c.err = errno
@@ -236,6 +298,8 @@ cdef size_t _copy_group(const char** srcs, const char** dsts, const unsigned int
             return k + 1
         c.offset = pos
         c.length = filled - pos
+        if want_md5 and _evp_digest != NULL:
+            c.md5_done = _evp_digest(buf + pos, c.length, c.md5, &md_len, _evp_md5, NULL) == 1
         pos = filled
         k += 1
     return k
@@ -248,7 +312,7 @@ cdef void _copy_failed(int err, int stage, object src, object dst) except *:
 
 
 cdef tuple _copy_large(const char* src, const char* dst, unsigned int mode, uint8_t* buf, size_t window,
-                       object pysrc, object pydst):
+                       object pysrc, object pydst, bint want_md5):
     """One large file through a window of the buffer: read, write, hash, a window at a time."""
     cdef int fd, out_fd = -1
     cdef int err = 0
@@ -275,6 +339,7 @@ cdef tuple _copy_large(const char* src, const char* dst, unsigned int mode, uint
             c_close(fd)
         _copy_failed(err, stage, pysrc, pydst)
     hasher = _hasher()
+    md5 = hashlib.md5() if want_md5 else None
     mv = memoryview(<uint8_t[:window]>buf)
     try:
         while not eof:
@@ -287,6 +352,8 @@ cdef tuple _copy_large(const char* src, const char* dst, unsigned int mode, uint
             if err:
                 break
             hasher.update(mv[:filled])
+            if md5 is not None:
+                md5.update(mv[:filled])
             total += filled
     finally:
         with nogil:
@@ -301,10 +368,12 @@ cdef tuple _copy_large(const char* src, const char* dst, unsigned int mode, uint
         _copy_failed(err, stage, pysrc, pydst)
     if total != <size_t>before.size or after.size != before.size or after.mtime_ns != before.mtime_ns:
         _copy_failed(ESTALE, 1, pysrc, pydst)
+    if md5 is not None:
+        return (total, hasher.digest(), before.ino, before.mtime_ns, before.mode, md5.digest())
     return (total, hasher.digest(), before.ino, before.mtime_ns, before.mode)
 
 
-def copy_files(srcs, dsts, modes, size_t bufsize=16 << 20):
+def copy_files(srcs, dsts, modes, size_t bufsize=16 << 20, bint md5=False):
     """Copy many files to new files (created exclusively, mode modes[i] less the umask), each
     hashed as it is copied: the XXH3-128 is of the very bytes written, from the same buffer, so
     a copy cannot differ from its digest. Small files are read back to back into one buffer and
@@ -312,7 +381,9 @@ def copy_files(srcs, dsts, modes, size_t bufsize=16 << 20):
     buffer streams through 1 MiB windows. A source that changes while it is read (its size or
     mtime) is ESTALE. Returns (size, digest, ino, mtime_ns, mode) per file, from fstat() of the
     very file read; raises OSError naming the file (the copy's name for a failed write) on the
-    first failure, leaving the copies made so far for the caller."""
+    first failure, leaving the copies made so far for the caller. md5: each tuple also ends with
+    the MD5 of the same bytes (what DVC records), from the same buffer: one read of every byte
+    gives both digests."""
     cdef size_t n = len(srcs)
     if <size_t>len(dsts) != n or <size_t>len(modes) != n:
         raise ValueError("srcs, dsts and modes must have the same length")
@@ -343,16 +414,22 @@ def copy_files(srcs, dsts, modes, size_t bufsize=16 << 20):
         mv = memoryview(<uint8_t[:bufsize]>buf)
         while i < n:
             with nogil:
-                g = _copy_group(csrc + i, cdst + i, cmodes + i, n - i, buf, bufsize, large, slots, maxg)
+                g = _copy_group(csrc + i, cdst + i, cmodes + i, n - i, buf, bufsize, large, slots, maxg, md5)
             for k in range(g):
                 if slots[k].err:
                     _copy_failed(slots[k].err, slots[k].stage, srcs[i + k], dsts[i + k])
                 if slots[k].large:
                     out.append(_copy_large(csrc[i + k], cdst[i + k], cmodes[i + k], buf, window,
-                                           srcs[i + k], dsts[i + k]))
+                                           srcs[i + k], dsts[i + k], md5))
                     continue
-                out.append((slots[k].length, _digest(mv[slots[k].offset:slots[k].offset + slots[k].length]),
-                            slots[k].st.ino, slots[k].st.mtime_ns, slots[k].st.mode))
+                view = mv[slots[k].offset:slots[k].offset + slots[k].length]
+                if not md5:
+                    out.append((slots[k].length, _digest(view), slots[k].st.ino, slots[k].st.mtime_ns,
+                                slots[k].st.mode))
+                    continue
+                sum5 = (<bytes>slots[k].md5[:16]) if slots[k].md5_done else hashlib.md5(view).digest()
+                out.append((slots[k].length, _digest(view), slots[k].st.ino, slots[k].st.mtime_ns,
+                            slots[k].st.mode, sum5))
             i += g
         return out
     finally:

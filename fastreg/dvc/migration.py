@@ -476,8 +476,9 @@ class Migration:
         records: list[FileRecord | None] = [None] * len(files)
         if not (out.kind == "dir" and base.is_dir() and not base.is_symlink()):
             return records, None
-        # add's pipeline stores the tree first (native copies, all cores), then the md5s are
-        # checked; concurrently, the two only fought over the same two cores.
+        # add's pipeline stores the tree (native copies, all cores) and gives the md5 of each file
+        # it copied from the same read; a file it did not copy, or whose md5 is not the raw
+        # bytes' (DVC 2's dos2unix md5 of a CRLF text), is read again and checked here.
         prefix = str(base) + os.sep
 
         def check(batch: list[tuple[str, DvcFile]]) -> list[tuple[bytes, int] | None]:
@@ -485,18 +486,29 @@ class Migration:
 
         from fastreg.repo import add as add_mod
 
-        made = add_mod.build(project, project.target(str(base)), self.jobs, progress)
-        checking = [pool.submit(check, files[i : i + 256]) for i in range(0, len(files), 256)]
-        sized = [d for c in checking for d in c.result()]
+        md5s: dict[str, bytes] = {}
+        made = add_mod.build(project, project.target(str(base)), self.jobs, progress, md5s)
+        assert isinstance(made, tree.DirRecord)
+        walked = dict(tree.walk(store.cache, made.digest))
+        sized: list[tuple[bytes, int] | None] = [None] * len(files)
+        again: list[int] = []
+        for i, (rel, f) in enumerate(files):
+            got, w = md5s.get(rel), walked.get(rel)
+            if got is not None and w is not None and got.hex() == f.md5:
+                sized[i] = (w.digest, w.size)  # md5 and digest of the very bytes add stored
+            else:
+                again.append(i)
+        todo = [files[i] for i in again]
+        checking = [pool.submit(check, todo[i : i + 256]) for i in range(0, len(todo), 256)]
+        for i, one in zip(again, (d for c in checking for d in c.result()), strict=True):
+            sized[i] = one
         checked = [d[0] if d is not None else None for d in sized]
         store.tally(d for d in sized if d is not None)
-        assert isinstance(made, tree.DirRecord)
         if not any(d is not None for d in checked):
             return records, None
-        walked = dict(tree.walk(store.cache, made.digest))
-        for i, ((rel, f), d) in enumerate(zip(files, checked, strict=True)):
+        for i, ((rel, f), digest) in enumerate(zip(files, checked, strict=True)):
             w = walked.get(rel)
-            if d is not None and w is not None and w.digest == d:
+            if digest is not None and w is not None and w.digest == digest:
                 records[i] = w if w.executable == f.executable else FileRecord(w.size, w.digest, w.chunks, f.executable)
         if len(walked) != len(files) or any(r is None or r is not walked.get(rel)
                                             for (rel, _), r in zip(files, records, strict=True)):

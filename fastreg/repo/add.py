@@ -101,13 +101,14 @@ def _keep_never_here(project: Project, old: metafile.Metafile, new: tree.DirReco
     return (rec, kept) if rec is not None else (new, 0)
 
 
-def build(project: Project, t: Target, jobs: int | None = None, progress: Progress | None = None) -> tree.Record:
+def build(project: Project, t: Target, jobs: int | None = None, progress: Progress | None = None,
+          md5s: dict[str, bytes] | None = None) -> tree.Record:
     """The workspace at t hashed and stored in the cache exactly as `add --prune` records it (the
     stat cache updated too), without writing its metafile: for a caller that checks what was
-    built before it records anything (migrate)."""
+    built before it records anything (migrate; md5s: see Builder)."""
     project.cache.ensure()
     with ThreadPoolExecutor(jobs or default_jobs(), thread_name_prefix="fastreg-hash") as pool:
-        meta, _, _, _ = _build(project, t, pool, progress, prune=True)
+        meta, _, _, _ = _build(project, t, pool, progress, prune=True, md5s=md5s)
     if meta.kind == "dir":
         return tree.DirRecord(meta.size, meta.digest, meta.files)
     return tree.FileRecord(meta.size, meta.digest, b"", meta.executable)
@@ -122,13 +123,14 @@ def _add_one(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Pr
 
 
 def _build(project: Project, t: Target, pool: ThreadPoolExecutor, progress: Progress | None,
-           prune: bool) -> tuple[metafile.Metafile, metafile.Metafile | None, int, tuple[tuple[str, str], ...]]:
+           prune: bool, md5s: dict[str, bytes] | None = None
+           ) -> tuple[metafile.Metafile, metafile.Metafile | None, int, tuple[tuple[str, str], ...]]:
     started = now_ns()
     cache_file = StatCache(project.state_dir, t.rel)
     removals = project.cache.removals()  # before any object is looked at
     old = StatFile(cache_file.path)  # read while the new one is written: replaced at commit()
     writer = StatCacheWriter(cache_file, started, removals)
-    builder = Builder(project.cache, old, writer, pool, progress, stored=old.removals == removals)
+    builder = Builder(project.cache, old, writer, pool, progress, stored=old.removals == removals, md5s=md5s)
     previous = read_meta_quiet(project, t)
     kept = 0
     try:

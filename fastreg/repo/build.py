@@ -48,6 +48,7 @@ class _Hashed(NamedTuple):
     ino: int
     mtime_ns: int
     mode: int
+    md5: bytes | None = None  # of the same bytes, when the builder was asked for md5s
 
 @dataclass(frozen=True, slots=True)
 class _Item:
@@ -63,9 +64,12 @@ Done = tuple[_Item, FileRecord, StatKey]
 
 class Builder:
     def __init__(self, cache: Cache, old: StatFile, writer: StatCacheWriter, pool: ThreadPoolExecutor,
-                 progress: Progress | None = None, stored: bool = False) -> None:
+                 progress: Progress | None = None, stored: bool = False,
+                 md5s: dict[str, bytes] | None = None) -> None:
         """stored: whether the old stat cache's "stored" folders may be trusted (no object left
-        the cache since it was written)."""
+        the cache since it was written). md5s: filled with the MD5 of each file copied into the
+        cache (path relative to the target: digest), from the same read (what migrate checks
+        against DVC's records); a file not copied here (a stat-cache hit, a link mode) has none."""
         self.cache = cache
         self.stored = stored
         self.old = old
@@ -79,6 +83,7 @@ class Builder:
         self.skipped: list[tuple[str, str]] = []
         self.clean: list[str] = []  # folders that matched their stat cache record
         self.folders_read = 0  # folders built file by file
+        self.md5s = md5s
 
     # -- worker side -------------------------------------------------------------------------
     def lookups(self, batch: list[_Item], known: dict[str, Entry]) -> list[Hit | None] | None:
@@ -141,6 +146,8 @@ class Builder:
                 continue
             h = next(hashed)
             size, digest, chunks, mode = h.size, h.digest, h.chunks, h.mode
+            if self.md5s is not None and isinstance(h, _Hashed) and h.md5 is not None:
+                self.md5s[it.rel] = h.md5
             key = (h.ino, size, h.mtime_ns)
             if tmps is not None:
                 self.cache.adopt(next(tmp_iter), digest)
@@ -158,14 +165,20 @@ class Builder:
         """Copy files into the cache's temp names, each digest that of the very bytes written
         (_files.copy_files: the copy cannot differ from its digest); a file above the whole-file
         limit then gets its cut points from its copy (ours, nobody else writes it)."""
-        copied = copy_files(paths, tmps, [0o444] * len(paths))
+        if self.md5s is not None:
+            with_md5 = copy_files(paths, tmps, [0o444] * len(paths), md5=True)
+            copied = [c[:5] for c in with_md5]
+            sums: list[bytes | None] = [c[5] for c in with_md5]
+        else:
+            copied = copy_files(paths, tmps, [0o444] * len(paths))
+            sums = [None] * len(copied)
         big = [i for i, c in enumerate(copied) if c[0] > WHOLE_FILE_LIMIT]
         chunks: dict[int, bytes] = {}
         for i, h in zip(big, self.chunker.hash_files([tmps[i] for i in big]), strict=True):
             if h.digest != copied[i][1]:
                 raise OSError(errno.ESTALE, "changed while it was being read", paths[i])
             chunks[i] = h.chunks
-        return [_Hashed(size, digest, chunks.get(i, b""), ino, mtime_ns, mode)
+        return [_Hashed(size, digest, chunks.get(i, b""), ino, mtime_ns, mode, sums[i])
                 for i, (size, digest, ino, mtime_ns, mode) in enumerate(copied)]
 
     # -- main thread -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -150,6 +151,14 @@ def test_copy_files_copies_exactly_what_it_hashed(tmp_path, sizes: list[int]) ->
         assert Path(dst).stat().st_mode & 0o777 == (0o444 if i % 2 else 0o755) & ~_umask()
         st = os.stat(src)
         assert got == (len(data), ch.digest_buffer(data)[0], st.st_ino, st.st_mtime_ns, st.st_mode)
+    # md5=True: DVC's md5 of each file too, from the same read (libcrypto without the GIL)
+    from fastreg._files import native_md5
+
+    assert native_md5()  # CPython's hashlib links OpenSSL: its libcrypto is found
+    again = copy_files(srcs, [d + ".md5" for d in dsts], [0o444] * len(srcs), bufsize=4 << 20, md5=True)
+    assert [g[:5] for g in again] == [(len(d), ch.digest_buffer(d)[0], *r[2:])
+                                      for d, r in zip(datas, results, strict=True)]
+    assert [g[5] for g in again] == [hashlib.md5(d).digest() for d in datas]
     # The copy target must be new: an existing file is an error naming it, never overwritten.
     with pytest.raises(FileExistsError) as exc:
         copy_files(srcs[:1], dsts[:1], [0o444])
