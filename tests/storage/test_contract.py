@@ -1,4 +1,5 @@
-"""One contract every Store backend passes: memory, local, S3 on a real SeaweedFS, and (read
+"""One contract every Store backend passes: memory, local, S3 on a real SeaweedFS, GCS on a real
+fake-gcs-server, and (read
 paths) HTTP on a real aiohttp server and on `python -m http.server`, which ignores Range."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pytest
 
 from fastreg.errors import ObjectNotFound, ReadOnlyStore, StorageError
 from fastreg.storage.base import Store
+from fastreg.storage.gcs import GCSStore
 from fastreg.storage.http import HTTPStore
 from fastreg.storage.local import LocalStore
 from fastreg.storage.memory import MemoryStore
@@ -20,7 +22,7 @@ from tests.servers import start_http
 BLOB = os.urandom(300_000)
 SEED = {"packs/aa/one": BLOB, "packs/bb/two": b"hello", "index/seg1": b"x" * 10, "empty": b""}
 
-WRITABLE = ["memory", "local", "s3"]
+WRITABLE = ["memory", "local", "s3", "gcs"]
 READ_ONLY = ["http", "http-norange"]
 
 
@@ -35,6 +37,10 @@ async def store(request, tmp_path: Path) -> AsyncIterator[Store]:
         seaweed = request.getfixturevalue("seaweed")
         bucket = request.getfixturevalue("bucket")
         s = S3Store(f"s3://{bucket}/some/prefix", endpoint_url=seaweed.endpoint)
+    elif kind == "gcs":
+        gcs = request.getfixturevalue("gcs")
+        bucket = request.getfixturevalue("gcs_bucket")
+        s = GCSStore(f"gs://{bucket}/some/prefix", endpoint_url=gcs.endpoint)
     else:
         root = tmp_path / "served"
         seed = LocalStore(root)
