@@ -263,7 +263,8 @@ class DvcRemote:
     @property
     def kind(self) -> str:
         scheme = self.url.split("://", 1)[0].lower() if "://" in self.url else "local"
-        return {"http": "http", "https": "http", "s3": "s3", "local": "local", "file": "local"}.get(scheme, scheme)
+        return {"http": "http", "https": "http", "s3": "s3", "gs": "gs", "local": "local", "file": "local"}.get(
+            scheme, scheme)
 
 
 def parse_config(data: bytes, where: str) -> tuple[str | None, dict[str, DvcRemote]]:

@@ -42,6 +42,7 @@ from fastreg.dvc.formats import (
     parse_manifest,
 )
 from fastreg.dvc.md5 import Md5Check
+from fastreg.dvc.objects import OPTIONS as DVC_OPTIONS
 from fastreg.dvc.objects import READABLE, DvcObjects
 from fastreg.errors import FastregError, MetafileError, PathError, UsageError
 from fastreg.objects import metafile, tree
@@ -54,7 +55,7 @@ from fastreg.repo.project import Project
 if TYPE_CHECKING:
     from fastreg.registry.reader import Reader
 
-WRITABLE = ("local", "s3")  # the DVC remote kinds fastreg pushes to
+WRITABLE = ("local", "s3", "gs")  # the DVC remote kinds fastreg pushes to
 
 #: Files up to this size are verified and stored from memory (one read); bigger ones stream
 #: through a cache temp file, so memory stays bounded by threads x this.
@@ -681,9 +682,9 @@ def _remotes(project: Project, m: Migration) -> list[tuple[str, str]]:
         url = fastreg_url(remote, m.prefix if dvc_name == m.default else None, project.root)
         first_default = dvc_name == m.default and remotes.default_name(project.config) is None
         remotes.add(fastreg_dir, name, url, default=first_default, local=False)
-        for theirs, mine in (("endpointurl", "endpoint_url"), ("region", "region"), ("profile", "profile")):
-            if theirs in remote.options:
-                remotes.modify(fastreg_dir, name, mine, remote.options[theirs], local=False)
+        for theirs, mine in DVC_OPTIONS:
+            if theirs in remote.options:  # a key file's path is this machine's: config.local, as DVC's is
+                remotes.modify(fastreg_dir, name, mine, remote.options[theirs], local=mine == "credentialpath")
         written.append((name, url))
     return written
 

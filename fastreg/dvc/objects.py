@@ -30,7 +30,12 @@ from fastreg.storage.base import Store
 from fastreg.transfer import whole
 
 #: Remote kinds fastreg reads; DVC knows more (ssh, gs, azure, gdrive, hdfs, webdav, oss, ...).
-READABLE = ("local", "s3", "http")
+READABLE = ("local", "s3", "gs", "http")
+
+
+#: DVC's remote options fastreg takes (DVC's name, fastreg's name)
+OPTIONS = (("endpointurl", "endpoint_url"), ("region", "region"), ("profile", "profile"),
+           ("credentialpath", "credentialpath"))
 
 
 def object_keys(md5: str, legacy: bool, suffix: str = "") -> list[str]:
@@ -113,15 +118,14 @@ class DvcObjects:
     def __init__(self, remote: DvcRemote, base: Path | None, jobs: int | None, out_path: str) -> None:
         if remote.kind not in READABLE:
             raise RegistryError(f"{out_path}: its DVC remote {remote.name!r} is {remote.kind} ({remote.url}); fastreg "
-                                "reads local, S3 and HTTP(S) remotes only")
+                                "reads local, S3, GCS and HTTP(S) remotes only")
         opts = remote.options
         url = remote.url.removeprefix("file://")
         if remote.kind == "local" and not os.path.isabs(os.path.expanduser(url)) and base is None:
             raise RegistryError(f"the DVC remote {remote.name!r} is a relative local path ({remote.url}); it only "
                                 "works for a registry on this machine")
         self.remote = remotes.Remote(remote.name, url, {"read_only": True, **{
-            mine: opts[theirs] for theirs, mine in (("endpointurl", "endpoint_url"), ("region", "region"),
-                                                    ("profile", "profile")) if theirs in opts}})
+            mine: opts[theirs] for theirs, mine in OPTIONS if theirs in opts}})
         self.base = base or Path.cwd()
         # One GET per file: more requests in flight than the remote's usual jobs only add thread and
         # GIL contention on the client (16 and 64 at once move the same objects per second from S3).

@@ -72,3 +72,15 @@ def test_gcs_missing_bucket_is_one_error_line(project: Path, run, make_images, g
     setup_registry(project, run, make_images, "gs://no-such-bucket/reg", ("endpoint_url", gcs.endpoint))
     _, err = run("push", rc=7)
     assert "no-such-bucket" in err
+
+
+def test_a_gs_remote_without_its_extra_names_the_pip_install(project: Path, run, make_images) -> None:
+    """Google's endpoint needs credentials, and those need google-auth (the fastreg[gcs] extra):
+    without it, one error line before any request is made. (The tests' virtualenv has no
+    google-auth; an emulator endpoint needs none.)"""
+    import importlib.util
+
+    assert importlib.util.find_spec("google") is None
+    setup_registry(project, run, make_images, "gs://some-bucket/reg")
+    _, err = run("push", rc=1)
+    assert "pip install 'fastreg[gcs]'" in err
