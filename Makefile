@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test lint bench clean browser sshd
 
 # The demo installs what the demo runs: fastreg with its Cython extension, and Pillow (the `ui`
 # extra) for the JPEGs it generates and for `fastreg ui` afterwards. The tests' tools come on top.
@@ -41,7 +41,19 @@ browser:
 	      || echo "note: could not install chromium: the browser tests will be skipped"; \
 	  else echo "note: no /usr/bin/chromium: the browser tests will be skipped (apt-get install chromium chromium-driver)"; fi; }
 
-test: $(VENV)/.torch browser lint
+# The distribution's OpenSSH server for the ssh:// remote tests (each test session starts its own
+# sshd on a loopback port with its own config and keys; the system service is never used).
+# Installed where apt-get can (as root); elsewhere those tests are skipped, unless
+# FASTREG_SSHD_TESTS=required (CI).
+sshd:
+	@test -x /usr/sbin/sshd || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null \
+	      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null; } \
+	      || echo "note: could not install openssh-server: the ssh:// tests will be skipped"; \
+	  else echo "note: no /usr/sbin/sshd: the ssh:// tests will be skipped (apt-get install openssh-server)"; fi; }
+
+test: $(VENV)/.torch browser sshd lint
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.test-deps

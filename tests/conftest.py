@@ -124,6 +124,29 @@ def gcs_bucket(gcs, request) -> str:
     return name
 
 
+@pytest.fixture(scope="session")
+def sshd():
+    """One real OpenSSH server (the distribution's sshd, own config) per test session on a free
+    loopback port."""
+    from tests.servers import SSHD, start_sshd
+
+    if not os.path.exists(SSHD) and os.environ.get("FASTREG_SSHD_TESTS") != "required":
+        pytest.skip(f"no {SSHD}: apt-get install openssh-server (`make test` does it as root)")
+    server = start_sshd()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ssh_home(sshd, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME whose ~/.ssh/known_hosts trusts the test sshd (and nothing else)."""
+    home = tmp_path_factory.mktemp("home")
+    (home / ".ssh").mkdir(mode=0o700)
+    (home / ".ssh" / "known_hosts").write_text(Path(sshd.known_hosts).read_text())
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
 @pytest.fixture(autouse=True)
 def user_cache_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Registry mirrors and the user-level cache live under a per-test XDG_CACHE_HOME."""

@@ -398,3 +398,69 @@ def make_gcs_bucket(endpoint: str, name: str) -> None:
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 200, resp.status
+
+
+@dataclass
+class Sshd:
+    """The distribution's OpenSSH server on 127.0.0.1 with its own config, a generated host key
+    and a generated user key (the user running the tests logs in with it); stopped by PID.
+    `known_hosts` holds its host key line, for a HOME whose ~/.ssh trusts it."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: str
+    keyfile: str
+    known_hosts: str
+    user: str
+
+    def url(self, path: str) -> str:
+        return f"ssh://{self.user}@127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+SSHD = "/usr/sbin/sshd"
+
+
+def start_sshd() -> Sshd:
+    import getpass
+
+    if not os.path.exists(SSHD):
+        raise RuntimeError(f"{SSHD} is not installed (apt-get install openssh-server; `make test` does it)")
+    [port] = free_ports(1)
+    workdir = tempfile.mkdtemp(prefix="fastreg-sshd-")
+    os.chmod(workdir, 0o755)
+    for name in ("host_key", "user_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(workdir, name)], check=True)
+    shutil.copy(os.path.join(workdir, "user_key.pub"), os.path.join(workdir, "authorized_keys"))
+    host_pub = Path(workdir, "host_key.pub").read_text().split()
+    known_hosts = os.path.join(workdir, "known_hosts")
+    Path(known_hosts).write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+    config = os.path.join(workdir, "sshd_config")
+    Path(config).write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {workdir}/host_key\nPidFile {workdir}/sshd.pid\n"
+        f"AuthorizedKeysFile {workdir}/authorized_keys\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
+        "Subsystem sftp internal-sftp\nLogLevel ERROR\n")
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # its privilege separation directory
+    log = open(os.path.join(workdir, "sshd.log"), "wb")  # noqa: SIM115 - closed by the process's exit
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", config], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    log.close()
+    server = Sshd(port, proc, workdir, os.path.join(workdir, "user_key"), known_hosts, getpass.getuser())
+    try:
+        wait_port(port, 30, proc)
+    except BaseException as exc:
+        tail = Path(workdir, "sshd.log").read_text(errors="replace")[-2000:]
+        server.stop()
+        raise RuntimeError(f"sshd did not start: {exc}\n{tail}") from None
+    return server

@@ -263,8 +263,7 @@ class DvcRemote:
     @property
     def kind(self) -> str:
         scheme = self.url.split("://", 1)[0].lower() if "://" in self.url else "local"
-        return {"http": "http", "https": "http", "s3": "s3", "gs": "gs", "local": "local", "file": "local"}.get(
-            scheme, scheme)
+        return {"http": "http", "https": "http", "file": "local"}.get(scheme, scheme)  # s3, gs, ssh, local, ...
 
 
 def parse_config(data: bytes, where: str) -> tuple[str | None, dict[str, DvcRemote]]:

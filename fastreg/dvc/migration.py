@@ -55,7 +55,7 @@ from fastreg.repo.project import Project
 if TYPE_CHECKING:
     from fastreg.registry.reader import Reader
 
-WRITABLE = ("local", "s3", "gs")  # the DVC remote kinds fastreg pushes to
+WRITABLE = ("local", "s3", "gs", "ssh")  # the DVC remote kinds fastreg pushes to
 
 #: Files up to this size are verified and stored from memory (one read); bigger ones stream
 #: through a cache temp file, so memory stays bounded by threads x this.
@@ -684,7 +684,8 @@ def _remotes(project: Project, m: Migration) -> list[tuple[str, str]]:
         remotes.add(fastreg_dir, name, url, default=first_default, local=False)
         for theirs, mine in DVC_OPTIONS:
             if theirs in remote.options:  # a key file's path is this machine's: config.local, as DVC's is
-                remotes.modify(fastreg_dir, name, mine, remote.options[theirs], local=mine == "credentialpath")
+                remotes.modify(fastreg_dir, name, mine, remote.options[theirs],
+                               local=mine in ("credentialpath", "keyfile"))
         written.append((name, url))
     return written
 

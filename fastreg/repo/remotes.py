@@ -6,6 +6,7 @@
     url = "s3://bucket/registry"     # or gs://bucket/prefix, a local path, or http(s)://host/path (read-only)
     endpoint_url = "http://127.0.0.1:8333"
     credentialpath = "~/key.json"    # gs://: a service account's key file (else application default credentials)
+    keyfile = "~/.ssh/id_ed25519"    # ssh://USER@HOST:PORT/PATH: the key (else ~/.ssh/config, the agent); user, port
     region = "us-east-1"
     profile = "myprofile"
     read_only = false
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs", "gc_grace", "retry_budget",
-           "credentialpath"}
+           "credentialpath", "keyfile", "user", "port"}
 DEFAULT_PACK_SIZE = 16 << 20
 DEFAULT_GC_GRACE = 3600
 
@@ -51,6 +52,8 @@ class Remote:
             return "s3"
         if self.url.startswith("gs://"):
             return "gs"
+        if self.url.startswith("ssh://"):
+            return "ssh"
         if self.url.startswith(("http://", "https://")):
             return "http"
         return "local"
@@ -85,7 +88,7 @@ class Remote:
         jobs = self.options.get("jobs")
         if isinstance(jobs, int) and jobs > 0:
             return jobs
-        return {"s3": 16, "gs": 16, "http": 16, "local": 4}[self.kind]
+        return {"s3": 16, "gs": 16, "ssh": 8, "http": 16, "local": 4}[self.kind]
 
 
 def parse_size(text: str, what: str) -> int:
@@ -152,6 +155,11 @@ def open_backend(remote: Remote, base: Path, jobs: int) -> Store:
         store = GCSStore(remote.url, endpoint_url=remote.options.get("endpoint_url"),
                          credentialpath=remote.options.get("credentialpath"), read_only=remote.read_only,
                          connections=jobs)
+    elif remote.kind == "ssh":
+        from fastreg.storage.ssh import SSHStore
+
+        store = SSHStore(remote.url, user=remote.options.get("user"), port=remote.options.get("port"),
+                         keyfile=remote.options.get("keyfile"), read_only=remote.read_only, connections=jobs)
     elif remote.kind == "http":
         from fastreg.storage.http import HTTPStore
 
@@ -204,13 +212,21 @@ def check_url(url: str, option: str = "url") -> None:
         if not _GS_BUCKET.fullmatch(bucket) or ".." in bucket:
             raise UsageError(f"{url}: {bucket!r} is not a GCS bucket name (3 to 63 lowercase letters, digits, "
                              "'.', '-' and '_', starting and ending with a letter or digit)")
+    elif scheme == "ssh":
+        from fastreg.storage.ssh import split_ssh_url
+
+        try:
+            split_ssh_url(url)
+        except StorageError as exc:
+            raise UsageError(str(exc)) from None
     elif scheme in ("http", "https"):
         if not host:
             raise UsageError(f"{url}: no host in this URL (http(s)://HOST/PATH)")
     else:
         hint = "; for a local directory give its path" if scheme == "file" else ""
         raise UsageError(f"{url}: unsupported remote URL scheme '{scheme}://' (remotes are a local path, "
-                         f"s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or http(s)://HOST/PATH){hint}")
+                         f"s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, ssh://[USER@]HOST[:PORT]/PATH or "
+                         f"http(s)://HOST/PATH){hint}")
 
 
 def _target(fastreg_dir: Path, local: bool) -> Path:
@@ -246,6 +262,10 @@ def modify(fastreg_dir: Path, name: str, option: str, value: str, local: bool, u
         if value.lower() not in ("true", "false"):
             raise UsageError("read_only takes true or false")
         section[option] = value.lower() == "true"
+    elif option == "port":
+        if not value.isdigit() or not 0 < int(value) < 65536:
+            raise UsageError("port takes a TCP port number")
+        section[option] = int(value)
     elif option in ("jobs", "gc_grace"):
         if not value.isdigit() or (option == "jobs" and int(value) < 1):
             raise UsageError(f"{option} takes a {'positive ' if option == 'jobs' else ''}integer"

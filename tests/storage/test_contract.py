@@ -1,5 +1,5 @@
 """One contract every Store backend passes: memory, local, S3 on a real SeaweedFS, GCS on a real
-fake-gcs-server, and (read
+fake-gcs-server, SSH (SFTP) on the distribution's real sshd, and (read
 paths) HTTP on a real aiohttp server and on `python -m http.server`, which ignores Range."""
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from fastreg.storage.http import HTTPStore
 from fastreg.storage.local import LocalStore
 from fastreg.storage.memory import MemoryStore
 from fastreg.storage.s3 import S3Store
+from fastreg.storage.ssh import SSHStore
 from tests.servers import start_http
 
 BLOB = os.urandom(300_000)
 SEED = {"packs/aa/one": BLOB, "packs/bb/two": b"hello", "index/seg1": b"x" * 10, "empty": b""}
 
-WRITABLE = ["memory", "local", "s3", "gcs"]
+WRITABLE = ["memory", "local", "s3", "gcs", "ssh"]
 READ_ONLY = ["http", "http-norange"]
 
 
@@ -41,6 +42,10 @@ async def store(request, tmp_path: Path) -> AsyncIterator[Store]:
         gcs = request.getfixturevalue("gcs")
         bucket = request.getfixturevalue("gcs_bucket")
         s = GCSStore(f"gs://{bucket}/some/prefix", endpoint_url=gcs.endpoint)
+    elif kind == "ssh":
+        sshd = request.getfixturevalue("sshd")
+        request.getfixturevalue("ssh_home")
+        s = SSHStore(sshd.url(str(tmp_path / "sftp" / "some" / "prefix")), keyfile=sshd.keyfile)
     else:
         root = tmp_path / "served"
         seed = LocalStore(root)

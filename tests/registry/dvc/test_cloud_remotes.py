@@ -1,7 +1,8 @@
-"""A DVC project whose remote is Google Cloud Storage (gs://, on a real fake-gcs-server): read as a
-registry (list, get), and migrated (its remote carried over, pushed, pulled in a fresh clone).
-The project is built by real DVC 3 with a local remote, whose objects are then put into the
-bucket as DVC's GCS remote holds them (DVC's gs support is a plugin the tests do not install)."""
+"""DVC projects whose remote is Google Cloud Storage (gs://, on a real fake-gcs-server) or an SSH
+server (ssh://, on the real sshd): read as registries (list, get) and migrated (the remote
+carried over, pushed, pulled in a fresh clone). Each project is built by real DVC 3 with a local
+remote, whose objects are then where DVC's GCS or SSH remote holds them (DVC's gs and ssh
+support are plugins the tests do not install)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,32 @@ def test_a_dvc_project_on_gcs_is_read_and_migrated(tmp_path: Path, dvc3: Dvc, ru
     monkeypatch.chdir(tmp_path / "mate")
     run("pull")
     assert files_under(tmp_path / "mate" / "data") == want
+
+
+def test_a_dvc_project_on_an_ssh_server_is_read_and_migrated(tmp_path: Path, dvc3: Dvc, run, monkeypatch, sshd,
+                                                             ssh_home) -> None:
+    """The same with an SSH remote (DVC's `ssh://` with its `keyfile` option), on the real sshd:
+    the server's folder is the one DVC pushed to (the server runs on this machine)."""
+    proj = tmp_path / "proj"
+    (proj / "data").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=proj, check=True)
+    want = {"a.txt": b"over ssh\n", "b.bin": bytes(range(256)) * 10}
+    for rel, data in want.items():
+        (proj / "data" / rel).write_bytes(data)
+    store = tmp_path / "dvc-store"
+    dvc3("init", "-q", cwd=proj)
+    dvc3("remote", "add", "-d", "store", str(store), cwd=proj)
+    dvc3("add", "-q", "data", cwd=proj)
+    dvc3("push", "-q", cwd=proj)
+    (proj / ".dvc" / "config").write_text(f"[core]\n    remote = store\n['remote \"store\"']\n"
+                                          f"    url = {sshd.url(str(store))}\n    keyfile = {sshd.keyfile}\n")
+    git(proj, "add", "-A")
+    git(proj, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "data over ssh")
+    monkeypatch.chdir(tmp_path)
+    run("get", str(proj), "data", "-o", "got")
+    assert files_under(tmp_path / "got") == want
+    monkeypatch.chdir(proj)
+    run("migrate", "--push")
+    assert f'url = "{sshd.url(str(store))}-fastreg"' in (proj / ".fastreg" / "config").read_text()
+    assert sshd.keyfile in (proj / ".fastreg" / "config.local").read_text()  # this machine's key: not committed
+    assert any((tmp_path / "dvc-store-fastreg" / "index").iterdir())
