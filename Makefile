@@ -44,7 +44,7 @@ browser:
 # The distribution's OpenSSH server for the ssh:// remote tests (each test session starts its own
 # sshd on a loopback port with its own config and keys; the system service is never used).
 # Installed where apt-get can (as root); elsewhere those tests are skipped, unless
-# FASTREG_SSHD_TESTS=required (CI).
+# FASTREG_SERVER_TESTS=required (CI).
 sshd:
 	@test -x /usr/sbin/sshd || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -53,7 +53,18 @@ sshd:
 	      || echo "note: could not install openssh-server: the ssh:// tests will be skipped"; \
 	  else echo "note: no /usr/sbin/sshd: the ssh:// tests will be skipped (apt-get install openssh-server)"; fi; }
 
-test: $(VENV)/.torch browser sshd lint
+# Azurite (Azure Blob Storage's emulator) for the azure:// remote tests: the npm package, under
+# .tools/azurite, with the distribution's Node.js (installed as root where it is missing).
+AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
+$(AZURITE):
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null \
+	      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }; fi; }
+	@command -v npm >/dev/null && npm install -s --no-audit --no-fund --prefix .tools/azurite azurite@3 \
+	  || echo "note: could not install azurite: the azure:// tests will be skipped"
+
+test: $(VENV)/.torch browser sshd $(AZURITE) lint
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.test-deps

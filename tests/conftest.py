@@ -130,7 +130,7 @@ def sshd():
     loopback port."""
     from tests.servers import SSHD, start_sshd
 
-    if not os.path.exists(SSHD) and os.environ.get("FASTREG_SSHD_TESTS") != "required":
+    if not os.path.exists(SSHD) and os.environ.get("FASTREG_SERVER_TESTS") != "required":
         pytest.skip(f"no {SSHD}: apt-get install openssh-server (`make test` does it as root)")
     server = start_sshd()
     yield server
@@ -145,6 +145,30 @@ def ssh_home(sshd, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     (home / ".ssh" / "known_hosts").write_text(Path(sshd.known_hosts).read_text())
     monkeypatch.setenv("HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    """One real Azurite (Azure Blob Storage's emulator, from npm) per test session on a free
+    loopback port."""
+    from tests.servers import azurite_binary, start_azurite
+
+    if not azurite_binary().exists() and os.environ.get("FASTREG_SERVER_TESTS") != "required":
+        pytest.skip(f"no {azurite_binary()}: `make test` installs it (npm install azurite)")
+    server = start_azurite()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def container(azurite, request) -> str:
+    import re
+
+    from tests.servers import make_container
+
+    name = "t-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-") + "-" + os.urandom(3).hex()
+    make_container(azurite, name)
+    return name
 
 
 @pytest.fixture(autouse=True)

@@ -464,3 +464,75 @@ def start_sshd() -> Sshd:
         server.stop()
         raise RuntimeError(f"sshd did not start: {exc}\n{tail}") from None
     return server
+
+
+#: Azurite's documented development account (public; the emulator accepts nothing else).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURITE_DIR = Path(__file__).resolve().parents[1] / ".tools" / "azurite"
+
+
+@dataclass
+class Azurite:
+    """Azurite's blob service (the `azurite` npm package, installed under .tools/azurite by `make
+    test`) on a free loopback port, its data in a temp folder; stopped by PID."""
+
+    endpoint: str  # the account's blob endpoint: http://127.0.0.1:PORT/devstoreaccount1
+    proc: subprocess.Popen[bytes]
+    workdir: str
+
+    @property
+    def connection_string(self) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint={self.endpoint};")
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def azurite_binary() -> Path:
+    return AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
+
+
+def start_azurite() -> Azurite:
+    exe = azurite_binary()
+    if not exe.exists():
+        raise RuntimeError(f"{exe} is not installed (`make test` installs it: npm install --prefix "
+                           f"{AZURITE_DIR} azurite)")
+    [port] = free_ports(1)
+    workdir = tempfile.mkdtemp(prefix="fastreg-azurite-")
+    log = open(os.path.join(workdir, "azurite.log"), "wb")  # noqa: SIM115 - closed once the process has it
+    proc = subprocess.Popen([str(exe), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", workdir,
+                             "--skipApiVersionCheck", "--loose", "--silent"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    server = Azurite(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}", proc, workdir)
+    try:
+        wait_port(port, 60, proc)
+    except BaseException as exc:
+        tail = Path(workdir, "azurite.log").read_text(errors="replace")[-2000:]
+        server.stop()
+        raise RuntimeError(f"Azurite did not start: {exc}\n{tail}") from None
+    return server
+
+
+def make_container(server: Azurite, name: str) -> None:
+    import asyncio
+
+    from azure.storage.blob.aio import BlobServiceClient
+
+    async def run() -> None:
+        async with BlobServiceClient.from_connection_string(server.connection_string) as client:
+            await client.create_container(name)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # its own loop: a caller may be inside one (an async fixture)
+        pool.submit(asyncio.run, run()).result()

@@ -56,6 +56,7 @@ def cmd_remote(args: argparse.Namespace) -> int:
             overridden = local.get(name, {}) if isinstance(local.get(name), dict) else {}
 
             def shown(key: str, value: object, overridden: dict[str, object] = overridden) -> str:
+                value = "(secret)" if key in remotes.SECRET_OPTIONS else value  # never printed
                 return f"{key}={value}" + (" (config.local)" if args.verbose and key in overridden else "")
 
             extra = "".join(" " + shown(k, v) for k, v in sorted(remote.options.items()))

@@ -273,6 +273,12 @@ def parse_config(data: bytes, where: str) -> tuple[str | None, dict[str, DvcRemo
         parser.read_string(data.decode())
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise MetafileError(f"{where} does not parse ({str(exc).splitlines()[0]})") from None
+    return config_remotes(parser)
+
+
+def config_remotes(parser: configparser.ConfigParser) -> tuple[str | None, dict[str, DvcRemote]]:
+    """(default remote name, remotes) of a parsed DVC config (`config` with `config.local` over
+    it, for a work tree: where DVC users keep their secrets)."""
     remotes = {}
     default = None
     for section in parser.sections():

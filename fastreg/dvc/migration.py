@@ -36,6 +36,7 @@ from fastreg.dvc.formats import (
     DvcFile,
     DvcRemote,
     Out,
+    config_remotes,
     parse_config,
     parse_dvcfile,
     parse_lock,
@@ -55,7 +56,7 @@ from fastreg.repo.project import Project
 if TYPE_CHECKING:
     from fastreg.registry.reader import Reader
 
-WRITABLE = ("local", "s3", "gs", "ssh")  # the DVC remote kinds fastreg pushes to
+WRITABLE = ("local", "s3", "gs", "azure", "ssh")  # the DVC remote kinds fastreg pushes to
 
 #: Files up to this size are verified and stored from memory (one read); bigger ones stream
 #: through a cache temp file, so memory stays bounded by threads x this.
@@ -308,7 +309,8 @@ class Migration:
         self.prefix = prefix
         self.jobs = jobs
         self.config_bytes, self.parser = _config(root)
-        self.default, self.dvc_remotes = parse_config(self.config_bytes, ".dvc/config")
+        parse_config(self.config_bytes, ".dvc/config")  # the committed file parses by itself
+        self.default, self.dvc_remotes = config_remotes(self.parser)  # with config.local's secrets
         self.cache_dirs = dvc_cache_dirs(root, self.parser)
         self._objects: dict[str, DvcObjects] = {}
         self._source_readers: dict[tuple[str, str, int], Reader] = {}

@@ -30,12 +30,14 @@ from fastreg.storage.base import Store
 from fastreg.transfer import whole
 
 #: Remote kinds fastreg reads; DVC knows more (ssh, gs, azure, gdrive, hdfs, webdav, oss, ...).
-READABLE = ("local", "s3", "gs", "ssh", "http")
+READABLE = ("local", "s3", "gs", "azure", "ssh", "http")
 
 
 #: DVC's remote options fastreg takes (DVC's name, fastreg's name)
 OPTIONS = (("endpointurl", "endpoint_url"), ("region", "region"), ("profile", "profile"),
-           ("credentialpath", "credentialpath"), ("user", "user"), ("port", "port"), ("keyfile", "keyfile"))
+           ("credentialpath", "credentialpath"), ("user", "user"), ("port", "port"), ("keyfile", "keyfile"),
+           ("account_name", "account_name"), ("account_key", "account_key"), ("sas_token", "sas_token"),
+           ("connection_string", "connection_string"))
 
 
 def object_keys(md5: str, legacy: bool, suffix: str = "") -> list[str]:
@@ -118,7 +120,7 @@ class DvcObjects:
     def __init__(self, remote: DvcRemote, base: Path | None, jobs: int | None, out_path: str) -> None:
         if remote.kind not in READABLE:
             raise RegistryError(f"{out_path}: its DVC remote {remote.name!r} is {remote.kind} ({remote.url}); fastreg "
-                                "reads local, S3, GCS, SSH and HTTP(S) remotes only")
+                                "reads local, S3, GCS, Azure, SSH and HTTP(S) remotes only")
         opts = remote.options
         url = remote.url.removeprefix("file://")
         if remote.kind == "local" and not os.path.isabs(os.path.expanduser(url)) and base is None:

@@ -7,6 +7,8 @@
     endpoint_url = "http://127.0.0.1:8333"
     credentialpath = "~/key.json"    # gs://: a service account's key file (else application default credentials)
     keyfile = "~/.ssh/id_ed25519"    # ssh://USER@HOST:PORT/PATH: the key (else ~/.ssh/config, the agent); user, port
+    account_name = "myaccount"       # azure://CONTAINER/PREFIX; account_key, sas_token, connection_string: secrets,
+                                     # always written to config.local and never shown
     region = "us-east-1"
     profile = "myprofile"
     read_only = false
@@ -35,7 +37,11 @@ if TYPE_CHECKING:
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 OPTIONS = {"url", "endpoint_url", "region", "profile", "read_only", "pack_size", "jobs", "gc_grace", "retry_budget",
-           "credentialpath", "keyfile", "user", "port"}
+           "credentialpath", "keyfile", "user", "port", "account_name", "account_key", "sas_token",
+           "connection_string"}
+#: Options that hold secrets: `remote modify` writes them to config.local (never committed) and
+#: nothing prints them.
+SECRET_OPTIONS = ("account_key", "sas_token", "connection_string")
 DEFAULT_PACK_SIZE = 16 << 20
 DEFAULT_GC_GRACE = 3600
 
@@ -54,6 +60,8 @@ class Remote:
             return "gs"
         if self.url.startswith("ssh://"):
             return "ssh"
+        if self.url.startswith("azure://"):
+            return "azure"
         if self.url.startswith(("http://", "https://")):
             return "http"
         return "local"
@@ -88,7 +96,7 @@ class Remote:
         jobs = self.options.get("jobs")
         if isinstance(jobs, int) and jobs > 0:
             return jobs
-        return {"s3": 16, "gs": 16, "ssh": 8, "http": 16, "local": 4}[self.kind]
+        return {"s3": 16, "gs": 16, "azure": 16, "ssh": 8, "http": 16, "local": 4}[self.kind]
 
 
 def parse_size(text: str, what: str) -> int:
@@ -160,6 +168,13 @@ def open_backend(remote: Remote, base: Path, jobs: int) -> Store:
 
         store = SSHStore(remote.url, user=remote.options.get("user"), port=remote.options.get("port"),
                          keyfile=remote.options.get("keyfile"), read_only=remote.read_only, connections=jobs)
+    elif remote.kind == "azure":
+        from fastreg.storage.azure import AzureStore
+
+        o = remote.options
+        store = AzureStore(remote.url, account_name=o.get("account_name"), account_key=o.get("account_key"),
+                           sas_token=o.get("sas_token"), connection_string=o.get("connection_string"),
+                           endpoint_url=o.get("endpoint_url"), read_only=remote.read_only, connections=jobs)
     elif remote.kind == "http":
         from fastreg.storage.http import HTTPStore
 
@@ -219,13 +234,21 @@ def check_url(url: str, option: str = "url") -> None:
             split_ssh_url(url)
         except StorageError as exc:
             raise UsageError(str(exc)) from None
+    elif scheme == "azure":
+        from fastreg.storage.azure import split_azure_url
+
+        try:
+            split_azure_url(url)
+        except StorageError as exc:
+            raise UsageError(str(exc)) from None
     elif scheme in ("http", "https"):
         if not host:
             raise UsageError(f"{url}: no host in this URL (http(s)://HOST/PATH)")
     else:
         hint = "; for a local directory give its path" if scheme == "file" else ""
         raise UsageError(f"{url}: unsupported remote URL scheme '{scheme}://' (remotes are a local path, "
-                         f"s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, ssh://[USER@]HOST[:PORT]/PATH or "
+                         f"s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, azure://CONTAINER/PREFIX, "
+                         f"ssh://[USER@]HOST[:PORT]/PATH or "
                          f"http(s)://HOST/PATH){hint}")
 
 
@@ -253,6 +276,8 @@ def modify(fastreg_dir: Path, name: str, option: str, value: str, local: bool, u
         raise UsageError(f"unknown remote option {option!r}; known: {', '.join(sorted(OPTIONS))}")
     if name not in all_remotes(cfg.merged(fastreg_dir)):
         raise UsageError(f"no remote named {name!r}; add it with `fastreg remote add {name} URL`")
+    if option in SECRET_OPTIONS:
+        local = True  # a secret is never committed
     path = _target(fastreg_dir, local)
     doc = cfg.read_toml(path)
     section = doc.setdefault("remote", {}).setdefault(name, {})

@@ -1,5 +1,5 @@
 """One contract every Store backend passes: memory, local, S3 on a real SeaweedFS, GCS on a real
-fake-gcs-server, SSH (SFTP) on the distribution's real sshd, and (read
+fake-gcs-server, Azure Blob on a real Azurite, SSH (SFTP) on the distribution's real sshd, and (read
 paths) HTTP on a real aiohttp server and on `python -m http.server`, which ignores Range."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fastreg.errors import ObjectNotFound, ReadOnlyStore, StorageError
+from fastreg.storage.azure import AzureStore
 from fastreg.storage.base import Store
 from fastreg.storage.gcs import GCSStore
 from fastreg.storage.http import HTTPStore
@@ -23,7 +24,7 @@ from tests.servers import start_http
 BLOB = os.urandom(300_000)
 SEED = {"packs/aa/one": BLOB, "packs/bb/two": b"hello", "index/seg1": b"x" * 10, "empty": b""}
 
-WRITABLE = ["memory", "local", "s3", "gcs", "ssh"]
+WRITABLE = ["memory", "local", "s3", "gcs", "azure", "ssh"]
 READ_ONLY = ["http", "http-norange"]
 
 
@@ -42,6 +43,10 @@ async def store(request, tmp_path: Path) -> AsyncIterator[Store]:
         gcs = request.getfixturevalue("gcs")
         bucket = request.getfixturevalue("gcs_bucket")
         s = GCSStore(f"gs://{bucket}/some/prefix", endpoint_url=gcs.endpoint)
+    elif kind == "azure":
+        azurite = request.getfixturevalue("azurite")
+        container = request.getfixturevalue("container")
+        s = AzureStore(f"azure://{container}/some/prefix", connection_string=azurite.connection_string)
     elif kind == "ssh":
         sshd = request.getfixturevalue("sshd")
         request.getfixturevalue("ssh_home")

@@ -1,8 +1,8 @@
-"""DVC projects whose remote is Google Cloud Storage (gs://, on a real fake-gcs-server) or an SSH
-server (ssh://, on the real sshd): read as registries (list, get) and migrated (the remote
-carried over, pushed, pulled in a fresh clone). Each project is built by real DVC 3 with a local
-remote, whose objects are then where DVC's GCS or SSH remote holds them (DVC's gs and ssh
-support are plugins the tests do not install)."""
+"""DVC projects whose remote is Google Cloud Storage (gs://, on a real fake-gcs-server), Azure Blob
+(azure://, on a real Azurite) or an SSH server (ssh://, on the real sshd): read as registries
+(list, get) and migrated (the remote carried over, pushed, pulled in a fresh clone). Each
+project is built by real DVC 3 with a local remote, whose objects are then where DVC's GCS,
+Azure or SSH remote holds them (DVC's support for those is plugins the tests do not install)."""
 
 from __future__ import annotations
 
@@ -89,3 +89,51 @@ def test_a_dvc_project_on_an_ssh_server_is_read_and_migrated(tmp_path: Path, dvc
     assert f'url = "{sshd.url(str(store))}-fastreg"' in (proj / ".fastreg" / "config").read_text()
     assert sshd.keyfile in (proj / ".fastreg" / "config.local").read_text()  # this machine's key: not committed
     assert any((tmp_path / "dvc-store-fastreg" / "index").iterdir())
+
+
+def test_a_dvc_project_on_azure_is_read_and_migrated(tmp_path: Path, dvc3: Dvc, run, monkeypatch, azurite,
+                                                     container) -> None:
+    """The same with an Azure remote (DVC's `azure://CONTAINER/PATH`) on Azurite: the committed
+    config names the container only; the secret is where DVC users keep it: the environment for
+    a reader of the registry, `.dvc/config.local` for the project's own migrate, from where it
+    goes to `.fastreg/config.local`, never into Git."""
+    from fastreg.storage.azure import AzureStore
+
+    proj = tmp_path / "proj"
+    (proj / "data").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=proj, check=True)
+    want = {"a.txt": b"in a blob\n", "b.bin": bytes(range(256)) * 10}
+    for rel, data in want.items():
+        (proj / "data" / rel).write_bytes(data)
+    dvc3("init", "-q", cwd=proj)
+    dvc3("remote", "add", "-d", "store", str(tmp_path / "dvc-remote"), cwd=proj)
+    dvc3("add", "-q", "data", cwd=proj)
+    dvc3("push", "-q", cwd=proj)
+    objects = {p.relative_to(tmp_path / "dvc-remote").as_posix(): p.read_bytes()
+               for p in sorted((tmp_path / "dvc-remote").rglob("*")) if p.is_file()}
+
+    async def upload() -> None:
+        store = AzureStore(f"azure://{container}/dvcstore", connection_string=azurite.connection_string)
+        for key, data in objects.items():
+            await store.put(key, data)
+        await store.close()
+
+    asyncio.run(upload())
+    (proj / ".dvc" / "config").write_text(f"[core]\n    remote = store\n['remote \"store\"']\n"
+                                          f"    url = azure://{container}/dvcstore\n")
+    (proj / ".dvc" / "config.local").write_text(f"['remote \"store\"']\n    connection_string = "
+                                                f"{azurite.connection_string}\n")
+    git(proj, "add", "-A")
+    git(proj, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "data on azure")
+    assert b"AccountKey" not in subprocess.run(["git", "show", "HEAD:.dvc/config"], cwd=proj, capture_output=True,
+                                               check=True).stdout
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    run("get", str(proj), "data", "-o", "got")
+    assert files_under(tmp_path / "got") == want
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING")
+    monkeypatch.chdir(proj)
+    run("migrate", "--push")
+    assert f'url = "azure://{container}/dvcstore-fastreg"' in (proj / ".fastreg" / "config").read_text()
+    assert "AccountKey" not in (proj / ".fastreg" / "config").read_text()
+    assert "AccountKey" in (proj / ".fastreg" / "config.local").read_text()

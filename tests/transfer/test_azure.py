@@ -1,0 +1,57 @@
+"""An Azure Blob Storage remote (azure://) end to end through the CLI, on a real Azurite: push, a
+fresh clone's pull byte for byte, check, remote gc; the account key kept out of Git and out of
+every output; a wrong key and a missing container are one error line each."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.helpers import setup_registry
+from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY
+from tests.transfer.test_push_pull import clone, workspace
+
+
+def _azure(project: Path, run, make_images, container: str, azurite) -> dict[str, bytes]:
+    original = setup_registry(project, run, make_images, f"azure://{container}/registry",
+                              ("account_name", AZURITE_ACCOUNT), ("endpoint_url", azurite.endpoint))
+    run("remote", "modify", "store", "account_key", AZURITE_KEY)  # a secret: config.local, never shown
+    return original
+
+
+def test_azure_push_pull_check_and_gc(tmp_path: Path, project: Path, run, make_images, monkeypatch,
+                                      azurite, container) -> None:
+    original = _azure(project, run, make_images, container, azurite)
+    assert AZURITE_KEY not in (project / ".fastreg" / "config").read_text()
+    assert AZURITE_KEY in (project / ".fastreg" / "config.local").read_text()
+    out, _ = run("remote", "list", "-v")
+    assert AZURITE_KEY not in out and "account_key=(secret)" in out
+    run("push")
+    out, _ = run("status", "--remote")
+    assert "Everything is in remote" in out
+    run("check", "-r", "store")
+    other = clone(project, tmp_path / "consumer", monkeypatch)
+    run("remote", "modify", "store", "account_key", AZURITE_KEY)  # a teammate has the key too
+    run("pull")
+    assert workspace(other) == original
+    monkeypatch.chdir(project)
+    (project / "scratch.bin").write_bytes(os.urandom(300_000))
+    run("add", "scratch.bin")
+    run("push")
+    run("remote", "modify", "store", "gc_grace", "0")
+    (project / "scratch.bin.fastreg").unlink()
+    out, _ = run("gc", "--all-commits", "-r")
+    assert "Remote store: deleted 1 packs" in out or "rewrote" in out
+
+
+def test_azure_wrong_key_and_missing_container_are_one_error_line(project: Path, run, make_images,
+                                                                  azurite, container) -> None:
+    _azure(project, run, make_images, container, azurite)
+    wrong = "d3Jvbmcga2V5"
+    run("remote", "modify", "store", "account_key", wrong)
+    _, err = run("push", rc=7)
+    assert "access denied" in err and wrong not in err
+    run("remote", "modify", "store", "account_key", AZURITE_KEY)
+    run("remote", "modify", "store", "url", "azure://no-such-container/reg")
+    _, err = run("push", rc=7)
+    assert "no such container 'no-such-container'" in err and AZURITE_KEY not in err
