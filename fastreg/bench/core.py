@@ -38,13 +38,15 @@ def resolve(text: str, endpoint_url: str | None, region: str | None, profile: st
     if project is not None and remotes.NAME.fullmatch(text):
         remote = remotes.all_remotes(project.config).get(text)
     if remote is None:
-        if text.startswith(("s3://", "http://", "https://")):
+        if text.startswith(("s3://", "gs://", "azure://", "ssh://", "http://", "https://")):
+            remotes.check_url(text)
             remote = remotes.Remote("bench", text)
         elif os.path.isdir(text):
             remote = remotes.Remote("bench", str(Path(text).absolute()))
         else:
             where = "a remote of this project, " if project is not None else ""
-            raise UsageError(f"{text!r} is not {where}an existing directory, or an s3:// or http(s):// URL")
+            raise UsageError(f"{text!r} is not {where}an existing directory, or an s3://, gs://, azure://, ssh:// "
+                             "or http(s):// URL")
     options = dict(remote.options)
     for key, value in (("endpoint_url", endpoint_url), ("region", region), ("profile", profile)):
         if value is not None:

@@ -60,6 +60,76 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def compare(docs: list[dict[str, Any]]) -> str:
+    """Several backends measured in one run, side by side: one row per cell (the same cells for
+    each), each backend's MiB/s (list: keys/s) and p50 latency."""
+    names = [f"{i + 1}" for i in range(len(docs))]
+    lines = ["fastreg bench: " + str(len(docs)) + " backends, the same cells for each, measured one after "
+             "the other in this run:"]
+    for n, d in zip(names, docs, strict=True):
+        r = d["remote"]
+        lines.append(f"  [{n}] {r['url']} ({r['kind']}{', read-only' if r['read_only'] else ''}): measured "
+                     f"{d['elapsed']:.1f} s, errors {sum(c['errors'] for c in d['cells'])}, retries "
+                     f"{sum(c['retries'] for c in d['cells'])}")
+    cells: dict[tuple[str, int, int], list[dict[str, Any] | None]] = {}
+    for i, d in enumerate(docs):
+        for c in d["cells"]:
+            cells.setdefault((c["op"], c["size"], c["jobs"]), [None] * len(docs))[i] = c
+    head = f"{'op':5} {'size':>5} {'jobs':>4}" + "".join(f" {'[' + n + '] MiB/s':>12} {'p50 ms':>7}" for n in names)
+    lines += ["", head, "-" * len(head)]
+    for (op, size, jobs), row in cells.items():
+        line = f"{op:5} {'-' if op == 'list' else human_size(size):>5} {jobs:>4}"
+        for c in row:
+            if c is None or not c["requests"]:
+                line += f" {'-':>12} {'-':>7}"
+                continue
+            rate = c.get("keys_per_s") if op == "list" else c["mib_per_s"]
+            shown = "-" if rate is None else (f"{rate:.0f} k/s" if op == "list" else f"{rate:.1f}")
+            line += f" {shown:>12} {_ms(c['latency_ms'], 'p50'):>7}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def plot_compare(docs: list[dict[str, Any]], out: Path) -> None:
+    """GET and PUT throughput vs concurrency, one line per backend and object size."""
+    if not plot_available():
+        raise DependencyError("--plot needs matplotlib: pip install 'fastreg[plot]'")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["-", "--", ":", "-."]
+    for ax, op in zip(axes[0], ("get", "put"), strict=True):
+        for i, d in enumerate(docs):
+            cells = [c for c in d["cells"] if c["op"] == op and c["requests"] > 0 and c["mib_per_s"] is not None]
+            for k, size in enumerate(sorted({c["size"] for c in cells})):
+                pts = sorted((c["jobs"], c["mib_per_s"]) for c in cells if c["size"] == size)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], styles[k % len(styles)], marker="o",
+                        color=colors[i % len(colors)], label=f"{d['remote']['kind']} {human_size(size)}")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrent requests")
+        ax.set_ylabel("MiB/s")
+        ax.set_title(f"{op} throughput by backend (colour) and object size (line style)")
+        ax.grid(True, alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("fastreg bench: " + ", ".join(d["remote"]["url"] for d in docs), fontsize=10)
+    fig.tight_layout()
+    tmp = tmpnames.beside(out, ".tmp")
+    try:
+        fig.savefig(tmp, format="png", dpi=110)
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise FileSystemError(f"--plot {out}: cannot write it ({exc.strerror})") from None
+    finally:
+        plt.close(fig)
+
+
 def plot_available() -> bool:
     import importlib.util
 

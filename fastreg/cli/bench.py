@@ -29,7 +29,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not plot.absolute().parent.is_dir():
             raise UsageError(f"--plot {plot}: the directory {plot.absolute().parent} does not exist")
     dataset = Path(args.dataset) if args.dataset else None
-    target = core.resolve(args.target, args.endpoint_url, args.region, args.profile)
+    targets = [core.resolve(t, args.endpoint_url, args.region, args.profile) for t in args.target]
     show = not args.quiet and sys.stderr.isatty()
     bar = None
     if show:
@@ -48,18 +48,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
             bar.set_description(f"bench: {name}")
             bar.refresh()
 
+    docs = []
     try:
-        res = core.run(target, sizes, jobs, duration, dataset, args.keep, on_cell, on_phase)
+        for target in targets:  # one after the other: no backend shares the machine with another
+            if bar is not None and len(targets) > 1:
+                bar.reset()
+                on_phase(f"{target.remote.url}: warm-up")
+            docs.append(core.run(target, sizes, jobs, duration, dataset, args.keep, on_cell, on_phase).to_json())
     finally:
         if bar is not None:
             bar.close()
-    doc = res.to_json()
     if plot is not None:
-        report.plot(doc, plot)
+        if len(docs) == 1:
+            report.plot(docs[0], plot)
+        else:
+            report.plot_compare(docs, plot)
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(docs[0] if len(docs) == 1 else {"schema": docs[0]["schema"], "runs": docs}, indent=1))
     elif not args.quiet:
-        print(report.table(doc))
+        if len(docs) > 1:
+            for doc in docs:
+                print(report.table(doc) + "\n")
+            print(report.compare(docs))
+        else:
+            print(report.table(docs[0]))
         if plot is not None:
             print(f"Plot: {plot}")
     return 0
@@ -76,8 +88,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "byte of ranged GETs, LIST rate, errors and retries; with --dataset, a real push and pull of a "
         "directory and where its time goes. Objects are written under a unique prefix and deleted at "
         "the end. A read-only remote (HTTP, read_only) gets the read tests only, on its existing packs.")
-    p.add_argument("target", metavar="REMOTE_OR_URL",
-                   help="a remote of this project, s3://BUCKET[/PREFIX], http(s)://HOST/PATH or a directory")
+    p.add_argument("target", metavar="REMOTE_OR_URL", nargs="+",
+                   help="a remote of this project, s3://BUCKET[/PREFIX], gs://BUCKET[/PREFIX], "
+                   "azure://CONTAINER[/PREFIX], ssh://[USER@]HOST[:PORT]/PATH, http(s)://HOST/PATH or a directory; "
+                   "several: each measured in turn with the same cells, then compared side by side (one "
+                   "table, one plot)")
     p.add_argument("--sizes", default=DEFAULT_SIZES, metavar="LIST",
                    help=f"object sizes, comma-separated (default {DEFAULT_SIZES})")
     p.add_argument("-j", "--jobs", default=DEFAULT_JOBS, metavar="LIST",

@@ -230,3 +230,41 @@ def test_ctrl_c_still_cleans_up(tmp_path: Path) -> None:
     _, err = p.communicate(timeout=30)
     assert p.returncode == 130 and err.decode().strip() == "error: interrupted"
     assert list(remote.iterdir()) == []
+
+
+def test_several_backends_side_by_side(tmp_path: Path, project: Path, run, seaweed, bucket, gcs, gcs_bucket,
+                                       azurite, container, sshd, ssh_home) -> None:
+    """The remotes a team could choose, measured in one run with the same cells for each: one
+    JSON document per backend, one comparison table, one plot; each backend left as it was."""
+    pytest.importorskip("matplotlib")
+    from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY
+
+    for name, url, options in (
+            ("s3", f"s3://{bucket}/b", [("endpoint_url", seaweed.endpoint)]),
+            ("gcs", f"gs://{gcs_bucket}/b", [("endpoint_url", gcs.endpoint)]),
+            ("az", f"azure://{container}/b", [("account_name", AZURITE_ACCOUNT), ("account_key", AZURITE_KEY),
+                                              ("endpoint_url", azurite.endpoint)]),
+            ("box", sshd.url(str(tmp_path / "sftp")), [("keyfile", sshd.keyfile)])):
+        run("remote", "add", name, url)
+        for option, value in options:
+            run("remote", "modify", name, option, value)
+    (tmp_path / "local").mkdir()
+    args = ["bench", "s3", "gcs", "az", "box", str(tmp_path / "local"), "--sizes", "64K", "--jobs", "1,4",
+            "--duration", "2s"]
+    out, _ = run(*args, "--json")
+    doc = json.loads(out)
+    assert [r["remote"]["kind"] for r in doc["runs"]] == ["s3", "gs", "azure", "ssh", "local"]
+    shapes = [[(c["op"], c["size"], c["jobs"]) for c in r["cells"]] for r in doc["runs"]]
+    assert all(s == shapes[0] for s in shapes) and len(shapes[0]) >= 4  # the same cells for each
+    for r in doc["runs"]:
+        for c in r["cells"]:
+            check_cell(c)
+    plot = tmp_path / "compare.png"
+    out, _ = run(*args, "--plot", str(plot))
+    table = out[out.index("fastreg bench: 5 backends"):]
+    assert all(u in table for u in (f"s3://{bucket}/b", f"gs://{gcs_bucket}/b", f"azure://{container}/b"))
+    rows = [line for line in table.splitlines() if line.startswith(("put ", "get "))]
+    assert rows and all(len(line.split()) == 3 + 2 * 5 for line in rows)  # op size jobs, then MiB/s p50 x5
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert bucket_keys(seaweed.endpoint, bucket) == [] and not any((tmp_path / "local").iterdir())
+    assert not (tmp_path / "sftp").exists() or not any(p.is_file() for p in (tmp_path / "sftp").rglob("*"))
