@@ -416,6 +416,17 @@ class Sshd:
     def url(self, path: str) -> str:
         return f"ssh://{self.user}@127.0.0.1:{self.port}{path}"
 
+    def kill(self) -> None:
+        """SIGKILL the server and every connection it serves (its children)."""
+        subprocess.run(["pkill", "-KILL", "-P", str(self.proc.pid)], check=False)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def restart(self) -> None:
+        """The same server (port, keys, config) started again after kill()."""
+        self.proc = _spawn_sshd(self.workdir, self.port)
+
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -452,18 +463,23 @@ def start_sshd() -> Sshd:
         "Subsystem sftp internal-sftp\nLogLevel ERROR\n")
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # its privilege separation directory
-    log = open(os.path.join(workdir, "sshd.log"), "wb")  # noqa: SIM115 - closed by the process's exit
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", config], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = _spawn_sshd(workdir, port)
+    return Sshd(port, proc, workdir, os.path.join(workdir, "user_key"), known_hosts, getpass.getuser())
+
+
+def _spawn_sshd(workdir: str, port: int) -> subprocess.Popen[bytes]:
+    log = open(os.path.join(workdir, "sshd.log"), "ab")  # noqa: SIM115 - closed once the process has it
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", os.path.join(workdir, "sshd_config")], stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
-    server = Sshd(port, proc, workdir, os.path.join(workdir, "user_key"), known_hosts, getpass.getuser())
     try:
         wait_port(port, 30, proc)
     except BaseException as exc:
         tail = Path(workdir, "sshd.log").read_text(errors="replace")[-2000:]
-        server.stop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         raise RuntimeError(f"sshd did not start: {exc}\n{tail}") from None
-    return server
+    return proc
 
 
 #: Azurite's documented development account (public; the emulator accepts nothing else).

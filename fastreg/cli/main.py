@@ -61,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _unquote_paths(args)
         args.quiet = getattr(args, "quiet", False)
         args.verbose = verbose = getattr(args, "verbose", False)
+        if not verbose:
+            _quiet_libraries()
         if not getattr(args, "command", None):
             parser.print_help()
             return 2
@@ -89,6 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:
         return _internal(exc, verbose)
+
+
+def _quiet_libraries() -> None:
+    """What a failing transport's libraries log on their way down (asyncio's "socket.send() raised
+    exception." for each write to a dropped connection, asyncssh's notes) is not for the user: the
+    failure is the one `error:` line. With -v they are printed."""
+    import logging
+
+    for name in ("asyncio", "asyncssh"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _internal(exc: BaseException, verbose: bool) -> int:

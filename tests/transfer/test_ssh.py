@@ -51,3 +51,36 @@ def test_ssh_unknown_host_key_and_refused_key_are_one_error_line(tmp_path: Path,
     run("remote", "modify", "store", "keyfile", str(other_key))
     _, err = run("push", rc=7)
     assert "permission denied" in err and not remote.exists()
+
+
+def test_ssh_server_killed_mid_push_then_push_again(tmp_path: Path, project: Path, run, make_images,
+                                                    monkeypatch, ssh_home) -> None:
+    """A server of its own (killed with every connection it serves, then started again)."""
+    import sys
+    import time
+
+    from tests.servers import start_sshd
+
+    server = start_sshd()
+    try:
+        (ssh_home / ".ssh" / "known_hosts").write_text(Path(server.known_hosts).read_text())
+        remote = tmp_path / "on-server" / "registry"
+        original = setup_registry(project, run, make_images, server.url(str(remote)), ("keyfile", server.keyfile),
+                                  ("pack_size", "1M"), ("retry_budget", "2"))
+        proc = subprocess.Popen([sys.executable, "-m", "fastreg", "push", "-j", "1"], cwd=project,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
+        index = remote / "index"
+        deadline = time.monotonic() + 60
+        while not (index.is_dir() and any(index.iterdir())) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        server.kill()  # one pack committed, more to go
+        _, err = proc.communicate(timeout=120)
+        lines = err.decode().strip().splitlines()
+        assert proc.returncode == 7 and len(lines) == 1 and lines[0].startswith("error: "), err
+        server.restart()
+        run("push")
+        other = clone(project, tmp_path / "consumer", monkeypatch)
+        run("pull")
+        assert workspace(other) == original
+    finally:
+        server.stop()
