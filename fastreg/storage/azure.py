@@ -70,7 +70,12 @@ class AzureStore(Store):
         if self._client is None:
             kw: dict[str, Any] = {"retry_total": 0, "connection_timeout": 10, "read_timeout": 120}
             if self._conn_str:
-                self._client = self._aio.ContainerClient.from_connection_string(self._conn_str, self.container, **kw)
+                try:
+                    self._client = self._aio.ContainerClient.from_connection_string(self._conn_str, self.container,
+                                                                                    **kw)
+                except ValueError:  # its message may quote the secret: never shown
+                    raise StorageError(f"{self.url}: the connection string does not parse (the remote's "
+                                       "connection_string, or AZURE_STORAGE_CONNECTION_STRING)") from None
             else:
                 account_url = (self._endpoint.rstrip("/") if self._endpoint
                                else f"https://{self._account}.blob.core.windows.net")

@@ -55,3 +55,14 @@ def test_azure_wrong_key_and_missing_container_are_one_error_line(project: Path,
     run("remote", "modify", "store", "url", "azure://no-such-container/reg")
     _, err = run("push", rc=7)
     assert "no such container 'no-such-container'" in err and AZURITE_KEY not in err
+
+
+def test_a_connection_string_that_does_not_parse_is_never_shown(project: Path, run, make_images, azurite,
+                                                                container) -> None:
+    setup_registry(project, run, make_images, f"azure://{container}/registry")
+    secret = "AccountName=x;AccountKey=c2VjcmV0LWtleQ==;Nonsense"
+    run("remote", "modify", "store", "connection_string", secret)
+    _, err = run("push", rc=7)
+    assert "does not parse" in err and "c2VjcmV0" not in err
+    out, _ = run("remote", "list")
+    assert "c2VjcmV0" not in out and "connection_string=(secret)" in out
