@@ -84,7 +84,7 @@ def compare(docs: list[dict[str, Any]]) -> str:
                 line += f" {'-':>12} {'-':>7}"
                 continue
             rate = c.get("keys_per_s") if op == "list" else c["mib_per_s"]
-            shown = "-" if rate is None else (f"{rate:.0f} k/s" if op == "list" else f"{rate:.1f}")
+            shown = "-" if rate is None else (f"{rate:.0f} keys/s" if op == "list" else f"{rate:.1f}")
             line += f" {shown:>12} {_ms(c['latency_ms'], 'p50'):>7}"
         lines.append(line)
     return "\n".join(lines)
