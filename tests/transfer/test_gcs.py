@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import setup_registry
+from tests.helpers import files_under, setup_registry
 from tests.servers import start_gcs
 from tests.transfer.test_push_pull import clone, workspace
 
@@ -23,6 +23,15 @@ def test_gcs_push_pull_check_and_gc(tmp_path: Path, project: Path, run, make_ima
     out, _ = run("status", "--remote")
     assert "Everything is in remote" in out
     run("check", "-r", "store")
+    # a consumer of the registry reads it from GCS too: get, list, fastreg://
+    monkeypatch.chdir(tmp_path)
+    run("get", str(project), "ds", "-o", "got")
+    assert {f"ds/{k}": v for k, v in files_under(tmp_path / "got").items()} == \
+        {k: v for k, v in original.items() if k.startswith("ds/")}
+    import fsspec
+
+    fs = fsspec.filesystem("fastreg", repo=str(project), skip_instance_cache=True)
+    assert fs.cat("model.bin") == original["model.bin"]
     other = clone(project, tmp_path / "consumer", monkeypatch)
     run("pull")
     assert workspace(other) == original
