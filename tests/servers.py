@@ -498,6 +498,18 @@ class Azurite:
     workdir: str
 
     @property
+    def port(self) -> int:
+        return int(self.endpoint.split(":")[2].split("/")[0])
+
+    def halt(self) -> None:
+        """Stopped mid-work (SIGTERM: Azurite keeps its metadata in memory and writes it on a
+        signal, so a SIGKILL would lose the container itself, which no real service does); its
+        data kept: start_azurite(port, workdir) serves it again."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+    @property
     def connection_string(self) -> str:
         return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
                 f"BlobEndpoint={self.endpoint};")
@@ -517,14 +529,17 @@ def azurite_binary() -> Path:
     return AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
 
 
-def start_azurite() -> Azurite:
+def start_azurite(port: int | None = None, workdir: str | None = None) -> Azurite:
+    """A fresh server, or (port, workdir of a killed one) the same server started again."""
     exe = azurite_binary()
     if not exe.exists():
         raise RuntimeError(f"{exe} is not installed (`make test` installs it: npm install --prefix "
                            f"{AZURITE_DIR} azurite)")
-    [port] = free_ports(1)
-    workdir = tempfile.mkdtemp(prefix="fastreg-azurite-")
-    log = open(os.path.join(workdir, "azurite.log"), "wb")  # noqa: SIM115 - closed once the process has it
+    if port is None:
+        [port] = free_ports(1)
+    if workdir is None:
+        workdir = tempfile.mkdtemp(prefix="fastreg-azurite-")
+    log = open(os.path.join(workdir, "azurite.log"), "ab")  # noqa: SIM115 - closed once the process has it
     proc = subprocess.Popen([str(exe), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", workdir,
                              "--skipApiVersionCheck", "--loose", "--silent"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

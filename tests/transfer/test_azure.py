@@ -66,3 +66,52 @@ def test_a_connection_string_that_does_not_parse_is_never_shown(project: Path, r
     assert "does not parse" in err and "c2VjcmV0" not in err
     out, _ = run("remote", "list")
     assert "c2VjcmV0" not in out and "connection_string=(secret)" in out
+
+
+def _listed(server, container: str, prefix: str) -> list[str]:
+    import asyncio
+
+    from fastreg.storage.azure import AzureStore
+
+    async def keys() -> list[str]:
+        store = AzureStore(f"azure://{container}", connection_string=server.connection_string)
+        try:
+            return [o.key for o in await store.list(prefix)]
+        finally:
+            await store.close()
+
+    return asyncio.run(keys())
+
+
+def test_azure_server_killed_mid_push_then_push_again(tmp_path: Path, project: Path, run, make_images,
+                                                      monkeypatch) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.servers import make_container, start_azurite
+
+    server = start_azurite()
+    try:
+        make_container(server, "killed")
+        original = setup_registry(project, run, make_images, "azure://killed/reg",
+                                  ("account_name", AZURITE_ACCOUNT), ("endpoint_url", server.endpoint),
+                                  ("pack_size", "1M"), ("retry_budget", "2"))
+        run("remote", "modify", "store", "account_key", AZURITE_KEY)
+        proc = subprocess.Popen([sys.executable, "-m", "fastreg", "push", "-j", "1"], cwd=project,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not _listed(server, "killed", "reg/index/") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.halt()  # one pack committed, more to go
+        _, err = proc.communicate(timeout=120)
+        lines = err.decode().strip().splitlines()
+        assert proc.returncode == 7 and len(lines) == 1 and lines[0].startswith("error: "), err
+        server = start_azurite(server.port, server.workdir)
+        run("push")
+        other = clone(project, tmp_path / "consumer", monkeypatch)
+        run("remote", "modify", "store", "account_key", AZURITE_KEY)
+        run("pull")
+        assert workspace(other) == original
+    finally:
+        server.stop()
