@@ -25,14 +25,21 @@ from fastreg.storage.base import Listing, ObjectInfo, Store, check_range, unreso
 SECRETS = ("connection_string", "account_key", "sas_token")
 
 
-def split_azure_url(url: str) -> tuple[str, str]:
-    """(container, prefix) of azure://CONTAINER[/PREFIX]; a StorageError for anything else."""
-    container, _, prefix = url[len("azure://"):].partition("/") if url.startswith("azure://") else ("", "", "")
+def split_azure_url(url: str) -> tuple[str, str, str | None]:
+    """(container, prefix, account) of azure://CONTAINER[/PREFIX] or of the netloc form
+    azure://CONTAINER@ACCOUNT[.blob.core.windows.net]/PREFIX; a StorageError for anything else."""
+    netloc, _, prefix = url[len("azure://"):].partition("/") if url.startswith("azure://") else ("", "", "")
+    container, _, host = netloc.partition("@")
+    account = host.split(".", 1)[0] if host else None
+    if host and (not account or not account.isalnum() or not account.islower()
+                 or host not in (account, f"{account}.blob.core.windows.net")):
+        raise StorageError(f"{url}: not an Azure URL (azure://CONTAINER@ACCOUNT/PREFIX takes a storage account "
+                           "name of lowercase letters and digits)")
     if not 3 <= len(container) <= 63 or not all(c.islower() or c.isdigit() or c == "-" for c in container) \
             or container.startswith("-") or "--" in container:
         raise StorageError(f"{url}: not an Azure URL (azure://CONTAINER/PREFIX; container names have 3 to 63 "
                            "lowercase letters, digits and single '-')")
-    return container, prefix.strip("/")
+    return container, prefix.strip("/"), account
 
 
 def _sdk() -> Any:
@@ -49,8 +56,9 @@ class AzureStore(Store):
     def __init__(self, url: str, account_name: str | None = None, account_key: str | None = None,
                  sas_token: str | None = None, connection_string: str | None = None,
                  endpoint_url: str | None = None, read_only: bool = False, connections: int = 16) -> None:
-        self.container, self.prefix = split_azure_url(url)
-        self.url = f"azure://{self.container}" + (f"/{self.prefix}" if self.prefix else "")
+        self.container, self.prefix, url_account = split_azure_url(url)
+        self.url = url.rstrip("/")
+        account_name = account_name or url_account
         self.read_only = read_only
         self.connections = connections
         self._aio = _sdk()

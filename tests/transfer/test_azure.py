@@ -115,3 +115,18 @@ def test_azure_server_killed_mid_push_then_push_again(tmp_path: Path, project: P
         assert workspace(other) == original
     finally:
         server.stop()
+
+
+def test_the_account_may_be_named_in_the_url(project: Path, run, make_images, azurite, container,
+                                             monkeypatch, tmp_path: Path) -> None:
+    """azure://CONTAINER@ACCOUNT/PREFIX (the netloc form) is the same remote as account_name."""
+    original = setup_registry(project, run, make_images, f"azure://{container}@{AZURITE_ACCOUNT}/reg",
+                              ("endpoint_url", azurite.endpoint))
+    run("remote", "modify", "store", "account_key", AZURITE_KEY)
+    run("push")
+    other = clone(project, tmp_path / "consumer", monkeypatch)
+    run("remote", "modify", "store", "account_key", AZURITE_KEY)
+    run("pull")
+    assert workspace(other) == original
+    _, err = run("remote", "add", "bad", f"azure://{container}@Not_An_Account/reg", rc=2)
+    assert "not an Azure URL" in err
