@@ -313,7 +313,7 @@ class Registry:
                 return self._file(reg, loc, rev, commit)
             entries = ops.list_at(reg, path or None, False, False)
         items = sorted(({"name": e.path.rpartition("/")[2], "path": e.path, "type": e.type, "size": e.size,
-                         "files": e.files, "tracked": e.tracked,
+                         "files": e.files, "tracked": e.tracked, "import": e.to_json().get("import"),
                          "kind": "folder" if e.type == "dir" else kind_of(e.path)} for e in entries),
                        key=lambda d: (d["type"] != "dir", d["name"]))
         pages = max(1, -(-len(items) // PAGE))

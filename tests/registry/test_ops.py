@@ -222,6 +222,15 @@ def test_list_marks_imported_data_and_says_where_from(tmp_path: Path, project: P
     assert doc and all(e["import"]["url"] == str(project) and e["import"]["rev"] == "cats-dogs-v1"
                        and e["import"]["path"] == "use-cases/cats-dogs/data/validation/" + e["path"][len("val/"):]
                        for e in doc)
+    # the web view's folder page marks it too
+    from fastreg.ui.model import Registry
+
+    page = Registry(str(consumer))
+    try:
+        entries = {e["path"]: e for e in page.folder(None, "")["entries"]}
+    finally:
+        page.close()
+    assert entries["val"]["import"]["url"] == str(project) and entries["own.bin"]["import"] is None
     # its data is read from the registry it came from, by get, fastreg:// and a teammate's import
     run("get", str(consumer), "val/cats", "-o", "got")
     assert files_under(tmp_path / "got") == files_under(project / "use-cases/cats-dogs/data/validation/cats")
