@@ -19,7 +19,15 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from fastreg.errors import FastregError, MissingDataError, PathError, RegistryError, StorageError, UsageError
+from fastreg.errors import (
+    FastregError,
+    MissingDataError,
+    NoRemoteError,
+    PathError,
+    RegistryError,
+    StorageError,
+    UsageError,
+)
 from fastreg.registry import ops
 from fastreg.registry.kinds import open_reader
 from fastreg.registry.mirror import Mirror
@@ -284,7 +292,7 @@ class Registry:
             return dict(self.diff(parent, commit, None).summary())
         except FastregError as exc:
             until = time.monotonic() + FAILED_TTL
-            if isinstance(exc, StorageError | RegistryError):
+            if isinstance(exc, StorageError | NoRemoteError):  # the remote itself, not one commit
                 with self._lock:
                     self._down = (until, exc.message)
             return {"error": exc.message, "until": until}
