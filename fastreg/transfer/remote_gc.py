@@ -12,7 +12,10 @@ Given everything the kept metafiles refer to (chunks, tree nodes, file records, 
 - root hints of the kept targets are rewritten for the new segment names.
 
 The concurrency rule: nothing younger than `grace` seconds (default one hour) is touched, so a
-push that is still uploading (packs first, segments after) never loses objects under it. A push
+push that is still uploading (packs first, segments after) never loses objects under it. A pack
+without a segment is left alone for ORPHAN_MIN_AGE whatever the grace (even `--grace 0`): it is
+a push in flight whose segment is still to come, and deleting it would leave that segment
+naming bytes that are gone, which no later push could notice (the index says they are there). A push
 that *reuses* a chunk only an unreferenced pack holds, while gc runs, could still lose it:
 run remote gc when no push of data that is unreferenced everywhere (deleted from every branch
 and tag) is in progress, as with restic's prune.
@@ -37,6 +40,9 @@ from fastreg.transfer import layout
 from fastreg.transfer.index import RemoteIndex
 
 REWRITE_BELOW = 0.5
+#: Seconds a pack without an index segment is left alone whatever the grace: a push writes each
+#: pack's segment right after the pack, so an older one is left by an interrupted push.
+ORPHAN_MIN_AGE = 600.0
 #: Dead bytes (unreferenced chunks, duplicate copies) that may stay in kept packs, as a share of
 #: their chunk bytes: restic's default for prune. Above it the worst packs are rewritten.
 MAX_UNUSED = 0.05
@@ -172,11 +178,13 @@ class GcExecutor:
         self.res.packs_rewritten += 1
         self.res.bytes_freed -= len(data)
 
-    async def orphans(self) -> None:
-        """Packs without a segment (left by an interrupted push), once past the grace period."""
+    async def orphans(self, now: float) -> None:
+        """Packs without a segment (left by an interrupted push), once past the grace period and
+        at least ORPHAN_MIN_AGE old (a younger one is a push in flight)."""
         indexed = {seg.pack for _, seg in self.survey.segments.values()}
         await asyncio.gather(*(self.delete(o.key, o.size) for o in self.survey.packs
-                               if layout.digest_of_key(o.key) not in indexed and not self.young(o)))
+                               if layout.digest_of_key(o.key) not in indexed and not self.young(o)
+                               and now - o.mtime >= ORPHAN_MIN_AGE))
 
 
 def repack(body: bytes, live: list[Entry], corrupt: Callable[[bytes], str]) -> tuple[bytes, list[Entry]]:
@@ -242,6 +250,6 @@ async def gc(store: Store, mirror: RemoteIndex, keep: GcKeep, opts: GcOptions) -
     await run.withdraw(keep)
     run.count_young(plan)
     await run.packs(plan)
-    await run.orphans()
+    await run.orphans(now)
     await rehint(store, mirror, keep)
     return run.res

@@ -4,6 +4,7 @@ store's clock."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -60,7 +61,9 @@ async def test_gc_survey_and_executor_order(mirror: RemoteIndex, monkeypatch: py
     half_state = next(s for s in states if s.pack == p_half)
     await run.withdraw(remote_gc.GcKeep(chunks={h(keep)}))
     await run.packs(GcPlan(drop=[drop_state], rewrite=[(half_state, [(h(keep), 8 + 5000, 1000)])]))
-    await run.orphans()
+    await run.orphans(time.time())  # a pack without a segment, just written: a push in flight, even at grace 0
+    assert layout.pack_key(h(b"orphan")) in store.objects
+    await run.orphans(time.time() + remote_gc.ORPHAN_MIN_AGE)  # past that: left by an interrupted push
     keys = [k for _, k in log]
     first_pack_op = min(i for i, k in enumerate(keys) if k.startswith(("packs/", "index/")))
     assert keys.index(layout.tree_key(h(b"old node"))) < first_pack_op  # certificates go first
@@ -80,8 +83,6 @@ async def test_gc_takes_now_from_the_store_not_from_a_clock_that_runs_ahead(mirr
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A push is writing (a pack and its segment, no metafile refers to them yet); the gc host's
     clock runs 3 h ahead: with the default grace nothing of the push may go."""
-    import time
-
     real = time.time  # the store's clock; the gc host's is patched below (time.time, everywhere)
     started = real()
     store = MemoryStore(clock=real)
