@@ -21,6 +21,19 @@ ACCESS_KEY = "fastreg-test"
 SECRET_KEY = "fastreg-test-secret"
 
 
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 5) -> None:
+    """Stop a server started in a session of its own: SIGTERM to its process group, SIGKILL if it
+    is still there after `grace` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 30)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def free_ports(n: int) -> list[int]:
     socks, ports = [], []
     while len(ports) < n:
@@ -64,16 +77,7 @@ class Seaweed:
     filer: str = ""  # its filer as host:port.grpcport (another S3 gateway can serve the same buckets)
 
     def stop(self) -> None:
-        for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(self.proc)
         self.log.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -345,16 +349,7 @@ class Gcs:
         self.log.close()
 
     def stop(self) -> None:
-        for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(self.proc)
         self.log.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -428,13 +423,7 @@ class Sshd:
         self.proc = _spawn_sshd(self.workdir, self.port)
 
     def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_group(self.proc)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -515,13 +504,7 @@ class Azurite:
                 f"BlobEndpoint={self.endpoint};")
 
     def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_group(self.proc)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

@@ -119,6 +119,13 @@ def plot_compare(docs: list[dict[str, Any]], out: Path) -> None:
             ax.legend(fontsize=7, ncol=2)
     fig.suptitle("fastreg bench: " + ", ".join(d["remote"]["url"] for d in docs), fontsize=10)
     fig.tight_layout()
+    _save(fig, out)
+
+
+def _save(fig: Any, out: Path) -> None:
+    """The figure as a PNG at out (a temp name, then renamed), closed either way."""
+    import matplotlib.pyplot as plt
+
     tmp = tmpnames.beside(out, ".tmp")
     try:
         fig.savefig(tmp, format="png", dpi=110)
@@ -195,12 +202,4 @@ def plot(doc: dict[str, Any], out: Path) -> None:
         ax.legend(fontsize=7, ncol=3)
     fig.suptitle(f"fastreg bench {doc['remote']['url']}", fontsize=10)
     fig.tight_layout()
-    tmp = tmpnames.beside(out, ".tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=110)
-        tmp.replace(out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise FileSystemError(f"--plot {out}: cannot write it ({exc.strerror})") from None
-    finally:
-        plt.close(fig)
+    _save(fig, out)

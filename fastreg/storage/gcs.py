@@ -32,11 +32,11 @@ from urllib.parse import quote
 import aiohttp
 
 from fastreg.errors import DependencyError, ObjectNotFound, ReadOnlyStore, StorageError
-from fastreg.storage.base import Listing, ObjectInfo, TimedGetStore, check_range, unresolvable_host
+from fastreg.storage.base import Listing, ObjectInfo, TimedGetStore, check_range
+from fastreg.storage.http import body_into, connection_error
 
 GOOGLE = "https://storage.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
-READ_BLOCK = 1 << 18
 
 
 def split_gs_url(url: str) -> tuple[str, str]:
@@ -135,18 +135,13 @@ class GCSStore(TimedGetStore):
             )
         return self._session
 
-    def _failed(self, exc: BaseException, where: str) -> StorageError:
-        gone = unresolvable_host(exc)
-        return StorageError(f"{where}: {type(exc).__name__}: {exc}" + ("; the host name does not resolve" if gone
-                                                                       else ""), retryable=not gone)
-
     async def _request(self, method: str, url: str, where: str, **kw: Any) -> tuple[int, bytes, Any]:
         headers = {**kw.pop("headers", {}), **await self._token.header()}
         try:
             async with self._open_session().request(method, url, headers=headers, **kw) as resp:
                 return resp.status, await resp.read(), resp.headers
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise self._failed(exc, where) from None
+            raise connection_error(exc, where) from None
 
     # -- reads -------------------------------------------------------------------------------------
     async def get_timed(self, key: str, start: int | None = None, end: int | None = None) -> tuple[bytes, float]:
@@ -173,7 +168,7 @@ class GCSStore(TimedGetStore):
         except StorageError:
             raise
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise self._failed(exc, where) from None
+            raise connection_error(exc, where) from None
 
     async def get_into(self, key: str, start: int, end: int, buf: bytearray) -> memoryview:
         check_range(start, end)
@@ -188,21 +183,11 @@ class GCSStore(TimedGetStore):
                     return memoryview(buf)[:0]
                 if resp.status not in (200, 206):
                     raise classify(resp.status, await resp.read(), where)
-                if resp.status == 200:
-                    return memoryview(await resp.read())[start:end]
-                view = memoryview(buf)[: end - start]
-                got = 0
-                while got < len(view):
-                    block = await resp.content.read(min(READ_BLOCK, len(view) - got))
-                    if not block:
-                        break
-                    view[got : got + len(block)] = block
-                    got += len(block)
-                return view[:got]
+                return await body_into(resp, start, end, buf)
         except StorageError:
             raise
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise self._failed(exc, where) from None
+            raise connection_error(exc, where) from None
 
     async def exists(self, key: str) -> bool:
         where = self.where(key)

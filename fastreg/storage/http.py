@@ -24,6 +24,30 @@ def classify_status(status: int, where: str) -> StorageError:
     return StorageError(f"{where}: HTTP {status}", retryable=status >= 500 or status in (408, 429))
 
 
+def connection_error(exc: BaseException, where: str) -> StorageError:
+    """A request that got no answer (timeout, reset, refused, a name that does not resolve): a
+    StorageError, retryable unless the host name does not exist."""
+    gone = unresolvable_host(exc)
+    return StorageError(f"{where}: {type(exc).__name__}: {exc}" + ("; the host name does not resolve" if gone else ""),
+                        retryable=not gone)
+
+
+async def body_into(resp: aiohttp.ClientResponse, start: int, end: int, buf: bytearray) -> memoryview:
+    """The body of a 200 or 206 answer to a Range request for [start, end): copied into buf as it
+    arrives (no join of a whole response); a server that ignored Range sent it all (sliced)."""
+    if resp.status == 200:
+        return memoryview(await resp.read())[start:end]
+    view = memoryview(buf)[: end - start]
+    got = 0
+    while got < len(view):
+        block = await resp.content.read(min(READ_BLOCK, len(view) - got))
+        if not block:
+            break
+        view[got : got + len(block)] = block
+        got += len(block)
+    return view[:got]
+
+
 class HTTPStore(TimedGetStore):
     can_list = False
     read_only = True
@@ -67,9 +91,7 @@ class HTTPStore(TimedGetStore):
         except StorageError:
             raise
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise StorageError(f"{where}: {type(exc).__name__}: {exc}"
-                               + ("; the host name does not resolve" if unresolvable_host(exc) else ""),
-                               retryable=not unresolvable_host(exc)) from None
+            raise connection_error(exc, where) from None
 
     async def get_into(self, key: str, start: int, end: int, buf: bytearray) -> memoryview:
         """The body is copied into buf as it arrives (no join of a whole response)."""
@@ -83,23 +105,11 @@ class HTTPStore(TimedGetStore):
                     return memoryview(buf)[:0]
                 if resp.status not in (200, 206):
                     raise classify_status(resp.status, where)
-                if resp.status == 200:  # the server ignored Range: slice the full body
-                    return memoryview(await resp.read())[start:end]
-                view = memoryview(buf)[: end - start]
-                got = 0
-                while got < len(view):
-                    block = await resp.content.read(min(READ_BLOCK, len(view) - got))
-                    if not block:
-                        break
-                    view[got : got + len(block)] = block
-                    got += len(block)
-                return view[:got]
+                return await body_into(resp, start, end, buf)
         except StorageError:
             raise
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise StorageError(f"{where}: {type(exc).__name__}: {exc}"
-                               + ("; the host name does not resolve" if unresolvable_host(exc) else ""),
-                               retryable=not unresolvable_host(exc)) from None
+            raise connection_error(exc, where) from None
 
     async def exists(self, key: str) -> bool:
         where = self.where(key)
@@ -114,9 +124,7 @@ class HTTPStore(TimedGetStore):
         except StorageError:
             raise
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            raise StorageError(f"{where}: {type(exc).__name__}: {exc}"
-                               + ("; the host name does not resolve" if unresolvable_host(exc) else ""),
-                               retryable=not unresolvable_host(exc)) from None
+            raise connection_error(exc, where) from None
 
     async def put(self, key: str, data: bytes | bytearray | memoryview) -> None:
         raise ReadOnlyStore(f"{self.url} is an HTTP remote, which is read-only; push to its S3 or local remote")

@@ -4,12 +4,15 @@ every output; a wrong key and a missing container are one error line each."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tests.helpers import setup_registry
 from tests.servers import AZURITE_ACCOUNT, AZURITE_KEY
-from tests.transfer.test_push_pull import clone, workspace
+from tests.transfer.remote_e2e import (
+    pull_in_fresh_clone,
+    push_stopped_mid_way_then_again,
+    remote_gc_drops_what_no_commit_refers_to,
+)
 
 
 def _azure(project: Path, run, make_images, container: str, azurite) -> dict[str, bytes]:
@@ -30,18 +33,9 @@ def test_azure_push_pull_check_and_gc(tmp_path: Path, project: Path, run, make_i
     out, _ = run("status", "--remote")
     assert "Everything is in remote" in out
     run("check", "-r", "store")
-    other = clone(project, tmp_path / "consumer", monkeypatch)
-    run("remote", "modify", "store", "account_key", AZURITE_KEY)  # a teammate has the key too
-    run("pull")
-    assert workspace(other) == original
-    monkeypatch.chdir(project)
-    (project / "scratch.bin").write_bytes(os.urandom(300_000))
-    run("add", "scratch.bin")
-    run("push")
-    run("remote", "modify", "store", "gc_grace", "0")
-    (project / "scratch.bin.fastreg").unlink()
-    out, _ = run("gc", "--all-commits", "-r")
-    assert "Remote store: deleted 1 packs" in out or "rewrote" in out
+    pull_in_fresh_clone(project, tmp_path / "consumer", run, monkeypatch, original,
+                        lambda: run("remote", "modify", "store", "account_key", AZURITE_KEY))  # a teammate's key
+    remote_gc_drops_what_no_commit_refers_to(project, run, monkeypatch)
 
 
 def test_azure_wrong_key_and_missing_container_are_one_error_line(project: Path, run, make_images,
@@ -85,36 +79,22 @@ def _listed(server, container: str, prefix: str) -> list[str]:
 
 def test_azure_server_killed_mid_push_then_push_again(tmp_path: Path, project: Path, run, make_images,
                                                       monkeypatch) -> None:
-    import subprocess
-    import sys
-    import time
-
     from tests.servers import make_container, start_azurite
 
-    server = start_azurite()
+    servers = [start_azurite()]
     try:
-        make_container(server, "killed")
+        first = servers[0]
+        make_container(first, "killed")
         original = setup_registry(project, run, make_images, "azure://killed/reg",
-                                  ("account_name", AZURITE_ACCOUNT), ("endpoint_url", server.endpoint),
+                                  ("account_name", AZURITE_ACCOUNT), ("endpoint_url", first.endpoint),
                                   ("pack_size", "1M"), ("retry_budget", "2"))
         run("remote", "modify", "store", "account_key", AZURITE_KEY)
-        proc = subprocess.Popen([sys.executable, "-m", "fastreg", "push", "-j", "1"], cwd=project,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while not _listed(server, "killed", "reg/index/") and time.monotonic() < deadline:
-            time.sleep(0.01)
-        server.halt()  # one pack committed, more to go
-        _, err = proc.communicate(timeout=120)
-        lines = err.decode().strip().splitlines()
-        assert proc.returncode == 7 and len(lines) == 1 and lines[0].startswith("error: "), err
-        server = start_azurite(server.port, server.workdir)
-        run("push")
-        other = clone(project, tmp_path / "consumer", monkeypatch)
-        run("remote", "modify", "store", "account_key", AZURITE_KEY)
-        run("pull")
-        assert workspace(other) == original
+        push_stopped_mid_way_then_again(project, lambda: bool(_listed(first, "killed", "reg/index/")), first.halt,
+                                        lambda: servers.append(start_azurite(first.port, first.workdir)), run)
+        pull_in_fresh_clone(project, tmp_path / "consumer", run, monkeypatch, original,
+                            lambda: run("remote", "modify", "store", "account_key", AZURITE_KEY))
     finally:
-        server.stop()
+        servers[-1].stop()
 
 
 def test_the_account_may_be_named_in_the_url(project: Path, run, make_images, azurite, container,
@@ -124,9 +104,7 @@ def test_the_account_may_be_named_in_the_url(project: Path, run, make_images, az
                               ("endpoint_url", azurite.endpoint))
     run("remote", "modify", "store", "account_key", AZURITE_KEY)
     run("push")
-    other = clone(project, tmp_path / "consumer", monkeypatch)
-    run("remote", "modify", "store", "account_key", AZURITE_KEY)
-    run("pull")
-    assert workspace(other) == original
+    pull_in_fresh_clone(project, tmp_path / "consumer", run, monkeypatch, original,
+                        lambda: run("remote", "modify", "store", "account_key", AZURITE_KEY))
     _, err = run("remote", "add", "bad", f"azure://{container}@Not_An_Account/reg", rc=2)
     assert "not an Azure URL" in err

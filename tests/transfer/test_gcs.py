@@ -4,15 +4,15 @@ completes); a missing bucket."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from tests.helpers import files_under, setup_registry
 from tests.servers import start_gcs
-from tests.transfer.test_push_pull import clone, workspace
+from tests.transfer.remote_e2e import (
+    pull_in_fresh_clone,
+    push_stopped_mid_way_then_again,
+    remote_gc_drops_what_no_commit_refers_to,
+)
 
 
 def test_gcs_push_pull_check_and_gc(tmp_path: Path, project: Path, run, make_images, monkeypatch,
@@ -32,49 +32,27 @@ def test_gcs_push_pull_check_and_gc(tmp_path: Path, project: Path, run, make_ima
 
     fs = fsspec.filesystem("fastreg", repo=str(project), skip_instance_cache=True)
     assert fs.cat("model.bin") == original["model.bin"]
-    other = clone(project, tmp_path / "consumer", monkeypatch)
-    run("pull")
-    assert workspace(other) == original
-    # remote gc: keeps everything committed, drops what no commit refers to
-    monkeypatch.chdir(project)
-    (project / "scratch.bin").write_bytes(os.urandom(300_000))
-    run("add", "scratch.bin")
-    run("push")
-    run("remote", "modify", "store", "gc_grace", "0")
-    (project / "scratch.bin.fastreg").unlink()
-    out, _ = run("gc", "--all-commits", "-r")
-    assert "Remote store: deleted 1 packs" in out or "rewrote" in out
-    clone(project, tmp_path / "consumer2", monkeypatch)
-    run("pull")
-    assert workspace(tmp_path / "consumer2") == original
+    pull_in_fresh_clone(project, tmp_path / "consumer", run, monkeypatch, original)
+    remote_gc_drops_what_no_commit_refers_to(project, run, monkeypatch)
+    pull_in_fresh_clone(project, tmp_path / "consumer2", run, monkeypatch, original)
 
 
 def test_gcs_server_killed_mid_push_then_push_again(tmp_path: Path, project: Path, run, make_images,
                                                     monkeypatch) -> None:
     from tests.servers import make_gcs_bucket
 
-    server = start_gcs()
+    servers = [start_gcs()]
     try:
-        make_gcs_bucket(server.endpoint, "killed")
-        original = setup_registry(project, run, make_images, "gs://killed/reg", ("endpoint_url", server.endpoint),
+        first = servers[0]
+        make_gcs_bucket(first.endpoint, "killed")
+        original = setup_registry(project, run, make_images, "gs://killed/reg", ("endpoint_url", first.endpoint),
                                   ("pack_size", "1M"), ("retry_budget", "2"))
-        proc = subprocess.Popen([sys.executable, "-m", "fastreg", "push", "-j", "1"], cwd=project,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        index = Path(server.workdir, "data", "killed", "reg", "index")
-        deadline = time.monotonic() + 60
-        while not (index.is_dir() and any(index.iterdir())) and time.monotonic() < deadline:
-            time.sleep(0.002)
-        server.kill()  # one pack committed, more to go
-        _, err = proc.communicate(timeout=120)
-        lines = err.decode().strip().splitlines()
-        assert proc.returncode == 7 and len(lines) == 1 and lines[0].startswith("error: "), err
-        server = start_gcs(server.port, server.workdir)
-        run("push")
-        other = clone(project, tmp_path / "consumer", monkeypatch)
-        run("pull")
-        assert workspace(other) == original
+        index = Path(first.workdir, "data", "killed", "reg", "index")
+        push_stopped_mid_way_then_again(project, lambda: index.is_dir() and any(index.iterdir()), first.kill,
+                                        lambda: servers.append(start_gcs(first.port, first.workdir)), run)
+        pull_in_fresh_clone(project, tmp_path / "consumer", run, monkeypatch, original)
     finally:
-        server.stop()
+        servers[-1].stop()
 
 
 def test_gcs_missing_bucket_is_one_error_line(project: Path, run, make_images, gcs) -> None:

@@ -4,12 +4,15 @@ refused key are one error line each, nothing written."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 from tests.helpers import setup_registry
-from tests.transfer.test_push_pull import clone, workspace
+from tests.transfer.remote_e2e import (
+    pull_in_fresh_clone,
+    push_stopped_mid_way_then_again,
+    remote_gc_drops_what_no_commit_refers_to,
+)
 
 
 def test_ssh_push_pull_check_and_gc(tmp_path: Path, project: Path, run, make_images, monkeypatch,
@@ -21,20 +24,9 @@ def test_ssh_push_pull_check_and_gc(tmp_path: Path, project: Path, run, make_ima
     assert "Everything is in remote" in out
     assert any((remote / "index").iterdir()) and not list(remote.rglob(".*.tmp"))
     run("check", "-r", "store")
-    other = clone(project, tmp_path / "consumer", monkeypatch)
-    run("pull")
-    assert workspace(other) == original
-    monkeypatch.chdir(project)
-    (project / "scratch.bin").write_bytes(os.urandom(300_000))
-    run("add", "scratch.bin")
-    run("push")
-    run("remote", "modify", "store", "gc_grace", "0")
-    (project / "scratch.bin.fastreg").unlink()
-    out, _ = run("gc", "--all-commits", "-r")
-    assert "Remote store: deleted 1 packs" in out or "rewrote" in out
-    clone(project, tmp_path / "consumer2", monkeypatch)
-    run("pull")
-    assert workspace(tmp_path / "consumer2") == original
+    pull_in_fresh_clone(project, tmp_path / "consumer", run, monkeypatch, original)
+    remote_gc_drops_what_no_commit_refers_to(project, run, monkeypatch)
+    pull_in_fresh_clone(project, tmp_path / "consumer2", run, monkeypatch, original)
 
 
 def test_ssh_unknown_host_key_and_refused_key_are_one_error_line(tmp_path: Path, project: Path, run, make_images,
@@ -56,9 +48,6 @@ def test_ssh_unknown_host_key_and_refused_key_are_one_error_line(tmp_path: Path,
 def test_ssh_server_killed_mid_push_then_push_again(tmp_path: Path, project: Path, run, make_images,
                                                     monkeypatch, ssh_home) -> None:
     """A server of its own (killed with every connection it serves, then started again)."""
-    import sys
-    import time
-
     from tests.servers import start_sshd
 
     server = start_sshd()
@@ -67,20 +56,9 @@ def test_ssh_server_killed_mid_push_then_push_again(tmp_path: Path, project: Pat
         remote = tmp_path / "on-server" / "registry"
         original = setup_registry(project, run, make_images, server.url(str(remote)), ("keyfile", server.keyfile),
                                   ("pack_size", "1M"), ("retry_budget", "2"))
-        proc = subprocess.Popen([sys.executable, "-m", "fastreg", "push", "-j", "1"], cwd=project,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ})
         index = remote / "index"
-        deadline = time.monotonic() + 60
-        while not (index.is_dir() and any(index.iterdir())) and time.monotonic() < deadline:
-            time.sleep(0.002)
-        server.kill()  # one pack committed, more to go
-        _, err = proc.communicate(timeout=120)
-        lines = err.decode().strip().splitlines()
-        assert proc.returncode == 7 and len(lines) == 1 and lines[0].startswith("error: "), err
-        server.restart()
-        run("push")
-        other = clone(project, tmp_path / "consumer", monkeypatch)
-        run("pull")
-        assert workspace(other) == original
+        push_stopped_mid_way_then_again(project, lambda: index.is_dir() and any(index.iterdir()), server.kill,
+                                        server.restart, run)
+        pull_in_fresh_clone(project, tmp_path / "consumer", run, monkeypatch, original)
     finally:
         server.stop()
