@@ -18,11 +18,12 @@ def open_reader(url: str, rev: str | None, cache: Cache | None = None, jobs: int
     resolved = git.resolve(rev)
     config, dvc_config = git.read_many(resolved.commit, [".fastreg/config", ".dvc/config"])
     if config is None:
-        # DVC projects: at the root, and any made with `dvc init --subdir` (a monorepo's subprojects)
-        marks = ("/.dvc/config", "/.dvc/.gitignore")
-        roots = {n.rpartition("/.dvc/")[0] for n in git.names(resolved.commit, "") if n.endswith(marks)}
-        if dvc_config is not None or git.kind(resolved.commit, ".dvc") == "tree":
-            roots.add("")
+        # A DVC project at the root; else a monorepo of projects made with `dvc init --subdir`
+        # (found with one listing, which a root project does not need)
+        roots = {""}
+        if dvc_config is None and git.kind(resolved.commit, ".dvc") != "tree":
+            marks = ("/.dvc/config", "/.dvc/.gitignore")
+            roots = {n.rpartition("/.dvc/")[0] for n in git.names(resolved.commit, "") if n.endswith(marks)}
         if roots:
             from fastreg.registry.dvc_reader import DvcReader  # its parsers load only for a DVC project
 
