@@ -15,12 +15,15 @@ def write_files(data: bytes | bytearray | memoryview, offsets: Sequence[int], le
                 tmps: Sequence[_Path], finals: Sequence[_Path], mode: int = 0o444) -> list[int]: ...
 @overload
 def copy_files(srcs: Sequence[_Path], dsts: Sequence[_Path], modes: Sequence[int],
-               bufsize: int = ..., md5: Literal[False] = ...) -> list[tuple[int, bytes, int, int, int]]:
-    """(size, XXH3-128 of the bytes written, ino, mtime_ns, mode) per copied file."""
+               bufsize: int = ..., md5: Literal[False] = ..., digest_size: int = ...,
+               whole_limit: int = ...) -> list[tuple[int, bytes, int, int, int]]:
+    """(size, digest of the bytes written, ino, mtime_ns, mode) per copied file: format 1's
+    XXH3-128 (digest_size 16), or format 2's SHA-256 of files up to whole_limit (b"" above)."""
 
 @overload
 def copy_files(srcs: Sequence[_Path], dsts: Sequence[_Path], modes: Sequence[int],
-               bufsize: int = ..., *, md5: Literal[True]) -> list[tuple[int, bytes, int, int, int, bytes]]:
+               bufsize: int = ..., *, md5: Literal[True], digest_size: int = ...,
+               whole_limit: int = ...) -> list[tuple[int, bytes, int, int, int, bytes]]:
     """The same, and the MD5 of those bytes (from the same buffer) last."""
 
 def native_md5() -> bool:

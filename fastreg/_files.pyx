@@ -17,6 +17,7 @@ from posix.unistd cimport close as c_close, link, unlink
 
 from posix.fcntl cimport O_RDONLY
 
+from fastreg._evp cimport SHA256_SIZE, TAG_CHUNK, Evp, evp_load, sha256_ctx, sha256_ctx_free, sha256_tagged
 from fastreg._posix cimport (
     O_CLOEXEC,
     Stat,
@@ -40,59 +41,16 @@ _digest = xxhash.xxh3_128_digest
 _hasher = xxhash.xxh3_128
 
 
-# -- MD5 from OpenSSL's libcrypto, the one this interpreter's hashlib already loaded -------------
-# (found with dlsym through _hashlib's own handle: no header, no link flag, no second copy of
-# OpenSSL). copy_files uses it to give DVC's md5 of each file from the very buffer it copied and
-# hashed, without the GIL; where it cannot be found, hashlib computes the same md5 from there.
-cdef extern from "dlfcn.h" nogil:
-    void* dlopen(const char* filename, int flags)
-    void* dlsym(void* handle, const char* symbol)
-    int RTLD_NOW
-    int RTLD_NOLOAD
-
-ctypedef const void* (*_md_fetch_t)(void* ctx, const char* algorithm, const char* properties) noexcept nogil
-ctypedef const void* (*_md_t)() noexcept nogil
-ctypedef int (*_digest_t)(const void* data, size_t count, unsigned char* md, unsigned int* size,
-                          const void* md_type, void* engine) noexcept nogil
-
-cdef _digest_t _evp_digest = NULL
-cdef const void* _evp_md5 = NULL
-
-
-cdef void _load_md5():
-    global _evp_digest, _evp_md5
-    try:
-        import _hashlib
-        path = os.fsencode(_hashlib.__file__)
-    except (ImportError, AttributeError, TypeError):
-        return
-    cdef void* handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD)
-    if handle == NULL:
-        return
-    cdef _md_fetch_t fetch = <_md_fetch_t>dlsym(handle, "EVP_MD_fetch")  # OpenSSL 3: fetched once
-    cdef _md_t legacy = <_md_t>dlsym(handle, "EVP_md5")
-    cdef const void* md = NULL
-    if fetch != NULL:
-        md = fetch(NULL, "MD5", NULL)
-    if md == NULL and legacy != NULL:
-        md = legacy()
-    cdef _digest_t digest = <_digest_t>dlsym(handle, "EVP_Digest")
-    if md == NULL or digest == NULL:
-        return
-    cdef unsigned char out[16]
-    cdef unsigned int n = 0
-    if digest(b"abc", 3, out, &n, md, NULL) != 1 or n != 16 or \
-            (<bytes>out[:16]) != hashlib.md5(b"abc").digest():
-        return
-    _evp_digest, _evp_md5 = digest, md
-
-
-_load_md5()
+# MD5 and SHA-256 from OpenSSL's libcrypto (_evp.pxd). copy_files uses them to give DVC's md5 and
+# format 2's digest of each file from the very buffer it copied, without the GIL; where libcrypto
+# cannot be found, hashlib computes the same digests from there.
+cdef Evp _evp
+evp_load(&_evp)
 
 
 def native_md5():
     """Whether copy_files' md5s come from libcrypto without the GIL (else from hashlib)."""
-    return _evp_digest != NULL
+    return _evp.md5 != NULL
 
 
 def stat_files(paths):
@@ -240,15 +198,18 @@ cdef struct _Copy:
     int stage  # 1: reading the source, 2: writing the copy
     bint large
     bint md5_done
+    bint sha_done
     unsigned char md5[16]
+    unsigned char sha[SHA256_SIZE]
     Stat st
 
 
 cdef size_t _copy_group(const char** srcs, const char** dsts, const unsigned int* modes, size_t n,
                         uint8_t* buf, size_t bufsize, size_t large, _Copy* slots, size_t maxg,
-                        bint want_md5) noexcept nogil:
+                        bint want_md5, void* sha_ctx, size_t sha_limit) noexcept nogil:
     """Read files into buf back to back and write each copy from there (want_md5: and take each
-    one's md5 from there, when libcrypto is at hand); returns how many slots it filled. Stops at
+    one's md5 from there, when libcrypto is at hand; sha_ctx: and the format-2 digest of each
+    file up to sha_limit bytes); returns how many slots it filled. Stops at
     a file that does not fit (unless it is the first), at a large file (a slot marked large, for
     the caller to stream), or at the first error (a slot with err set)."""
     cdef size_t k = 0
@@ -263,6 +224,7 @@ cdef size_t _copy_group(const char** srcs, const char** dsts, const unsigned int
         c.stage = 1
         c.large = False
         c.md5_done = False
+        c.sha_done = False
         fd = c_open(srcs[k], O_RDONLY | O_CLOEXEC)
         if fd < 0:
             c.err = errno
@@ -298,8 +260,11 @@ cdef size_t _copy_group(const char** srcs, const char** dsts, const unsigned int
             return k + 1
         c.offset = pos
         c.length = filled - pos
-        if want_md5 and _evp_digest != NULL:
-            c.md5_done = _evp_digest(buf + pos, c.length, c.md5, &md_len, _evp_md5, NULL) == 1
+        if want_md5 and _evp.md5 != NULL:
+            c.md5_done = _evp.digest(buf + pos, c.length, c.md5, &md_len, _evp.md5, NULL) == 1
+        if sha_ctx != NULL and c.length <= sha_limit:
+            sha256_tagged(&_evp, sha_ctx, TAG_CHUNK, buf + pos, c.length, c.sha)
+            c.sha_done = True
         pos = filled
         k += 1
     return k
@@ -312,8 +277,9 @@ cdef void _copy_failed(int err, int stage, object src, object dst) except *:
 
 
 cdef tuple _copy_large(const char* src, const char* dst, unsigned int mode, uint8_t* buf, size_t window,
-                       object pysrc, object pydst, bint want_md5):
-    """One large file through a window of the buffer: read, write, hash, a window at a time."""
+                       object pysrc, object pydst, bint want_md5, bint xxh3):
+    """One large file through a window of the buffer: read, write, hash, a window at a time
+    (xxh3: its format-1 digest; format 2 digests a large file from its chunks, so b"")."""
     cdef int fd, out_fd = -1
     cdef int err = 0
     cdef int stage = 1
@@ -338,7 +304,7 @@ cdef tuple _copy_large(const char* src, const char* dst, unsigned int mode, uint
         if fd >= 0:
             c_close(fd)
         _copy_failed(err, stage, pysrc, pydst)
-    hasher = _hasher()
+    hasher = _hasher() if xxh3 else None
     md5 = hashlib.md5() if want_md5 else None
     mv = memoryview(<uint8_t[:window]>buf)
     try:
@@ -351,7 +317,8 @@ cdef tuple _copy_large(const char* src, const char* dst, unsigned int mode, uint
                     err = write_all(out_fd, buf, filled)
             if err:
                 break
-            hasher.update(mv[:filled])
+            if hasher is not None:
+                hasher.update(mv[:filled])
             if md5 is not None:
                 md5.update(mv[:filled])
             total += filled
@@ -368,12 +335,14 @@ cdef tuple _copy_large(const char* src, const char* dst, unsigned int mode, uint
         _copy_failed(err, stage, pysrc, pydst)
     if total != <size_t>before.size or after.size != before.size or after.mtime_ns != before.mtime_ns:
         _copy_failed(ESTALE, 1, pysrc, pydst)
+    digest = hasher.digest() if hasher is not None else b""
     if md5 is not None:
-        return (total, hasher.digest(), before.ino, before.mtime_ns, before.mode, md5.digest())
-    return (total, hasher.digest(), before.ino, before.mtime_ns, before.mode)
+        return (total, digest, before.ino, before.mtime_ns, before.mode, md5.digest())
+    return (total, digest, before.ino, before.mtime_ns, before.mode)
 
 
-def copy_files(srcs, dsts, modes, size_t bufsize=16 << 20, bint md5=False):
+def copy_files(srcs, dsts, modes, size_t bufsize=16 << 20, bint md5=False, int digest_size=16,
+               size_t whole_limit=0):
     """Copy many files to new files (created exclusively, mode modes[i] less the umask), each
     hashed as it is copied: the XXH3-128 is of the very bytes written, from the same buffer, so
     a copy cannot differ from its digest. Small files are read back to back into one buffer and
@@ -383,7 +352,10 @@ def copy_files(srcs, dsts, modes, size_t bufsize=16 << 20, bint md5=False):
     very file read; raises OSError naming the file (the copy's name for a failed write) on the
     first failure, leaving the copies made so far for the caller. md5: each tuple also ends with
     the MD5 of the same bytes (what DVC records), from the same buffer: one read of every byte
-    gives both digests."""
+    gives both digests. digest_size 16: the digest is format 1's (XXH3-128 of the whole file);
+    32: format 2's SHA-256(0x00 || bytes), computed without the GIL, for files of at most
+    whole_limit bytes (one chunk); a larger file's digest comes from its chunks, so it is b""
+    here."""
     cdef size_t n = len(srcs)
     if <size_t>len(dsts) != n or <size_t>len(modes) != n:
         raise ValueError("srcs, dsts and modes must have the same length")
@@ -399,8 +371,15 @@ def copy_files(srcs, dsts, modes, size_t bufsize=16 << 20, bint md5=False):
     cdef unsigned int* cmodes = NULL
     cdef size_t i = 0
     cdef size_t k, g
+    cdef bint sha = digest_size == SHA256_SIZE
+    cdef void* ctx = NULL
+    cdef unsigned char dg[SHA256_SIZE]
+    if digest_size not in (16, SHA256_SIZE):
+        raise ValueError("digest_size is 16 (format 1) or 32 (format 2)")
     mv = None
     try:
+        if sha:
+            ctx = sha256_ctx(&_evp)
         buf = <uint8_t*>alloc_array(bufsize, 1)
         slots = <_Copy*>alloc_array(maxg, sizeof(_Copy))
         keep_s = [os.fsencode(p) for p in srcs]
@@ -414,21 +393,32 @@ def copy_files(srcs, dsts, modes, size_t bufsize=16 << 20, bint md5=False):
         mv = memoryview(<uint8_t[:bufsize]>buf)
         while i < n:
             with nogil:
-                g = _copy_group(csrc + i, cdst + i, cmodes + i, n - i, buf, bufsize, large, slots, maxg, md5)
+                g = _copy_group(csrc + i, cdst + i, cmodes + i, n - i, buf, bufsize, large, slots, maxg, md5,
+                                ctx if sha else NULL, whole_limit)
             for k in range(g):
                 if slots[k].err:
                     _copy_failed(slots[k].err, slots[k].stage, srcs[i + k], dsts[i + k])
                 if slots[k].large:
                     out.append(_copy_large(csrc[i + k], cdst[i + k], cmodes[i + k], buf, window,
-                                           srcs[i + k], dsts[i + k], md5))
+                                           srcs[i + k], dsts[i + k], md5, not sha))
                     continue
                 view = mv[slots[k].offset:slots[k].offset + slots[k].length]
+                if not sha:
+                    digest = _digest(view)
+                elif slots[k].sha_done:
+                    digest = <bytes>slots[k].sha[:SHA256_SIZE]
+                elif slots[k].length <= whole_limit:  # no libcrypto: hashlib's SHA-256
+                    with nogil:
+                        sha256_tagged(&_evp, NULL, TAG_CHUNK, buf + slots[k].offset, slots[k].length, dg)
+                    digest = <bytes>dg[:SHA256_SIZE]
+                else:
+                    digest = b""
                 if not md5:
-                    out.append((slots[k].length, _digest(view), slots[k].st.ino, slots[k].st.mtime_ns,
+                    out.append((slots[k].length, digest, slots[k].st.ino, slots[k].st.mtime_ns,
                                 slots[k].st.mode))
                     continue
                 sum5 = (<bytes>slots[k].md5[:16]) if slots[k].md5_done else hashlib.md5(view).digest()
-                out.append((slots[k].length, _digest(view), slots[k].st.ino, slots[k].st.mtime_ns,
+                out.append((slots[k].length, digest, slots[k].st.ino, slots[k].st.mtime_ns,
                             slots[k].st.mode, sum5))
             i += g
         return out
@@ -439,6 +429,7 @@ def copy_files(srcs, dsts, modes, size_t bufsize=16 << 20, bint md5=False):
         free(csrc)
         free(cdst)
         free(cmodes)
+        sha256_ctx_free(&_evp, ctx)
 
 
 cdef extern from "dirent.h" nogil:

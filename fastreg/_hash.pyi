@@ -24,6 +24,7 @@ class Chunker:
     avg_size: int
     max_size: int
     whole_file_limit: int
+    digest_size: int
     def __init__(
         self,
         min_size: int,
@@ -32,6 +33,7 @@ class Chunker:
         gear: bytes,
         norm_level: int = 2,
         whole_file_limit: int = 0,
+        digest_size: int = 16,
     ) -> None: ...
     def cut_points(self, data: bytes | bytearray | memoryview, eof: bool = True) -> list[int]: ...
     def digest_buffer(self, data: bytes | bytearray | memoryview) -> tuple[bytes, bytes]: ...
@@ -40,3 +42,6 @@ class Chunker:
         paths: Sequence[str | bytes | PathLike[str]],
         bufsize: int = ...,
     ) -> list[HashedFile]: ...
+
+def native_sha256() -> bool:
+    """Whether format 2's SHA-256 comes from libcrypto without the GIL (else from hashlib)."""

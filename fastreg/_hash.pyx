@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Native core: FastCDC cut points and XXH3-128 digests.
+"""Native core: FastCDC cut points and chunk/file digests (format 1: XXH3-128; format 2: SHA-256).
 
 Policy-free on purpose: chunk sizes, the gear table and which files to read are decided in
 ``fastreg/chunking.py``.  This module only answers "where are the cut points of these bytes" and
@@ -8,11 +8,16 @@ loops (the cut-point scan and the read() calls) so two threads keep two cores bu
 file: batched file operations (copies hashed as they are written among them) live in
 _files.pyx, the remote index tables in _index.pyx.
 
-Chunk list encoding (``chunks`` in the results): the concatenation, in file order, of one 20-byte
-entry per chunk: 16 raw bytes of XXH3-128 then the chunk length as a big-endian uint32.  A file
-that is a single chunk (every file up to ``whole_file_limit``, and the empty file) gets
-an empty list: its only chunk is the whole file, whose digest is the file digest.  That saves 20
-bytes per small image in every tree.
+Chunk list encoding (``chunks`` in the results): the concatenation, in file order, of one entry
+per chunk: the chunk's digest then its length as a big-endian uint32 (20 bytes in format 1, 36 in
+format 2).  A file that is a single chunk (every file up to ``whole_file_limit``, and the empty
+file) gets an empty list: its only chunk is the whole file, whose digest is the file digest.  That
+saves an entry per small image in every tree.
+
+Digests, by the Chunker's ``digest_size``:
+- 16, format 1: XXH3-128 of the chunk; a file's digest is XXH3-128 of all its bytes.
+- 32, format 2: SHA-256(0x00 || chunk); a file of several chunks is SHA-256(0x01 || chunk list)
+  (one pass of SHA-256 over the bytes, computed without the GIL through libcrypto; _evp.pxd).
 """
 
 from libc.errno cimport ESTALE, errno
@@ -22,6 +27,7 @@ from libc.string cimport memcpy, memmove
 from posix.fcntl cimport O_RDONLY, open as c_open
 from posix.unistd cimport close as c_close
 
+from fastreg._evp cimport SHA256_SIZE, TAG_CHUNK, TAG_CHUNKED_FILE, Evp, evp_load, sha256_ctx, sha256_ctx_free, sha256_tagged
 from fastreg._posix cimport O_CLOEXEC, Stat, alloc_array, fstat_into, no_stat, path_array, read_into, read_whole
 
 import os
@@ -33,6 +39,15 @@ _hasher = xxhash.xxh3_128
 
 cdef enum:
     CHUNK_ENTRY = 20
+    SHA_ENTRY = SHA256_SIZE + 4
+
+cdef Evp _evp
+evp_load(&_evp)
+
+
+def native_sha256():
+    """Whether format 2's SHA-256 comes from libcrypto without the GIL (else from hashlib)."""
+    return _evp.sha256 != NULL
 
 
 cdef class HashedFile:
@@ -78,11 +93,12 @@ cdef class Chunker:
     cdef readonly size_t avg_size
     cdef readonly size_t max_size
     cdef readonly size_t whole_file_limit
+    cdef readonly int digest_size
     cdef uint64_t _mask_s
     cdef uint64_t _mask_l
 
     def __cinit__(self, size_t min_size, size_t avg_size, size_t max_size, const uint8_t[:] gear,
-                  int norm_level=2, size_t whole_file_limit=0):
+                  int norm_level=2, size_t whole_file_limit=0, int digest_size=16):
         cdef int bits = 0
         cdef int i, k
         cdef uint64_t v
@@ -92,6 +108,9 @@ cdef class Chunker:
             raise ValueError("need 64 <= min_size < avg_size < max_size < 2 GiB")
         if avg_size & (avg_size - 1):
             raise ValueError("avg_size must be a power of two")
+        if digest_size not in (16, SHA256_SIZE):
+            raise ValueError("digest_size is 16 (format 1, XXH3-128) or 32 (format 2, SHA-256)")
+        self.digest_size = digest_size
         if whole_file_limit > max_size:
             raise ValueError("whole_file_limit may not exceed max_size (no chunk is larger than max_size)")
         while (<size_t>1 << bits) < avg_size:
@@ -185,6 +204,9 @@ cdef class Chunker:
         cdef bint eof
         cdef size_t* out = <size_t*>malloc(cap * sizeof(size_t))
         cdef const uint8_t* p = &data[0] if n else NULL
+        if self.digest_size == SHA256_SIZE:
+            free(out)
+            return self._sha_buffer(p, n)
         if out == NULL:
             raise MemoryError()
         try:
@@ -246,10 +268,14 @@ cdef class Chunker:
         cdef size_t i = 0
         cdef size_t k, g, pos, ncut
         cdef int err = 0
+        cdef bint sha = self.digest_size == SHA256_SIZE
+        cdef void* ctx = NULL
         keep = [os.fsencode(p) for p in paths]
         results = []
         mv = None
         try:
+            if sha:
+                ctx = sha256_ctx(&_evp)
             buf = <uint8_t*>alloc_array(bufsize, 1)
             cuts = <size_t*>alloc_array(cap, sizeof(size_t))
             slots = <_Slot*>alloc_array(maxg, sizeof(_Slot))
@@ -263,12 +289,18 @@ cdef class Chunker:
                     if slots[k].err:
                         _raise_for(slots[k].err, paths[i + k])
                     if slots[k].large:
-                        results.append(self._hash_large(cpaths[i + k], buf, cuts, cap, paths[i + k]))
+                        results.append(self._hash_large(cpaths[i + k], buf, cuts, cap, paths[i + k], ctx))
                         continue
-                    # Phase 2, with the GIL: digests of what phase 1 cut.
                     pos = slots[k].offset
-                    region = mv[pos:pos + slots[k].length]
                     ncut = slots[k].ncuts
+                    if sha:
+                        # Phase 2 (format 2): SHA-256 of each chunk, without the GIL.
+                        digest, blob = _sha_region(ctx, buf + pos, slots[k].length, cuts + slots[k].cut_start, ncut)
+                        results.append(_hashed(slots[k].length, digest, blob, slots[k].ino,
+                                               slots[k].mtime_ns, slots[k].mode))
+                        continue
+                    # Phase 2 (format 1), with the GIL: digests of what phase 1 cut.
+                    region = mv[pos:pos + slots[k].length]
                     blob = b""
                     if ncut > 1:
                         blob_b = bytearray(ncut * CHUNK_ENTRY)
@@ -284,8 +316,47 @@ cdef class Chunker:
             free(cuts)
             free(slots)
             free(cpaths)
+            sha256_ctx_free(&_evp, ctx)
 
-    cdef object _hash_large(self, const char* path, uint8_t* buf, size_t* cuts, size_t cap, object pypath):
+    cdef tuple _sha_buffer(self, const uint8_t* p, size_t n):
+        """digest_buffer in format 2: chunk by chunk, a window of a few max_size at a time."""
+        cdef unsigned char dg[SHA256_SIZE]
+        cdef void* ctx = sha256_ctx(&_evp)
+        cdef size_t window = 4 * self.max_size
+        cdef size_t cap = window // self.min_size + 2
+        cdef size_t pos = 0
+        cdef size_t end, count, consumed = 0
+        cdef size_t nchunks = 0
+        cdef bint eof
+        cdef size_t* out = NULL
+        cdef uint8_t* dst
+        try:
+            if n <= self.whole_file_limit:
+                with nogil:
+                    sha256_tagged(&_evp, ctx, TAG_CHUNK, p, n, dg)
+                return (<char*>dg)[:SHA256_SIZE], b""
+            out = <size_t*>alloc_array(cap, sizeof(size_t))
+            blob = bytearray()
+            while pos < n:
+                end = pos + window
+                eof = end >= n
+                if eof:
+                    end = n
+                with nogil:
+                    count = self._cuts(p + pos, end - pos, eof, out, cap, &consumed)
+                blob.extend(bytes(count * SHA_ENTRY))
+                dst = <uint8_t*>(<char*>blob) + nchunks * SHA_ENTRY
+                with nogil:
+                    _sha_entries(ctx, p + pos, out, count, dst)
+                nchunks += count
+                pos += consumed
+            return _chunked_digest(ctx, blob, nchunks)
+        finally:
+            free(out)
+            sha256_ctx_free(&_evp, ctx)
+
+    cdef object _hash_large(self, const char* path, uint8_t* buf, size_t* cuts, size_t cap, object pypath,
+                            void* ctx):
         """Stream one large file through 1 MiB windows (cache-sized)."""
         cdef size_t window = 4 * self.max_size
         cdef int fd
@@ -312,7 +383,9 @@ cdef class Chunker:
             if fd >= 0:
                 c_close(fd)
             _raise_for(err, pypath)
-        hasher = _hasher()
+        cdef bint sha = self.digest_size == SHA256_SIZE
+        cdef uint8_t* dst
+        hasher = None if sha else _hasher()
         blob = bytearray()
         mv = memoryview(<uint8_t[:window]>buf)
         try:
@@ -325,9 +398,15 @@ cdef class Chunker:
                         count = self._cuts(buf, filled, eof, cuts, cap, &consumed)
                 if err:
                     _raise_for(err, pypath)
-                hasher.update(mv[:consumed])
-                blob.extend(bytes(count * CHUNK_ENTRY))
-                _append_chunks(blob, nchunks * CHUNK_ENTRY, mv, cuts, count, 0)
+                if sha:
+                    blob.extend(bytes(count * SHA_ENTRY))
+                    dst = <uint8_t*>(<char*>blob) + nchunks * SHA_ENTRY
+                    with nogil:
+                        _sha_entries(ctx, buf, cuts, count, dst)
+                else:
+                    hasher.update(mv[:consumed])
+                    blob.extend(bytes(count * CHUNK_ENTRY))
+                    _append_chunks(blob, nchunks * CHUNK_ENTRY, mv, cuts, count, 0)
                 nchunks += count
                 total += consumed
                 if eof:
@@ -343,6 +422,9 @@ cdef class Chunker:
             _raise_for(err, pypath)
         if total != <size_t>before.size or after.size != before.size or after.mtime_ns != before.mtime_ns:
             _raise_for(ESTALE, pypath)
+        if sha:
+            digest, chunks = _chunked_digest(ctx, blob, nchunks)
+            return _hashed(total, digest, chunks, before.ino, before.mtime_ns, before.mode)
         if nchunks == 1:
             blob = bytearray()
         return _hashed(total, hasher.digest(), bytes(blob), before.ino, before.mtime_ns, before.mode)
@@ -481,3 +563,52 @@ cdef void _append_chunks(bytearray blob, size_t at, object mv, const size_t* end
         dst[at + 19] = length & 0xFF
         at += CHUNK_ENTRY
         start = end
+
+
+cdef void _sha_entries(void* ctx, const uint8_t* p, const size_t* ends, size_t count, uint8_t* dst) noexcept nogil:
+    """Write count 36-byte format-2 chunk entries (SHA-256(0x00 || chunk) + BE uint32 length) to
+    dst, for the chunks of p that end at ends[0..count)."""
+    cdef size_t i
+    cdef size_t start = 0
+    cdef size_t length
+    for i in range(count):
+        length = ends[i] - start
+        sha256_tagged(&_evp, ctx, TAG_CHUNK, p + start, length, dst)
+        dst[32] = (length >> 24) & 0xFF
+        dst[33] = (length >> 16) & 0xFF
+        dst[34] = (length >> 8) & 0xFF
+        dst[35] = length & 0xFF
+        dst += SHA_ENTRY
+        start = ends[i]
+
+
+cdef tuple _chunked_digest(void* ctx, bytearray blob, size_t nchunks):
+    """(file digest, chunk list) in format 2 from the chunk entries: one chunk is the whole file
+    (its digest, an empty list); several are SHA-256(0x01 || chunk list)."""
+    cdef unsigned char dg[SHA256_SIZE]
+    cdef const uint8_t* p = <const uint8_t*>(<char*>blob)
+    cdef size_t n = nchunks * SHA_ENTRY
+    if nchunks == 0:
+        with nogil:
+            sha256_tagged(&_evp, ctx, TAG_CHUNK, p, 0, dg)
+        return (<char*>dg)[:SHA256_SIZE], b""
+    if nchunks == 1:
+        return bytes(blob[:SHA256_SIZE]), b""
+    with nogil:
+        sha256_tagged(&_evp, ctx, TAG_CHUNKED_FILE, p, n, dg)
+    return (<char*>dg)[:SHA256_SIZE], bytes(blob)
+
+
+cdef tuple _sha_region(void* ctx, const uint8_t* p, size_t n, const size_t* ends, size_t count):
+    """(file digest, chunk list) in format 2 of n bytes at p, cut at ends[0..count)."""
+    cdef unsigned char dg[SHA256_SIZE]
+    cdef uint8_t* dst
+    if count <= 1:
+        with nogil:
+            sha256_tagged(&_evp, ctx, TAG_CHUNK, p, n, dg)
+        return (<char*>dg)[:SHA256_SIZE], b""
+    blob = bytearray(count * SHA_ENTRY)
+    dst = <uint8_t*>(<char*>blob)
+    with nogil:
+        _sha_entries(ctx, p, ends, count, dst)
+    return _chunked_digest(ctx, blob, count)

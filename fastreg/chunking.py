@@ -27,8 +27,11 @@ NORM_LEVEL = 2
 #: CPU cost of hashing an image dataset.  Equal to MAX_SIZE, so no chunk exceeds MAX_SIZE.
 WHOLE_FILE_LIMIT = MAX_SIZE
 
-#: Each 20-byte chunk entry: 16-byte XXH3-128 digest + big-endian uint32 length.
+#: A chunk list entry: the chunk's digest + its length as a big-endian uint32; 20 bytes in format
+#: 1 (XXH3-128), 36 in format 2 (SHA-256).  Which one a list holds follows from its file's digest.
 CHUNK_ENTRY = struct.Struct(">16sI")
+CHUNK_ENTRY_2 = struct.Struct(">32sI")
+_ENTRIES = {16: CHUNK_ENTRY, 32: CHUNK_ENTRY_2}
 
 
 def gear_table(seed: bytes = b"fastreg-gear-v1") -> bytes:
@@ -39,23 +42,29 @@ def gear_table(seed: bytes = b"fastreg-gear-v1") -> bytes:
 
 
 @cache
-def default_chunker() -> Chunker:
-    """The chunker every fastreg repository uses (format version 1)."""
-    return Chunker(MIN_SIZE, AVG_SIZE, MAX_SIZE, gear_table(), NORM_LEVEL, WHOLE_FILE_LIMIT)
+def default_chunker(digest_size: int = 16) -> Chunker:
+    """The chunker every fastreg repository uses: the same cut points in both formats, digests
+    of digest_size bytes (16: format 1, XXH3-128; 32: format 2, SHA-256)."""
+    return Chunker(MIN_SIZE, AVG_SIZE, MAX_SIZE, gear_table(), NORM_LEVEL, WHOLE_FILE_LIMIT,
+                   digest_size=digest_size)
 
 
 def iter_chunks(chunks: bytes, file_digest: bytes, size: int) -> list[tuple[bytes, int]]:
-    """Decode a chunk list into (digest, length) pairs; an empty list means one whole-file chunk."""
+    """Decode a chunk list into (digest, length) pairs; an empty list means one whole-file chunk.
+    The entries are of the file digest's format."""
     if not chunks:
         return [(file_digest, size)]
-    return list(CHUNK_ENTRY.iter_unpack(chunks))
+    return list(_ENTRIES[len(file_digest)].iter_unpack(chunks))
 
 
 _READ_BLOCK = 1 << 20
 
 
-def file_digest(path: str | Path) -> bytes:
-    """XXH3-128 of a file's content, read in 1 MiB blocks."""
+def file_digest(path: str | Path, digest_size: int = 16) -> bytes:
+    """A file's digest in the format of digest_size: format 1 reads it in 1 MiB blocks for
+    XXH3-128; format 2's digest depends on the cut points, so the native chunker reads it."""
+    if digest_size != 16:
+        return default_chunker(digest_size).hash_files([path])[0].digest
     with open(path, "rb", buffering=0) as f:
         first = f.read(_READ_BLOCK)
         if len(first) < _READ_BLOCK:
