@@ -14,13 +14,18 @@ cdef int _cmp_records(const void* a, const void* b) noexcept nogil:
     return memcmp(a, b, _sort_width)
 
 
-def index_records(const uint8_t[::1] entries, uint32_t pack_no):
-    """24-byte index segment entries (digest 16 + offset u32 BE + length u32 BE) -> 28-byte mirror
-    records (digest 16 + pack_no u32 BE + offset + length)."""
-    cdef Py_ssize_t n = entries.shape[0] // 24
-    if entries.shape[0] % 24:
-        raise ValueError("index entries must be a multiple of 24 bytes")
-    out = bytearray(n * 28)
+def index_records(const uint8_t[::1] entries, uint32_t pack_no, Py_ssize_t key=32):
+    """Index segment entries (a key of `key` bytes + offset u32 BE + length u32 BE: 40 bytes in a
+    version-2 segment, 24 with the 16-byte digests of version 1) -> 44-byte mirror records (32-byte
+    key + pack_no u32 BE + offset + length); a 16-byte digest is widened with 16 zero bytes
+    (objects/digest.py, `wide`)."""
+    if key not in (16, 32):
+        raise ValueError("key is 16 or 32 bytes")
+    cdef Py_ssize_t width = key + 8
+    cdef Py_ssize_t n = entries.shape[0] // width
+    if entries.shape[0] % width:
+        raise ValueError(f"index entries must be a multiple of {width} bytes")
+    out = bytearray(n * 44)
     cdef uint8_t[::1] o = out
     cdef Py_ssize_t i
     cdef uint8_t nb[4]
@@ -30,9 +35,9 @@ def index_records(const uint8_t[::1] entries, uint32_t pack_no):
     nb[3] = pack_no & 0xFF
     with nogil:
         for i in range(n):
-            memcpy(&o[i * 28], &entries[i * 24], 16)
-            memcpy(&o[i * 28 + 16], nb, 4)
-            memcpy(&o[i * 28 + 20], &entries[i * 24 + 16], 8)
+            memcpy(&o[i * 44], &entries[i * width], key)  # the rest of a 16-byte key stays zero
+            memcpy(&o[i * 44 + 32], nb, 4)
+            memcpy(&o[i * 44 + 36], &entries[i * width + key], 8)
     return bytes(out)
 
 

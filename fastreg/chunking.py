@@ -7,6 +7,7 @@ a change that breaks it needs a new format version, not an updated golden value.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from functools import cache
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import xxhash
 
 from fastreg._hash import Chunker
+from fastreg.objects.digest import CURRENT
 
 #: Chunk sizes (bytes): the trade-off (index entries per GB against what a small edit uploads) is in
 #: docs/design.md, "Parameters"; bench/RESULTS.md has the edit-inside-a-large-file figures.
@@ -42,7 +44,7 @@ def gear_table(seed: bytes = b"fastreg-gear-v1") -> bytes:
 
 
 @cache
-def default_chunker(digest_size: int = 16) -> Chunker:
+def default_chunker(digest_size: int = CURRENT) -> Chunker:
     """The chunker every fastreg repository uses: the same cut points in both formats, digests
     of digest_size bytes (16: format 1, XXH3-128; 32: format 2, SHA-256)."""
     return Chunker(MIN_SIZE, AVG_SIZE, MAX_SIZE, gear_table(), NORM_LEVEL, WHOLE_FILE_LIMIT,
@@ -57,10 +59,24 @@ def iter_chunks(chunks: bytes, file_digest: bytes, size: int) -> list[tuple[byte
     return list(_ENTRIES[len(file_digest)].iter_unpack(chunks))
 
 
+def list_digest(chunks: bytes) -> bytes:
+    """Format 2's digest of a file of several chunks: SHA-256(0x01 || its chunk list)."""
+    h = hashlib.sha256(b"\x01")
+    h.update(chunks)
+    return h.digest()
+
+
+def file_matches(data: bytes | bytearray | memoryview, digest: bytes) -> bool:
+    """Whether a whole file's bytes have this file digest, in the digest's own format."""
+    if len(digest) == 16:
+        return bool(xxhash.xxh3_128_digest(data) == digest)
+    return len(digest) == 32 and default_chunker(32).digest_buffer(data)[0] == digest
+
+
 _READ_BLOCK = 1 << 20
 
 
-def file_digest(path: str | Path, digest_size: int = 16) -> bytes:
+def file_digest(path: str | Path, digest_size: int = CURRENT) -> bytes:
     """A file's digest in the format of digest_size: format 1 reads it in 1 MiB blocks for
     XXH3-128; format 2's digest depends on the cut points, so the native chunker reads it."""
     if digest_size != 16:

@@ -186,19 +186,21 @@ def hashed(monkeypatch) -> list[str]:
     import fastreg.repo.workspace as workspace
     from fastreg.chunking import default_chunker
 
-    real = default_chunker()
     seen: list[str] = []
 
     class Counting:
-        min_size, avg_size, max_size = real.min_size, real.avg_size, real.max_size
+        def __init__(self, digest_size: int = 32) -> None:
+            self.real = default_chunker(digest_size)
+            self.min_size, self.avg_size, self.max_size = self.real.min_size, self.real.avg_size, self.real.max_size
+            self.digest_size = digest_size
 
         def hash_files(self, paths):
             seen.extend(paths)
-            return real.hash_files(paths)
+            return self.real.hash_files(paths)
 
-    def copy_files(srcs, dsts, modes):  # add in copy mode: each file read once, copied and hashed
+    def copy_files(srcs, dsts, modes, **options):  # add in copy mode: each file read once, copied and hashed
         seen.extend(srcs)
-        return real_copy(srcs, dsts, modes)
+        return real_copy(srcs, dsts, modes, **options)
 
     real_copy = build.copy_files
     monkeypatch.setattr(build, "default_chunker", Counting)

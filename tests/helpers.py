@@ -10,6 +10,13 @@ from pathlib import Path
 from tests.servers import _client
 
 
+def file_id(data: bytes) -> bytes:
+    """The digest `add` records for a file with these bytes (format 2: its chunks' SHA-256)."""
+    from fastreg.chunking import default_chunker
+
+    return default_chunker().digest_buffer(data)[0]
+
+
 def files_under(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fastreg import userdirs
-from fastreg.chunking import iter_chunks
+from fastreg.chunking import file_matches, iter_chunks
 from fastreg.data import order
 from fastreg.data.sample_cache import EVICT_TO, SampleCache, extent_key
 from fastreg.data.sample_index import SPAN_BYTES, SampleIndex, build, index_key
@@ -37,7 +37,7 @@ from fastreg.errors import (
     PathError,
     UsageError,
 )
-from fastreg.objects.digest import digest_bytes
+from fastreg.objects.digest import matches
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import Location
 from fastreg.repo.remotes import Remote, open_store
@@ -260,7 +260,7 @@ class _RegistryData:
         if ext[0] != pack:
             return None
         data = self._cache.read_range(extent_key(*ext), off - ext[1], n)
-        return data if data is not None and digest_bytes(data) == where.digest else None
+        return data if data is not None and matches(data, where.digest) else None
 
     def _read_remote(self, wants: dict[int, Any]) -> dict[int, bytes]:
         located = {d: Location(pack, off, n) for w in wants.values() for d, pack, off, n in w.chunks}
@@ -271,7 +271,7 @@ class _RegistryData:
                 data = found[w.chunks[0][0]]
             else:
                 data = b"".join(found[d] for d, _, _, _ in w.chunks)
-                if digest_bytes(data) != w.digest:
+                if not file_matches(data, w.digest):
                     raise IntegrityError(f"{self.index.path(i)}: assembled from verified chunks, it does not match "
                                          f"its digest {w.digest.hex()}")
             self._cache.put(w.digest, data)
@@ -324,7 +324,7 @@ class _RegistryData:
         out = {}
         for i, p in paths.items():
             data = got[p]
-            if digest_bytes(data) != ix.row(i)[0]:
+            if not file_matches(data, ix.row(i)[0]):
                 raise IntegrityError(f"{p}: the registry's file at {self.commit[:10]} is not the indexed one")
             self._cache.put(ix.row(i)[0], data)
             out[i] = data

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fastreg.chunking import file_matches
 from fastreg.objects.digest import digest_bytes
 
 EVICT_TO = 0.8  # an eviction frees space down to this fraction of the limit
@@ -170,7 +171,7 @@ class SampleCache:
     def get(self, digest: bytes) -> bytes | None:
         """A sample's bytes when the cache holds them whole and they verify, else None."""
         data = self.read(digest)
-        if data is not None and digest_bytes(data) != digest:
+        if data is not None and not file_matches(data, digest):
             self.drop(digest)
             return None
         return data

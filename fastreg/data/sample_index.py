@@ -7,18 +7,19 @@ File layout: a msgpack header, then raw arrays the header sizes:
 
     ["fastreg.samples", 1, url, commit, path, remote, n, packs, folders, folder_class, classes,
      spans, chunks, names]
-    samples  n x 36 bytes: digest 16 | folder u32 | name offset u32 | pack u32 | offset u32 | length u32
+    samples  n x 52 bytes: digest 32 | folder u32 | name offset u32 | pack u32 | offset u32 | length u32
     order    n x 4: sample numbers sorted by (pack, offset): the order a pack is laid out in
     spans    s x 12: first position in `order` u32 | count u32 | end u32 (in its pack; 0: a span of
              one file of several chunks, or empty)
-    chunks   c x 28: digest 16 | pack u32 | offset u32 | length u32 (files of several chunks)
+    chunks   c x 44: digest 32 | pack u32 | offset u32 | length u32 (files of several chunks)
+    (digests and the pack list as 32-byte keys: objects/digest.py's `wide`, for either format)
     names    the file names, back to back (a name ends where the next sample's begins)
 
 A sample of one chunk names its pack, offset and length; a file of several chunks has
 pack = MULTI, offset = its first row in `chunks` and length = its number of chunks; an empty file
 has pack = EMPTY. A span is a run of samples laid out close together in one pack (at most
 SPAN_BYTES from the first byte to the last, gaps of at most GAP): what one sequential ranged GET
-reads. About 40 bytes a sample plus its file name.
+reads. About 56 bytes a sample plus its file name.
 """
 
 from __future__ import annotations
@@ -36,15 +37,16 @@ from typing import Any
 from fastreg.chunking import iter_chunks
 from fastreg.errors import DecodeError, MissingDataError, PathError, UsageError
 from fastreg.objects import codec
+from fastreg.objects.digest import WIDTH, narrow, wide
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import GAP, MAX_RANGE, joins
 
 FORMAT = "fastreg.samples"
-VERSION = 2
-SAMPLE = struct.Struct("<16sIIIII")
+VERSION = 3
+SAMPLE = struct.Struct(f"<{WIDTH}sIIIII")
 ORDER = struct.Struct("<I")
 SPAN = struct.Struct("<III")
-CHUNK = struct.Struct("<16sIII")
+CHUNK = struct.Struct(f"<{WIDTH}sIII")
 MULTI = 0xFFFFFFFF
 EMPTY = 0xFFFFFFFE
 SPAN_BYTES = MAX_RANGE  # the largest span: one ranged GET
@@ -77,7 +79,7 @@ class SampleIndex:
             self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         (_, _, self.url, self.commit, self.root, self.remote, self.n, packs, self.folders, folder_class,
          self.classes, nspans, nchunks, names_len) = v
-        self.packs: list[bytes] = [bytes(p) for p in _split16(packs)]
+        self.packs: list[bytes] = [narrow(bytes(p)) for p in _split(packs)]
         self.folder_class: list[int] = list(folder_class)
         self._samples = at
         self._order = self._samples + self.n * SAMPLE.size
@@ -101,7 +103,8 @@ class SampleIndex:
     def row(self, i: int) -> tuple[bytes, int, int, int, int, int]:
         if not 0 <= i < self.n:
             raise IndexError(f"sample {i} of {self.n}")
-        return SAMPLE.unpack_from(self._mm, self._samples + i * SAMPLE.size)
+        key, *rest = SAMPLE.unpack_from(self._mm, self._samples + i * SAMPLE.size)
+        return (narrow(key), *rest)
 
     def name(self, i: int) -> str:
         start = SAMPLE.unpack_from(self._mm, self._samples + i * SAMPLE.size)[2]
@@ -126,7 +129,7 @@ class SampleIndex:
         if pack != MULTI:
             return Where(digest, length, ((digest, self.packs[pack], offset, length),))
         rows = [CHUNK.unpack_from(self._mm, self._chunks + (offset + k) * CHUNK.size) for k in range(length)]
-        chunks = tuple((d, self.packs[p], o, n) for d, p, o, n in rows)
+        chunks = tuple((narrow(d), self.packs[p], o, n) for d, p, o, n in rows)
         return Where(digest, sum(c[3] for c in chunks), chunks)
 
     def size(self, i: int) -> int:
@@ -174,8 +177,8 @@ class SampleIndex:
         return [c for _, c, _ in SPAN.iter_unpack(self._mm[self._spans : self._spans + self.nspans * SPAN.size])]
 
 
-def _split16(blob: bytes) -> list[bytes]:
-    return [blob[i : i + 16] for i in range(0, len(blob), 16)]
+def _split(blob: bytes) -> list[bytes]:
+    return [blob[i : i + WIDTH] for i in range(0, len(blob), WIDTH)]
 
 
 def index_key(url: str, commit: str, path: str, remote: str) -> str:
@@ -204,7 +207,7 @@ def build(out: Path, url: str, commit: str, root: str, remote: str, files: list[
         name_at = len(names)
         names += name.encode()
         if rec.size == 0:
-            samples += SAMPLE.pack(rec.digest, f, name_at, EMPTY, 0, 0)
+            samples += SAMPLE.pack(wide(rec.digest), f, name_at, EMPTY, 0, 0)
             odd.append(i)
             continue
         parts = iter_chunks(rec.chunks, rec.digest, rec.size)
@@ -217,12 +220,12 @@ def build(out: Path, url: str, commit: str, root: str, remote: str, files: list[
             locs.append((d, packs.setdefault(loc.pack, len(packs)), loc.offset, n))
         if len(locs) == 1:
             _, p, o, n = locs[0]
-            samples += SAMPLE.pack(rec.digest, f, name_at, p, o, n)
+            samples += SAMPLE.pack(wide(rec.digest), f, name_at, p, o, n)
             laid.append((p, o, n, i))
         else:
-            samples += SAMPLE.pack(rec.digest, f, name_at, MULTI, len(chunks) // CHUNK.size, len(locs))
+            samples += SAMPLE.pack(wide(rec.digest), f, name_at, MULTI, len(chunks) // CHUNK.size, len(locs))
             for d, p, o, n in locs:
-                chunks += CHUNK.pack(d, p, o, n)
+                chunks += CHUNK.pack(wide(d), p, o, n)
             odd.append(i)
     if len(names) >= 1 << 32 or len(files) >= EMPTY:
         raise UsageError(f"{root}: too many files for one sample index")
@@ -246,7 +249,7 @@ def build(out: Path, url: str, commit: str, root: str, remote: str, files: list[
         spans += SPAN.pack(len(laid) + k, 1, 0)
     folder_list = sorted(folders, key=folders.__getitem__)
     folder_class = [class_no[fo.split("/", 1)[0]] if fo else -1 for fo in folder_list]
-    pack_list = b"".join(p for p, _ in sorted(packs.items(), key=lambda kv: kv[1]))
+    pack_list = b"".join(wide(p) for p, _ in sorted(packs.items(), key=lambda kv: kv[1]))
     header = codec.packb([FORMAT, VERSION, url, commit, root, remote, len(files), pack_list, folder_list,
                           folder_class, classes,
                           len(spans) // SPAN.size, len(chunks) // CHUNK.size, len(names)])

@@ -5,8 +5,9 @@ the remote's root as `ab/cdef...`; a directory's manifest is the object `<md5>.d
 read with parallel GETs (`jobs` at once: transfer/whole.py, which knows keys, not DVC) through
 fastreg's stores (local directory, S3, HTTP),
 each checked against its md5 (md5.py) before anything is written, then stored in a fastreg cache
-in fastreg's own format (XXH3 digest, chunk list). `Md5Map` remembers which cache object each md5
-became, so a second read of the same DVC data finds it in the cache without a request.
+in fastreg's own format (format 2: SHA-256 digest, chunk list). `Md5Map` remembers which cache
+object each md5 became, so a second read of the same DVC data finds it in the cache without a
+request (a record of format 1, from before format 2, is not used: the data is converted again).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastreg.dvc.formats import DvcFile, DvcRemote, parse_manifest
 from fastreg.dvc.md5 import Md5Check
 from fastreg.errors import IntegrityError, MetafileError, MissingDataError, RegistryError
 from fastreg.objects import codec
+from fastreg.objects.digest import CURRENT
 from fastreg.objects.tree import FileRecord
 from fastreg.progress import Progress
 from fastreg.repo import remotes
@@ -81,7 +83,7 @@ class Md5Map:
 
     def get(self, f: DvcFile) -> FileRecord | None:
         rec = self._load().get(f.key)
-        if rec is None:
+        if rec is None or len(rec.digest) != CURRENT:
             return None
         return FileRecord(rec.size, rec.digest, rec.chunks, f.executable)
 

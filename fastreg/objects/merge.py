@@ -79,7 +79,9 @@ def merge_trees(store: tree.TreeStore, base: bytes | None, ours: bytes | None, t
     if base == ours:
         return Merged(_dir_record(store, theirs), ())
     sides = [dict(_entries(store, d)) for d in (base, ours, theirs)]
-    out = tree.DirBuilder(store)
+    # the sides' format (merge_metafiles merges by path only sides of one format; a base of the
+    # other format only makes more conflicts: no record of it is ever taken, as none equals a side)
+    out = tree.DirBuilder(store, len(next(d for d in (ours, theirs, base) if d is not None)))
     conflicts: list[Conflict] = []
     for name in sorted(set(sides[0]) | set(sides[1]) | set(sides[2])):
         a, o, t = (s.get(name) for s in sides)
@@ -143,7 +145,8 @@ def _describe(m: metafile.Metafile | None) -> str:
         return "deleted"
     if m.source is not None:
         return f"imported {m.source.path} at {m.source.rev or 'the default branch'} ({m.source.rev_lock[:10]})"
-    return f"a {'folder' if m.kind == 'dir' else 'file'} of {m.files} file{'s' if m.files != 1 else ''}"
+    old = " recorded in format 1 (XXH3; `fastreg add` records it in format 2)" if len(m.digest) == 16 else ""
+    return f"a {'folder' if m.kind == 'dir' else 'file'} of {m.files} file{'s' if m.files != 1 else ''}{old}"
 
 
 def merge_metafiles(store: tree.TreeStore, base: metafile.Metafile | None, ours: metafile.Metafile | None,
@@ -159,7 +162,7 @@ def merge_metafiles(store: tree.TreeStore, base: metafile.Metafile | None, ours:
     if _same(base, ours):
         return theirs, ()
     mergeable = (ours is not None and theirs is not None and ours.kind == theirs.kind == "dir"
-                 and ours.source is None and theirs.source is None
+                 and ours.source is None and theirs.source is None and len(ours.digest) == len(theirs.digest)
                  and (base is None or (base.kind == "dir" and base.source is None)))
     if not mergeable:
         side = resolve("")

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastreg.errors import MetafileError, UnmergedError
-from fastreg.objects.digest import from_hex, to_hex
+from fastreg.objects.digest import FORMATS, from_hex, to_hex
 
 METAFILE_SUFFIX = ".fastreg"
-METAFILE_VERSION = 1
+#: The newest metafile format: 2 names the data by SHA-256 (64 hex characters), 1 by XXH3-128
+#: (32); a metafile's format is its digest's (objects/digest.py), and both are read.
+METAFILE_VERSION = 2
 _HEADER = "# fastreg metafile: commit this file to Git; the data it describes is git-ignored.\n"
 
 
@@ -43,7 +45,7 @@ def dumps(meta: Metafile) -> str:
     import tomli_w  # only writers pay for it
 
     doc: dict[str, Any] = {
-        "format": METAFILE_VERSION,
+        "format": FORMATS[len(meta.digest)],
         "path": meta.path,
         "type": meta.kind,
         "digest": to_hex(meta.digest),
@@ -101,8 +103,8 @@ def loads(text: str, where: str) -> Metafile:
     fmt = doc.get("format")
     if isinstance(fmt, int) and fmt > METAFILE_VERSION:
         raise MetafileError(f"{where}: metafile format {fmt} is newer than this fastreg reads; upgrade fastreg")
-    if fmt != METAFILE_VERSION:
-        raise bad(f"format must be {METAFILE_VERSION}")
+    if fmt not in (1, 2) or isinstance(fmt, bool):
+        raise bad("format must be 1 or 2")
     known = {"format", "path", "type", "digest", "size", "files", "executable", "import", "merge"}
     if unknown := set(doc) - known:
         raise bad(f"unknown keys {sorted(unknown)}")
@@ -113,8 +115,10 @@ def loads(text: str, where: str) -> Metafile:
         raise bad("'type' must be \"dir\" or \"file\"")
     try:
         digest = from_hex(doc.get("digest"))  # type: ignore[arg-type]
+        if FORMATS[len(digest)] != fmt:
+            raise ValueError
     except ValueError:
-        raise bad("'digest' must be 32 lowercase hex characters") from None
+        raise bad(f"'digest' must be {64 if fmt == 2 else 32} lowercase hex characters (format {fmt})") from None
     size, files = doc.get("size"), doc.get("files")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise bad("'size' must be a non-negative integer")

@@ -1,10 +1,13 @@
 """The bytes of remote objects: pack files, index segments, file records, root hints and
 project snapshots (where each lives on a remote: transfer/layout.py).
 
-Index segment: ["fastreg.index", 1, pack_digest, pack_size, entries], entries a blob of 24-byte
-records sorted by chunk digest: digest(16) + offset(uint32 BE) + length(uint32 BE). Packs stay
-under 4 GiB (they are tens of MiB).  Memory budget of the client's merged index: 28 bytes per
-chunk (the 24-byte record plus a 4-byte pack number).
+Index segment: ["fastreg.index", VERSION, pack_digest, pack_size, entries], entries a blob of
+records sorted by chunk key: key + offset(uint32 BE) + length(uint32 BE). Version 2 (written now):
+32-byte keys (digest.wide: a format-2 chunk's SHA-256, or a format-1 chunk's XXH3-128 and 16 zero
+bytes, so one pack may hold both), 40-byte records, the pack named by SHA-256. Version 1 (read):
+16-byte XXH3-128 digests, 24-byte records. Packs stay under 4 GiB (they are tens of MiB).  Memory
+budget of the client's merged index: 44 bytes per chunk (a version-2 record plus a 4-byte pack
+number).
 """
 
 from __future__ import annotations
@@ -14,32 +17,46 @@ from dataclasses import dataclass
 
 from fastreg.errors import DecodeError
 from fastreg.objects import codec
-from fastreg.objects.digest import digest_bytes
+from fastreg.objects.digest import FORMATS, WIDTH, name_matches, narrow, wide
 
 PACK_HEADER = b"FRPK\x01\x00\x00\x00"
 INDEX_MAGIC = "fastreg.index"
 RECORD_MAGIC = "fastreg.record"
 ROOTS_MAGIC = "fastreg.roots"
 SNAPSHOT_MAGIC = "fastreg.snapshot"
-ENTRY = struct.Struct(">16sII")
+ENTRY_1 = struct.Struct(">16sII")
+ENTRY = struct.Struct(f">{WIDTH}sII")  # version 2: what is written
+SEGMENT_VERSION = 2
+_ENTRY_OF = {1: ENTRY_1, 2: ENTRY}
 
 
 @dataclass(frozen=True, slots=True)
 class IndexSegment:
     pack: bytes
     pack_size: int
-    entries: bytes  # sorted 24-byte records
+    entries: bytes  # sorted records of the segment's version
+    version: int = SEGMENT_VERSION
 
     def encode(self) -> bytes:
-        return codec.packb([INDEX_MAGIC, 1, self.pack, self.pack_size, self.entries])
+        return codec.packb([INDEX_MAGIC, self.version, self.pack, self.pack_size, self.entries])
+
+    @property
+    def entry(self) -> struct.Struct:
+        return _ENTRY_OF[self.version]
+
+    def __len__(self) -> int:
+        return len(self.entries) // self.entry.size
 
     def items(self) -> list[tuple[bytes, int, int]]:
-        return list(ENTRY.iter_unpack(self.entries))
+        """(chunk digest, offset, length) of every chunk, each digest in its own format."""
+        if self.version == 1:
+            return list(ENTRY_1.iter_unpack(self.entries))
+        return [(narrow(k), off, ln) for k, off, ln in ENTRY.iter_unpack(self.entries)]
 
 
 def make_segment(pack: bytes, pack_size: int, chunks: list[tuple[bytes, int, int]]) -> IndexSegment:
-    """chunks: (digest, offset, length) in any order."""
-    return IndexSegment(pack, pack_size, b"".join(ENTRY.pack(*c) for c in sorted(chunks)))
+    """chunks: (digest, offset, length) in any order, digests of either format."""
+    return IndexSegment(pack, pack_size, b"".join(sorted(ENTRY.pack(wide(d), off, ln) for d, off, ln in chunks)))
 
 
 def decode_segment(data: bytes, name: str) -> IndexSegment:
@@ -47,17 +64,18 @@ def decode_segment(data: bytes, name: str) -> IndexSegment:
         v = codec.unpackb(data)
         if not (isinstance(v, list) and len(v) == 5 and v[0] == INDEX_MAGIC):
             raise DecodeError("not an index segment")
-        if v[1] != 1:
+        if v[1] not in _ENTRY_OF:
             raise DecodeError(f"index segment version {v[1]!r} is newer than this fastreg; upgrade it")
-        pack, size, entries = v[2], v[3], v[4]
-        if not (isinstance(pack, bytes) and len(pack) == 16 and isinstance(size, int)
-                and isinstance(entries, bytes) and len(entries) % ENTRY.size == 0):
+        version, pack, size, entries = v[1], v[2], v[3], v[4]
+        if not (isinstance(pack, bytes) and len(pack) in FORMATS and isinstance(size, int)
+                and isinstance(entries, bytes) and len(entries) % _ENTRY_OF[version].size == 0
+                and (version == 2 or len(pack) == 16)):
             raise DecodeError("malformed index segment")
     except DecodeError as exc:
         raise DecodeError(f"index segment {name} is corrupt: {exc}") from None
-    if digest_bytes(data).hex() != name:
+    if not name_matches(data, name):
         raise DecodeError(f"index segment {name} does not match its name (corrupt or truncated)")
-    return IndexSegment(pack, size, entries)
+    return IndexSegment(pack, size, entries, version)
 
 
 def encode_record(size: int, chunks: bytes) -> bytes:
@@ -96,7 +114,7 @@ class Root:
 class Snapshot:
     """What one project refers to at the time of a push (workspace and Git history).
 
-    Encoding: ["fastreg.snapshot", 1, project, time_ns, where, [[kind, digest(16), size], ...]]
+    Encoding: ["fastreg.snapshot", 1, project, time_ns, where, [[kind, digest, size], ...]]
     with roots sorted (kind, digest), so the same roots give the same bytes."""
 
     project: str  # hex id of one clone of a project (see Project.project_id)
@@ -117,7 +135,7 @@ def decode_snapshot(data: bytes, where: str) -> Snapshot:
         if v[1] != 1:
             raise DecodeError(f"snapshot version {v[1]!r} is newer than this fastreg; upgrade it")
         roots = tuple(Root(str(k), bytes(d), int(n)) for k, d, n in v[5])
-        if any(r.kind not in ("dir", "file") or len(r.digest) != 16 for r in roots):
+        if any(r.kind not in ("dir", "file") or len(r.digest) not in FORMATS for r in roots):
             raise DecodeError("malformed root")
         return Snapshot(str(v[2]), int(v[3]), str(v[4]), roots)
     except (DecodeError, TypeError, ValueError) as exc:

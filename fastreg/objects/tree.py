@@ -10,13 +10,16 @@ Node encoding (canonical msgpack, see codec.py), a 4-element array:
   to SHARD_SIZE consecutive entries.  Finding one file's record reads the index plus one shard.
 
 Entries:
-- file:      [name, 0 (or 1 if executable), size, digest(16), chunks]   chunks as in _hash.pyx
-- directory: [name, 2, total_size, tree_digest(16), file_count]
+- file:      [name, 0 (or 1 if executable), size, digest, chunks]   chunks as in _hash.pyx
+- directory: [name, 2, total_size, tree_digest, file_count]
 
-The digest of a directory is XXH3-128 of its top node's bytes.  Same directory contents ->
+The digest of a directory is the digest of its top node's bytes (objects/digest.py: SHA-256 in
+format 2, XXH3-128 in format 1), and every digest a node holds is of the node's own format: a
+reader refuses a node whose entries name another format, so no file of a format-2 tree is ever
+checked with format 1's hash.  Same directory contents ->
 same bytes -> same digest: names are sorted, integers use msgpack's smallest encoding, and no
 maps appear.  Memory budget while building: one encoded entry (~45 bytes + name) per file of
-the directory being built; finished directories keep only their 16-byte digest.
+the directory being built; finished directories keep only their digest.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any, Protocol
 
 from fastreg.errors import DecodeError
 from fastreg.objects import codec
+from fastreg.objects.digest import CURRENT, FORMATS, format_of
 
 TREE_MAGIC = "fastreg.tree"
 TREE_VERSION = 1
@@ -82,7 +86,13 @@ class TreeStore(Protocol):
 
     def get_tree(self, digest: bytes) -> bytes: ...
 
-    def put_tree(self, data: bytes) -> bytes: ...
+    def put_tree(self, data: bytes, digest_size: int = CURRENT) -> bytes:
+        """Store a node; its digest in the format of digest_size."""
+        ...
+
+
+class MixedFormatsError(ValueError):
+    """Entries of both digest formats for one node: a node names its children in its own format."""
 
 
 def encode_file(name: str, rec: FileRecord) -> bytes:
@@ -104,8 +114,11 @@ class DirBuilder:
     holds at most SHARD_SIZE encoded entries in memory.
     """
 
-    def __init__(self, store: TreeStore) -> None:
+    def __init__(self, store: TreeStore, digest_size: int | None = None) -> None:
+        """digest_size: the format of the nodes built; by default that of the first entry (an
+        empty folder: format 2). Every entry must be of it (MixedFormatsError)."""
         self._store = store
+        self._digest_size = digest_size
         self._buf = bytearray()
         self._count = 0
         self._first = ""
@@ -132,13 +145,26 @@ class DirBuilder:
         self.files += files
 
     def add_file(self, name: str, rec: FileRecord) -> None:
+        self._check(name, rec.digest)
         self.add(name, encode_file(name, rec), rec.size, 1)
 
     def add_dir(self, name: str, rec: DirRecord) -> None:
+        self._check(name, rec.digest)
         self.add(name, encode_dir(name, rec), rec.size, rec.files)
 
+    def _check(self, name: str, digest: bytes) -> None:
+        if self._digest_size is None:
+            self._digest_size = len(digest)
+        elif len(digest) != self._digest_size:
+            raise MixedFormatsError(f"{name}: a digest of format {format_of(digest)} among entries of "
+                                    f"format {FORMATS.get(self._digest_size, '?')}")
+
+    @property
+    def digest_size(self) -> int:
+        return self._digest_size if self._digest_size is not None else CURRENT
+
     def _flush_shard(self) -> None:
-        digest = self._store.put_tree(_node("shard", self._count, bytes(self._buf)))
+        digest = self._store.put_tree(_node("shard", self._count, bytes(self._buf)), self.digest_size)
         self._shards.append([self._first, digest, self._shard_size, self._shard_files])
         self._buf = bytearray()
         self._count = 0
@@ -147,12 +173,12 @@ class DirBuilder:
 
     def finish(self) -> DirRecord:
         if not self._shards:
-            digest = self._store.put_tree(_node("dir", self._count, bytes(self._buf)))
+            digest = self._store.put_tree(_node("dir", self._count, bytes(self._buf)), self.digest_size)
         else:
             if self._count:
                 self._flush_shard()
             body = b"".join(codec.packb(s) for s in self._shards)
-            digest = self._store.put_tree(_node("index", len(self._shards), body))
+            digest = self._store.put_tree(_node("index", len(self._shards), body), self.digest_size)
         return DirRecord(self.size, digest, self.files)
 
 
@@ -173,9 +199,10 @@ def _decode_node(data: bytes, digest: bytes) -> tuple[str, list[Any]]:
 def _decode_entry(raw: Any, digest: bytes) -> tuple[str, Record]:
     try:
         name, kind, size, dg, extra = raw
-        if not (isinstance(name, str) and isinstance(size, int) and isinstance(dg, bytes) and len(dg) == 16):
+        if not (isinstance(name, str) and isinstance(size, int) and isinstance(dg, bytes)
+                and len(dg) == len(digest)):
             raise TypeError
-        if kind in (KIND_FILE, KIND_EXEC) and isinstance(extra, bytes) and len(extra) % 20 == 0:
+        if kind in (KIND_FILE, KIND_EXEC) and isinstance(extra, bytes) and len(extra) % (len(dg) + 4) == 0:
             return name, FileRecord(size, dg, extra, kind == KIND_EXEC)
         if kind == KIND_DIR and isinstance(extra, int):
             return name, DirRecord(size, dg, extra)
@@ -359,7 +386,7 @@ def graft(store: TreeStore, new: bytes | None, old: bytes, keep_file: Callable[[
         return None, 0
     before = iter_dir(store, old)
     after = iter_dir(store, new) if new is not None else iter(())
-    out = DirBuilder(store)
+    out = DirBuilder(store, len(old))
     put_back = 0
     a, b = next(before, None), next(after, None)
     while a is not None or b is not None:
@@ -516,8 +543,10 @@ def from_files(store: TreeStore, files: list[tuple[str, FileRecord]], folders: t
         for p in rel.split("/"):
             node = node.setdefault(p, {})
 
+    size = len(files[0][1].digest) if files else CURRENT
+
     def build(node: dict[str, Any]) -> DirRecord:
-        out = DirBuilder(store)
+        out = DirBuilder(store, size)
         for name in sorted(node):
             child = node[name]
             if isinstance(child, dict):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fastreg import userdirs
-from fastreg.chunking import iter_chunks
+from fastreg.chunking import WHOLE_FILE_LIMIT, file_matches, iter_chunks
 from fastreg.errors import (
     DirectoryPathError,
     FastregError,
@@ -27,7 +27,7 @@ from fastreg.errors import (
     RegistryError,
 )
 from fastreg.objects import metafile, tree
-from fastreg.objects.digest import digest_bytes
+from fastreg.objects.digest import CURRENT
 from fastreg.objects.tree import DirRecord, FileRecord
 from fastreg.plan import Location
 from fastreg.progress import Progress
@@ -328,7 +328,7 @@ class FastregReader(RegistryCommit):
     def diff(self, newer: Reader, pairs: list[MetaPair], within: list[str] | None) -> list[FileChange]:
         """From metafiles and the tree nodes that differ; the nodes come from the newer side's
         remote (this one's if it has none)."""
-        from fastreg.repo.diff import classify, compare_files, compare_metas
+        from fastreg.repo.diff import classify, compare_files, compare_metas, settle_formats
 
         assert isinstance(newer, FastregReader)  # open_reader gives one kind per registry layout
         changed_dirs = [p for p, ma, mb in pairs if (ma is None or mb is None or ma.digest != mb.digest)
@@ -344,7 +344,15 @@ class FastregReader(RegistryCommit):
                 changes.extend(compare_files(p, *sides))
                 continue
             changes.extend(compare_metas(store, p, ma, mb))
-        return classify(changes, within)
+        roots = [ma.digest for _, ma, _ in pairs if ma is not None and ma.source is None]
+
+        def fetch(records: list[FileRecord]) -> None:  # the "before" side's bytes, from its remote
+            # a big single-file target's chunk list is on the remote, not in its metafile
+            whole = [self.source.record(r.digest, r.size) if r.size > WHOLE_FILE_LIMIT and not r.chunks else r
+                     for r in records]
+            self.source.fetch(whole, roots, None, None)
+
+        return classify(settle_formats(changes, self.cache, fetch), within)
 
     def import_source(self, sources: list[metafile.ImportSource]) -> RemoteSession | None:
         loc = self.locate(sources[0].path)
@@ -450,7 +458,7 @@ class FastregReader(RegistryCommit):
         out = {}
         for r in records:
             content = b"".join(data[d] for d, _ in iter_chunks(r.chunks, r.digest, r.size))
-            if digest_bytes(content) != r.digest:
+            if not file_matches(content, r.digest):
                 raise RegistryError(f"{self.url}: a file assembled from verified chunks does not match its digest "
                                     f"{r.digest.hex()}")
             out[r.digest] = content
@@ -538,8 +546,8 @@ class _Trees:
             return cache.get_tree(digest)
         return self.reader.source.tree_node(digest)
 
-    def put_tree(self, data: bytes) -> bytes:
-        return self.reader.cache.put_tree(data)
+    def put_tree(self, data: bytes, digest_size: int = CURRENT) -> bytes:
+        return self.reader.cache.put_tree(data, digest_size)
 
 
 class ChunkedFile(Positioned, io.RawIOBase):

@@ -94,6 +94,19 @@ def _keep_never_here(project: Project, old: metafile.Metafile, new: tree.DirReco
         folder, name = split(path)
         return name not in here.names(folder)
 
+    if len(old.digest) != len(new.digest):
+        # The old version is format 1 (XXH3), the new one format 2 (SHA-256): a file kept as it
+        # was recorded would need its bytes to be named in format 2, and it was never here.
+        try:
+            never = [rel for rel, _ in tree.walk(project.cache, old.digest) if keep_file(rel)]
+        except (DecodeError, FastregError):
+            return new, 0
+        if never:
+            raise PathError(f"{old.path}: {len(never)} of the files of its recorded version (format 1) were never "
+                            f"checked out here ({never[0]}, ...), and `add` records format 2 (SHA-256), which needs "
+                            f"their bytes; `fastreg pull {old.path}` brings them, or `fastreg add --prune` records the "
+                            "workspace as it is (those files then count as deleted)")
+        return new, 0
     try:
         rec, kept = tree.graft(project.cache, new.digest, old.digest, keep_file, lambda p: not here.had_under(p))
     except (DecodeError, FastregError):

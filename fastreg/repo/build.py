@@ -6,7 +6,7 @@ reads and hashes them with the GIL released and the cache stores them (copy_file
 or link: also GIL-free).  Results come back in submission order through a FIFO per directory
 that holds at most WINDOW batches in flight, so memory stays flat: per open directory, its sorted
 name list and at most one tree shard (1,000 encoded entries); finished subdirectories keep only
-their 16-byte digest.
+their digest.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from fastreg._hash import HashedFile
 from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker
 from fastreg.errors import NO_SPACE, ChangedWhileReadingError, FileSystemError, PathError, no_space
 from fastreg.objects import tree
+from fastreg.objects.digest import CURRENT
 from fastreg.objects.tree import DirBuilder, DirRecord, FileRecord
 from fastreg.progress import Progress
 from fastreg.repo.cache import Cache, is_workspace_tmp
@@ -65,18 +66,22 @@ Done = tuple[_Item, FileRecord, StatKey]
 class Builder:
     def __init__(self, cache: Cache, old: StatFile, writer: StatCacheWriter, pool: ThreadPoolExecutor,
                  progress: Progress | None = None, stored: bool = False,
-                 md5s: dict[str, bytes] | None = None) -> None:
-        """stored: whether the old stat cache's "stored" folders may be trusted (no object left
-        the cache since it was written). md5s: filled with the MD5 of each file copied into the
-        cache (path relative to the target: digest), from the same read (what migrate checks
-        against DVC's records); a file not copied here (a stat-cache hit, a link mode) has none."""
+                 md5s: dict[str, bytes] | None = None, digest_size: int = CURRENT) -> None:
+        """digest_size: the format of every digest built (32: format 2, what add records; 16:
+        format 1, for comparing with a version recorded in it); stat-cache entries and folder
+        records of the other format are misses. stored: whether the old stat cache's "stored"
+        folders may be trusted (no object left the cache since it was written). md5s: filled
+        with the MD5 of each file copied into the cache (path relative to the target: digest),
+        from the same read (what migrate checks against DVC's records); a file not copied here
+        (a stat-cache hit, a link mode) has none."""
         self.cache = cache
         self.stored = stored
         self.old = old
         self.writer = writer
         self.pool = pool
         self.progress = progress
-        self.chunker = default_chunker()
+        self.digest_size = digest_size
+        self.chunker = default_chunker(digest_size)
         # Plain copy: the native core writes the cache copy from the very buffer it hashed.
         self.core_copies = cache.copies()
         #: (path relative to the target, why) of entries that are not recorded (SYMLINK_POLICY)
@@ -99,7 +104,7 @@ class Builder:
         for it, st in zip(batch, stats, strict=True):
             e = known.get(it.name) if st is not None else None
             hits.append(None if st is None or e is None or (e[0], e[1], e[2]) != st[:3]
-                        else (e[3], e[4], (st[0], st[1], st[2]), st[3]))
+                        or len(e[3]) != self.digest_size else (e[3], e[4], (st[0], st[1], st[2]), st[3]))
         return hits
 
     def _work(self, batch: list[_Item], pre: list[Hit | None] | None = None) -> list[Done]:
@@ -164,21 +169,24 @@ class Builder:
     def _copy_and_hash(self, paths: list[str], tmps: list[str]) -> list[_Hashed]:
         """Copy files into the cache's temp names, each digest that of the very bytes written
         (_files.copy_files: the copy cannot differ from its digest); a file above the whole-file
-        limit then gets its cut points from its copy (ours, nobody else writes it)."""
+        limit then gets its cut points from its copy (ours, nobody else writes it), and in format
+        2 its digest too (that of its chunk list)."""
+        modes = [0o444] * len(paths)
         if self.md5s is not None:
-            with_md5 = copy_files(paths, tmps, [0o444] * len(paths), md5=True)
+            with_md5 = copy_files(paths, tmps, modes, md5=True, digest_size=self.digest_size,
+                                  whole_limit=WHOLE_FILE_LIMIT)
             copied = [c[:5] for c in with_md5]
             sums: list[bytes | None] = [c[5] for c in with_md5]
         else:
-            copied = copy_files(paths, tmps, [0o444] * len(paths))
+            copied = copy_files(paths, tmps, modes, digest_size=self.digest_size, whole_limit=WHOLE_FILE_LIMIT)
             sums = [None] * len(copied)
         big = [i for i, c in enumerate(copied) if c[0] > WHOLE_FILE_LIMIT]
-        chunks: dict[int, bytes] = {}
+        found: dict[int, tuple[bytes, bytes]] = {}
         for i, h in zip(big, self.chunker.hash_files([tmps[i] for i in big]), strict=True):
-            if h.digest != copied[i][1]:
+            if h.size != copied[i][0] or (self.digest_size == 16 and h.digest != copied[i][1]):
                 raise OSError(errno.ESTALE, "changed while it was being read", paths[i])
-            chunks[i] = h.chunks
-        return [_Hashed(size, digest, chunks.get(i, b""), ino, mtime_ns, mode, sums[i])
+            found[i] = (h.digest, h.chunks)
+        return [_Hashed(size, *found.get(i, (digest, b"")), ino, mtime_ns, mode, sums[i])
                 for i, (size, digest, ino, mtime_ns, mode) in enumerate(copied)]
 
     # -- main thread -------------------------------------------------------------------------
@@ -207,7 +215,8 @@ class Builder:
             _check_name(name, child)
             subs[name] = self.build_dir(child, rel_prefix + name + "/", ahead.popleft())
         rec = self.old.folder(rel_prefix)
-        if (odd == 0 and rec is not None and rec.stored and self.stored and rec.fingerprint == fp and rec.tree
+        if (odd == 0 and rec is not None and rec.stored and self.stored and rec.fingerprint == fp
+                and len(rec.tree) == self.digest_size
                 and {n: (d, sz, f) for n, d, sz, f in rec.subs} == {n: (r.digest, r.size, r.files)
                                                                    for n, r in subs.items()}
                 and self.cache.tree_path(rec.tree).exists()):

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fastreg import tmpnames
-from fastreg.chunking import file_digest
+from fastreg.chunking import WHOLE_FILE_LIMIT, default_chunker, file_digest, file_matches
 from fastreg.errors import (
     NO_SPACE,
     ChangedWhileReadingError,
@@ -31,7 +31,7 @@ from fastreg.errors import (
     MissingDataError,
     no_space,
 )
-from fastreg.objects.digest import digest_bytes
+from fastreg.objects.digest import CURRENT, digest_of, matches
 from fastreg.repo.statcache import settle
 
 #: Temp files that checkout writes beside their final name; a crash can leave one behind, so
@@ -165,9 +165,13 @@ class Cache:
 
     # -- paths -------------------------------------------------------------------------------
     def put_bytes(self, data: bytes, digest: bytes | None = None) -> bytes:
-        """Store a file held in memory (verified against `digest` when given); its digest."""
-        got = digest_bytes(data)
-        if digest is not None and got != digest:
+        """Store a file held in memory (verified against `digest`, of either format, when given;
+        else named in format 2); its digest."""
+        if digest is None:
+            got = default_chunker().digest_buffer(data)[0]
+        elif file_matches(data, digest):
+            got = digest
+        else:
             raise IntegrityError(f"content for cache object {digest.hex()} does not match its digest; not stored")
         if not self.has_file(got):
             tmp = self.tmp_path(got)
@@ -199,8 +203,8 @@ class Cache:
             os.replace(tmp, final)
 
     # -- trees -------------------------------------------------------------------------------
-    def put_tree(self, data: bytes) -> bytes:
-        digest = digest_bytes(data)
+    def put_tree(self, data: bytes, digest_size: int = CURRENT) -> bytes:
+        digest = digest_of(data, digest_size)
         final = self.tree_path(digest)
         if not final.exists():
             tmp = self._tmp()
@@ -216,7 +220,7 @@ class Cache:
             raise MissingDataError(
                 f"tree {digest.hex()} is not in the cache at {self.root}; run `fastreg pull` to fetch it"
             ) from None
-        if digest_bytes(data) != digest:
+        if not matches(data, digest):
             raise IntegrityError(
                 f"cache object {self.tree_path(digest)} is corrupt (content does not match its digest); "
                 "delete it and run `fastreg add` or `fastreg pull` again"
@@ -355,7 +359,7 @@ class Cache:
         obj = self.file_path(digest)
         if not obj.exists():
             raise MissingDataError(f"object {digest.hex()} for {dest} is not in the cache; run `fastreg pull`")
-        if verify and file_digest(obj) != digest:
+        if verify and file_digest(obj, len(digest)) != digest:
             raise IntegrityError(
                 f"cache object {obj} for {dest} is corrupt (content does not match its digest); "
                 "it was not checked out: delete it and run `fastreg pull` or `fastreg add` again"
@@ -386,15 +390,27 @@ class Cache:
     def copy_verified(self, items: list[tuple[Path, bytes, bool]],
                       names: list[Path] | None = None) -> list[IntegrityError | None]:
         """Copy cache objects to new files (dest, digest, executable): each object is read,
-        written and hashed in one native pass (no cut-point scan), the digest that of the bytes
-        written. A corrupt object is reported (and its copy removed), never left written; raises
-        OSError (e.g. a missing object) for the caller to fall back to place(). names: what each
-        dest will be called once it is renamed into place, for messages (default: dest)."""
+        written and hashed in one native pass (no cut-point scan; a format-2 file of several
+        chunks is then digested from its copy), the digest that of the bytes written. A corrupt
+        object is reported (and its copy removed), never left written; raises OSError (e.g. a
+        missing object) for the caller to fall back to place(). names: what each dest will be
+        called once it is renamed into place, for messages (default: dest)."""
         from fastreg._files import copy_files
 
-        results = [got for _, got, _, _, _ in copy_files([self.file_path_str(d) for _, d, _ in items],
-                                                        [dest for dest, _, _ in items],
-                                                        [0o755 if x else 0o644 for _, _, x in items])]
+        results: list[bytes] = [b""] * len(items)
+        for size in {len(d) for _, d, _ in items}:
+            # Each format's digest from the copy pass: format 1's XXH3 of the whole file, format
+            # 2's SHA-256 of a file of one chunk; a larger format-2 file is digested from its
+            # chunks, read back from the copy just written.
+            at = [i for i, (_, d, _) in enumerate(items) if len(d) == size]
+            copied = copy_files([self.file_path_str(items[i][1]) for i in at], [items[i][0] for i in at],
+                                [0o755 if items[i][2] else 0o644 for i in at], digest_size=size,
+                                whole_limit=WHOLE_FILE_LIMIT)
+            for i, c in zip(at, copied, strict=True):
+                results[i] = c[1]
+            big = [i for i, c in zip(at, copied, strict=True) if not c[1] and c[0] > WHOLE_FILE_LIMIT]
+            for i, h in zip(big, default_chunker(size).hash_files([items[i][0] for i in big]), strict=True):
+                results[i] = h.digest
         out: list[IntegrityError | None] = []
         for i, ((dest, digest, _), got) in enumerate(zip(items, results, strict=True)):
             if got == digest:

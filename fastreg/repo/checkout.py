@@ -118,7 +118,8 @@ def unsaved_changes(project: Project, t: Target, meta: metafile.Metafile, jobs: 
         files: dict[str, os.stat_result | tuple[int, int, int, int]] = (
             walk_workspace(t.data) if t.data.is_dir() else {t.name: os.stat(t.data)})
         base = t.data if t.data.is_dir() else t.data.parent
-        ws = workspace_digests(base, files, StatCache(project.state_dir, t.rel).load(), pool, now_ns())
+        ws = workspace_digests(base, files, StatCache(project.state_dir, t.rel).load(), pool, now_ns(),
+                               len(meta.digest))
     prefix = f"{t.rel}/" if t.data.is_dir() else ""
     return sorted(f"{prefix}{rel}" if prefix else t.rel for rel, d in ws.items() if not project.cache.has_file(d))
 
@@ -189,7 +190,7 @@ def _plan_checkout(project: Project, t: Target, meta: metafile.Metafile, pool: T
             replace_self = True
         elif os.path.exists(t.data):
             files = {t.name: os.stat(t.data)}
-    ws = workspace_digests(base, files, sc, pool, started)
+    ws = workspace_digests(base, files, sc, pool, started, len(meta.digest))
     place, remove, conflicts = [], [], []
     unchanged = 0
     for rel, rec in expected.items():

@@ -4,16 +4,21 @@ revision and the workspace, or two revisions of a registry (registry/ops.py).
 Trees are compared node by node (objects/tree.diff): a subdirectory with the same digest on both
 sides is skipped unread, so the work follows what changed, not the dataset. Only the workspace
 side walks files (as status does, through the stat cache). A file deleted at one path and added
-at another with the same digest is reported once, as renamed. Memory: the changes, not the files."""
+at another with the same digest is reported once, as renamed. Across the two digest formats (a
+version recorded before format 2 and one after), a file of equal size is compared by its bytes
+(settle_formats), so only real changes are reported. Memory: the changes, not the files."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from fastreg.errors import FastregError, MissingDataError, UsageError
+from fastreg.chunking import WHOLE_FILE_LIMIT, file_digest
+from fastreg.errors import FastregError, FileSystemError, MissingDataError, UsageError
 from fastreg.objects import metafile, tree
 from fastreg.objects.tree import FileRecord
+from fastreg.repo.cache import Cache
 from fastreg.repo.project import Project
 from fastreg.repo.pull import ImportOpener
 
@@ -91,6 +96,35 @@ def compare_files(path: str, a: dict[str, FileRecord], b: dict[str, FileRecord])
             yield prefix + rel, ra, rb
 
 
+def settle_formats(changes: list[tree.Change], cache: Cache,
+                   fetch: Callable[[list[FileRecord]], object] | None = None) -> list[tree.Change]:
+    """The changes less those that are only a change of digest format: a file recorded in format
+    1 on one side and format 2 on the other, of the same size and executable bit, whose bytes
+    (the "before" side's, from the cache; what it lacks fetched first when `fetch` is given)
+    have the other side's digest. Where the bytes cannot be had, the change stays (the digests differ)."""
+    same_size = [i for i, (_, a, b) in enumerate(changes) if a is not None and b is not None
+                 and len(a.digest) != len(b.digest) and (a.size, a.executable) == (b.size, b.executable)]
+    if not same_size:
+        return changes
+    olds = [rec for i in same_size if (rec := changes[i][1]) is not None]
+    missing = list({r.digest: r for r in olds if not cache.has_file(r.digest)}.values())
+    if missing and fetch is not None:
+        with contextlib.suppress(FastregError):
+            fetch(missing)
+    unchanged = set()
+    for i in same_size:
+        _, a, b = changes[i]
+        assert a is not None and b is not None
+        try:
+            if file_digest(cache.file_path_str(a.digest), len(b.digest)) == b.digest:
+                unchanged.add(i)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise FileSystemError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    return [c for i, c in enumerate(changes) if i not in unchanged]
+
+
 def classify(changes: Iterable[tree.Change], within: list[str] | None = None) -> list[FileChange]:
     """FileChanges in path order; a deletion and an addition of the same digest pair up as a
     rename. within: only paths equal to or under one of these."""
@@ -165,6 +199,17 @@ def project_diff(project: Project, a: str | None, b: str | None, targets: list[s
                     changes.extend(compare_files("", before, after))
                     continue
             changes.extend(compare_metas(project.cache, p, ma, mb))
+
+    def fetch(records: list[FileRecord]) -> None:
+        from fastreg.repo.remotes import open_remote
+
+        _, session = open_remote(project, None, jobs)
+        with session:  # a big single-file target's chunk list is on the remote, not in its metafile
+            whole = [session.fetch_record(r.digest, r.size) if r.size > WHOLE_FILE_LIMIT and not r.chunks else r
+                     for r in records]
+            session.fetch_files(whole, [m.digest for m in metas_a.values() if m.source is None])
+
+    changes = settle_formats(changes, project.cache, fetch)
     return DiffResult(f"{a or 'HEAD'} ({commit_a[:10]})", label_b, classify(changes, within))
 
 

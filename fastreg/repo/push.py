@@ -47,7 +47,7 @@ def chunks_of_cached(project: Project, meta: metafile.Metafile) -> FileRecord | 
         return FileRecord(meta.size, meta.digest, b"", meta.executable)
     path = project.cache.file_path(meta.digest)
     try:
-        [hashed] = default_chunker().hash_files([str(path)])
+        [hashed] = default_chunker(len(meta.digest)).hash_files([str(path)])
     except FileNotFoundError:
         return None
     except OSError as exc:

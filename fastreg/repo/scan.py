@@ -89,7 +89,7 @@ def scan(root: Path, tree: trees.DirRecord, old: StatFile, writer: StatCacheWrit
     unchanged files and folders; `writer` receives the fresh one (call commit() only if the
     returned changes have folders_read: otherwise the old cache is still exact). `removals`: the
     cache's removal token, read before anything was looked at."""
-    s = _Scan(old, writer, cache, pool)
+    s = _Scan(old, writer, cache, pool, len(tree.digest))
     s.stored = old.removals == removals
     s.folder(str(root), "", tree, pool.submit(listing, str(root)))
     if s.out.folders_read:
@@ -127,13 +127,15 @@ Hashed = tuple[bytes, bytes, tuple[int, int, int], bool]  # digest, chunks, stat
 
 
 class _Scan:
-    def __init__(self, old: StatFile, writer: StatCacheWriter, cache: Cache, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, old: StatFile, writer: StatCacheWriter, cache: Cache, pool: ThreadPoolExecutor,
+                 digest_size: int) -> None:
+        """digest_size: the format of the tree compared with (files are hashed in it)."""
         self.out = Changes()
         self.old = old
         self.writer = writer
         self.cache = cache
         self.pool = pool
-        self.chunker = default_chunker()
+        self.chunker = default_chunker(digest_size)
         self.clean: list[str] = []  # folders that matched their record (copied if a new cache is written)
         self.stored = False  # whether the old cache's "stored" marks still hold (Builder.stored)
 
@@ -254,7 +256,8 @@ class _Scan:
         misses = []
         for name, path, st in present:
             entry = known.get(name)
-            if entry is not None and (entry[0], entry[1], entry[2]) == st[:3]:
+            if (entry is not None and (entry[0], entry[1], entry[2]) == st[:3]
+                    and len(entry[3]) == self.chunker.digest_size):
                 out[name] = (entry[3], entry[4], (st[0], st[1], st[2]), True)
             else:
                 misses.append((name, path, st))

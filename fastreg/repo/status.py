@@ -109,7 +109,7 @@ def _status_one(project: Project, t: Target, pool: ThreadPoolExecutor) -> Target
             res.state = State.CHANGED
             res.modified.append(t.name)
             return res
-        ws = workspace_digests(t.data.parent, files, sc, pool, started)
+        ws = workspace_digests(t.data.parent, files, sc, pool, started, len(meta.digest))
         if ws[t.name] != meta.digest:
             res.state = State.CHANGED
             res.modified.append(t.name)

@@ -77,20 +77,20 @@ def walk_workspace(root: Path, leftovers: list[str] | None = None
 
 
 def workspace_digests(root: Path, files: dict[str, os.stat_result | tuple[int, int, int, int]], sc: StatCache,
-             pool: ThreadPoolExecutor,
-             started: int) -> dict[str, bytes]:
-    """Digest of every workspace file: from the stat cache when stat matches, else by hashing
-    (in parallel batches); new hashes are recorded in the stat cache."""
+             pool: ThreadPoolExecutor, started: int, digest_size: int) -> dict[str, bytes]:
+    """Digest of every workspace file in the format of digest_size (that of the version it is
+    compared with): from the stat cache when stat matches and the entry is of that format, else
+    by hashing (in parallel batches); new hashes are recorded in the stat cache."""
     out: dict[str, bytes] = {}
     misses: list[str] = []
     for rel, st in files.items():
         hit = sc.lookup(rel, st)
-        if hit is None:
+        if hit is None or len(hit[0]) != digest_size:
             misses.append(rel)
         else:
             out[rel] = hit[0]
     if misses:
-        chunker = default_chunker()
+        chunker = default_chunker(digest_size)
         batches = [misses[i : i + 64] for i in range(0, len(misses), 64)]
 
         def work(batch: list[str]) -> list[HashedFile]:
@@ -172,10 +172,10 @@ def workspace_records(project: Project, t: Target, meta: metafile.Metafile,
     sc = StatCache(project.state_dir, t.rel).load()
     if t.data.is_dir():
         files = walk_workspace(t.data)
-        digests = workspace_digests(t.data, files, sc, pool, started)
+        digests = workspace_digests(t.data, files, sc, pool, started, len(meta.digest))
     else:
         files = {t.name: os.stat(t.data)}
-        digests = workspace_digests(t.data.parent, files, sc, pool, started)
+        digests = workspace_digests(t.data.parent, files, sc, pool, started, len(meta.digest))
     known = set(sc.entries)  # before save(), which keeps them: files that were here
     sc.save()
     out = {rel: tree.FileRecord(_stat_size(files[rel]), d, b"", _is_exec(files[rel])) for rel, d in digests.items()}

@@ -2,13 +2,15 @@
 
 Kept under .fastreg/state/remotes/<id>/mirror as a msgpack header followed by the table's raw
 bytes (read straight into the table's buffer, so loading holds one copy of it):
-["fastreg.mirror", 3, url, segments, packs, pack_segment, table length, trees, records, roots,
-gc_marks, certified] (certified: 16 bytes per tree node known to certify its subtree)
+["fastreg.mirror", 4, url, segments, packs, pack_segment, table length, trees, records, roots,
+gc_marks, certified, marker] (certified: the tree nodes known to certify their subtree; marker:
+the remote format this client last wrote or saw in fastreg-remote.toml, 0 if none)
 where `table` is a blob of sorted
-28-byte records (chunk digest 16 + pack number uint32 + offset uint32 + length uint32), `packs`
+44-byte records (chunk key 32 + pack number uint32 + offset uint32 + length uint32; the key is
+digest.wide of the chunk's digest, so format-1 and format-2 chunks share one table), `packs`
 maps pack numbers to pack digests, `segments` lists the index segments merged so far and
-`trees` (16 bytes each) the tree nodes known to be on the remote.  Memory: 28 bytes per chunk
-plus 16 per tree; a lookup is a binary search over the blob.  Refreshing lists `index/` and
+`trees` the tree nodes known to be on the remote (each set stored as 32-byte keys).  Memory: 44
+bytes per chunk plus a digest per tree; a lookup is a binary search over the blob.  Refreshing lists `index/` and
 fetches only segments not seen before, so a push with nothing new costs two listings (index/
 and gc/: every remote gc leaves a gc/<name> object first, and a mirror that sees a new one, or
 misses a segment it knew, rebuilds itself instead of trusting what may have been deleted).
@@ -31,13 +33,14 @@ from fastreg._index import index_records, lookup, merge_into
 from fastreg.errors import DecodeError, IntegrityError, ObjectNotFound
 from fastreg.objects import codec
 from fastreg.objects import pack as packfmt
+from fastreg.objects.digest import WIDTH, narrow, wide
 from fastreg.plan import Location
 from fastreg.storage.base import Store
 from fastreg.transfer import layout
 
-REC = struct.Struct(">16sIII")
+REC = struct.Struct(f">{WIDTH}sIII")
 MERGE_BYTES = 4 << 20  # new records merged into the table at a time
-MIRROR_VERSION = 3
+MIRROR_VERSION = 4
 
 
 class RemoteIndex:
@@ -62,6 +65,7 @@ class RemoteIndex:
         self.records: set[bytes] = set()
         self.roots: set[bytes] = set()  # targets whose root hint is up to date
         self.gc_marks: set[str] = set()  # remote gc runs seen (each leaves a gc/<name> object)
+        self.marker = 0  # the remote format last written or seen in the remote's marker
         self._pack_no: dict[bytes, int] = {}
         self.requests = 0
         self.refreshed = False  # refreshed from the remote during this command
@@ -80,16 +84,17 @@ class RemoteIndex:
             with open(fd, "rb", closefd=False) as f:
                 header = codec.stream_unpacker(f)
                 v = next(header)
-                if not (isinstance(v, list) and len(v) == 12 and v[0] == "fastreg.mirror" and v[1] == MIRROR_VERSION
+                if not (isinstance(v, list) and len(v) == 13 and v[0] == "fastreg.mirror" and v[1] == MIRROR_VERSION
                         and v[2] == self.url and isinstance(v[6], int)):
                     raise DecodeError("stale")
                 at = header.tell()
                 if f.seek(0, os.SEEK_END) != at + v[6]:
                     raise DecodeError("truncated")
             segments, packs, pack_segment = set(v[3]), list(v[4]), list(v[5])
-            trees, records, roots = (_split16(b) for b in v[7:10])
+            trees, records, roots = (_split(b) for b in v[7:10])
             gc_marks = set(v[10])
-            certified = _split16(v[11])
+            certified = _split(v[11])
+            marker = int(v[12])
             if len(packs) != len(pack_segment) or v[6] % REC.size:
                 raise DecodeError("inconsistent")
         except (OSError, DecodeError, IndexError, TypeError, ValueError, StopIteration):
@@ -104,6 +109,7 @@ class RemoteIndex:
         self._table, self._table_at, self._table_fd = None, (at, v[6]), keep
         self.trees, self.records, self.roots, self.gc_marks = trees, records, roots, gc_marks
         self.certified = certified
+        self.marker = marker
         self._pack_no = {p: i for i, p in enumerate(self.packs)}
         return self
 
@@ -112,8 +118,8 @@ class RemoteIndex:
         tmp = self.path.with_name(f"{self.path.name}.{os.urandom(4).hex()}.tmp")
         header = codec.packb(["fastreg.mirror", MIRROR_VERSION, self.url, sorted(self.segments), self.packs,
                               self.pack_segment, len(self) * REC.size,
-                              *(b"".join(sorted(s)) for s in (self.trees, self.records, self.roots)),
-                              sorted(self.gc_marks), b"".join(sorted(self.certified))])
+                              *(_join(s) for s in (self.trees, self.records, self.roots)),
+                              sorted(self.gc_marks), _join(self.certified), self.marker])
         with open(tmp, "wb") as f:
             f.write(header)
             if self._table is not None:
@@ -130,6 +136,7 @@ class RemoteIndex:
         self.segments, self.packs, self.pack_segment, self._table = set(), [], [], bytearray()
         self.trees, self.records, self.roots, self._pack_no = set(), set(), set(), {}
         self.certified = set()
+        self.marker = 0
         self.trees_listed = False
         self.gc_marks = set()
         self.refreshed = False
@@ -138,14 +145,14 @@ class RemoteIndex:
 
     # -- lookups -----------------------------------------------------------------------------
     def find(self, digest: bytes) -> Location | None:
-        rec = lookup(self.table, digest, REC.size)  # one native step: a merge cannot move it meanwhile
+        rec = lookup(self.table, wide(digest), REC.size)  # one native step: a merge cannot move it meanwhile
         if rec is None:
             return None
         _, pack_no, offset, length = REC.unpack(rec)
         return Location(self.packs[pack_no], offset, length)
 
     def has(self, digest: bytes) -> bool:
-        return find_record(self.table, digest, REC.size) >= 0
+        return find_record(self.table, wide(digest), REC.size) >= 0
 
     def __len__(self) -> int:
         return (len(self._table) if self._table is not None else self._table_at[1]) // REC.size
@@ -208,17 +215,17 @@ class RemoteIndex:
                 no = self._pack_no[seg.pack] = len(self.packs)
                 self.packs.append(seg.pack)
                 self.pack_segment.append(name)
-            parts.append(index_records(seg.entries, no))
+            parts.append(index_records(seg.entries, no, seg.entry.size - 8))
             pending += len(parts[-1])
             if pending >= MERGE_BYTES:
-                merge_into(self.table, parts, REC.size, 16)
+                merge_into(self.table, parts, REC.size, WIDTH)
                 parts, pending = [], 0
         # Sorted by record; the same chunk in two packs (concurrent pushers): one location per
         # digest. Done natively on the table, in place: no Python object per chunk, and memory of
         # the table plus at most MERGE_BYTES of new records (a mirror rebuilt from a remote of
         # millions of chunks never holds a second copy of it).
         if parts:
-            merge_into(self.table, parts, REC.size, 16)
+            merge_into(self.table, parts, REC.size, WIDTH)
 
     async def refresh_hints(self, store: Store, nodes: Iterable[bytes]) -> int:
         """Merge the segments named by the locator hints of `nodes` (a few small GETs instead of
@@ -288,8 +295,15 @@ class RemoteIndex:
         return len(todo)
 
 
-def _split16(blob: bytes) -> set[bytes]:
-    return {blob[i : i + 16] for i in range(0, len(blob), 16)}
+def _split(blob: bytes) -> set[bytes]:
+    """A set of digests of either format from its WIDTH-byte keys (`_join` undone)."""
+    if len(blob) % WIDTH:
+        raise DecodeError("inconsistent")
+    return {narrow(blob[i : i + WIDTH]) for i in range(0, len(blob), WIDTH)}
+
+
+def _join(digests: set[bytes]) -> bytes:
+    return b"".join(sorted(wide(d) for d in digests))
 
 
 def mirror_path(state_dir: Path, url: str) -> Path:

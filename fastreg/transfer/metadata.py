@@ -7,7 +7,7 @@ import asyncio
 
 from fastreg.errors import DecodeError, IntegrityError, MissingDataError, ObjectNotFound
 from fastreg.objects import pack, tree
-from fastreg.objects.digest import digest_bytes
+from fastreg.objects.digest import matches
 from fastreg.objects.tree import FileRecord
 from fastreg.storage.base import Store
 from fastreg.transfer import layout
@@ -48,9 +48,9 @@ async def fetch_node(store: Store, cache: LocalObjects, digest: bytes) -> bytes:
     except ObjectNotFound:
         raise MissingDataError(f"{store.where(key)} is missing: the data was not pushed to {store.url} "
                            "(run `fastreg push` where it was added)") from None
-    if digest_bytes(data) != digest:
+    if not matches(data, digest):
         raise IntegrityError(f"{store.where(key)} is corrupt (content does not match its digest)")
-    await asyncio.to_thread(cache.put_tree, data)
+    await asyncio.to_thread(cache.put_tree, data, len(digest))
     return data
 
 

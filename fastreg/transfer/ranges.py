@@ -14,9 +14,8 @@ import asyncio
 import os
 from collections.abc import Iterable
 
-import xxhash
-
 from fastreg.errors import IntegrityError, MissingDataError
+from fastreg.objects.digest import matches
 from fastreg.plan import Location, RangeRequest, coalesce
 from fastreg.storage.base import Store
 from fastreg.transfer import bridge
@@ -26,7 +25,7 @@ from fastreg.transfer.layout import pack_key
 
 def verified(data: bytes | memoryview, digest: bytes, length: int) -> bool:
     """A chunk's bytes are whole and are the chunk."""
-    return len(data) == length and xxhash.xxh3_128_digest(data) == digest
+    return len(data) == length and matches(data, digest)
 
 
 def damaged_pieces(req: RangeRequest, body: bytes | memoryview) -> dict[bytes, str]:

@@ -26,13 +26,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import xxhash
-
 from fastreg.chunking import WHOLE_FILE_LIMIT, iter_chunks
 from fastreg.errors import DecodeError, ObjectNotFound, StorageError
 from fastreg.objects import codec, tree
 from fastreg.objects import pack as packfmt
-from fastreg.objects.digest import digest_bytes
+from fastreg.objects.digest import matches
 from fastreg.objects.tree import FileRecord
 from fastreg.storage.base import Store
 from fastreg.transfer import layout
@@ -149,10 +147,10 @@ class _Trees:
             self._problem("missing-tree", key, f"tree node missing: the folder {path or '/'} cannot be read", path)
             return None
         if not cached:
-            if digest_bytes(data) != digest:
+            if not matches(data, digest):
                 self._problem("damaged-tree", key, f"tree node does not match its digest: {path or '/'}", path)
                 return None
-            await asyncio.to_thread(self.cache.put_tree, data)
+            await asyncio.to_thread(self.cache.put_tree, data, len(digest))
         return data
 
     def _problem(self, kind: str, key: str, detail: str, path: str) -> None:
@@ -168,7 +166,7 @@ class _NodeStore:
     def get_tree(self, digest: bytes) -> bytes:
         return self.nodes[digest]
 
-    def put_tree(self, data: bytes) -> bytes:
+    def put_tree(self, data: bytes, digest_size: int = 0) -> bytes:
         raise NotImplementedError
 
 
@@ -317,10 +315,10 @@ class _Checker:
                     return
                 self.report.bytes_read += len(data)
                 self.report.packs_read += 1
-                if digest_bytes(data) == pack:
+                if matches(data, pack):
                     return
                 wrong = {d for d, off, ln in seg.items()
-                         if off + ln > len(data) or xxhash.xxh3_128_digest(data[off : off + ln]) != d}
+                         if off + ln > len(data) or not matches(data[off : off + ln], d)}
                 if not wrong:
                     return  # damage outside every indexed chunk (a repaired pack): nothing a reader can reach
                 self.bad[pack] = Problem("damaged-pack", where, f"content does not match its name: {len(wrong)} of "

@@ -29,11 +29,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import xxhash
-
 from fastreg.errors import DecodeError, IntegrityError, StorageError
 from fastreg.objects import pack as packfmt
-from fastreg.objects.digest import digest_bytes
+from fastreg.objects.digest import digest_bytes, matches
 from fastreg.plan import Entry, GcPlan, PackState, plan_gc
 from fastreg.storage.base import ObjectInfo, Store
 from fastreg.transfer import layout
@@ -193,7 +191,7 @@ def repack(body: bytes, live: list[Entry], corrupt: Callable[[bytes], str]) -> t
     entries = []
     for digest, offset, length in sorted(live, key=lambda x: x[1]):
         data = body[offset : offset + length]
-        if len(data) != length or xxhash.xxh3_128_digest(data) != digest:
+        if len(data) != length or not matches(data, digest):
             raise IntegrityError(corrupt(digest))
         entries.append((digest, len(buf), length))
         buf += data

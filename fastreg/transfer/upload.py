@@ -21,8 +21,6 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
-import xxhash
-
 from fastreg.chunking import iter_chunks
 from fastreg.errors import (
     IntegrityError,
@@ -31,7 +29,7 @@ from fastreg.errors import (
     ObjectNotFound,
 )
 from fastreg.objects import pack as packfmt
-from fastreg.objects.digest import digest_bytes
+from fastreg.objects.digest import digest_bytes, matches
 from fastreg.objects.tree import FileRecord
 from fastreg.plan import PackPlan, iter_packs
 from fastreg.progress import Progress, phase
@@ -113,7 +111,7 @@ def build_pack(cache: LocalObjects, plan: PackPlan, buf: bytearray) -> tuple[byt
                 fd_digest = ref.file
             piece = view[at : at + ref.length]
             n = os.preadv(fd, [piece], ref.offset)
-            if n != ref.length or xxhash.xxh3_128_digest(piece) != ref.digest:
+            if n != ref.length or not matches(piece, ref.digest):
                 raise IntegrityError(f"cache object {cache.file_path(ref.file)} is corrupt (a chunk does not "
                                      "match its digest); it was not pushed: delete it and re-add the data")
             entries.append((ref.digest, at, ref.length))
@@ -175,8 +173,8 @@ class PackCommitter:
         self.packs += 1
         self.files += files
         self.bytes += seg.pack_size
-        self.chunks += len(seg.entries) // packfmt.ENTRY.size
-        if sum(len(s.entries) for _, s in self.waiting) // packfmt.ENTRY.size > max(MERGE_MIN, len(self.mirror) // 16):
+        self.chunks += len(seg)
+        if sum(len(s) for _, s in self.waiting) > max(MERGE_MIN, len(self.mirror) // 16):
             self.merge()
 
     def merge(self) -> None:

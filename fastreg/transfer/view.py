@@ -69,8 +69,12 @@ class RemoteView:
             await self.refresh()
 
     async def check_format(self, create: bool = False) -> None:
-        if not self.mirror.segments:  # a remote this mirror knows nothing of
+        """The remote's format marker checked (once per mirror); a push (create) also makes sure
+        it says the format the push writes (a format-1 remote becomes format 2)."""
+        if not self.mirror.segments or (create and self.mirror.marker != layout.REMOTE_FORMAT):
             await layout.ensure_format(self.store, create)
+            if create:
+                self.mirror.marker = layout.REMOTE_FORMAT
 
     async def locate(self, chunks: Iterable[bytes], hints: Iterable[bytes] = (), roots: Iterable[bytes] = ()) -> None:
         """Make the mirror know where `chunks` are, cheapest first: nothing when it knows them

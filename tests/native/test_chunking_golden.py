@@ -31,7 +31,7 @@ def test_frozen_parameters() -> None:
 
 
 def test_whole_file_limit() -> None:
-    ch = default_chunker()
+    ch = default_chunker(16)
     data = random.Random(1).randbytes(WHOLE_FILE_LIMIT)
     assert ch.digest_buffer(data) == (xxhash.xxh3_128_digest(data), b"")
     bigger = data + b"x"
@@ -44,7 +44,7 @@ def test_golden_cut_points() -> None:
     data = random.Random(20261127).randbytes(8 * 1024 * 1024)
     gear = gear_table()
     got = {
-        "default": cuts_digest(default_chunker(), data),
+        "default": cuts_digest(default_chunker(16), data),
         "4k/16k/64k": cuts_digest(Chunker(4096, 16384, 65536, gear), data),
         "1k/4k/16k n1": cuts_digest(Chunker(1024, 4096, 16384, gear, 1), data),
         "64k/256k/1m n3": cuts_digest(Chunker(65536, 262144, 1048576, gear, 3), data),

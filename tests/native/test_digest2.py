@@ -23,7 +23,7 @@ SHA = default_chunker(32)
 def reference(data: bytes) -> tuple[bytes, bytes]:
     """Format 2 as docs/design.md defines it, written with hashlib and format 1's cut points:
     a chunk is SHA-256(0x00 || bytes); a file of several chunks SHA-256(0x01 || chunk list)."""
-    cuts = default_chunker().cut_points(data) if len(data) > WHOLE_FILE_LIMIT else [len(data)]
+    cuts = default_chunker(16).cut_points(data) if len(data) > WHOLE_FILE_LIMIT else [len(data)]
     entries, start = [], 0
     for end in cuts:
         entries.append(hashlib.sha256(b"\x00" + data[start:end]).digest() + struct.pack(">I", end - start))
@@ -56,7 +56,7 @@ def test_native_equals_the_definition(size: int, seed: int) -> None:
 
 def test_same_cut_points_as_format_1() -> None:
     data = random.Random(7).randbytes(5_000_000)
-    old = [length for _, length in iter_chunks(default_chunker().digest_buffer(data)[1], b"x" * 16, 0)]
+    old = [length for _, length in iter_chunks(default_chunker(16).digest_buffer(data)[1], b"x" * 16, 0)]
     new_digest, new_chunks = SHA.digest_buffer(data)
     assert [length for _, length in iter_chunks(new_chunks, new_digest, 0)] == old
 

@@ -59,7 +59,7 @@ def test_chunks_concatenate_to_input_and_digests_match(data: bytes) -> None:
 
 def test_windowed_digest_equals_one_shot_cuts() -> None:
     # digest_buffer works in windows over large buffers; the cut points must not depend on that.
-    ch = default_chunker()
+    ch = default_chunker(16)
     data = random.Random(7).randbytes(9 * 1024 * 1024 + 12345)
     digest, blob = ch.digest_buffer(data)
     cuts = ch.cut_points(data)
@@ -71,7 +71,7 @@ def test_windowed_digest_equals_one_shot_cuts() -> None:
 
 @pytest.mark.parametrize("size", [0, 1, 100, 16 * 1024, 16 * 1024 + 1, 300_000, 1_048_576, 5_000_001])
 def test_hash_files_equals_digest_buffer(tmp_path, size: int) -> None:
-    ch = default_chunker()
+    ch = default_chunker(16)
     data = random.Random(size).randbytes(size)
     p = tmp_path / "f.bin"
     p.write_bytes(data)
@@ -84,7 +84,7 @@ def test_hash_files_equals_digest_buffer(tmp_path, size: int) -> None:
 
 
 def test_hash_files_batch_and_missing_file(tmp_path) -> None:
-    ch = default_chunker()
+    ch = default_chunker(16)
     paths = []
     for i in range(50):
         p = tmp_path / f"{i}.jpg"
@@ -101,7 +101,7 @@ def test_hash_files_batch_and_missing_file(tmp_path) -> None:
 
 
 def test_edit_in_the_middle_changes_only_nearby_chunks() -> None:
-    ch = default_chunker()
+    ch = default_chunker(16)
     rnd = random.Random(1234)
     size = 64 * 1024 * 1024
     data = bytearray(rnd.randbytes(size))
@@ -136,7 +136,7 @@ def test_bad_parameters_are_rejected() -> None:
 def test_copy_files_copies_exactly_what_it_hashed(tmp_path, sizes: list[int]) -> None:
     from fastreg._files import copy_files
 
-    ch = default_chunker()
+    ch = default_chunker(16)
     srcs, dsts, datas = [], [], []
     for i, size in enumerate(sizes):
         data = random.Random(i * 31 + size).randbytes(size)
@@ -222,10 +222,15 @@ def test_index_records_widen_entries() -> None:
 
     from fastreg._index import index_records, sort_unique
 
-    entries = b"".join(os.urandom(16) + struct.pack(">II", 100 * i, i + 1) for i in range(50))
+    # version 2 segments: 32-byte keys, 40-byte entries -> 44-byte records
+    entries = b"".join(os.urandom(32) + struct.pack(">II", 100 * i, i + 1) for i in range(50))
     out = index_records(entries, 0x01020304)
-    assert out == b"".join(entries[i * 24 : i * 24 + 16] + struct.pack(">III", 0x01020304, 100 * i, i + 1)
+    assert out == b"".join(entries[i * 40 : i * 40 + 32] + struct.pack(">III", 0x01020304, 100 * i, i + 1)
                            for i in range(50))
+    # version 1: 16-byte XXH3 digests, widened with 16 zero bytes
+    old = b"".join(os.urandom(16) + struct.pack(">II", 100 * i, i + 1) for i in range(50))
+    assert index_records(old, 7, 16) == b"".join(
+        old[i * 24 : i * 24 + 16] + bytes(16) + struct.pack(">III", 7, 100 * i, i + 1) for i in range(50))
     with pytest.raises(ValueError):
         index_records(entries[:-1], 0)
     with pytest.raises(ValueError):

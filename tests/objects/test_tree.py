@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import xxhash
 from hypothesis import given, settings
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 
 from fastreg.errors import DecodeError
 from fastreg.objects import metafile, tree
+from fastreg.objects.digest import digest_of
 
 
 class MemoryTrees:
@@ -18,8 +21,8 @@ class MemoryTrees:
         self.nodes: dict[bytes, bytes] = {}
         self.bytes_read = 0
 
-    def put_tree(self, data: bytes) -> bytes:
-        d = xxhash.xxh3_128_digest(data)
+    def put_tree(self, data: bytes, digest_size: int = 32) -> bytes:
+        d = digest_of(data, digest_size)
         self.nodes[d] = data
         return d
 
@@ -30,7 +33,7 @@ class MemoryTrees:
 
 
 def rec(i: int) -> tree.FileRecord:
-    return tree.FileRecord(1000 + i, xxhash.xxh3_128_digest(str(i).encode()), b"", i % 7 == 0)
+    return tree.FileRecord(1000 + i, digest_of(str(i).encode()), b"", i % 7 == 0)
 
 
 def build_flat(store: MemoryTrees, names: list[str]) -> tree.DirRecord:
@@ -40,27 +43,52 @@ def build_flat(store: MemoryTrees, names: list[str]) -> tree.DirRecord:
     return b.finish()
 
 
-def test_golden_tree_digest() -> None:
+@pytest.mark.parametrize(("size", "golden"), [
+    (16, "85120f91954778c0ab93179684f135bb"),  # format 1, as fastreg wrote it before format 2
+    (32, "6319508ec2a79a22260061ccaed5c91ad43418f58ccccde47073597c0f643407"),
+])
+def test_golden_tree_digest(size: int, golden: str) -> None:
     # Frozen encoding: if this changes, every tree digest (and metafile) changes: a format break.
+    def d(data: bytes) -> bytes:
+        return digest_of(data, size)
+
     store = MemoryTrees()
-    sub = build_flat(store, ["cat.0001.jpg", "cat.0002.jpg"])
+    sub = tree.DirBuilder(store)
+    for i, name in enumerate(["cat.0001.jpg", "cat.0002.jpg"]):
+        sub.add_file(name, tree.FileRecord(1000 + i, d(str(i).encode()), b"", i % 7 == 0))
+    cats = sub.finish()
     top = tree.DirBuilder(store)
-    top.add_file("README", tree.FileRecord(5, xxhash.xxh3_128_digest(b"hello"), b"", False))
-    top.add_dir("cats", sub)
-    chunks = xxhash.xxh3_128_digest(b"c1") + (70000).to_bytes(4, "big")
-    chunks += xxhash.xxh3_128_digest(b"c2") + (30000).to_bytes(4, "big")
-    top.add_file("model.bin", tree.FileRecord(100000, xxhash.xxh3_128_digest(b"m"), chunks, True))
+    top.add_file("README", tree.FileRecord(5, d(b"hello"), b"", False))
+    top.add_dir("cats", cats)
+    chunks = d(b"c1") + (70000).to_bytes(4, "big") + d(b"c2") + (30000).to_bytes(4, "big")
+    top.add_file("model.bin", tree.FileRecord(100000, d(b"m"), chunks, True))
     root = top.finish()
     assert (root.size, root.files) == (5 + 1000 + 1001 + 100000, 4)
-    assert root.digest.hex() == "85120f91954778c0ab93179684f135bb"
+    assert root.digest.hex() == golden
     # The builder's streamed encoding is exactly msgpack of the whole node.
     expected = tree.codec.packb([
         "fastreg.tree", 1, "dir",
-        [["README", 0, 5, xxhash.xxh3_128_digest(b"hello"), b""],
-         ["cats", 2, 2001, sub.digest, 2],
-         ["model.bin", 1, 100000, xxhash.xxh3_128_digest(b"m"), chunks]],
+        [["README", 0, 5, d(b"hello"), b""],
+         ["cats", 2, 2001, cats.digest, 2],
+         ["model.bin", 1, 100000, d(b"m"), chunks]],
     ])
     assert store.nodes[root.digest] == expected
+    assert root.digest == (xxhash.xxh3_128_digest(expected) if size == 16
+                           else hashlib.sha256(b"\x00" + expected).digest())
+
+
+def test_a_node_naming_children_in_the_other_format_is_refused() -> None:
+    """A format-2 node holds format-2 digests only: a file checked with XXH3 inside a SHA-256 tree
+    would be as forgeable as before."""
+    store = MemoryTrees()
+    body = tree.codec.packb(["fastreg.tree", 1, "dir", [["a", 0, 1, xxhash.xxh3_128_digest(b"a"), b""]]])
+    node = store.put_tree(body, 32)
+    with pytest.raises(DecodeError, match="corrupt entry"):
+        list(tree.iter_dir(store, node))
+    builder = tree.DirBuilder(store)
+    builder.add_file("a", tree.FileRecord(1, digest_of(b"a"), b"", False))
+    with pytest.raises(tree.MixedFormatsError):
+        builder.add_file("b", tree.FileRecord(1, xxhash.xxh3_128_digest(b"b"), b"", False))
 
 
 def test_entries_must_come_sorted() -> None:

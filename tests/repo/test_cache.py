@@ -7,9 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import xxhash
-
-from tests.helpers import files_under
+from tests.helpers import file_id, files_under
 
 
 def test_hardlink_and_symlink_cache_types_protect_the_cache(project: Path, run, make_images) -> None:
@@ -20,7 +18,7 @@ def test_hardlink_and_symlink_cache_types_protect_the_cache(project: Path, run, 
         original = files_under(ds)
         run("add", kind)
         f = ds / "data/train/cats/cat.0001.jpg"
-        obj_digest = xxhash.xxh3_128_digest(original["data/train/cats/cat.0001.jpg"]).hex()
+        obj_digest = file_id(original["data/train/cats/cat.0001.jpg"]).hex()
         obj = project / ".fastreg/cache/files" / obj_digest[:2] / obj_digest[2:]
         if kind == "hardlink":
             assert os.stat(f).st_ino == os.stat(obj).st_ino
@@ -85,7 +83,7 @@ def test_corrupt_cache_object_is_not_checked_out(project: Path, run, make_images
     make_images(project / "ds", train=4, validation=2)
     run("add", "ds")
     victim = project / "ds/data/train/cats/cat.0001.jpg"
-    digest = xxhash.xxh3_128_digest(victim.read_bytes()).hex()
+    digest = file_id(victim.read_bytes()).hex()
     obj = project / ".fastreg/cache/files" / digest[:2] / digest[2:]
     os.chmod(obj, 0o644)
     obj.write_bytes(b"bit rot")
@@ -104,7 +102,7 @@ def test_gc_workspace_and_all_commits(project: Path, run, make_images) -> None:
     subprocess.run(["git", "add", "-A"], check=True)
     subprocess.run(["git", "commit", "-qm", "v1"], check=True)
     old = ds / "data/train/cats/cat.0001.jpg"
-    old_digest = xxhash.xxh3_128_digest(old.read_bytes()).hex()
+    old_digest = file_id(old.read_bytes()).hex()
     old_obj = project / ".fastreg/cache/files" / old_digest[:2] / old_digest[2:]
     old.unlink()
     run("add", "ds")

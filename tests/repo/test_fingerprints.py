@@ -18,6 +18,7 @@ from fastreg.repo import scan as scan_mod
 from fastreg.repo.project import Project
 from fastreg.repo.statcache import StatCache
 from tests.conftest import OLD, Run, age
+from tests.helpers import file_id
 
 
 def tree(root: Path) -> None:
@@ -132,9 +133,7 @@ def test_add_stores_again_what_left_the_cache(project: Path, run: Run) -> None:
     run("add", "ds")
     cache = Project.find().cache
     victim = project / "ds/c/f2.bin"
-    import xxhash
-
-    obj = cache.file_path(xxhash.xxh3_128_digest(victim.read_bytes()))
+    obj = cache.file_path(file_id(victim.read_bytes()))
     obj.chmod(0o644)
     obj.write_bytes(b"rot")
     run("check", "--cache", "--repair", rc=3, error=False)

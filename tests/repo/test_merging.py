@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastreg.objects import tree
 from fastreg.repo.project import Project
-from tests.helpers import git
+from tests.helpers import file_id, git
 
 
 def clone(src: Path, dest: Path) -> Path:
@@ -244,9 +244,7 @@ def test_conflicts_are_named_and_resolved_by_side_or_by_add(tmp_path: Path, run,
 
 
 def tracked_digest(body: bytes) -> bytes:
-    import xxhash
-
-    return xxhash.xxh3_128_digest(body)
+    return file_id(body)
 
 
 def test_merge_under_rebase_and_cherry_pick(tmp_path: Path, run, make_images, monkeypatch) -> None:

@@ -267,7 +267,7 @@ def test_an_interrupted_push_keeps_what_reached_s3(tmp_path: Path, project: Path
 
     def keys(under: str) -> list[dict]:
         found = s3.list_objects_v2(Bucket=bucket, Prefix=f"r/{under}").get("Contents", [])
-        return [o for o in found if len(o["Key"].rsplit("/", 1)[-1]) == 32]  # objects, not folder entries
+        return [o for o in found if len(o["Key"].rsplit("/", 1)[-1]) == 64]  # objects (SHA-256 names), not folders
 
     with FaultProxy(seaweed.endpoint, error_rate=0, reset_rate=0, delay_rate=1.0, delay=1.0) as proxy:
         run("remote", "modify", "store", "endpoint_url", proxy.url)  # every request a second late

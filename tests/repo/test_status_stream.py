@@ -9,7 +9,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +17,7 @@ from fastreg.objects import tree
 from fastreg.repo import status as status_mod
 from fastreg.repo.project import Project
 from fastreg.repo.statcache import canonical
+from tests.helpers import file_id
 
 names = st.text(alphabet="ab-. _", min_size=1, max_size=3).filter(lambda n: n not in (".", "..") and
                                                                    n.strip() == n)
@@ -31,7 +31,7 @@ def reference(project: Project, root: Path, digest: bytes, here: bool) -> tuple[
     for dirpath, _, files in os.walk(root):
         for f in files:
             p = Path(dirpath) / f
-            ws[p.relative_to(root).as_posix()] = xxhash.xxh3_128_digest(p.read_bytes())
+            ws[p.relative_to(root).as_posix()] = file_id(p.read_bytes())
     added = [r for r in ws if r not in expected]
     modified = [r for r in ws if r in expected and expected[r].digest != ws[r]]
     gone = [r for r in expected if r not in ws]
@@ -72,7 +72,7 @@ def test_streamed_status_equals_the_plain_answer(before: set[str], extra: set[st
             elif action == "delete":
                 p.unlink()
             elif action == "forget":  # deleted from the workspace and from the cache: still a deletion
-                obj = project.cache.file_path(xxhash.xxh3_128_digest(p.read_bytes()))
+                obj = project.cache.file_path(file_id(p.read_bytes()))
                 p.unlink()
                 if obj.exists():
                     obj.chmod(0o644)

@@ -9,11 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import xxhash
 
 from fastreg.objects import metafile
 from tests.conftest import OLD, age
-from tests.helpers import files_under
+from tests.helpers import file_id, files_under
 
 
 def test_add_writes_metafile_and_gitignore(project: Path, run, make_images) -> None:
@@ -109,7 +108,7 @@ def test_single_large_file(project: Path, run) -> None:
     run("add", "model.bin")
     meta = metafile.loads((project / "model.bin.fastreg").read_text(), "m")
     assert (meta.kind, meta.size, meta.files, meta.executable) == ("file", len(data), 1, True)
-    assert meta.digest == xxhash.xxh3_128_digest(data)
+    assert meta.digest == file_id(data)
     model.write_bytes(b"changed")
     out, _ = run("status")
     assert "model.bin" in out and "modified" in out

@@ -3,11 +3,9 @@ in-memory store, made by hand."""
 
 from __future__ import annotations
 
-import xxhash
-
-from fastreg.chunking import CHUNK_ENTRY
+from fastreg.chunking import CHUNK_ENTRY_2, list_digest
 from fastreg.objects import pack as packfmt
-from fastreg.objects.digest import digest_bytes
+from fastreg.objects.digest import digest_bytes, digest_of
 from fastreg.objects.tree import FileRecord
 from fastreg.repo.cache import Cache
 from fastreg.storage.memory import MemoryStore
@@ -17,7 +15,8 @@ from fastreg.transfer.index import RemoteIndex
 
 
 def h(data: bytes) -> bytes:
-    return xxhash.xxh3_128_digest(data)
+    """A stored object's name (format 2), so a file of one chunk's digest."""
+    return digest_of(data)
 
 
 def put_file(cache: Cache, data: bytes) -> bytes:
@@ -49,8 +48,10 @@ def whole(data: bytes) -> FileRecord:
 
 
 def chunked(parts: list[bytes]) -> FileRecord:
+    """A file of these chunks (format 2: named by its chunk list)."""
     data = b"".join(parts)
-    return FileRecord(len(data), h(data), b"".join(CHUNK_ENTRY.pack(h(p), len(p)) for p in parts))
+    entries = b"".join(CHUNK_ENTRY_2.pack(h(p), len(p)) for p in parts)
+    return FileRecord(len(data), list_digest(entries), entries)
 
 
 def leftovers(cache: Cache) -> list[str]:

@@ -16,7 +16,7 @@ from fastreg.repo import push as sync
 from fastreg.repo.project import Project
 from fastreg.transfer import layout
 from tests.conftest import age
-from tests.helpers import files_under, setup_registry
+from tests.helpers import file_id, files_under, setup_registry
 from tests.servers import start_http
 
 
@@ -43,7 +43,7 @@ def test_local_remote_round_trip(tmp_path: Path, project: Path, run, make_images
     assert "not in remote store" in out
     out, _ = run("push")
     assert "Pushed" in out
-    assert (remote / layout.MARKER_KEY).read_text() == "format = 1\n"
+    assert (remote / layout.MARKER_KEY).read_text() == "format = 2\n"
     out, _ = run("status", "-r", "store")
     assert "Everything is in remote store" in out
     # A second push with nothing new uploads nothing and costs two listings (index/ and gc/) and
@@ -106,7 +106,7 @@ def test_corrupt_or_truncated_pack_fails_cleanly(tmp_path: Path, project: Path, 
         _, err = run("pull", rc=3)
         assert packfile.name in err and ("corrupt" in err or "truncated" in err)
         cached = [p for p in (other / ".fastreg/cache/files").rglob("*") if p.is_file()]
-        assert all(__import__("xxhash").xxh3_128_digest(p.read_bytes()).hex() == p.parent.name + p.name
+        assert all(file_id(p.read_bytes()).hex() == p.parent.name + p.name
                    for p in cached)
         # Every undamaged file was written, and only those, each with its true bytes.
         originals = {p.relative_to(project / "ds"): p.read_bytes() for p in (project / "ds").rglob("*.jpg")}
@@ -155,7 +155,7 @@ def test_pull_streams_in_batches(tmp_path: Path, project: Path, run, make_images
     assert victim.name in err
     cache = other / ".fastreg" / "cache"
     assert not any((cache / "tmp").iterdir())
-    assert all(__import__("xxhash").xxh3_128_digest(p.read_bytes()).hex() == p.parent.name + p.name
+    assert all(file_id(p.read_bytes()).hex() == p.parent.name + p.name
                for p in (cache / "files").rglob("*") if p.is_file())
     victim.write_bytes(good)
     run("pull")
