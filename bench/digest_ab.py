@@ -74,8 +74,7 @@ def fresh(proj: Path) -> None:
     """The project as before its first add (data kept)."""
     shutil.rmtree(proj / ".fastreg" / "cache", ignore_errors=True)
     shutil.rmtree(proj / ".fastreg" / "state", ignore_errors=True)
-    for meta in proj.glob("*.fastreg"):
-        meta.unlink()
+    (proj / "ds.fastreg").unlink(missing_ok=True)
 
 
 class AB:

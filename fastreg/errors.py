@@ -191,3 +191,17 @@ class IntegrityError(FastregError):
     """Bytes do not match their digest: a corrupt cache or remote object."""
 
     exit_code = 3
+
+
+class DamagedChunksError(IntegrityError):
+    """Chunks read from the remote that are not what their digests name (`chunks`), for a caller
+    that knows which files they belong to and names those."""
+
+    def __init__(self, message: str, chunks: frozenset[bytes]) -> None:
+        super().__init__(message)
+        self.chunks = chunks
+
+    def naming(self, paths: list[str]) -> IntegrityError:
+        """The same error, led by the paths of the files the damaged chunks belong to."""
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        return IntegrityError(f"{shown}: not read, the remote's bytes do not match their digest ({self.message})")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fastreg import userdirs
 from fastreg.chunking import WHOLE_FILE_LIMIT, file_matches, iter_chunks
 from fastreg.errors import (
+    DamagedChunksError,
     DirectoryPathError,
     FastregError,
     MetafileError,
@@ -439,7 +440,7 @@ class FastregReader(RegistryCommit):
         rec = self.file_record(loc)
         if self.cache.has_file(rec.digest):
             return io.FileIO(self.cache.file_path(rec.digest), "rb")
-        return ChunkedFile(self, rec, loc.meta.digest)
+        return ChunkedFile(self, rec, loc.meta.digest, loc.path)
 
     def read_files(self, wanted: list[tuple[Located, FileRecord]]) -> dict[bytes, bytes]:
         """Whole files into memory (file digest -> content) with one planned batch of ranged
@@ -454,7 +455,11 @@ class FastregReader(RegistryCommit):
         data: dict[bytes, bytes] = {}
         for root, (_, chunks, recs) in by_root.items():
             self.source.prepare(recs, root, root)
-            data.update(self.source.read_chunks(list(chunks.items()), root))
+            try:
+                data.update(self.source.read_chunks(list(chunks.items()), root))
+            except DamagedChunksError as exc:
+                raise exc.naming(sorted(loc.path for loc, r in wanted if exc.chunks & {
+                    d for d, _ in iter_chunks(r.chunks, r.digest, r.size)})) from None
         out = {}
         for r in records:
             content = b"".join(data[d] for d, _ in iter_chunks(r.chunks, r.digest, r.size))
@@ -557,9 +562,10 @@ class ChunkedFile(Positioned, io.RawIOBase):
     once every chunk of a file up to KEEP_LIMIT has been read, the file is stored in the cache
     (verified against its digest), so the next open is local."""
 
-    def __init__(self, reader: FastregReader, rec: FileRecord, root: bytes) -> None:
+    def __init__(self, reader: FastregReader, rec: FileRecord, root: bytes, path: str) -> None:
         self._reader = reader
         self.rec = rec
+        self.path = path  # in the registry, for messages
         self._root = root
         self._chunks = iter_chunks(rec.chunks, rec.digest, rec.size)
         self._starts = list(itertools.accumulate([0] + [n for _, n in self._chunks]))[:-1]
@@ -582,7 +588,10 @@ class ChunkedFile(Positioned, io.RawIOBase):
         last = max(0, bisect.bisect_right(self._starts, end - 1) - 1)
         wanted = [i for i in range(first, last + 1) if i not in self._got]
         if wanted:
-            got = self._reader.source.read_chunks([self._chunks[i] for i in wanted], self._root)
+            try:
+                got = self._reader.source.read_chunks([self._chunks[i] for i in wanted], self._root)
+            except DamagedChunksError as exc:
+                raise exc.naming([self.path]) from None
             if not self._keep:
                 for i in list(self._got)[: max(0, len(self._got) + len(wanted) - _RECENT)]:
                     del self._got[i]

@@ -165,7 +165,7 @@ def get(url: str, path: str, out: str | None, rev: str | None, jobs: int | None,
             return GetResult(dest, 1, len(data), 0, reg.commit)
         cache = reg.cache
         got = reg.materials(loc, progress)
-        res = _fetch_while(reg, got.files, loc.meta.digest, progress,
+        res = _fetch_while(reg, got.files, loc.meta.digest, loc.path, progress,
                            lambda arrivals: _place(cache, got.files, dest, arrivals, got.folders))
     return GetResult(dest, got.count, got.size, res.bytes, reg.commit)
 
@@ -187,7 +187,7 @@ def _get_git_folder(reg: Reader, base: str, dest: Path, progress: Progress | Non
         rel = target[len(base) + 1:]
         got = reg.materials(Located(target, meta, None), progress)
         res = reg.fetch(got.files, meta.digest, progress)
-        _raise_damage(res, got.files)
+        _raise_damage(res, got.files, target)
         downloaded += res.bytes
         files += [(f"{rel}/{p}" if p else rel, r) for p, r in got.files]
         folders += [f"{rel}/{f}" for f in got.folders]
@@ -197,7 +197,7 @@ def _get_git_folder(reg: Reader, base: str, dest: Path, progress: Progress | Non
     return GetResult(dest, len(files), sum(r.size for _, r in files), downloaded, reg.commit)
 
 
-def _fetch_while(reg: Reader, files: list[tuple[str, FileRecord]], root: bytes,
+def _fetch_while(reg: Reader, files: list[tuple[str, FileRecord]], root: bytes, where: str,
                  progress: Progress | None, write: Callable[[Arrivals], object]) -> FetchResult:
     """Download files into the cache while write(arrivals) (which waits for each object with
     arrivals.wait_for) puts them into place in a thread of its own: the output fills up while
@@ -208,17 +208,18 @@ def _fetch_while(reg: Reader, files: list[tuple[str, FileRecord]], root: bytes,
         res = reg.fetch(files, root, progress, on_arrival=side.arrivals.note)
     finally:
         side.close()
-    _raise_damage(res, files)
+    _raise_damage(res, files, where)
     side.result()
     return res
 
 
-def _raise_damage(res: FetchResult, files: list[tuple[str, FileRecord]]) -> None:
-    """A download that found damaged files fails naming each by its path (exit 3); the rest of
-    what it brought is in the cache."""
+def _raise_damage(res: FetchResult, files: list[tuple[str, FileRecord]], where: str) -> None:
+    """A download that found damaged files fails naming each by its path in the registry (files:
+    relative to `where`, the path that was asked for) (exit 3); the rest of what it brought is in
+    the cache."""
     if res.damaged:
         wanted = {d.file.digest for d in res.damaged}
-        names = {r.digest: p for p, r in files if r.digest in wanted}
+        names = {r.digest: f"{where}/{p}" if p else where for p, r in files if r.digest in wanted}
         raise damage_error(res.damaged, lambda d: names.get(d, d.hex()), res.files)
 
 
@@ -263,7 +264,7 @@ def _materialize_into_project(project: Project, reg: Reader, loc: Located, t: Ta
             _discard(beside)
             into = Target(t.rel, beside, t.meta)
             try:
-                res = _fetch_while(reg, files, loc.meta.digest, progress,
+                res = _fetch_while(reg, files, loc.meta.digest, loc.path, progress,
                                    lambda arrivals: checkout_new(project, into, meta, arrivals=arrivals))
                 if record is not None:
                     record(meta)
@@ -273,7 +274,7 @@ def _materialize_into_project(project: Project, reg: Reader, loc: Located, t: Ta
                 raise
         else:
             res = reg.fetch(files, loc.meta.digest, progress)
-            _raise_damage(res, files)
+            _raise_damage(res, files, loc.path)
     return meta, res.bytes
 
 

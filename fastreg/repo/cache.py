@@ -18,7 +18,7 @@ import fcntl
 import itertools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from fastreg import tmpnames
@@ -31,7 +31,7 @@ from fastreg.errors import (
     MissingDataError,
     no_space,
 )
-from fastreg.objects.digest import CURRENT, digest_of, matches
+from fastreg.objects.digest import CURRENT, SHA256, digest_of, matches
 from fastreg.repo.statcache import settle
 
 #: Temp files that checkout writes beside their final name; a crash can leave one behind, so
@@ -76,6 +76,9 @@ class Cache:
         self._lock = threading.Lock()
         self._reflink_ok: bool | None = None
         self._shards: set[Path] = set()  # object folders known to exist
+        # Objects this process wrote after checking their bytes (a fetch): a checkout right after
+        # copies them without hashing them again (they are the very files just checked).
+        self._fresh: set[bytes] = set()
 
     def ensure(self) -> None:
         for d in (self.files_dir, self.trees_dir, self.tmp_dir):
@@ -162,6 +165,10 @@ class Cache:
             os.unlink(tmp)
         else:
             self._publish(Path(tmp), final)
+
+    def fetched(self, digests: Iterable[bytes]) -> None:
+        """Note objects this process just stored after verifying their bytes (a fetch)."""
+        self._fresh.update(digests)
 
     # -- paths -------------------------------------------------------------------------------
     def put_bytes(self, data: bytes, digest: bytes | None = None) -> bytes:
@@ -398,17 +405,20 @@ class Cache:
         from fastreg._files import copy_files
 
         results: list[bytes] = [b""] * len(items)
-        for size in {len(d) for _, d, _ in items}:
+        groups: dict[tuple[int, bool], list[int]] = {}
+        for i, (_, d, _) in enumerate(items):
+            groups.setdefault((len(d), len(d) == SHA256 and d in self._fresh), []).append(i)
+        for (size, fresh), at in groups.items():
             # Each format's digest from the copy pass: format 1's XXH3 of the whole file, format
             # 2's SHA-256 of a file of one chunk; a larger format-2 file is digested from its
-            # chunks, read back from the copy just written.
-            at = [i for i, (_, d, _) in enumerate(items) if len(d) == size]
+            # chunks, read back from the copy just written. An object this process fetched and
+            # checked moments ago is copied without hashing it a second time.
             copied = copy_files([self.file_path_str(items[i][1]) for i in at], [items[i][0] for i in at],
                                 [0o755 if items[i][2] else 0o644 for i in at], digest_size=size,
-                                whole_limit=WHOLE_FILE_LIMIT)
+                                whole_limit=0 if fresh else WHOLE_FILE_LIMIT)
             for i, c in zip(at, copied, strict=True):
-                results[i] = c[1]
-            big = [i for i, c in zip(at, copied, strict=True) if not c[1] and c[0] > WHOLE_FILE_LIMIT]
+                results[i] = items[i][1] if fresh else c[1]
+            big = [i for i, c in zip(at, copied, strict=True) if not fresh and not c[1] and c[0] > WHOLE_FILE_LIMIT]
             for i, h in zip(big, default_chunker(size).hash_files([items[i][0] for i in big]), strict=True):
                 results[i] = h.digest
         out: list[IntegrityError | None] = []

@@ -234,6 +234,7 @@ class FetchWriter:
                 raise no_space(cache.file_path_str(rec.digest), "the cache")
             if err > 0:
                 raise FileSystemError(f"cannot write {cache.file_path_str(rec.digest)}: {os.strerror(err)}")
+        cache.fetched(r.digest for r in recs)
         return recs
 
     def assemble(self, batch: _Batch, req: RangeRequest, body: memoryview,
@@ -279,6 +280,7 @@ class FetchWriter:
             if not ok:
                 raise IntegrityError(f"downloaded file {asm.rec.digest.hex()} does not match its digest")
             self.cache.adopt(asm.tmp, asm.rec.digest)
+            self.cache.fetched([asm.rec.digest])
         except OSError as exc:
             asm.discard()
             if exc.errno in NO_SPACE:

@@ -3,6 +3,7 @@ A protocol, so transfer/ does not import the project layer above it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +18,10 @@ class LocalObjects(Protocol):
     def tmp_path(self, digest: bytes | None = None) -> Path: ...
 
     def adopt(self, tmp: str | Path, digest: bytes) -> None: ...
+
+    def fetched(self, digests: Iterable[bytes]) -> None:
+        """Objects this process just stored after verifying their bytes."""
+        ...
 
     def tree_path(self, digest: bytes) -> Path: ...
 

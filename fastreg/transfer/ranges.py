@@ -14,7 +14,7 @@ import asyncio
 import os
 from collections.abc import Iterable
 
-from fastreg.errors import IntegrityError, MissingDataError
+from fastreg.errors import DamagedChunksError, MissingDataError
 from fastreg.objects.digest import matches
 from fastreg.plan import Location, RangeRequest, coalesce
 from fastreg.storage.base import Store
@@ -43,8 +43,8 @@ def pieces_of(store: Store, req: RangeRequest, body: bytes) -> dict[bytes, bytes
     bad = damaged_pieces(req, body)
     if bad:
         digest, how = next(iter(bad.items()))
-        raise IntegrityError(f"{store.where(pack_key(req.pack))} is {how} at chunk {digest.hex()}"
-                             + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+        raise DamagedChunksError(f"{store.where(pack_key(req.pack))} is {how} at chunk {digest.hex()}"
+                                 + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""), frozenset(bad))
     return {piece.digest: body[piece.at : piece.at + piece.length] for piece in req.pieces}
 
 
